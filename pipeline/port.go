@@ -35,9 +35,11 @@ type Port interface {
 	// Flush pushes queued transmissions to the device (a kick on AF_XDP)
 	// and recycles frames whose transmission has completed.
 	Flush()
-	// NextHop returns the MAC address to send to for an on-link IPv4
-	// destination or gateway (host byte order). It never blocks: on a miss it
-	// starts resolution in the background and returns ok = false.
+	// NextHop returns the MAC address a packet for IPv4 destination addr
+	// (host byte order) is sent to on this port: addr's own when addr is on
+	// one of the interface's connected prefixes, else the configured
+	// gateway's. It never blocks: on a miss it starts resolution in the
+	// background and returns ok = false (the caller drops and counts).
 	NextHop(addr uint32) (mac [6]byte, ok bool)
 }
 
