@@ -1,8 +1,8 @@
 package packet
 
 import (
-	"testing"
 	"reflect"
+	"testing"
 )
 
 func TestTupleWordsRoundTrip(t *testing.T) {
