@@ -70,5 +70,14 @@ func (u UDP) Checksum() uint16 { return binary.BigEndian.Uint16(u[udpChecksum:])
 // SetChecksum sets the checksum field.
 func (u UDP) SetChecksum(c uint16) { binary.BigEndian.PutUint16(u[udpChecksum:], c) }
 
-// Payload returns the data after the header, up to Length.
-func (u UDP) Payload() []byte { return u[UDPLen:u.Length()] }
+// Payload returns the data after the header, up to Length. Where Length
+// does not bound the data present — a first fragment, whose Length counts
+// the whole datagram, or UDP-Lite coverage 0 — it returns everything after
+// the header.
+func (u UDP) Payload() []byte {
+	n := int(u.Length())
+	if n < UDPLen || n > len(u) {
+		n = len(u)
+	}
+	return u[UDPLen:n]
+}
