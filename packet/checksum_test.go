@@ -294,3 +294,18 @@ func TestChecksumAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run, want 0", n)
 	}
 }
+
+func TestHeaderSumMatchesNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for i := range 1000 {
+		h := randomBytes(r, 4*(5+r.IntN(11)))
+		if i%3 == 0 {
+			for j := range h {
+				h[j] = 0xff
+			}
+		}
+		if got, want := Fold(headerSum(h)), naiveSum(h, 0); got != want {
+			t.Fatalf("len %d: headerSum %#04x, naive %#04x", len(h), got, want)
+		}
+	}
+}

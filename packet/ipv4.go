@@ -162,4 +162,4 @@ func (b IPv4) CalculateChecksum() uint16 {
 
 // IsChecksumValid reports whether the header checksum is correct: the
 // one's-complement sum of the header, checksum included, is 0xffff.
-func (b IPv4) IsChecksumValid() bool { return Fold(Sum(b[:b.HeaderLen()], 0)) == 0xffff }
+func (b IPv4) IsChecksumValid() bool { return Fold(headerSum(b[:b.HeaderLen()])) == 0xffff }

@@ -101,7 +101,7 @@ func Parse(frame []byte, p *Parsed) Result {
 		return ErrBadTotalLength
 	}
 	// RFC 791: the sum over the header, checksum included, is all ones.
-	if Fold(Sum(ip[:hl], 0)) != 0xffff {
+	if Fold(headerSum(ip[:hl])) != 0xffff {
 		return ErrBadIPChecksum
 	}
 

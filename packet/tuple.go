@@ -1,5 +1,7 @@
 package packet
 
+import "strconv"
+
 // Protocol numbers fastnat handles (IANA "Assigned Internet Protocol Numbers").
 const (
 	ProtoICMP    uint8 = 1
@@ -46,4 +48,44 @@ func TupleFromWords(a, b uint64) Tuple {
 		SrcAddr: uint32(a >> 32), DstAddr: uint32(a),
 		SrcPort: uint16(b >> 48), DstPort: uint16(b >> 32), Proto: uint8(b),
 	}
+}
+
+// String formats the tuple for logs and test failures, e.g.
+// "tcp 10.77.0.5:40000 -> 198.18.0.204:9091". It allocates; keep it off the
+// fast path.
+func (t Tuple) String() string {
+	var b []byte
+	switch t.Proto {
+	case ProtoICMP:
+		b = append(b, "icmp"...)
+	case ProtoTCP:
+		b = append(b, "tcp"...)
+	case ProtoUDP:
+		b = append(b, "udp"...)
+	case ProtoDCCP:
+		b = append(b, "dccp"...)
+	case ProtoSCTP:
+		b = append(b, "sctp"...)
+	case ProtoUDPLite:
+		b = append(b, "udp-lite"...)
+	default:
+		b = append(b, "proto-"...)
+		b = strconv.AppendUint(b, uint64(t.Proto), 10)
+	}
+	b = append(b, ' ')
+	b = appendAddrPort(b, t.SrcAddr, t.SrcPort)
+	b = append(b, " -> "...)
+	b = appendAddrPort(b, t.DstAddr, t.DstPort)
+	return string(b)
+}
+
+func appendAddrPort(b []byte, a uint32, p uint16) []byte {
+	for i := 24; i >= 0; i -= 8 {
+		b = strconv.AppendUint(b, uint64(a>>i&0xff), 10)
+		if i > 0 {
+			b = append(b, '.')
+		}
+	}
+	b = append(b, ':')
+	return strconv.AppendUint(b, uint64(p), 10)
 }
