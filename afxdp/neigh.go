@@ -1,0 +1,106 @@
+package afxdp
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// prefix4 is an IPv4 prefix in host byte order.
+type prefix4 struct {
+	addr, mask uint32
+}
+
+func (p prefix4) contains(a uint32) bool { return a&p.mask == p.addr }
+
+// neighSnapshot is an immutable view of one interface's next hops: its
+// connected prefixes, its gateway and the MAC addresses the kernel has
+// resolved. Workers read it through an atomic pointer; the resolver
+// replaces it whole.
+type neighSnapshot struct {
+	onLink  []prefix4
+	gateway uint32 // 0: none
+	macs    map[uint32][6]byte
+}
+
+// pendingSlots is how many resolution requests can wait at once; a request
+// that lands on a busy slot replaces it, and the loser asks again on its
+// next packet.
+const pendingSlots = 64
+
+// neighTable is the per-interface next-hop cache behind Port.NextHop.
+// Lookups are wait-free: one atomic pointer load and a map read. A miss
+// stores the address in a request slot (an atomic store, no lock, no
+// channel) that the resolver goroutine sweeps.
+type neighTable struct {
+	snap    atomic.Pointer[neighSnapshot]
+	pending [pendingSlots]atomic.Uint32
+}
+
+func newNeighTable() *neighTable {
+	t := &neighTable{}
+	t.snap.Store(&neighSnapshot{macs: map[uint32][6]byte{}})
+	return t
+}
+
+// nextHop implements Port.NextHop for addr in host byte order.
+func (t *neighTable) nextHop(addr uint32) (mac [6]byte, ok bool) {
+	s := t.snap.Load()
+	hop := addr
+	if !s.isOnLink(addr) {
+		hop = s.gateway
+		if hop == 0 {
+			return mac, false
+		}
+	}
+	if mac, ok = s.macs[hop]; ok {
+		return mac, true
+	}
+	t.request(hop)
+	return mac, false
+}
+
+func (s *neighSnapshot) isOnLink(addr uint32) bool {
+	for _, p := range s.onLink {
+		if p.contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// request asks the resolver to resolve addr. Repeated misses for the same
+// address only read the slot, so a flood of packets to one unresolved host
+// does not bounce a cache line between workers.
+func (t *neighTable) request(addr uint32) {
+	slot := &t.pending[(addr*0x9e3779b1)>>(32-6)]
+	if slot.Load() != addr {
+		slot.Store(addr)
+	}
+}
+
+// takeRequests calls fn for every pending request and clears it.
+func (t *neighTable) takeRequests(fn func(addr uint32)) {
+	for i := range t.pending {
+		if a := t.pending[i].Swap(0); a != 0 {
+			fn(a)
+		}
+	}
+}
+
+func addr4(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func netipAddr(a uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
+
+func newPrefix4(p netip.Prefix) prefix4 {
+	p = p.Masked()
+	var mask uint32
+	if b := p.Bits(); b > 0 {
+		mask = ^uint32(0) << (32 - b)
+	}
+	return prefix4{addr: addr4(p.Addr()), mask: mask}
+}

@@ -1,0 +1,267 @@
+package afxdp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Resolver timing.
+const (
+	resyncEvery = time.Second           // full re-read of neighbours, addresses and routes
+	retryEvery  = time.Second           // at most one resolution request per address
+	recvTimeout = 10 * time.Millisecond // how long a miss waits to be picked up, at most
+)
+
+// usableStates are the neighbour states whose link-layer address the kernel
+// itself would send to.
+const usableStates = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY |
+	netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+// resolver keeps one interface's neighTable in step with the kernel's
+// neighbour table and resolves misses. It runs one goroutine
+// (RoutineResolve) that listens for neighbour and address changes on a
+// netlink socket, sweeps the table's miss requests every recvTimeout, and
+// re-reads everything every resyncEvery.
+//
+// A miss is resolved by the kernel itself: an RTM_NEWNEIGH request with
+// NTF_USE ("ip neigh replace ADDR dev IF use") makes the kernel create an
+// INCOMPLETE entry and send an ARP request from the host stack, exactly as
+// if a local packet were waiting, without sending any payload. The answer
+// arrives as a neighbour event. The same request on a STALE entry makes the
+// kernel re-probe it by unicast, which keeps in use the entries whose
+// traffic the kernel never sees because fastnat forwards it.
+type resolver struct {
+	t        *neighTable
+	h        *netlink.Handle
+	ifindex  int
+	gateway  uint32 // configured; 0: from the default route
+	fd       int
+	done     chan struct{}
+	finished chan struct{}
+
+	macs     map[uint32][6]byte
+	onLink   []prefix4
+	gw       uint32
+	tried    map[uint32]time.Time
+	lastSync time.Time
+}
+
+func startResolver(t *neighTable, h *netlink.Handle, ifindex int, gateway netip.Addr) (*resolver, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open neighbour event socket: %w", sysErr(err))
+	}
+	groups := uint32(1<<(unix.RTNLGRP_NEIGH-1) | 1<<(unix.RTNLGRP_IPV4_IFADDR-1))
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("subscribe to neighbour events: %w", sysErr(err))
+	}
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("set neighbour socket timeout: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	r := &resolver{
+		t: t, h: h, ifindex: ifindex, fd: fd,
+		done: make(chan struct{}), finished: make(chan struct{}),
+		macs: map[uint32][6]byte{}, tried: map[uint32]time.Time{},
+	}
+	if gateway.IsValid() {
+		r.gateway = addr4(gateway)
+	}
+	if err := r.resync(time.Now()); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	go r.RoutineResolve()
+	return r, nil
+}
+
+// RoutineResolve is the resolver's goroutine; it returns after stop.
+func (r *resolver) RoutineResolve() {
+	defer close(r.finished)
+	buf := make([]byte, 1<<16)
+	for {
+		select {
+		case <-r.done:
+			return
+		default:
+		}
+		resync, dirty := false, false
+		n, _, err := unix.Recvfrom(r.fd, buf, 0)
+		switch {
+		case err == nil:
+			resync, dirty = r.handle(buf[:n])
+		case errors.Is(err, unix.ENOBUFS):
+			resync = true // events were lost
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		default:
+			time.Sleep(recvTimeout) // a broken socket must not spin; resync still runs
+		}
+		now := time.Now()
+		r.t.takeRequests(func(a uint32) { r.resolve(a, now) })
+		if resync || now.Sub(r.lastSync) >= resyncEvery {
+			_ = r.resync(now) // a failed dump keeps the last good view
+		} else if dirty {
+			r.publish()
+		}
+	}
+}
+
+// handle applies a batch of netlink events; it reports whether a full
+// resync is due (addresses changed) and whether the neighbours changed.
+func (r *resolver) handle(b []byte) (resync, dirty bool) {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return true, false
+	}
+	for _, m := range msgs {
+		switch m.Header.Type {
+		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+			resync = true
+		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
+			n, err := netlink.NeighDeserialize(m.Data)
+			if err != nil {
+				continue
+			}
+			if r.apply(n, m.Header.Type == unix.RTM_DELNEIGH) {
+				dirty = true
+			}
+		}
+	}
+	return resync, dirty
+}
+
+// apply records one neighbour; it reports whether the view changed.
+func (r *resolver) apply(n *netlink.Neigh, deleted bool) bool {
+	ip := n.IP.To4()
+	if n.LinkIndex != r.ifindex || ip == nil {
+		return false
+	}
+	a := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	old, had := r.macs[a]
+	if deleted || n.State&usableStates == 0 || len(n.HardwareAddr) != 6 {
+		delete(r.macs, a)
+		return had
+	}
+	var mac [6]byte
+	copy(mac[:], n.HardwareAddr)
+	r.macs[a] = mac
+	return !had || old != mac
+}
+
+// resync re-reads the interface's neighbours, prefixes and default route.
+func (r *resolver) resync(now time.Time) error {
+	r.lastSync = now
+	neighs, err := r.h.NeighList(r.ifindex, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return fmt.Errorf("list neighbours: %w", sysErr(err))
+	}
+	macs := make(map[uint32][6]byte, len(neighs))
+	r.macs = macs
+	for i := range neighs {
+		n := &neighs[i]
+		r.apply(n, false)
+		if n.State&netlink.NUD_STALE != 0 {
+			if ip := n.IP.To4(); ip != nil {
+				r.resolve(addr4(netip.AddrFrom4([4]byte(ip))), now)
+			}
+		}
+	}
+	l, err := r.h.LinkByIndex(r.ifindex)
+	if err != nil {
+		return fmt.Errorf("interface %d: %w", r.ifindex, ErrNoInterface)
+	}
+	addrs, err := r.h.AddrList(l, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return fmt.Errorf("list addresses: %w", sysErr(err))
+	}
+	r.onLink = r.onLink[:0:0]
+	for _, a := range addrs {
+		if p, ok := prefixOf(a.IPNet); ok {
+			r.onLink = append(r.onLink, p)
+		}
+	}
+	r.gw = r.gateway
+	if r.gw == 0 {
+		routes, err := r.h.RouteList(l, netlink.FAMILY_V4)
+		if err == nil || errors.Is(err, netlink.ErrDumpInterrupted) {
+			for _, rt := range routes {
+				if isDefault(rt.Dst) && rt.Gw.To4() != nil {
+					r.gw = addr4(netip.AddrFrom4([4]byte(rt.Gw.To4())))
+					break
+				}
+			}
+		}
+	}
+	for a, t := range r.tried {
+		if now.Sub(t) > 10*retryEvery {
+			delete(r.tried, a)
+		}
+	}
+	r.publish()
+	return nil
+}
+
+func prefixOf(n *net.IPNet) (prefix4, bool) {
+	if n == nil || n.IP.To4() == nil {
+		return prefix4{}, false
+	}
+	ones, bits := n.Mask.Size()
+	if bits != 32 {
+		return prefix4{}, false
+	}
+	return newPrefix4(netip.PrefixFrom(netip.AddrFrom4([4]byte(n.IP.To4())), ones)), true
+}
+
+func isDefault(dst *net.IPNet) bool {
+	if dst == nil {
+		return true
+	}
+	ones, _ := dst.Mask.Size()
+	return ones == 0
+}
+
+// publish hands the workers a fresh snapshot.
+func (r *resolver) publish() {
+	macs := make(map[uint32][6]byte, len(r.macs))
+	for a, m := range r.macs {
+		macs[a] = m
+	}
+	r.t.snap.Store(&neighSnapshot{
+		onLink:  append([]prefix4(nil), r.onLink...),
+		gateway: r.gw,
+		macs:    macs,
+	})
+}
+
+// resolve asks the kernel to resolve (or re-probe) a, once per retryEvery.
+func (r *resolver) resolve(a uint32, now time.Time) {
+	if t, ok := r.tried[a]; ok && now.Sub(t) < retryEvery {
+		return
+	}
+	r.tried[a] = now
+	b := netipAddr(a).As4()
+	_ = r.h.NeighSet(&netlink.Neigh{
+		LinkIndex: r.ifindex,
+		Family:    netlink.FAMILY_V4,
+		IP:        net.IP(b[:]),
+		State:     netlink.NUD_NONE,
+		Flags:     netlink.NTF_USE,
+	})
+}
+
+// stop ends the goroutine and closes the socket.
+func (r *resolver) stop() {
+	close(r.done)
+	<-r.finished
+	unix.Close(r.fd)
+}

@@ -1,0 +1,140 @@
+package afxdp
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Mode is the XDP attachment mode of an interface.
+type Mode uint8
+
+const (
+	// ModeAuto picks the faster mode for the driver: generic for veth (see
+	// the package doc for the measurement), native for everything else,
+	// falling back to generic when the driver has no native XDP.
+	ModeAuto Mode = iota
+	// ModeNative runs the program in the driver (XDP_FLAGS_DRV_MODE).
+	ModeNative
+	// ModeGeneric runs the program on the kernel's skb path
+	// (XDP_FLAGS_SKB_MODE); every driver supports it, with a copy.
+	ModeGeneric
+)
+
+var modeNames = [...]string{ModeAuto: "auto", ModeNative: "native", ModeGeneric: "generic"}
+
+// String returns the configuration spelling of m.
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// ParseMode parses "auto", "native" or "generic".
+func ParseMode(s string) (Mode, error) {
+	for m, name := range modeNames {
+		if s == name {
+			return Mode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("xdp mode %q: %w (want auto, native or generic)", s, ErrInvalidOptions)
+}
+
+// Role is what an interface is to the NAT, and so which traffic its XDP
+// program steers to fastnat.
+type Role uint8
+
+const (
+	// Inside interfaces face the private networks: IPv4 from an inside
+	// prefix to an address that is not the host's own goes to fastnat.
+	Inside Role = iota + 1
+	// Outside interfaces face the public network: IPv4 to one of the NAT's
+	// public addresses goes to fastnat.
+	Outside
+)
+
+// String returns "inside" or "outside".
+func (r Role) String() string {
+	switch r {
+	case Inside:
+		return "inside"
+	case Outside:
+		return "outside"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// IfaceSpec describes one interface for Load.
+type IfaceSpec struct {
+	// Name is the kernel's interface name, such as "eth0".
+	Name string
+	// Role selects the XDP filter.
+	Role Role
+	// Mode is the XDP attachment mode.
+	Mode Mode
+	// Gateway is the next hop for destinations outside the interface's
+	// connected prefixes. The zero Addr means the gateway of the kernel's
+	// default route through this interface, if there is one.
+	Gateway netip.Addr
+}
+
+// Filter is the set of addresses the XDP programs steer to fastnat. Each
+// interface uses the part its role needs; everything else is passed to the
+// kernel.
+type Filter struct {
+	// Public addresses of the NAT (pools and nat server public addresses);
+	// on outside interfaces IPv4 to them is redirected.
+	Public []netip.Addr
+	// Inside prefixes (nat outbound sources and nat server inside
+	// addresses); on inside interfaces IPv4 from them is redirected ...
+	Inside []netip.Prefix
+	// ... unless it is addressed to one of the host's own addresses, which
+	// the kernel keeps answering (ssh, ping, routing protocols).
+	Local []netip.Addr
+}
+
+// Options sizes one worker's UMEM and rings. The zero value of a field
+// selects its default.
+type Options struct {
+	// FrameSize is the size of one UMEM frame: 2048 (default) or 4096. The
+	// kernel writes received packets XDP_PACKET_HEADROOM (256) bytes into
+	// the frame, so a 2048-byte frame holds packets up to 1792 bytes.
+	FrameSize int
+	// FramesPerQueue is how many frames the UMEM holds per interface
+	// (default 4096); a worker over n interfaces owns n×FramesPerQueue.
+	FramesPerQueue int
+	// RingSize is the number of descriptors in each of a socket's rx, tx,
+	// fill and completion rings (default 2048); a power of two no larger
+	// than FramesPerQueue.
+	RingSize int
+}
+
+// Defaults of Options.
+const (
+	DefaultFrameSize      = 2048
+	DefaultFramesPerQueue = 4096
+	DefaultRingSize       = 2048
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.FrameSize == 0 {
+		o.FrameSize = DefaultFrameSize
+	}
+	if o.FramesPerQueue == 0 {
+		o.FramesPerQueue = DefaultFramesPerQueue
+	}
+	if o.RingSize == 0 {
+		o.RingSize = DefaultRingSize
+	}
+	switch {
+	case o.FrameSize != 2048 && o.FrameSize != 4096:
+		return o, fmt.Errorf("frame size %d: %w (want 2048 or 4096)", o.FrameSize, ErrInvalidOptions)
+	case o.RingSize < 32 || o.RingSize&(o.RingSize-1) != 0:
+		return o, fmt.Errorf("ring size %d: %w (want a power of two, at least 32)", o.RingSize, ErrInvalidOptions)
+	case o.FramesPerQueue < o.RingSize:
+		return o, fmt.Errorf("frames per queue %d below ring size %d: %w", o.FramesPerQueue, o.RingSize, ErrInvalidOptions)
+	case o.FramesPerQueue > 1<<20:
+		return o, fmt.Errorf("frames per queue %d: %w (at most %d)", o.FramesPerQueue, ErrInvalidOptions, 1<<20)
+	}
+	return o, nil
+}

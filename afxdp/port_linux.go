@@ -1,0 +1,262 @@
+package afxdp
+
+import (
+	"sync/atomic"
+
+	"github.com/fastnat/fastnat/pipeline"
+	"golang.org/x/sys/unix"
+)
+
+// headroom is where the kernel puts a received packet in its frame
+// (XDP_PACKET_HEADROOM with a UMEM headroom of 0); Alloc uses the same
+// layout so every Handle has the same offset in its frame.
+const headroom = unix.XDP_PACKET_HEADROOM
+
+// fillBatch is how many free fill slots make a refill worth a look at the
+// kernel's consumer index.
+const fillBatch = 64
+
+// Port is one AF_XDP socket: queue q of one interface, owned by the worker
+// that opened it. It implements pipeline.Port. Its frames come from, and go
+// back to, the worker's shared UMEM, so a frame received on one Port of a
+// worker may be transmitted on any other.
+type Port struct {
+	name  string
+	mac   [6]byte
+	iface *Interface
+	umem  []byte
+	pool  *framePool
+	neigh *neighTable
+	xsk   *xsk
+
+	counters portCounters
+}
+
+// portCounters are updated once per burst by the owning worker and read by
+// anyone.
+type portCounters struct {
+	rx, tx, completed          atomic.Uint64
+	kicks, kickAgain, kickErrs atomic.Uint64
+	wakeups, fillStarved       atomic.Uint64
+	txRingFull                 atomic.Uint64
+}
+
+// PortStats are a Port's counters.
+type PortStats struct {
+	// Rx and Tx count frames received and queued for transmission;
+	// Completed counts transmissions the kernel reported done.
+	Rx, Tx, Completed uint64
+	// Kicks counts sendto calls that pushed the tx ring; KickAgain those
+	// that left work for the next kick (EAGAIN, EBUSY, ENOBUFS); KickErrors
+	// those that failed otherwise (such as ENETDOWN: interface down).
+	Kicks, KickAgain, KickErrors uint64
+	// Wakeups counts fill-ring wakeups (zero-copy drivers only).
+	Wakeups uint64
+	// FillStarved counts refills that found no free frame.
+	FillStarved uint64
+	// TxRingFull counts Transmit calls that could not take every frame.
+	TxRingFull uint64
+	// Kernel holds the socket's own drop counters (XDP_STATISTICS).
+	Kernel unix.XDPStatistics
+}
+
+// Name returns "ifname/qN".
+func (p *Port) Name() string { return p.name }
+
+// MAC returns the interface's hardware address.
+func (p *Port) MAC() [6]byte { return p.mac }
+
+// FD returns the socket's file descriptor (for polling by callers that run
+// their own loop).
+func (p *Port) FD() int { return p.xsk.fd }
+
+// Receive fills fs with up to len(fs) received frames and returns how many.
+// Buf starts at the packet and reaches to the end of the frame (cap is the
+// frame size less the 256-byte headroom); Handle is the packet's UMEM
+// address.
+func (p *Port) Receive(fs []pipeline.Frame) int {
+	s := p.xsk
+	n := s.rx.avail(uint32(len(fs)))
+	if n > 0 {
+		pool := p.pool
+		idx := s.rx.cachedCons
+		for i := range n {
+			d := s.rxDescs[(idx+i)&s.rx.mask]
+			pool.move(pool.index(d.Addr), frameKernel, frameUser)
+			end := (d.Addr | pool.mask) + 1
+			fs[i] = pipeline.Frame{Buf: p.umem[d.Addr : d.Addr+uint64(d.Len) : end], Handle: d.Addr}
+		}
+		s.rx.release(n)
+		p.counters.rx.Add(uint64(n))
+	}
+	p.refill()
+	return int(n)
+}
+
+// Transmit queues fs on the tx ring and returns how many it took. When the
+// ring is full it kicks the kernel once to make room before giving up.
+func (p *Port) Transmit(fs []pipeline.Frame) int {
+	s := p.xsk
+	want := uint32(len(fs))
+	if want == 0 {
+		return 0
+	}
+	free := s.tx.free(want)
+	if free < want {
+		p.kick()
+		free = s.tx.free(want)
+	}
+	n := min(free, want)
+	if n < want {
+		p.counters.txRingFull.Add(1)
+	}
+	pool := p.pool
+	idx := s.tx.cachedProd
+	for i := range n {
+		f := &fs[i]
+		if uint64(len(f.Buf)) > pool.mask+1-f.Handle&pool.mask {
+			badLength(f.Handle, len(f.Buf))
+		}
+		pool.move(pool.index(f.Handle), frameUser, frameTx)
+		s.txDescs[(idx+i)&s.tx.mask] = desc{Addr: f.Handle, Len: uint32(len(f.Buf))}
+	}
+	if n > 0 {
+		s.tx.submit(n)
+		p.counters.tx.Add(uint64(n))
+	}
+	return int(n)
+}
+
+// Release returns frames to the worker's free stack without sending them.
+func (p *Port) Release(fs []pipeline.Frame) {
+	for i := range fs {
+		p.pool.push(fs[i].Handle&^p.pool.mask, frameUser)
+	}
+}
+
+// Flush kicks the kernel if the tx ring holds unsent frames and the kernel
+// asked to be woken (need_wakeup; in copy mode it always asks, since the
+// sendto itself does the sending), recycles completed transmissions and
+// tops up the fill ring.
+func (p *Port) Flush() {
+	s := p.xsk
+	if s.tx.pending() > 0 && s.tx.needWakeup() {
+		p.kick()
+	}
+	p.complete()
+	p.refill()
+}
+
+// NextHop returns the MAC address of addr's next hop on this interface;
+// see pipeline.Port.
+func (p *Port) NextHop(addr uint32) (mac [6]byte, ok bool) {
+	return p.neigh.nextHop(addr)
+}
+
+// Alloc lends up to len(fs) free frames to the caller, for packets it
+// builds itself (generators, benchmarks); it returns how many. Each Buf is
+// empty with the capacity of a received frame. The caller passes them to
+// Transmit or Release like received frames.
+func (p *Port) Alloc(fs []pipeline.Frame) int {
+	for i := range fs {
+		base, ok := p.pool.pop(frameUser)
+		if !ok {
+			return i
+		}
+		a := base + headroom
+		fs[i] = pipeline.Frame{Buf: p.umem[a:a:base+p.pool.mask+1], Handle: a}
+	}
+	return len(fs)
+}
+
+// Stats returns the port's counters. Safe to call from any goroutine.
+func (p *Port) Stats() PortStats {
+	st := PortStats{
+		Rx:          p.counters.rx.Load(),
+		Tx:          p.counters.tx.Load(),
+		Completed:   p.counters.completed.Load(),
+		Kicks:       p.counters.kicks.Load(),
+		KickAgain:   p.counters.kickAgain.Load(),
+		KickErrors:  p.counters.kickErrs.Load(),
+		Wakeups:     p.counters.wakeups.Load(),
+		FillStarved: p.counters.fillStarved.Load(),
+		TxRingFull:  p.counters.txRingFull.Load(),
+	}
+	st.Kernel, _ = p.xsk.stats()
+	return st
+}
+
+// complete moves transmitted frames from the completion ring back to the
+// free stack.
+func (p *Port) complete() {
+	s := p.xsk
+	n := s.comp.avail(s.comp.size)
+	if n == 0 {
+		return
+	}
+	idx := s.comp.cachedCons
+	for i := range n {
+		p.pool.push(s.compDescs[(idx+i)&s.comp.mask]&^p.pool.mask, frameTx)
+	}
+	s.comp.release(n)
+	p.counters.completed.Add(uint64(n))
+}
+
+// refill gives free frames to the kernel for receiving.
+func (p *Port) refill() {
+	s := p.xsk
+	n := min(s.fill.free(fillBatch), uint32(p.pool.available()))
+	if n == 0 {
+		if p.pool.available() == 0 {
+			p.counters.fillStarved.Add(1)
+		}
+		return
+	}
+	idx := s.fill.cachedProd
+	for i := range n {
+		addr, _ := p.pool.pop(frameKernel)
+		s.fillDescs[(idx+i)&s.fill.mask] = addr
+	}
+	s.fill.submit(n)
+	if s.fill.needWakeup() {
+		// Zero-copy drivers sleep when the fill ring runs dry; a
+		// non-blocking recvfrom wakes them (copy mode never asks).
+		p.counters.wakeups.Add(1)
+		unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	}
+}
+
+// kick asks the kernel to transmit what the tx ring holds. Errors are
+// counted, never returned or panicked: the frames stay on the ring and the
+// next kick retries them.
+func (p *Port) kick() {
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.xsk.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	p.counters.kicks.Add(1)
+	switch e {
+	case 0:
+	case unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.EINTR:
+		p.counters.kickAgain.Add(1)
+	default:
+		p.counters.kickErrs.Add(1)
+	}
+}
+
+func badLength(handle uint64, n int) {
+	panic("afxdp: frame " + itoa(handle) + " holds " + itoa(uint64(n)) + " bytes past its end")
+}
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+var _ pipeline.Port = (*Port)(nil)

@@ -1,0 +1,76 @@
+package afxdp
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Queues returns the number of receive queues of interface name: the
+// combined plus rx-only channels ethtool reports, or, for drivers without
+// ethtool channels, the queues the kernel allocated. Workers own queues
+// 0..Queues-1 by default.
+func Queues(name string) (int, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return 0, fmt.Errorf("open netlink: %w", sysErr(err))
+	}
+	defer h.Close()
+	l, err := linkByName(h, name)
+	if err != nil {
+		return 0, err
+	}
+	return rxQueues(name, l)
+}
+
+func rxQueues(name string, l netlink.Link) (int, error) {
+	ch, err := ethtoolChannels(name)
+	if err == nil && ch.combined+ch.rx > 0 {
+		return int(ch.combined + ch.rx), nil
+	}
+	if err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		return 0, fmt.Errorf("interface %s: read channels: %w", name, sysErr(err))
+	}
+	if n := l.Attrs().NumRxQueues; n > 0 {
+		return n, nil
+	}
+	return 1, nil
+}
+
+// channels is struct ethtool_channels.
+type channels struct {
+	cmd                                 uint32
+	maxRx, maxTx, maxOther, maxCombined uint32
+	rx, tx, other, combined             uint32
+}
+
+// ifreqPtr is struct ifreq with the ifr_data member.
+type ifreqPtr struct {
+	name [unix.IFNAMSIZ]byte
+	data unsafe.Pointer
+	_    [16]byte
+}
+
+func ethtoolChannels(name string) (channels, error) {
+	ch := channels{cmd: unix.ETHTOOL_GCHANNELS}
+	if len(name) >= unix.IFNAMSIZ {
+		return ch, fmt.Errorf("interface name %q too long: %w", name, ErrNoInterface)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ch, err
+	}
+	defer unix.Close(fd)
+	ifr := ifreqPtr{data: unsafe.Pointer(&ch)}
+	copy(ifr.name[:], name)
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	runtime.KeepAlive(&ch)
+	if e != 0 {
+		return ch, e
+	}
+	return ch, nil
+}
