@@ -285,3 +285,15 @@ func ipChecksum(h []byte) uint16 {
 	}
 	return ^uint16(s)
 }
+
+// WithIPID returns a copy of frame whose IPv4 identification is id, with
+// the header checksum fixed.
+func WithIPID(tb testing.TB, frame []byte, id uint16) []byte {
+	tb.Helper()
+	f := append([]byte(nil), frame...)
+	f[14+4], f[14+5] = byte(id>>8), byte(id)
+	ihl := int(f[14]&0x0f) * 4
+	c := ipChecksum(f[14 : 14+ihl])
+	f[14+10], f[14+11] = byte(c>>8), byte(c)
+	return f
+}

@@ -1,0 +1,242 @@
+package nat
+
+import (
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// create is the slow path: the first packet of a flow. In order it tries a
+// pending ALG expectation, then the rules for the side the packet came
+// from; it allocates what the translation needs, inserts the session with
+// both keys and precomputed rewrites, and translates the packet.
+func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
+	c := e.n.rules.Load()
+	t := p.Tuple
+	class, ok := portClass(t.Proto)
+	if !ok {
+		r.Verdict = DropProtocol
+		return
+	}
+	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+		r.Verdict = DropTCPNoSYN
+		return
+	}
+	if t.Proto == packet.ProtoICMP && p.ICMPKind == packet.ICMPNone {
+		r.Verdict = DropICMPUnsupported
+		return
+	}
+	if t.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery {
+		// Replies without a session, and anything but queries, start nothing.
+		r.Verdict = DropUnsolicited
+		if from == Inside {
+			r.Verdict = DropNoRule
+		}
+		return
+	}
+	if ex, ok := e.n.table.MatchExpectation(t, now); ok {
+		e.createExpected(frame, p, from, now, c, class, ex, r)
+		return
+	}
+	var s flowtable.Session
+	s.Key[flowtable.Orig] = t
+	s.MapEntry = -1
+	x := t // the translated tuple
+	if srv, ok := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]; ok {
+		// nat server: DNAT. From inside it is hairpinning and needs source
+		// NAT too, or the server would answer the client directly.
+		x.DstAddr, x.DstPort = srv.addr, srv.port
+		if from == Inside {
+			if !e.snat(c, &s, &x, class, r) {
+				return
+			}
+		}
+	} else if from == Outside {
+		r.Verdict = DropUnsolicited
+		return
+	} else if !e.snat(c, &s, &x, class, r) {
+		return
+	}
+	if from == Inside {
+		s.Flags |= flagOrigFromInside
+	}
+	if c.isInside(x.DstAddr) {
+		s.Flags |= flagOrigToInside
+	}
+	if t.Proto != packet.ProtoICMP && c.portmap != nil {
+		app, entry := c.portmap.Classify(t.Proto, t.DstAddr, t.DstPort, x.DstAddr, x.DstPort)
+		s.App, s.MapEntry = uint8(app), int16(entry)
+		if app == portmap.AppFTP && c.ftpALG && t.Proto == packet.ProtoTCP {
+			s.Flags |= flagALG
+		}
+	}
+	s.Key[flowtable.Reply] = x.Reverse()
+	e.insert(frame, p, from, now, c, &s, r)
+}
+
+// snat chooses the public source endpoint for an inside source: through the
+// outbound rule whose prefixes hold it, with an endpoint-independent
+// binding or a port of its own.
+func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class int, r *Result) bool {
+	rule := c.outboundFor(x.SrcAddr)
+	if rule == nil {
+		r.Verdict = DropNoRule
+		return false
+	}
+	var (
+		addr uint32
+		port uint16
+		ok   bool
+	)
+	if rule.eim {
+		k := bindKey{addr: x.SrcAddr, port: x.SrcPort, class: uint8(class)}
+		addr, port, ok = e.n.bindings.acquire(k, func() (uint32, uint16, bool) {
+			return e.allocate(c, rule, class, x.SrcAddr, x.SrcPort)
+		})
+		s.Flags |= flagBinding
+	} else {
+		addr, port, ok = e.allocate(c, rule, class, x.SrcAddr, x.SrcPort)
+		s.Flags |= flagOwnSrcPort
+	}
+	if !ok {
+		r.Verdict = DropPortsExhausted
+		return false
+	}
+	x.SrcAddr, x.SrcPort = addr, port
+	if class == classICMP {
+		// An ICMP query's identifier stands in both port fields.
+		x.DstPort = port
+	}
+	return true
+}
+
+// allocate claims a public endpoint for inside endpoint (src, sport): the
+// pool address is chosen by the inside address so that one host always
+// appears as the same public address ("paired" pooling, RFC 4787 REQ-2);
+// the port is preserved when it is in range and free, otherwise a random
+// free port is taken, searching this worker's partition of the range first
+// (RFC 6056 randomization, no shared lock).
+func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32, sport uint16) (uint32, uint16, bool) {
+	addr := rule.pool[int(mix32(src)%uint32(len(rule.pool)))]
+	space := e.n.pools.space(addr, class)
+	lo, hi := rule.lo, rule.hi
+	if sport >= lo && sport <= hi && !c.reserved(addr, class, sport) && space.claim(sport) {
+		return addr, sport, true
+	}
+	n := uint32(hi) - uint32(lo) + 1
+	part := n / uint32(e.n.workers)
+	start := uint32(lo) + uint32(e.worker)*part
+	if part > 0 {
+		start += e.rng.Uint32N(part)
+	}
+	for tries := 0; tries < 4; tries++ {
+		port, ok := space.claimRange(lo, hi, uint16(start))
+		if !ok {
+			return 0, 0, false
+		}
+		if !c.reserved(addr, class, port) {
+			return addr, port, true
+		}
+		// A nat server owns this public port: leave it claimed (so it is
+		// never handed out) and look further.
+		start = uint32(port) + 1
+		if start > uint32(hi) {
+			start = uint32(lo)
+		}
+	}
+	return 0, 0, false
+}
+
+// reserved reports whether a nat server rule owns the public port.
+func (c *compiled) reserved(addr uint32, class int, port uint16) bool {
+	var proto uint8
+	switch class {
+	case classTCP:
+		proto = packet.ProtoTCP
+	case classUDP:
+		proto = packet.ProtoUDP
+	default:
+		return false
+	}
+	_, ok := c.servers[serverKey{addr: addr, port: port, proto: proto}]
+	return ok
+}
+
+func mix32(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	return x
+}
+
+// createExpected creates the data session an ALG expectation announced.
+func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, class int, ex flowtable.Expectation, r *Result) {
+	t := p.Tuple
+	var s flowtable.Session
+	s.Key[flowtable.Orig] = t
+	reply := ex.Xlate
+	reply.DstPort = t.SrcPort
+	s.Key[flowtable.Reply] = reply
+	s.Parent = ex.Parent + 1
+	s.App = ex.App
+	s.MapEntry = -1
+	if ps := e.n.table.Get(ex.Parent); ps != nil {
+		s.MapEntry = ps.MapEntry
+	}
+	if from == Inside {
+		s.Flags |= flagOrigFromInside
+	}
+	if c.isInside(reply.SrcAddr) {
+		s.Flags |= flagOrigToInside
+	}
+	if e.n.pending.take(pendingKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)}) {
+		s.Flags |= flagOwnDstPort
+	}
+	if reply.DstAddr != t.SrcAddr {
+		// The connecting side is translated too: give it a public port of
+		// its own, its source port when free.
+		pub, ok := e.n.claimPort(c, reply.DstAddr, class, t.SrcPort, e.rng)
+		if !ok {
+			e.n.releasePorts(&s)
+			r.Verdict = DropPortsExhausted
+			return
+		}
+		s.Key[flowtable.Reply].DstPort = pub
+		s.Flags |= flagOwnSrcPort
+	}
+	e.insert(frame, p, from, now, c, &s, r)
+}
+
+// insert publishes a new session and translates its first packet. On
+// failure it gives back what the session had claimed.
+func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, s *flowtable.Session, r *Result) {
+	for d := flowtable.Orig; d <= flowtable.Reply; d++ {
+		l3, l4 := deltas(&s.Key, d)
+		s.L3Delta[d], s.L4Delta[d] = uint32(l3), uint32(l4)
+	}
+	state, timeout := tcpNone, c.timeouts[toUDP]
+	switch s.Key[flowtable.Orig].Proto {
+	case packet.ProtoTCP:
+		state, timeout = tcpSynSent, c.timeouts[toTCPSyn]
+	case packet.ProtoICMP:
+		timeout = c.timeouts[toICMP]
+	}
+	id, res := e.n.table.Insert(s, state, timeout, now)
+	if res != flowtable.Inserted {
+		e.n.releasePorts(s)
+		if res == flowtable.ErrExists {
+			// Another worker created the same flow a moment ago.
+			if id, dir, ok := e.n.table.Lookup(p.Tuple); ok {
+				e.forward(frame, p, from, now, id, dir, r)
+				return
+			}
+			r.Verdict = DropRace
+			return
+		}
+		r.Verdict = DropTableFull
+		return
+	}
+	e.forward(frame, p, from, now, id, flowtable.Orig, r)
+}

@@ -1,0 +1,26 @@
+// Package nat is fastnat's translation engine: the rules (nat server, nat
+// outbound), port allocation, session creation, the per-packet rewrite, TCP
+// state for timeouts, ICMP query and error translation, and IPv4 fragments.
+//
+// Design. A session is created once, on the slow path, when the first packet
+// of a flow misses the flow table: the rules decide the translated tuple, the
+// port allocator hands out a public port, portmap labels the application,
+// and both rewrites (Orig and Reply direction) are precomputed as checksum
+// deltas and stored in the flowtable.Session together with the two keys. The
+// per-packet fast path then needs no rule lookup at all: the new addresses
+// and ports of a packet in direction d are those of Key[1-d] reversed, and
+// the IPv4 and transport checksums are fixed by adding the stored deltas
+// (RFC 1624) — a few stores and two additions.
+//
+// Ownership. A NAT value holds what all workers share: the compiled rules
+// (swapped atomically on reload), the port pools (lock-free bitmaps) and the
+// endpoint-independent mapping bindings (sharded, locked, slow path only).
+// Each worker has its own Engine holding what only it touches: its fragment
+// table, its random source for port selection, its counters. Engines are not
+// safe for concurrent use; the NAT is.
+//
+// Filtering. Unsolicited traffic from outside — no session, no expectation,
+// no nat server rule — is dropped and counted (address-and-port-dependent
+// filtering, RFC 4787 REQ-8's secure choice); nothing crosses the NAT
+// untranslated.
+package nat

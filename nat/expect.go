@@ -1,0 +1,101 @@
+package nat
+
+import (
+	"math/rand/v2"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// ExpectData makes a data endpoint announced inside an ALG-inspected
+// control connection reachable through the NAT, and returns the endpoint
+// the receiver of the announcement must be told.
+//
+// The announcement (addr:port) travels in direction dir of control session
+// parent; its sender is the announcer A, its receiver R, who will connect
+// to the endpoint. In the session's keys A's real address is
+// Key[dir].SrcAddr, the address R knows A by is Key[1-dir].DstAddr, R's
+// real address is Key[1-dir].SrcAddr and the address A knows R by is
+// Key[dir].DstAddr. Two cases:
+//
+//   - A announces its own address and A is translated (server inside
+//     answering PASV/EPSV; client inside sending PORT/EPRT): a public port
+//     on A's public address is claimed (the announced port if free), R is
+//     told that public endpoint, and the expectation translates R's
+//     connection to it back to addr:port.
+//   - Otherwise (A is not translated, e.g. a client outside sending PORT to
+//     a server inside, or a third party the ALG allowed): R is told
+//     addr:port unchanged and the expectation translates R's connection
+//     only on R's side (a server inside connecting out appears from its
+//     public address).
+//
+// The expectation admits one connection from R's real address, is labelled
+// ftp-data, is linked to the control session and expires after the
+// configured expectation timeout. ok is false when no public port or
+// expectation slot is free.
+func (n *NAT) ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
+	c := n.rules.Load()
+	s := n.table.Get(parent)
+	k := s.Key
+	aReal, aSeen := k[dir].SrcAddr, k[1-dir].DstAddr
+	rReal, rSeenByA := k[1-dir].SrcAddr, k[dir].DstAddr
+	proto := k[dir].Proto
+	class, _ := portClass(proto)
+	ex := flowtable.Expectation{
+		Proto:   proto,
+		SrcAddr: rReal,
+		DstAddr: addr,
+		DstPort: port,
+		// Key[Reply] of the data session; DstPort 0 = R's source port,
+		// known when the connection arrives.
+		Xlate:   packet.Tuple{SrcAddr: addr, DstAddr: rSeenByA, SrcPort: port, Proto: proto},
+		Parent:  parent,
+		App:     uint8(portmap.AppFTPData),
+		Expires: now + flowtable.Time(c.expectTTL),
+	}
+	if addr == aReal && aReal != aSeen {
+		pub, ok := n.claimPort(c, aSeen, class, port, nil)
+		if !ok {
+			return 0, 0, false
+		}
+		ex.DstAddr, ex.DstPort = aSeen, pub
+		if n.table.Expect(ex) != flowtable.Inserted {
+			n.pools.space(aSeen, class).release(pub)
+			return 0, 0, false
+		}
+		n.pending.add(pendingKey{addr: aSeen, port: pub, class: uint8(class)}, parent, ex.Expires)
+		return aSeen, pub, true
+	}
+	if n.table.Expect(ex) != flowtable.Inserted {
+		return 0, 0, false
+	}
+	return addr, port, true
+}
+
+// claimPort claims a port on public address addr for an ALG-created flow:
+// want itself when free (port preservation keeps FTP's conventions, such
+// as active data from port 20), else a random free port in 1024–65535.
+func (n *NAT) claimPort(c *compiled, addr uint32, class int, want uint16, rng *rand.Rand) (uint16, bool) {
+	space := n.pools.space(addr, class)
+	if want != 0 && !c.reserved(addr, class, want) && space.claim(want) {
+		return want, true
+	}
+	var r uint32
+	if rng != nil {
+		r = rng.Uint32N(65536 - 1024)
+	} else {
+		r = rand.Uint32N(65536 - 1024)
+	}
+	for tries := 0; tries < 4; tries++ {
+		p, ok := space.claimRange(1024, 65535, uint16(1024+r))
+		if !ok {
+			return 0, false
+		}
+		if !c.reserved(addr, class, p) {
+			return p, true
+		}
+		r = uint32(p) + 1 - 1024
+	}
+	return 0, false
+}

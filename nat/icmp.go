@@ -1,0 +1,84 @@
+package nat
+
+import (
+	"encoding/binary"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+)
+
+// icmpError translates an ICMP error (destination unreachable, time
+// exceeded, parameter problem, ...) by the session of the packet it embeds
+// (RFC 5508 §4.2): the embedded header is restored to what its sender sent,
+// the outer destination becomes that sender, and every checksum involved
+// is fixed. Errors never create sessions.
+//
+// The embedded packet E travelled in one direction of its session after
+// translation; the error travels back, in the other direction d, so E is
+// Key[d] reversed and must become Key[1-d], the packet as originally sent.
+func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
+	in := p.Inner.Tuple
+	id, dir, ok := e.n.table.Lookup(in.Reverse())
+	if !ok {
+		r.Verdict = DropICMPNoSession
+		return
+	}
+	s := e.n.table.Get(id)
+	if fromSide(s.Flags, dir) != from {
+		r.Verdict = DropICMPNoSession
+		return
+	}
+	ip := packet.IPv4(frame[p.L3:p.End])
+	if ip.TTL() <= 1 {
+		r.Verdict = DropTTLExpired
+		return
+	}
+	orig := s.Key[1-dir]
+	// Outer header: to the original sender. The source is the reporting
+	// router or host; when that is the embedded packet's destination
+	// itself, or when the error leaves the inside, it takes the address
+	// the sender knows that destination by, so no inside address leaks.
+	outerSrc := ip.SrcAddr()
+	if outerSrc == in.DstAddr || from == Inside {
+		outerSrc = orig.DstAddr
+	}
+	binary.BigEndian.PutUint32(ip[12:], outerSrc)
+	binary.BigEndian.PutUint32(ip[16:], orig.SrcAddr)
+	ip[8]--
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ip.CalculateChecksum())
+
+	// Embedded header: back to the original tuple.
+	inner := packet.IPv4(frame[p.Inner.L3:p.End])
+	oldSrc, oldDst := inner.SrcAddr(), inner.DstAddr()
+	binary.BigEndian.PutUint32(inner[12:], orig.SrcAddr)
+	binary.BigEndian.PutUint32(inner[16:], orig.DstAddr)
+	binary.BigEndian.PutUint16(inner[10:], 0)
+	binary.BigEndian.PutUint16(inner[10:], inner.CalculateChecksum())
+	l4 := frame[p.Inner.L4:p.End]
+	switch in.Proto {
+	case packet.ProtoTCP, packet.ProtoUDP:
+		oldSport, oldDport := binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])
+		binary.BigEndian.PutUint16(l4[0:], orig.SrcPort)
+		binary.BigEndian.PutUint16(l4[2:], orig.DstPort)
+		d := packet.Delta(0).Add32(oldSrc, orig.SrcAddr).Add32(oldDst, orig.DstAddr).
+			Add16(oldSport, orig.SrcPort).Add16(oldDport, orig.DstPort)
+		// The embedded transport checksum is fixed when the error quotes
+		// it (always for UDP; for TCP when more than 8 bytes are quoted),
+		// so that the original sender can match the quote.
+		if in.Proto == packet.ProtoUDP {
+			binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), d))
+		} else if len(l4) >= 18 {
+			binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), d))
+		}
+	case packet.ProtoICMP:
+		oldID := binary.BigEndian.Uint16(l4[4:])
+		binary.BigEndian.PutUint16(l4[4:], orig.SrcPort)
+		binary.BigEndian.PutUint16(l4[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(l4[2:]), oldID, orig.SrcPort))
+	}
+	// The ICMP checksum covers the whole error message: recompute it.
+	icmp := frame[p.L4:p.End]
+	binary.BigEndian.PutUint16(icmp[2:], 0)
+	binary.BigEndian.PutUint16(icmp[2:], packet.ICMPChecksum(icmp))
+	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, dir), id, dir, false
+}

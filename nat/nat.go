@@ -1,0 +1,361 @@
+package nat
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// Session flag bits (flowtable.Session.Flags belongs to nat).
+const (
+	flagOrigFromInside uint8 = 1 << iota // Orig packets arrive on an inside interface
+	flagOrigToInside                     // Orig packets leave by an inside interface
+	flagALG                              // divert packets to the ALG
+	flagBinding                          // source NAT through an EIM binding of Key[Orig]'s source
+	flagOwnSrcPort                       // owns pool port Key[Reply].Dst (per-session SNAT)
+	flagOwnDstPort                       // owns pool port Key[Orig].Dst (ALG data expectation)
+)
+
+// NAT is the state shared by all workers: compiled rules, port pools,
+// endpoint-independent bindings, the flow table. Safe for concurrent use.
+type NAT struct {
+	table    *flowtable.Table
+	rules    atomic.Pointer[compiled]
+	pools    pools
+	bindings bindings
+	pending  pendingPorts
+	workers  int
+	// onEnd, when set, is called for every session that ends (expiry or
+	// deletion by the engine) after its resources are released. Slow path.
+	onEnd atomic.Pointer[func(id uint32, s *flowtable.Session)]
+	clock atomic.Uint32 // newest burst time seen, for slow-path callers
+}
+
+// New compiles the rules and returns a NAT over table for the given number
+// of workers (each worker gets one Engine).
+func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
+	c, err := compile(r)
+	if err != nil {
+		return nil, err
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	n := &NAT{table: table, workers: workers}
+	n.rules.Store(c)
+	return n, nil
+}
+
+// Reload replaces the rules for new sessions. Existing sessions keep the
+// translation they were created with; ports they hold stay claimed.
+func (n *NAT) Reload(r Rules) error {
+	c, err := compile(r)
+	if err != nil {
+		return err
+	}
+	n.rules.Store(c)
+	return nil
+}
+
+// Table returns the flow table the NAT creates sessions in.
+func (n *NAT) Table() *flowtable.Table { return n.table }
+
+// OnSessionEnd registers f to be told of every session that ends. The ALG
+// uses it to forget control-connection state.
+func (n *NAT) OnSessionEnd(f func(id uint32, s *flowtable.Session)) { n.onEnd.Store(&f) }
+
+// PoolUse reports the ports in use per public address.
+func (n *NAT) PoolUse() []PoolUse { return n.pools.use() }
+
+// Bindings reports the number of live endpoint-independent bindings.
+func (n *NAT) Bindings() int { return n.bindings.count() }
+
+// Engine is one worker's view of the NAT: not safe for concurrent use.
+type Engine struct {
+	n        *NAT
+	worker   int
+	rng      *rand.Rand
+	frags    fragTable
+	onExpire func(id uint32, s *flowtable.Session)
+	// FragReleased is set when a first fragment created a fragment entry
+	// during the current burst: held fragments may now be translatable.
+	FragReleased bool
+}
+
+// Engine returns the engine of worker w (0 ≤ w < workers).
+func (n *NAT) Engine(w int) *Engine {
+	e := &Engine{n: n, worker: w, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(w)))}
+	e.onExpire = e.sessionEnded
+	return e
+}
+
+// Result is the engine's decision for one packet.
+type Result struct {
+	Verdict Verdict
+	Out     Side          // the side to send it on
+	Session uint32        // the session it belongs to (when Verdict is Forward)
+	Dir     flowtable.Dir // its direction in that session
+	Divert  bool          // hand it to the ALG (after translation)
+}
+
+// Process translates one parsed frame that arrived on side from, in
+// place. now is the burst's clock reading.
+func (e *Engine) Process(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
+	if p.Frag.Offset > 0 {
+		e.fragment(frame, p, from, now, r)
+		return
+	}
+	if p.ICMPKind == packet.ICMPError {
+		e.icmpError(frame, p, from, now, r)
+		return
+	}
+	id, dir, ok := e.n.table.Lookup(p.Tuple)
+	e.ProcessLooked(frame, p, from, now, id, dir, ok, r)
+}
+
+// NeedsLookup reports whether the frame's flow is found by a flow-table
+// lookup of p.Tuple: false for non-first fragments and ICMP errors, which
+// Process resolves another way. The pipeline uses it to batch lookups.
+func NeedsLookup(p *packet.Parsed) bool {
+	return p.Frag.Offset == 0 && p.ICMPKind != packet.ICMPError
+}
+
+// ProcessLooked is Process for a frame whose lookup the caller already did
+// (the pipeline looks up a whole burst first).
+func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id uint32, dir flowtable.Dir, hit bool, r *Result) {
+	if !hit {
+		e.create(frame, p, from, now, r)
+		return
+	}
+	e.forward(frame, p, from, now, id, dir, r)
+}
+
+// forward is the fast path: translate a packet of a known session.
+func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id uint32, dir flowtable.Dir, r *Result) {
+	t := e.n.table
+	s := t.Get(id)
+	if fromSide(s.Flags, dir) != from {
+		// A packet claiming to belong to the session on the wrong side.
+		r.Verdict = DropUnsolicited
+		return
+	}
+	if v := rewrite(frame, p, s, dir); v != Forward {
+		r.Verdict = v
+		return
+	}
+	t.Touch(id, dir, p.End-p.L3, now)
+	if p.Tuple.Proto == packet.ProtoTCP {
+		if st, _ := t.State(id); p.TCPFlags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 || st&tcpStateMask != tcpEstablished {
+			e.tcpTransition(id, st, dir, p.TCPFlags)
+		}
+	}
+	if p.Frag.More {
+		e.rememberFragment(frame, p, id, dir, now)
+	}
+	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, dir), id, dir, s.Flags&flagALG != 0
+}
+
+func (e *Engine) tcpTransition(id uint32, st uint8, dir flowtable.Dir, flags uint8) {
+	ns, class := nextTCP(st, dir == flowtable.Reply, flags)
+	if ns != st {
+		e.n.table.SetState(id, ns, e.n.rules.Load().timeouts[class])
+	}
+}
+
+func fromSide(flags uint8, dir flowtable.Dir) Side {
+	in := flags&flagOrigFromInside != 0
+	if dir == flowtable.Reply {
+		in = flags&flagOrigToInside != 0
+	}
+	if in {
+		return Inside
+	}
+	return Outside
+}
+
+func toSide(flags uint8, dir flowtable.Dir) Side {
+	in := flags&flagOrigToInside != 0
+	if dir == flowtable.Reply {
+		in = flags&flagOrigFromInside != 0
+	}
+	if in {
+		return Inside
+	}
+	return Outside
+}
+
+// ttlDelta is the constant checksum change of decrementing the TTL: the
+// word (TTL, protocol) loses 0x0100 whatever its value, as long as TTL ≥ 1.
+var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
+
+// rewrite applies the session's precomputed translation of direction dir
+// to the packet: addresses and TTL in the IPv4 header, ports or ICMP
+// identifier in the first fragment's transport header, and both checksums
+// by adding the stored deltas. Nothing is recomputed.
+func rewrite(frame []byte, p *packet.Parsed, s *flowtable.Session, dir flowtable.Dir) Verdict {
+	ip := frame[p.L3:p.End]
+	if ip[8] <= 1 {
+		return DropTTLExpired
+	}
+	nt := &s.Key[1-dir] // the other direction's arriving tuple, reversed, is ours after translation
+	ip[8]--
+	binary.BigEndian.PutUint32(ip[12:], nt.DstAddr)
+	binary.BigEndian.PutUint32(ip[16:], nt.SrcAddr)
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(s.L3Delta[dir])))
+	if p.Frag.Offset > 0 {
+		return Forward
+	}
+	l4 := frame[p.L4:p.End]
+	switch p.Tuple.Proto {
+	case packet.ProtoTCP:
+		binary.BigEndian.PutUint16(l4[0:], nt.DstPort)
+		binary.BigEndian.PutUint16(l4[2:], nt.SrcPort)
+		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), packet.Delta(s.L4Delta[dir])))
+	case packet.ProtoUDP:
+		binary.BigEndian.PutUint16(l4[0:], nt.DstPort)
+		binary.BigEndian.PutUint16(l4[2:], nt.SrcPort)
+		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), packet.Delta(s.L4Delta[dir])))
+	case packet.ProtoICMP:
+		binary.BigEndian.PutUint16(l4[4:], nt.SrcPort)
+		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), packet.Delta(s.L4Delta[dir])))
+	}
+	return Forward
+}
+
+// deltas precomputes the checksum changes of translating packets of
+// direction dir of a session with keys k: from k[dir] to k[1-dir].Reverse().
+func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
+	from, to := k[dir], k[1-dir].Reverse()
+	l3 = ttlDelta.Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr)
+	switch from.Proto {
+	case packet.ProtoICMP:
+		// The identifier sits once in the ICMP header, which has no
+		// pseudo-header.
+		l4 = packet.Delta(0).Add16(from.SrcPort, to.SrcPort)
+	default:
+		l4 = packet.Delta(0).Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr).
+			Add16(from.SrcPort, to.SrcPort).Add16(from.DstPort, to.DstPort)
+	}
+	return l3, l4
+}
+
+// Age reclaims up to budget expired sessions of this worker's slice of the
+// table, releasing their ports. Call it once per burst or tick.
+func (e *Engine) Age(now flowtable.Time, budget int) int {
+	e.n.clock.Store(uint32(now))
+	n := e.n.table.Expire(now, e.worker, e.n.workers, budget, e.onExpire)
+	if e.worker == 0 {
+		e.n.pending.expire(now, e.n)
+	}
+	e.frags.expire(now)
+	return n
+}
+
+// sessionEnded releases what a session held. It runs before its slot is
+// reused.
+func (e *Engine) sessionEnded(id uint32, s *flowtable.Session) {
+	e.n.release(id, s)
+}
+
+func (n *NAT) release(id uint32, s *flowtable.Session) {
+	n.releasePorts(s)
+	if s.App == uint8(portmap.AppFTP) {
+		n.table.RemoveExpectations(id)
+		n.pending.releaseParent(id, n)
+	}
+	if f := n.onEnd.Load(); f != nil {
+		(*f)(id, s)
+	}
+}
+
+// releasePorts returns the public ports a session holds to their pools.
+func (n *NAT) releasePorts(s *flowtable.Session) {
+	class, ok := portClass(s.Key[flowtable.Orig].Proto)
+	if ok {
+		switch {
+		case s.Flags&flagBinding != 0:
+			o := s.Key[flowtable.Orig]
+			n.bindings.release(bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}, func(a uint32, p uint16) {
+				n.pools.space(a, class).release(p)
+			})
+		case s.Flags&flagOwnSrcPort != 0:
+			k := s.Key[flowtable.Reply]
+			n.pools.space(k.DstAddr, class).release(k.DstPort)
+		}
+		if s.Flags&flagOwnDstPort != 0 {
+			k := s.Key[flowtable.Orig]
+			n.pools.space(k.DstAddr, class).release(k.DstPort)
+		}
+	}
+}
+
+// pendingPorts remembers public ports claimed for expectations that have
+// not been used yet, so that an expectation that expires unused gives its
+// port back.
+type pendingPorts struct {
+	mu sync.Mutex
+	m  map[pendingKey]pendingVal
+}
+
+type pendingKey struct {
+	addr  uint32
+	port  uint16
+	class uint8
+}
+
+type pendingVal struct {
+	parent  uint32
+	expires flowtable.Time
+}
+
+func (pp *pendingPorts) add(k pendingKey, parent uint32, exp flowtable.Time) {
+	pp.mu.Lock()
+	if pp.m == nil {
+		pp.m = make(map[pendingKey]pendingVal)
+	}
+	pp.m[k] = pendingVal{parent: parent, expires: exp}
+	pp.mu.Unlock()
+}
+
+// take removes k, reporting whether it was pending (the port passes to the
+// session the expectation created).
+func (pp *pendingPorts) take(k pendingKey) bool {
+	pp.mu.Lock()
+	_, ok := pp.m[k]
+	delete(pp.m, k)
+	pp.mu.Unlock()
+	return ok
+}
+
+func (pp *pendingPorts) expire(now flowtable.Time, n *NAT) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for k, v := range pp.m {
+		if int32(now-v.expires) > 0 {
+			delete(pp.m, k)
+			n.pools.space(k.addr, int(k.class)).release(k.port)
+		}
+	}
+}
+
+func (pp *pendingPorts) releaseParent(parent uint32, n *NAT) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for k, v := range pp.m {
+		if v.parent == parent {
+			delete(pp.m, k)
+			n.pools.space(k.addr, int(k.class)).release(k.port)
+		}
+	}
+}
+
+func (n *NAT) String() string {
+	c := n.rules.Load()
+	return fmt.Sprintf("nat: %d outbound, %d server rules, %d public addresses", len(c.outbound), len(c.servers), len(c.public))
+}

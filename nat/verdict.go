@@ -1,0 +1,67 @@
+package nat
+
+// Verdict is what the engine decided for one packet: Forward, or the reason
+// it was dropped. Drop reasons are counted per worker; their String names are
+// metric labels and stay stable.
+type Verdict uint8
+
+// Verdicts. Keep verdictNames in the same order.
+const (
+	Forward         Verdict = iota // translated; send it
+	DropNoRule                     // new flow from inside matching no rule
+	DropUnsolicited                // new flow from outside: no session, expectation or server rule
+	DropTCPNoSYN                   // new TCP flow whose first packet is not a SYN
+	DropTableFull                  // flow table has no free slot
+	DropPortsExhausted             // no free public port in the pool
+	DropTTLExpired                 // TTL would reach zero
+	DropFragNoSession              // non-first fragment whose first fragment was not seen
+	DropFragTableFull              // no room to remember a fragmented packet
+	DropICMPNoSession              // ICMP error whose embedded packet matches no session
+	DropICMPUnsupported            // ICMP type fastnat does not translate
+	DropProtocol                   // transport protocol fastnat does not translate
+	DropRace                       // a concurrent creation won and the retry failed
+	Hold                           // not a drop: a fragment kept until its first fragment arrives
+	NumVerdicts
+)
+
+var verdictNames = [NumVerdicts]string{
+	"forward",
+	"no_rule",
+	"unsolicited",
+	"tcp_no_syn",
+	"table_full",
+	"ports_exhausted",
+	"ttl_expired",
+	"frag_no_session",
+	"frag_table_full",
+	"icmp_no_session",
+	"icmp_unsupported",
+	"protocol",
+	"race",
+	"hold",
+}
+
+// String returns the verdict's stable snake_case name.
+func (v Verdict) String() string {
+	if v < NumVerdicts {
+		return verdictNames[v]
+	}
+	return "unknown"
+}
+
+// Side is the role of the interface a packet arrives on or leaves by.
+type Side uint8
+
+// Sides.
+const (
+	Inside Side = iota
+	Outside
+)
+
+// String returns "inside" or "outside".
+func (s Side) String() string {
+	if s == Inside {
+		return "inside"
+	}
+	return "outside"
+}

@@ -1,0 +1,26 @@
+// Package pipeline runs fastnat's per-core poll loops.
+//
+// A Worker owns one queue of every interface (a Port each) and runs every
+// frame it receives to completion, a burst at a time: parse the whole
+// burst, look up every flow, then translate and dispatch each frame (the
+// lookups of a burst overlap their cache misses instead of stalling one by
+// one), rewrite the Ethernet header for the next hop, and hand the frames
+// to the output ports' tx rings. The clock is read once per burst; aging
+// takes a small slice of the flow table per poll.
+//
+// Frames of sessions that have an application-layer gateway (FTP control
+// connections) are translated like any other and then handed to the ALG
+// goroutine over a single-producer/single-consumer ring (ALGLink); the ALG
+// returns them, possibly rewritten, on a second ring and the worker
+// transmits them. A full ring drops the frame with a counter, so the fast
+// path never waits for the ALG.
+//
+// Ownership: a Worker and its Ports are used by one goroutine only; no
+// locks. Counters are plain integers in the worker, published once per
+// burst into padded atomic Counters that any goroutine may read.
+//
+// Port is the seam between the loop and the packet I/O: package afxdp
+// implements it over AF_XDP sockets; MemPort implements it in memory, so
+// the whole pipeline runs in unit tests and in the in-memory benchmark
+// without a kernel.
+package pipeline

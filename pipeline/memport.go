@@ -1,0 +1,217 @@
+package pipeline
+
+import (
+	"sync"
+	"time"
+)
+
+// MemPool is the frame space shared by the memory ports of one worker: a
+// fixed set of frames of one size and an O(1) free stack of their handles.
+// It stands in for an AF_XDP UMEM in tests and the in-memory benchmark.
+//
+// Unless made with NewMemPoolUnlocked, its operations take a mutex so that a
+// test goroutine may inject frames while the worker runs.
+type MemPool struct {
+	frameSize int
+	mem       []byte
+	free      []uint64
+	locked    bool
+	mu        sync.Mutex
+	wake      chan struct{}
+}
+
+// NewMemPool allocates n frames of frameSize bytes.
+func NewMemPool(n, frameSize int) *MemPool {
+	p := NewMemPoolUnlocked(n, frameSize)
+	p.locked = true
+	return p
+}
+
+// NewMemPoolUnlocked is NewMemPool for a pool used by one goroutine only
+// (benchmarks): no locking at all.
+func NewMemPoolUnlocked(n, frameSize int) *MemPool {
+	p := &MemPool{frameSize: frameSize, mem: make([]byte, n*frameSize), free: make([]uint64, n), wake: make(chan struct{}, 1)}
+	for i := range p.free {
+		p.free[i] = uint64(n - 1 - i)
+	}
+	return p
+}
+
+// Free reports how many frames are in the free stack.
+func (p *MemPool) Free() int {
+	if p.locked {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	return len(p.free)
+}
+
+func (p *MemPool) get() (Frame, bool) {
+	if p.locked {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	n := len(p.free)
+	if n == 0 {
+		return Frame{}, false
+	}
+	h := p.free[n-1]
+	p.free = p.free[:n-1]
+	off := int(h) * p.frameSize
+	return Frame{Buf: p.mem[off : off : off+p.frameSize], Handle: h}, true
+}
+
+func (p *MemPool) put(h uint64) {
+	if p.locked {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	p.free = append(p.free, h)
+}
+
+// MemPort is a Port backed by memory, for tests and benchmarks. Frames
+// given to Inject are received in order; frames transmitted are kept for
+// Sent (or, with SetSink, handed to a function and freed at once). It is
+// owned by one worker like any Port, except that Inject, Sent and
+// SetNeighbor may be called from a test goroutine: they take a mutex that
+// the worker's methods also take, unless the port runs a generator
+// (benchmarks), which is single-goroutine.
+type MemPort struct {
+	name  string
+	mac   [6]byte
+	pool  *MemPool
+	mu    sync.Mutex
+	rx    []Frame
+	sent  [][]byte
+	sink  func([]byte)
+	gen   func(buf []byte) int
+	neigh map[uint32][6]byte
+}
+
+// NewMemPort returns a memory port named name with hardware address mac,
+// taking frames from pool.
+func NewMemPort(name string, mac [6]byte, pool *MemPool) *MemPort {
+	return &MemPort{name: name, mac: mac, pool: pool, neigh: make(map[uint32][6]byte)}
+}
+
+// SetNeighbor makes NextHop(addr) answer mac.
+func (m *MemPort) SetNeighbor(addr uint32, mac [6]byte) {
+	m.mu.Lock()
+	m.neigh[addr] = mac
+	m.mu.Unlock()
+}
+
+// SetSink makes the port pass every transmitted frame to f (instead of
+// keeping it for Sent) and free it at once.
+func (m *MemPort) SetSink(f func([]byte)) { m.sink = f }
+
+// SetGenerator makes Receive produce frames forever: gen writes a frame
+// into buf (cap = frame size) and returns its length. Benchmarks use it as
+// a traffic source.
+func (m *MemPort) SetGenerator(gen func(buf []byte) int) { m.gen = gen }
+
+// Inject queues a copy of frame for reception. It reports false when the
+// pool has no free frame.
+func (m *MemPort) Inject(frame []byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.pool.get()
+	if !ok {
+		return false
+	}
+	f.Buf = append(f.Buf[:0], frame...)
+	m.rx = append(m.rx, f)
+	select {
+	case m.pool.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Sent returns copies of the frames transmitted since the last call.
+func (m *MemPort) Sent() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sent
+	m.sent = nil
+	return s
+}
+
+// Name implements Port.
+func (m *MemPort) Name() string { return m.name }
+
+// MAC implements Port.
+func (m *MemPort) MAC() [6]byte { return m.mac }
+
+// Receive implements Port.
+func (m *MemPort) Receive(fs []Frame) int {
+	if m.gen != nil {
+		n := 0
+		for n < len(fs) {
+			f, ok := m.pool.get()
+			if !ok {
+				break
+			}
+			f.Buf = f.Buf[:m.gen(f.Buf[:cap(f.Buf)])]
+			fs[n] = f
+			n++
+		}
+		return n
+	}
+	m.mu.Lock()
+	n := copy(fs, m.rx)
+	m.rx = m.rx[:copy(m.rx, m.rx[n:])]
+	m.mu.Unlock()
+	return n
+}
+
+// Transmit implements Port.
+func (m *MemPort) Transmit(fs []Frame) int {
+	if m.sink != nil {
+		for _, f := range fs {
+			m.sink(f.Buf)
+			m.pool.put(f.Handle)
+		}
+		return len(fs)
+	}
+	m.mu.Lock()
+	for _, f := range fs {
+		m.sent = append(m.sent, append([]byte(nil), f.Buf...))
+		m.pool.put(f.Handle)
+	}
+	m.mu.Unlock()
+	return len(fs)
+}
+
+// Release implements Port.
+func (m *MemPort) Release(fs []Frame) {
+	for _, f := range fs {
+		m.pool.put(f.Handle)
+	}
+}
+
+// Flush implements Port.
+func (m *MemPort) Flush() {}
+
+// NextHop implements Port.
+func (m *MemPort) NextHop(addr uint32) ([6]byte, bool) {
+	if m.gen != nil || m.sink != nil {
+		mac, ok := m.neigh[addr]
+		return mac, ok
+	}
+	m.mu.Lock()
+	mac, ok := m.neigh[addr]
+	m.mu.Unlock()
+	return mac, ok
+}
+
+// Wait implements Waker for the worker whose ports share this pool: it
+// returns when a frame is injected into any of them, or after timeout.
+func (p *MemPool) Wait(timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.wake:
+	case <-t.C:
+	}
+}

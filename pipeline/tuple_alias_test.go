@@ -1,0 +1,5 @@
+package pipeline
+
+import "github.com/fastnat/fastnat/packet"
+
+type packetTupleT = packet.Tuple
