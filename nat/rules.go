@@ -78,7 +78,9 @@ func toPrefix4(p netip.Prefix) prefix4 {
 	return prefix4{addr: be32(b), mask: mask}
 }
 
-func be32(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 func addr4(a netip.Addr) uint32 { return be32(a.As4()) }
 

@@ -7,20 +7,20 @@ type Verdict uint8
 
 // Verdicts. Keep verdictNames in the same order.
 const (
-	Forward         Verdict = iota // translated; send it
-	DropNoRule                     // new flow from inside matching no rule
-	DropUnsolicited                // new flow from outside: no session, expectation or server rule
-	DropTCPNoSYN                   // new TCP flow whose first packet is not a SYN
-	DropTableFull                  // flow table has no free slot
-	DropPortsExhausted             // no free public port in the pool
-	DropTTLExpired                 // TTL would reach zero
-	DropFragNoSession              // non-first fragment whose first fragment was not seen
-	DropFragTableFull              // no room to remember a fragmented packet
-	DropICMPNoSession              // ICMP error whose embedded packet matches no session
-	DropICMPUnsupported            // ICMP type fastnat does not translate
-	DropProtocol                   // transport protocol fastnat does not translate
-	DropRace                       // a concurrent creation won and the retry failed
-	Hold                           // not a drop: a fragment kept until its first fragment arrives
+	Forward             Verdict = iota // translated; send it
+	DropNoRule                         // new flow from inside matching no rule
+	DropUnsolicited                    // new flow from outside: no session, expectation or server rule
+	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN
+	DropTableFull                      // flow table has no free slot
+	DropPortsExhausted                 // no free public port in the pool
+	DropTTLExpired                     // TTL would reach zero
+	DropFragNoSession                  // non-first fragment whose first fragment was not seen
+	DropFragTableFull                  // no room to remember a fragmented packet
+	DropICMPNoSession                  // ICMP error whose embedded packet matches no session
+	DropICMPUnsupported                // ICMP type fastnat does not translate
+	DropProtocol                       // transport protocol fastnat does not translate
+	DropRace                           // a concurrent creation won and the retry failed
+	Hold                               // not a drop: a fragment kept until its first fragment arrives
 	NumVerdicts
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
-	"github.com/fastnat/fastnat/nat"
 	. "github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/nat"
 )
 
 func TestTCPOutboundConversation(t *testing.T) {

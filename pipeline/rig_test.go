@@ -25,8 +25,8 @@ const (
 )
 
 var (
-	macIn  = [6]byte{0x02, 0, 0, 0, 1, 1}
-	macOut = [6]byte{0x02, 0, 0, 0, 2, 2}
+	macIn   = [6]byte{0x02, 0, 0, 0, 1, 1}
+	macOut  = [6]byte{0x02, 0, 0, 0, 2, 2}
 	macHost = [6]byte{0x02, 0, 0, 0, 9, 9}
 )
 

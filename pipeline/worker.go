@@ -63,17 +63,17 @@ type Config struct {
 // and runs every frame it receives to completion (parse, look up or
 // create the session, translate, rewrite L2, transmit) in bursts.
 type Worker struct {
-	cfg     Config
-	ports   []Port
-	sides   []nat.Side
-	out     [2]int // port index per side
-	engine  *nat.Engine
-	table   *flowtable.Table
-	clock   func() flowtable.Time
-	stop    atomic.Bool
-	c       counts
-	pub     Counters
-	algOut  []algPending
+	cfg    Config
+	ports  []Port
+	sides  []nat.Side
+	out    [2]int // port index per side
+	engine *nat.Engine
+	table  *flowtable.Table
+	clock  func() flowtable.Time
+	stop   atomic.Bool
+	c      counts
+	pub    Counters
+	algOut []algPending
 	// per-burst scratch, reused
 	rx      []Frame
 	parsed  []packet.Parsed
