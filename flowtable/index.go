@@ -1,0 +1,193 @@
+package flowtable
+
+import (
+	"math/bits"
+	"sync/atomic"
+)
+
+// bucketLanes is the number of key entries in one 64-byte bucket.
+const bucketLanes = 12
+
+// bucket is one cache line of a shard's index. Lane i holds an entry
+// ids[i] = session id<<1 | Dir and its 8-bit tag (hash bits the bucket
+// position does not use; 0 = empty lane) in byte i of ctrl[0] (lanes 0-7)
+// or ctrl[1] (lanes 8-11, bytes 0-3). The upper half of ctrl[1] counts the
+// entries that hash to this bucket or an earlier one of the probe sequence
+// but sit beyond it (F14's "outbound overflow"); a lookup that reaches a
+// bucket with count 0 stops there. Entries never move, so a lookup cannot
+// miss an entry that stays in the table while it runs.
+//
+// All words are atomic: writers (under the shard lock) store, lock-free
+// readers load. A writer stores ids[i] before the tag that makes lane i
+// visible.
+type bucket struct {
+	ctrl [2]atomic.Uint64
+	ids  [bucketLanes]atomic.Uint32
+}
+
+const (
+	lanes8   = 0x0101010101010101
+	lows7    = 0x7f7f7f7f7f7f7f7f
+	ctrl1Tag = 0x0000000080808080 // lanes of ctrl[1] that are tags, in zeroBytes results
+	ovfOne   = 1 << 32            // overflow count unit in ctrl[1]
+)
+
+// zeroBytes returns x with 0x80 in every byte that is zero and 0 in every
+// other byte, exactly (no borrow false positives).
+func zeroBytes(x uint64) uint64 {
+	return ^((x&lows7 + lows7) | x | lows7)
+}
+
+// tagOf returns the 8-bit tag of a hash, never 0 (the empty lane).
+func tagOf(h uint64) uint64 {
+	if t := h & 0xff; t != 0 {
+		return t
+	}
+	return 1
+}
+
+// home returns the first bucket of h's probe sequence: the base of its
+// shard and the offset in it. Bits 16..47 choose the bucket (by
+// multiply-shift, so shards need not be a power of two in buckets), the
+// top bits the shard, the low byte the tag.
+func (t *Table) home(h uint64) (base, i uint32) {
+	base = t.shardOf(h) * t.nbPer
+	i = uint32(uint64(uint32(h>>16)) * uint64(t.nbPer) >> 32)
+	return base, i
+}
+
+// lookup finds the live session with key words (w0, w1) whose hash is h.
+// It takes no lock and writes nothing.
+func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok bool) {
+	pat := tagOf(h) * lanes8
+	base, i := t.home(h)
+	for range t.nbPer {
+		bk := &t.buckets[base+i]
+		c0 := bk.ctrl[0].Load()
+		c1 := bk.ctrl[1].Load()
+		for m := zeroBytes(c0 ^ pat); m != 0; m &= m - 1 {
+			e := bk.ids[bits.TrailingZeros64(m)>>3].Load()
+			if gen, ok := t.match(e, w0, w1); ok {
+				return e >> 1, Dir(e & 1), gen, true
+			}
+		}
+		for m := zeroBytes(c1^pat) & ctrl1Tag; m != 0; m &= m - 1 {
+			e := bk.ids[8+bits.TrailingZeros64(m)>>3].Load()
+			if gen, ok := t.match(e, w0, w1); ok {
+				return e >> 1, Dir(e & 1), gen, true
+			}
+		}
+		if c1 < ovfOne {
+			return 0, 0, 0, false
+		}
+		if i++; i == t.nbPer {
+			i = 0
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// match reports whether index entry e names a live session whose key in
+// e's direction is (w0, w1), and returns the session's generation. The
+// reads form a seqlock on Session.ports: ports, both addresses, ports
+// again. A slot deleted and reused between the two reads of ports changes
+// its generation, so an unchanged word means the addresses belong to the
+// same session as the ports.
+func (t *Table) match(e uint32, w0, w1 uint64) (uint32, bool) {
+	s := &t.sessions[e>>1]
+	d := e & 1
+	p := atomic.LoadUint64(&s.ports[d])
+	if (p^w1)&keyMask != 0 || p&liveBit == 0 {
+		return 0, false
+	}
+	if atomic.LoadUint32(&s.Key[d].SrcAddr) != uint32(w0>>32) ||
+		atomic.LoadUint32(&s.Key[d].DstAddr) != uint32(w0) ||
+		atomic.LoadUint64(&s.ports[d]) != p {
+		return 0, false
+	}
+	return genOf(p), true
+}
+
+// add stores entry e with hash h in the first free lane of h's probe
+// sequence, raising the overflow count of every bucket it passes. It
+// returns how many buckets it probed, or 0 if the shard has no free lane.
+// The caller holds h's shard lock.
+func (t *Table) add(h uint64, e uint32) int {
+	base, i := t.home(h)
+	tag := tagOf(h)
+	j := i
+	for n := 1; n <= int(t.nbPer); n++ {
+		bk := &t.buckets[base+j]
+		c0 := bk.ctrl[0].Load()
+		c1 := bk.ctrl[1].Load()
+		free0, free1 := zeroBytes(c0), zeroBytes(c1)&ctrl1Tag
+		if free0|free1 != 0 {
+			for k := i; k != j; k = t.next(k) {
+				c := &t.buckets[base+k].ctrl[1]
+				c.Store(c.Load() + ovfOne)
+			}
+			if free0 != 0 {
+				lane := bits.TrailingZeros64(free0) >> 3
+				bk.ids[lane].Store(e)
+				bk.ctrl[0].Store(c0 | tag<<(8*lane))
+			} else {
+				lane := bits.TrailingZeros64(free1) >> 3
+				bk.ids[8+lane].Store(e)
+				bk.ctrl[1].Store(c1 | tag<<(8*lane))
+			}
+			return n
+		}
+		j = t.next(j)
+	}
+	return 0
+}
+
+// remove clears the lane holding entry e (hash h) and lowers the overflow
+// counts add raised. It reports whether e was found. The caller holds h's
+// shard lock.
+func (t *Table) remove(h uint64, e uint32) bool {
+	base, i := t.home(h)
+	pat := tagOf(h) * lanes8
+	j := i
+	for range t.nbPer {
+		bk := &t.buckets[base+j]
+		c0 := bk.ctrl[0].Load()
+		c1 := bk.ctrl[1].Load()
+		for m := zeroBytes(c0 ^ pat); m != 0; m &= m - 1 {
+			lane := bits.TrailingZeros64(m) >> 3
+			if bk.ids[lane].Load() == e {
+				bk.ctrl[0].Store(c0 &^ (0xff << (8 * lane)))
+				t.unwind(base, i, j)
+				return true
+			}
+		}
+		for m := zeroBytes(c1^pat) & ctrl1Tag; m != 0; m &= m - 1 {
+			lane := bits.TrailingZeros64(m) >> 3
+			if bk.ids[8+lane].Load() == e {
+				bk.ctrl[1].Store(c1 &^ (0xff << (8 * lane)))
+				t.unwind(base, i, j)
+				return true
+			}
+		}
+		if c1 < ovfOne {
+			return false
+		}
+		j = t.next(j)
+	}
+	return false
+}
+
+// unwind lowers the overflow counts of buckets i..j-1 of a shard.
+func (t *Table) unwind(base, i, j uint32) {
+	for k := i; k != j; k = t.next(k) {
+		c := &t.buckets[base+k].ctrl[1]
+		c.Store(c.Load() - ovfOne)
+	}
+}
+
+func (t *Table) next(i uint32) uint32 {
+	if i++; i == t.nbPer {
+		return 0
+	}
+	return i
+}

@@ -1,0 +1,242 @@
+package flowtable
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrConfig is wrapped by New for a Config it cannot honour.
+var ErrConfig = errors.New("invalid flow table config")
+
+// Limits of a Config.
+const (
+	MaxSessions     = 1<<31 - 1 // ids are 31 bits: an index entry is id<<1 | dir
+	MaxShards       = 1 << 12
+	MaxExpectations = 1 << 24
+	// DefaultShards is the shard count for a large table; smaller tables
+	// get fewer so that every shard holds at least minShardSessions.
+	DefaultShards    = 256
+	minShardSessions = 4096
+	// MaxWorkers is the largest worker count Expire accepts.
+	MaxWorkers = 256
+)
+
+// designLoad is the share of index lanes in use when the table holds
+// MaxSessions sessions (both keys of each). Probe lengths stay near one
+// bucket at this load; the memory budget of an index entry is 64/12/0.85
+// ≈ 6.3 bytes.
+const designLoad = 0.85
+
+// Config sizes a Table. All storage is allocated by New.
+type Config struct {
+	MaxSessions     int // [flows] max; storage is preallocated for exactly this many
+	MaxExpectations int // 0 = default max(1024, MaxSessions/64)
+	Shards          int // 0 = default; a power of two; lock granularity for writers
+}
+
+// Table is the session table shared by all workers. Lookups are lock-free;
+// writers lock the one or two shards their keys hash to. See the package
+// documentation for the layout and the concurrency rules.
+type Table struct {
+	seed       uint64 // per-table random XXH64 seed
+	shardShift uint   // shard = hash >> shardShift
+	nbPer      uint32 // buckets per shard
+	shardMask  uint32
+
+	sessions []Session
+	buckets  []bucket // shard s owns buckets[s*nbPer : (s+1)*nbPer]
+	shards   []shard
+	cursors  []cursor // Expire position per worker
+	exp      expectations
+}
+
+// shard is the writer side of one hash shard: its lock, its free list of
+// session slots and its counters. Counters are written under mu (or with
+// an uncontended atomic add) and read by Stats.
+type shard struct {
+	mu       sync.Mutex
+	inserts  atomic.Uint64
+	deletes  atomic.Uint64
+	expired  atomic.Uint64
+	refused  [NumInsertResults]atomic.Uint64
+	probes   [NumProbeBins]atomic.Uint64
+	maxProbe atomic.Uint64
+	_        [64]byte
+
+	// The free list is a leaf lock: nothing else is locked while freeMu
+	// is held, so Insert may take another shard's freeMu while it holds
+	// shard locks.
+	freeMu    sync.Mutex
+	freeTop   uint32 // id+1 of the most recently freed slot; linked through Session.Parent
+	freeNext  uint32 // never-used ids freeNext..freeEnd-1
+	freeEnd   uint32
+	freeCount atomic.Int64
+	_         [64]byte
+}
+
+// cursor is one worker's position in its slice of the session array.
+type cursor struct {
+	pos atomic.Uint32
+	_   [60]byte
+}
+
+// New allocates a table for cfg.MaxSessions sessions.
+func New(cfg Config) (*Table, error) {
+	return newSeeded(cfg, rand.Uint64())
+}
+
+func newSeeded(cfg Config, seed uint64) (*Table, error) {
+	n := cfg.MaxSessions
+	if n < 1 || n > MaxSessions {
+		return nil, fmt.Errorf("max sessions %d not in 1..%d: %w", n, MaxSessions, ErrConfig)
+	}
+	shards := cfg.Shards
+	if shards == 0 {
+		shards = 1
+		for shards < DefaultShards && shards*2*minShardSessions <= n {
+			shards *= 2
+		}
+	}
+	if shards < 1 || shards > MaxShards || shards&(shards-1) != 0 {
+		return nil, fmt.Errorf("shards %d not a power of two in 1..%d: %w", shards, MaxShards, ErrConfig)
+	}
+	ne := cfg.MaxExpectations
+	if ne == 0 {
+		ne = max(1024, n/64)
+	}
+	if ne < 1 || ne > MaxExpectations {
+		return nil, fmt.Errorf("max expectations %d not in 1..%d: %w", ne, MaxExpectations, ErrConfig)
+	}
+
+	t := &Table{
+		seed:       seed,
+		shardShift: uint(64 - bits.TrailingZeros(uint(shards))),
+		shardMask:  uint32(shards - 1),
+		nbPer:      bucketsPerShard(n, shards),
+		sessions:   make([]Session, n),
+		shards:     make([]shard, shards),
+		cursors:    make([]cursor, MaxWorkers),
+	}
+	t.buckets = make([]bucket, int(t.nbPer)*shards)
+	for s := range t.shards {
+		sh := &t.shards[s]
+		sh.freeNext = uint32(n * s / shards)
+		sh.freeEnd = uint32(n * (s + 1) / shards)
+		sh.freeCount.Store(int64(sh.freeEnd - sh.freeNext))
+	}
+	t.exp.init(ne, seed)
+	return t, nil
+}
+
+// bucketsPerShard sizes a shard's index for its share of the 2n keys at
+// designLoad, plus four standard deviations of the binomial spread of
+// keys over shards so that the fullest shard is not much fuller.
+func bucketsPerShard(n, shards int) uint32 {
+	keys := float64(2*n) / float64(shards)
+	lanes := keys/designLoad + 4*math.Sqrt(keys) + bucketLanes
+	return uint32(max(2, math.Ceil(lanes/bucketLanes)))
+}
+
+// Capacity returns MaxSessions as configured.
+func (t *Table) Capacity() int { return len(t.sessions) }
+
+func (t *Table) shardOf(h uint64) uint32 { return uint32(h >> t.shardShift) }
+
+// lock2 locks the shards of a session's two keys in index order.
+func (t *Table) lock2(a, b uint32) {
+	switch {
+	case a == b:
+		t.shards[a].mu.Lock()
+	case a < b:
+		t.shards[a].mu.Lock()
+		t.shards[b].mu.Lock()
+	default:
+		t.shards[b].mu.Lock()
+		t.shards[a].mu.Lock()
+	}
+}
+
+func (t *Table) unlock2(a, b uint32) {
+	t.shards[a].mu.Unlock()
+	if a != b {
+		t.shards[b].mu.Unlock()
+	}
+}
+
+// Range calls fn for every live session until fn returns false. It takes
+// no lock: sessions inserted or deleted meanwhile may or may not be seen,
+// and fn reads a session that may be deleted under it (for `show
+// sessions`; slow path).
+func (t *Table) Range(fn func(id uint32, s *Session) bool) {
+	for id := range t.sessions {
+		s := &t.sessions[id]
+		if atomic.LoadUint64(&s.ports[Orig])&liveBit == 0 {
+			continue
+		}
+		if !fn(uint32(id), s) {
+			return
+		}
+	}
+}
+
+// NumProbeBins is the length of Stats.Probes.
+const NumProbeBins = 5
+
+// Stats is a snapshot of the table's occupancy and counters, summed over
+// shards when read.
+type Stats struct {
+	Sessions       int // live sessions
+	Capacity       int // MaxSessions
+	Expectations   int // live expectations
+	ExpectCapacity int // MaxExpectations
+	IndexBuckets   int // 64-byte index buckets, 12 key entries each
+
+	Inserts       uint64 // sessions inserted
+	Deletes       uint64 // sessions removed by Delete
+	Expired       uint64 // sessions reclaimed by Expire
+	InsertFull    uint64 // Insert refused: ErrFull
+	InsertExists  uint64 // Insert refused: ErrExists
+	InsertSameKey uint64 // Insert refused: ErrSameKey
+
+	ExpectInserts uint64 // expectations stored (including replacements)
+	ExpectFull    uint64 // Expect refused: ErrNoExpectSpace
+	ExpectMatched uint64 // expectations consumed by MatchExpectation
+	ExpectExpired uint64 // expectations dropped unused after their Expires
+
+	// Probes counts index entries by the number of buckets their insert
+	// probed (1, 2, 3, 4, 5 or more); a lookup of that key probes as many.
+	Probes   [NumProbeBins]uint64
+	MaxProbe uint64 // longest probe of any insert, in buckets
+}
+
+// Occupancy is Sessions/Capacity.
+func (s Stats) Occupancy() float64 { return float64(s.Sessions) / float64(s.Capacity) }
+
+// Stats sums the per-shard counters.
+func (t *Table) Stats() Stats {
+	st := Stats{Capacity: len(t.sessions), IndexBuckets: len(t.buckets)}
+	var live int64
+	for i := range t.shards {
+		sh := &t.shards[i]
+		ins, del, exp := sh.inserts.Load(), sh.deletes.Load(), sh.expired.Load()
+		live += int64(ins) - int64(del) - int64(exp)
+		st.Inserts += ins
+		st.Deletes += del
+		st.Expired += exp
+		st.InsertFull += sh.refused[ErrFull].Load()
+		st.InsertExists += sh.refused[ErrExists].Load()
+		st.InsertSameKey += sh.refused[ErrSameKey].Load()
+		for b := range st.Probes {
+			st.Probes[b] += sh.probes[b].Load()
+		}
+		st.MaxProbe = max(st.MaxProbe, sh.maxProbe.Load())
+	}
+	st.Sessions = int(live)
+	t.exp.stats(&st)
+	return st
+}

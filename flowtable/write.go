@@ -1,0 +1,228 @@
+package flowtable
+
+import (
+	"sync/atomic"
+
+	"github.com/fastnat/fastnat/packet"
+)
+
+// Insert copies the exported fields of *s into a free slot, sets its
+// protocol state, timeout (clamped to MaxTimeout) and last-seen time, and
+// publishes both keys. Readers see either no session or the complete one.
+// It fails with ErrExists if either key is present, ErrSameKey if the two
+// keys are equal, ErrFull if no slot is free; existing sessions are never
+// disturbed. Each refusal is counted in Stats. It allocates nothing.
+func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id uint32, r InsertResult) {
+	k0, k1 := s.Key[Orig], s.Key[Reply]
+	a0, a1 := k0.Words()
+	b0, b1 := k1.Words()
+	h0, h1 := hash2(t.seed, a0, a1), hash2(t.seed, b0, b1)
+	sa, sc := t.shardOf(h0), t.shardOf(h1)
+	home := &t.shards[sa]
+	if k0 == k1 {
+		home.refused[ErrSameKey].Add(1)
+		return 0, ErrSameKey
+	}
+
+	t.lock2(sa, sc)
+	if t.has(h0, a0, a1) || t.has(h1, b0, b1) {
+		t.unlock2(sa, sc)
+		home.refused[ErrExists].Add(1)
+		return 0, ErrExists
+	}
+	id, ok := t.alloc(sa)
+	if !ok {
+		t.unlock2(sa, sc)
+		home.refused[ErrFull].Add(1)
+		return 0, ErrFull
+	}
+	slot := &t.sessions[id]
+	gen := t.fill(slot, s, k0, k1, packLife(state, timeout), now)
+
+	n0 := t.add(h0, id<<1|uint32(Orig))
+	n1 := 0
+	if n0 != 0 {
+		if n1 = t.add(h1, id<<1|uint32(Reply)); n1 == 0 {
+			t.remove(h0, id<<1|uint32(Orig))
+		}
+	}
+	if n1 == 0 {
+		// An index shard is full: far beyond its design load, which only a
+		// hash flood or a tiny table with many shards reaches.
+		t.kill(slot, gen)
+		t.unlock2(sa, sc)
+		t.free(sa, id)
+		home.refused[ErrFull].Add(1)
+		return 0, ErrFull
+	}
+	home.inserts.Add(1)
+	t.countProbe(sa, n0)
+	t.countProbe(sc, n1)
+	t.unlock2(sa, sc)
+	return id, Inserted
+}
+
+// has reports whether a live session has key (w0, w1) with hash h.
+func (t *Table) has(h, w0, w1 uint64) bool {
+	_, _, _, ok := t.lookup(h, w0, w1)
+	return ok
+}
+
+// fill writes a free slot and publishes it with a new odd generation. The
+// words lock-free readers load (addresses, ports) are stored atomically;
+// the ports words go last, Orig's very last, so a reader that sees the
+// new generation sees everything else.
+func (t *Table) fill(slot, s *Session, k0, k1 packet.Tuple, life uint32, now Time) uint32 {
+	gen := (genOf(atomic.LoadUint64(&slot.ports[Orig])) + 1) & (1<<genBits - 1)
+	for d, k := range [2]packet.Tuple{k0, k1} {
+		atomic.StoreUint32(&slot.Key[d].SrcAddr, k.SrcAddr)
+		atomic.StoreUint32(&slot.Key[d].DstAddr, k.DstAddr)
+		slot.Key[d].SrcPort = k.SrcPort
+		slot.Key[d].DstPort = k.DstPort
+		slot.Key[d].Proto = k.Proto
+		atomic.StoreUint64(&slot.pkts[d], 0)
+		atomic.StoreUint64(&slot.bytes[d], 0)
+	}
+	slot.L3Delta = s.L3Delta
+	slot.L4Delta = s.L4Delta
+	slot.Parent = s.Parent
+	slot.App = s.App
+	slot.Flags = s.Flags
+	slot.MapEntry = s.MapEntry
+	atomic.StoreUint32(&slot.seen, uint32(now))
+	atomic.StoreUint32(&slot.life, life)
+	_, p1 := k1.Words()
+	_, p0 := k0.Words()
+	atomic.StoreUint64(&slot.ports[Reply], p1|uint64(gen)<<genShift)
+	atomic.StoreUint64(&slot.ports[Orig], p0|uint64(gen)<<genShift)
+	return gen
+}
+
+// kill marks a slot dead by moving it to the next (even) generation. Its
+// fields stay as they were until the slot is reused.
+func (t *Table) kill(slot *Session, gen uint32) {
+	g := uint64((gen+1)&(1<<genBits-1)) << genShift
+	for d := range slot.ports {
+		p := atomic.LoadUint64(&slot.ports[d])
+		atomic.StoreUint64(&slot.ports[d], p&keyMask|g)
+	}
+}
+
+func (t *Table) countProbe(s uint32, n int) {
+	sh := &t.shards[s]
+	sh.probes[min(n, NumProbeBins)-1].Add(1)
+	if uint64(n) > sh.maxProbe.Load() {
+		sh.maxProbe.Store(uint64(n))
+	}
+}
+
+// Delete removes the live session in slot id, both keys, and recycles the
+// slot. It returns false if the slot holds no live session. A caller that
+// may hold a stale id (the session may have expired and the slot been
+// reused) uses DeleteGen.
+func (t *Table) Delete(id uint32) bool { return t.unpublish(id, 0, anyGen, 0, nil) }
+
+// DeleteGen is Delete only if slot id still holds generation gen.
+func (t *Table) DeleteGen(id, gen uint32) bool { return t.unpublish(id, gen, sameGen, 0, nil) }
+
+// Conditions of unpublish.
+const (
+	anyGen  = iota // whatever session is live in the slot
+	sameGen        // only the given generation
+	expiry         // only the given generation, and only if expired at now
+)
+
+// unpublish removes the session in slot id from the index, marks it dead
+// and frees the slot, if cond holds. Between removal and reuse it calls
+// onExpire, if not nil, outside any lock.
+func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(uint32, *Session)) bool {
+	if id >= uint32(len(t.sessions)) {
+		return false
+	}
+	slot := &t.sessions[id]
+	for {
+		k0, g := t.Key(id, Orig)
+		if g&1 == 0 || cond != anyGen && g != gen {
+			return false
+		}
+		k1, g1 := t.Key(id, Reply)
+		if g1 != g {
+			continue // a writer is between the two ports words
+		}
+		a0, a1 := k0.Words()
+		b0, b1 := k1.Words()
+		h0, h1 := hash2(t.seed, a0, a1), hash2(t.seed, b0, b1)
+		sa, sc := t.shardOf(h0), t.shardOf(h1)
+		t.lock2(sa, sc)
+		if genOf(atomic.LoadUint64(&slot.ports[Orig])) != g {
+			t.unlock2(sa, sc)
+			continue
+		}
+		if cond == expiry && !expired(slot, now) {
+			t.unlock2(sa, sc)
+			return false // touched since the caller looked
+		}
+		if !t.remove(h0, id<<1|uint32(Orig)) || !t.remove(h1, id<<1|uint32(Reply)) {
+			panic("flowtable: live session missing from the index")
+		}
+		t.kill(slot, g)
+		if cond == expiry {
+			t.shards[sa].expired.Add(1)
+		} else {
+			t.shards[sa].deletes.Add(1)
+		}
+		t.unlock2(sa, sc)
+		if onExpire != nil {
+			onExpire(id, slot)
+		}
+		t.free(sa, id)
+		return true
+	}
+}
+
+// alloc takes a free slot, from shard s's free list if it has one, else
+// from the next shard that does.
+func (t *Table) alloc(s uint32) (uint32, bool) {
+	if id, ok := t.pop(s); ok {
+		return id, true
+	}
+	for k := uint32(1); k <= t.shardMask; k++ {
+		j := (s + k) & t.shardMask
+		if t.shards[j].freeCount.Load() == 0 {
+			continue
+		}
+		if id, ok := t.pop(j); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func (t *Table) pop(s uint32) (uint32, bool) {
+	sh := &t.shards[s]
+	sh.freeMu.Lock()
+	defer sh.freeMu.Unlock()
+	switch {
+	case sh.freeTop != 0:
+		id := sh.freeTop - 1
+		sh.freeTop = t.sessions[id].Parent
+		sh.freeCount.Add(-1)
+		return id, true
+	case sh.freeNext < sh.freeEnd:
+		id := sh.freeNext
+		sh.freeNext++
+		sh.freeCount.Add(-1)
+		return id, true
+	}
+	return 0, false
+}
+
+// free pushes a dead slot on shard s's free list.
+func (t *Table) free(s uint32, id uint32) {
+	sh := &t.shards[s]
+	sh.freeMu.Lock()
+	t.sessions[id].Parent = sh.freeTop
+	sh.freeTop = id + 1
+	sh.freeCount.Add(1)
+	sh.freeMu.Unlock()
+}
