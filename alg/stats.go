@@ -1,0 +1,141 @@
+package alg
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Counters are the FTP ALG's statistics for one scope: every control
+// session, or those classified by one port-mapping entry.
+type Counters struct {
+	Sessions      uint64 // control sessions the ALG has seen
+	Commands      uint64 // PORT, EPRT, 227 and 229 lines inspected
+	Rewritten     uint64 // of those, rewritten
+	Refused       uint64 // refused: third-party address (RFC 2577) or privileged port
+	LimitReached  uint64 // dropped at the per-session expectation limit
+	ParseFailures uint64 // malformed PORT/EPRT/227/229, passed through untouched
+	LongLines     uint64 // lines longer than 512 bytes, passed through untouched
+	OutOfOrder    uint64 // data segments beyond a gap, dropped for retransmission
+	Backlog       uint64 // dropped: too many unacknowledged rewrites
+	Replayed      uint64 // rewrites repeated in retransmitted segments
+	ExpectCreated uint64 // expectations installed
+	ExpectFailed  uint64 // expectations the NAT could not install
+	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
+	ExpectExpired uint64 // expectations that expired unused (noted by the NAT)
+	DeltaBytes    uint64 // total |length change| of the rewrites
+}
+
+// EntryCounters are the counters of one port-mapping entry (-1: the
+// default port 21).
+type EntryCounters struct {
+	Entry int16
+	Counters
+}
+
+// Stats is a snapshot of the ALG's counters.
+type Stats struct {
+	Total   Counters
+	Entries []EntryCounters // in Entry order; only entries that counted something
+}
+
+type counter uint8
+
+const (
+	cSessions counter = iota
+	cCommands
+	cRewritten
+	cRefused
+	cLimit
+	cParseFailures
+	cLongLines
+	cOutOfOrder
+	cBacklog
+	cReplayed
+	cExpectCreated
+	cExpectFailed
+	cExpectUsed
+	cExpectExpired
+	cDeltaBytes
+	numCounters
+)
+
+// counters is one scope's counters. Written by the ALG goroutine (and by
+// the NAT's expectation notes), read by Stats: atomics, uncontended.
+type counters [numCounters]atomic.Uint64
+
+func (c *counters) load() Counters {
+	return Counters{
+		Sessions: c[cSessions].Load(), Commands: c[cCommands].Load(), Rewritten: c[cRewritten].Load(),
+		Refused: c[cRefused].Load(), LimitReached: c[cLimit].Load(), ParseFailures: c[cParseFailures].Load(),
+		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
+		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
+		ExpectUsed: c[cExpectUsed].Load(), ExpectExpired: c[cExpectExpired].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+	}
+}
+
+// stats holds the total and the per-entry counters. The per-entry table
+// is indexed by entry+1 and replaced, copied, when a new entry shows up.
+type stats struct {
+	total   counters
+	mu      sync.Mutex // serialises growth of entries
+	entries atomic.Pointer[[]*counters]
+}
+
+func (s *stats) init() {
+	e := make([]*counters, 0)
+	s.entries.Store(&e)
+}
+
+// entry returns the counters of mapping entry e, creating them on first
+// use (slow path: once per entry).
+func (s *stats) entry(e int16) *counters {
+	i := int(e) + 1
+	if i < 0 {
+		i = 0
+	}
+	if t := *s.entries.Load(); i < len(t) && t[i] != nil {
+		return t[i]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := *s.entries.Load()
+	if i < len(t) && t[i] != nil {
+		return t[i]
+	}
+	n := make([]*counters, max(len(t), i+1))
+	copy(n, t)
+	n[i] = new(counters)
+	s.entries.Store(&n)
+	return n[i]
+}
+
+// count adds n to counter c of the total and of the session's entry.
+func (f *FTP) count(ss *session, c counter, n uint64) {
+	f.stats.total[c].Add(n)
+	ss.entry[c].Add(n)
+}
+
+// ExpectationUsed notes that a data connection matched an expectation of
+// a control session classified by mapping entry (its Session.MapEntry).
+// Safe from any goroutine.
+func (f *FTP) ExpectationUsed(entry int16) { f.note(entry, cExpectUsed) }
+
+// ExpectationExpired notes that an expectation of a control session of
+// mapping entry expired unused. Safe from any goroutine.
+func (f *FTP) ExpectationExpired(entry int16) { f.note(entry, cExpectExpired) }
+
+func (f *FTP) note(entry int16, c counter) {
+	f.stats.total[c].Add(1)
+	f.stats.entry(entry)[c].Add(1)
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine.
+func (f *FTP) Stats() Stats {
+	st := Stats{Total: f.stats.total.load()}
+	for i, c := range *f.stats.entries.Load() {
+		if c != nil {
+			st.Entries = append(st.Entries, EntryCounters{Entry: int16(i - 1), Counters: c.load()})
+		}
+	}
+	return st
+}
