@@ -78,9 +78,9 @@ type Worker struct {
 	rx      []Frame
 	parsed  []packet.Parsed
 	results []nat.Result
-	ids     []uint32
-	dirs    []flowtable.Dir
-	hits    []bool
+	keys    []packet.Tuple
+	hits    []flowtable.Hit
+	lookIdx []int // frames of the burst whose flow is looked up, in order
 	tx      [][]Frame
 	drops   []Frame
 	held    []heldFrame
@@ -136,9 +136,9 @@ func NewWorker(cfg Config) *Worker {
 	w.rx = make([]Frame, b)
 	w.parsed = make([]packet.Parsed, b)
 	w.results = make([]nat.Result, b)
-	w.ids = make([]uint32, b)
-	w.dirs = make([]flowtable.Dir, b)
-	w.hits = make([]bool, b)
+	w.keys = make([]packet.Tuple, b)
+	w.hits = make([]flowtable.Hit, b)
+	w.lookIdx = make([]int, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 2*b+holdMax)
@@ -217,27 +217,29 @@ func (w *Worker) Poll() int {
 }
 
 // burst processes frames received on port pi in three stages: parse them
-// all, look up all their flows, then translate and dispatch each. Doing
-// every lookup before any rewrite lets the lookups' cache misses overlap.
+// all, look up all their flows (LookupBatch overlaps the lookups' cache
+// misses instead of stalling on each in turn), then translate and
+// dispatch each.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
+	nk := 0
 	for i := range frames {
 		w.c.rxPackets++
 		w.c.rxBytes += uint64(len(frames[i].Buf))
-		res := packet.Parse(frames[i].Buf, &w.parsed[i])
+		p := &w.parsed[i]
+		res := packet.Parse(frames[i].Buf, p)
 		w.c.parse[res]++
-		w.hits[i] = false
+		w.results[i].Verdict = nat.Forward
 		if res != packet.OK {
 			w.results[i].Verdict = nat.NumVerdicts // marks a parse drop
-		} else {
-			w.results[i].Verdict = nat.Forward
+		} else if nat.NeedsLookup(p) {
+			w.keys[nk] = p.Tuple
+			w.lookIdx[nk] = i
+			nk++
 		}
 	}
-	for i := range frames {
-		if w.results[i].Verdict == nat.Forward && nat.NeedsLookup(&w.parsed[i]) {
-			w.ids[i], w.dirs[i], w.hits[i] = w.table.Lookup(w.parsed[i].Tuple)
-		}
-	}
+	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
+	k := 0
 	for i := range frames {
 		f := frames[i]
 		if w.results[i].Verdict == nat.NumVerdicts {
@@ -246,8 +248,10 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		}
 		p, r := &w.parsed[i], &w.results[i]
 		*r = nat.Result{}
-		if nat.NeedsLookup(p) {
-			w.engine.ProcessLooked(f.Buf, p, from, now, w.ids[i], w.dirs[i], w.hits[i], r)
+		if k < nk && w.lookIdx[k] == i {
+			h := &w.hits[k]
+			k++
+			w.engine.ProcessLooked(f.Buf, p, from, now, h.ID, h.Dir, h.Found, r)
 		} else {
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
