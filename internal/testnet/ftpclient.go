@@ -253,7 +253,7 @@ func clientArgs(spec FetchSpec) ([]string, error) {
 			return "off"
 		}
 		script := []string{
-			"debug 3",
+			"debug 5",
 			"set cmd:fail-exit yes",
 			// First try only.
 			"set net:max-retries 1",
