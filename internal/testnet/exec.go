@@ -3,7 +3,6 @@ package testnet
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -92,7 +91,9 @@ type Process struct {
 
 // Start starts name with args in namespace ns and returns at once. The
 // process runs in its own process group and is killed if the starting
-// program dies; stop it with Stop.
+// program dies (Pdeathsig; the kernel ties it to the starting OS thread,
+// so do not call Start from inside Do, whose thread may be discarded);
+// stop it with Stop.
 func Start(ns, name string, args ...string) (*Process, error) {
 	if ns == "" {
 		return nil, fmt.Errorf("start %s: empty namespace name", name)
@@ -189,11 +190,4 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "..." + s[len(s)-n:]
-}
-
-// isExit reports whether err is a command that ran and exited non-zero (as
-// opposed to one that could not be started).
-func isExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee)
 }

@@ -77,3 +77,26 @@ func MustUDPEcho(tb testing.TB, ns string, addr netip.AddrPort) *UDPEcho {
 	tb.Cleanup(func() { _ = e.Close() })
 	return e
 }
+
+// MustRun is Run that fails tb on error.
+func MustRun(tb testing.TB, ns, name string, args ...string) []byte {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), mustTimeout)
+	defer cancel()
+	out, err := Run(ctx, ns, name, args...)
+	if err != nil {
+		tb.Fatalf("testnet: %v", err)
+	}
+	return out
+}
+
+// MustStart is Topology.Start that fails tb on error. Close stops the
+// process; if the test failed, MustNew's cleanup logs its output.
+func (t *Topology) MustStart(tb testing.TB, ns, name string, args ...string) *Process {
+	tb.Helper()
+	p, err := t.Start(ns, name, args...)
+	if err != nil {
+		tb.Fatalf("testnet: %v", err)
+	}
+	return p
+}

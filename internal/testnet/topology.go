@@ -156,10 +156,10 @@ func (t *Topology) build(ctx context.Context, opt Options) error {
 		}
 		// No IPv6: router solicitations and neighbour discovery would be
 		// noise on every link fastnat reads.
-		if err := t.Sysctl(ctx, ns, "net.ipv6.conf.all.disable_ipv6", "1"); err != nil {
+		if err := Sysctl(ctx, ns, "net.ipv6.conf.all.disable_ipv6", "1"); err != nil {
 			return err
 		}
-		if err := t.Sysctl(ctx, ns, "net.ipv6.conf.default.disable_ipv6", "1"); err != nil {
+		if err := Sysctl(ctx, ns, "net.ipv6.conf.default.disable_ipv6", "1"); err != nil {
 			return err
 		}
 	}
@@ -241,7 +241,7 @@ func (t *Topology) veths() [][2]string {
 }
 
 // Sysctl sets key to value inside namespace ns.
-func (t *Topology) Sysctl(ctx context.Context, ns, key, value string) error {
+func Sysctl(ctx context.Context, ns, key, value string) error {
 	_, err := Run(ctx, ns, "sysctl", "-qw", key+"="+value)
 	return err
 }
@@ -252,7 +252,7 @@ func (t *Topology) SetForwarding(ctx context.Context, on bool) error {
 	if on {
 		v = "1"
 	}
-	if err := t.Sysctl(ctx, t.Router, "net.ipv4.ip_forward", v); err != nil {
+	if err := Sysctl(ctx, t.Router, "net.ipv4.ip_forward", v); err != nil {
 		return fmt.Errorf("set ip_forward=%s: %w", v, err)
 	}
 	return nil
