@@ -1,0 +1,206 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// Config is a validated configuration. Parse fills every default, so the
+// zero values below never mean "unset". Treat it as read-only.
+type Config struct {
+	File         string // the name it was parsed from
+	Dataplane    Dataplane
+	Interfaces   []Interface
+	Flows        Flows
+	Timeouts     Timeouts
+	NAT          NAT
+	PortMappings []portmap.Mapping // in file order; PortMap's entry indexes point here
+	// PortMappingLines[i] is the line of PortMappings[i] in File.
+	PortMappingLines []int
+	PortMap          *portmap.Table // compiled from PortMappings and the defaults
+	ALG              ALG
+	Metrics          Metrics
+	Control          Control
+	Warnings         []Error // non-fatal findings, positioned, in document order
+}
+
+// Dataplane is the [dataplane] table: how packets are polled.
+type Dataplane struct {
+	Workers        int   // 0: one worker per queue of the first interface
+	CPUs           []int // CPUs to pin workers to, in order; nil: no pinning
+	Poll           PollMode
+	Batch          int // frames per rx/tx burst, 1–512
+	FramesPerQueue int // UMEM frames per queue, a power of two
+	FrameSize      int // 2048 or 4096
+	XDPMode        XDPMode
+}
+
+// PollMode is how a worker waits for packets.
+type PollMode uint8
+
+// Poll modes; the zero value is the default.
+const (
+	PollAdaptive  PollMode = iota // spin while busy, then sleep in poll(2)
+	PollBusy                      // spin always (one core per worker at 100%)
+	PollInterrupt                 // always sleep in poll(2) between bursts
+)
+
+var pollNames = []string{"adaptive", "busy", "interrupt"}
+
+// String returns the mode's name in the configuration file.
+func (m PollMode) String() string { return nameOf(pollNames, int(m)) }
+
+// XDPMode is how the XDP program is attached.
+type XDPMode uint8
+
+// XDP attach modes; the zero value is the default.
+const (
+	XDPAuto    XDPMode = iota // native when the driver supports it, else generic
+	XDPNative                 // driver mode only
+	XDPGeneric                // skb mode
+)
+
+var xdpNames = []string{"auto", "native", "generic"}
+
+// String returns the mode's name in the configuration file.
+func (m XDPMode) String() string { return nameOf(xdpNames, int(m)) }
+
+// Role says on which side of the NAT an interface is.
+type Role uint8
+
+// Interface roles. The zero value is not a role: every interface names one.
+const (
+	RoleInside  Role = iota + 1 // private side: nat outbound sources, nat server destinations
+	RoleOutside                 // public side: pool and server public addresses
+)
+
+var roleNames = []string{"", "inside", "outside"}
+
+// String returns the role's name in the configuration file.
+func (r Role) String() string { return nameOf(roleNames, int(r)) }
+
+// Interface is one [[interface]] table.
+type Interface struct {
+	Name    string
+	Role    Role
+	Queues  []int      // nil: every queue the NIC has
+	Gateway netip.Addr // next hop for off-link destinations; zero: none
+	Line    int        // of its table header
+}
+
+// Flows is the [flows] table.
+type Flows struct {
+	Max int // sessions in the flow table
+}
+
+// Timeouts is the [timeouts] table: idle timeouts by protocol and state.
+type Timeouts struct {
+	TCPSyn         time.Duration // until the handshake completes
+	TCPEstablished time.Duration // RFC 5382 REQ-5: at least 2h4m
+	TCPTransitory  time.Duration // after FIN or RST; RFC 5382: at least 4m
+	UDP            time.Duration // RFC 4787 REQ-5: at least 2m
+	ICMP           time.Duration // query sessions; RFC 5508 REQ-1: at least 60s
+	Expectation    time.Duration // an ALG expectation not yet used
+}
+
+// NAT holds the translation rules.
+type NAT struct {
+	Outbound []Outbound // first matching inside prefix wins, in file order
+	Server   []Server
+}
+
+// Outbound is one [[nat.outbound]] rule (Comware "nat outbound"): source
+// NAT of Inside to the pool's addresses and ports.
+type Outbound struct {
+	Inside  []netip.Prefix
+	Pool    []netip.Addr // every address, ranges and prefixes expanded
+	Ports   PortRange
+	Mapping MappingMode
+	Line    int
+}
+
+// PortRange is an inclusive range of ports, Lo <= Hi.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Contains reports whether p lies in the range.
+func (r PortRange) Contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
+
+// MappingMode is the RFC 4787 mapping behaviour of an outbound rule.
+type MappingMode uint8
+
+// Mapping behaviours; the zero value is the default.
+const (
+	EndpointIndependent     MappingMode = iota // one public endpoint per inside endpoint (REQ-1)
+	AddressAndPortDependent                    // a new public port per destination
+)
+
+var mappingNames = []string{"endpoint-independent", "address-and-port-dependent"}
+
+// String returns the mode's name in the configuration file.
+func (m MappingMode) String() string { return nameOf(mappingNames, int(m)) }
+
+// Server is one [[nat.server]] rule (Comware "nat server"): static
+// destination NAT of Public to Inside.
+type Server struct {
+	Proto  uint8 // portmap.ProtoTCP or portmap.ProtoUDP
+	Public netip.AddrPort
+	Inside netip.AddrPort
+	Line   int
+}
+
+// ALG is the [alg] table.
+type ALG struct {
+	FTP FTPALG
+}
+
+// FTPALG is the [alg.ftp] table.
+type FTPALG struct {
+	Enabled bool
+	// AllowThirdParty accepts PORT/EPRT/227 replies naming a host other
+	// than the control connection's peer (FTP bounce); off by default.
+	AllowThirdParty bool
+	// MaxExpectations bounds the open data-connection expectations per
+	// control session.
+	MaxExpectations int
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	Listen string // host:port of the Prometheus endpoint; "": off
+}
+
+// Control is the [control] table.
+type Control struct {
+	Socket string // path of the control socket; "": off
+}
+
+func nameOf(names []string, i int) string {
+	if i >= 0 && i < len(names) && names[i] != "" {
+		return names[i]
+	}
+	return "invalid"
+}
+
+// Defaults, also the documented ones.
+const (
+	DefaultBatch           = 64
+	DefaultFramesPerQueue  = 4096
+	DefaultFrameSize       = 2048
+	DefaultFlowsMax        = 1 << 20
+	DefaultPortLo          = 1024
+	DefaultPortHi          = 65535
+	DefaultMaxExpectations = 8
+	DefaultSocket          = "/run/fastnat.sock"
+)
+
+// DefaultTimeouts are the timeouts of a file without [timeouts].
+var DefaultTimeouts = Timeouts{
+	TCPSyn:         30 * time.Second,
+	TCPEstablished: 2*time.Hour + 4*time.Minute,
+	TCPTransitory:  4 * time.Minute,
+	UDP:            5 * time.Minute,
+	ICMP:           60 * time.Second,
+	Expectation:    5 * time.Minute,
+}
