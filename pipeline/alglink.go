@@ -15,8 +15,11 @@ type ALGItem = alg.Item
 // single-producer/single-consumer. A full To ring drops the frame with a
 // counter — the peer's TCP retransmits — so the worker never waits.
 type ALGLink struct {
-	To       *alg.Ring
-	From     *alg.Ring
+	To   *alg.Ring
+	From *alg.Ring
+	// Wake, when set, is called after frames were pushed on To (the ALG
+	// runner's Wake), so an idle ALG goroutine need not poll.
+	Wake     func()
 	inFlight atomic.Int64
 }
 
@@ -37,6 +40,9 @@ func (w *Worker) toALG() {
 	l := w.cfg.ALG
 	n := l.To.Push(w.algOut)
 	l.inFlight.Add(int64(n))
+	if n > 0 && l.Wake != nil {
+		l.Wake()
+	}
 	w.c.algDiverted += uint64(n)
 	for _, it := range w.algOut[n:] {
 		w.c.drop[DropALGRingFull]++
