@@ -43,6 +43,7 @@ func newIndex(file string, data []byte) *index {
 		tables:     make(map[string]Pos),
 		arrays:     make(map[string]int),
 	}
+	ix.last.line = -1
 	for i, c := range data {
 		if c == '\n' {
 			ix.lineStarts = append(ix.lineStarts, i+1)
