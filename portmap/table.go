@@ -75,6 +75,16 @@ var wellKnown = []struct {
 	{AppSIP, 5060, ProtoUDP},
 }
 
+// Defaults returns the built-in entries, every application on its
+// well-known port, in port order.
+func Defaults() []Entry {
+	es := make([]Entry, len(wellKnown))
+	for i, d := range wellKnown {
+		es[i] = Entry{App: d.app, Port: d.port, Proto: d.proto, Mapping: -1}
+	}
+	return es
+}
+
 // Scope ranks, highest first: a prefix of length n ranks rankPrefix+n, so a
 // host (/32) beats a /24, which beats 0.0.0.0/0, which beats an unscoped
 // mapping, which beats a built-in default.
@@ -192,7 +202,7 @@ func Build(ms []Mapping) (*Table, []Overwrite) {
 		keys = append(keys, k)
 	}
 	// Port ascending, then precedence: rank descending, then the address,
-	// then protocol-specific before protocol-less.
+	// then protocol-specific before protocol-less, then protocol number.
 	slices.SortFunc(keys, func(a, b key) int {
 		if c := cmp.Compare(a.port, b.port); c != 0 {
 			return c
@@ -203,7 +213,10 @@ func Build(ms []Mapping) (*Table, []Overwrite) {
 		if c := cmp.Compare(a.addr, b.addr); c != 0 {
 			return c
 		}
-		return cmp.Compare(b.proto, a.proto)
+		if (a.proto == ProtoAny) != (b.proto == ProtoAny) {
+			return cmp.Compare(b.proto, a.proto)
+		}
+		return cmp.Compare(a.proto, b.proto)
 	})
 
 	t := &Table{entries: make([]Entry, 0, len(keys))}

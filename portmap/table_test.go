@@ -1,8 +1,10 @@
 package portmap
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -472,5 +474,14 @@ func TestLookupAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Lookup allocates %.1f times per run", allocs)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	tab, _ := Build(nil)
+	got := tab.Entries()
+	slices.SortFunc(got, func(a, b Entry) int { return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto)) })
+	if !slices.Equal(got, Defaults()) {
+		t.Fatalf("Entries of an empty table = %v\nDefaults() = %v", got, Defaults())
 	}
 }
