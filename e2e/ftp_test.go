@@ -33,12 +33,20 @@ func ftpServerInside(t *testing.T, r router) {
 				if !tool.Supports(mode) {
 					t.Skipf("%s: %v", tool, testnet.ErrModeUnsupported)
 				}
+				// Every header the router wrote, the rewritten 227 and
+				// PORT included, is checked by gopacket; the receivers'
+				// kernels would drop bad ones silently and TCP would
+				// only retransmit.
+				check := checkRouterOutput(t, topo)
 				res, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
 					NS: topo.Client, Tool: tool, Mode: mode, URL: url,
 					Dst: filepath.Join(t.TempDir(), f.name),
 				}, f.sha256)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if n := check(); n < fileSize/1500 {
+					t.Errorf("checked only %d frames from the router", n)
 				}
 				if mode == testnet.PASV {
 					// The server announced 10,77,0,226; the ALG must

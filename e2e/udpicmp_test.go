@@ -49,6 +49,7 @@ func udpThroughNAT(t *testing.T, r router) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			echo := testnet.MustUDPEcho(t, c.echoNS, c.echo)
+			check := checkRouterOutput(t, topo)
 			const n = 20
 			got, err := testnet.UDPExchange(ctx, c.senderNS, c.dst, payloads(n), 2*time.Second)
 			if err != nil {
@@ -56,6 +57,9 @@ func udpThroughNAT(t *testing.T, r router) {
 			}
 			if got != n {
 				t.Errorf("%d of %d echoes came back", got, n)
+			}
+			if got := check(); got < 2*n {
+				t.Errorf("checked %d frames from the router, want at least %d", got, 2*n)
 			}
 			peers := echo.Peers()
 			if len(peers) != 1 {
@@ -80,9 +84,13 @@ func icmpThroughNAT(t *testing.T, r router) {
 
 	t.Run("nat outbound", func(t *testing.T) {
 		srcs := watchEchoRequests(t, topo.Client)
+		check := checkRouterOutput(t, topo)
 		res, err := testnet.Ping(ctx, topo.Server, testnet.ClientAddr, 5, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := check(); got < 2*res.Sent {
+			t.Errorf("checked %d frames from the router, want at least %d", got, 2*res.Sent)
 		}
 		if res.Received != res.Sent {
 			t.Errorf("%d of %d replies", res.Received, res.Sent)
