@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/fastnat/fastnat/packet"
@@ -323,5 +324,27 @@ func TestZeroAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(100, c.fn); a != 0 {
 			t.Errorf("%s: %v allocs per run", c.name, a)
 		}
+	}
+}
+
+// TestLayout pins the sizes the memory budget and the cache-line
+// arguments of the package documentation rest on.
+func TestLayout(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		got  uintptr
+		want uintptr
+	}{
+		{"Session", reflect.TypeFor[Session]().Size(), 112},
+		{"bucket", reflect.TypeFor[bucket]().Size(), 64},
+		{"cursor", reflect.TypeFor[cursor]().Size(), 64},
+		{"shard%64", reflect.TypeFor[shard]().Size() % 64, 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("size of %s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if off := reflect.TypeFor[Session]().Field(1).Offset; off != 32 {
+		t.Errorf("Session.ports at offset %d: a lookup should touch only bytes 0..47", off)
 	}
 }
