@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,8 +21,8 @@ const stopGrace = 3 * time.Second
 // process group; cancelling ctx kills the whole group, so helpers it forks
 // die with it.
 func Command(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
-	argv := append([]string{"netns", "exec", ns, name}, args...)
-	cmd := exec.CommandContext(ctx, "ip", argv...)
+	argv := append([]string{"netns", "exec", ns, ToolPath(name)}, args...)
+	cmd := exec.CommandContext(ctx, ToolPath("ip"), argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -66,7 +68,7 @@ func Run(ctx context.Context, ns, name string, args ...string) ([]byte, error) {
 // runHost runs a command in the caller's own namespace (used only for `ip`
 // subcommands that name their target namespace themselves).
 func runHost(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, ToolPath(name), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -98,8 +100,8 @@ func Start(ns, name string, args ...string) (*Process, error) {
 	if ns == "" {
 		return nil, fmt.Errorf("start %s: empty namespace name", name)
 	}
-	argv := append([]string{"netns", "exec", ns, name}, args...)
-	cmd := exec.Command("ip", argv...)
+	argv := append([]string{"netns", "exec", ns, ToolPath(name)}, args...)
+	cmd := exec.Command(ToolPath("ip"), argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &tailBuffer{max: 64 << 10}
 	cmd.Stdout = out
@@ -159,6 +161,33 @@ func (p *Process) Stop() error {
 		}
 	})
 	return p.stopErr
+}
+
+// sbinDirs are searched after PATH: the harness's tools (ip, vsftpd,
+// nft, sysctl, ethtool) live in sbin directories that a non-login
+// environment's PATH may leave out.
+var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/local/sbin"}
+
+// ToolPath returns the absolute path of program name, searching PATH and
+// then the sbin directories; name itself if it is found nowhere (running
+// it then fails with a clear error).
+func ToolPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
+	}
+	if strings.ContainsRune(name, '/') {
+		return name
+	}
+	for _, d := range sbinDirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }
 
 // tailBuffer is an io.Writer that keeps the last max bytes written.

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,7 +370,7 @@ func (t *Topology) Diagnose(ctx context.Context) string {
 func CheckTools(names ...string) error {
 	var missing []string
 	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
+		if !filepath.IsAbs(ToolPath(n)) {
 			missing = append(missing, n)
 		}
 	}

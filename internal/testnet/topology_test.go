@@ -126,3 +126,31 @@ func TestTopologyCloseRemovesEverything(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestToolPath(t *testing.T) {
+	t.Setenv("PATH", "/usr/bin:/bin")
+	cases := []struct {
+		name, tool string
+		abs        bool
+	}{
+		{"in PATH", "sh", true},
+		{"missing", "no-such-tool-fastnat", false},
+		{"relative path kept", "./x/y", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := ToolPath(c.tool)
+			if got := strings.HasPrefix(p, "/"); got != c.abs {
+				t.Errorf("ToolPath(%q) = %q", c.tool, p)
+			}
+		})
+	}
+	if _, err := os.Stat("/usr/sbin/ip"); err == nil {
+		if p := ToolPath("ip"); p != "/usr/sbin/ip" {
+			t.Errorf("ToolPath(ip) = %q with /usr/sbin outside PATH", p)
+		}
+	}
+	if err := CheckTools("sh", "no-such-tool-fastnat"); !errors.Is(err, ErrMissingTool) || !strings.Contains(err.Error(), "no-such-tool-fastnat") || strings.Contains(err.Error(), "sh,") {
+		t.Errorf("CheckTools: %v", err)
+	}
+}
