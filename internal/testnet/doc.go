@@ -39,6 +39,14 @@
 // on a locked OS thread that is thrown away afterwards; sockets created
 // there stay in the namespace (ListenUDP, DialTCP, Ping, StartUDPEcho).
 //
+// StartFTPServer runs vsftpd (anonymous, read-only, passive and active
+// mode, protocol log kept); Fetch drives curl or lftp in one of the four
+// data-connection modes, with no retries, and checks from the client's
+// own transcript that the mode was really used. StartCapture and
+// SendFrames are AF_PACKET helpers: a capture shows what went over a link
+// for gopacket to check, and MalformedFrames makes bursts of broken
+// frames, one defect each.
+//
 // KernelNAT turns the router into the Linux kernel's NAT with nftables
 // and conntrack, including the FTP helper on a chosen port: the baseline
 // the benchmark compares fastnat with, and the proof that the harness
