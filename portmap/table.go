@@ -106,16 +106,14 @@ type cell struct {
 	idx  [numSlots]int32
 }
 
-// level is one scope rank of one port. A level with a single prefix is
-// compared directly (cells[cell]); the cells of one with several live in
-// the hash table, keyed by port, rank and the destination masked to the
-// level's length.
+// level is one scope rank of one port. A level with a single prefix holds
+// its cell (c.addr is the prefix) and is compared directly; the cells of a
+// level with several prefixes live in the hash table, keyed by port, rank
+// and the destination masked to the level's length.
 type level struct {
 	mask   uint32
-	addr   uint32
-	cell   uint32
-	rank   uint8
 	hashed bool
+	c      cell
 }
 
 // Table is the compiled, read-only port-mapping table. It holds no
@@ -123,11 +121,15 @@ type level struct {
 // safe for any number of concurrent readers.
 type Table struct {
 	// ports[p] packs the levels of port p: first level index << 6 | count.
-	ports   [1 << 16]uint32
-	levels  []level
-	cells   []cell // cells of single-prefix levels, indexed by level.cell
-	hash    []cell // cells of hashed levels, open addressing; has == 0 is empty
-	shift   uint8  // 64 - log2(len(hash))
+	ports  [1 << 16]uint32
+	levels []level
+	// The hash table of the cells of hashed levels, open addressing:
+	// hkeys[i] is hashKey's input for cells[i], 0 for an empty bucket (a
+	// hashed level's rank is at least rankPrefix, so no key is 0). The keys
+	// sit apart from the cells so that probing touches little memory.
+	hkeys   []uint64
+	hcells  []cell
+	shift   uint8 // 64 - log2(len(hkeys))
 	entries []Entry
 }
 
@@ -220,14 +222,13 @@ func Build(ms []Mapping) (*Table, []Overwrite) {
 	})
 
 	t := &Table{entries: make([]Entry, 0, len(keys))}
-	var hashed []cell
+	var hashed, cells []cell
 	for i := 0; i < len(keys); {
 		port := keys[i].port
 		first := len(t.levels)
 		for i < len(keys) && keys[i].port == port {
 			rank := keys[i].rank
-			lv := level{mask: maskOf(rank), rank: rank, cell: uint32(len(t.cells))}
-			ncells := 0
+			cells = cells[:0]
 			for i < len(keys) && keys[i].port == port && keys[i].rank == rank {
 				addr := keys[i].addr
 				c := cell{addr: addr, port: port, rank: rank}
@@ -241,16 +242,15 @@ func Build(ms []Mapping) (*Table, []Overwrite) {
 					t.entries = append(t.entries, entryOf(k, r))
 					i++
 				}
-				t.cells = append(t.cells, c)
-				ncells++
+				cells = append(cells, c)
 			}
-			if ncells == 1 {
-				lv.addr = t.cells[lv.cell].addr
+			lv := level{mask: maskOf(rank)}
+			if len(cells) == 1 {
+				lv.c = cells[0]
 			} else {
 				lv.hashed = true
-				hashed = append(hashed, t.cells[lv.cell:]...)
-				t.cells = t.cells[:lv.cell]
-				lv.cell = 0
+				lv.c.rank = rank
+				hashed = append(hashed, cells...)
 			}
 			t.levels = append(t.levels, lv)
 		}
@@ -274,9 +274,12 @@ func entryOf(k key, r result) Entry {
 	return e
 }
 
-func hashKey(port uint16, rank uint8, addr uint32) uint64 {
-	k := uint64(port)<<40 | uint64(rank)<<32 | uint64(addr)
-	return k * 0x9E3779B97F4A7C15
+func keyOf(port uint16, rank uint8, addr uint32) uint64 {
+	return uint64(port)<<40 | uint64(rank)<<32 | uint64(addr)
+}
+
+func (t *Table) bucket(k uint64) uint64 {
+	return (k * 0x9E3779B97F4A7C15) >> t.shift
 }
 
 // fillHash builds the open-addressing table of the cells of hashed levels,
@@ -290,15 +293,18 @@ func (t *Table) fillHash(cells []cell) {
 		size <<= 1
 		bits++
 	}
-	t.hash = make([]cell, size)
+	t.hkeys = make([]uint64, size)
+	t.hcells = make([]cell, size)
 	t.shift = uint8(64 - bits)
 	m := uint64(size - 1)
 	for _, c := range cells {
-		h := (hashKey(c.port, c.rank, c.addr) >> t.shift) & m
-		for t.hash[h].has != 0 {
+		k := keyOf(c.port, c.rank, c.addr)
+		h := t.bucket(k) & m
+		for t.hkeys[h] != 0 {
 			h = (h + 1) & m
 		}
-		t.hash[h] = c
+		t.hkeys[h] = k
+		t.hcells[h] = c
 	}
 }
 
@@ -321,15 +327,13 @@ func (t *Table) Lookup(proto uint8, dst uint32, port uint16) (App, int) {
 	for li := first; li < end; li++ {
 		lv := &t.levels[li]
 		a := dst & lv.mask
-		var c *cell
+		c := &lv.c
 		if lv.hashed {
-			if c = t.find(port, lv.rank, a); c == nil {
+			if c = t.find(keyOf(port, c.rank, a)); c == nil {
 				continue
 			}
-		} else if a != lv.addr {
+		} else if a != c.addr {
 			continue
-		} else {
-			c = &t.cells[lv.cell]
 		}
 		if s != 0 && c.has&(1<<s) != 0 {
 			return c.app[s], int(c.idx[s])
@@ -341,19 +345,16 @@ func (t *Table) Lookup(proto uint8, dst uint32, port uint16) (App, int) {
 	return AppOther, -1
 }
 
-// find returns the hashed cell of (port, rank, addr), or nil.
-func (t *Table) find(port uint16, rank uint8, addr uint32) *cell {
-	m := uint64(len(t.hash) - 1)
-	h := (hashKey(port, rank, addr) >> t.shift) & m
-	for {
-		c := &t.hash[h]
-		if c.has == 0 {
+// find returns the hashed cell of key k, or nil.
+func (t *Table) find(k uint64) *cell {
+	m := uint64(len(t.hkeys) - 1)
+	for h := t.bucket(k) & m; ; h = (h + 1) & m {
+		switch t.hkeys[h] {
+		case k:
+			return &t.hcells[h]
+		case 0:
 			return nil
 		}
-		if c.addr == addr && c.port == port && c.rank == rank {
-			return c
-		}
-		h = (h + 1) & m
 	}
 }
 
