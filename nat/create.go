@@ -26,6 +26,11 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropICMPUnsupported
 		return
 	}
+	if t.Proto == packet.ProtoICMP && p.ICMPType == packet.ICMPEcho && from == Outside && c.public[t.DstAddr] {
+		// The NAT's own public address answers ping, as a router does.
+		echoReply(frame, p, r)
+		return
+	}
 	if t.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery {
 		// Replies without a session, and anything but queries, start nothing.
 		r.Verdict = DropUnsolicited

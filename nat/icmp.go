@@ -82,3 +82,21 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	binary.BigEndian.PutUint16(icmp[2:], packet.ICMPChecksum(icmp))
 	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, dir), id, dir, false
 }
+
+// echoReply turns an echo request to one of the NAT's public addresses into
+// its reply, in place (RFC 792: swap the addresses, type 0, same
+// identifier, sequence and data).
+func echoReply(frame []byte, p *packet.Parsed, r *Result) {
+	ip := packet.IPv4(frame[p.L3:p.End])
+	src, dst := ip.SrcAddr(), ip.DstAddr()
+	binary.BigEndian.PutUint32(ip[12:], dst)
+	binary.BigEndian.PutUint32(ip[16:], src)
+	ip[8] = 64
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ip.CalculateChecksum())
+	icmp := frame[p.L4:p.End]
+	old := binary.BigEndian.Uint16(icmp[0:])
+	icmp[0] = packet.ICMPEchoReply
+	binary.BigEndian.PutUint16(icmp[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(icmp[2:]), old, binary.BigEndian.Uint16(icmp[0:])))
+	r.Verdict, r.Out, r.Divert = Forward, Outside, false
+}

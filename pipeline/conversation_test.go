@@ -148,8 +148,11 @@ func TestICMPEcho(t *testing.T) {
 	if rep.Dst() != inClient || rep.ICMP.Id != 777 {
 		t.Fatalf("echo reply to %s id %d, want %s id 777", rep.Dst(), rep.ICMP.Id, inClient)
 	}
-	// An echo request from outside to the public address is not ours to start.
-	r.none(r.out, ICMPEcho(t, remote1, public, 5, 1, false))
+	// The public address itself answers ping.
+	pong := r.one(r.out, r.out, ICMPEcho(t, remote1, public, 5, 9, false))
+	if pong.Src() != public || pong.Dst() != remote1 || pong.ICMP.TypeCode.Type() != 0 || pong.ICMP.Id != 5 || pong.ICMP.Seq != 9 {
+		t.Fatalf("ping of the public address answered %s -> %s type %d id %d seq %d", pong.Src(), pong.Dst(), pong.ICMP.TypeCode.Type(), pong.ICMP.Id, pong.ICMP.Seq)
+	}
 }
 
 func TestICMPErrorEmbeddingTCP(t *testing.T) {

@@ -34,6 +34,8 @@ const (
 	algWait        = 200 * time.Microsecond
 	holdMax        = 64 // early fragments held per worker
 	holdSeconds    = 2  // how long an early fragment may wait for its first
+	arpMax         = 64 // frames waiting for neighbour resolution per worker
+	arpSeconds     = 2  // how long a frame may wait for its next hop
 	neighborSlots  = 256
 	neighborMaxAge = 1 // seconds a cached next-hop MAC is trusted
 )
@@ -84,6 +86,7 @@ type Worker struct {
 	tx      [][]Frame
 	drops   []Frame
 	held    []heldFrame
+	arp     []arpWait
 	neigh   [neighborSlots]neighborEntry
 	algIn   []ALGItem
 }
@@ -92,6 +95,18 @@ type heldFrame struct {
 	f     Frame
 	port  int
 	since flowtable.Time
+}
+
+// arpWait is a translated frame waiting for its next hop's MAC address,
+// as the kernel queues packets on an unresolved neighbour: the first
+// packet to a new host is sent once resolution completes, not dropped.
+type arpWait struct {
+	f     Frame
+	port  int
+	dst   uint32
+	since flowtable.Time
+	alg   bool
+	r     nat.Result
 }
 
 type neighborEntry struct {
@@ -145,6 +160,7 @@ func NewWorker(cfg Config) *Worker {
 	}
 	w.drops = make([]Frame, 0, 2*b+holdMax)
 	w.held = make([]heldFrame, 0, holdMax)
+	w.arp = make([]arpWait, 0, arpMax)
 	w.algOut = make([]algPending, 0, b)
 	w.algIn = make([]ALGItem, b)
 	return w
@@ -183,7 +199,7 @@ func (w *Worker) Run() {
 }
 
 func (w *Worker) waitTime() time.Duration {
-	if w.cfg.ALG != nil && w.cfg.ALG.inFlight.Load() > 0 || len(w.held) > 0 {
+	if w.cfg.ALG != nil && w.cfg.ALG.inFlight.Load() > 0 || len(w.held) > 0 || len(w.arp) > 0 {
 		return algWait
 	}
 	return idleWait
@@ -206,6 +222,9 @@ func (w *Worker) Poll() int {
 	if w.engine.FragReleased {
 		w.engine.FragReleased = false
 		w.retryHeld(now)
+	}
+	if len(w.arp) > 0 {
+		w.retryNeighbors(now)
 	}
 	if w.cfg.ALG != nil {
 		w.fromALG()
@@ -288,10 +307,20 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	dst := binary.BigEndian.Uint32(f.Buf[p.L3+16:])
 	mac, ok := w.nextHop(op, dst, now)
 	if !ok {
-		w.c.drop[DropNoNeighbor]++
-		w.drops = append(w.drops, f)
+		if len(w.arp) < arpMax {
+			w.arp = append(w.arp, arpWait{f: f, port: op, dst: dst, since: now, r: *r})
+		} else {
+			w.c.drop[DropNoNeighbor]++
+			w.drops = append(w.drops, f)
+		}
 		return
 	}
+	w.send(f, op, mac, r)
+}
+
+// send addresses a translated frame to mac and queues it on port op, or
+// hands it to the ALG first.
+func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	src := w.ports[op].MAC()
 	copy(f.Buf[6:12], src[:])
@@ -312,6 +341,34 @@ func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) ([6]byte, bool)
 	mac, ok := w.ports[op].NextHop(dst)
 	*e = neighborEntry{addr: dst, mac: mac, port: uint8(op), ok: ok, stamp: now}
 	return mac, ok
+}
+
+// retryNeighbors sends frames whose next hop has been resolved since, and
+// drops those that waited too long.
+func (w *Worker) retryNeighbors(now flowtable.Time) {
+	keep := w.arp[:0]
+	for i := range w.arp {
+		a := w.arp[i]
+		if mac, ok := w.ports[a.port].NextHop(a.dst); ok {
+			w.neigh[(a.dst*0x9e3779b1)>>24] = neighborEntry{addr: a.dst, mac: mac, port: uint8(a.port), ok: true, stamp: now}
+			w.send(a.f, a.port, mac, &a.r)
+			continue
+		}
+		if now-a.since > arpSeconds {
+			w.c.drop[DropNoNeighbor]++
+			w.drops = append(w.drops, a.f)
+			continue
+		}
+		keep = append(keep, a)
+	}
+	w.arp = keep
+	if len(w.algOut) > 0 {
+		w.toALG()
+	}
+	if len(w.drops) > 0 {
+		w.ports[0].Release(w.drops)
+		w.drops = w.drops[:0]
+	}
 }
 
 // retryHeld runs held early fragments through the engine again, now that
@@ -369,6 +426,10 @@ func (w *Worker) drain() {
 		w.ports[h.port].Release([]Frame{h.f})
 	}
 	w.held = w.held[:0]
+	for _, a := range w.arp {
+		w.ports[a.port].Release([]Frame{a.f})
+	}
+	w.arp = w.arp[:0]
 	w.flush()
 	w.pub.publish(&w.c)
 }
