@@ -333,10 +333,12 @@ func (c *converter) interfaces(rs []rawInterface) []Interface {
 		}
 		out = append(out, it)
 	}
-	for role, name := range map[Role]string{RoleInside: "inside", RoleOutside: "outside"} {
-		if !haveRole[role] && len(c.errs) == 0 {
-			c.report(&c.errs, c.ix.keyAt("interface[0]"),
-				"no interface has role = %q; at least one inside and one outside interface are required", name)
+	if len(c.errs) == 0 {
+		for _, role := range []Role{RoleInside, RoleOutside} {
+			if !haveRole[role] {
+				c.report(&c.errs, c.ix.keyAt("interface[0]"),
+					"no interface has role = %q; at least one inside and one outside interface are required", role)
+			}
 		}
 	}
 	return out
