@@ -46,9 +46,7 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 		if fixSACK(tcp.Options(), peer) {
 			hdrChanged = true
 		}
-		if peer.init && seqLEQ(o, peer.next) {
-			peer.prune(o)
-		}
+		peer.ack(o)
 	}
 
 	seq := tcp.Seq()
@@ -59,7 +57,7 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 	case flags&packet.FlagSYN != 0:
 		// The initial sequence number precedes every rewrite.
 		if !st.init {
-			st.init, st.next = true, seq+1
+			st.start(seq + 1)
 		}
 		if !hdrChanged {
 			return len(buf), Forward
@@ -75,7 +73,7 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 		if !st.init {
 			// Joined mid-stream: take the first segment seen as starting
 			// a line.
-			st.init, st.next = true, seq
+			st.start(seq)
 		}
 		var v Verdict
 		o, oe, v = f.compose(ss, dir, seq, pl, fin, id, now)
@@ -127,10 +125,24 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 func (f *FTP) compose(ss *session, dir flowtable.Dir, seq uint32, pl []byte, fin bool, id uint32, now flowtable.Time) (o, oe uint32, v Verdict) {
 	st := &ss.dirs[dir]
 	f.out, f.spans, f.dirty = f.out[:0], f.spans[:0], false
-	s, e := seq, seq+uint32(len(pl))
+	s := seq
+	if seqLT(s, st.acked) {
+		// The receiver has everything before acked, and the records that
+		// placed it may be gone: pass on only what follows.
+		if seqLT(s+uint32(len(pl)), st.acked) {
+			pl, fin = nil, false
+		} else {
+			pl = pl[st.acked-s:]
+		}
+		s = st.acked
+	}
+	e := s + uint32(len(pl))
 	if seqLT(st.next, s) {
 		if len(pl) == 0 && !fin {
-			return s, s, Forward // a bare ACK beyond a gap carries nothing to misplace
+			// A bare ACK beyond a gap carries nothing to misplace; its
+			// sequence number is put where the receiver is known to be.
+			hs := st.holdStart()
+			return hs, hs, Forward
 		}
 		// Data beyond a gap cannot be placed: the gap may hold a rewrite
 		// that shifts it. TCP retransmits it once the gap is filled.
@@ -146,7 +158,20 @@ func (f *FTP) compose(ss *session, dir flowtable.Dir, seq uint32, pl []byte, fin
 		}
 		o, oe = f.render(ss, st, s, lim, pl)
 	}
+	if st.held > 0 && seqLEQ(s, hs) && seqLT(hs, e) && seqLEQ(e, st.next) && !fin {
+		// The held line's bytes again, and nothing after them.
+		if st.stalls++; st.stalls >= maxStalls {
+			f.count(ss, cReleased, 1)
+			f.out = append(f.out, st.buf[:st.held]...)
+			st.line.skip, st.line.headN = true, 0
+			st.line.addHead(st.buf[:st.held])
+			st.held, st.stalls = 0, 0
+			oe = st.next
+		}
+		return o, oe, Forward
+	}
 	if seqLT(st.next, e) || (fin && e == st.next) {
+		st.stalls = 0
 		w := pl[st.next-s:]
 		if st.held > 0 {
 			w = append(append(f.work[:0], st.buf[:st.held]...), w...)

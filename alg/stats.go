@@ -17,6 +17,7 @@ type Counters struct {
 	LongLines     uint64 // lines longer than 512 bytes, passed through untouched
 	OutOfOrder    uint64 // data segments beyond a gap, dropped for retransmission
 	Backlog       uint64 // dropped: too many unacknowledged rewrites
+	Released      uint64 // held partial lines given up on and passed untouched
 	Replayed      uint64 // rewrites repeated in retransmitted segments
 	ExpectCreated uint64 // expectations installed
 	ExpectFailed  uint64 // expectations the NAT could not install
@@ -50,6 +51,7 @@ const (
 	cLongLines
 	cOutOfOrder
 	cBacklog
+	cReleased
 	cReplayed
 	cExpectCreated
 	cExpectFailed
@@ -67,7 +69,7 @@ func (c *counters) load() Counters {
 	return Counters{
 		Sessions: c[cSessions].Load(), Commands: c[cCommands].Load(), Rewritten: c[cRewritten].Load(),
 		Refused: c[cRefused].Load(), LimitReached: c[cLimit].Load(), ParseFailures: c[cParseFailures].Load(),
-		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
+		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(), Released: c[cReleased].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
 		ExpectUsed: c[cExpectUsed].Load(), ExpectExpired: c[cExpectExpired].Load(), DeltaBytes: c[cDeltaBytes].Load(),
 	}

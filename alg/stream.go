@@ -4,6 +4,13 @@ package alg
 // numbers here are the sender's own ("original"); the receiver sees them
 // shifted by the length changes of the rewrites before them.
 
+// maxStalls is how many retransmissions of held bytes without anything
+// new the ALG waits for the rest of a held line before it gives up and
+// passes the line on unrewritten. A sender that retransmits only what it
+// sent (not coalescing the rest, as Linux does) would otherwise never be
+// acknowledged: the receiver gets nothing while the line is held.
+const maxStalls = 2
+
 // maxRecords bounds the unacknowledged rewrites kept per direction. A
 // rewrite needs its record until the receiver acknowledges past it; more
 // in flight than this and further commands are dropped until acks arrive.
@@ -47,7 +54,9 @@ type lineState struct {
 type stream struct {
 	init       bool
 	next       uint32 // original sequence number of the first byte not yet seen
+	acked      uint32 // the receiver has acknowledged every byte before this
 	held       uint16
+	stalls     uint8 // retransmissions of held bytes that brought nothing new
 	line       lineState
 	nrec       int
 	base       int32  // length change before the oldest kept record
@@ -58,7 +67,20 @@ type stream struct {
 }
 
 func (s *stream) reset() {
-	s.init, s.next, s.held, s.line, s.nrec, s.base, s.hasRefused = false, 0, 0, lineState{}, 0, 0, false
+	s.init, s.next, s.acked, s.held, s.stalls, s.line, s.nrec, s.base, s.hasRefused = false, 0, 0, 0, 0, lineState{}, 0, 0, false
+}
+
+// start begins tracking at original position seq.
+func (s *stream) start(seq uint32) { s.init, s.next, s.acked = true, seq, seq }
+
+// ack notes that the receiver acknowledged every byte before acked (in
+// the sender's space) and drops the records it no longer needs.
+func (s *stream) ack(acked uint32) {
+	if !s.init || !seqLT(s.acked, acked) || seqLT(s.holdStart(), acked) {
+		return
+	}
+	s.acked = acked
+	s.prune(acked)
 }
 
 func (s *stream) holdStart() uint32 { return s.next - uint32(s.held) }

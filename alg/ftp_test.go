@@ -1,0 +1,653 @@
+package alg
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/testutil"
+)
+
+// Initial sequence numbers close to the wrap, so that every test crosses
+// 2^32.
+const (
+	isnC uint32 = 0xffffffe0
+	isnS uint32 = 0xfffffff8
+)
+
+func isnOf(dir flowtable.Dir) uint32 {
+	if dir == flowtable.Orig {
+		return isnC
+	}
+	return isnS
+}
+
+// rcvr reassembles what a receiver gets, by sequence number, and fails
+// the test if two frames disagree about a byte.
+type rcvr struct {
+	tb   testing.TB
+	isn  uint32
+	data map[uint32]byte // by offset from isn+1
+}
+
+func newRcvr(tb testing.TB, isn uint32) *rcvr {
+	return &rcvr{tb: tb, isn: isn, data: map[uint32]byte{}}
+}
+
+func (r *rcvr) add(s seg) {
+	r.tb.Helper()
+	off := s.seq - r.isn - 1
+	for i := 0; i < len(s.payload); i++ {
+		o := off + uint32(i)
+		if b, ok := r.data[o]; ok && b != s.payload[i] {
+			r.tb.Fatalf("byte %d delivered as %q and later as %q (segment seq +%d %q)", o, b, s.payload[i], off, s.payload)
+		}
+		r.data[o] = s.payload[i]
+	}
+}
+
+// next returns the offset of the first byte not received in order.
+func (r *rcvr) next() uint32 {
+	var o uint32
+	for {
+		if _, ok := r.data[o]; !ok {
+			return o
+		}
+		o++
+	}
+}
+
+func (r *rcvr) stream() string {
+	n := r.next()
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = r.data[uint32(i)]
+	}
+	return string(b)
+}
+
+// form is one announcing line and what the receiver must get.
+type form struct {
+	name  string
+	sc    func(testing.TB) scenario
+	dir   flowtable.Dir
+	in    string
+	want  string
+	calls int // expectations
+}
+
+func forms(t testing.TB) []form {
+	in := func(s string) uint32 { return testutil.Addr(t, s) }
+	p := uint16(195<<8 | 80)
+	pp := pubPort(p)
+	e := uint16(50000)
+	pe := pubPort(e)
+	return []form{
+		{"server inside 227 parentheses", serverInside, flowtable.Reply,
+			"227 Entering Passive Mode (10,0,0,5,195,80).\r\n",
+			"227 Entering Passive Mode (" + hostPort(in("198.18.0.204"), pp) + ").\r\n", 1},
+		{"server inside 227 without parentheses", serverInside, flowtable.Reply,
+			"227 Entering Passive Mode 10,0,0,5,195,80\r\n",
+			"227 Entering Passive Mode " + hostPort(in("198.18.0.204"), pp) + "\r\n", 1},
+		{"server inside 227 equals", serverInside, flowtable.Reply,
+			"227 =10,0,0,5,195,80\n",
+			"227 =" + hostPort(in("198.18.0.204"), pp) + "\n", 1},
+		{"server inside 227 public address already", serverInside, flowtable.Reply,
+			"227 Entering Passive Mode (198,18,0,204,195,80)\r\n",
+			"227 Entering Passive Mode (" + hostPort(in("198.18.0.204"), pp) + ")\r\n", 1},
+		{"server inside 229", serverInside, flowtable.Reply,
+			"229 Entering Extended Passive Mode (|||50000|)\r\n",
+			fmt.Sprintf("229 Entering Extended Passive Mode (|||%d|)\r\n", pe), 1},
+		{"server inside PORT from outside client", serverInside, flowtable.Orig,
+			"PORT 198,18,7,10,195,80\r\n", "PORT 198,18,7,10,195,80\r\n", 1},
+		{"server inside EPRT from outside client", serverInside, flowtable.Orig,
+			"EPRT |1|198.18.7.10|50000|\r\n", "EPRT |1|198.18.7.10|50000|\r\n", 1},
+		{"client inside PORT", clientInside, flowtable.Orig,
+			"PORT 10,0,0,5,195,80\r\n", "PORT " + hostPort(in("198.18.0.204"), pp) + "\r\n", 1},
+		{"client inside PORT lower case", clientInside, flowtable.Orig,
+			"port 10,0,0,5,195,80\r\n", "port " + hostPort(in("198.18.0.204"), pp) + "\r\n", 1},
+		{"client inside EPRT", clientInside, flowtable.Orig,
+			"EPRT |1|10.0.0.5|50000|\r\n", fmt.Sprintf("EPRT |1|198.18.0.204|%d|\r\n", pe), 1},
+		{"client inside 227 from outside server", clientInside, flowtable.Reply,
+			"227 Entering Passive Mode (198,18,1,1,195,80)\r\n", "227 Entering Passive Mode (198,18,1,1,195,80)\r\n", 1},
+		{"client inside 229 from outside server", clientInside, flowtable.Reply,
+			"229 Entering Extended Passive Mode (|||50000|)\r\n", "229 Entering Extended Passive Mode (|||50000|)\r\n", 1},
+		{"shrink client inside PORT", clientInsideShrink, flowtable.Orig,
+			"PORT 198,18,0,204,195,80\r\n", "PORT " + hostPort(in("10.0.0.5"), pp) + "\r\n", 1},
+		{"shrink client inside EPRT", clientInsideShrink, flowtable.Orig,
+			"EPRT |1|198.18.0.204|50000|\r\n", fmt.Sprintf("EPRT |1|10.0.0.5|%d|\r\n", pe), 1},
+		{"shrink server inside 227", serverInsideShrink, flowtable.Reply,
+			"227 Entering Passive Mode (198,18,0,204,195,80).\r\n",
+			"227 Entering Passive Mode (" + hostPort(in("10.0.0.5"), pp) + ").\r\n", 1},
+		{"several in one segment", clientInside, flowtable.Orig,
+			"TYPE I\r\nPORT 10,0,0,5,195,80\r\nEPRT |1|10.0.0.5|50000|\r\nLIST\r\n",
+			"TYPE I\r\nPORT " + hostPort(in("198.18.0.204"), pp) + "\r\n" + fmt.Sprintf("EPRT |1|198.18.0.204|%d|\r\n", pe) + "LIST\r\n", 2},
+		{"reply after other lines", serverInside, flowtable.Reply,
+			"200 Switching to Binary mode.\r\n227 Entering Passive Mode (10,0,0,5,195,80).\r\n",
+			"200 Switching to Binary mode.\r\n227 Entering Passive Mode (" + hostPort(in("198.18.0.204"), pp) + ").\r\n", 1},
+		{"227 inside a multi-line reply is text", serverInside, flowtable.Reply,
+			"211-Status\r\n227 Entering Passive Mode (10,0,0,5,195,80).\r\n211 End\r\n",
+			"211-Status\r\n227 Entering Passive Mode (10,0,0,5,195,80).\r\n211 End\r\n", 0},
+		{"227 after a multi-line reply", serverInside, flowtable.Reply,
+			"211-Status\r\n 1\r\n211 End\r\n227 =10,0,0,5,195,80\r\n",
+			"211-Status\r\n 1\r\n211 End\r\n227 =" + hostPort(in("198.18.0.204"), pp) + "\r\n", 1},
+		{"malformed PORT passes", clientInside, flowtable.Orig,
+			"PORT 10,0,0,5,195\r\n", "PORT 10,0,0,5,195\r\n", 0},
+	}
+}
+
+// TestForms sends each form in one segment and checks the rewrite, the
+// expectation, and the sequence correction of what follows in both
+// directions, all decoded by gopacket.
+func TestForms(t *testing.T) {
+	for _, fm := range forms(t) {
+		t.Run(fm.name, func(t *testing.T) {
+			h := newHarness(t, fm.sc(t), Config{})
+			h.handshake(isnC, isnS)
+			d := fm.dir
+			isn, peerISN := isnOf(d), isnOf(1-d)
+			s, v := h.process(d, h.frame(d, testutil.ACK|testutil.PSH, isn+1, peerISN+1, []byte(fm.in)))
+			if v != Forward {
+				t.Fatalf("verdict %v", v)
+			}
+			if s.payload != fm.want {
+				t.Errorf("payload\n got %q\nwant %q", s.payload, fm.want)
+			}
+			if s.seq != isn+1 || s.ack != peerISN+1 {
+				t.Errorf("seq/ack %d/%d, want %d/%d", s.seq, s.ack, isn+1, peerISN+1)
+			}
+			if len(h.nat.calls) != fm.calls {
+				t.Errorf("%d expectations, want %d", len(h.nat.calls), fm.calls)
+			}
+			delta := uint32(len(fm.want) - len(fm.in))
+			// The sender's next segment is shifted by the delta.
+			s, _ = h.process(d, h.frame(d, testutil.ACK|testutil.PSH, isn+1+uint32(len(fm.in)), peerISN+1, []byte("NOOP\r\n")))
+			if want := isn + 1 + uint32(len(fm.in)) + delta; s.seq != want {
+				t.Errorf("next seq %d, want %d (delta %d)", s.seq, want, int32(delta))
+			}
+			// The receiver acknowledges in its space; the sender gets its
+			// own back, SACK blocks too.
+			rcvEnd := isn + 1 + uint32(len(fm.want)) + 6
+			sndEnd := isn + 1 + uint32(len(fm.in)) + 6
+			blk := [2]uint32{rcvEnd + 100, rcvEnd + 200}
+			s, _ = h.process(1-d, h.frame(1-d, testutil.ACK, peerISN+1, rcvEnd, nil, sackOpt(blk)...))
+			if s.ack != sndEnd {
+				t.Errorf("ack %d, want %d", s.ack, sndEnd)
+			}
+			if len(s.sack) != 1 || s.sack[0] != [2]uint32{sndEnd + 100, sndEnd + 200} {
+				t.Errorf("sack %v, want [%d %d]", s.sack, sndEnd+100, sndEnd+200)
+			}
+		})
+	}
+}
+
+// TestSplitEverywhere splits each form into two segments at every byte
+// position, and one form into three at every pair of positions, then
+// retransmits every segment: the receiver's stream must be the rewritten
+// one, every byte delivered the same way each time, one expectation per
+// line, and the sequence numbers after it shifted.
+func TestSplitEverywhere(t *testing.T) {
+	for _, fm := range forms(t) {
+		t.Run(fm.name, func(t *testing.T) {
+			for k := 1; k < len(fm.in); k++ {
+				splitRun(t, fm, []int{k})
+			}
+		})
+	}
+	t.Run("three segments", func(t *testing.T) {
+		fm := forms(t)[0]
+		for i := 1; i < len(fm.in); i++ {
+			for j := i + 1; j < len(fm.in); j++ {
+				splitRun(t, fm, []int{i, j})
+			}
+		}
+	})
+}
+
+func splitRun(t *testing.T, fm form, cuts []int) {
+	t.Helper()
+	h := newHarness(t, fm.sc(t), Config{})
+	h.handshake(isnC, isnS)
+	d := fm.dir
+	isn, peerISN := isnOf(d), isnOf(1-d)
+	r := newRcvr(t, isn)
+	bounds := append(append([]int{0}, cuts...), len(fm.in))
+	send := func() {
+		for i := 0; i+1 < len(bounds); i++ {
+			a, b := bounds[i], bounds[i+1]
+			s, v := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(a), peerISN+1, []byte(fm.in[a:b])))
+			if v != Forward {
+				t.Fatalf("cuts %v: segment %d verdict %v", cuts, i, v)
+			}
+			r.add(s)
+		}
+	}
+	send()
+	send() // all retransmitted
+	if got := r.stream(); got != fm.want {
+		t.Fatalf("cuts %v: stream\n got %q\nwant %q", cuts, got, fm.want)
+	}
+	if len(h.nat.calls) != fm.calls {
+		t.Fatalf("cuts %v: %d expectations, want %d", cuts, len(h.nat.calls), fm.calls)
+	}
+	s, _ := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(len(fm.in)), peerISN+1, []byte("NOOP\r\n")))
+	if want := isn + 1 + uint32(len(fm.want)); s.seq != want {
+		t.Fatalf("cuts %v: next seq %d, want %d", cuts, s.seq, want)
+	}
+	s, _ = h.process(1-d, h.frame(1-d, testutil.ACK, peerISN+1, isn+1+uint32(len(fm.want)), nil))
+	if want := isn + 1 + uint32(len(fm.in)); s.ack != want {
+		t.Fatalf("cuts %v: ack %d, want %d", cuts, s.ack, want)
+	}
+}
+
+// TestRetransmissionIdentical: a retransmitted rewritten segment is
+// rewritten byte for byte the same, with no second expectation.
+func TestRetransmissionIdentical(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	in := []byte("227 Entering Passive Mode (10,0,0,5,195,80).\r\n")
+	var outs [3][]byte
+	for i := range outs {
+		fr := h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, in)
+		n, v := h.ftp.Process(fr, h.id, flowtable.Reply, 100)
+		if v != Forward {
+			t.Fatal(v)
+		}
+		testutil.Decode(t, fr[:n])
+		outs[i] = fr[:n]
+	}
+	if !bytes.Equal(outs[0], outs[1]) || !bytes.Equal(outs[0], outs[2]) {
+		t.Errorf("retransmissions differ:\n%x\n%x\n%x", outs[0], outs[1], outs[2])
+	}
+	if len(h.nat.calls) != 1 {
+		t.Errorf("%d expectations, want 1", len(h.nat.calls))
+	}
+	if st := h.ftp.Stats().Total; st.Rewritten != 1 || st.Replayed != 2 || st.ExpectCreated != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestCorrectionPoints keeps several rewrites in flight: the receiver's
+// acknowledgements and SACK blocks for any of them map back exactly,
+// retransmissions of the older ones are shifted right, and a point is
+// dropped only after it is acknowledged.
+func TestCorrectionPoints(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	lines := []string{
+		"227 Entering Passive Mode (10,0,0,5,195,80).\r\n",
+		"150 Here comes the directory listing.\r\n",
+		"227 Entering Passive Mode (10,0,0,5,195,81).\r\n",
+		"229 Entering Extended Passive Mode (|||2000|)\r\n",
+		"226 Directory send OK.\r\n",
+	}
+	type sent struct{ seq, n, newSeq, newN uint32 }
+	var segs []sent
+	seq := isnS + 1
+	for _, l := range lines {
+		s, v := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, seq, isnC+1, []byte(l)))
+		if v != Forward {
+			t.Fatal(v)
+		}
+		segs = append(segs, sent{seq, uint32(len(l)), s.seq, uint32(len(s.payload))})
+		seq += uint32(len(l))
+	}
+	if n := h.ftp.sessions[h.id].dirs[flowtable.Reply].nrec; n != 3 {
+		t.Fatalf("%d correction points, want 3", n)
+	}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].newSeq != segs[i-1].newSeq+segs[i-1].newN {
+			t.Fatalf("segment %d at %d, previous ends at %d", i, segs[i].newSeq, segs[i-1].newSeq+segs[i-1].newN)
+		}
+	}
+	// SACK of segments 2 and 4 while 1 and 3 are missing.
+	blk := [][2]uint32{{segs[2].newSeq, segs[2].newSeq + segs[2].newN}, {segs[4].newSeq, segs[4].newSeq + segs[4].newN}}
+	s, _ := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, segs[1].newSeq, nil, sackOpt(blk...)...))
+	if s.ack != segs[1].seq {
+		t.Errorf("ack %d, want %d", s.ack, segs[1].seq)
+	}
+	want := [][2]uint32{{segs[2].seq, segs[2].seq + segs[2].n}, {segs[4].seq, segs[4].seq + segs[4].n}}
+	if fmt.Sprint(s.sack) != fmt.Sprint(want) {
+		t.Errorf("sack %v, want %v", s.sack, want)
+	}
+	if n := h.ftp.sessions[h.id].dirs[flowtable.Reply].nrec; n != 2 {
+		t.Errorf("%d correction points after the first is acknowledged, want 2", n)
+	}
+	// Retransmit segments 1..4 as one: same bytes, same place.
+	var all string
+	for _, l := range lines[1:] {
+		all += l
+	}
+	s, _ = h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, segs[1].seq, isnC+1, []byte(all)))
+	if s.seq != segs[1].newSeq || uint32(len(s.payload)) != segs[4].newSeq+segs[4].newN-segs[1].newSeq {
+		t.Errorf("retransmission at %d len %d", s.seq, len(s.payload))
+	}
+	if len(h.nat.calls) != 3 {
+		t.Errorf("%d expectations, want 3", len(h.nat.calls))
+	}
+	s, _ = h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, segs[4].newSeq+segs[4].newN, nil))
+	if s.ack != seq {
+		t.Errorf("final ack %d, want %d", s.ack, seq)
+	}
+	if n := h.ftp.sessions[h.id].dirs[flowtable.Reply].nrec; n != 0 {
+		t.Errorf("%d correction points after all acknowledged, want 0", n)
+	}
+	// Later segments keep the accumulated shift.
+	s, _ = h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, seq, isnC+1, []byte("221 Goodbye.\r\n")))
+	if want := segs[4].newSeq + segs[4].newN; s.seq != want {
+		t.Errorf("after pruning seq %d, want %d", s.seq, want)
+	}
+}
+
+// TestAckInsideRewrite: an acknowledgement that ends inside rewritten text
+// (a receiver that took part of a segment) maps to the text's start; a
+// SACK block starting inside it to its end.
+func TestAckInsideRewrite(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	in := "227 =10,0,0,5,195,80\r\n"
+	s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte(in)))
+	textAt := strings.Index(s.payload, "198")
+	mid := isnS + 1 + uint32(textAt) + 3
+	s, _ = h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, mid, nil, sackOpt([2]uint32{mid, mid + 30})...))
+	spanStart, spanEnd := isnS+1+5, isnS+1+uint32(len(in))-2
+	if s.ack != spanStart {
+		t.Errorf("ack %d, want span start %d", s.ack, spanStart)
+	}
+	if len(s.sack) != 1 || s.sack[0][0] != spanEnd {
+		t.Errorf("sack %v, want left edge at span end %d", s.sack, spanEnd)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		sc      func(testing.TB) scenario
+		cfg     Config
+		dir     flowtable.Dir
+		in      string
+		verdict Verdict
+		calls   int
+		count   func(Counters) uint64
+	}{
+		{"PORT to a third host refused", clientInside, Config{}, flowtable.Orig,
+			"PORT 192,0,2,1,195,80\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"EPRT to a third host refused", serverInside, Config{}, flowtable.Orig,
+			"EPRT |1|198.18.9.9|50000|\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"227 naming another host refused", serverInside, Config{}, flowtable.Reply,
+			"227 Entering Passive Mode (10,0,0,6,195,80)\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"third host allowed", clientInside, Config{AllowThirdParty: true}, flowtable.Orig,
+			"PORT 192,0,2,1,195,80\r\n", Forward, 1, func(c Counters) uint64 { return c.ExpectCreated }},
+		{"privileged port refused", clientInside, Config{}, flowtable.Orig,
+			"PORT 10,0,0,5,0,22\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"privileged port refused even for a third host allowed", clientInside, Config{AllowThirdParty: true}, flowtable.Orig,
+			"PORT 192,0,2,1,0,25\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"229 privileged port refused", serverInside, Config{}, flowtable.Reply,
+			"229 Entering Extended Passive Mode (|||22|)\r\n", DropRefused, 0, func(c Counters) uint64 { return c.Refused }},
+		{"malformed passes and counts", clientInside, Config{}, flowtable.Orig,
+			"PORT 10,0,0,5,195,999\r\n", Forward, 0, func(c Counters) uint64 { return c.ParseFailures }},
+		{"long line passes and counts", clientInside, Config{}, flowtable.Orig,
+			"PORT 10,0,0,5,195,80" + strings.Repeat(" ", 600) + "\r\n", Forward, 0, func(c Counters) uint64 { return c.LongLines }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.sc(t), tc.cfg)
+			h.handshake(isnC, isnS)
+			isn, peer := isnOf(tc.dir), isnOf(1-tc.dir)
+			s, v := h.process(tc.dir, h.frame(tc.dir, testutil.ACK, isn+1, peer+1, []byte(tc.in)))
+			if v != tc.verdict {
+				t.Fatalf("verdict %v, want %v", v, tc.verdict)
+			}
+			if v == Forward && tc.calls == 0 && s.payload != tc.in {
+				t.Errorf("payload changed: %q", s.payload)
+			}
+			if len(h.nat.calls) != tc.calls {
+				t.Errorf("%d expectations, want %d", len(h.nat.calls), tc.calls)
+			}
+			st := h.ftp.Stats()
+			if got := tc.count(st.Total); got != 1 {
+				t.Errorf("counter %d, want 1 (%+v)", got, st.Total)
+			}
+			if len(st.Entries) != 1 || st.Entries[0].Entry != h.sc.entry || tc.count(st.Entries[0].Counters) != 1 {
+				t.Errorf("per-entry counters %+v", st.Entries)
+			}
+			if v == DropRefused {
+				// The retransmission is refused again but neither counted
+				// nor logged twice.
+				_, v2 := h.process(tc.dir, h.frame(tc.dir, testutil.ACK, isn+1, peer+1, []byte(tc.in)))
+				if v2 != DropRefused || h.ftp.Stats().Total.Refused != 1 || h.logs.n != 1 {
+					t.Errorf("retransmission: verdict %v refused %d logs %d", v2, h.ftp.Stats().Total.Refused, h.logs.n)
+				}
+			}
+		})
+	}
+}
+
+// TestRefusalLoggedOncePerSession: two different refused commands, both
+// counted, one log line.
+func TestRefusalLoggedOncePerSession(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	// The second segment replaces the refused one by another line and
+	// another refused command behind it.
+	for _, l := range []string{"PORT 192,0,2,1,195,80\r\n", "NOOP\r\nPORT 192,0,2,2,195,80\r\n"} {
+		if _, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, isnS+1, []byte(l))); v != DropRefused {
+			t.Fatal(v)
+		}
+	}
+	if n := h.ftp.Stats().Total.Refused; n != 2 || h.logs.n != 1 {
+		t.Errorf("%d refused, %d log lines; want 2, 1", n, h.logs.n)
+	}
+}
+
+func TestExpectationLimit(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{MaxExpectations: 2})
+	h.handshake(isnC, isnS)
+	seq := isnC + 1
+	for i, want := range []Verdict{Forward, Forward, DropLimit} {
+		l := []byte(fmt.Sprintf("PORT 10,0,0,5,195,%d\r\n", 80+i))
+		_, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, seq, isnS+1, l))
+		if v != want {
+			t.Fatalf("command %d: verdict %v, want %v", i, v, want)
+		}
+		if v == Forward {
+			seq += uint32(len(l))
+		}
+	}
+	// One expectation used: the retransmitted command now passes.
+	h.table.open[h.id]--
+	l := []byte("PORT 10,0,0,5,195,82\r\n")
+	if _, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, seq, isnS+1, l)); v != Forward {
+		t.Fatalf("after one was used: %v", v)
+	}
+	if st := h.ftp.Stats().Total; st.LimitReached != 1 || st.ExpectCreated != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestExpectFailed(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	h.nat.fail = true
+	_, v := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte("227 =10,0,0,5,195,80\r\n")))
+	if v != DropExpectFailed || h.ftp.Stats().Total.ExpectFailed != 1 {
+		t.Errorf("verdict %v stats %+v", v, h.ftp.Stats().Total)
+	}
+}
+
+// TestOutOfOrder: data beyond a gap is dropped and counted; once the gap
+// is filled the rest passes, rewritten.
+func TestOutOfOrder(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	a, b := "TYPE I\r\n", "PORT 10,0,0,5,195,80\r\n"
+	_, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(len(a)), isnS+1, []byte(b)))
+	if v != DropOutOfOrder || h.ftp.Stats().Total.OutOfOrder != 1 {
+		t.Fatalf("verdict %v, stats %+v", v, h.ftp.Stats().Total)
+	}
+	// A bare ACK beyond the gap passes.
+	if _, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(len(a+b)), isnS+1, nil)); v != Forward {
+		t.Fatalf("bare ack: %v", v)
+	}
+	r := newRcvr(t, isnC)
+	for _, c := range []struct {
+		off int
+		s   string
+	}{{0, a}, {len(a), b}} {
+		s, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(c.off), isnS+1, []byte(c.s)))
+		if v != Forward {
+			t.Fatal(v)
+		}
+		r.add(s)
+	}
+	if want := a + "PORT " + hostPort(testutil.Addr(t, "198.18.0.204"), pubPort(195<<8|80)) + "\r\n"; r.stream() != want {
+		t.Errorf("stream %q, want %q", r.stream(), want)
+	}
+}
+
+// TestFINFlushesHeldLine: a partial PORT held back is passed on when the
+// FIN shows it will never be completed.
+func TestFINFlushesHeldLine(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	s, _ := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, isnS+1, []byte("NOOP\r\nPORT 10,0")))
+	if s.payload != "NOOP\r\n" {
+		t.Fatalf("first segment %q", s.payload)
+	}
+	s, _ = h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK|testutil.FIN, isnC+1+15, isnS+1, nil))
+	if s.payload != "PORT 10,0" || s.seq != isnC+1+6 || s.flags&testutil.FIN == 0 {
+		t.Errorf("FIN segment seq +%d %q flags %#x", s.seq-isnC-1, s.payload, s.flags)
+	}
+}
+
+// TestMTUCut: a held line in front of a full segment would exceed the
+// MTU: the segment is cut, and the rest, retransmitted, completes the
+// stream.
+func TestMTUCut(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{MTU: 576})
+	h.handshake(isnC, isnS)
+	r := newRcvr(t, isnC)
+	first := "NOOP\r\nPORT 10,0,0,5,"
+	rest := "195,80\r\n" + strings.Repeat("NOOP\r\n", 88)
+	stream := first + rest
+	want := "NOOP\r\nPORT " + hostPort(testutil.Addr(t, "198.18.0.204"), pubPort(195<<8|80)) + "\r\n" + strings.Repeat("NOOP\r\n", 88)
+	una := uint32(0)
+	segs := []struct{ off, n int }{{0, len(first)}, {len(first), len(rest)}}
+	for round := 0; round < 10 && r.next() < uint32(len(want)); round++ {
+		for _, sg := range segs {
+			if sg.off+sg.n <= int(una) {
+				continue
+			}
+			fr := h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(sg.off), isnS+1, []byte(stream[sg.off:sg.off+sg.n]))
+			s, v := h.process(flowtable.Orig, fr)
+			if v != Forward {
+				t.Fatal(v)
+			}
+			if l := len(s.payload) + 40; l > 576 {
+				t.Fatalf("packet of %d bytes exceeds the MTU", l)
+			}
+			r.add(s)
+		}
+		s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1+r.next(), nil))
+		una = s.ack - isnC - 1
+		segs = []struct{ off, n int }{{int(una), len(stream) - int(una)}}
+	}
+	if r.stream() != want {
+		t.Errorf("stream\n got %q\nwant %q", r.stream(), want)
+	}
+}
+
+// TestForget: state goes with Forget; the id's next session starts fresh.
+func TestForget(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte("227 =10,0,0,5,195,80\r\n")))
+	h.ftp.Forget(h.id)
+	h.sc = clientInside(t)
+	h.table.sessions[h.id] = &flowtable.Session{Key: h.sc.key, MapEntry: h.sc.entry}
+	h.handshake(1000, 2000)
+	s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, 2001, 1001, []byte("200 ok\r\n")))
+	if s.seq != 2001 {
+		t.Errorf("seq %d: old correction applied to the new session", s.seq)
+	}
+	if st := h.ftp.Stats(); st.Total.Sessions != 2 || len(st.Entries) != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRecycledIDWithoutForget: a frame whose tuple does not match the
+// session state (the id was reused before Forget arrived) resets it.
+func TestRecycledIDWithoutForget(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte("227 =10,0,0,5,195,80\r\n")))
+	h.sc = clientInside(t)
+	h.table.sessions[h.id] = &flowtable.Session{Key: h.sc.key, MapEntry: h.sc.entry}
+	h.handshake(1000, 2000)
+	s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, 2001, 1001, []byte("200 ok\r\n")))
+	if s.seq != 2001 {
+		t.Errorf("seq %d: old correction applied to the new session", s.seq)
+	}
+}
+
+func TestDisabledAndForeign(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.ftp.cfg.Enabled = false
+	fr := h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte("227 =10,0,0,5,195,80\r\n"))
+	orig := append([]byte(nil), fr...)
+	if n, v := h.ftp.Process(fr, h.id, flowtable.Reply, 1); v != Forward || !bytes.Equal(fr[:n], orig) {
+		t.Error("disabled ALG changed the frame")
+	}
+	h.ftp.cfg.Enabled = true
+	// A frame whose tuple is not the session's is left alone.
+	if n, v := h.ftp.Process(fr, h.id, flowtable.Orig, 1); v != Forward || !bytes.Equal(fr[:n], orig) {
+		t.Error("frame of another flow changed")
+	}
+	if n, v := h.ftp.Process(fr, 99, flowtable.Reply, 1); v != Forward || !bytes.Equal(fr[:n], orig) {
+		t.Error("frame of an unknown session changed")
+	}
+	udp := testutil.UDP(t, "10.0.0.5:1", "10.0.0.6:2", []byte("227 =10,0,0,5,195,80\r\n"))
+	if n, v := h.ftp.Process(udp, h.id, flowtable.Reply, 1); v != Forward || n != len(udp) {
+		t.Error("UDP frame changed")
+	}
+}
+
+func TestVerdictString(t *testing.T) {
+	seen := map[string]bool{}
+	for v := Verdict(0); v < NumVerdicts; v++ {
+		s := v.String()
+		if s == "" || seen[s] || strings.ToLower(s) != s || strings.Contains(s, " ") {
+			t.Errorf("verdict %d name %q", v, s)
+		}
+		seen[s] = true
+	}
+	if NumVerdicts.String() == "" {
+		t.Error("out-of-range verdict without a name")
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	tb := &fakeTable{}
+	x := &fakeNAT{}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		tb   Table
+		x    Expecter
+	}{
+		{"no table", Config{}, nil, x},
+		{"no expecter", Config{}, tb, nil},
+		{"negative limit", Config{MaxExpectations: -1}, tb, x},
+		{"tiny mtu", Config{MTU: 100}, tb, x},
+	} {
+		if _, err := New(c.cfg, c.tb, c.x); err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+	}
+	f, err := New(Config{}, tb, x)
+	if err != nil || f.cfg.MaxExpectations != DefaultMaxExpectations || f.cfg.MTU != DefaultMTU {
+		t.Errorf("defaults: %v %+v", err, f.cfg)
+	}
+}
