@@ -95,7 +95,6 @@ func TestDispatch(t *testing.T) {
 		{[]string{"help", "nope"}, exitUsage, "", `unknown command "nope"`},
 		{[]string{"version"}, exitOK, "fastnat ", ""},
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
-		{[]string{"run", "-c", "x.toml"}, exitUsage, "", "fastnat run: not implemented yet (issue 6)\n"},
 		{[]string{"show", "stats"}, exitUsage, "", "fastnat show: not implemented yet (issue 7)\n"},
 		{[]string{"bench"}, exitUsage, "", "fastnat bench: not implemented yet (issue 7)\n"},
 		{[]string{"demo"}, exitUsage, "", "fastnat demo: not implemented yet (issue 7)\n"},
