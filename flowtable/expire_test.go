@@ -39,7 +39,7 @@ func TestExpireIncremental(t *testing.T) {
 	calls := map[uint32]int{}
 	onExpire := func(id uint32, s *Session) {
 		calls[id]++
-		if s.Key[Orig] == s.Key[Reply] || tb.Get(id) != nil {
+		if s.Key[Orig] == s.Key[Reply] || tb.Live(id) {
 			t.Errorf("onExpire(%d): session not intact or still live", id)
 		}
 		// The callback may use the table: no lock is held.
@@ -67,7 +67,7 @@ func TestExpireIncremental(t *testing.T) {
 			t.Fatalf("session %d: %d callbacks, short-lived %v", id, c, short[id])
 		}
 	}
-	if tb.Get(touched) == nil || tb.Get(ahead) == nil {
+	if !tb.Live(touched) || !tb.Live(ahead) {
 		t.Fatal("recently touched session expired")
 	}
 	if got := tb.Expire(10, 0, 1, n, onExpire); got != 0 {

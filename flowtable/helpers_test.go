@@ -73,7 +73,7 @@ func checkIndex(tb testing.TB, t *Table) {
 				}
 				e := bk.ids[lane].Load()
 				id, d := e>>1, e&1
-				if t.Get(id) == nil {
+				if !t.Live(id) {
 					tb.Fatalf("shard %d bucket %d lane %d: entry for dead session %d", s, j, lane, id)
 				}
 				entries[e]++
@@ -96,7 +96,7 @@ func checkIndex(tb testing.TB, t *Table) {
 	}
 	live := 0
 	for id := range t.sessions {
-		if t.Get(uint32(id)) == nil {
+		if !t.Live(uint32(id)) {
 			continue
 		}
 		live++

@@ -164,7 +164,7 @@ func (r *opsRun) verify() {
 		r.lookup(k)
 	}
 	for id, s := range r.o.sessions {
-		if g := r.tb.Get(id); g == nil || g.Key != s.keys {
+		if g := r.tb.Get(id); !r.tb.Live(id) || g.Key != s.keys {
 			r.t.Fatalf("Get(%d) = %v, oracle keys %v", id, g, s.keys)
 		}
 		if r.tb.LastSeen(id) != s.seen {

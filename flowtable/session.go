@@ -85,19 +85,21 @@ const (
 
 func genOf(p uint64) uint32 { return uint32(p&genMask) >> genShift }
 
-// Get returns the session with the given id, or nil if id is out of range
-// or its slot holds no live session. The pointer stays valid for the life
-// of the table; what it points to is another session once the slot has
-// been reused (see Valid).
+// Get returns the record in slot id, or nil if id is out of range. The
+// pointer stays valid for the life of the table, but what it points to is
+// only the session a lookup found while the slot keeps that generation: a
+// deleted session's fields stay readable until the slot is reused, then
+// they are another session's (see Valid and the package documentation).
 func (t *Table) Get(id uint32) *Session {
 	if id >= uint32(len(t.sessions)) {
 		return nil
 	}
-	s := &t.sessions[id]
-	if atomic.LoadUint64(&s.ports[Orig])&liveBit == 0 {
-		return nil
-	}
-	return s
+	return &t.sessions[id]
+}
+
+// Live reports whether slot id holds a live session.
+func (t *Table) Live(id uint32) bool {
+	return id < uint32(len(t.sessions)) && atomic.LoadUint64(&t.sessions[id].ports[Orig])&liveBit != 0
 }
 
 // Gen returns the current generation of slot id: odd while a session

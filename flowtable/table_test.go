@@ -197,7 +197,7 @@ func TestDeleteAndReuse(t *testing.T) {
 	if tb.Delete(id) || tb.DeleteGen(id, gen) {
 		t.Fatal("second delete succeeded")
 	}
-	if tb.Get(id) != nil || tb.Valid(id, gen) {
+	if tb.Live(id) || tb.Valid(id, gen) {
 		t.Fatal("deleted session still valid")
 	}
 	for _, k := range []packet.Tuple{origKey(1), replyKey(1)} {
@@ -222,7 +222,7 @@ func TestDeleteAndReuse(t *testing.T) {
 	if !tb.DeleteGen(id2, gen2) {
 		t.Fatal("DeleteGen with the current generation failed")
 	}
-	if tb.Delete(5) || tb.Get(5) != nil {
+	if tb.Delete(5) || tb.Get(5) != nil || tb.Live(5) {
 		t.Fatal("out-of-range id accepted")
 	}
 	st := tb.Stats()
