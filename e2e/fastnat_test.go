@@ -60,11 +60,16 @@ func requireFastnat(t *testing.T) {
 	fastnatBinary(t)
 }
 
+// fastnatXDPMode is the [dataplane] xdp_mode of the next fastnat started
+// ("auto" unless a test needs another).
+var fastnatXDPMode = "auto"
+
 // fastnatConfig is the case's configuration for the topology.
 func fastnatConfig(ftpMapping bool, extra []testnet.Forward, socket string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[dataplane]
 poll = "adaptive"
+xdp_mode = "`+fastnatXDPMode+`"
 
 [[interface]]
 name = %q
