@@ -99,3 +99,11 @@ func badAddr(addr uint64) {
 func badTransition(i uint32, have, from, to frameState) {
 	panic(fmt.Sprintf("afxdp: frame %d is %v, want %v for the move to %v", i, have, from, to))
 }
+
+// census counts the frames in each state.
+func (p *framePool) census() (n [4]int) {
+	for _, s := range p.state {
+		n[s]++
+	}
+	return n
+}

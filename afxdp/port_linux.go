@@ -164,7 +164,7 @@ func (p *Port) Alloc(fs []pipeline.Frame) int {
 			return i
 		}
 		a := base + headroom
-		fs[i] = pipeline.Frame{Buf: p.umem[a:a:base+p.pool.mask+1], Handle: a}
+		fs[i] = pipeline.Frame{Buf: p.umem[a : a : base+p.pool.mask+1], Handle: a}
 	}
 	return len(fs)
 }

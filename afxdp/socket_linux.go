@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -130,7 +131,7 @@ func newXSK(c xskConfig) (_ *xsk, err error) {
 			sa.Flags |= unix.XDP_COPY
 		}
 	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind AF_XDP socket to ifindex %d queue %d: %w", c.ifindex, c.queue, sysErr(err))
 	}
 	// In copy mode one sendto transmits at most max_tx_budget descriptors
@@ -139,6 +140,22 @@ func newXSK(c xskConfig) (_ *xsk, err error) {
 	budget := uint32(c.ringSize)
 	_ = setsockopt(fd, unix.XDP_MAX_TX_SKB_BUDGET, unsafe.Pointer(&budget), unsafe.Sizeof(budget))
 	return s, nil
+}
+
+// bindRetries bounds how long bind waits for a queue to become free: the
+// kernel releases the buffer pool of a closed socket from a workqueue, so a
+// queue stays busy (EBUSY) for a moment after its previous socket is gone,
+// as when fastnat restarts.
+const bindRetries = 100
+
+func bind(fd int, sa *unix.SockaddrXDP) error {
+	for i := 0; ; i++ {
+		err := unix.Bind(fd, sa)
+		if !errors.Is(err, unix.EBUSY) || i == bindRetries {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // mapRing maps one ring and returns its index view; descriptors of
