@@ -46,7 +46,7 @@ func (w *Worker) toALG() {
 	w.c.algDiverted += uint64(n)
 	for _, it := range w.algOut[n:] {
 		w.c.drop[DropALGRingFull]++
-		w.drops = append(w.drops, Frame{Buf: it.Buf, Handle: it.Handle})
+		w.drop(Frame{Buf: it.Buf, Handle: it.Handle}, dropNames[DropALGRingFull])
 	}
 	w.algOut = w.algOut[:0]
 	if len(w.drops) > 0 {
@@ -67,7 +67,7 @@ func (w *Worker) fromALG() {
 		f := Frame{Buf: it.Buf, Handle: it.Handle}
 		if it.Verdict != alg.Forward {
 			w.c.drop[DropALGVerdict]++
-			w.drops = append(w.drops, f)
+			w.drop(f, dropNames[DropALGVerdict])
 			continue
 		}
 		w.tx[it.Port] = append(w.tx[it.Port], f)

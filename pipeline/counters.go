@@ -31,6 +31,53 @@ func (d DropReason) String() string {
 	return "unknown"
 }
 
+// parseDropNames and verdictDropNames are the drop tap's reasons for
+// parse failures and NAT drop verdicts, built once so that naming a drop
+// allocates nothing.
+var (
+	parseDropNames   [packet.NumResults]string
+	verdictDropNames [nat.NumVerdicts]string
+)
+
+func init() {
+	for i := range parseDropNames {
+		parseDropNames[i] = "parse_" + packet.Result(i).String()
+	}
+	for i := range verdictDropNames {
+		verdictDropNames[i] = "nat_" + nat.Verdict(i).String()
+	}
+}
+
+// DropName returns the drop tap's name for a drop counted under a parse
+// result, a NAT verdict or a pipeline drop reason: "parse_" or "nat_"
+// followed by the result's or verdict's name, or the pipeline reason's
+// own name.
+func DropName(stage DropStage, code uint8) string {
+	switch stage {
+	case StageParse:
+		if int(code) < len(parseDropNames) {
+			return parseDropNames[code]
+		}
+	case StageNAT:
+		if int(code) < len(verdictDropNames) {
+			return verdictDropNames[code]
+		}
+	case StagePipeline:
+		return DropReason(code).String()
+	}
+	return "unknown"
+}
+
+// DropStage says which enumeration a drop's code belongs to.
+type DropStage uint8
+
+// Drop stages.
+const (
+	StageParse    DropStage = iota // packet.Result
+	StageNAT                       // nat.Verdict
+	StagePipeline                  // DropReason
+)
+
 // counts are a worker's running totals, written by the worker alone as
 // plain integers and published once per burst.
 type counts struct {

@@ -65,6 +65,7 @@ type rigOpts struct {
 	rules    nat.Rules
 	maxFlows int
 	alg      *ALGLink
+	dropTap  func(frame []byte, reason string)
 }
 
 func newRig(tb testing.TB, o rigOpts) *rig {
@@ -92,7 +93,8 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 	r.w = NewWorker(Config{
 		Ports: []PortSpec{{Port: r.in, Side: nat.Inside}, {Port: r.out, Side: nat.Outside}},
 		Poll:  PollBusy, Batch: 32, NAT: n.Engine(0), Table: table, ALG: o.alg,
-		Clock: func() flowtable.Time { return r.now },
+		DropTap: o.dropTap,
+		Clock:   func() flowtable.Time { return r.now },
 	})
 	return r
 }

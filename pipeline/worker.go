@@ -59,6 +59,15 @@ type Config struct {
 	// Clock returns the coarse time for a burst; nil uses whole seconds
 	// since the worker started.
 	Clock func() flowtable.Time
+	// DropTap, when set, sees every frame the worker drops, just before
+	// the frame goes back to its port: parse failures, NAT drop verdicts
+	// and the pipeline's own drops (not frames still held at Stop).
+	// reason is the drop's counter name ("parse_bad_ip_checksum",
+	// "nat_unsolicited", "tx_full", ...; see DropName). It runs on the
+	// worker's goroutine with a frame the worker still owns, so it must
+	// copy what it keeps and must not block. nil: no tap, one branch per
+	// drop.
+	DropTap func(frame []byte, reason string)
 }
 
 // Worker is a per-core poll loop: it owns one queue of every interface,
@@ -251,6 +260,9 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		w.results[i].Verdict = nat.Forward
 		if res != packet.OK {
 			w.results[i].Verdict = nat.NumVerdicts // marks a parse drop
+			if w.cfg.DropTap != nil {
+				w.cfg.DropTap(frames[i].Buf, parseDropNames[res])
+			}
 		} else if nat.NeedsLookup(p) {
 			w.keys[nk] = p.Tuple
 			w.lookIdx[nk] = i
@@ -296,11 +308,11 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 			w.c.held++
 		} else {
 			w.c.drop[DropHoldOverflow]++
-			w.drops = append(w.drops, f)
+			w.drop(f, dropNames[DropHoldOverflow])
 		}
 		return
 	default:
-		w.drops = append(w.drops, f)
+		w.drop(f, verdictDropNames[r.Verdict])
 		return
 	}
 	op := w.out[r.Out]
@@ -311,7 +323,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 			w.arp = append(w.arp, arpWait{f: f, port: op, dst: dst, since: now, r: *r})
 		} else {
 			w.c.drop[DropNoNeighbor]++
-			w.drops = append(w.drops, f)
+			w.drop(f, dropNames[DropNoNeighbor])
 		}
 		return
 	}
@@ -356,7 +368,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 		}
 		if now-a.since > arpSeconds {
 			w.c.drop[DropNoNeighbor]++
-			w.drops = append(w.drops, a.f)
+			w.drop(a.f, dropNames[DropNoNeighbor])
 			continue
 		}
 		keep = append(keep, a)
@@ -378,7 +390,10 @@ func (w *Worker) retryHeld(now flowtable.Time) {
 	for _, h := range w.held {
 		var p packet.Parsed
 		var r nat.Result
-		if packet.Parse(h.f.Buf, &p) != packet.OK {
+		if res := packet.Parse(h.f.Buf, &p); res != packet.OK {
+			if w.cfg.DropTap != nil {
+				w.cfg.DropTap(h.f.Buf, parseDropNames[res])
+			}
 			w.ports[h.port].Release([]Frame{h.f})
 			continue
 		}
@@ -386,7 +401,7 @@ func (w *Worker) retryHeld(now flowtable.Time) {
 		if r.Verdict == nat.Hold {
 			if now-h.since > holdSeconds {
 				w.c.verdict[nat.DropFragNoSession]++
-				w.drops = append(w.drops, h.f)
+				w.drop(h.f, verdictDropNames[nat.DropFragNoSession])
 			} else {
 				keep = append(keep, h)
 			}
@@ -401,6 +416,14 @@ func (w *Worker) retryHeld(now flowtable.Time) {
 	}
 }
 
+// drop queues f for release, showing it to the drop tap first.
+func (w *Worker) drop(f Frame, reason string) {
+	if w.cfg.DropTap != nil {
+		w.cfg.DropTap(f.Buf, reason)
+	}
+	w.drops = append(w.drops, f)
+}
+
 // flush hands queued frames to the ports' tx rings and kicks them.
 func (w *Worker) flush() {
 	for pi, q := range w.tx {
@@ -412,6 +435,11 @@ func (w *Worker) flush() {
 			w.c.txPackets += uint64(n)
 			if n < len(q) {
 				w.c.drop[DropTxFull] += uint64(len(q) - n)
+				if w.cfg.DropTap != nil {
+					for _, f := range q[n:] {
+						w.cfg.DropTap(f.Buf, dropNames[DropTxFull])
+					}
+				}
 				w.ports[pi].Release(q[n:])
 			}
 			w.tx[pi] = q[:0]
