@@ -97,7 +97,8 @@ func badAddr(addr uint64) {
 }
 
 func badTransition(i uint32, have, from, to frameState) {
-	panic(fmt.Sprintf("afxdp: frame %d is %v, want %v for the move to %v", i, have, from, to))
+	panic(fmt.Sprintf("afxdp: frame %d is %v, not %v, so it cannot become %v (released twice, or used after release?)",
+		i, have, from, to))
 }
 
 // census counts the frames in each state.

@@ -60,12 +60,12 @@ func TestFramePool(t *testing.T) {
 		{"double release panics", func(t *testing.T, p *framePool) {
 			a, _ := p.pop(frameUser)
 			p.push(a, frameUser)
-			mustPanic(t, "is free, want user", func() { p.push(a, frameUser) })
+			mustPanic(t, "is free, not user", func() { p.push(a, frameUser) })
 		}},
 		{"release of a frame in flight panics", func(t *testing.T, p *framePool) {
 			a, _ := p.pop(frameUser)
 			p.move(p.index(a), frameUser, frameTx)
-			mustPanic(t, "is tx, want user", func() { p.push(a, frameUser) })
+			mustPanic(t, "is tx, not user", func() { p.push(a, frameUser) })
 		}},
 		{"address outside the umem panics", func(t *testing.T, p *framePool) {
 			mustPanic(t, "outside the UMEM", func() { p.push(4*2048, frameUser) })

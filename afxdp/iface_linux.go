@@ -26,10 +26,9 @@ const (
 
 // IFLA_XDP_ATTACHED values.
 const (
-	xdpAttachedDrv   = 1
-	xdpAttachedSkb   = 2
-	xdpAttachedHw    = 3
-	xdpAttachedMulti = 4
+	xdpAttachedDrv = 1
+	xdpAttachedSkb = 2
+	xdpAttachedHw  = 3
 )
 
 // Interface is one network interface as fastnat uses it: its XDP program
@@ -412,10 +411,15 @@ func (i *Interface) Close() error {
 	if i.res != nil {
 		i.res.stop()
 	}
-	for _, c := range []interface{ Close() error }{i.prog, i.xsks, i.public, i.inside, i.local} {
-		if c != nil && c != (*ebpf.Program)(nil) && c != (*ebpf.Map)(nil) {
-			if err := c.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("interface %s: %w", i.name, err))
+	if i.prog != nil {
+		if err := i.prog.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("interface %s: close program: %w", i.name, err))
+		}
+	}
+	for _, m := range []*ebpf.Map{i.xsks, i.public, i.inside, i.local} {
+		if m != nil {
+			if err := m.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("interface %s: close map: %w", i.name, err))
 			}
 		}
 	}

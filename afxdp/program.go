@@ -11,10 +11,8 @@ const ProgramName = "fastnat_xdp"
 
 // XDP return codes.
 const (
-	xdpAborted  = 0
 	xdpDrop     = 1
 	xdpPass     = 2
-	xdpTx       = 3
 	xdpRedirect = 4
 )
 
