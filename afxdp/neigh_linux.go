@@ -1,6 +1,7 @@
 package afxdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,9 @@ const (
 	retryEvery  = time.Second           // at most one resolution request per address
 	recvTimeout = 10 * time.Millisecond // how long a miss waits to be picked up, at most
 )
+
+// nativeEndian is the byte order of netlink headers and attributes.
+var nativeEndian = binary.NativeEndian
 
 // usableStates are the neighbour states whose link-layer address the kernel
 // itself would send to.
@@ -128,11 +132,8 @@ func (r *resolver) handle(b []byte) (resync, dirty bool) {
 		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 			resync = true
 		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
-			n, err := netlink.NeighDeserialize(m.Data)
-			if err != nil {
-				continue
-			}
-			if r.apply(n, m.Header.Type == unix.RTM_DELNEIGH) {
+			ev, ok := parseNeigh(m.Data)
+			if ok && r.apply(ev, m.Header.Type == unix.RTM_DELNEIGH) {
 				dirty = true
 			}
 		}
@@ -140,22 +141,78 @@ func (r *resolver) handle(b []byte) (resync, dirty bool) {
 	return resync, dirty
 }
 
+// neighEvent is the part of a neighbour message the resolver uses.
+type neighEvent struct {
+	ifindex int
+	state   int
+	addr    uint32 // 0: not IPv4
+	mac     [6]byte
+	hasMAC  bool
+}
+
+// parseNeigh decodes the body of an RTM_NEWNEIGH or RTM_DELNEIGH message:
+// struct ndmsg, then route attributes, of which NDA_DST and NDA_LLADDR
+// matter. Malformed input yields ok = false, never a panic (the netlink
+// package's own decoder panics on a truncated attribute).
+func parseNeigh(b []byte) (ev neighEvent, ok bool) {
+	if len(b) < unix.SizeofNdMsg {
+		return ev, false
+	}
+	family := b[0]
+	ev.ifindex = int(nativeEndian.Uint32(b[4:]))
+	ev.state = int(nativeEndian.Uint16(b[8:]))
+	for b = b[unix.SizeofNdMsg:]; len(b) >= unix.SizeofRtAttr; {
+		l := int(nativeEndian.Uint16(b))
+		typ := nativeEndian.Uint16(b[2:])
+		if l < unix.SizeofRtAttr || l > len(b) {
+			return ev, false
+		}
+		v := b[unix.SizeofRtAttr:l]
+		switch typ {
+		case unix.NDA_DST:
+			if family == unix.AF_INET && len(v) == 4 {
+				ev.addr = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+			}
+		case unix.NDA_LLADDR:
+			if len(v) == 6 {
+				copy(ev.mac[:], v)
+				ev.hasMAC = true
+			}
+		}
+		next := (l + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
+		if next >= len(b) {
+			break
+		}
+		b = b[next:]
+	}
+	return ev, true
+}
+
 // apply records one neighbour; it reports whether the view changed.
-func (r *resolver) apply(n *netlink.Neigh, deleted bool) bool {
-	ip := n.IP.To4()
-	if n.LinkIndex != r.ifindex || ip == nil {
+func (r *resolver) apply(ev neighEvent, deleted bool) bool {
+	if ev.ifindex != r.ifindex || ev.addr == 0 {
 		return false
 	}
-	a := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
-	old, had := r.macs[a]
-	if deleted || n.State&usableStates == 0 || len(n.HardwareAddr) != 6 {
-		delete(r.macs, a)
+	old, had := r.macs[ev.addr]
+	if deleted || ev.state&usableStates == 0 || !ev.hasMAC {
+		delete(r.macs, ev.addr)
 		return had
 	}
-	var mac [6]byte
-	copy(mac[:], n.HardwareAddr)
-	r.macs[a] = mac
-	return !had || old != mac
+	r.macs[ev.addr] = ev.mac
+	return !had || old != ev.mac
+}
+
+// neighEventOf converts a dumped neighbour.
+func neighEventOf(n *netlink.Neigh) neighEvent {
+	ev := neighEvent{ifindex: n.LinkIndex, state: n.State}
+	if ip := n.IP.To4(); ip != nil {
+		ev.addr = uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	}
+	if len(n.HardwareAddr) == 6 {
+		copy(ev.mac[:], n.HardwareAddr)
+		ev.hasMAC = true
+	}
+	return ev
 }
 
 // resync re-reads the interface's neighbours, prefixes and default route.
@@ -168,12 +225,10 @@ func (r *resolver) resync(now time.Time) error {
 	macs := make(map[uint32][6]byte, len(neighs))
 	r.macs = macs
 	for i := range neighs {
-		n := &neighs[i]
-		r.apply(n, false)
-		if n.State&netlink.NUD_STALE != 0 {
-			if ip := n.IP.To4(); ip != nil {
-				r.resolve(addr4(netip.AddrFrom4([4]byte(ip))), now)
-			}
+		ev := neighEventOf(&neighs[i])
+		r.apply(ev, false)
+		if ev.state&netlink.NUD_STALE != 0 && ev.addr != 0 {
+			r.resolve(ev.addr, now)
 		}
 	}
 	l, err := r.h.LinkByIndex(r.ifindex)
