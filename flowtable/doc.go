@@ -52,19 +52,21 @@
 //
 // # Rule for readers
 //
-// A session id is only a slot number: after Lookup returns, the session may
-// be deleted (Delete, or Expire on another worker) and its slot reused for
-// a new session. The exported fields of a live session are immutable, so a
-// reader that wants to know whether what it read belongs to the session it
-// looked up takes the generation from LookupGen (or LookupBatch) and
-// checks Valid(id, gen) after reading; Key returns a key together with its
-// generation without a data race. Deletion takes the generation too
-// (DeleteGen). Sessions are reclaimed only after idling for their timeout,
-// so in the pipeline a failed check is rare; it must be treated as a miss.
-// Reading the exported fields of a slot while another worker reuses it is
-// a data race the race detector reports (the value is discarded by the
-// check), which is why tests that race readers against writers read keys
-// through Key.
+// A session id is only a slot number: after a lookup returns, the session
+// may be deleted (Delete, or Expire on another worker) and its slot reused
+// for a new session. Get never returns nil for an id a lookup returned,
+// and a deleted session's fields stay as they were until the slot is
+// reused, so a reader never faults; but to know that what it read belongs
+// to the session it looked up, it takes the generation from LookupGen (or
+// LookupBatch's Hit.Gen), reads, and then checks Valid(id, gen); on false
+// it treats the packet as a miss. Key returns a key together with its
+// generation without a data race, and DeleteGen deletes only the
+// generation the caller knows. Sessions are reclaimed only after idling
+// for their timeout, so in the pipeline the check fails only for a packet
+// that raced its session's expiry and a new session's insert. Reading the
+// exported fields of a slot while another worker reuses it is a data race
+// that the race detector reports (the check discards the value read);
+// tests that race readers against writers therefore read keys through Key.
 //
 // # Aging and capacity
 //

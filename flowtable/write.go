@@ -55,7 +55,7 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id ui
 		home.refused[ErrFull].Add(1)
 		return 0, ErrFull
 	}
-	home.inserts.Add(1)
+	bump(&home.inserts)
 	t.countProbe(sa, n0)
 	t.countProbe(sc, n1)
 	t.unlock2(sa, sc)
@@ -108,9 +108,15 @@ func (t *Table) kill(slot *Session, gen uint32) {
 	}
 }
 
+// bump increments a counter that only holders of one lock write: a plain
+// load and store, atomic only so that Stats may read it meanwhile.
+func bump(c *atomic.Uint64) { c.Store(c.Load() + 1) }
+
+// countProbe records an index insert that probed n buckets in shard s.
+// The caller holds s's lock.
 func (t *Table) countProbe(s uint32, n int) {
 	sh := &t.shards[s]
-	sh.probes[min(n, NumProbeBins)-1].Add(1)
+	bump(&sh.probes[min(n, NumProbeBins)-1])
 	if uint64(n) > sh.maxProbe.Load() {
 		sh.maxProbe.Store(uint64(n))
 	}
@@ -167,9 +173,9 @@ func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(uint
 		}
 		t.kill(slot, g)
 		if cond == expiry {
-			t.shards[sa].expired.Add(1)
+			bump(&t.shards[sa].expired)
 		} else {
-			t.shards[sa].deletes.Add(1)
+			bump(&t.shards[sa].deletes)
 		}
 		t.unlock2(sa, sc)
 		if onExpire != nil {
