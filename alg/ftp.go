@@ -250,3 +250,6 @@ func (f *FTP) Process(buf []byte, id uint32, dir flowtable.Dir, now flowtable.Ti
 	}
 	return f.segment(buf, &p, ss, id, dir, now)
 }
+
+// The flow table is what the ALG reads sessions from.
+var _ Table = (*flowtable.Table)(nil)
