@@ -1,0 +1,168 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector is a prometheus.Collector over a snapshot function: each
+// scrape calls it once and turns the Snapshot into constant metrics, so no
+// metric state lives between scrapes and nothing is done per packet.
+type Collector struct {
+	snapshot func() Snapshot
+
+	uptime                                                 *prometheus.Desc
+	rxPackets, rxBytes, txPackets, txBytes, translated     *prometheus.Desc
+	algDiverted, algReturned, held, drops                  *prometheus.Desc
+	ifRx, ifTx, ifDrops, ifFillEmpty, ifTxEmpty            *prometheus.Desc
+	sessions                                               *prometheus.Desc
+	tableSessions, tableCapacity, tableExp, tableExpCap    *prometheus.Desc
+	tableInserts, tableDeletes, tableExpired, tableRefused *prometheus.Desc
+	expInserted, expRefused, expMatched, expExpired        *prometheus.Desc
+	poolPorts, bindings                                    *prometheus.Desc
+	ftp                                                    []*prometheus.Desc // in FTPCounters order
+	capture, reloads                                       *prometheus.Desc
+}
+
+// NewCollector returns a collector that calls snapshot once per scrape.
+// snapshot must be safe to call from any goroutine.
+func NewCollector(snapshot func() Snapshot) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("fastnat_"+name, help, labels, nil)
+	}
+	c := &Collector{
+		snapshot: snapshot,
+		uptime:   d("uptime_seconds", "Seconds since the daemon started."),
+
+		rxPackets:   d("worker_rx_packets_total", "Frames a worker received, on all its interfaces.", "worker"),
+		rxBytes:     d("worker_rx_bytes_total", "Bytes a worker received, on all its interfaces.", "worker"),
+		txPackets:   d("worker_tx_packets_total", "Frames a worker transmitted.", "worker"),
+		txBytes:     d("worker_tx_bytes_total", "Bytes a worker transmitted.", "worker"),
+		translated:  d("worker_translated_packets_total", "Frames the NAT translated and forwarded.", "worker"),
+		algDiverted: d("worker_alg_diverted_packets_total", "Frames handed to the FTP ALG.", "worker"),
+		algReturned: d("worker_alg_returned_packets_total", "Frames the FTP ALG handed back.", "worker"),
+		held:        d("worker_held_fragments_total", "Early fragments held until their first fragment arrived.", "worker"),
+		drops:       d("worker_drops_total", "Frames a worker dropped, by reason: parse_* (malformed), nat_* (NAT verdicts) or the pipeline's own.", "worker", "reason"),
+
+		ifRx:        d("interface_rx_packets_total", "Frames received on one queue of an interface.", "worker", "interface"),
+		ifTx:        d("interface_tx_packets_total", "Frames queued for transmission on one queue of an interface.", "worker", "interface"),
+		ifDrops:     d("interface_drops_total", "Frames the kernel dropped for fastnat's AF_XDP socket (XDP_STATISTICS), by reason.", "worker", "interface", "reason"),
+		ifFillEmpty: d("interface_fill_ring_empty_total", "Times the kernel found the socket's fill ring empty.", "worker", "interface"),
+		ifTxEmpty:   d("interface_tx_ring_empty_total", "Times the kernel found the socket's tx ring empty.", "worker", "interface"),
+
+		sessions:      d("sessions", "Live sessions by protocol and application.", "protocol", "app"),
+		tableSessions: d("flow_table_sessions", "Live sessions in the flow table."),
+		tableCapacity: d("flow_table_capacity", "Sessions the flow table holds at most ([flows] max)."),
+		tableExp:      d("flow_table_expectations", "Live ALG expectations."),
+		tableExpCap:   d("flow_table_expectation_capacity", "Expectations the table holds at most."),
+		tableInserts:  d("flow_table_inserts_total", "Sessions created."),
+		tableDeletes:  d("flow_table_deletes_total", "Sessions removed before their timeout."),
+		tableExpired:  d("flow_table_expired_total", "Sessions reclaimed after their idle timeout."),
+		tableRefused:  d("flow_table_insert_refused_total", "Session creations refused, by reason.", "reason"),
+		expInserted:   d("flow_table_expectations_inserted_total", "Expectations stored."),
+		expRefused:    d("flow_table_expectations_refused_total", "Expectations refused: the store was full."),
+		expMatched:    d("flow_table_expectations_matched_total", "Expectations a new connection used."),
+		expExpired:    d("flow_table_expectations_expired_total", "Expectations that expired unused."),
+
+		poolPorts: d("pool_ports_in_use", "Public ports (ICMP: query identifiers) in use, per public address.", "address", "protocol"),
+		bindings:  d("nat_bindings", "Live endpoint-independent mappings."),
+
+		capture: d("drop_capture_frames_total", "Dropped frames offered to the pcap capture, by result.", "result"),
+		reloads: d("config_reloads_total", "Configuration reloads, by result.", "result"),
+	}
+	for _, fc := range FTPCounters {
+		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG: "+fc.Help))
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.uptime, c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.translated,
+		c.algDiverted, c.algReturned, c.held, c.drops,
+		c.ifRx, c.ifTx, c.ifDrops, c.ifFillEmpty, c.ifTxEmpty,
+		c.sessions, c.tableSessions, c.tableCapacity, c.tableExp, c.tableExpCap,
+		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
+		c.expInserted, c.expRefused, c.expMatched, c.expExpired,
+		c.poolPorts, c.bindings, c.capture, c.reloads,
+	} {
+		ch <- d
+	}
+	for _, d := range c.ftp {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(c.uptime, float64(s.UptimeSeconds))
+	for _, w := range s.Workers {
+		id := strconv.Itoa(w.ID)
+		counter(c.rxPackets, w.RxPackets, id)
+		counter(c.rxBytes, w.RxBytes, id)
+		counter(c.txPackets, w.TxPackets, id)
+		counter(c.txBytes, w.TxBytes, id)
+		counter(c.translated, w.Translated, id)
+		counter(c.algDiverted, w.ALGDiverted, id)
+		counter(c.algReturned, w.ALGReturned, id)
+		counter(c.held, w.Held, id)
+		for reason, n := range w.Drops {
+			counter(c.drops, n, id, reason)
+		}
+		for _, p := range w.Ports {
+			counter(c.ifRx, p.Rx, id, p.Interface)
+			counter(c.ifTx, p.Tx, id, p.Interface)
+			for reason, n := range p.Drops {
+				counter(c.ifDrops, n, id, p.Interface, reason)
+			}
+			counter(c.ifFillEmpty, p.FillRingEmpty, id, p.Interface)
+			counter(c.ifTxEmpty, p.TxRingEmpty, id, p.Interface)
+		}
+	}
+	for _, sc := range s.Sessions {
+		gauge(c.sessions, float64(sc.Count), sc.Protocol, sc.App)
+	}
+	t := s.Table
+	gauge(c.tableSessions, float64(t.Sessions))
+	gauge(c.tableCapacity, float64(t.Capacity))
+	gauge(c.tableExp, float64(t.Expectations))
+	gauge(c.tableExpCap, float64(t.ExpectCapacity))
+	counter(c.tableInserts, t.Inserts)
+	counter(c.tableDeletes, t.Deletes)
+	counter(c.tableExpired, t.Expired)
+	for reason, n := range t.Refused {
+		counter(c.tableRefused, n, reason)
+	}
+	counter(c.expInserted, t.ExpectInserts)
+	counter(c.expRefused, t.ExpectRefused)
+	counter(c.expMatched, t.ExpectMatched)
+	counter(c.expExpired, t.ExpectExpired)
+	for _, p := range s.Pools {
+		gauge(c.poolPorts, float64(p.TCP), p.Address, "tcp")
+		gauge(c.poolPorts, float64(p.UDP), p.Address, "udp")
+		gauge(c.poolPorts, float64(p.ICMP), p.Address, "icmp")
+	}
+	gauge(c.bindings, float64(s.Bindings))
+	if s.FTP != nil {
+		for i, fc := range FTPCounters {
+			counter(c.ftp[i], s.FTP[fc.Name])
+		}
+	}
+	if cp := s.Capture; cp != nil {
+		counter(c.capture, cp.Written, "written")
+		counter(c.capture, cp.RateLimited, "rate_limited")
+		counter(c.capture, cp.QueueFull, "queue_full")
+		counter(c.capture, cp.Errors, "write_error")
+	}
+	counter(c.reloads, s.Reloads.OK, "ok")
+	counter(c.reloads, s.Reloads.Refused, "refused")
+}

@@ -1,0 +1,350 @@
+package metrics
+
+import (
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fastnat/fastnat/alg"
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/pipeline"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// fakeSnapshot is a daemon with one worker on two interfaces.
+func fakeSnapshot() Snapshot {
+	var c pipeline.Counters
+	c.RxPackets.Store(10)
+	c.RxBytes.Store(1000)
+	c.TxPackets.Store(7)
+	c.TxBytes.Store(700)
+	c.Verdict[nat.Forward].Store(7)
+	c.Verdict[nat.DropUnsolicited].Store(2)
+	c.Parse[packet.ErrBadIPChecksum].Store(1)
+	c.Drop[pipeline.DropTxFull].Store(3)
+	w := WorkerSnapshot(0, 0, &c)
+	w.Ports = []Port{
+		{Interface: "outside", Rx: 6, Tx: 4, Drops: map[string]uint64{"rx_ring_full": 5}, FillRingEmpty: 1},
+		{Interface: "inside", Rx: 4, Tx: 3, Drops: map[string]uint64{"rx_ring_full": 0}},
+	}
+	ftp := FTPSnapshot(alg.Counters{Sessions: 2, Rewritten: 3})
+	return Snapshot{
+		UptimeSeconds: 42,
+		Workers:       []Worker{w},
+		Table:         TableSnapshot(flowtable.Stats{Sessions: 3, Capacity: 1024, Inserts: 5, Expired: 2, InsertFull: 1}),
+		Sessions: []SessionCount{
+			{Protocol: "tcp", App: "ftp", Count: 1},
+			{Protocol: "tcp", App: "ftp-data", Count: 1},
+			{Protocol: "udp", App: "other", Count: 1},
+		},
+		Pools:    PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}}),
+		Bindings: 1,
+		FTP:      ftp,
+		Capture:  &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
+		Reloads:  Reloads{OK: 1, Refused: 2},
+	}
+}
+
+func TestCollectorOutput(t *testing.T) {
+	c := NewCollector(fakeSnapshot)
+	want := `
+# HELP fastnat_worker_rx_packets_total Frames a worker received, on all its interfaces.
+# TYPE fastnat_worker_rx_packets_total counter
+fastnat_worker_rx_packets_total{worker="0"} 10
+# HELP fastnat_worker_translated_packets_total Frames the NAT translated and forwarded.
+# TYPE fastnat_worker_translated_packets_total counter
+fastnat_worker_translated_packets_total{worker="0"} 7
+# HELP fastnat_interface_rx_packets_total Frames received on one queue of an interface.
+# TYPE fastnat_interface_rx_packets_total counter
+fastnat_interface_rx_packets_total{interface="inside",worker="0"} 4
+fastnat_interface_rx_packets_total{interface="outside",worker="0"} 6
+# HELP fastnat_interface_drops_total Frames the kernel dropped for fastnat's AF_XDP socket (XDP_STATISTICS), by reason.
+# TYPE fastnat_interface_drops_total counter
+fastnat_interface_drops_total{interface="inside",reason="rx_ring_full",worker="0"} 0
+fastnat_interface_drops_total{interface="outside",reason="rx_ring_full",worker="0"} 5
+# HELP fastnat_sessions Live sessions by protocol and application.
+# TYPE fastnat_sessions gauge
+fastnat_sessions{app="ftp",protocol="tcp"} 1
+fastnat_sessions{app="ftp-data",protocol="tcp"} 1
+fastnat_sessions{app="other",protocol="udp"} 1
+# HELP fastnat_flow_table_sessions Live sessions in the flow table.
+# TYPE fastnat_flow_table_sessions gauge
+fastnat_flow_table_sessions 3
+# HELP fastnat_flow_table_insert_refused_total Session creations refused, by reason.
+# TYPE fastnat_flow_table_insert_refused_total counter
+fastnat_flow_table_insert_refused_total{reason="exists"} 0
+fastnat_flow_table_insert_refused_total{reason="full"} 1
+fastnat_flow_table_insert_refused_total{reason="same_key"} 0
+# HELP fastnat_pool_ports_in_use Public ports (ICMP: query identifiers) in use, per public address.
+# TYPE fastnat_pool_ports_in_use gauge
+fastnat_pool_ports_in_use{address="198.18.0.204",protocol="icmp"} 0
+fastnat_pool_ports_in_use{address="198.18.0.204",protocol="tcp"} 2
+fastnat_pool_ports_in_use{address="198.18.0.204",protocol="udp"} 1
+# HELP fastnat_ftp_alg_rewritten_total FTP ALG: Inspected lines the ALG rewrote.
+# TYPE fastnat_ftp_alg_rewritten_total counter
+fastnat_ftp_alg_rewritten_total 3
+# HELP fastnat_drop_capture_frames_total Dropped frames offered to the pcap capture, by result.
+# TYPE fastnat_drop_capture_frames_total counter
+fastnat_drop_capture_frames_total{result="queue_full"} 0
+fastnat_drop_capture_frames_total{result="rate_limited"} 1
+fastnat_drop_capture_frames_total{result="write_error"} 0
+fastnat_drop_capture_frames_total{result="written"} 4
+# HELP fastnat_config_reloads_total Configuration reloads, by result.
+# TYPE fastnat_config_reloads_total counter
+fastnat_config_reloads_total{result="ok"} 1
+fastnat_config_reloads_total{result="refused"} 2
+`
+	names := []string{
+		"fastnat_worker_rx_packets_total", "fastnat_worker_translated_packets_total",
+		"fastnat_interface_rx_packets_total", "fastnat_interface_drops_total", "fastnat_sessions",
+		"fastnat_flow_table_sessions", "fastnat_flow_table_insert_refused_total", "fastnat_pool_ports_in_use",
+		"fastnat_ftp_alg_rewritten_total", "fastnat_drop_capture_frames_total", "fastnat_config_reloads_total",
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCollectorDrops(t *testing.T) {
+	got := series(t, NewCollector(fakeSnapshot), "fastnat_worker_drops_total")
+	if len(got) != pipelineDropNames() {
+		t.Fatalf("%d drop series, want one per reason: %d", len(got), pipelineDropNames())
+	}
+	for reason, n := range map[string]float64{
+		"parse_bad_ip_checksum": 1, "nat_unsolicited": 2, "tx_full": 3, "nat_no_rule": 0,
+	} {
+		if v, ok := got["reason="+reason+",worker=0"]; !ok || v != n {
+			t.Errorf("drops{reason=%q} = %v (present %v), want %v", reason, v, ok, n)
+		}
+	}
+}
+
+// series gathers c through a pedantic registry and returns the values of
+// metric name by their labels, written "k=v,k=v" in label order.
+func series(t *testing.T, c prometheus.Collector, name string) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			out[strings.Join(ls, ",")] = v
+		}
+	}
+	return out
+}
+
+// pipelineDropNames is how many drop reasons a worker reports: every parse
+// failure, every NAT verdict but forward and hold, every pipeline reason.
+func pipelineDropNames() int {
+	return int(packet.NumResults) - 1 + int(nat.NumVerdicts) - 2 + int(pipeline.NumDropReasons)
+}
+
+func TestCollectorLint(t *testing.T) {
+	problems, err := testutil.CollectAndLint(NewCollector(fakeSnapshot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestCollectorWithoutOptionalParts: no FTP ALG, no capture, no workers.
+func TestCollectorWithoutOptionalParts(t *testing.T) {
+	c := NewCollector(func() Snapshot { return Snapshot{} })
+	for _, name := range []string{"fastnat_ftp_alg_sessions_total", "fastnat_drop_capture_frames_total", "fastnat_worker_rx_packets_total"} {
+		if n := len(series(t, c, name)); n != 0 {
+			t.Errorf("%s: %d series, want none", name, n)
+		}
+	}
+	if n := testutil.CollectAndCount(c, "fastnat_flow_table_sessions"); n != 1 {
+		t.Errorf("flow table sessions: %d series, want 1", n)
+	}
+}
+
+func TestWorkerSnapshot(t *testing.T) {
+	var c pipeline.Counters
+	for i := range c.Parse {
+		c.Parse[i].Store(uint64(100 + i))
+	}
+	for i := range c.Verdict {
+		c.Verdict[i].Store(uint64(200 + i))
+	}
+	for i := range c.Drop {
+		c.Drop[i].Store(uint64(300 + i))
+	}
+	w := WorkerSnapshot(3, 5, &c)
+	if len(w.Drops) != pipelineDropNames() {
+		t.Fatalf("%d drop reasons, want %d: %v", len(w.Drops), pipelineDropNames(), w.Drops)
+	}
+	// Every counter the pipeline calls a drop is in the map, under the
+	// name the drop tap uses, and nothing else is.
+	var sum uint64
+	for _, n := range w.Drops {
+		sum += n
+	}
+	if sum != c.Drops() || w.TotalDrops() != sum {
+		t.Errorf("drops sum to %d (TotalDrops %d), pipeline counts %d", sum, w.TotalDrops(), c.Drops())
+	}
+	for _, tc := range []struct {
+		name string
+		want uint64
+	}{
+		{"parse_" + packet.ErrBadIPChecksum.String(), 100 + uint64(packet.ErrBadIPChecksum)},
+		{"nat_" + nat.DropUnsolicited.String(), 200 + uint64(nat.DropUnsolicited)},
+		{pipeline.DropNoNeighbor.String(), 300 + uint64(pipeline.DropNoNeighbor)},
+	} {
+		if got := w.Drops[tc.name]; got != tc.want {
+			t.Errorf("Drops[%q] = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if w.ID != 3 || w.Queue != 5 || w.Translated != 200+uint64(nat.Forward) {
+		t.Errorf("worker %d queue %d translated %d", w.ID, w.Queue, w.Translated)
+	}
+}
+
+func TestFTPSnapshot(t *testing.T) {
+	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, LimitReached: 5, ParseFailures: 6,
+		LongLines: 7, OutOfOrder: 8, Backlog: 9, Released: 10, Replayed: 11, ExpectCreated: 12,
+		ExpectFailed: 13, ExpectUsed: 14, ExpectExpired: 15, DeltaBytes: 16}
+	m := FTPSnapshot(c)
+	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "limit_reached": 5,
+		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "released": 10, "replayed": 11,
+		"expectations_created": 12, "expectations_failed": 13, "expectations_used": 14,
+		"expectations_expired": 15, "delta_bytes": 16}
+	if len(m) != len(want) {
+		t.Fatalf("%d counters, want %d", len(m), len(want))
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %d, want %d", k, m[k], v)
+		}
+	}
+}
+
+// TestCountSessions inserts and deletes random sessions and compares the
+// census with a count kept on the side.
+func TestCountSessions(t *testing.T) {
+	table, err := flowtable.New(flowtable.Config{MaxSessions: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	protos := []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoSCTP}
+	apps := []portmap.App{portmap.AppOther, portmap.AppFTP, portmap.AppFTPData, portmap.AppDNS}
+	type key struct{ proto, app string }
+	oracle := map[key]int{}
+	live := map[uint32]key{}
+	for i := range 3000 {
+		p, a := protos[rng.IntN(len(protos))], apps[rng.IntN(len(apps))]
+		s := flowtable.Session{App: uint8(a), MapEntry: -1}
+		s.Key[flowtable.Orig] = packet.Tuple{SrcAddr: 0x0a000000 + uint32(i), DstAddr: 0xc6120001, SrcPort: uint16(i), DstPort: 80, Proto: p}
+		s.Key[flowtable.Reply] = packet.Tuple{SrcAddr: 0xc6120001, DstAddr: 0xc61200cc, SrcPort: 80, DstPort: uint16(i), Proto: p}
+		id, r := table.Insert(&s, 0, 60, 1)
+		if r != flowtable.Inserted {
+			t.Fatalf("insert %d: %v", i, r)
+		}
+		k := key{ProtoName(p), a.String()}
+		oracle[k]++
+		live[id] = k
+		if rng.IntN(3) == 0 { // delete a third again
+			table.Delete(id)
+			oracle[k]--
+			delete(live, id)
+		}
+	}
+	got := CountSessions(table)
+	total := 0
+	for _, sc := range got {
+		if n := oracle[key{sc.Protocol, sc.App}]; n != sc.Count {
+			t.Errorf("%s/%s: %d, oracle %d", sc.Protocol, sc.App, sc.Count, n)
+		}
+		total += sc.Count
+	}
+	if total != len(live) || total != table.Stats().Sessions {
+		t.Errorf("census total %d, live %d, table %d", total, len(live), table.Stats().Sessions)
+	}
+	for i := 1; i < len(got); i++ {
+		if a, b := got[i-1], got[i]; a.Protocol > b.Protocol || a.Protocol == b.Protocol && a.App >= b.App {
+			t.Errorf("not sorted: %v before %v", a, b)
+		}
+	}
+}
+
+func TestProtoName(t *testing.T) {
+	for p, want := range map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 132: "sctp", 47: "47"} {
+		if got := ProtoName(p); got != want {
+			t.Errorf("ProtoName(%d) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	s, err := Serve("127.0.0.1:0", NewCollector(fakeSnapshot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + s.Addr().String() + "/metrics"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`fastnat_worker_rx_packets_total{worker="0"} 10`,
+		`fastnat_uptime_seconds 42`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(url); err == nil {
+		t.Error("server still answers after Close")
+	}
+}
+
+// BenchmarkCountSessions is the census a scrape does: a table of 1M slots
+// with 100k live sessions.
+func BenchmarkCountSessions(b *testing.B) {
+	table, err := flowtable.New(flowtable.Config{MaxSessions: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100_000 {
+		s := flowtable.Session{App: uint8(i % 3), MapEntry: -1}
+		s.Key[0] = packet.Tuple{SrcAddr: 0x0a000000 + uint32(i), DstAddr: 1, SrcPort: 1, DstPort: 80, Proto: packet.ProtoTCP}
+		s.Key[1] = packet.Tuple{SrcAddr: 1, DstAddr: 0x0b000000 + uint32(i), SrcPort: 80, DstPort: 1, Proto: packet.ProtoTCP}
+		if _, r := table.Insert(&s, 0, 60, 1); r != flowtable.Inserted {
+			b.Fatal(r)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		CountSessions(table)
+	}
+}

@@ -1,0 +1,243 @@
+package metrics
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/fastnat/fastnat/alg"
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/pipeline"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// Snapshot is everything a scrape or `fastnat show stats` reports, read at
+// one moment. Counter maps are keyed by stable snake_case names and hold
+// every name, zero or not, so that a series never appears out of nowhere.
+type Snapshot struct {
+	UptimeSeconds int64             `json:"uptime_seconds"`
+	ConfigFile    string            `json:"config_file,omitempty"`
+	Workers       []Worker          `json:"workers"`
+	Table         Table             `json:"flow_table"`
+	Sessions      []SessionCount    `json:"sessions"` // live sessions by protocol and application
+	Pools         []Pool            `json:"pools"`
+	Bindings      int               `json:"bindings"`          // endpoint-independent mappings
+	FTP           map[string]uint64 `json:"ftp_alg,omitempty"` // nil: ALG off; keys as FTPSnapshot
+	Capture       *Capture          `json:"drop_capture,omitempty"`
+	Reloads       Reloads           `json:"reloads"`
+}
+
+// Worker is one pipeline worker's totals.
+type Worker struct {
+	ID          int    `json:"worker"`
+	Queue       int    `json:"queue"`
+	RxPackets   uint64 `json:"rx_packets"`
+	RxBytes     uint64 `json:"rx_bytes"`
+	TxPackets   uint64 `json:"tx_packets"`
+	TxBytes     uint64 `json:"tx_bytes"`
+	Translated  uint64 `json:"translated"` // frames the NAT forwarded
+	ALGDiverted uint64 `json:"alg_diverted"`
+	ALGReturned uint64 `json:"alg_returned"`
+	Held        uint64 `json:"held_fragments"`
+	// Drops counts every drop by pipeline.DropName: "parse_*", "nat_*" and
+	// the pipeline's own reasons.
+	Drops map[string]uint64 `json:"drops"`
+	Ports []Port            `json:"ports"`
+}
+
+// Port is one AF_XDP socket of a worker: one queue of one interface.
+type Port struct {
+	Interface string `json:"interface"`
+	Rx        uint64 `json:"rx"`
+	Tx        uint64 `json:"tx"`
+	// Drops are the kernel's drops for the socket (XDP_STATISTICS):
+	// rx_dropped, rx_invalid_descs, rx_ring_full, tx_invalid_descs.
+	Drops map[string]uint64 `json:"drops"`
+	// FillRingEmpty and TxRingEmpty count the kernel finding the fill ring
+	// empty (no frame to receive into) and the tx ring empty.
+	FillRingEmpty uint64 `json:"fill_ring_empty"`
+	TxRingEmpty   uint64 `json:"tx_ring_empty"`
+}
+
+// Table is the flow table's occupancy and counters.
+type Table struct {
+	Sessions       int    `json:"sessions"`
+	Capacity       int    `json:"capacity"`
+	Expectations   int    `json:"expectations"`
+	ExpectCapacity int    `json:"expectation_capacity"`
+	Inserts        uint64 `json:"inserts"`
+	Deletes        uint64 `json:"deletes"`
+	Expired        uint64 `json:"expired"`
+	// Refused counts refused inserts by flowtable.InsertResult name:
+	// full, exists, same_key.
+	Refused       map[string]uint64 `json:"insert_refused"`
+	ExpectInserts uint64            `json:"expectations_inserted"`
+	ExpectRefused uint64            `json:"expectations_refused"`
+	ExpectMatched uint64            `json:"expectations_matched"`
+	ExpectExpired uint64            `json:"expectations_expired"`
+}
+
+// SessionCount is the number of live sessions of one protocol and
+// application.
+type SessionCount struct {
+	Protocol string `json:"protocol"`
+	App      string `json:"app"`
+	Count    int    `json:"count"`
+}
+
+// Pool is the number of ports in use on one public address.
+type Pool struct {
+	Address string `json:"address"`
+	TCP     int64  `json:"tcp"`
+	UDP     int64  `json:"udp"`
+	ICMP    int64  `json:"icmp"` // query identifiers
+}
+
+// Capture is the drop capture's state (`fastnat run --pcap-drops`).
+type Capture struct {
+	File        string `json:"file"`
+	Written     uint64 `json:"written"`      // frames in the file
+	RateLimited uint64 `json:"rate_limited"` // over the rate limit, skipped
+	QueueFull   uint64 `json:"queue_full"`   // writer behind, skipped
+	Errors      uint64 `json:"write_errors"` // frames lost to write errors
+}
+
+// Reloads counts configuration reloads (SIGHUP or `fastnat reload`).
+type Reloads struct {
+	OK      uint64 `json:"ok"`
+	Refused uint64 `json:"refused"`
+}
+
+// WorkerSnapshot reads a worker's published counters.
+func WorkerSnapshot(id, queue int, c *pipeline.Counters) Worker {
+	w := Worker{
+		ID: id, Queue: queue,
+		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
+		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
+		Translated:  c.Verdict[nat.Forward].Load(),
+		ALGDiverted: c.ALGDiverted.Load(), ALGReturned: c.ALGReturned.Load(),
+		Held:  c.Held.Load(),
+		Drops: make(map[string]uint64, len(c.Parse)+len(c.Verdict)+len(c.Drop)),
+	}
+	for i := range c.Parse {
+		if packet.Result(i) != packet.OK {
+			w.Drops[pipeline.DropName(pipeline.StageParse, uint8(i))] = c.Parse[i].Load()
+		}
+	}
+	for i := range c.Verdict {
+		if v := nat.Verdict(i); v != nat.Forward && v != nat.Hold {
+			w.Drops[pipeline.DropName(pipeline.StageNAT, uint8(i))] = c.Verdict[i].Load()
+		}
+	}
+	for i := range c.Drop {
+		w.Drops[pipeline.DropName(pipeline.StagePipeline, uint8(i))] = c.Drop[i].Load()
+	}
+	return w
+}
+
+// TotalDrops is the sum of a worker's drops.
+func (w *Worker) TotalDrops() uint64 {
+	var n uint64
+	for _, v := range w.Drops {
+		n += v
+	}
+	return n
+}
+
+// TableSnapshot converts the flow table's statistics.
+func TableSnapshot(st flowtable.Stats) Table {
+	return Table{
+		Sessions: st.Sessions, Capacity: st.Capacity,
+		Expectations: st.Expectations, ExpectCapacity: st.ExpectCapacity,
+		Inserts: st.Inserts, Deletes: st.Deletes, Expired: st.Expired,
+		Refused: map[string]uint64{
+			flowtable.ErrFull.String():    st.InsertFull,
+			flowtable.ErrExists.String():  st.InsertExists,
+			flowtable.ErrSameKey.String(): st.InsertSameKey,
+		},
+		ExpectInserts: st.ExpectInserts, ExpectRefused: st.ExpectFull,
+		ExpectMatched: st.ExpectMatched, ExpectExpired: st.ExpectExpired,
+	}
+}
+
+// PoolSnapshot converts the NAT's port use, ordered by address.
+func PoolSnapshot(use []nat.PoolUse) []Pool {
+	slices.SortFunc(use, func(a, b nat.PoolUse) int { return cmp.Compare(a.Addr, b.Addr) })
+	out := make([]Pool, len(use))
+	for i, u := range use {
+		out[i] = Pool{Address: nat.Addr(u.Addr).String(), TCP: u.TCP, UDP: u.UDP, ICMP: u.ICMP}
+	}
+	return out
+}
+
+// FTPCounters names the FTP ALG's counters as FTPSnapshot keys them, with
+// what each means; the metric of key k is fastnat_ftp_alg_<k>_total.
+var FTPCounters = []struct{ Name, Help string }{
+	{"sessions", "FTP control sessions the ALG has seen."},
+	{"commands", "PORT, EPRT, 227 and 229 lines the ALG inspected."},
+	{"rewritten", "Inspected lines the ALG rewrote."},
+	{"refused", "Lines refused: third-party address (RFC 2577) or privileged port."},
+	{"limit_reached", "Lines dropped at the per-session expectation limit."},
+	{"parse_failures", "Malformed PORT/EPRT/227/229 lines passed through untouched."},
+	{"long_lines", "Lines longer than 512 bytes passed through untouched."},
+	{"out_of_order", "Data segments beyond a gap, dropped for retransmission."},
+	{"backlog", "Segments dropped: too many unacknowledged rewrites."},
+	{"released", "Held partial lines given up on and passed untouched."},
+	{"replayed", "Rewrites repeated in retransmitted segments."},
+	{"expectations_created", "Data-connection expectations installed."},
+	{"expectations_failed", "Expectations the NAT could not install."},
+	{"expectations_used", "Expectations matched by a data connection."},
+	{"expectations_expired", "Expectations that expired unused."},
+	{"delta_bytes", "Total length change of the rewrites, in bytes."},
+}
+
+// FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
+func FTPSnapshot(c alg.Counters) map[string]uint64 {
+	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.LimitReached, c.ParseFailures,
+		c.LongLines, c.OutOfOrder, c.Backlog, c.Released, c.Replayed, c.ExpectCreated,
+		c.ExpectFailed, c.ExpectUsed, c.ExpectExpired, c.DeltaBytes}
+	m := make(map[string]uint64, len(v))
+	for i, fc := range FTPCounters {
+		m[fc.Name] = v[i]
+	}
+	return m
+}
+
+// ProtoName names an IP protocol for labels and `show` output: "tcp",
+// "udp", "icmp", the other mappable protocols by name, else the number.
+func ProtoName(p uint8) string {
+	if p == packet.ProtoICMP {
+		return "icmp"
+	}
+	return portmap.ProtoName(p)
+}
+
+// CountSessions counts the table's live sessions by protocol and
+// application, sorted by protocol and then application. It walks the
+// whole session array (slow path; see the package documentation) and
+// reads each key without a data race through Table.Key; a session that
+// ends during the walk may or may not be counted.
+func CountSessions(t *flowtable.Table) []SessionCount {
+	type key struct {
+		proto uint8
+		app   uint8
+	}
+	counts := map[key]int{}
+	t.Range(func(id uint32, s *flowtable.Session) bool {
+		k, gen := t.Key(id, flowtable.Orig)
+		app := s.App
+		if t.Valid(id, gen) {
+			counts[key{k.Proto, app}]++
+		}
+		return true
+	})
+	out := make([]SessionCount, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, SessionCount{Protocol: ProtoName(k.proto), App: portmap.App(k.app).String(), Count: n})
+	}
+	slices.SortFunc(out, func(a, b SessionCount) int {
+		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.App, b.App))
+	})
+	return out
+}
