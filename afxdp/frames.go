@@ -53,16 +53,6 @@ func newFramePool(frames int, frameSize int) *framePool {
 // available returns the number of free frames.
 func (p *framePool) available() int { return len(p.free) }
 
-// index returns the frame that UMEM address addr falls in, checking that it
-// is in the UMEM.
-func (p *framePool) index(addr uint64) uint32 {
-	i := addr >> p.shift
-	if i >= uint64(len(p.state)) {
-		badAddr(addr)
-	}
-	return uint32(i)
-}
-
 // pop takes a free frame, moves it to state to, and returns its base
 // address. ok is false when no frame is free.
 func (p *framePool) pop(to frameState) (addr uint64, ok bool) {
@@ -76,29 +66,53 @@ func (p *framePool) pop(to frameState) (addr uint64, ok bool) {
 	return uint64(i) << p.shift, true
 }
 
-// push returns the frame holding addr to the free stack; it must be in
-// state from.
-func (p *framePool) push(addr uint64, from frameState) {
-	i := p.index(addr)
-	p.move(i, from, frameFree)
-	p.free = append(p.free, i) // never grows: at most one entry per frame
+// push returns the frame holding UMEM address addr to the free stack. It
+// reports false, changing nothing, unless the frame is in state from; the
+// caller then calls bad, out of line, which keeps push inlinable.
+func (p *framePool) push(addr uint64, from frameState) bool {
+	i := addr >> p.shift
+	if i >= uint64(len(p.state)) || p.state[i] != from {
+		return false
+	}
+	p.state[i] = frameFree
+	p.free = p.free[:len(p.free)+1] // never grows: one entry per frame at most
+	p.free[len(p.free)-1] = uint32(i)
+	return true
 }
 
-// move changes frame i from state from to state to.
-func (p *framePool) move(i uint32, from, to frameState) {
-	if p.state[i] != from {
-		badTransition(i, p.state[i], from, to)
+// take moves the frame holding addr from state from to state to, and
+// reports false, changing nothing, if it is not in state from.
+func (p *framePool) take(addr uint64, from, to frameState) bool {
+	i := addr >> p.shift
+	if i >= uint64(len(p.state)) || p.state[i] != from {
+		return false
 	}
 	p.state[i] = to
+	return true
 }
 
-func badAddr(addr uint64) {
-	panic(fmt.Sprintf("afxdp: frame address %#x outside the UMEM", addr))
+// move is take for cold paths: a frame in the wrong state panics.
+func (p *framePool) move(addr uint64, from, to frameState) {
+	if !p.take(addr, from, to) {
+		p.bad(addr, from, to)
+	}
 }
 
-func badTransition(i uint32, have, from, to frameState) {
+// release is push for cold paths.
+func (p *framePool) release(addr uint64, from frameState) {
+	if !p.push(addr, from) {
+		p.bad(addr, from, frameFree)
+	}
+}
+
+//go:noinline
+func (p *framePool) bad(addr uint64, from, to frameState) {
+	i := addr >> p.shift
+	if i >= uint64(len(p.state)) {
+		panic(fmt.Sprintf("afxdp: frame address %#x outside the UMEM", addr))
+	}
 	panic(fmt.Sprintf("afxdp: frame %d is %v, not %v, so it cannot become %v (released twice, or used after release?)",
-		i, have, from, to))
+		i, p.state[i], from, to))
 }
 
 // census counts the frames in each state.

@@ -43,7 +43,7 @@ func TestFramePool(t *testing.T) {
 		}},
 		{"push takes any address inside the frame", func(t *testing.T, p *framePool) {
 			addr, _ := p.pop(frameUser)
-			p.push(addr+256+100, frameUser)
+			p.release(addr+256+100, frameUser)
 			if p.available() != 4 || p.state[0] != frameFree {
 				t.Fatalf("available %d, state %v", p.available(), p.state[0])
 			}
@@ -51,24 +51,24 @@ func TestFramePool(t *testing.T) {
 		{"lifo", func(t *testing.T, p *framePool) {
 			a, _ := p.pop(frameUser)
 			b, _ := p.pop(frameUser)
-			p.push(a, frameUser)
-			p.push(b, frameUser)
+			p.release(a, frameUser)
+			p.release(b, frameUser)
 			if got, _ := p.pop(frameUser); got != b {
 				t.Fatalf("pop = %#x, want the last pushed %#x", got, b)
 			}
 		}},
 		{"double release panics", func(t *testing.T, p *framePool) {
 			a, _ := p.pop(frameUser)
-			p.push(a, frameUser)
-			mustPanic(t, "is free, not user", func() { p.push(a, frameUser) })
+			p.release(a, frameUser)
+			mustPanic(t, "is free, not user", func() { p.release(a, frameUser) })
 		}},
 		{"release of a frame in flight panics", func(t *testing.T, p *framePool) {
 			a, _ := p.pop(frameUser)
-			p.move(p.index(a), frameUser, frameTx)
-			mustPanic(t, "is tx, not user", func() { p.push(a, frameUser) })
+			p.move(a, frameUser, frameTx)
+			mustPanic(t, "is tx, not user", func() { p.release(a, frameUser) })
 		}},
 		{"address outside the umem panics", func(t *testing.T, p *framePool) {
-			mustPanic(t, "outside the UMEM", func() { p.push(4*2048, frameUser) })
+			mustPanic(t, "outside the UMEM", func() { p.release(4*2048, frameUser) })
 		}},
 	}
 	for _, tt := range tests {
@@ -99,7 +99,7 @@ func TestFramePoolRandom(t *testing.T) {
 			owner[addr] = to
 		} else {
 			for addr, st := range owner {
-				p.push(addr+uint64(rng.IntN(4096)), st)
+				p.release(addr+uint64(rng.IntN(4096)), st)
 				delete(owner, addr)
 				break
 			}
@@ -114,7 +114,7 @@ func TestFramePoolAllocs(t *testing.T) {
 	p := newFramePool(8, 2048)
 	if n := testing.AllocsPerRun(1000, func() {
 		a, _ := p.pop(frameUser)
-		p.push(a, frameUser)
+		p.release(a, frameUser)
 	}); n != 0 {
 		t.Fatalf("pop+push allocates %v times", n)
 	}

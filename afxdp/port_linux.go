@@ -82,7 +82,9 @@ func (p *Port) Receive(fs []pipeline.Frame) int {
 		idx := s.rx.cachedCons
 		for i := range n {
 			d := s.rxDescs[(idx+i)&s.rx.mask]
-			pool.move(pool.index(d.Addr), frameKernel, frameUser)
+			if !pool.take(d.Addr, frameKernel, frameUser) {
+				pool.bad(d.Addr, frameKernel, frameUser)
+			}
 			end := (d.Addr | pool.mask) + 1
 			fs[i] = pipeline.Frame{Buf: p.umem[d.Addr : d.Addr+uint64(d.Len) : end], Handle: d.Addr}
 		}
@@ -117,7 +119,9 @@ func (p *Port) Transmit(fs []pipeline.Frame) int {
 		if uint64(len(f.Buf)) > pool.mask+1-f.Handle&pool.mask {
 			badLength(f.Handle, len(f.Buf))
 		}
-		pool.move(pool.index(f.Handle), frameUser, frameTx)
+		if !pool.take(f.Handle, frameUser, frameTx) {
+			pool.bad(f.Handle, frameUser, frameTx)
+		}
 		s.txDescs[(idx+i)&s.tx.mask] = desc{Addr: f.Handle, Len: uint32(len(f.Buf))}
 	}
 	if n > 0 {
@@ -130,7 +134,9 @@ func (p *Port) Transmit(fs []pipeline.Frame) int {
 // Release returns frames to the worker's free stack without sending them.
 func (p *Port) Release(fs []pipeline.Frame) {
 	for i := range fs {
-		p.pool.push(fs[i].Handle&^p.pool.mask, frameUser)
+		if !p.pool.push(fs[i].Handle, frameUser) {
+			p.pool.bad(fs[i].Handle, frameUser, frameFree)
+		}
 	}
 }
 
@@ -196,7 +202,9 @@ func (p *Port) complete() {
 	}
 	idx := s.comp.cachedCons
 	for i := range n {
-		p.pool.push(s.compDescs[(idx+i)&s.comp.mask]&^p.pool.mask, frameTx)
+		if a := s.compDescs[(idx+i)&s.comp.mask]; !p.pool.push(a, frameTx) {
+			p.pool.bad(a, frameTx, frameFree)
+		}
 	}
 	s.comp.release(n)
 	p.counters.completed.Add(uint64(n))
@@ -241,6 +249,7 @@ func (p *Port) kick() {
 	}
 }
 
+//go:noinline
 func badLength(handle uint64, n int) {
 	panic("afxdp: frame " + itoa(handle) + " holds " + itoa(uint64(n)) + " bytes past its end")
 }
