@@ -1,5 +1,76 @@
-// Package bench holds fastnat's benchmark harness: the in-memory pipeline,
-// the flow table against general-purpose concurrent maps, and end-to-end
-// runs. Benchmarks keep the naive or standard baseline beside fastnat's
-// own code so that every speed claim is a ratio measured in one run.
+// Package bench is fastnat's benchmark harness. Every benchmark keeps the
+// baseline it is judged against beside fastnat's own code and measures
+// both in one run, so that each speed claim is a ratio, not a number from
+// another day.
+//
+//   - pipeline.go: the whole per-core pipeline over in-memory ports
+//     (BenchmarkPipeline), no kernel involved: ns per packet, Mpps and the
+//     new-session rate of the slow path.
+//   - flowtable_test.go: the flow table against general-purpose concurrent
+//     maps (puzpuzpuz/xsync, sync.Map) on the same keys.
+//   - veth*.go, report*.go: `fastnat bench veth`, end to end on one
+//     machine: fastnat against the Linux kernel's own NAT (nftables with
+//     conntrack, the setup a user would pick instead) on the same veth
+//     topology, in one invocation.
+//
+// # The veth benchmark
+//
+// RunVeth runs one case per DUT (device under test: "kernel", "fastnat",
+// or "none", plain forwarding to calibrate the harness), flow count and
+// frame size, each on a fresh internal/testnet topology, so no case
+// inherits sessions or conntrack entries from another. The traffic is the
+// NAT's everyday direction, and the same for every DUT: UDP from the
+// inside host (the server namespace, 10.77.0.226) to the outside client
+// (198.18.0.1), source-translated to 198.18.0.204. Flows differ in their
+// ports: up to 16,384 source ports times as many destination ports as
+// needed, which fits 65,536 flows into the one public address of both the
+// kernel's ruleset (which keeps source ports) and fastnat's
+// endpoint-independent mapping.
+//
+// The generator is an AF_XDP socket of fastnat's own afxdp package on the
+// inside host's veth, on a thread pinned to VethConfig.GenCPU. Every UMEM
+// frame holds the case's template from the start; a packet costs two port
+// stores and a precomputed UDP checksum, so the generator spends its CPU
+// in the kernel's transmit path, not on building frames. The sink is an
+// XDP program on the client's veth (native mode) that counts IPv4 UDP
+// frames in a per-CPU array and drops them; it counts as delivered only
+// frames whose source is the DUT's expected one (the public address), so a
+// DUT that forwards without translating scores nothing. It passes ARP and
+// the probes to the client's kernel.
+//
+// A case runs in three phases. First, probes alone until one arrives:
+// neighbours resolved, the DUT forwarding (or ErrNoPath). Second, every
+// flow once, as fast as the generator goes: the sink's count over the time
+// until it stops rising is the new-session rate (for 1,024 flows or
+// more). Third, the load — as fast as the generator goes, or
+// VethConfig.Rate — for the warm-up and then the measured window; offered
+// is what the generator's socket completed, delivered what the sink
+// counted, loss the difference.
+//
+// Latency: a few hundred probes per second replace normal frames in the
+// stream. Each carries the generator's CLOCK_REALTIME stamp taken as it is
+// written; the client's kernel stamps it on arrival (SO_TIMESTAMPNS) and
+// verifies its UDP checksum, so a probe that arrives was translated
+// correctly. The percentiles are one way, generator to client, and at full
+// load they include the queues in front of the bottleneck, which is what
+// a user of a saturated NAT sees.
+//
+// CPU per packet: the kernel's tick-based accounting (USER_HZ, from
+// /proc/stat) over the window. The DUT is charged all busy time of every
+// CPU except the generator's, plus the interrupt and softirq time on the
+// generator's CPU, which is receive processing the kernel runs where a
+// packet arrives; the generator's user and system time is not charged.
+// The router's receive path is steered to VethConfig.DUTCPU (RPS for the
+// kernel, worker pinning for fastnat), so both DUTs get the same CPU. The
+// sink's XDP program runs in the DUT's transmit softirq and is charged to
+// both DUTs alike. fastnat busy-polls, so its CPU per packet is a full CPU
+// divided by its rate, whatever the load; ProcessCPUPerPacket gives its
+// process's own share. Other processes on the machine inflate every
+// number; each result records the load average before its case.
+//
+// Lifetime: RunVeth owns everything it creates — namespaces, the DUT
+// process, XDP programs and sockets — and removes it before it returns,
+// also on error or when its context ends. The generator's thread is locked
+// before any DUT process starts and lives for the whole run, because a
+// process started with Pdeathsig dies with the thread that forked it.
 package bench

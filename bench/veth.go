@@ -1,0 +1,527 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastnat/fastnat/internal/testnet"
+)
+
+// Sentinel errors of the veth benchmark.
+var (
+	// ErrVethConfig reports a VethConfig that cannot be run.
+	ErrVethConfig = errors.New("invalid veth benchmark configuration")
+	// ErrNoDUT reports a DUT that could not be started (no fastnat
+	// binary, `fastnat run` failing).
+	ErrNoDUT = errors.New("device under test unavailable")
+	// ErrNoPath reports a DUT that started but delivered no probe to the
+	// client.
+	ErrNoPath = errors.New("no traffic crosses the device under test")
+)
+
+// VethConfig describes a `fastnat bench veth` run: every combination of
+// DUTs, flow counts and frame sizes is one case.
+type VethConfig struct {
+	// DUTs to compare, by name: "kernel", "fastnat", "none" (see
+	// KernelDUT, FastnatDUT, ForwardDUT). Default: kernel and fastnat.
+	DUTs []string
+	// FastnatBinary is the fastnat executable FastnatDUT runs.
+	FastnatBinary string
+	// Flows lists the flow counts (default 1 and 65,536).
+	Flows []int
+	// Sizes lists the frame sizes on the wire with FCS, 64 to 1518
+	// (default 64, 512 and 1518).
+	Sizes []int
+	// Duration is each case's measured window (default 5 s) and Warmup
+	// the load before it (default 1 s).
+	Duration, Warmup time.Duration
+	// Rate is the offered load in frames per second; 0 (the default)
+	// offers as much as the generator can send.
+	Rate float64
+	// ProbeRate is the number of latency probes per second (default 500).
+	ProbeRate float64
+	// GenCPU is the CPU the generator runs on (default 0) and DUTCPU the
+	// one the DUT's work is steered to (default 1; -1 leaves placement to
+	// the kernel).
+	GenCPU, DUTCPU int
+	// Seed orders the flows (default 1).
+	Seed uint64
+	// JSON and Plot are output paths for WriteAll; "" skips the output.
+	JSON, Plot string
+	// Progress receives a line per case; nil discards them.
+	Progress io.Writer
+}
+
+// Defaults of VethConfig.
+var (
+	DefaultVethFlows = []int{1, 65536}
+	DefaultVethSizes = []int{64, 512, 1518}
+	DefaultVethDUTs  = []string{DUTKernel, DUTFastnat}
+)
+
+const (
+	defaultVethDuration  = 5 * time.Second
+	defaultVethWarmup    = time.Second
+	defaultVethProbeRate = 500
+	// vethPathTimeout bounds the wait for the first probe through a DUT.
+	vethPathTimeout = 5 * time.Second
+	// vethQuiet is how long the sink's count must stay unchanged before
+	// the session-creation pass counts as finished.
+	vethQuiet = 100 * time.Millisecond
+)
+
+// withDefaults fills the zero fields and checks the rest.
+func (c VethConfig) withDefaults() (VethConfig, error) {
+	if len(c.DUTs) == 0 {
+		c.DUTs = DefaultVethDUTs
+	}
+	if len(c.Flows) == 0 {
+		c.Flows = DefaultVethFlows
+	}
+	if len(c.Sizes) == 0 {
+		c.Sizes = DefaultVethSizes
+	}
+	if c.Duration == 0 {
+		c.Duration = defaultVethDuration
+	}
+	if c.Warmup == 0 {
+		c.Warmup = defaultVethWarmup
+	}
+	if c.ProbeRate == 0 {
+		c.ProbeRate = defaultVethProbeRate
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	for _, f := range c.Flows {
+		if f < 1 || f > vethMaxFlows {
+			return c, fmt.Errorf("%d flows: %w (want 1 to %d)", f, ErrVethConfig, vethMaxFlows)
+		}
+	}
+	for _, s := range c.Sizes {
+		if s < vethMinFrame || s > vethMaxFrame {
+			return c, fmt.Errorf("frame size %d: %w (want %d to %d)", s, ErrVethConfig, vethMinFrame, vethMaxFrame)
+		}
+	}
+	for _, d := range c.DUTs {
+		if _, err := c.dut(d); err != nil {
+			return c, err
+		}
+	}
+	switch {
+	case c.Duration < 0 || c.Warmup < 0:
+		return c, fmt.Errorf("duration %v, warm-up %v: %w", c.Duration, c.Warmup, ErrVethConfig)
+	case c.Rate < 0 || c.ProbeRate < 0:
+		return c, fmt.Errorf("rate %v, probe rate %v: %w", c.Rate, c.ProbeRate, ErrVethConfig)
+	case c.GenCPU < -1 || c.GenCPU >= runtime.NumCPU() || c.DUTCPU < -1 || c.DUTCPU >= runtime.NumCPU():
+		return c, fmt.Errorf("generator cpu %d, dut cpu %d: %w (this machine has %d)", c.GenCPU, c.DUTCPU, ErrVethConfig, runtime.NumCPU())
+	}
+	return c, nil
+}
+
+// dut resolves a DUT name.
+func (c VethConfig) dut(name string) (DUT, error) {
+	switch name {
+	case DUTKernel:
+		return KernelDUT(), nil
+	case DUTNone:
+		return ForwardDUT(), nil
+	case DUTFastnat:
+		return FastnatDUT(c.FastnatBinary), nil
+	}
+	return DUT{}, fmt.Errorf("dut %q: %w (want kernel, fastnat or none)", name, ErrVethConfig)
+}
+
+// VethResult is one case's measurement.
+type VethResult struct {
+	DUT       string `json:"dut"`
+	Flows     int    `json:"flows"`
+	FrameSize int    `json:"frame_size"` // on the wire, with FCS
+
+	// OfferedPPS is what the generator's socket handed to the kernel per
+	// second in the window, DeliveredPPS what the sink counted from the
+	// expected source; Loss is 1 − delivered/offered.
+	OfferedPPS   float64 `json:"offered_pps"`
+	DeliveredPPS float64 `json:"delivered_pps"`
+	DeliveredBPS float64 `json:"delivered_bps"` // bits per second, frames without FCS
+	Loss         float64 `json:"loss"`
+	// Untranslated counts frames that reached the sink with another
+	// source address than the DUT's expected one (should be 0).
+	Untranslated uint64 `json:"untranslated"`
+
+	// CPUPerPacket is the DUT's CPU time per delivered packet (see the
+	// package doc for what is counted); CPUBusy the busy fraction of each
+	// CPU over the window; ProcessCPUPerPacket the DUT process's own CPU
+	// time per packet (fastnat only).
+	CPUPerPacket        time.Duration `json:"cpu_ns_per_packet"`
+	CPUBusy             []float64     `json:"cpu_busy"`
+	ProcessCPUPerPacket time.Duration `json:"process_cpu_ns_per_packet,omitempty"`
+
+	// NewSessionsPerSec is the rate at which first packets of new flows
+	// came through while the generator sent every flow once, as fast as it
+	// could (OfferedSessionsPerSec); 0 for cases with fewer than
+	// vethMinSessionFlows flows.
+	NewSessionsPerSec     float64 `json:"new_sessions_per_s"`
+	OfferedSessionsPerSec float64 `json:"offered_sessions_per_s"`
+	SessionsFirstPass     uint64  `json:"sessions_first_pass"` // flows whose first packet came through
+
+	// Latency percentiles of the probes sent in the window, one way from
+	// the generator's stamp to the client's kernel receive stamp.
+	LatencyP50  time.Duration `json:"latency_p50_ns"`
+	LatencyP90  time.Duration `json:"latency_p90_ns"`
+	LatencyP99  time.Duration `json:"latency_p99_ns"`
+	LatencyMax  time.Duration `json:"latency_max_ns"`
+	ProbesSent  uint64        `json:"probes_sent"`
+	ProbesRecvd int           `json:"probes_received"`
+
+	Window time.Duration `json:"window_ns"`
+	// OtherCPU is the CPU time other processes on the machine used during
+	// the window, in CPUs (0.5: half a CPU): such work skews every number.
+	OtherCPU float64 `json:"other_cpu"`
+	// Error is why the case has no numbers; empty when it ran.
+	Error string `json:"error,omitempty"`
+}
+
+// vethMinSessionFlows is the smallest flow count whose first pass says
+// something about the session creation rate.
+const vethMinSessionFlows = 1024
+
+// RunVeth runs every case of cfg and returns the report. A case that
+// fails (a DUT that does not start or forwards nothing) is reported with
+// its error and the run goes on; errors about the whole run (not root,
+// missing tools, bad configuration) end it.
+func RunVeth(ctx context.Context, cfg VethConfig) (*VethReport, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("bench veth: %w", testnet.ErrNotRoot)
+	}
+	if err := testnet.CheckTools("ip", "ethtool", "sysctl", "nft", "sh"); err != nil {
+		return nil, fmt.Errorf("bench veth: %w", err)
+	}
+	thr, err := newVethThread(cfg.GenCPU)
+	if err != nil {
+		return nil, err
+	}
+	defer thr.close()
+	rep := &VethReport{Machine: ThisMachine(), Started: time.Now().UTC(), Settings: cfg.settings()}
+	total := len(cfg.Flows) * len(cfg.Sizes) * len(cfg.DUTs)
+	i := 0
+	for _, flows := range cfg.Flows {
+		for _, size := range cfg.Sizes {
+			for _, name := range cfg.DUTs {
+				if err := ctx.Err(); err != nil {
+					return rep, err
+				}
+				i++
+				dut, _ := cfg.dut(name)
+				fmt.Fprintf(cfg.Progress, "[%d/%d] %s, %d flows, %d-byte frames: ", i, total, name, flows, size)
+				start := time.Now()
+				res, err := runVethCase(ctx, cfg, thr, dut, flows, size)
+				if err != nil {
+					if ctx.Err() != nil {
+						return rep, ctx.Err()
+					}
+					res.Error = err.Error()
+					fmt.Fprintf(cfg.Progress, "failed: %v\n", err)
+				} else {
+					fmt.Fprintf(cfg.Progress, "%s (%.1fs)\n", res.summary(), time.Since(start).Seconds())
+				}
+				rep.Results = append(rep.Results, res)
+			}
+		}
+	}
+	rep.Finished = time.Now().UTC()
+	return rep, nil
+}
+
+// summary is the result in one progress line.
+func (r VethResult) summary() string {
+	s := fmt.Sprintf("%.3f Mpps delivered of %.3f offered (loss %.1f%%), %v CPU/pkt, latency p50 %v p99 %v",
+		r.DeliveredPPS/1e6, r.OfferedPPS/1e6, 100*r.Loss, r.CPUPerPacket, r.LatencyP50, r.LatencyP99)
+	if r.NewSessionsPerSec > 0 {
+		s += fmt.Sprintf(", %.0f new sessions/s", r.NewSessionsPerSec)
+	}
+	if r.Untranslated > 0 {
+		s += fmt.Sprintf(", %d UNTRANSLATED", r.Untranslated)
+	}
+	if r.OtherCPU > vethOtherCPUWarn {
+		s += fmt.Sprintf(" [other processes used %.0f%% of a CPU]", 100*r.OtherCPU)
+	}
+	return s
+}
+
+// vethSnapshot is the state of every counter at one instant.
+type vethSnapshot struct {
+	at        time.Time
+	sink      vethSinkCounts
+	completed uint64
+	probes    uint32
+	cpus      []cpuTimes
+	process   time.Duration
+	others    map[int]uint64 // CPU ticks of other processes
+}
+
+func snapshot(sink *vethSink, gen *vethGenerator, pid int) (vethSnapshot, error) {
+	others := userProcesses(os.Getpid(), pid)
+	s := vethSnapshot{at: time.Now(), completed: gen.completed(), probes: gen.probeSeq.Load(), others: others}
+	var err error
+	if s.sink, err = sink.read(); err != nil {
+		return s, err
+	}
+	if s.cpus, err = readProcStat(); err != nil {
+		return s, err
+	}
+	if pid > 0 {
+		if s.process, err = processCPU(pid); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// runVethCase measures one DUT at one flow count and frame size on a
+// topology of its own.
+func runVethCase(ctx context.Context, cfg VethConfig, thr *vethThread, dut DUT, flows, size int) (res VethResult, err error) {
+	res = VethResult{DUT: dut.Name, Flows: flows, FrameSize: size}
+	topo, err := testnet.New(ctx, testnet.Options{Queues: 1})
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, topo.Close()) }()
+
+	src, err := testnet.LinkMAC(topo.Server, testnet.NodeLink)
+	if err != nil {
+		return res, err
+	}
+	dst, err := testnet.LinkMAC(topo.Router, testnet.RouterInsideLink)
+	if err != nil {
+		return res, err
+	}
+	spec := vethFrameSpec{Src: testnet.ServerAddr, Dst: testnet.ClientAddr, Size: size, Flows: flows, Seed: cfg.Seed}
+	copy(spec.SrcMAC[:], src)
+	copy(spec.DstMAC[:], dst)
+	frames, err := newVethFrames(spec)
+	if err != nil {
+		return res, err
+	}
+	sink, err := newVethSink(dut.Source)
+	if err != nil {
+		return res, err
+	}
+	defer sink.Close()
+	if err := sink.attach(topo.Client, testnet.NodeLink); err != nil {
+		return res, err
+	}
+	probes, err := startVethProbes(topo.Client, netip.AddrPortFrom(testnet.ClientAddr, vethProbeDport))
+	if err != nil {
+		return res, err
+	}
+	defer probes.Close()
+
+	running, err := dut.Start(ctx, topo, DUTEnv{CPU: cfg.DUTCPU, Flows: flows})
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if e := running.Stop(); e != nil {
+			err = errors.Join(err, fmt.Errorf("stop %s: %w", dut.Name, e))
+		}
+	}()
+	gen, err := newVethGenerator(topo.Server, testnet.NodeLink, frames)
+	if err != nil {
+		return res, err
+	}
+	defer gen.Close()
+
+	// 1. The path: probes alone until one arrives (ARP resolved on both
+	// sides, the DUT forwarding).
+	var stop atomic.Bool
+	done := thr.start(func() { gen.run(vethPlan{ProbesOnly: true, ProbeEvery: 10 * time.Millisecond}, &stop) })
+	ok := waitFor(ctx, vethPathTimeout, func() bool { return probes.count() > 0 })
+	stop.Store(true)
+	<-done
+	if !ok {
+		msg := ""
+		if running.Output != nil {
+			msg = ": " + tail(running.Output(), 1024)
+		}
+		return res, fmt.Errorf("%s: %w: no probe reached the client in %v%s", dut.Name, ErrNoPath, vethPathTimeout, msg)
+	}
+
+	// 2. Sessions: every flow once, as fast as the generator goes.
+	if err := vethSessionPass(ctx, cfg, thr, gen, sink, flows, &res); err != nil {
+		return res, err
+	}
+
+	// 3. Load: warm-up, then the window, probes all along.
+	stop.Store(false)
+	plan := vethPlan{Rate: cfg.Rate}
+	if cfg.ProbeRate > 0 {
+		plan.ProbeEvery = time.Duration(float64(time.Second) / cfg.ProbeRate)
+	}
+	done = thr.start(func() { gen.run(plan, &stop) })
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			stop.Store(true)
+			<-done
+		}
+	}
+	defer halt()
+	if !sleepCtx(ctx, cfg.Warmup) {
+		return res, ctx.Err()
+	}
+	s0, err := snapshot(sink, gen, running.PID)
+	if err != nil {
+		return res, err
+	}
+	if !sleepCtx(ctx, cfg.Duration) {
+		return res, ctx.Err()
+	}
+	s1, err := snapshot(sink, gen, running.PID)
+	if err != nil {
+		return res, err
+	}
+	halt()
+	time.Sleep(50 * time.Millisecond) // the last probes in flight
+	res.fill(cfg, s0, s1, probes.window(s0.at.UnixNano(), s1.at.UnixNano()))
+	return res, nil
+}
+
+// vethSessionPass sends each flow once and measures how fast their first
+// packets came through.
+func vethSessionPass(ctx context.Context, cfg VethConfig, thr *vethThread, gen *vethGenerator, sink *vethSink, flows int, res *VethResult) error {
+	before, err := sink.read()
+	if err != nil {
+		return err
+	}
+	gen.next = 0
+	var stop atomic.Bool
+	start := time.Now()
+	var sent time.Duration
+	done := thr.start(func() {
+		gen.run(vethPlan{Packets: uint64(flows), Rate: cfg.Rate}, &stop)
+		sent = time.Since(start)
+	})
+	last, lastAt := before.Good, start
+	finished := false
+	for {
+		select {
+		case <-done:
+			finished = true
+		case <-ctx.Done():
+			stop.Store(true)
+			<-done
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		c, err := sink.read()
+		if err != nil {
+			stop.Store(true)
+			<-done
+			return err
+		}
+		now := time.Now()
+		if c.Good != last {
+			last, lastAt = c.Good, now
+		}
+		if finished && now.Sub(lastAt) >= vethQuiet {
+			break
+		}
+	}
+	res.SessionsFirstPass = last - before.Good
+	if flows >= vethMinSessionFlows && lastAt.After(start) && sent > 0 {
+		res.NewSessionsPerSec = float64(res.SessionsFirstPass) / lastAt.Sub(start).Seconds()
+		res.OfferedSessionsPerSec = float64(flows) / sent.Seconds()
+	}
+	return nil
+}
+
+// fill computes the result from the window's two snapshots and the
+// probes' latencies.
+func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Duration) {
+	dt := s1.at.Sub(s0.at)
+	r.Window = dt
+	offered := s1.completed - s0.completed
+	good := s1.sink.Good - s0.sink.Good
+	r.OfferedPPS = float64(offered) / dt.Seconds()
+	r.DeliveredPPS = float64(good) / dt.Seconds()
+	r.DeliveredBPS = 8 * float64(s1.sink.GoodBytes-s0.sink.GoodBytes) / dt.Seconds()
+	if offered > 0 && good < offered {
+		r.Loss = 1 - float64(good)/float64(offered)
+	}
+	r.Untranslated = (s1.sink.All - s0.sink.All) - good
+	var dutTicks uint64
+	r.CPUBusy = make([]float64, len(s1.cpus))
+	for c := range s1.cpus {
+		if c >= len(s0.cpus) {
+			break
+		}
+		d := s1.cpus[c].sub(s0.cpus[c])
+		if all := d.busy() + d.Idle + d.IOWait; all > 0 {
+			r.CPUBusy[c] = float64(d.busy()) / float64(all)
+		}
+		if c == cfg.GenCPU {
+			// The generator's CPU: only interrupt work counts, the
+			// router's receive processing that runs where a packet
+			// arrives; its user and system time is the generator's.
+			dutTicks += d.IRQ + d.SoftIRQ
+		} else {
+			dutTicks += d.busy()
+		}
+	}
+	if good > 0 {
+		r.CPUPerPacket = ticks(dutTicks) / time.Duration(good)
+		if s1.process > 0 {
+			r.ProcessCPUPerPacket = (s1.process - s0.process) / time.Duration(good)
+		}
+	}
+	r.OtherCPU = ticks(otherTicks(s0.others, s1.others)).Seconds() / dt.Seconds()
+	r.ProbesSent = uint64(s1.probes - s0.probes)
+	r.ProbesRecvd = len(lat)
+	r.LatencyP50 = percentile(lat, 0.50)
+	r.LatencyP90 = percentile(lat, 0.90)
+	r.LatencyP99 = percentile(lat, 0.99)
+	if len(lat) > 0 {
+		r.LatencyMax = lat[len(lat)-1]
+	}
+}
+
+// waitFor polls cond every 5 ms until it holds (true), d passes or ctx
+// ends (false).
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// sleepCtx sleeps for d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
