@@ -2,6 +2,7 @@ package alg
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -650,4 +651,114 @@ func TestNewErrors(t *testing.T) {
 	if err != nil || f.cfg.MaxExpectations != DefaultMaxExpectations || f.cfg.MTU != DefaultMTU {
 		t.Errorf("defaults: %v %+v", err, f.cfg)
 	}
+}
+
+// stepper replays prepared frames through the ALG: each run copies the
+// next template into a reused frame buffer, so that only Process itself
+// can allocate.
+type stepper struct {
+	h         *harness
+	templates [][]byte
+	dirs      []flowtable.Dir
+	buf       []byte
+	i         int
+}
+
+func (s *stepper) add(dir flowtable.Dir, fr []byte) {
+	s.templates = append(s.templates, fr)
+	s.dirs = append(s.dirs, dir)
+}
+
+func (s *stepper) step() Verdict {
+	k := s.i % len(s.templates)
+	s.i++
+	b := s.buf[:len(s.templates[k])]
+	copy(b, s.templates[k])
+	_, v := s.h.ftp.Process(b, s.h.id, s.dirs[k], 1)
+	return v
+}
+
+// steadyStreams builds frame sequences whose replay is a steady state:
+// plain replies; a rewritten reply retransmitted; a command split in two
+// and retransmitted; and an endless conversation of new rewrites, each
+// acknowledged (sequence numbers keep growing, so nothing repeats).
+func steadyStreams(tb testing.TB) map[string]func() *stepper {
+	mk := func(sc scenario) (*harness, *stepper) {
+		h := newHarness(tb, sc, Config{})
+		h.handshake(isnC, isnS)
+		return h, &stepper{h: h, buf: make([]byte, frameSize)}
+	}
+	return map[string]func() *stepper{
+		"plain": func() *stepper {
+			h, s := mk(serverInside(tb))
+			for i := 0; i < 64; i++ {
+				s.add(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1+uint32(i*8), isnC+1, []byte("200 ok\r\n")))
+			}
+			s.step() // first sight of the session
+			s.i = 0
+			return s
+		},
+		"rewrite-retransmitted": func() *stepper {
+			h, s := mk(serverInside(tb))
+			s.add(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte("227 Entering Passive Mode (10,0,0,5,195,80).\r\n")))
+			s.step()
+			return s
+		},
+		"split-retransmitted": func() *stepper {
+			h, s := mk(clientInside(tb))
+			s.add(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, isnS+1, []byte("PORT 10,0,0")))
+			s.add(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+12, isnS+1, []byte(",5,195,80\r\n")))
+			s.step()
+			s.step()
+			return s
+		},
+	}
+}
+
+// TestProcessAllocs: no allocation per frame once a session is known.
+func TestProcessAllocs(t *testing.T) {
+	for name, mk := range steadyStreams(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk()
+			if a := testing.AllocsPerRun(500, func() {
+				if v := s.step(); v != Forward {
+					t.Fatal(v)
+				}
+			}); a != 0 {
+				t.Errorf("%v allocations per frame", a)
+			}
+		})
+	}
+	t.Run("new rewrites acknowledged", func(t *testing.T) {
+		h := newHarness(t, serverInside(t), Config{})
+		h.handshake(isnC, isnS)
+		in := []byte("227 Entering Passive Mode (10,0,0,5,195,80).\r\n")
+		grow := uint32(len("198,18,0,204,") - len("10,0,0,5,")) // the fake NAT keeps the port's digit count here
+		data := h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, in)
+		ack := h.frame(flowtable.Orig, testutil.ACK, isnC+1, isnS+1, nil)
+		buf := make([]byte, frameSize)
+		i := uint32(0)
+		run := func() {
+			b := buf[:len(data)]
+			copy(b, data)
+			binary.BigEndian.PutUint32(b[14+20+4:], isnS+1+i*uint32(len(in)))
+			if _, v := h.ftp.Process(b, h.id, flowtable.Reply, 1); v != Forward {
+				t.Fatal(v)
+			}
+			i++
+			b = buf[:len(ack)]
+			copy(b, ack)
+			binary.BigEndian.PutUint32(b[14+20+8:], isnS+1+i*(uint32(len(in))+grow))
+			if _, v := h.ftp.Process(b, h.id, flowtable.Orig, 1); v != Forward {
+				t.Fatal(v)
+			}
+		}
+		run()
+		if a := testing.AllocsPerRun(500, run); a != 0 {
+			t.Errorf("%v allocations per rewrite", a)
+		}
+		if n := h.ftp.sessions[h.id].dirs[flowtable.Reply].nrec; n > 1 {
+			t.Errorf("%d records kept although all were acknowledged", n)
+		}
+	})
 }

@@ -9,13 +9,15 @@ import (
 	"github.com/fastnat/fastnat/flowtable"
 )
 
-// Idle behaviour of the Runner: after spinRounds empty polls it sleeps
-// until woken or for idleSleep, whichever comes first. The sleep also
+// Idle behaviour of the Runner: it keeps polling, yielding the processor
+// between rounds, for idleSpin after the last work, then sleeps until
+// woken or for idleSleep, whichever comes first. The spin keeps a
+// conversation's next packet from paying for a wake-up; the sleep also
 // bounds how late a batch waiting for room on a full return ring is
 // retried.
 const (
-	spinRounds = 64
-	idleSleep  = 100 * time.Microsecond
+	idleSpin  = 50 * time.Microsecond
+	idleSleep = 100 * time.Microsecond
 )
 
 // Runner is the ALG goroutine. It serves one pair of rings per pipeline
@@ -80,7 +82,7 @@ func (r *Runner) Run(stop <-chan struct{}) {
 	defer r.log.Info("ftp alg runner stopped")
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	idle := 0
+	var idleSince time.Time
 	for {
 		select {
 		case <-stop:
@@ -88,14 +90,18 @@ func (r *Runner) Run(stop <-chan struct{}) {
 		default:
 		}
 		if r.poll() {
-			idle = 0
+			idleSince = time.Time{}
 			continue
 		}
-		idle++
-		if idle < spinRounds {
+		now := time.Now()
+		if idleSince.IsZero() {
+			idleSince = now
+		}
+		if now.Sub(idleSince) < idleSpin {
 			runtime.Gosched()
 			continue
 		}
+		idleSince = time.Time{}
 		timer.Reset(idleSleep)
 		select {
 		case <-stop:
