@@ -83,6 +83,8 @@ type Engine struct {
 	rng      *rand.Rand
 	frags    fragTable
 	onExpire func(id uint32, s *flowtable.Session)
+	// lastSweep is when worker 0 last looked for expired pending ports.
+	lastSweep flowtable.Time
 	// FragReleased is set when a first fragment created a fragment entry
 	// during the current burst: held fragments may now be translatable.
 	FragReleased bool
@@ -250,7 +252,9 @@ func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 func (e *Engine) Age(now flowtable.Time, budget int) int {
 	e.n.clock.Store(uint32(now))
 	n := e.n.table.Expire(now, e.worker, e.n.workers, budget, e.onExpire)
-	if e.worker == 0 {
+	if e.worker == 0 && now != e.lastSweep {
+		// Once a second is plenty for unused expectations' ports.
+		e.lastSweep = now
 		e.n.pending.expire(now, e.n)
 	}
 	e.frags.expire(now)
