@@ -117,8 +117,9 @@ func (e *Engine) Process(frame []byte, p *packet.Parsed, from Side, now flowtabl
 		e.icmpError(frame, p, from, now, r)
 		return
 	}
-	id, dir, ok := e.n.table.Lookup(p.Tuple)
-	e.ProcessLooked(frame, p, from, now, id, dir, ok, r)
+	var h flowtable.Hit
+	h.ID, h.Dir, h.Gen, h.Found = e.n.table.LookupGen(p.Tuple)
+	e.ProcessLooked(frame, p, from, now, h, r)
 }
 
 // NeedsLookup reports whether the frame's flow is found by a flow-table
@@ -129,13 +130,16 @@ func NeedsLookup(p *packet.Parsed) bool {
 }
 
 // ProcessLooked is Process for a frame whose lookup the caller already did
-// (the pipeline looks up a whole burst first).
-func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id uint32, dir flowtable.Dir, hit bool, r *Result) {
-	if !hit {
+// (the pipeline looks up a whole burst first with LookupBatch).
+func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, h flowtable.Hit, r *Result) {
+	// A session found by the lookup may have expired and its slot been
+	// reused by another worker since: the generation says so, and then the
+	// packet is a miss like any other (flowtable's rule for readers).
+	if !h.Found || !e.n.table.Valid(h.ID, h.Gen) {
 		e.create(frame, p, from, now, r)
 		return
 	}
-	e.forward(frame, p, from, now, id, dir, r)
+	e.forward(frame, p, from, now, h.ID, h.Dir, r)
 }
 
 // forward is the fast path: translate a packet of a known session.

@@ -282,7 +282,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		if k < nk && w.lookIdx[k] == i {
 			h := &w.hits[k]
 			k++
-			w.engine.ProcessLooked(f.Buf, p, from, now, h.ID, h.Dir, h.Found, r)
+			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
 		} else {
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
