@@ -40,14 +40,16 @@ type VethSettings struct {
 	Warmup    string   `json:"warmup"`
 	Rate      float64  `json:"rate_pps"` // 0: as fast as the generator goes
 	ProbeRate float64  `json:"probe_rate"`
-	GenCPU    int      `json:"generator_cpu"`
-	DUTCPU    int      `json:"dut_cpu"`
+	// LatencyRate is the light load of the second latency measurement.
+	LatencyRate float64 `json:"latency_rate_pps"`
+	GenCPU      int     `json:"generator_cpu"`
+	DUTCPU      int     `json:"dut_cpu"`
 }
 
 func (c VethConfig) settings() VethSettings {
 	return VethSettings{DUTs: c.DUTs, Flows: c.Flows, Sizes: c.Sizes,
 		Duration: c.Duration.String(), Warmup: c.Warmup.String(), Rate: c.Rate,
-		ProbeRate: c.ProbeRate, GenCPU: c.GenCPU, DUTCPU: c.DUTCPU}
+		ProbeRate: c.ProbeRate, LatencyRate: c.LatencyRate, GenCPU: c.GenCPU, DUTCPU: c.DUTCPU}
 }
 
 // VethRatio compares one DUT with the kernel in one case (flows, size).
@@ -135,12 +137,14 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "UDP inside→outside through the router namespace; %s per case after %s warm-up; offered load: %s;\n",
 		s.Duration, s.Warmup, rate)
-	fmt.Fprintf(&b, "generator on CPU %d, DUT on CPU %d; %g probes/s for latency\n\n", s.GenCPU, s.DUTCPU, s.ProbeRate)
+	fmt.Fprintf(&b, "generator on CPU %d, DUT on CPU %d; latency from %g probes/s, at load and at a light load of %.0f pps\n\n",
+		s.GenCPU, s.DUTCPU, s.ProbeRate, s.LatencyRate)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dut\tflows\tframe\toffered Mpps\tdelivered Mpps\tloss\tCPU/pkt\tnew sess/s\tp50\tp90\tp99\tvs kernel\t")
+	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\tlatency at load\t\tat light load\t\t\t")
+	fmt.Fprintln(tw, "dut\tflows\tframe\toffered Mpps\tdelivered Mpps\tloss\tCPU/pkt\tnew sess/s\tp50\tp99\tp50\tp99\tvs kernel\t")
 	for _, x := range r.Results {
 		if x.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\n", x.DUT, x.Flows, x.FrameSize, "error: "+firstLine(x.Error))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", x.DUT, x.Flows, x.FrameSize, "error: "+firstLine(x.Error))
 			continue
 		}
 		sess := "-"
@@ -155,9 +159,10 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 		if x.Untranslated > 0 {
 			loss += fmt.Sprintf(" (+%d untranslated)", x.Untranslated)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			x.DUT, x.Flows, x.FrameSize, x.OfferedPPS/1e6, x.DeliveredPPS/1e6, loss,
-			roundDur(x.CPUPerPacket), sess, roundDur(x.LatencyP50), roundDur(x.LatencyP90), roundDur(x.LatencyP99), vs)
+			roundDur(x.CPUPerPacket), sess, roundDur(x.LatencyAtLoad.P50), roundDur(x.LatencyAtLoad.P99),
+			roundDur(x.LatencyAtRate.P50), roundDur(x.LatencyAtRate.P99), vs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -207,19 +212,17 @@ func (r *VethReport) WriteAll(w io.Writer, jsonPath, plotPath string) error {
 	return errors.Join(errs...)
 }
 
-// roundDur prints d with three significant digits ("812ns", "1.23µs").
+// roundDur prints d with three significant digits ("812ns", "1.23µs",
+// "819µs"); "-" for no value.
 func roundDur(d time.Duration) string {
-	switch {
-	case d <= 0:
+	if d <= 0 {
 		return "-"
-	case d < time.Microsecond:
-		return d.String()
-	case d < time.Millisecond:
-		return d.Round(10 * time.Nanosecond).String()
-	case d < time.Second:
-		return d.Round(10 * time.Microsecond).String()
 	}
-	return d.Round(10 * time.Millisecond).String()
+	unit := time.Duration(1)
+	for d >= 1000*unit {
+		unit *= 10
+	}
+	return d.Round(unit).String()
 }
 
 func firstLine(s string) string {

@@ -18,8 +18,9 @@ import (
 func testReport() *VethReport {
 	res := func(dut string, flows, size int, pps float64, cpu time.Duration, sess float64) VethResult {
 		return VethResult{DUT: dut, Flows: flows, FrameSize: size, OfferedPPS: pps * 1.1, DeliveredPPS: pps,
-			Loss: 1 - 1/1.1, CPUPerPacket: cpu, NewSessionsPerSec: sess, LatencyP50: 5 * time.Microsecond,
-			LatencyP90: 8 * time.Microsecond, LatencyP99: 21 * time.Microsecond}
+			Loss: 1 - 1/1.1, CPUPerPacket: cpu, NewSessionsPerSec: sess,
+			LatencyAtLoad: VethLatency{P50: 5 * time.Microsecond, P90: 8 * time.Microsecond, P99: 21 * time.Microsecond},
+			LatencyAtRate: VethLatency{P50: 3 * time.Microsecond, P90: 4 * time.Microsecond, P99: 7 * time.Microsecond}}
 	}
 	return &VethReport{
 		Machine:  Machine{CPU: "Test CPU", Cores: 2, Kernel: "6.18", Go: "go1.26"},
@@ -90,7 +91,7 @@ func TestVethReportTable(t *testing.T) {
 		"5s per case after 1s warm-up",
 		"2.00x", "1.20x", // ratios
 		"300k", "600k", // new sessions/s
-		"1.1µs", "21µs", // CPU per packet, p99
+		"1.1µs", "21µs", "7µs", // CPU per packet, p99 at load and at light load
 		"error: fastnat dut: device under test unavailable", // first line only
 		"NOT met (worst 1.20x)",
 	} {
@@ -113,7 +114,7 @@ func TestVethReportJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"delivered_pps": 1800000`, `"cpu_ns_per_packet": 550`, `"latency_p99_ns": 21000`, `"ratios"`, `"goal"`, `"machine"`} {
+	for _, key := range []string{`"delivered_pps": 1800000`, `"cpu_ns_per_packet": 550`, `"p99_ns": 21000`, `"ratios"`, `"goal"`, `"machine"`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("json lacks %s", key)
 		}
@@ -161,15 +162,15 @@ func TestVethFlags(t *testing.T) {
 		{name: "defaults", check: func(c *VethConfig) bool {
 			return slices.Equal(c.DUTs, DefaultVethDUTs) && slices.Equal(c.Flows, DefaultVethFlows) &&
 				slices.Equal(c.Sizes, DefaultVethSizes) && c.Duration == 5*time.Second && c.Warmup == time.Second &&
-				c.GenCPU == 0 && c.DUTCPU == 1 && c.ProbeRate == 500 && c.Rate == 0
+				c.GenCPU == 0 && c.DUTCPU == 1 && c.ProbeRate == 500 && c.Rate == 0 && c.LatencyRate == 100000
 		}},
 		{name: "everything", args: []string{"--dut", "kernel, none", "--flows", "1,64k,1000", "--sizes", "64,1518",
-			"--duration", "2s", "--warmup", "500ms", "--rate", "1e6", "--probe-rate", "100", "--gen-cpu", "1",
+			"--duration", "2s", "--warmup", "500ms", "--rate", "1e6", "--probe-rate", "100", "--latency-rate", "-1", "--gen-cpu", "1",
 			"--dut-cpu", "-1", "--fastnat-bin", "/x/fastnat", "--json", "o.json", "--plot", "o.png"},
 			check: func(c *VethConfig) bool {
 				return slices.Equal(c.DUTs, []string{"kernel", "none"}) && slices.Equal(c.Flows, []int{1, 65536, 1000}) &&
 					slices.Equal(c.Sizes, []int{64, 1518}) && c.Duration == 2*time.Second && c.Warmup == 500*time.Millisecond &&
-					c.Rate == 1e6 && c.ProbeRate == 100 && c.GenCPU == 1 && c.DUTCPU == -1 &&
+					c.Rate == 1e6 && c.ProbeRate == 100 && c.LatencyRate == -1 && c.GenCPU == 1 && c.DUTCPU == -1 &&
 					c.FastnatBinary == "/x/fastnat" && c.JSON == "o.json" && c.Plot == "o.png"
 			}},
 		{name: "bad count", args: []string{"--flows", "1,x"}, wantErr: true},
@@ -222,7 +223,8 @@ func TestRoundDur(t *testing.T) {
 		in   time.Duration
 		want string
 	}{
-		{0, "-"}, {812, "812ns"}, {1234, "1.23µs"}, {21_004_567, "21ms"}, {1_234_567, "1.23ms"}, {2_345_678_901, "2.35s"},
+		{0, "-"}, {812, "812ns"}, {1234, "1.23µs"}, {818_150, "818µs"}, {21_004_567, "21ms"},
+		{1_234_567, "1.23ms"}, {2_345_678_901, "2.35s"}, {-5, "-"},
 	} {
 		if got := roundDur(tc.in); got != tc.want {
 			t.Errorf("roundDur(%d) = %s, want %s", tc.in, got, tc.want)

@@ -47,6 +47,10 @@ type VethConfig struct {
 	Rate float64
 	// ProbeRate is the number of latency probes per second (default 500).
 	ProbeRate float64
+	// LatencyRate is the fixed load of the second latency measurement, in
+	// frames per second (default 100,000); negative skips it. It runs
+	// after the window for min(Duration, 2 s).
+	LatencyRate float64
 	// GenCPU is the CPU the generator runs on (default 0) and DUTCPU the
 	// one the DUT's work is steered to (default 1; -1 leaves placement to
 	// the kernel).
@@ -70,6 +74,11 @@ const (
 	defaultVethDuration  = 5 * time.Second
 	defaultVethWarmup    = time.Second
 	defaultVethProbeRate = 500
+	// defaultVethLatencyRate is well below what either DUT forwards on
+	// the slowest machine fastnat targets.
+	defaultVethLatencyRate = 100_000
+	// vethMaxLatencyWindow caps the light-load latency phase.
+	vethMaxLatencyWindow = 2 * time.Second
 	// vethPathTimeout bounds the wait for the first probe through a DUT.
 	vethPathTimeout = 5 * time.Second
 	// vethQuiet is how long the sink's count must stay unchanged before
@@ -96,6 +105,9 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 	}
 	if c.ProbeRate == 0 {
 		c.ProbeRate = defaultVethProbeRate
+	}
+	if c.LatencyRate == 0 {
+		c.LatencyRate = defaultVethLatencyRate
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -175,14 +187,13 @@ type VethResult struct {
 	OfferedSessionsPerSec float64 `json:"offered_sessions_per_s"`
 	SessionsFirstPass     uint64  `json:"sessions_first_pass"` // flows whose first packet came through
 
-	// Latency percentiles of the probes sent in the window, one way from
-	// the generator's stamp to the client's kernel receive stamp.
-	LatencyP50  time.Duration `json:"latency_p50_ns"`
-	LatencyP90  time.Duration `json:"latency_p90_ns"`
-	LatencyP99  time.Duration `json:"latency_p99_ns"`
-	LatencyMax  time.Duration `json:"latency_max_ns"`
-	ProbesSent  uint64        `json:"probes_sent"`
-	ProbesRecvd int           `json:"probes_received"`
+	// Latency is measured twice: at the load of the window (with the
+	// queues in front of the bottleneck full when the DUT is saturated),
+	// and at LatencyRate, a fixed load below every DUT's capacity, where
+	// it shows the DUT's own delay.
+	LatencyAtLoad VethLatency `json:"latency_at_load"`
+	LatencyAtRate VethLatency `json:"latency_at_rate"`
+	LatencyRate   float64     `json:"latency_rate_pps"`
 
 	Window time.Duration `json:"window_ns"`
 	// OtherCPU is the CPU time other processes on the machine used during
@@ -190,6 +201,29 @@ type VethResult struct {
 	OtherCPU float64 `json:"other_cpu"`
 	// Error is why the case has no numbers; empty when it ran.
 	Error string `json:"error,omitempty"`
+}
+
+// VethLatency is the one-way latency of the probes sent in a window, from
+// the generator's stamp to the client kernel's receive stamp.
+type VethLatency struct {
+	P50  time.Duration `json:"p50_ns"`
+	P90  time.Duration `json:"p90_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	Max  time.Duration `json:"max_ns"`
+	Sent uint64        `json:"probes_sent"`
+	// Received counts the probes sent in the window that arrived.
+	Received int `json:"probes_received"`
+}
+
+// newVethLatency summarises the sorted latencies of the probes received
+// out of sent.
+func newVethLatency(sorted []time.Duration, sent uint64) VethLatency {
+	l := VethLatency{Sent: sent, Received: len(sorted),
+		P50: percentile(sorted, 0.50), P90: percentile(sorted, 0.90), P99: percentile(sorted, 0.99)}
+	if len(sorted) > 0 {
+		l.Max = sorted[len(sorted)-1]
+	}
+	return l
 }
 
 // vethMinSessionFlows is the smallest flow count whose first pass says
@@ -249,8 +283,10 @@ func RunVeth(ctx context.Context, cfg VethConfig) (*VethReport, error) {
 
 // summary is the result in one progress line.
 func (r VethResult) summary() string {
-	s := fmt.Sprintf("%.3f Mpps delivered of %.3f offered (loss %.1f%%), %v CPU/pkt, latency p50 %v p99 %v",
-		r.DeliveredPPS/1e6, r.OfferedPPS/1e6, 100*r.Loss, r.CPUPerPacket, r.LatencyP50, r.LatencyP99)
+	s := fmt.Sprintf("%.3f Mpps delivered of %.3f offered (loss %.1f%%), %v CPU/pkt, latency p50/p99 %v/%v at load, %v/%v at %.0f kpps",
+		r.DeliveredPPS/1e6, r.OfferedPPS/1e6, 100*r.Loss, roundDur(r.CPUPerPacket),
+		roundDur(r.LatencyAtLoad.P50), roundDur(r.LatencyAtLoad.P99),
+		roundDur(r.LatencyAtRate.P50), roundDur(r.LatencyAtRate.P99), r.LatencyRate/1e3)
 	if r.NewSessionsPerSec > 0 {
 		s += fmt.Sprintf(", %.0f new sessions/s", r.NewSessionsPerSec)
 	}
@@ -399,6 +435,27 @@ func runVethCase(ctx context.Context, cfg VethConfig, thr *vethThread, dut DUT, 
 	halt()
 	time.Sleep(50 * time.Millisecond) // the last probes in flight
 	res.fill(cfg, s0, s1, probes.window(s0.at.UnixNano(), s1.at.UnixNano()))
+
+	// 4. Latency at a fixed light load.
+	if cfg.LatencyRate > 0 && plan.ProbeEvery > 0 {
+		res.LatencyRate = cfg.LatencyRate
+		stop.Store(false)
+		light := plan
+		light.Rate = cfg.LatencyRate
+		done := thr.start(func() { gen.run(light, &stop) })
+		// Let the queues of the full-load phase drain first.
+		ok := sleepCtx(ctx, 200*time.Millisecond)
+		from, seq0 := time.Now(), gen.probeSeq.Load()
+		ok = ok && sleepCtx(ctx, min(cfg.Duration, vethMaxLatencyWindow))
+		to, seq1 := time.Now(), gen.probeSeq.Load()
+		stop.Store(true)
+		<-done
+		if !ok {
+			return res, ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+		res.LatencyAtRate = newVethLatency(probes.window(from.UnixNano(), to.UnixNano()), uint64(seq1-seq0))
+	}
 	return res, nil
 }
 
@@ -491,14 +548,7 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 		}
 	}
 	r.OtherCPU = ticks(otherTicks(s0.others, s1.others)).Seconds() / dt.Seconds()
-	r.ProbesSent = uint64(s1.probes - s0.probes)
-	r.ProbesRecvd = len(lat)
-	r.LatencyP50 = percentile(lat, 0.50)
-	r.LatencyP90 = percentile(lat, 0.90)
-	r.LatencyP99 = percentile(lat, 0.99)
-	if len(lat) > 0 {
-		r.LatencyMax = lat[len(lat)-1]
-	}
+	r.LatencyAtLoad = newVethLatency(lat, uint64(s1.probes-s0.probes))
 }
 
 // waitFor polls cond every 5 ms until it holds (true), d passes or ctx
