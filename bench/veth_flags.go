@@ -18,7 +18,7 @@ func VethFlags(fs *flag.FlagSet) *VethConfig {
 		DUTs: DefaultVethDUTs, Flows: DefaultVethFlows, Sizes: DefaultVethSizes,
 		Duration: defaultVethDuration, Warmup: defaultVethWarmup, ProbeRate: defaultVethProbeRate,
 		LatencyRate: defaultVethLatencyRate,
-		GenCPU: 0, DUTCPU: 1, Seed: 1,
+		GenCPU:      0, DUTCPU: 1, Seed: 1,
 	}
 	fs.Var((*stringList)(&c.DUTs), "dut", "devices under test, comma-separated: kernel, fastnat, none")
 	fs.Var((*intList)(&c.Flows), "flows", "flow counts, comma-separated")
