@@ -1,0 +1,26 @@
+// Package control is fastnat's control socket: the protocol `fastnat show`
+// and `fastnat reload` speak with a running daemon, its server and client,
+// the views of sessions, expectations and port mappings the daemon answers
+// with, and their text form.
+//
+// Protocol. The socket is a unix stream socket. A client connects, writes
+// one JSON Request, and reads one JSON Response until the server closes
+// the connection; there is no session and no framing beyond that. The
+// server handles one connection at a time, so a walk of a large flow table
+// for one client never runs beside another's. A failed request carries a
+// Code (bad_request, refused, failed) and a message; the client turns it
+// into an *Error that matches ErrBadRequest or ErrRefused with errors.Is.
+//
+// Permissions. The socket is created with mode 0600 (set with chmod after
+// bind, so the daemon's umask does not matter): only its owner, root, may
+// ask for sessions or a reload. Listen removes a stale socket file left by
+// a daemon that died, after checking that nothing answers on it; it refuses
+// to touch a file that is not a socket or a socket something still listens
+// on. Close removes the socket file.
+//
+// Views. ListSessions walks the flow table with flowtable.Range (slow path,
+// no lock) and reads each key with its generation, so a session deleted
+// or reused under the walk is skipped rather than shown half old, half new.
+// The daemon (cmd/fastnat) implements Handler with these views; this
+// package does not know the daemon.
+package control

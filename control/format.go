@@ -1,0 +1,167 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fastnat/fastnat/metrics"
+)
+
+func seconds(s int64) string { return (time.Duration(s) * time.Second).String() }
+
+// WriteSessions writes one block per session in the layout of the case's
+// firewall output, then the count.
+func WriteSessions(w io.Writer, l SessionList) {
+	for _, s := range l.Sessions {
+		proto := fmt.Sprintf("%s(%d)", strings.ToUpper(s.Protocol), s.ProtoNum)
+		fmt.Fprintf(w, "Initiator:\n  Source IP/port: %s/%d\n  Destination IP/port: %s/%d\n  Protocol: %s\n",
+			s.Initiator.Src.Addr(), s.Initiator.Src.Port(), s.Initiator.Dst.Addr(), s.Initiator.Dst.Port(), proto)
+		fmt.Fprintf(w, "Responder:\n  Source IP/port: %s/%d\n  Destination IP/port: %s/%d\n  Protocol: %s\n",
+			s.Responder.Src.Addr(), s.Responder.Src.Port(), s.Responder.Dst.Addr(), s.Responder.Dst.Port(), proto)
+		fmt.Fprintf(w, "State: %s\nApplication: %s\n", s.State, strings.ToUpper(s.App))
+		fmt.Fprintf(w, "Idle: %s  TTL: %s  Timeout: %s\n", seconds(s.Idle), seconds(s.TTL), seconds(int64(s.Timeout)))
+		fmt.Fprintf(w, "Initiator->Responder: %d packets %d bytes\n", s.Orig.Packets, s.Orig.Bytes)
+		fmt.Fprintf(w, "Responder->Initiator: %d packets %d bytes\n", s.Reply.Packets, s.Reply.Bytes)
+		fmt.Fprintf(w, "Session ID: %d", s.ID)
+		if s.Parent != nil {
+			fmt.Fprintf(w, "  Parent session: %d", *s.Parent)
+		}
+		if s.Mapping >= 0 {
+			fmt.Fprintf(w, "  Port mapping: port_mapping[%d]", s.Mapping)
+		}
+		fmt.Fprint(w, "\n\n")
+	}
+	fmt.Fprintf(w, "Total sessions found: %d", l.Matched)
+	if n := len(l.Sessions); n < l.Matched {
+		fmt.Fprintf(w, " (%d shown; raise --limit to see more)", n)
+	}
+	fmt.Fprintln(w)
+}
+
+// WriteExpectations writes the expectations as a table.
+func WriteExpectations(w io.Writer, es []Expectation) {
+	if len(es) == 0 {
+		fmt.Fprintln(w, "no expectations")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTOCOL\tSOURCE\tDESTINATION\tTRANSLATED TO\tAPPLICATION\tPARENT\tEXPIRES IN")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Protocol, e.Source, e.Dst, e.To, e.App, e.Parent, seconds(e.TTL))
+	}
+	tw.Flush()
+}
+
+// WriteMappings writes the effective port-mapping table.
+func WriteMappings(w io.Writer, ms []Mapping) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "APPLICATION\tPORT\tPROTOCOL\tSCOPE\tSOURCE\tALG SESSIONS\tALG REWRITES")
+	for _, m := range ms {
+		src := "default"
+		if m.Index >= 0 {
+			src = fmt.Sprintf("port_mapping[%d], line %d", m.Index, m.Line)
+		}
+		algS, algR := "-", "-"
+		if m.App == "ftp" {
+			algS, algR = fmt.Sprint(m.ALGSessions), fmt.Sprint(m.ALGRewritten)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.App, m.Port, m.Protocol, m.Scope, src, algS, algR)
+	}
+	tw.Flush()
+}
+
+// WriteStats writes a snapshot as readable sections. Drop reasons and
+// counters that are zero are left out, except where a zero says something
+// (rewrites of the FTP ALG).
+func WriteStats(w io.Writer, s *metrics.Snapshot) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	section := func(title string) {
+		tw.Flush()
+		fmt.Fprintf(w, "\n%s\n", title)
+	}
+	fmt.Fprintf(w, "up %s", seconds(s.UptimeSeconds))
+	if s.ConfigFile != "" {
+		fmt.Fprintf(w, ", configuration %s", s.ConfigFile)
+	}
+	fmt.Fprintf(w, ", reloads %d ok, %d refused\n", s.Reloads.OK, s.Reloads.Refused)
+
+	section("workers")
+	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS")
+	drops := map[string]uint64{}
+	for _, wk := range s.Workers {
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", wk.ID, wk.Queue, wk.RxPackets, wk.RxBytes,
+			wk.TxPackets, wk.TxBytes, wk.Translated, wk.ALGDiverted, wk.TotalDrops())
+		for r, n := range wk.Drops {
+			drops[r] += n
+		}
+	}
+	section("interfaces")
+	fmt.Fprintln(tw, "  WORKER\tINTERFACE\tRX\tTX\tKERNEL DROPS\tFILL RING EMPTY")
+	for _, wk := range s.Workers {
+		for _, p := range wk.Ports {
+			var kd uint64
+			for _, n := range p.Drops {
+				kd += n
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%d\n", wk.ID, p.Interface, p.Rx, p.Tx, kd, p.FillRingEmpty)
+		}
+	}
+	section("drops by reason (all workers)")
+	anyDrop := false
+	for _, r := range slices.Sorted(maps.Keys(drops)) {
+		if n := drops[r]; n > 0 {
+			fmt.Fprintf(tw, "  %s\t%d\n", r, n)
+			anyDrop = true
+		}
+	}
+	if !anyDrop {
+		fmt.Fprintln(tw, "  none")
+	}
+
+	t := s.Table
+	section("flow table")
+	occ := 0.0
+	if t.Capacity > 0 {
+		occ = 100 * float64(t.Sessions) / float64(t.Capacity)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  sessions %d of %d (%.1f%%), expectations %d of %d\n", t.Sessions, t.Capacity, occ, t.Expectations, t.ExpectCapacity)
+	fmt.Fprintf(w, "  created %d, expired %d, deleted %d, refused %d full, %d exists\n",
+		t.Inserts, t.Expired, t.Deletes, t.Refused["full"], t.Refused["exists"])
+	fmt.Fprintf(w, "  expectations: stored %d, used %d, expired %d, refused %d\n",
+		t.ExpectInserts, t.ExpectMatched, t.ExpectExpired, t.ExpectRefused)
+
+	section("sessions")
+	fmt.Fprintln(tw, "  PROTOCOL\tAPPLICATION\tSESSIONS")
+	for _, c := range s.Sessions {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\n", c.Protocol, c.App, c.Count)
+	}
+	section("port pools")
+	fmt.Fprintln(tw, "  ADDRESS\tTCP\tUDP\tICMP")
+	for _, p := range s.Pools {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", p.Address, p.TCP, p.UDP, p.ICMP)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  endpoint-independent bindings %d\n", s.Bindings)
+
+	section("ftp alg")
+	if s.FTP == nil {
+		tw.Flush()
+		fmt.Fprintln(w, "  off")
+	} else {
+		for _, fc := range metrics.FTPCounters {
+			fmt.Fprintf(tw, "  %s\t%d\n", fc.Name, s.FTP[fc.Name])
+		}
+	}
+	if c := s.Capture; c != nil {
+		section("drop capture")
+		tw.Flush()
+		fmt.Fprintf(w, "  %s: written %d, rate limited %d, queue full %d, write errors %d\n", c.File, c.Written, c.RateLimited, c.QueueFull, c.Errors)
+	}
+	tw.Flush()
+}

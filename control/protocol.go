@@ -1,0 +1,167 @@
+package control
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/fastnat/fastnat/metrics"
+)
+
+// Commands a Request may carry.
+const (
+	CmdStats        = "stats"
+	CmdSessions     = "sessions"
+	CmdExpectations = "expectations"
+	CmdMappings     = "mappings"
+	CmdReload       = "reload"
+)
+
+// Response codes of a failed request.
+const (
+	CodeBadRequest = "bad_request" // the request was malformed or named something unknown
+	CodeRefused    = "refused"     // reload: the file has errors; the running configuration is kept
+	CodeFailed     = "failed"      // the daemon could not do what was asked
+)
+
+// Sentinel errors. An *Error from Call matches ErrBadRequest or ErrRefused
+// by its code; Listen's errors wrap ErrInUse and ErrNotSocket.
+var (
+	ErrBadRequest = errors.New("bad control request")
+	ErrRefused    = errors.New("configuration refused")
+	ErrInUse      = errors.New("control socket in use by a running daemon")
+	ErrNotSocket  = errors.New("control socket path exists and is not a socket")
+)
+
+// MaxRequest bounds the size of a request the server reads.
+const MaxRequest = 64 << 10
+
+// Request is what a client asks.
+type Request struct {
+	Cmd string `json:"cmd"`
+	// App and Limit apply to CmdSessions.
+	App   string `json:"app,omitempty"`   // only sessions of this application ("ftp", "ftp-data", "other", ...)
+	Limit int    `json:"limit,omitempty"` // at most this many sessions; 0: all
+}
+
+// Response is the daemon's answer: on success the field of the command
+// asked, on failure Code and Error.
+type Response struct {
+	Code         string            `json:"code,omitempty"`
+	Error        string            `json:"error,omitempty"`
+	Stats        *metrics.Snapshot `json:"stats,omitempty"`
+	Sessions     *SessionList      `json:"sessions,omitempty"`
+	Expectations []Expectation     `json:"expectations,omitempty"`
+	Mappings     []Mapping         `json:"mappings,omitempty"`
+	Reload       *ReloadResult     `json:"reload,omitempty"`
+}
+
+// Error is a request the daemon answered with a failure code.
+type Error struct {
+	Code string
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is matches ErrBadRequest and ErrRefused by code.
+func (e *Error) Is(target error) bool {
+	return target == ErrBadRequest && e.Code == CodeBadRequest || target == ErrRefused && e.Code == CodeRefused
+}
+
+// SessionQuery selects the sessions ListSessions returns.
+type SessionQuery struct {
+	App   string // "" for every application
+	Limit int    // 0: no limit
+}
+
+// SessionList is a page of sessions.
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+	Matched  int       `json:"matched"` // sessions that matched the query, shown or not
+}
+
+// Session is one session as `show sessions` reports it, in the terms of
+// the case's firewall output: the initiator's tuple (its first packet as
+// it arrived) and the responder's (a reply as it arrives, so after NAT).
+type Session struct {
+	ID        uint32 `json:"id"`
+	Protocol  string `json:"protocol"` // "tcp", "udp", "icmp", ...
+	ProtoNum  uint8  `json:"protocol_number"`
+	Initiator Flow   `json:"initiator"`
+	Responder Flow   `json:"responder"`
+	App       string `json:"app"`
+	// State is TCP_ESTABLISHED and the like for TCP; for UDP and others
+	// *_OPEN once a reply was seen, else *_READY; ICMP_REQUEST or
+	// ICMP_REPLY for ICMP queries.
+	State   string `json:"state"`
+	Idle    int64  `json:"idle_seconds"`    // since the last packet
+	TTL     int64  `json:"ttl_seconds"`     // until it expires if nothing more arrives
+	Timeout uint32 `json:"timeout_seconds"` // its current idle timeout
+	// Parent is the control session of an ALG data connection.
+	Parent *uint32 `json:"parent,omitempty"`
+	// Mapping is the index of the [[port_mapping]] that classified it; -1
+	// for a built-in default or none.
+	Mapping int     `json:"mapping"`
+	Orig    Traffic `json:"initiator_to_responder"`
+	Reply   Traffic `json:"responder_to_initiator"`
+}
+
+// Flow is one direction's tuple. For ICMP queries both ports hold the
+// query identifier.
+type Flow struct {
+	Src netip.AddrPort `json:"src"`
+	Dst netip.AddrPort `json:"dst"`
+}
+
+// Traffic counts one direction of a session.
+type Traffic struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Expectation is a data connection an ALG is waiting for.
+type Expectation struct {
+	Protocol string `json:"protocol"`
+	// Source is the only address the connection may come from, or "any";
+	// its source port is always free.
+	Source string         `json:"source"`
+	Dst    netip.AddrPort `json:"dst"`           // where it connects, as it arrives
+	To     netip.AddrPort `json:"translated_to"` // where the NAT sends it
+	App    string         `json:"app"`
+	Parent uint32         `json:"parent"`          // the control session
+	TTL    int64          `json:"expires_seconds"` // until it expires unused
+}
+
+// Mapping is one line of the effective port-mapping table of the running
+// configuration, with what the FTP ALG counted for it.
+type Mapping struct {
+	App      string `json:"app"`
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol"` // "any" when the mapping names none
+	Scope    string `json:"scope"`    // destination prefix, or "any"
+	Index    int    `json:"index"`    // of the [[port_mapping]]; -1: a built-in default
+	Line     int    `json:"line,omitempty"`
+	// ALGSessions and ALGRewritten are the FTP ALG's control sessions and
+	// rewritten lines for this mapping (ftp lines only; the default
+	// counts every built-in ftp port).
+	ALGSessions  uint64 `json:"alg_sessions,omitempty"`
+	ALGRewritten uint64 `json:"alg_rewritten,omitempty"`
+}
+
+// ReloadResult is what a reload applied.
+type ReloadResult struct {
+	File         string `json:"file"`
+	PortMappings int    `json:"port_mappings"`
+}
+
+// Handler is what the daemon answers requests with. The server calls one
+// method at a time.
+type Handler interface {
+	Stats() metrics.Snapshot
+	Sessions(q SessionQuery) (SessionList, error)
+	Expectations() []Expectation
+	Mappings() []Mapping
+	// Reload re-reads the configuration file. An error wrapping
+	// ErrRefused means the file has errors and nothing changed.
+	Reload() (ReloadResult, error)
+}
