@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/fastnat/fastnat/internal/testnet"
@@ -79,6 +77,12 @@ const (
 	defaultVethLatencyRate = 100_000
 	// vethMaxLatencyWindow caps the light-load latency phase.
 	vethMaxLatencyWindow = 2 * time.Second
+	// vethDrain is how long the light-load phase waits for the queues of
+	// the full load to drain before it measures.
+	vethDrain = 200 * time.Millisecond
+	// vethInFlight is how long to wait for the last probes after the
+	// generator stops.
+	vethInFlight = 50 * time.Millisecond
 	// vethPathTimeout bounds the wait for the first probe through a DUT.
 	vethPathTimeout = 5 * time.Second
 	// vethQuiet is how long the sink's count must stay unchanged before
@@ -297,215 +301,6 @@ func (r VethResult) summary() string {
 		s += fmt.Sprintf(" [other processes used %.0f%% of a CPU]", 100*r.OtherCPU)
 	}
 	return s
-}
-
-// vethSnapshot is the state of every counter at one instant.
-type vethSnapshot struct {
-	at        time.Time
-	sink      vethSinkCounts
-	completed uint64
-	probes    uint32
-	cpus      []cpuTimes
-	process   time.Duration
-	others    map[int]uint64 // CPU ticks of other processes
-}
-
-func snapshot(sink *vethSink, gen *vethGenerator, pid int) (vethSnapshot, error) {
-	others := userProcesses(os.Getpid(), pid)
-	s := vethSnapshot{at: time.Now(), completed: gen.completed(), probes: gen.probeSeq.Load(), others: others}
-	var err error
-	if s.sink, err = sink.read(); err != nil {
-		return s, err
-	}
-	if s.cpus, err = readProcStat(); err != nil {
-		return s, err
-	}
-	if pid > 0 {
-		if s.process, err = processCPU(pid); err != nil {
-			return s, err
-		}
-	}
-	return s, nil
-}
-
-// runVethCase measures one DUT at one flow count and frame size on a
-// topology of its own.
-func runVethCase(ctx context.Context, cfg VethConfig, thr *vethThread, dut DUT, flows, size int) (res VethResult, err error) {
-	res = VethResult{DUT: dut.Name, Flows: flows, FrameSize: size}
-	topo, err := testnet.New(ctx, testnet.Options{Queues: 1})
-	if err != nil {
-		return res, err
-	}
-	defer func() { err = errors.Join(err, topo.Close()) }()
-
-	src, err := testnet.LinkMAC(topo.Server, testnet.NodeLink)
-	if err != nil {
-		return res, err
-	}
-	dst, err := testnet.LinkMAC(topo.Router, testnet.RouterInsideLink)
-	if err != nil {
-		return res, err
-	}
-	spec := vethFrameSpec{Src: testnet.ServerAddr, Dst: testnet.ClientAddr, Size: size, Flows: flows, Seed: cfg.Seed}
-	copy(spec.SrcMAC[:], src)
-	copy(spec.DstMAC[:], dst)
-	frames, err := newVethFrames(spec)
-	if err != nil {
-		return res, err
-	}
-	sink, err := newVethSink(dut.Source)
-	if err != nil {
-		return res, err
-	}
-	defer sink.Close()
-	if err := sink.attach(topo.Client, testnet.NodeLink); err != nil {
-		return res, err
-	}
-	probes, err := startVethProbes(topo.Client, netip.AddrPortFrom(testnet.ClientAddr, vethProbeDport))
-	if err != nil {
-		return res, err
-	}
-	defer probes.Close()
-
-	running, err := dut.Start(ctx, topo, DUTEnv{CPU: cfg.DUTCPU, Flows: flows})
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		if e := running.Stop(); e != nil {
-			err = errors.Join(err, fmt.Errorf("stop %s: %w", dut.Name, e))
-		}
-	}()
-	gen, err := newVethGenerator(topo.Server, testnet.NodeLink, frames)
-	if err != nil {
-		return res, err
-	}
-	defer gen.Close()
-
-	// 1. The path: probes alone until one arrives (ARP resolved on both
-	// sides, the DUT forwarding).
-	var stop atomic.Bool
-	done := thr.start(func() { gen.run(vethPlan{ProbesOnly: true, ProbeEvery: 10 * time.Millisecond}, &stop) })
-	ok := waitFor(ctx, vethPathTimeout, func() bool { return probes.count() > 0 })
-	stop.Store(true)
-	<-done
-	if !ok {
-		msg := ""
-		if running.Output != nil {
-			msg = ": " + tail(running.Output(), 1024)
-		}
-		return res, fmt.Errorf("%s: %w: no probe reached the client in %v%s", dut.Name, ErrNoPath, vethPathTimeout, msg)
-	}
-
-	// 2. Sessions: every flow once, as fast as the generator goes.
-	if err := vethSessionPass(ctx, cfg, thr, gen, sink, flows, &res); err != nil {
-		return res, err
-	}
-
-	// 3. Load: warm-up, then the window, probes all along.
-	stop.Store(false)
-	plan := vethPlan{Rate: cfg.Rate}
-	if cfg.ProbeRate > 0 {
-		plan.ProbeEvery = time.Duration(float64(time.Second) / cfg.ProbeRate)
-	}
-	done = thr.start(func() { gen.run(plan, &stop) })
-	stopped := false
-	halt := func() {
-		if !stopped {
-			stopped = true
-			stop.Store(true)
-			<-done
-		}
-	}
-	defer halt()
-	if !sleepCtx(ctx, cfg.Warmup) {
-		return res, ctx.Err()
-	}
-	s0, err := snapshot(sink, gen, running.PID)
-	if err != nil {
-		return res, err
-	}
-	if !sleepCtx(ctx, cfg.Duration) {
-		return res, ctx.Err()
-	}
-	s1, err := snapshot(sink, gen, running.PID)
-	if err != nil {
-		return res, err
-	}
-	halt()
-	time.Sleep(50 * time.Millisecond) // the last probes in flight
-	res.fill(cfg, s0, s1, probes.window(s0.at.UnixNano(), s1.at.UnixNano()))
-
-	// 4. Latency at a fixed light load.
-	if cfg.LatencyRate > 0 && plan.ProbeEvery > 0 {
-		res.LatencyRate = cfg.LatencyRate
-		stop.Store(false)
-		light := plan
-		light.Rate = cfg.LatencyRate
-		done := thr.start(func() { gen.run(light, &stop) })
-		// Let the queues of the full-load phase drain first.
-		ok := sleepCtx(ctx, 200*time.Millisecond)
-		from, seq0 := time.Now(), gen.probeSeq.Load()
-		ok = ok && sleepCtx(ctx, min(cfg.Duration, vethMaxLatencyWindow))
-		to, seq1 := time.Now(), gen.probeSeq.Load()
-		stop.Store(true)
-		<-done
-		if !ok {
-			return res, ctx.Err()
-		}
-		time.Sleep(50 * time.Millisecond)
-		res.LatencyAtRate = newVethLatency(probes.window(from.UnixNano(), to.UnixNano()), uint64(seq1-seq0))
-	}
-	return res, nil
-}
-
-// vethSessionPass sends each flow once and measures how fast their first
-// packets came through.
-func vethSessionPass(ctx context.Context, cfg VethConfig, thr *vethThread, gen *vethGenerator, sink *vethSink, flows int, res *VethResult) error {
-	before, err := sink.read()
-	if err != nil {
-		return err
-	}
-	gen.next = 0
-	var stop atomic.Bool
-	start := time.Now()
-	var sent time.Duration
-	done := thr.start(func() {
-		gen.run(vethPlan{Packets: uint64(flows), Rate: cfg.Rate}, &stop)
-		sent = time.Since(start)
-	})
-	last, lastAt := before.Good, start
-	finished := false
-	for {
-		select {
-		case <-done:
-			finished = true
-		case <-ctx.Done():
-			stop.Store(true)
-			<-done
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-		c, err := sink.read()
-		if err != nil {
-			stop.Store(true)
-			<-done
-			return err
-		}
-		now := time.Now()
-		if c.Good != last {
-			last, lastAt = c.Good, now
-		}
-		if finished && now.Sub(lastAt) >= vethQuiet {
-			break
-		}
-	}
-	res.SessionsFirstPass = last - before.Good
-	if flows >= vethMinSessionFlows && lastAt.After(start) && sent > 0 {
-		res.NewSessionsPerSec = float64(res.SessionsFirstPass) / lastAt.Sub(start).Seconds()
-		res.OfferedSessionsPerSec = float64(flows) / sent.Seconds()
-	}
-	return nil
 }
 
 // fill computes the result from the window's two snapshots and the

@@ -45,6 +45,8 @@ type RunningDUT struct {
 	Stop func() error
 	// Output returns the DUT's log for error messages; may be nil.
 	Output func() string
+	// Check reports a DUT that died during the case; may be nil.
+	Check func() error
 }
 
 // DUT names.
@@ -147,7 +149,13 @@ func FastnatDUT(binary string) DUT {
 				case <-tick.C:
 				}
 			}
-			return &RunningDUT{PID: p.Pid(), Stop: p.Stop, Output: p.Output}, nil
+			check := func() error {
+				if exited, err := p.Exited(); exited {
+					return fmt.Errorf("`fastnat run` exited during the case (%v): %s", err, tail(p.Output(), 2048))
+				}
+				return nil
+			}
+			return &RunningDUT{PID: p.Pid(), Stop: p.Stop, Output: p.Output, Check: check}, nil
 		}}
 }
 
