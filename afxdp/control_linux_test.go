@@ -190,6 +190,22 @@ func TestSetupErrors(t *testing.T) {
 			_, err := Open([]*Interface{x0}, 1, Options{})
 			return err
 		}, ErrQueueMismatch},
+		{"interface twice", func() error {
+			_, err := Open([]*Interface{x0, x0}, 0, Options{})
+			return err
+		}, ErrInvalidOptions},
+		{"queue held by another worker", func() error {
+			w, err := Open([]*Interface{x0}, 0, Options{FramesPerQueue: 64, RingSize: 64})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			saved := bindRetries
+			bindRetries = 0
+			defer func() { bindRetries = saved }()
+			_, err = Open([]*Interface{x0}, 0, Options{FramesPerQueue: 64, RingSize: 64})
+			return err
+		}, ErrBusy},
 		{"frame size", func() error {
 			_, err := Open([]*Interface{x0}, 0, Options{FrameSize: 1500})
 			return err

@@ -132,6 +132,9 @@ func newXSK(c xskConfig) (_ *xsk, err error) {
 		}
 	}
 	if err := bind(fd, sa); err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			err = fmt.Errorf("%w: another AF_XDP socket holds the queue: %w", ErrBusy, err)
+		}
 		return nil, fmt.Errorf("bind AF_XDP socket to ifindex %d queue %d: %w", c.ifindex, c.queue, sysErr(err))
 	}
 	// In copy mode one sendto transmits at most max_tx_budget descriptors
@@ -146,7 +149,7 @@ func newXSK(c xskConfig) (_ *xsk, err error) {
 // kernel releases the buffer pool of a closed socket from a workqueue, so a
 // queue stays busy (EBUSY) for a moment after its previous socket is gone,
 // as when fastnat restarts.
-const bindRetries = 100
+var bindRetries = 100
 
 func bind(fd int, sa *unix.SockaddrXDP) error {
 	for i := 0; ; i++ {

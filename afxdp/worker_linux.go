@@ -38,7 +38,12 @@ func Open(ifaces []*Interface, queue int, opts Options) (_ *Worker, err error) {
 		return nil, fmt.Errorf("open worker: no interfaces: %w", ErrInvalidOptions)
 	}
 	copyMode := false
+	seen := map[*Interface]bool{}
 	for _, i := range ifaces {
+		if seen[i] {
+			return nil, fmt.Errorf("open worker: interface %s given twice: %w", i.name, ErrInvalidOptions)
+		}
+		seen[i] = true
 		if queue < 0 || queue >= i.queues {
 			return nil, fmt.Errorf("interface %s has %d queues, no queue %d: %w", i.name, i.queues, queue, ErrQueueMismatch)
 		}
