@@ -28,9 +28,13 @@
 // front of the segment that completes the line, rewritten. Linux instead
 // parses only at offset 0 and drops a split command. Other partial lines
 // pass at once. Held lines are bounded by 512 bytes; a longer line passes
-// untouched and is counted. Data beyond a gap is dropped (counted): it
-// cannot be placed while the gap may hold a rewrite that shifts it, and
-// TCP sends it again after the gap is filled.
+// untouched and is counted. A held line whose bytes come again twice with
+// nothing after them (a sender that retransmits without coalescing, while
+// the rest was lost) is given up on and passed untouched, counted: the
+// receiver acknowledges nothing while a line is held, and the sender must
+// not starve. Data beyond a gap is dropped (counted): it cannot be placed
+// while the gap may hold a rewrite that shifts it, and TCP sends it again
+// after the gap is filled.
 //
 // Sequence correction. Every rewrite is recorded per direction as (the
 // original sequence number of the replaced text, its old length, the new
@@ -42,7 +46,12 @@
 // acknowledged past them, so every correction point that may still be
 // retransmitted is kept — Linux keeps one, and two rewrites in flight
 // corrupt its stream. A retransmitted segment is rebuilt from the records:
-// the same rewrite, no second expectation, no second shift.
+// the same rewrite, no second expectation, no second shift; a span the
+// segment cuts is reproduced whole. Bytes below the acknowledged point
+// are not rebuilt (their records are gone): a segment entirely below it —
+// a stale retransmission, a keepalive probe one byte below the window —
+// passes as it is, shifted by the change accumulated there; one that
+// crosses it is cut to start there.
 //
 // Policy (RFC 2577). An announced address must be the sender's own (real
 // or public); otherwise the frame is dropped, counted and logged once per

@@ -762,3 +762,34 @@ func TestProcessAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepalive: a keepalive probe (one byte below the acknowledged point)
+// stays one byte below it after the shift, so the receiver still answers
+// it.
+func TestKeepalive(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	in := "227 =10,0,0,5,195,80\r\n"
+	s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, []byte(in)))
+	newEnd := s.seq + uint32(len(s.payload))
+	h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, newEnd, nil))
+	una := isnS + 1 + uint32(len(in))
+	for _, probe := range []string{"", "\n"} {
+		s, v := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, una-1, isnC+1, []byte(probe)))
+		if v != Forward || s.seq != newEnd-1 || s.payload != probe {
+			t.Errorf("probe %q: verdict %v seq %d payload %q, want seq %d", probe, v, s.seq, s.payload, newEnd-1)
+		}
+	}
+}
+
+// TestResetAtHeldBytes: a reset sent after bytes the ALG holds is moved to
+// where the receiver is, the only place it is accepted.
+func TestResetAtHeldBytes(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1, isnS+1, []byte("NOOP\r\nPORT 1")))
+	s, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.RST|testutil.ACK, isnC+1+12, isnS+1, nil))
+	if v != Forward || s.seq != isnC+1+6 || s.flags&testutil.RST == 0 {
+		t.Errorf("reset verdict %v seq +%d flags %#x, want seq +6", v, s.seq-isnC-1, s.flags)
+	}
+}

@@ -18,12 +18,8 @@ const (
 	tcpFlagsOff = 13
 )
 
-// span is one replacement in the composed payload: out[at:at+newLen]
-// stands for the original bytes [seq, seq+oldLen).
-type span struct {
-	at, newLen, oldLen int
-	seq                uint32
-}
+// span is a replacement text in the composed payload: out[at:at+newLen].
+type span struct{ at, newLen int }
 
 // segment runs the ALG on a parsed TCP segment of control session ss.
 func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir flowtable.Dir, now flowtable.Time) (int, Verdict) {
@@ -52,7 +48,9 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 	seq := tcp.Seq()
 	pl := buf[p.Payload:end]
 	fin := flags&packet.FlagFIN != 0
-	var o, oe uint32
+	clearFIN := false
+	var o, oe uint32 // the original range the payload sent on stands for
+	dirty := false   // the payload sent on is f.out, not pl
 	switch {
 	case flags&packet.FlagSYN != 0:
 		// The initial sequence number precedes every rewrite.
@@ -62,13 +60,16 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 		if !hdrChanged {
 			return len(buf), Forward
 		}
-		o, oe, pl, fin = seq, seq, nil, false
-		f.out, f.spans, f.dirty = f.out[:0], f.spans[:0], false
+		o = seq
 	case flags&packet.FlagRST != 0:
 		// A reset's payload (a diagnostic, RFC 1122 4.2.2.12) is not part
 		// of the stream; only its sequence number moves.
-		o, oe, fin = seq, seq+uint32(len(pl)), false
-		f.dirty = false
+		o = seq
+		if hs := st.holdStart(); st.init && seqLEQ(hs, seq) && seqLEQ(seq, st.next) {
+			// The receiver is at the held bytes; a reset is accepted only
+			// exactly there (RFC 5961 3.2).
+			o = hs
+		}
 	default:
 		if !st.init {
 			// Joined mid-stream: take the first segment seen as starting
@@ -80,10 +81,13 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 		if v != Forward {
 			return len(buf), v
 		}
+		dirty = f.dirty || o != seq || oe != seq+uint32(len(pl))
+		// The FIN follows bytes not passed on in this segment: the sender
+		// will send it again after them.
+		clearFIN = fin && oe != seq+uint32(len(pl))
 	}
 
 	newSeq := o + uint32(st.shift(o))
-	dirty := f.dirty || o != seq || oe != seq+uint32(len(pl))
 	if !dirty && newSeq == seq && !hdrChanged {
 		return len(buf), Forward
 	}
@@ -96,9 +100,8 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 			room = lim
 		}
 		if len(out) > room {
-			var k int
-			k, oe = f.cut(o, room)
-			out = out[:k]
+			out = out[:f.cut(room)]
+			clearFIN = fin
 		}
 		buf = buf[:p.Payload+len(out)]
 		copy(buf[p.Payload:], out)
@@ -107,9 +110,7 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 		tcp = packet.TCP(buf[p.L4:end])
 	}
 	binary.BigEndian.PutUint32(tcp[tcpSeqOff:], newSeq)
-	if fin && oe != seq+uint32(len(pl)) {
-		// The FIN follows bytes not passed on in this segment; the sender
-		// will send it again after them.
+	if clearFIN {
 		tcp[tcpFlagsOff] &^= packet.FlagFIN
 	}
 	tcp.SetChecksum(packet.TCPChecksum(packet.IPv4(buf[p.L3:end]), tcp))
@@ -127,13 +128,16 @@ func (f *FTP) compose(ss *session, dir flowtable.Dir, seq uint32, pl []byte, fin
 	f.out, f.spans, f.dirty = f.out[:0], f.spans[:0], false
 	s := seq
 	if seqLT(s, st.acked) {
+		if seqLEQ(s+uint32(len(pl)), st.acked) {
+			// Entirely acknowledged: a retransmission the receiver drops,
+			// or a keepalive probe, which must stay one byte below the
+			// window (RFC 1122 4.2.3.6). Passed as it is, shifted by the
+			// change accumulated at acked.
+			return s, s + uint32(len(pl)), Forward
+		}
 		// The receiver has everything before acked, and the records that
 		// placed it may be gone: pass on only what follows.
-		if seqLT(s+uint32(len(pl)), st.acked) {
-			pl, fin = nil, false
-		} else {
-			pl = pl[st.acked-s:]
-		}
+		pl = pl[st.acked-s:]
 		s = st.acked
 	}
 	e := s + uint32(len(pl))
@@ -215,7 +219,7 @@ func (f *FTP) render(ss *session, st *stream, s, e uint32, pl []byte) (o, oe uin
 		} else {
 			f.out = append(f.out, pl[pos-s:rs-s]...)
 		}
-		f.spans = append(f.spans, span{at: len(f.out), newLen: int(r.newLen), oldLen: int(r.oldLen), seq: rs})
+		f.spans = append(f.spans, span{at: len(f.out), newLen: int(r.newLen)})
 		f.out = append(f.out, r.text[:r.newLen]...)
 		if r.changed {
 			f.dirty = true
@@ -314,7 +318,7 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 		if int(r.oldLen) != e.end-e.start {
 			return DropInconsistent
 		}
-		f.emit(line, &e, sat, r.text[:r.newLen], r.changed)
+		f.emit(line, &e, r.text[:r.newLen], r.changed)
 		return Forward
 	}
 	repeat := st.hasRefused && st.refused == sat
@@ -364,14 +368,14 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 		d := int(r.newLen) - int(r.oldLen)
 		f.count(ss, cDeltaBytes, uint64(max(d, -d)))
 	}
-	f.emit(line, &e, sat, txt, r.changed)
+	f.emit(line, &e, txt, r.changed)
 	return Forward
 }
 
 // emit appends line to f.out with its endpoint text replaced by txt.
-func (f *FTP) emit(line []byte, e *endpoint, seq uint32, txt []byte, changed bool) {
+func (f *FTP) emit(line []byte, e *endpoint, txt []byte, changed bool) {
 	f.out = append(f.out, line[:e.start]...)
-	f.spans = append(f.spans, span{at: len(f.out), newLen: len(txt), oldLen: e.end - e.start, seq: seq})
+	f.spans = append(f.spans, span{at: len(f.out), newLen: len(txt)})
 	f.out = append(f.out, txt...)
 	f.out = append(f.out, line[e.end:]...)
 	if changed {
@@ -398,22 +402,19 @@ func (f *FTP) refuse(ss *session, st *stream, e *endpoint, at uint32, repeat boo
 	return DropRefused
 }
 
-// cut shortens the composed payload to at most k bytes without splitting
-// a rewritten span, and returns the new length and the original position
-// it ends at.
-func (f *FTP) cut(o uint32, k int) (int, uint32) {
-	acc := 0
+// cut returns the length, at most k, to which the composed payload can be
+// shortened without splitting a rewritten span. What is cut off was
+// scanned and recorded: TCP sends it again and render reproduces it.
+func (f *FTP) cut(k int) int {
 	for _, sp := range f.spans {
 		if k <= sp.at {
 			break
 		}
 		if k < sp.at+sp.newLen {
-			k = sp.at
-			break
+			return sp.at
 		}
-		acc += sp.newLen - sp.oldLen
 	}
-	return k, o + uint32(k-acc)
+	return k
 }
 
 // fixSACK maps the SACK blocks (RFC 2018) in TCP options opts back into
