@@ -1,0 +1,188 @@
+package alg
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// The ALG against the real NAT and flow table: the contract both sides
+// code against (translated frames in, Expecter out, expectations matched
+// by the data connection's first packet). The whole pipeline with its
+// rings is the pipeline package's test; this one drives nat.Engine and
+// FTP.Process by hand.
+
+var _ Expecter = (*nat.NAT)(nil)
+
+type natRig struct {
+	tb  testing.TB
+	eng *nat.Engine
+	n   *nat.NAT
+	ftp *FTP
+	now flowtable.Time
+}
+
+func newNATRig(tb testing.TB) *natRig {
+	tb.Helper()
+	table, err := flowtable.New(flowtable.Config{MaxSessions: 1024})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pm, _ := portmap.Build([]portmap.Mapping{{App: portmap.AppFTP, Port: 9091, Proto: packet.ProtoTCP}})
+	n, err := nat.New(nat.Rules{
+		Outbound: []nat.Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")},
+			Pool: []netip.Addr{netip.MustParseAddr("198.18.0.204")}, PortLo: 1024, PortHi: 65535}},
+		Servers: []nat.Server{{Proto: packet.ProtoTCP, Public: netip.MustParseAddrPort("198.18.0.204:9091"),
+			Inside: netip.MustParseAddrPort("10.77.0.226:2021")}},
+		PortMap:  pm,
+		Timeouts: nat.DefaultTimeouts,
+		FTPALG:   true,
+	}, table, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := New(Config{Enabled: true}, table, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.OnSessionEnd(func(id uint32, _ *flowtable.Session) { f.Forget(id) })
+	return &natRig{tb: tb, eng: n.Engine(0), n: n, ftp: f, now: 10}
+}
+
+// send runs a frame arriving on side from through the NAT and, for a
+// diverted session, the ALG; it returns what leaves, decoded by gopacket.
+func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32, payload string) (seg, nat.Result) {
+	g.tb.Helper()
+	b := testutil.TCP(g.tb, src, dst, flags, seq, ack, []byte(payload))
+	fr := make([]byte, len(b), frameSize)
+	copy(fr, b)
+	var p packet.Parsed
+	if r := packet.Parse(fr, &p); r != packet.OK {
+		g.tb.Fatalf("parse: %v", r)
+	}
+	var r nat.Result
+	g.eng.Process(fr, &p, from, g.now, &r)
+	if r.Verdict != nat.Forward {
+		return seg{}, r
+	}
+	n := len(fr)
+	if r.Divert {
+		var v Verdict
+		n, v = g.ftp.Process(fr, r.Session, r.Dir, g.now)
+		if v != Forward {
+			g.tb.Fatalf("alg verdict %v", v)
+		}
+	}
+	return decodeSeg(g.tb, fr[:n]), r
+}
+
+// TestWithNAT runs the case's four FTP modes through the real NAT: the
+// announced endpoint is rewritten to the public one, and the data
+// connection's first packet finds its expectation and is translated to
+// the announcer, labelled ftp-data.
+func TestWithNAT(t *testing.T) {
+	t.Run("server inside, PASV", func(t *testing.T) {
+		g := newNATRig(t)
+		cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+		g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+		g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+		s, r := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.ACK, 501, 101, "227 Entering Passive Mode (10,77,0,226,195,80).\r\n")
+		if !r.Divert || s.src != pub {
+			t.Fatalf("227 not diverted (%v) or not translated (%s)", r.Divert, s.src)
+		}
+		want := "227 Entering Passive Mode (198,18,0,204,195,80).\r\n"
+		if s.payload != want {
+			t.Fatalf("payload %q, want %q", s.payload, want)
+		}
+		d, r := g.send(nat.Outside, "198.18.7.10:40001", "198.18.0.204:50000", testutil.SYN, 9000, 0, "")
+		if r.Verdict != nat.Forward || d.dst != "10.77.0.226:50000" {
+			t.Fatalf("data SYN: %v to %s", r.Verdict, d.dst)
+		}
+		ds := g.n.Table().Get(r.Session)
+		if app := portmap.App(ds.App); app != portmap.AppFTPData || ds.Parent == 0 {
+			t.Errorf("data session labelled %v, parent %d", app, ds.Parent)
+		}
+		// Single use: a second connection to the endpoint finds nothing.
+		if _, r := g.send(nat.Outside, "198.18.7.10:40002", "198.18.0.204:50000", testutil.SYN, 9100, 0, ""); r.Verdict == nat.Forward {
+			t.Error("expectation matched twice")
+		}
+	})
+	t.Run("server inside, EPSV", func(t *testing.T) {
+		g := newNATRig(t)
+		cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+		g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+		g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+		s, _ := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.ACK, 501, 101, "229 Entering Extended Passive Mode (|||50001|)\r\n")
+		var port int
+		if _, err := fmt.Sscanf(s.payload, "229 Entering Extended Passive Mode (|||%d|)", &port); err != nil {
+			t.Fatalf("payload %q: %v", s.payload, err)
+		}
+		d, r := g.send(nat.Outside, "198.18.7.10:40001", fmt.Sprintf("198.18.0.204:%d", port), testutil.SYN, 9000, 0, "")
+		if r.Verdict != nat.Forward || d.dst != "10.77.0.226:50001" {
+			t.Fatalf("data SYN: %v to %s", r.Verdict, d.dst)
+		}
+	})
+	t.Run("server inside, PORT from outside client", func(t *testing.T) {
+		g := newNATRig(t)
+		cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+		g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+		g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+		s, _ := g.send(nat.Outside, cli, pub, testutil.ACK, 101, 501, "PORT 198,18,7,10,195,80\r\n")
+		if s.payload != "PORT 198,18,7,10,195,80\r\n" || s.dst != "10.77.0.226:2021" {
+			t.Fatalf("PORT %q to %s", s.payload, s.dst)
+		}
+		// The server connects from its data port to the client.
+		d, r := g.send(nat.Inside, "10.77.0.226:2020", "198.18.7.10:50000", testutil.SYN, 7000, 0, "")
+		if r.Verdict != nat.Forward || d.src[:len("198.18.0.204:")] != "198.18.0.204:" || d.dst != "198.18.7.10:50000" {
+			t.Fatalf("active data SYN: %v %s -> %s", r.Verdict, d.src, d.dst)
+		}
+	})
+	t.Run("client inside, EPRT and PORT", func(t *testing.T) {
+		g := newNATRig(t)
+		cli, srv := "10.77.0.5:40000", "198.18.1.1:21"
+		c, r := g.send(nat.Inside, cli, srv, testutil.SYN, 100, 0, "")
+		if r.Verdict != nat.Forward {
+			t.Fatal(r.Verdict)
+		}
+		g.send(nat.Outside, srv, c.src, testutil.SYN|testutil.ACK, 500, 101, "")
+		s, r := g.send(nat.Inside, cli, srv, testutil.ACK, 101, 501, "EPRT |1|10.77.0.5|50000|\r\n")
+		if !r.Divert {
+			t.Fatal("port 21 session not diverted")
+		}
+		var port int
+		if _, err := fmt.Sscanf(s.payload, "EPRT |1|198.18.0.204|%d|", &port); err != nil {
+			t.Fatalf("payload %q: %v", s.payload, err)
+		}
+		d, r := g.send(nat.Outside, "198.18.1.1:20", fmt.Sprintf("198.18.0.204:%d", port), testutil.SYN, 9000, 0, "")
+		if r.Verdict != nat.Forward || d.dst != "10.77.0.5:50000" {
+			t.Fatalf("active data SYN: %v to %s", r.Verdict, d.dst)
+		}
+		// The server's reply to EPRT is acknowledged in the client's
+		// space after the shift.
+		grow := uint32(len(s.payload) - len("EPRT |1|10.77.0.5|50000|\r\n"))
+		a, _ := g.send(nat.Outside, srv, c.src, testutil.ACK, 501, 101+uint32(len(s.payload)), "200 EPRT command successful.\r\n")
+		if want := 101 + uint32(len(s.payload)) - grow; a.ack != want {
+			t.Errorf("ack %d, want %d", a.ack, want)
+		}
+	})
+	t.Run("client inside, PASV", func(t *testing.T) {
+		g := newNATRig(t)
+		cli, srv := "10.77.0.5:40000", "198.18.1.1:21"
+		c, _ := g.send(nat.Inside, cli, srv, testutil.SYN, 100, 0, "")
+		g.send(nat.Outside, srv, c.src, testutil.SYN|testutil.ACK, 500, 101, "")
+		s, _ := g.send(nat.Outside, srv, c.src, testutil.ACK, 501, 101, "227 Entering Passive Mode (198,18,1,1,195,80).\r\n")
+		if s.payload != "227 Entering Passive Mode (198,18,1,1,195,80).\r\n" {
+			t.Fatalf("payload %q", s.payload)
+		}
+		d, r := g.send(nat.Inside, "10.77.0.5:40001", "198.18.1.1:50000", testutil.SYN, 9000, 0, "")
+		if r.Verdict != nat.Forward || d.src[:len("198.18.0.204:")] != "198.18.0.204:" {
+			t.Fatalf("data SYN: %v from %s", r.Verdict, d.src)
+		}
+	})
+}
