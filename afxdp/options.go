@@ -105,8 +105,10 @@ type Options struct {
 	// (default 4096); a worker over n interfaces owns n×FramesPerQueue.
 	FramesPerQueue int
 	// RingSize is the number of descriptors in each of a socket's rx, tx,
-	// fill and completion rings (default 2048); a power of two no larger
-	// than FramesPerQueue.
+	// fill and completion rings: a power of two, at least 32, no larger
+	// than FramesPerQueue. The default is 2048, or half of FramesPerQueue
+	// if that is smaller, so that the fill ring never holds all of an
+	// interface's frames.
 	RingSize int
 }
 
@@ -126,6 +128,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RingSize == 0 {
 		o.RingSize = DefaultRingSize
+		for o.RingSize > 32 && o.RingSize > o.FramesPerQueue/2 {
+			o.RingSize /= 2
+		}
 	}
 	switch {
 	case o.FrameSize != 2048 && o.FrameSize != 4096:
