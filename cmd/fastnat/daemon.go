@@ -128,9 +128,10 @@ func pollMode(m config.PollMode) pipeline.PollMode {
 	return pipeline.PollAdaptive
 }
 
-// startDaemon brings the dataplane up. On error everything it had set up
-// is torn down again.
-func startDaemon(cfg *config.Config, log *slog.Logger) (d *daemon, err error) {
+// startDaemon brings the dataplane up; dropTap (nil: none) sees every
+// frame a worker drops. On error everything it had set up is torn down
+// again.
+func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte, reason string)) (d *daemon, err error) {
 	d = &daemon{log: log, cfg: cfg, start: time.Now(), algStop: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -231,7 +232,7 @@ func startDaemon(cfg *config.Config, log *slog.Logger) (d *daemon, err error) {
 		}
 		d.workers = append(d.workers, pipeline.NewWorker(pipeline.Config{
 			ID: w, Ports: specs, Waker: xw, Poll: pollMode(cfg.Dataplane.Poll), Batch: cfg.Dataplane.Batch,
-			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock,
+			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock, DropTap: dropTap,
 		}))
 	}
 	for _, iface := range d.ifaces {

@@ -95,10 +95,11 @@ func TestDispatch(t *testing.T) {
 		{[]string{"help", "nope"}, exitUsage, "", `unknown command "nope"`},
 		{[]string{"version"}, exitOK, "fastnat ", ""},
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
-		{[]string{"show", "stats"}, exitUsage, "", "fastnat show: not implemented yet (issue 7)\n"},
+		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
+		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
 		{[]string{"bench"}, exitUsage, "", "fastnat bench: not implemented yet (issue 7)\n"},
 		{[]string{"demo"}, exitUsage, "", "fastnat demo: not implemented yet (issue 7)\n"},
-		{[]string{"reload"}, exitUsage, "", "fastnat reload: not implemented yet (issue 7)\n"},
+		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

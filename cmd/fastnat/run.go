@@ -14,13 +14,16 @@ import (
 )
 
 // cmdRun is "fastnat run -c FILE": the daemon. It runs until SIGTERM or
-// SIGINT (detach, free everything, exit 0); SIGHUP re-reads FILE and keeps
-// the running configuration if the file has errors.
+// SIGINT (detach, free everything, exit 0); SIGHUP (or `fastnat reload`
+// on the control socket) re-reads FILE and keeps the running
+// configuration if the file has errors. --pcap-drops FILE writes dropped
+// frames to a pcap file, rate-limited.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("c", "/etc/fastnat/fastnat.toml", "configuration `file`")
 	verbose := fs.Bool("v", false, "log debug messages")
+	pcapDrops := fs.String("pcap-drops", "", "write dropped frames to pcap `FILE` (at most 100 per second)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -37,24 +40,39 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn(w.Error())
 	}
-	d, err := startDaemon(cfg, log)
+	// Signals are caught before anything starts: a SIGHUP while starting
+	// must not kill the daemon; it is handled once the daemon runs.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	obs, err := newObserver(*file, cfg, *pcapDrops, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitFailure
 	}
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sig)
+	d, err := startDaemon(cfg, log, obs.dropTap())
+	if err != nil {
+		log.Error("start failed", "err", err)
+		obs.closeCapture()
+		return exitFailure
+	}
+	if err := obs.serve(d); err != nil {
+		log.Error("start failed", "err", err)
+		_ = d.stop()
+		obs.closeCapture()
+		return exitFailure
+	}
 	for s := range sig {
 		if s != syscall.SIGHUP {
 			log.Info("stopping", "signal", s.String())
 			break
 		}
-		if err := d.reload(*file); err != nil {
-			log.Error("reload refused; keeping the running configuration", "err", err)
-		}
+		_, _ = obs.reload() // logs the outcome
 	}
-	if err := d.stop(); err != nil {
+	obs.stopServing()
+	err = d.stop()
+	obs.closeCapture()
+	if err != nil {
 		log.Error("stop", "err", errors.Unwrap(err))
 		return exitFailure
 	}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/metrics"
+)
+
+// stubDaemon answers the control socket like a daemon would, without a
+// dataplane.
+type stubDaemon struct {
+	asked  []control.SessionQuery
+	refuse bool
+}
+
+func (s *stubDaemon) Stats() metrics.Snapshot {
+	return metrics.Snapshot{UptimeSeconds: 3, Table: metrics.Table{Sessions: 1, Capacity: 10}}
+}
+
+func (s *stubDaemon) Sessions(q control.SessionQuery) (control.SessionList, error) {
+	s.asked = append(s.asked, q)
+	return control.SessionList{Matched: 1, Sessions: []control.Session{{
+		ID: 4, Protocol: "tcp", ProtoNum: 6, App: "ftp", State: "TCP_ESTABLISHED", Mapping: -1,
+		Initiator: control.Flow{Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.18.0.204:9091")},
+		Responder: control.Flow{Src: netip.MustParseAddrPort("10.77.0.226:2021"), Dst: netip.MustParseAddrPort("198.18.0.1:40000")},
+	}}}, nil
+}
+
+func (s *stubDaemon) Expectations() []control.Expectation { return nil }
+func (s *stubDaemon) Mappings() []control.Mapping {
+	return []control.Mapping{{App: "ftp", Port: 21, Protocol: "tcp", Scope: "any", Index: -1}}
+}
+
+func (s *stubDaemon) Reload() (control.ReloadResult, error) {
+	if s.refuse {
+		return control.ReloadResult{}, fmt.Errorf("%w: /etc/fastnat.toml:3:9: dataplane.batch: 0 is out of range", control.ErrRefused)
+	}
+	return control.ReloadResult{File: "/etc/fastnat.toml", PortMappings: 2}, nil
+}
+
+func startStub(t *testing.T, d *stubDaemon) (socket, cfgFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	socket = filepath.Join(dir, "fastnat.sock")
+	s, err := control.Listen(socket, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfgFile = writeConfig(t, fmt.Sprintf("[control]\nsocket = %q\n", socket))
+	return socket, cfgFile
+}
+
+func TestShowCommands(t *testing.T) {
+	d := &stubDaemon{}
+	socket, cfgFile := startStub(t, d)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"sessions via -c, flags after the subject", []string{"show", "sessions", "-c", cfgFile, "--app", "ftp", "--limit", "5"}, exitOK,
+			"Initiator:\n  Source IP/port: 198.18.0.1/40000\n  Destination IP/port: 198.18.0.204/9091\n", ""},
+		{"sessions via --socket, flags first", []string{"show", "--socket", socket, "sessions"}, exitOK, "Total sessions found: 1\n", ""},
+		{"stats", []string{"show", "stats", "--socket", socket}, exitOK, "sessions 1 of 10 (10.0%)", ""},
+		{"mappings", []string{"show", "mappings", "--socket", socket}, exitOK, "ftp          21    tcp       any    default", ""},
+		{"expectations", []string{"show", "expectations", "--socket", socket}, exitOK, "no expectations\n", ""},
+		{"no subject", []string{"show", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
+		{"two subjects", []string{"show", "stats", "sessions", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
+		{"app without sessions", []string{"show", "stats", "--app", "ftp", "--socket", socket}, exitUsage, "", "apply to sessions only"},
+		{"negative limit", []string{"show", "sessions", "--limit", "-1", "--socket", socket}, exitUsage, "", "must not be negative"},
+		{"config with the socket off", []string{"show", "stats", "-c", writeConfig(t, "[control]\nsocket = \"\"\n")}, exitUsage, "", "the control socket is off"},
+		{"missing config", []string{"show", "stats", "-c", "/nonexistent/f.toml"}, exitUsage, "", "no such file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCmd(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+			}
+		})
+	}
+	if q := d.asked[0]; q != (control.SessionQuery{App: "ftp", Limit: 5}) {
+		t.Errorf("daemon asked %+v", q)
+	}
+	if q := d.asked[1]; q != (control.SessionQuery{Limit: 100}) {
+		t.Errorf("default query %+v, want limit 100", q)
+	}
+}
+
+func TestShowJSON(t *testing.T) {
+	socket, _ := startStub(t, &stubDaemon{})
+	code, out, errOut := runCmd("show", "sessions", "--json", "--socket", socket)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var l control.SessionList
+	if err := json.Unmarshal([]byte(out), &l); err != nil || l.Matched != 1 || l.Sessions[0].Responder.Src.Port() != 2021 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	code, out, _ = runCmd("show", "expectations", "--json", "--socket", socket)
+	if code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Errorf("no expectations as JSON: exit %d %q", code, out)
+	}
+	code, out, _ = runCmd("show", "stats", "--json", "--socket", socket)
+	var s metrics.Snapshot
+	if err := json.Unmarshal([]byte(out), &s); code != exitOK || err != nil || s.UptimeSeconds != 3 {
+		t.Errorf("stats as JSON: exit %d, %v: %s", code, err, out)
+	}
+}
+
+func TestReloadCommand(t *testing.T) {
+	d := &stubDaemon{}
+	socket, cfgFile := startStub(t, d)
+	code, out, errOut := runCmd("reload", "-c", cfgFile)
+	if code != exitOK || out != "reloaded /etc/fastnat.toml (2 port mappings)\n" {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	d.refuse = true
+	code, _, errOut = runCmd("reload", "--socket", socket)
+	if code != exitUsage || !strings.Contains(errOut, "/etc/fastnat.toml:3:9: dataplane.batch") || !strings.Contains(errOut, "keeps its running configuration") {
+		t.Fatalf("refused reload: exit %d, stderr %q", code, errOut)
+	}
+	// A -c file with errors is reported without asking the daemon.
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[dataplane]\nbatch = 0\n"), 0o600)
+	code, _, errOut = runCmd("reload", "-c", bad)
+	if code != exitUsage || !strings.Contains(errOut, bad+":2:9: dataplane.batch") || !strings.Contains(errOut, "the daemon was not asked") {
+		t.Fatalf("broken -c file: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := runCmd("reload", "extra", "--socket", socket); code != exitUsage || !strings.Contains(errOut, "usage: fastnat reload") {
+		t.Errorf("extra argument: exit %d, %q", code, errOut)
+	}
+}
