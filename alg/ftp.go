@@ -9,6 +9,7 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
 )
 
 // DefaultMaxExpectations is the default limit of open expectations per
@@ -169,9 +170,20 @@ type session struct {
 	dirs   [2]stream
 }
 
-// Forget drops the state of control session id; the NAT calls it when the
-// session ends. Safe from any goroutine: the ALG goroutine applies it
-// before it processes its next frame.
+// SessionEnded is the callback for nat.NAT.OnSessionEnd: it forgets the
+// session if it was an FTP control connection and ignores every other.
+// Safe from any goroutine.
+func (f *FTP) SessionEnded(id uint32, s *flowtable.Session) {
+	if portmap.App(s.App) == portmap.AppFTP {
+		f.Forget(id)
+	}
+}
+
+// Forget drops the state of control session id when the session ends.
+// Safe from any goroutine: the ALG goroutine applies it before it
+// processes its next frame (and the Runner between polls). Call it for
+// control sessions only (SessionEnded filters): each call costs a lock and
+// a queue slot until applied.
 func (f *FTP) Forget(id uint32) {
 	f.forgetMu.Lock()
 	f.forgetQueue = append(f.forgetQueue, id)

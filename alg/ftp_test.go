@@ -9,6 +9,7 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/portmap"
 )
 
 // Initial sequence numbers close to the wrap, so that every test crosses
@@ -791,5 +792,20 @@ func TestResetAtHeldBytes(t *testing.T) {
 	s, v := h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.RST|testutil.ACK, isnC+1+12, isnS+1, nil))
 	if v != Forward || s.seq != isnC+1+6 || s.flags&testutil.RST == 0 {
 		t.Errorf("reset verdict %v seq +%d flags %#x, want seq +6", v, s.seq-isnC-1, s.flags)
+	}
+}
+
+// TestSessionEnded: only control sessions are queued for forgetting.
+func TestSessionEnded(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	h.ftp.SessionEnded(99, &flowtable.Session{App: uint8(portmap.AppFTPData)})
+	if h.ftp.forgetPending.Load() {
+		t.Error("a data session was queued")
+	}
+	h.ftp.SessionEnded(h.id, &flowtable.Session{App: uint8(portmap.AppFTP)})
+	h.ftp.applyForget()
+	if len(h.ftp.sessions) != 0 {
+		t.Error("control session state kept")
 	}
 }

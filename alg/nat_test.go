@@ -51,7 +51,7 @@ func newNATRig(tb testing.TB) *natRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n.OnSessionEnd(func(id uint32, _ *flowtable.Session) { f.Forget(id) })
+	n.OnSessionEnd(f.SessionEnded)
 	return &natRig{tb: tb, eng: n.Engine(0), n: n, ftp: f, now: 10}
 }
 

@@ -117,6 +117,9 @@ func (r *Runner) Run(stop <-chan struct{}) {
 // poll does one round over the workers' rings and reports whether it
 // moved anything.
 func (r *Runner) poll() bool {
+	if r.ftp.forgetPending.Load() {
+		r.ftp.applyForget()
+	}
 	moved := false
 	for i := range r.lanes {
 		l := &r.lanes[i]
