@@ -12,6 +12,9 @@ import (
 // layout so every Handle has the same offset in its frame.
 const headroom = unix.XDP_PACKET_HEADROOM
 
+// minFrame is the shortest frame Transmit sends: an Ethernet header.
+const minFrame = 14
+
 // fillBatch is how many free fill slots make a refill worth a look at the
 // kernel's consumer index.
 const fillBatch = 64
@@ -38,7 +41,7 @@ type portCounters struct {
 	rx, tx, completed          atomic.Uint64
 	kicks, kickAgain, kickErrs atomic.Uint64
 	wakeups, fillStarved       atomic.Uint64
-	txRingFull                 atomic.Uint64
+	txRingFull, txRunts        atomic.Uint64
 }
 
 // PortStats are a Port's counters.
@@ -56,6 +59,9 @@ type PortStats struct {
 	FillStarved uint64
 	// TxRingFull counts Transmit calls that could not take every frame.
 	TxRingFull uint64
+	// TxRunts counts frames shorter than an Ethernet header that Transmit
+	// released instead of sending.
+	TxRunts uint64
 	// Kernel holds the socket's own drop counters (XDP_STATISTICS).
 	Kernel unix.XDPStatistics
 }
@@ -96,7 +102,8 @@ func (p *Port) Receive(fs []pipeline.Frame) int {
 }
 
 // Transmit queues fs on the tx ring and returns how many it took. When the
-// ring is full it kicks the kernel once to make room before giving up.
+// ring is full it kicks the kernel once to make room before giving up. A
+// frame shorter than an Ethernet header is taken but released, not sent.
 func (p *Port) Transmit(fs []pipeline.Frame) int {
 	s := p.xsk
 	want := uint32(len(fs))
@@ -114,6 +121,7 @@ func (p *Port) Transmit(fs []pipeline.Frame) int {
 	}
 	pool := p.pool
 	idx := s.tx.cachedProd
+	queued := uint32(0)
 	for i := range n {
 		f := &fs[i]
 		if uint64(len(f.Buf)) > pool.mask+1-f.Handle&pool.mask {
@@ -122,11 +130,19 @@ func (p *Port) Transmit(fs []pipeline.Frame) int {
 		if !pool.take(f.Handle, frameUser, frameTx) {
 			pool.bad(f.Handle, frameUser, frameTx)
 		}
-		s.txDescs[(idx+i)&s.tx.mask] = desc{Addr: f.Handle, Len: uint32(len(f.Buf))}
+		if len(f.Buf) < minFrame {
+			// The kernel would skip such a descriptor without ever
+			// completing it, and the frame would be lost for good.
+			pool.push(f.Handle, frameTx)
+			p.counters.txRunts.Add(1)
+			continue
+		}
+		s.txDescs[(idx+queued)&s.tx.mask] = desc{Addr: f.Handle, Len: uint32(len(f.Buf))}
+		queued++
 	}
-	if n > 0 {
-		s.tx.submit(n)
-		p.counters.tx.Add(uint64(n))
+	if queued > 0 {
+		s.tx.submit(queued)
+		p.counters.tx.Add(uint64(queued))
 	}
 	return int(n)
 }
@@ -187,6 +203,7 @@ func (p *Port) Stats() PortStats {
 		Wakeups:     p.counters.wakeups.Load(),
 		FillStarved: p.counters.fillStarved.Load(),
 		TxRingFull:  p.counters.txRingFull.Load(),
+		TxRunts:     p.counters.txRunts.Load(),
 	}
 	st.Kernel, _ = p.xsk.stats()
 	return st

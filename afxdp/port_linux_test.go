@@ -166,6 +166,29 @@ func TestPortContractPanics(t *testing.T) {
 	mustPanic(t, "past its end", func() { pp.tx.Transmit([]pipeline.Frame{f}) })
 }
 
+func TestTransmitRunt(t *testing.T) {
+	pp := newPortPair(t, ModeGeneric)
+	free := pp.wtx.FreeFrames()
+	fs := make([]pipeline.Frame, 2)
+	pp.tx.Alloc(fs)
+	fs[0].Buf = append(fs[0].Buf, make([]byte, 13)...)
+	fs[1].Buf = append(fs[1].Buf, pp.frame(0)...)
+	if k := pp.tx.Transmit(fs); k != 2 {
+		t.Fatalf("Transmit took %d of 2", k)
+	}
+	for range 100 {
+		pp.tx.Flush()
+		if pp.wtx.FreeFrames() == free {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := pp.tx.Stats()
+	if st.TxRunts != 1 || st.Tx != 1 || st.Completed != 1 || pp.wtx.FreeFrames() != free {
+		t.Fatalf("stats %+v, %d free frames of %d: want the runt released and the other sent", st, pp.wtx.FreeFrames(), free)
+	}
+}
+
 func TestWait(t *testing.T) {
 	pp := newPortPair(t, ModeGeneric)
 	pp.wrx.Wait(time.Millisecond) // nothing there: returns after the timeout

@@ -138,7 +138,7 @@ func (w *Worker) Wait(timeout time.Duration) {
 			return
 		}
 	}
-	w.ts = unix.NsecToTimespec(int64(timeout))
+	w.ts = unix.NsecToTimespec(max(int64(timeout), 0))
 	for i := range w.pollfds {
 		w.pollfds[i].Revents = 0
 	}
