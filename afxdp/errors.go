@@ -20,12 +20,13 @@ var (
 	// ErrAddrConflict reports an address that fastnat was asked to own but
 	// that another interface of the host already carries.
 	ErrAddrConflict = errors.New("address already in use on another interface")
-	// ErrBusy reports an interface that already runs an XDP program fastnat
-	// did not load, or one held by another running fastnat.
-	ErrBusy = errors.New("interface already has an XDP program")
+	// ErrBusy reports an interface that already runs an XDP program
+	// fastnat did not load (or one held by another running fastnat), or a
+	// queue that another AF_XDP socket is bound to.
+	ErrBusy = errors.New("already in use")
 	// ErrInvalidOptions reports options that cannot work (sizes that are not
 	// powers of two, a ring larger than the frames behind it, and so on).
 	ErrInvalidOptions = errors.New("invalid AF_XDP options")
 	// ErrClosed reports use of a worker or interface after Close.
-	ErrClosed = errors.New("afxdp: use after close")
+	ErrClosed = errors.New("use after close")
 )
