@@ -2,8 +2,10 @@ package pipeline
 
 import "time"
 
-// Frame is one packet buffer lent to a worker by a Port. Buf is the frame's
-// memory with len(Buf) = packet length and cap(Buf) = frame size; Handle is
+// Frame is one packet buffer lent to a worker by a Port. Buf is the packet
+// with len(Buf) = packet length and cap(Buf) = the room the frame has from
+// the packet's start (frame size less the port's headroom: AF_XDP puts a
+// received packet 256 bytes into its frame); Handle is
 // the port's own name for the buffer (a UMEM address for AF_XDP, an index
 // for memory ports). A worker may change Buf's length within its capacity
 // (the FTP ALG grows and shrinks payloads) but never re-points it.

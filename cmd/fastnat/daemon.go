@@ -151,7 +151,7 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 		}
 		iface, err := afxdp.Load(afxdp.IfaceSpec{Name: ic.Name, Role: role, Mode: xdpMode(cfg.Dataplane.XDPMode), Gateway: ic.Gateway})
 		if err != nil {
-			return nil, fmt.Errorf("interface %s: %w", ic.Name, err)
+			return nil, err // Load's errors name the interface
 		}
 		d.ifaces = append(d.ifaces, iface)
 	}
