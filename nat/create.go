@@ -190,6 +190,9 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 	if ps := e.n.table.Get(ex.Parent); ps != nil {
 		s.MapEntry = ps.MapEntry
 	}
+	if f := e.n.onExpectUsed.Load(); f != nil {
+		(*f)(s.MapEntry)
+	}
 	if from == Inside {
 		s.Flags |= flagOrigFromInside
 	}

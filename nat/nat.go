@@ -34,6 +34,9 @@ type NAT struct {
 	// onEnd, when set, is called for every session that ends (expiry or
 	// deletion by the engine) after its resources are released. Slow path.
 	onEnd atomic.Pointer[func(id uint32, s *flowtable.Session)]
+	// onExpectUsed, when set, is told the port-mapping entry of the
+	// control session whose expectation a new data connection used.
+	onExpectUsed atomic.Pointer[func(entry int16)]
 	clock atomic.Uint32 // newest burst time seen, for slow-path callers
 }
 
@@ -69,6 +72,11 @@ func (n *NAT) Table() *flowtable.Table { return n.table }
 // OnSessionEnd registers f to be told of every session that ends. The ALG
 // uses it to forget control-connection state.
 func (n *NAT) OnSessionEnd(f func(id uint32, s *flowtable.Session)) { n.onEnd.Store(&f) }
+
+// OnExpectationUsed registers f to be told, with the control session's
+// port-mapping entry, whenever a data connection uses an expectation (the
+// ALG's per-mapping statistics).
+func (n *NAT) OnExpectationUsed(f func(entry int16)) { n.onExpectUsed.Store(&f) }
 
 // PoolUse reports the ports in use per public address.
 func (n *NAT) PoolUse() []PoolUse { return n.pools.use() }

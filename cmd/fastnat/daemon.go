@@ -204,7 +204,8 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 		if err != nil {
 			return nil, err
 		}
-		d.nat.OnSessionEnd(func(id uint32, _ *flowtable.Session) { d.ftp.Forget(id) })
+		d.nat.OnSessionEnd(d.ftp.SessionEnded)
+		d.nat.OnExpectationUsed(d.ftp.ExpectationUsed)
 	}
 	for w := 0; w < workers; w++ {
 		q := queues[w]
