@@ -131,8 +131,8 @@ func pollMode(m config.PollMode) pipeline.PollMode {
 // startDaemon brings the dataplane up; dropTap (nil: none) sees every
 // frame a worker drops. On error everything it had set up is torn down
 // again.
-func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte, reason string)) (d *daemon, err error) {
-	d = &daemon{log: log, cfg: cfg, start: time.Now(), algStop: make(chan struct{})}
+func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte, reason string)) (_ *daemon, err error) {
+	d := &daemon{log: log, cfg: cfg, start: time.Now(), algStop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.teardown()
