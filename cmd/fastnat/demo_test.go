@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(mainEnv) == "1" {
 		os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// Commands that start "fastnat" as os.Executable() (the demo) start
+	// this binary; it must act as fastnat there, never run the tests again.
+	os.Setenv(mainEnv, "1")
 	os.Exit(m.Run())
 }
 
@@ -130,8 +133,8 @@ func TestLogLines(t *testing.T) {
 	}
 }
 
-// requireDemo skips unless the demo can run here, and makes the test
-// binary the fastnat its subprocesses run.
+// requireDemo skips unless the demo can run here, and returns options
+// that make the test binary (see TestMain) the fastnat it runs.
 func requireDemo(t *testing.T) demoOptions {
 	t.Helper()
 	if err := demoPreflight(os.Geteuid(), toolFound); err != nil {
@@ -144,7 +147,6 @@ func requireDemo(t *testing.T) demoOptions {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(mainEnv, "1")
 	return demoOptions{bin: exe, fileSize: 1 << 20, bench: time.Second, queues: 2}
 }
 

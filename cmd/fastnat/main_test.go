@@ -98,7 +98,7 @@ func TestDispatch(t *testing.T) {
 		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
 		{[]string{"bench"}, exitUsage, "", "fastnat bench: not implemented yet (issue 7)\n"},
-		{[]string{"demo"}, exitUsage, "", "fastnat demo: not implemented yet (issue 7)\n"},
+		{[]string{"demo", "extra"}, exitUsage, "", "usage: fastnat demo"},
 		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}
 	for _, tc := range tests {
