@@ -191,6 +191,11 @@ func TestDemo(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// The session table shows the FTP data connections the ALG opened
+	// (unless show is still a stub, which the demo reports and skips).
+	if !strings.Contains(strings.ToLower(s), "ftp-data") && !strings.Contains(s, "not implemented") {
+		t.Error("the session table shows no FTP data session")
+	}
 	if n := strings.Count(s, "sha256 matches"); n != 2 {
 		t.Errorf("%d transfers with a matching sha256, want 2 (PASV and PORT)", n)
 	}
