@@ -100,10 +100,13 @@ func (v Verdict) String() string {
 // concurrent use; Forget, Stats and the ExpectationUsed/Expired notes are,
 // from any goroutine.
 type FTP struct {
-	cfg   Config
-	table Table
-	exp   Expecter
-	log   *slog.Logger
+	cfg Config
+	// policy holds the settings a reload may change (SetPolicy), read by
+	// the ALG goroutine once per frame.
+	policy atomic.Pointer[Policy]
+	table  Table
+	exp    Expecter
+	log    *slog.Logger
 
 	sessions map[uint32]*session
 	free     []*session
@@ -123,6 +126,22 @@ type FTP struct {
 	work  []byte
 	txt   [textMax]byte
 	dirty bool
+}
+
+// Policy is the part of the configuration a reload changes while the ALG
+// runs: the FTP bounce check and the expectation limit.
+type Policy struct {
+	AllowThirdParty bool
+	MaxExpectations int
+}
+
+// SetPolicy replaces the ALG's policy for the frames it processes from now
+// on (a configuration reload). Safe from any goroutine.
+func (f *FTP) SetPolicy(p Policy) {
+	if p.MaxExpectations <= 0 {
+		p.MaxExpectations = DefaultMaxExpectations
+	}
+	f.policy.Store(&p)
 }
 
 // New returns an FTP ALG that reads sessions from table and installs
@@ -155,6 +174,7 @@ func New(cfg Config, table Table, exp Expecter) (*FTP, error) {
 		work:     make([]byte, 0, maxLine+maxFrame),
 	}
 	f.stats.init()
+	f.SetPolicy(Policy{AllowThirdParty: cfg.AllowThirdParty, MaxExpectations: cfg.MaxExpectations})
 	return f, nil
 }
 

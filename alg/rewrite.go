@@ -338,13 +338,13 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 		addr = self // RFC 2428 3: the data connection goes to the control connection's server address
 	case addr == alias:
 		addr = self
-	case addr != self && !f.cfg.AllowThirdParty:
+	case addr != self && !f.policy.Load().AllowThirdParty:
 		return f.refuse(ss, st, &e, sat, repeat, id, "address is not the sender's (FTP bounce, RFC 2577)")
 	}
 	if e.port < 1024 {
 		return f.refuse(ss, st, &e, sat, repeat, id, "privileged data port")
 	}
-	if f.table.ExpectationCount(id) >= f.cfg.MaxExpectations {
+	if f.table.ExpectationCount(id) >= f.policy.Load().MaxExpectations {
 		f.count(ss, cLimit, 1)
 		return DropLimit
 	}

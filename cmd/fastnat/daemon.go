@@ -318,6 +318,11 @@ func (d *daemon) reload(path string) error {
 			return err
 		}
 	}
+	if d.ftp != nil {
+		d.ftp.SetPolicy(alg.Policy{AllowThirdParty: cfg.ALG.FTP.AllowThirdParty, MaxExpectations: cfg.ALG.FTP.MaxExpectations})
+	} else if cfg.ALG.FTP.Enabled {
+		d.log.Warn("[alg.ftp] enabled takes effect at restart: the ALG was off when fastnat started")
+	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "file", path, "port_mappings", len(cfg.PortMappings))
 	return nil
