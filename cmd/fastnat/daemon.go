@@ -221,7 +221,6 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 				side = nat.Outside
 			}
 			specs = append(specs, pipeline.PortSpec{Port: p, Side: side})
-			log.Info("serving", "interface", cfg.Interfaces[i].Name, "queue", q, "worker", w, "role", cfg.Interfaces[i].Role.String(), "xdp", d.ifaces[i].Mode().String())
 		}
 		var link *pipeline.ALGLink
 		if d.ftp != nil {
@@ -267,6 +266,13 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 	for _, iface := range d.ifaces {
 		if err := iface.Attach(); err != nil {
 			return nil, err
+		}
+	}
+	// One line per interface and queue served, with the XDP mode the
+	// kernel actually took.
+	for w, q := range queues[:workers] {
+		for i, ic := range cfg.Interfaces {
+			log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(), "xdp", d.ifaces[i].Mode().String())
 		}
 	}
 	log.Info("fastnat running", "workers", workers, "flows", cfg.Flows.Max, "public", fmt.Sprint(public), "ftp_alg", cfg.ALG.FTP.Enabled)
