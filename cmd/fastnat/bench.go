@@ -1,8 +1,108 @@
 package main
 
-import "io"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
 
-// cmdBench is "fastnat bench"; issue 7 implements it.
+	"github.com/fastnat/fastnat/bench"
+)
+
+// cmdBench is "fastnat bench pipeline|veth": the benchmark harnesses.
+// Each prints a table, and writes JSON (--json) and a chart (--plot).
 func cmdBench(args []string, stdout, stderr io.Writer) int {
-	return notImplemented("bench", 7, stderr)
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: fastnat bench pipeline|veth [flags]   (fastnat bench KIND -h for the flags)")
+		return exitUsage
+	}
+	switch args[0] {
+	case "pipeline":
+		return benchPipeline(args[1:], stdout, stderr)
+	case "veth":
+		return benchVeth(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "fastnat bench: unknown benchmark %q (want pipeline or veth)\n", args[0])
+	return exitUsage
+}
+
+func benchPipeline(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flows := fs.String("flows", "1,65536,1048576", "flow counts, comma-separated")
+	size := fs.Int("size", 64, "frame size on the wire, FCS included (64 to 1518)")
+	batch := fs.Int("batch", 64, "rx burst size")
+	packets := fs.Int("packets", 10_000_000, "frames per case")
+	jsonPath := fs.String("json", "", "write the report as JSON to `file`")
+	plotPath := fs.String("plot", "", "write a chart to `file` (.png)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg := bench.PipelineBenchConfig{FrameSize: *size - 4, Batch: *batch, Packets: *packets, Progress: stderr}
+	for f := range strings.SplitSeq(*flows, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "fastnat bench pipeline: -flows: %q is not a positive number\n", f)
+			return exitUsage
+		}
+		cfg.Flows = append(cfg.Flows, n)
+	}
+	rep, err := bench.RunPipeline(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastnat bench pipeline:", err)
+		return exitFailure
+	}
+	if err := rep.WriteTable(stdout); err != nil {
+		return exitFailure
+	}
+	if *jsonPath != "" {
+		if err := rep.WriteJSON(*jsonPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailure
+		}
+	}
+	if *plotPath != "" {
+		if err := rep.Plot(*plotPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+func benchVeth(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench veth", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.VethFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if cfg.FastnatBinary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "fastnat bench veth:", err)
+			return exitFailure
+		}
+		cfg.FastnatBinary = self
+	}
+	cfg.Progress = stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.RunVeth(ctx, *cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastnat bench veth:", err)
+		if rep == nil {
+			return exitFailure
+		}
+	}
+	if err := rep.WriteAll(stdout, cfg.JSON, cfg.Plot); err != nil {
+		fmt.Fprintln(stderr, "fastnat bench veth:", err)
+		return exitFailure
+	}
+	return exitOK
 }

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// PipelineBenchConfig is `fastnat bench pipeline`: the in-memory pipeline
+// on one core for each flow count.
+type PipelineBenchConfig struct {
+	Flows     []int
+	FrameSize int
+	Batch     int
+	Packets   int       // per flow count
+	Progress  io.Writer // a line per case; nil: silent
+}
+
+// PipelineResult is one case of a pipeline benchmark.
+type PipelineResult struct {
+	Flows          int     `json:"flows"`
+	FrameSize      int     `json:"frame_size"`
+	Packets        uint64  `json:"packets"`
+	NsPerPacket    float64 `json:"ns_per_packet"`
+	Mpps           float64 `json:"mpps"`
+	NewSessionsSec float64 `json:"new_sessions_per_second"`
+	BytesPerFlow   float64 `json:"table_bytes_per_session"`
+	Drops          uint64  `json:"drops"`
+}
+
+// PipelineReport is the outcome of RunPipeline.
+type PipelineReport struct {
+	Machine Machine          `json:"machine"`
+	Batch   int              `json:"batch"`
+	Results []PipelineResult `json:"results"`
+}
+
+// RunPipeline builds a PipelineRig per flow count (timing session
+// creation: the new-session rate) and pushes cfg.Packets frames through
+// it (the forwarding rate over established sessions, one core).
+func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
+	if cfg.Packets <= 0 {
+		cfg.Packets = 5_000_000
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = 64
+	}
+	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch}
+	for _, flows := range cfg.Flows {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: creating sessions...\n", flows)
+		}
+		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch})
+		if err != nil {
+			return rep, err
+		}
+		r.Run(min(cfg.Packets/10, 1_000_000)) // warm caches and branch predictors
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: %d sessions in %v; forwarding %d frames...\n", flows, flows, r.Setup.Round(time.Millisecond), cfg.Packets)
+		}
+		n, d := r.Run(cfg.Packets)
+		ns := float64(d.Nanoseconds()) / float64(n)
+		rep.Results = append(rep.Results, PipelineResult{
+			Flows: flows, FrameSize: r.cfg.FrameSize + 4, Packets: n, NsPerPacket: ns, Mpps: 1e3 / ns,
+			NewSessionsSec: float64(flows) / r.Setup.Seconds(), BytesPerFlow: r.BytesPerSession, Drops: r.Drops(),
+		})
+	}
+	return rep, nil
+}
+
+// WriteTable prints the report as a table, with the machine first.
+func (r *PipelineReport) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d\n%s\n\n", r.Batch, r.Machine)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flows\tframe B\tns/pkt\tMpps\tnew sessions/s\ttable B/session\tdrops\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.2f\t%.0f\t%.0f\t%d\t\n", x.Flows, x.FrameSize, x.NsPerPacket, x.Mpps, x.NewSessionsSec, x.BytesPerFlow, x.Drops)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON writes the report to path.
+func (r *PipelineReport) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Plot writes a bar chart of Mpps per flow count to path.
+func (r *PipelineReport) Plot(path string) error {
+	p := plot.New()
+	p.Title.Text = "fastnat bench pipeline: Mpps on one core\n" + r.Machine.String()
+	p.Y.Label.Text = "Mpps"
+	vals := make(plotter.Values, len(r.Results))
+	names := make([]string, len(r.Results))
+	for i, x := range r.Results {
+		vals[i], names[i] = x.Mpps, fmt.Sprintf("%d flows", x.Flows)
+	}
+	bars, err := plotter.NewBarChart(vals, vg.Points(30))
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	p.Add(bars)
+	p.NominalX(names...)
+	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+}
