@@ -42,6 +42,7 @@ type VethSettings struct {
 	ProbeRate float64  `json:"probe_rate"`
 	// LatencyRate is the light load of the second latency measurement.
 	LatencyRate float64 `json:"latency_rate_pps"`
+	Rounds      int     `json:"rounds"`
 	GenCPU      int     `json:"generator_cpu"`
 	DUTCPU      int     `json:"dut_cpu"`
 }
@@ -49,7 +50,7 @@ type VethSettings struct {
 func (c VethConfig) settings() VethSettings {
 	return VethSettings{DUTs: c.DUTs, Flows: c.Flows, Sizes: c.Sizes,
 		Duration: c.Duration.String(), Warmup: c.Warmup.String(), Rate: c.Rate,
-		ProbeRate: c.ProbeRate, LatencyRate: c.LatencyRate, GenCPU: c.GenCPU, DUTCPU: c.DUTCPU}
+		ProbeRate: c.ProbeRate, LatencyRate: c.LatencyRate, Rounds: c.Rounds, GenCPU: c.GenCPU, DUTCPU: c.DUTCPU}
 }
 
 // VethRatio compares one DUT with the kernel in one case (flows, size).
@@ -167,12 +168,21 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	busiest := 0.0
+	busiest, stolen, spread := 0.0, 0.0, 0.0
 	for _, x := range r.Results {
-		busiest = max(busiest, x.OtherCPU)
+		busiest, stolen = max(busiest, x.OtherCPU), max(stolen, x.Steal)
+		if x.Rounds > 1 && x.DeliveredPPS > 0 {
+			spread = max(spread, (x.DeliveredMax-x.DeliveredMin)/x.DeliveredPPS)
+		}
+	}
+	if s.Rounds > 1 {
+		fmt.Fprintf(&b, "\nmedian of %d rounds per case; delivered rates of a case's rounds spread by up to %.0f%% of the median\n", s.Rounds, 100*spread)
 	}
 	if busiest > vethOtherCPUWarn {
 		fmt.Fprintf(&b, "\nwarning: other processes used up to %.0f%% of a CPU during a measurement; the numbers are skewed\n", 100*busiest)
+	}
+	if stolen > vethOtherCPUWarn {
+		fmt.Fprintf(&b, "\nwarning: the hypervisor stole up to %.0f%% of a CPU during a measurement; the numbers are skewed\n", 100*stolen)
 	}
 	if g := r.Goal; g != nil {
 		verdict := "NOT met"

@@ -162,15 +162,15 @@ func TestVethFlags(t *testing.T) {
 		{name: "defaults", check: func(c *VethConfig) bool {
 			return slices.Equal(c.DUTs, DefaultVethDUTs) && slices.Equal(c.Flows, DefaultVethFlows) &&
 				slices.Equal(c.Sizes, DefaultVethSizes) && c.Duration == 5*time.Second && c.Warmup == time.Second &&
-				c.GenCPU == 0 && c.DUTCPU == 1 && c.ProbeRate == 500 && c.Rate == 0 && c.LatencyRate == 100000
+				c.GenCPU == 0 && c.DUTCPU == 1 && c.ProbeRate == 500 && c.Rate == 0 && c.LatencyRate == 100000 && c.Rounds == 1
 		}},
 		{name: "everything", args: []string{"--dut", "kernel, none", "--flows", "1,64k,1000", "--sizes", "64,1518",
-			"--duration", "2s", "--warmup", "500ms", "--rate", "1e6", "--probe-rate", "100", "--latency-rate", "-1", "--gen-cpu", "1",
+			"--duration", "2s", "--warmup", "500ms", "--rate", "1e6", "--probe-rate", "100", "--latency-rate", "-1", "--rounds", "3", "--gen-cpu", "1",
 			"--dut-cpu", "-1", "--fastnat-bin", "/x/fastnat", "--json", "o.json", "--plot", "o.png"},
 			check: func(c *VethConfig) bool {
 				return slices.Equal(c.DUTs, []string{"kernel", "none"}) && slices.Equal(c.Flows, []int{1, 65536, 1000}) &&
 					slices.Equal(c.Sizes, []int{64, 1518}) && c.Duration == 2*time.Second && c.Warmup == 500*time.Millisecond &&
-					c.Rate == 1e6 && c.ProbeRate == 100 && c.LatencyRate == -1 && c.GenCPU == 1 && c.DUTCPU == -1 &&
+					c.Rate == 1e6 && c.ProbeRate == 100 && c.LatencyRate == -1 && c.Rounds == 3 && c.GenCPU == 1 && c.DUTCPU == -1 &&
 					c.FastnatBinary == "/x/fastnat" && c.JSON == "o.json" && c.Plot == "o.png"
 			}},
 		{name: "bad count", args: []string{"--flows", "1,x"}, wantErr: true},
@@ -203,6 +203,7 @@ func TestVethConfigDefaults(t *testing.T) {
 		{"zero flows", VethConfig{Flows: []int{0}}, false},
 		{"small frame", VethConfig{Sizes: []int{60}}, false},
 		{"negative rate", VethConfig{Rate: -1}, false},
+		{"negative rounds", VethConfig{Rounds: -1}, false},
 		{"negative duration", VethConfig{Duration: -time.Second}, false},
 		{"cpu out of range", VethConfig{DUTCPU: 4096}, false},
 	} {

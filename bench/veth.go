@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/fastnat/fastnat/internal/testnet"
@@ -53,6 +55,10 @@ type VethConfig struct {
 	// one the DUT's work is steered to (default 1; -1 leaves placement to
 	// the kernel).
 	GenCPU, DUTCPU int
+	// Rounds is how many times each case runs (default 1); the report
+	// keeps the round with the median delivered rate. The DUTs take turns
+	// within a round, in alternating order.
+	Rounds int
 	// Seed orders the flows (default 1).
 	Seed uint64
 	// JSON and Plot are output paths for WriteAll; "" skips the output.
@@ -116,6 +122,9 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -135,6 +144,8 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 		}
 	}
 	switch {
+	case c.Rounds < 0:
+		return c, fmt.Errorf("%d rounds: %w", c.Rounds, ErrVethConfig)
 	case c.Duration < 0 || c.Warmup < 0:
 		return c, fmt.Errorf("duration %v, warm-up %v: %w", c.Duration, c.Warmup, ErrVethConfig)
 	case c.Rate < 0 || c.ProbeRate < 0:
@@ -200,6 +211,16 @@ type VethResult struct {
 	LatencyRate   float64     `json:"latency_rate_pps"`
 
 	Window time.Duration `json:"window_ns"`
+	// Rounds is how many times the case ran, FailedRounds how many of
+	// those failed; DeliveredMin and DeliveredMax are the spread of the
+	// successful ones (this result is the median).
+	Rounds       int     `json:"rounds"`
+	FailedRounds int     `json:"failed_rounds,omitempty"`
+	DeliveredMin float64 `json:"delivered_pps_min"`
+	DeliveredMax float64 `json:"delivered_pps_max"`
+	// Steal is the CPU time the hypervisor took from this virtual machine
+	// during the window, in CPUs.
+	Steal float64 `json:"steal"`
 	// OtherCPU is the CPU time other processes on the machine used during
 	// the window, in CPUs (0.5: half a CPU): such work skews every number.
 	OtherCPU float64 `json:"other_cpu"`
@@ -255,34 +276,72 @@ func RunVeth(ctx context.Context, cfg VethConfig) (*VethReport, error) {
 	}
 	defer thr.close()
 	rep := &VethReport{Machine: ThisMachine(), Started: time.Now().UTC(), Settings: cfg.settings()}
-	total := len(cfg.Flows) * len(cfg.Sizes) * len(cfg.DUTs)
+	total := len(cfg.Flows) * len(cfg.Sizes) * len(cfg.DUTs) * cfg.Rounds
 	i := 0
 	for _, flows := range cfg.Flows {
 		for _, size := range cfg.Sizes {
-			for _, name := range cfg.DUTs {
-				if err := ctx.Err(); err != nil {
-					return rep, err
+			runs := map[string][]VethResult{}
+			for round := range cfg.Rounds {
+				// Alternate the order round by round, so that a drift in
+				// the machine's state hits every DUT alike.
+				order := slices.Clone(cfg.DUTs)
+				if round%2 == 1 {
+					slices.Reverse(order)
 				}
-				i++
-				dut, _ := cfg.dut(name)
-				fmt.Fprintf(cfg.Progress, "[%d/%d] %s, %d flows, %d-byte frames: ", i, total, name, flows, size)
-				start := time.Now()
-				res, err := runVethCase(ctx, cfg, thr, dut, flows, size)
-				if err != nil {
-					if ctx.Err() != nil {
-						return rep, ctx.Err()
+				for _, name := range order {
+					if err := ctx.Err(); err != nil {
+						return rep, err
 					}
-					res.Error = err.Error()
-					fmt.Fprintf(cfg.Progress, "failed: %v\n", err)
-				} else {
-					fmt.Fprintf(cfg.Progress, "%s (%.1fs)\n", res.summary(), time.Since(start).Seconds())
+					i++
+					dut, _ := cfg.dut(name)
+					fmt.Fprintf(cfg.Progress, "[%d/%d] %s, %d flows, %d-byte frames", i, total, name, flows, size)
+					if cfg.Rounds > 1 {
+						fmt.Fprintf(cfg.Progress, ", round %d/%d", round+1, cfg.Rounds)
+					}
+					fmt.Fprint(cfg.Progress, ": ")
+					start := time.Now()
+					res, err := runVethCase(ctx, cfg, thr, dut, flows, size)
+					if err != nil {
+						if ctx.Err() != nil {
+							return rep, ctx.Err()
+						}
+						res.Error = err.Error()
+						fmt.Fprintf(cfg.Progress, "failed: %v\n", err)
+					} else {
+						fmt.Fprintf(cfg.Progress, "%s (%.1fs)\n", res.summary(), time.Since(start).Seconds())
+					}
+					runs[name] = append(runs[name], res)
 				}
-				rep.Results = append(rep.Results, res)
+			}
+			for _, name := range cfg.DUTs {
+				rep.Results = append(rep.Results, medianRun(runs[name]))
 			}
 		}
 	}
 	rep.Finished = time.Now().UTC()
 	return rep, nil
+}
+
+// medianRun returns the round with the median delivered rate (the lower
+// of the two middle ones for an even count), with the spread of all
+// successful rounds; the first failure if no round succeeded.
+func medianRun(runs []VethResult) VethResult {
+	var ok []VethResult
+	for _, r := range runs {
+		if r.Error == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		r := runs[0]
+		r.Rounds, r.FailedRounds = len(runs), len(runs)
+		return r
+	}
+	slices.SortFunc(ok, func(a, b VethResult) int { return cmp.Compare(a.DeliveredPPS, b.DeliveredPPS) })
+	m := ok[(len(ok)-1)/2]
+	m.Rounds, m.FailedRounds = len(runs), len(runs)-len(ok)
+	m.DeliveredMin, m.DeliveredMax = ok[0].DeliveredPPS, ok[len(ok)-1].DeliveredPPS
+	return m
 }
 
 // summary is the result in one progress line.
@@ -299,6 +358,9 @@ func (r VethResult) summary() string {
 	}
 	if r.OtherCPU > vethOtherCPUWarn {
 		s += fmt.Sprintf(" [other processes used %.0f%% of a CPU]", 100*r.OtherCPU)
+	}
+	if r.Steal > vethOtherCPUWarn {
+		s += fmt.Sprintf(" [the hypervisor stole %.0f%% of a CPU]", 100*r.Steal)
 	}
 	return s
 }
@@ -317,13 +379,14 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 		r.Loss = 1 - float64(good)/float64(offered)
 	}
 	r.Untranslated = (s1.sink.All - s0.sink.All) - good
-	var dutTicks uint64
+	var dutTicks, steal uint64
 	r.CPUBusy = make([]float64, len(s1.cpus))
 	for c := range s1.cpus {
 		if c >= len(s0.cpus) {
 			break
 		}
 		d := s1.cpus[c].sub(s0.cpus[c])
+		steal += d.Steal
 		if all := d.busy() + d.Idle + d.IOWait; all > 0 {
 			r.CPUBusy[c] = float64(d.busy()) / float64(all)
 		}
@@ -343,6 +406,7 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 		}
 	}
 	r.OtherCPU = ticks(otherTicks(s0.others, s1.others)).Seconds() / dt.Seconds()
+	r.Steal = ticks(steal).Seconds() / dt.Seconds()
 	r.LatencyAtLoad = newVethLatency(lat, uint64(s1.probes-s0.probes))
 }
 

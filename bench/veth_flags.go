@@ -18,7 +18,7 @@ func VethFlags(fs *flag.FlagSet) *VethConfig {
 		DUTs: DefaultVethDUTs, Flows: DefaultVethFlows, Sizes: DefaultVethSizes,
 		Duration: defaultVethDuration, Warmup: defaultVethWarmup, ProbeRate: defaultVethProbeRate,
 		LatencyRate: defaultVethLatencyRate,
-		GenCPU:      0, DUTCPU: 1, Seed: 1,
+		GenCPU:      0, DUTCPU: 1, Seed: 1, Rounds: 1,
 	}
 	fs.Var((*stringList)(&c.DUTs), "dut", "devices under test, comma-separated: kernel, fastnat, none")
 	fs.Var((*intList)(&c.Flows), "flows", "flow counts, comma-separated")
@@ -28,6 +28,7 @@ func VethFlags(fs *flag.FlagSet) *VethConfig {
 	fs.Float64Var(&c.Rate, "rate", 0, "offered frames per second (0: as fast as the generator goes)")
 	fs.Float64Var(&c.ProbeRate, "probe-rate", c.ProbeRate, "latency probes per second")
 	fs.Float64Var(&c.LatencyRate, "latency-rate", c.LatencyRate, "light load in frames per second for the second latency measurement (-1: skip it)")
+	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "runs per case; the median is reported")
 	fs.IntVar(&c.GenCPU, "gen-cpu", c.GenCPU, "CPU of the traffic generator (-1: any)")
 	fs.IntVar(&c.DUTCPU, "dut-cpu", c.DUTCPU, "CPU the DUT's work is steered to (-1: any)")
 	fs.StringVar(&c.FastnatBinary, "fastnat-bin", "", "fastnat executable to benchmark (default: this one)")

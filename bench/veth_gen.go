@@ -2,8 +2,12 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fastnat/fastnat/afxdp"
@@ -13,6 +17,19 @@ import (
 
 // vethBatch is how many frames the generator queues per kick.
 const vethBatch = 64
+
+// vethSndbuf is the generator socket's send buffer. In copy mode every
+// frame in flight is an skb charged to the socket until it is freed at the
+// end of its path, so the default buffer (about 250 small frames) would
+// make the generator wait for the DUT: a closed loop in which the kernel
+// never drops, its queue never fills, and "offered" means nothing. With a
+// large buffer the generator offers what it can and the DUT drops what it
+// cannot take, for every DUT alike.
+const vethSndbuf = 32 << 20
+
+// vethPeerRing is the size of a veth's NAPI ring (VETH_RING_SIZE), where
+// skbs wait for the client's XDP sink.
+const vethPeerRing = 256
 
 // vethThread is one OS thread, pinned to a CPU, that runs the generator's
 // loops for a whole RunVeth. It is locked before any DUT process starts
@@ -85,6 +102,10 @@ type vethGenerator struct {
 	size   int // bytes per frame without FCS
 	fs     []pipeline.Frame
 	next   int // index of the next flow in frames.flows
+	// frames is how many UMEM frames the generator can use; maxOut how
+	// many of them may be in flight (queued on the tx ring or inside the
+	// kernel as skbs) at once.
+	total, maxOut int
 
 	probeSeq atomic.Uint32 // probes sent so far
 	passes   atomic.Uint64 // complete passes over the flow set
@@ -109,13 +130,35 @@ func newVethGenerator(ns, link string, frames *vethFrames) (_ *vethGenerator, er
 		return nil, fmt.Errorf("generator on %s in %s: %w", link, ns, err)
 	}
 	g.port = g.worker.Ports()[0]
+	if err := syscall.SetsockoptInt(g.port.FD(), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, vethSndbuf); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("generator send buffer: %w", err)
+	}
 	all := make([]pipeline.Frame, g.worker.FreeFrames())
 	n := g.port.Alloc(all)
 	for i := range all[:n] {
 		all[i].Buf = append(all[i].Buf, frames.template...)
 	}
 	g.port.Release(all[:n])
+	g.total = n
+	g.maxOut = min(n, maxInFlight())
 	return g, nil
+}
+
+// maxInFlight bounds the generator's frames in flight: enough to fill the
+// router's receive backlog (where the kernel DUT queues and drops) and the
+// client's veth ring, plus two batches, and no more, so that the
+// generator's own tx ring stays short. A probe queued behind a full tx
+// ring would time the generator, not the DUT. (fastnat's generic XDP frees
+// each skb as it copies it to its socket, so frames return at once.)
+func maxInFlight() int {
+	backlog := 1000 // the kernel's default
+	if b, err := os.ReadFile("/proc/sys/net/core/netdev_max_backlog"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
+			backlog = v
+		}
+	}
+	return backlog + vethPeerRing + 2*vethBatch
 }
 
 // vethPlan is one run of the generator loop.
@@ -154,6 +197,12 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 				continue
 			}
 			want = min(want, due-sent)
+		}
+		if out := g.total - g.worker.FreeFrames(); out >= g.maxOut {
+			p.Flush() // recycle completions
+			continue
+		} else {
+			want = min(want, uint64(g.maxOut-out))
 		}
 		probe := plan.ProbeEvery > 0 && !now.Before(nextProbe)
 		if plan.ProbesOnly {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,7 +134,7 @@ func TestVethMeasure(t *testing.T) {
 		t.Skip("set FASTNAT_VETH=1 to run the veth benchmark")
 	}
 	requireVeth(t)
-	cfg := VethConfig{Progress: testWriter{t}, GenCPU: 0, DUTCPU: 1}
+	cfg := VethConfig{Progress: &testWriter{t: t}, GenCPU: 0, DUTCPU: 1}
 	if s := os.Getenv("FASTNAT_VETH_DUTS"); s != "" {
 		cfg.DUTs = strings.Split(s, ",")
 	}
@@ -194,10 +195,20 @@ func buildFastnat(t *testing.T) string {
 	return out
 }
 
-// testWriter sends progress lines to the test log.
-type testWriter struct{ t *testing.T }
+// testWriter sends complete progress lines to the test log.
+type testWriter struct {
+	t    *testing.T
+	line []byte
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.t.Log(string(w.line[:i]))
+		w.line = w.line[i+1:]
+	}
 }
