@@ -222,12 +222,6 @@ func (c *vethCase) load(ctx context.Context, res *VethResult) error {
 		return err
 	}
 	halt()
-	if os.Getenv("VETHDEBUG") != "" {
-		st := c.gen.port.Stats()
-		fmt.Fprintf(os.Stderr, "\nDEBUG gen %+v free %d\n", st, c.gen.worker.FreeFrames())
-		b, _ := os.ReadFile("/proc/net/softnet_stat")
-		fmt.Fprintf(os.Stderr, "DEBUG softnet\n%s", b)
-	}
 	time.Sleep(vethInFlight)
 	res.fill(c.cfg, s0, s1, c.probes.window(s0.at.UnixNano(), s1.at.UnixNano()))
 	return nil
