@@ -36,25 +36,38 @@ const batchChunk = 32
 
 // LookupBatch looks up keys[i] into out[i] for every i < min(len(keys),
 // len(out)). It gives the same answers as Lookup but is faster for a
-// burst: it first loads the home bucket of every key, then the session of
-// every key's first tag match, then finishes each lookup from cache, so
-// the cache misses of a burst overlap instead of running one after the
-// other.
+// burst: in chunks of batchChunk keys it first loads the home bucket of
+// every key, then the session line(s) of every key's first tag match,
+// then finishes each lookup from cache, so that the cache misses of a
+// burst overlap instead of running one after the other. Each stage is a
+// tight loop of independent loads, so that many are in flight at once.
 func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	n := min(len(keys), len(out))
 	var hs [batchChunk]uint64
+	var bs [batchChunk]uint32
 	for lo := 0; lo < n; lo += batchChunk {
-		hi := min(lo+batchChunk, n)
-		ks := keys[lo:hi]
+		ks := keys[lo:min(lo+batchChunk, n)]
 		for i := range ks {
 			w0, w1 := ks[i].Words()
 			h := hash2(t.seed, w0, w1)
-			hs[i] = h
 			base, b := t.home(h)
-			t.buckets[base+b].ctrl[0].Load()
+			hs[i], bs[i] = h, base+b
 		}
 		for i := range ks {
-			t.prefetchSession(hs[i])
+			t.buckets[bs[i]].ctrl[0].Load()
+		}
+		for i := range ks {
+			bk := &t.buckets[bs[i]]
+			m := zeroBytes(bk.ctrl[0].Load() ^ tagOf(hs[i])*lanes8)
+			if m == 0 {
+				continue
+			}
+			e := bk.ids[bits.TrailingZeros64(m)>>3].Load()
+			s := &t.sessions[e>>1]
+			// The key's address words and its ports word may lie on two
+			// cache lines (a session is 112 bytes): touch both.
+			atomic.LoadUint32(&s.Key[e&1].SrcAddr)
+			atomic.LoadUint64(&s.ports[e&1])
 		}
 		for i := range ks {
 			w0, w1 := ks[i].Words()
@@ -62,17 +75,4 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
 		}
 	}
-}
-
-// prefetchSession touches the session named by the first entry of h's
-// home bucket whose tag matches, by loading its ports word.
-func (t *Table) prefetchSession(h uint64) {
-	base, b := t.home(h)
-	bk := &t.buckets[base+b]
-	m := zeroBytes(bk.ctrl[0].Load() ^ tagOf(h)*lanes8)
-	if m == 0 {
-		return
-	}
-	e := bk.ids[bits.TrailingZeros64(m)>>3].Load()
-	atomic.LoadUint64(&t.sessions[e>>1].ports[e&1])
 }
