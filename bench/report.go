@@ -61,6 +61,8 @@ type VethRatio struct {
 	PPS       float64 `json:"pps"`                    // delivered pps ÷ the kernel's
 	CPU       float64 `json:"cpu_per_packet"`         // CPU per packet ÷ the kernel's
 	Sessions  float64 `json:"new_sessions,omitempty"` // new sessions/s ÷ the kernel's
+	// Bound says the DUT was generator-bound: PPS is a lower bound.
+	Bound bool `json:"lower_bound,omitempty"`
 }
 
 // VethGoalInfo says whether fastnat met VethGoal in every case.
@@ -68,6 +70,9 @@ type VethGoalInfo struct {
 	Want  float64 `json:"want"`  // VethGoal
 	Worst float64 `json:"worst"` // the lowest fastnat/kernel pps ratio
 	Met   bool    `json:"met"`
+	// Undecided: every case below the goal was generator-bound, so its
+	// ratio is a lower bound and the goal may or may not be met.
+	Undecided bool `json:"undecided,omitempty"`
 }
 
 // caseKey identifies a case across DUTs.
@@ -88,7 +93,8 @@ func (r *VethReport) Compare() {
 		if x.DUT == DUTKernel || x.Error != "" || !ok || k.DeliveredPPS == 0 {
 			continue
 		}
-		q := VethRatio{DUT: x.DUT, Flows: x.Flows, FrameSize: x.FrameSize, PPS: x.DeliveredPPS / k.DeliveredPPS}
+		q := VethRatio{DUT: x.DUT, Flows: x.Flows, FrameSize: x.FrameSize, PPS: x.DeliveredPPS / k.DeliveredPPS,
+			Bound: x.GeneratorBound}
 		if k.CPUPerPacket > 0 {
 			q.CPU = float64(x.CPUPerPacket) / float64(k.CPUPerPacket)
 		}
@@ -105,11 +111,19 @@ func (r *VethReport) Compare() {
 	}
 	if r.Goal != nil {
 		r.Goal.Met = r.Goal.Worst >= VethGoal
+		if !r.Goal.Met {
+			r.Goal.Undecided = true
+			for _, q := range r.Ratios {
+				if q.DUT == DUTFastnat && q.PPS < VethGoal && !q.Bound {
+					r.Goal.Undecided = false
+				}
+			}
+		}
 		// A fastnat case that failed or has no kernel counterpart cannot
 		// have met the goal.
 		for _, x := range r.Results {
 			if x.DUT == DUTFastnat && (x.Error != "" || kernel[caseKey{x.Flows, x.FrameSize}].DeliveredPPS == 0) {
-				r.Goal.Met = false
+				r.Goal.Met, r.Goal.Undecided = false, false
 			}
 		}
 	}
@@ -145,23 +159,26 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "dut\tflows\tframe\toffered Mpps\tdelivered Mpps\tloss\tCPU/pkt\tnew sess/s\tp50\tp99\tp50\tp99\tvs kernel\t")
 	for _, x := range r.Results {
 		if x.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", x.DUT, x.Flows, x.FrameSize, "error: "+firstLine(x.Error))
+			fmt.Fprintf(tw, "%s\t%d\t%d\tfailed\t-\t-\t-\t-\t-\t-\t-\t-\t\t\n", x.DUT, x.Flows, x.FrameSize)
 			continue
 		}
 		sess := "-"
 		if x.NewSessionsPerSec > 0 {
 			sess = fmt.Sprintf("%.0fk", x.NewSessionsPerSec/1e3)
 		}
-		vs := ""
+		vs, ge := "", ""
+		if x.GeneratorBound {
+			ge = "≥"
+		}
 		if q, ok := r.ratio(x); ok {
-			vs = fmt.Sprintf("%.2fx", q.PPS)
+			vs = fmt.Sprintf("%s%.2fx", ge, q.PPS)
 		}
 		loss := fmt.Sprintf("%.1f%%", 100*x.Loss)
 		if x.Untranslated > 0 {
 			loss += fmt.Sprintf(" (+%d untranslated)", x.Untranslated)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			x.DUT, x.Flows, x.FrameSize, x.OfferedPPS/1e6, x.DeliveredPPS/1e6, loss,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%s%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			x.DUT, x.Flows, x.FrameSize, x.OfferedPPS/1e6, ge, x.DeliveredPPS/1e6, loss,
 			roundDur(x.CPUPerPacket), sess, roundDur(x.LatencyAtLoad.P50), roundDur(x.LatencyAtLoad.P99),
 			roundDur(x.LatencyAtRate.P50), roundDur(x.LatencyAtRate.P99), vs)
 	}
@@ -175,6 +192,16 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 			spread = max(spread, (x.DeliveredMax-x.DeliveredMin)/x.DeliveredPPS)
 		}
 	}
+	bound := false
+	for _, x := range r.Results {
+		bound = bound || x.GeneratorBound
+		if x.Error != "" {
+			fmt.Fprintf(&b, "\n%s, %d flows, %d-byte frames failed: %s\n", x.DUT, x.Flows, x.FrameSize, firstLine(x.Error))
+		}
+	}
+	if bound {
+		fmt.Fprintf(&b, "\n≥: the DUT lost under %.0f%% of what the generator offered, so the generator set the rate; the DUT can do at least this\n", 100*vethBoundLoss)
+	}
 	if s.Rounds > 1 {
 		fmt.Fprintf(&b, "\nmedian of %d rounds per case; delivered rates of a case's rounds spread by up to %.0f%% of the median\n", s.Rounds, 100*spread)
 	}
@@ -186,8 +213,11 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 	}
 	if g := r.Goal; g != nil {
 		verdict := "NOT met"
-		if g.Met {
+		switch {
+		case g.Met:
 			verdict = "met"
+		case g.Undecided:
+			verdict = "undecided (the generator could not offer enough)"
 		}
 		fmt.Fprintf(&b, "\ngoal: fastnat ≥ %.1fx the kernel's delivered pps in every case: %s (worst %.2fx)\n", g.Want, verdict, g.Worst)
 	}
@@ -235,10 +265,11 @@ func roundDur(d time.Duration) string {
 	return d.Round(unit).String()
 }
 
+// firstLine returns s up to its first newline, at most 300 bytes.
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 100 {
-		s = s[:100] + "…"
+	if len(s) > 300 {
+		s = s[:300] + "…"
 	}
 	return s
 }

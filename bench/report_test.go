@@ -22,12 +22,14 @@ func testReport() *VethReport {
 			LatencyAtLoad: VethLatency{P50: 5 * time.Microsecond, P90: 8 * time.Microsecond, P99: 21 * time.Microsecond},
 			LatencyAtRate: VethLatency{P50: 3 * time.Microsecond, P90: 4 * time.Microsecond, P99: 7 * time.Microsecond}}
 	}
+	bound := res(DUTFastnat, 1, 64, 1.8e6, 550*time.Nanosecond, 0)
+	bound.Loss, bound.GeneratorBound = 0.001, true
 	return &VethReport{
 		Machine:  Machine{CPU: "Test CPU", Cores: 2, Kernel: "6.18", Go: "go1.26"},
 		Settings: VethConfig{Duration: 5 * time.Second, Warmup: time.Second, ProbeRate: 500, DUTCPU: 1}.settings(),
 		Results: []VethResult{
 			res(DUTKernel, 1, 64, 0.9e6, 1100*time.Nanosecond, 0),
-			res(DUTFastnat, 1, 64, 1.8e6, 550*time.Nanosecond, 0),
+			bound,
 			res(DUTNone, 1, 64, 1.2e6, 800*time.Nanosecond, 0),
 			res(DUTKernel, 65536, 64, 0.7e6, 1400*time.Nanosecond, 300e3),
 			res(DUTFastnat, 65536, 64, 0.84e6, 1200*time.Nanosecond, 600e3),
@@ -71,6 +73,13 @@ func TestVethReportCompare(t *testing.T) {
 	if r.Goal.Met {
 		t.Fatalf("goal met without a kernel run: %+v", r.Goal)
 	}
+	// Below the goal only where the generator set the rate: undecided.
+	r.Results = r.Results[:5]
+	r.Results[4].DeliveredPPS, r.Results[4].GeneratorBound = 0.84e6, true
+	r.Compare()
+	if r.Goal.Met || !r.Goal.Undecided {
+		t.Fatalf("generator-bound goal %+v", r.Goal)
+	}
 	// Without fastnat there is no goal.
 	r.Results = r.Results[:1]
 	r.Compare()
@@ -89,10 +98,10 @@ func TestVethReportTable(t *testing.T) {
 	for _, want := range []string{
 		"Test CPU, 2 cores, Linux 6.18, go1.26", // the machine
 		"5s per case after 1s warm-up",
-		"2.00x", "1.20x", // ratios
+		"≥1.800", "≥2.00x", "1.20x", "the generator set the rate", // ratios, bounds
 		"300k", "600k", // new sessions/s
 		"1.1µs", "21µs", "7µs", // CPU per packet, p99 at load and at light load
-		"error: fastnat dut: device under test unavailable", // first line only
+		"fastnat, 65536 flows, 1518-byte frames failed: fastnat dut: device under test unavailable", // first line only
 		"NOT met (worst 1.20x)",
 	} {
 		if !strings.Contains(out, want) {

@@ -182,6 +182,10 @@ type VethResult struct {
 	DeliveredPPS float64 `json:"delivered_pps"`
 	DeliveredBPS float64 `json:"delivered_bps"` // bits per second, frames without FCS
 	Loss         float64 `json:"loss"`
+	// GeneratorBound says the DUT lost (almost) nothing: the generator,
+	// not the DUT, set the rate, and DeliveredPPS is a lower bound of
+	// what the DUT can do.
+	GeneratorBound bool `json:"generator_bound"`
 	// Untranslated counts frames that reached the sink with another
 	// source address than the DUT's expected one (should be 0).
 	Untranslated uint64 `json:"untranslated"`
@@ -250,6 +254,10 @@ func newVethLatency(sorted []time.Duration, sent uint64) VethLatency {
 	}
 	return l
 }
+
+// vethBoundLoss is the loss below which a DUT counts as having kept up
+// with the generator.
+const vethBoundLoss = 0.01
 
 // vethMinSessionFlows is the smallest flow count whose first pass says
 // something about the session creation rate.
@@ -378,6 +386,7 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 	if offered > 0 && good < offered {
 		r.Loss = 1 - float64(good)/float64(offered)
 	}
+	r.GeneratorBound = good > 0 && r.Loss < vethBoundLoss
 	r.Untranslated = (s1.sink.All - s0.sink.All) - good
 	var dutTicks, steal uint64
 	r.CPUBusy = make([]float64, len(s1.cpus))
