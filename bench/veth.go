@@ -378,7 +378,10 @@ func (r VethResult) summary() string {
 func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Duration) {
 	dt := s1.at.Sub(s0.at)
 	r.Window = dt
+	// Probes replace normal frames in the stream and reach the client's
+	// socket, not the counters: they are not part of the offered load.
 	offered := s1.completed - s0.completed
+	offered -= min(offered, uint64(s1.probes-s0.probes))
 	good := s1.sink.Good - s0.sink.Good
 	r.OfferedPPS = float64(offered) / dt.Seconds()
 	r.DeliveredPPS = float64(good) / dt.Seconds()

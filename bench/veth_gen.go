@@ -102,13 +102,12 @@ type vethGenerator struct {
 	size   int // bytes per frame without FCS
 	fs     []pipeline.Frame
 	next   int // index of the next flow in frames.flows
-	// frames is how many UMEM frames the generator can use; maxOut how
+	// total is how many UMEM frames the generator can use; maxOut how
 	// many of them may be in flight (queued on the tx ring or inside the
 	// kernel as skbs) at once.
 	total, maxOut int
 
 	probeSeq atomic.Uint32 // probes sent so far
-	passes   atomic.Uint64 // complete passes over the flow set
 }
 
 // newVethGenerator opens the generator's socket on link of namespace ns
@@ -178,7 +177,12 @@ type vethPlan struct {
 func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 	p, fs, flows := g.port, g.fs, g.frames.flows
 	start := time.Now()
-	nextProbe := start
+	nextProbe, last := start, start
+	// With a rate the generator sends from a token bucket holding at most
+	// two batches: after the thread was kept off its CPU it resumes at the
+	// rate instead of catching up with a burst that would overflow the
+	// DUT's queues.
+	tokens, burst := 0.0, float64(2*vethBatch)
 	var sent uint64
 	for !stop.Load() {
 		want := uint64(len(fs))
@@ -190,13 +194,13 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 		}
 		now := time.Now()
 		if plan.Rate > 0 {
-			// Frames due by now; spin (the thread is the generator's own).
-			due := uint64(now.Sub(start).Seconds() * plan.Rate)
-			if due <= sent {
-				p.Flush()
+			tokens = min(burst, tokens+now.Sub(last).Seconds()*plan.Rate)
+			last = now
+			if tokens < 1 {
+				p.Flush() // spin: the thread is the generator's own
 				continue
 			}
-			want = min(want, due-sent)
+			want = min(want, uint64(tokens))
 		}
 		if out := g.total - g.worker.FreeFrames(); out >= g.maxOut {
 			p.Flush() // recycle completions
@@ -231,16 +235,15 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 				continue
 			}
 			g.frames.put(b, flows[g.next])
-			g.next++
-			if g.next == len(flows) {
+			if g.next++; g.next == len(flows) {
 				g.next = 0
-				g.passes.Add(1)
 			}
 		}
 		k := p.Transmit(fs[:n])
 		p.Release(fs[k:n])
 		p.Flush()
 		sent += uint64(k)
+		tokens -= float64(k)
 	}
 	p.Flush()
 }

@@ -101,6 +101,38 @@ func TestRunVethKernelTiny(t *testing.T) {
 	}
 }
 
+// TestRunVethRate: with a target rate the generator offers that rate, not
+// more (it sends only the frames due by now), and the kernel, far from
+// saturated, delivers all of it.
+func TestRunVethRate(t *testing.T) {
+	requireVeth(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const rate = 20000
+	rep, err := RunVeth(ctx, VethConfig{
+		DUTs: []string{DUTNone}, Flows: []int{100}, Sizes: []int{128}, Rate: rate, LatencyRate: -1,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Results[0]
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	// Upper bound: the schedule, plus one batch of slack at each end of
+	// the window. Lower bound loose: a busy machine may starve the thread.
+	if hi := rate*1.02 + 2*vethBatch/r.Window.Seconds(); r.OfferedPPS > hi || r.OfferedPPS < rate/2 {
+		t.Errorf("offered %.0f pps at a target of %d", r.OfferedPPS, rate)
+	}
+	if r.Loss > 0.01 || r.Untranslated != 0 || !r.GeneratorBound {
+		t.Errorf("loss %.3f, untranslated %d, generator-bound %v", r.Loss, r.Untranslated, r.GeneratorBound)
+	}
+	if r.LatencyAtRate.Sent != 0 || r.LatencyRate != 0 {
+		t.Errorf("light-load phase ran although skipped: %+v", r.LatencyAtRate)
+	}
+}
+
 // TestRunVethFastnatUnavailable: a fastnat DUT without a binary is a
 // failed case with a clear error, and the run goes on.
 func TestRunVethFastnatUnavailable(t *testing.T) {

@@ -60,7 +60,7 @@ func TestVethResultFill(t *testing.T) {
 		others:  map[int]uint64{7: 10},
 	}
 	s1 := vethSnapshot{
-		at: at.Add(2 * time.Second), completed: 1000 + 2_000_000, probes: 1010,
+		at: at.Add(2 * time.Second), completed: 1000 + 2_000_000 + 1000, probes: 1010,
 		sink: vethSinkCounts{All: 100 + 1_500_010, Good: 90 + 1_500_000, GoodBytes: 90*60 + 1_500_000*60},
 		cpus: []cpuTimes{
 			// The generator's CPU: 2 s, of which 0.5 s softirq, 0.1 s irq.
