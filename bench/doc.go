@@ -31,42 +31,69 @@
 // inside host's veth, on a thread pinned to VethConfig.GenCPU. Every UMEM
 // frame holds the case's template from the start; a packet costs two port
 // stores and a precomputed UDP checksum, so the generator spends its CPU
-// in the kernel's transmit path, not on building frames. The sink is an
-// XDP program on the client's veth (native mode) that counts IPv4 UDP
-// frames in a per-CPU array and drops them; it counts as delivered only
-// frames whose source is the DUT's expected one (the public address), so a
-// DUT that forwards without translating scores nothing. It passes ARP and
-// the probes to the client's kernel.
+// in the kernel's transmit path, not on building frames. The load is open
+// loop: the socket's send buffer is raised so that the generator does not
+// wait for the DUT (in copy mode each frame in flight is an skb charged to
+// the socket), and the DUT drops what it cannot take; frames in flight are
+// capped at the router's receive backlog plus the client's veth ring, so
+// that the generator's own tx ring stays short and probes time the DUT,
+// not the generator.
 //
-// A case runs in three phases. First, probes alone until one arrives:
+// The sink is an XDP program on the client's veth, native mode, so that
+// veth gives the client a NAPI ring of its own (see vethSink.attach). It
+// counts IPv4 UDP frames in a per-CPU array and drops them; only frames
+// whose source is the DUT's expected one (the public address) count as
+// delivered, so a DUT that forwards without translating scores nothing.
+// It passes ARP and the probes to the client's kernel.
+//
+// A case runs in four phases. First, probes alone until one arrives:
 // neighbours resolved, the DUT forwarding (or ErrNoPath). Second, every
 // flow once, as fast as the generator goes: the sink's count over the time
 // until it stops rising is the new-session rate (for 1,024 flows or
 // more). Third, the load — as fast as the generator goes, or
 // VethConfig.Rate — for the warm-up and then the measured window; offered
 // is what the generator's socket completed, delivered what the sink
-// counted, loss the difference.
+// counted, loss the difference. A DUT that loses under 1% kept up with the
+// generator: its rate is a lower bound, marked "≥". Fourth, latency at a
+// fixed light load (VethConfig.LatencyRate).
 //
 // Latency: a few hundred probes per second replace normal frames in the
-// stream. Each carries the generator's CLOCK_REALTIME stamp taken as it is
-// written; the client's kernel stamps it on arrival (SO_TIMESTAMPNS) and
-// verifies its UDP checksum, so a probe that arrives was translated
-// correctly. The percentiles are one way, generator to client, and at full
-// load they include the queues in front of the bottleneck, which is what
-// a user of a saturated NAT sees.
+// stream (and are left out of the offered load). Each carries the
+// generator's CLOCK_REALTIME stamp taken as it is written; the client's
+// kernel stamps it on arrival (SO_TIMESTAMPNS) and verifies its UDP
+// checksum, so a probe that arrives was translated correctly. The
+// percentiles are one way, generator to client. Under the full load they
+// include the queue in front of the bottleneck (the kernel's receive
+// backlog, fastnat's AF_XDP rx ring), which is what a user of a saturated
+// NAT sees; at the light load they show the DUT's own delay.
+//
+// CPU placement: the generator owns VethConfig.GenCPU, the DUT
+// VethConfig.DUTCPU. On veth the receiving side of a link runs on the
+// sender's CPU, inside the sender's system call, so without help the
+// kernel DUT would forward everything on the generator's CPU and leave
+// the other idle. The kernel DUT (and "none") therefore steer the router's
+// receive processing to the DUT's CPU with RPS, their best setting
+// (measured: about 1.5 times the rate without). fastnat pins its worker
+// to the DUT's CPU and leaves RPS off: its XDP program runs where the
+// frame arrives and hands it to the worker's socket, and with RPS that
+// softirq work would preempt the busy-polling worker on its own CPU
+// (measured: about half the rate).
 //
 // CPU per packet: the kernel's tick-based accounting (USER_HZ, from
 // /proc/stat) over the window. The DUT is charged all busy time of every
 // CPU except the generator's, plus the interrupt and softirq time on the
 // generator's CPU, which is receive processing the kernel runs where a
-// packet arrives; the generator's user and system time is not charged.
-// The router's receive path is steered to VethConfig.DUTCPU (RPS for the
-// kernel, worker pinning for fastnat), so both DUTs get the same CPU. The
-// sink's XDP program runs in the DUT's transmit softirq and is charged to
-// both DUTs alike. fastnat busy-polls, so its CPU per packet is a full CPU
-// divided by its rate, whatever the load; ProcessCPUPerPacket gives its
-// process's own share. Other processes on the machine inflate every
-// number; each result records the load average before its case.
+// packet arrives (for fastnat its XDP program); the generator's user and
+// system time is not charged. The sink's XDP program runs in the DUT's
+// transmit path and is charged to every DUT alike. fastnat busy-polls, so
+// its CPU per packet is a full CPU divided by its rate, whatever the load;
+// ProcessCPUPerPacket gives its process's own share. Other processes on
+// the machine and a hypervisor's steal inflate every number; each result
+// records both, and the table warns.
+//
+// Noise: with VethConfig.Rounds above one every case runs that many
+// times, the DUTs taking turns in alternating order, and the report keeps
+// the round with the median delivered rate and the spread of all of them.
 //
 // Lifetime: RunVeth owns everything it creates — namespaces, the DUT
 // process, XDP programs and sockets — and removes it before it returns,
