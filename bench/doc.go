@@ -21,11 +21,11 @@
 // inherits sessions or conntrack entries from another. The traffic is the
 // NAT's everyday direction, and the same for every DUT: UDP from the
 // inside host (the server namespace, 10.77.0.226) to the outside client
-// (198.18.0.1), source-translated to 198.18.0.204. Flows differ in their
-// ports: up to 16,384 source ports times as many destination ports as
-// needed, which fits 65,536 flows into the one public address of both the
-// kernel's ruleset (which keeps source ports) and fastnat's
-// endpoint-independent mapping.
+// (198.18.0.1), source-translated to 198.18.0.204 (nat outbound, and no
+// other rule, on both NATs). Flows differ in their ports: up to 16,384
+// source ports times as many destination ports as needed, which fits
+// 65,536 flows into the one public address of both the kernel's ruleset
+// (which keeps source ports) and fastnat's endpoint-independent mapping.
 //
 // The generator is an AF_XDP socket of fastnat's own afxdp package on the
 // inside host's veth, on a thread pinned to VethConfig.GenCPU. Every UMEM

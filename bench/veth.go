@@ -34,6 +34,10 @@ type VethConfig struct {
 	DUTs []string
 	// FastnatBinary is the fastnat executable FastnatDUT runs.
 	FastnatBinary string
+	// CustomDUTs are DUTs beyond the built-in ones; DUTs names them by
+	// DUT.Name, and a custom DUT takes precedence over a built-in one of
+	// the same name.
+	CustomDUTs []DUT
 	// Flows lists the flow counts (default 1 and 65,536).
 	Flows []int
 	// Sizes lists the frame sizes on the wire with FCS, 64 to 1518
@@ -158,6 +162,11 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 
 // dut resolves a DUT name.
 func (c VethConfig) dut(name string) (DUT, error) {
+	for _, d := range c.CustomDUTs {
+		if d.Name == name && d.Start != nil {
+			return d, nil
+		}
+	}
 	switch name {
 	case DUTKernel:
 		return KernelDUT(), nil
@@ -166,7 +175,7 @@ func (c VethConfig) dut(name string) (DUT, error) {
 	case DUTFastnat:
 		return FastnatDUT(c.FastnatBinary), nil
 	}
-	return DUT{}, fmt.Errorf("dut %q: %w (want kernel, fastnat or none)", name, ErrVethConfig)
+	return DUT{}, fmt.Errorf("dut %q: %w (want kernel, fastnat, none or a custom DUT)", name, ErrVethConfig)
 }
 
 // VethResult is one case's measurement.

@@ -56,14 +56,22 @@ const (
 	DUTNone    = "none"
 )
 
+// vethKernelNAT is the kernel DUT's ruleset: the case's nat outbound of the
+// inside network behind the public address, with testnet's stateful
+// forward chain, and nothing else (no FTP helper, no DNAT), as in
+// fastnatConfig.
+var vethKernelNAT = testnet.KernelNATConfig{
+	Outbound: []testnet.Outbound{{Inside: testnet.InsideNet, Pool: testnet.PublicAddr}},
+}
+
 // KernelDUT is the Linux kernel as the NAT, the setup a user would pick
-// instead of fastnat: nftables with conntrack (testnet.DefaultKernelNAT,
-// without the FTP helper), ip_forward on, and the router's receive
-// processing steered to the DUT's CPU with RPS.
+// instead of fastnat: nftables with conntrack (vethKernelNAT), ip_forward
+// on, and the router's receive processing steered to the DUT's CPU with
+// RPS.
 func KernelDUT() DUT {
 	return DUT{Name: DUTKernel, Source: testnet.PublicAddr,
 		Start: func(ctx context.Context, t *testnet.Topology, env DUTEnv) (*RunningDUT, error) {
-			if err := t.KernelNAT(ctx, testnet.DefaultKernelNAT(false)); err != nil {
+			if err := t.KernelNAT(ctx, vethKernelNAT); err != nil {
 				return nil, err
 			}
 			if err := steerRPS(ctx, t, env.CPU); err != nil {
@@ -112,9 +120,9 @@ const fastnatReady = "fastnat running"
 const fastnatStartTimeout = 15 * time.Second
 
 // FastnatDUT is fastnat as the NAT: `binary run -c FILE` in the router
-// namespace, ip_forward off, with the configuration VethFastnatConfig
-// writes: the same rules as KernelDUT, one worker pinned to the DUT's
-// CPU, busy polling.
+// namespace, ip_forward off, with the configuration fastnatConfig writes:
+// the same rules as KernelDUT, one worker pinned to the DUT's CPU, busy
+// polling.
 func FastnatDUT(binary string) DUT {
 	return DUT{Name: DUTFastnat, Source: testnet.PublicAddr,
 		Start: func(ctx context.Context, t *testnet.Topology, env DUTEnv) (*RunningDUT, error) {
@@ -125,7 +133,8 @@ func FastnatDUT(binary string) DUT {
 				return nil, fmt.Errorf("fastnat dut: %w: %w", ErrNoDUT, err)
 			}
 			path := filepath.Join(t.Dir, "fastnat.toml")
-			if err := os.WriteFile(path, []byte(VethFastnatConfig(t, env)), 0o644); err != nil {
+			conf := fastnatConfig(filepath.Join(t.Dir, "fastnat.sock"), env)
+			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 				return nil, fmt.Errorf("fastnat dut: %w", err)
 			}
 			p, err := t.Start(t.Router, binary, "run", "-c", path)
@@ -159,11 +168,11 @@ func FastnatDUT(binary string) DUT {
 		}}
 }
 
-// VethFastnatConfig is fastnat's configuration for topology t: the
-// router's links as inside and outside, the case's rules (nat outbound
-// of the inside network behind the public address, the FTP server
-// published on 9091), one worker on env.CPU.
-func VethFastnatConfig(t *testnet.Topology, env DUTEnv) string {
+// fastnatConfig is fastnat's configuration for the benchmark's router:
+// its links as inside and outside, the rules of vethKernelNAT (nat
+// outbound of the inside network behind the public address; no FTP ALG,
+// no nat server), one worker on env.CPU, its control socket at socket.
+func fastnatConfig(socket string, env DUTEnv) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	p("# written by fastnat bench veth")
@@ -191,16 +200,11 @@ func VethFastnatConfig(t *testnet.Topology, env DUTEnv) string {
 	p("ports = \"1024-65535\"")
 	p("mapping = \"endpoint-independent\"")
 	p("")
-	p("[[nat.server]]")
-	p("protocol = \"tcp\"")
-	p("public = %q", netip.AddrPortFrom(testnet.PublicAddr, testnet.FTPPublicPort).String())
-	p("inside = %q", netip.AddrPortFrom(testnet.ServerAddr, testnet.FTPInsidePort).String())
-	p("")
 	p("[alg.ftp]")
 	p("enabled = false")
 	p("")
 	p("[control]")
-	p("socket = %q", filepath.Join(t.Dir, "fastnat.sock"))
+	p("socket = %q", socket)
 	return b.String()
 }
 

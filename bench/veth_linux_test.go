@@ -109,16 +109,18 @@ func TestRunVethRate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const rate = 20000
+	plain := ForwardDUT()
+	plain.Name = "plain" // a custom DUT
 	rep, err := RunVeth(ctx, VethConfig{
-		DUTs: []string{DUTNone}, Flows: []int{100}, Sizes: []int{128}, Rate: rate, LatencyRate: -1,
+		DUTs: []string{"plain"}, CustomDUTs: []DUT{plain}, Flows: []int{100}, Sizes: []int{128}, Rate: rate, LatencyRate: -1,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rep.Results[0]
-	if r.Error != "" {
-		t.Fatal(r.Error)
+	if r.Error != "" || r.DUT != "plain" {
+		t.Fatal(r.DUT, r.Error)
 	}
 	// Upper bound: the schedule, plus one batch of slack at each end of
 	// the window. Lower bound loose: a busy machine may starve the thread.

@@ -2,9 +2,14 @@ package bench
 
 import (
 	"math"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/internal/testnet"
 )
 
 func TestMedianRun(t *testing.T) {
@@ -108,5 +113,38 @@ func TestVethResultFill(t *testing.T) {
 	z.fill(VethConfig{GenCPU: 0}, s0, s1, nil)
 	if z.DeliveredPPS != 0 || z.CPUPerPacket != 0 || z.Loss != 1 || z.LatencyAtLoad.P50 != 0 {
 		t.Errorf("empty window: %+v", z)
+	}
+}
+
+// TestFastnatConfig: the configuration the fastnat DUT runs with passes
+// fastnat's own parser and says what the benchmark means it to.
+func TestFastnatConfig(t *testing.T) {
+	for _, env := range []DUTEnv{{CPU: 1, Flows: 65536}, {CPU: -1, Flows: 1 << 20}} {
+		text := fastnatConfig("/tmp/x/fastnat.sock", env)
+		c, err := config.Parse("bench.toml", []byte(text))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, text)
+		}
+		if len(c.Warnings) != 0 {
+			t.Errorf("warnings: %v", c.Warnings)
+		}
+		wantCPUs := []int{env.CPU}
+		if env.CPU < 0 {
+			wantCPUs = nil
+		}
+		if c.Dataplane.Workers != 1 || !slices.Equal(c.Dataplane.CPUs, wantCPUs) || c.Dataplane.Poll != config.PollBusy {
+			t.Errorf("dataplane %+v", c.Dataplane)
+		}
+		if len(c.Interfaces) != 2 || c.Interfaces[0].Name != testnet.RouterOutsideLink || c.Interfaces[0].Role != config.RoleOutside ||
+			c.Interfaces[1].Name != testnet.RouterInsideLink || c.Interfaces[1].Role != config.RoleInside {
+			t.Errorf("interfaces %+v", c.Interfaces)
+		}
+		if c.Flows.Max < 2*env.Flows {
+			t.Errorf("flows.max %d for %d flows", c.Flows.Max, env.Flows)
+		}
+		if len(c.NAT.Outbound) != 1 || !slices.Equal(c.NAT.Outbound[0].Pool, []netip.Addr{testnet.PublicAddr}) ||
+			c.NAT.Outbound[0].Mapping != config.EndpointIndependent || c.ALG.FTP.Enabled || c.Control.Socket != "/tmp/x/fastnat.sock" {
+			t.Errorf("nat %+v alg %+v control %+v", c.NAT, c.ALG, c.Control)
+		}
 	}
 }
