@@ -140,6 +140,7 @@ func NewWorker(cfg Config) *Worker {
 	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}}
 	for i, ps := range cfg.Ports {
 		w.ports = append(w.ports, ps.Port)
+		w.macs = append(w.macs, ps.Port.MAC())
 		w.sides = append(w.sides, ps.Side)
 		if w.out[ps.Side] < 0 {
 			w.out[ps.Side] = i
@@ -334,8 +335,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 // hands it to the ALG first.
 func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
-	src := w.ports[op].MAC()
-	copy(f.Buf[6:12], src[:])
+	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
 		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Dir: r.Dir, Port: uint8(op)})
 		return
