@@ -76,6 +76,7 @@ type Config struct {
 type Worker struct {
 	cfg    Config
 	ports  []Port
+	macs   [][6]byte // each port's own MAC, read once
 	sides  []nat.Side
 	out    [2]int // port index per side
 	engine *nat.Engine
