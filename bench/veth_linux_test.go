@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,7 +161,8 @@ func TestRunVethFastnatUnavailable(t *testing.T) {
 //	FASTNAT_VETH=1 go test ./bench -run TestVethMeasure -v -timeout 30m
 //
 // FASTNAT_VETH_DUTS (default "kernel,fastnat"), FASTNAT_VETH_FLOWS,
-// FASTNAT_VETH_SIZES and FASTNAT_VETH_DURATION override the defaults;
+// FASTNAT_VETH_SIZES, FASTNAT_VETH_DURATION and FASTNAT_VETH_ROUNDS
+// override the defaults;
 // FASTNAT_VETH_OUT names a directory for veth.json and veth.png. The
 // fastnat DUT runs a binary built from ./cmd/fastnat.
 func TestVethMeasure(t *testing.T) {
@@ -188,6 +190,13 @@ func TestVethMeasure(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Duration = d
+	}
+	if s := os.Getenv("FASTNAT_VETH_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Rounds = n
 	}
 	duts := cfg.DUTs
 	if len(duts) == 0 {
