@@ -57,24 +57,40 @@ func (t *Table) home(h uint64) (base, i uint32) {
 }
 
 // lookup finds the live session with key words (w0, w1) whose hash is h.
-// It takes no lock and writes nothing.
+// It takes no lock and writes nothing. For each lane whose tag matches it
+// confirms the entry against the session's own copy of the key, reading
+// it as a seqlock on Session.ports: ports, both addresses, ports again. A
+// slot deleted and reused between the two reads of ports changes its
+// generation, so an unchanged word means that the addresses belong to the
+// same session as the ports.
 func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok bool) {
 	pat := tagOf(h) * lanes8
+	src, dst := uint32(w0>>32), uint32(w0)
 	base, i := t.home(h)
 	for range t.nbPer {
 		bk := &t.buckets[base+i]
 		c0 := bk.ctrl[0].Load()
 		c1 := bk.ctrl[1].Load()
-		for m := zeroBytes(c0 ^ pat); m != 0; m &= m - 1 {
-			e := bk.ids[bits.TrailingZeros64(m)>>3].Load()
-			if gen, ok := t.match(e, w0, w1); ok {
-				return e >> 1, Dir(e & 1), gen, true
+		m0, m1 := zeroBytes(c0^pat), zeroBytes(c1^pat)&ctrl1Tag
+		for m0|m1 != 0 {
+			var lane int
+			if m0 != 0 {
+				lane = bits.TrailingZeros64(m0) >> 3
+				m0 &= m0 - 1
+			} else {
+				lane = 8 + bits.TrailingZeros64(m1)>>3
+				m1 &= m1 - 1
 			}
-		}
-		for m := zeroBytes(c1^pat) & ctrl1Tag; m != 0; m &= m - 1 {
-			e := bk.ids[8+bits.TrailingZeros64(m)>>3].Load()
-			if gen, ok := t.match(e, w0, w1); ok {
-				return e >> 1, Dir(e & 1), gen, true
+			e := bk.ids[lane].Load()
+			s := &t.sessions[e>>1]
+			d := e & 1
+			p := atomic.LoadUint64(&s.ports[d])
+			if (p^w1)&keyMask != 0 || p&liveBit == 0 {
+				continue
+			}
+			if atomic.LoadUint32(&s.Key[d].SrcAddr) == src && atomic.LoadUint32(&s.Key[d].DstAddr) == dst &&
+				atomic.LoadUint64(&s.ports[d]) == p {
+				return e >> 1, Dir(d), genOf(p), true
 			}
 		}
 		if c1 < ovfOne {
@@ -85,27 +101,6 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 		}
 	}
 	return 0, 0, 0, false
-}
-
-// match reports whether index entry e names a live session whose key in
-// e's direction is (w0, w1), and returns the session's generation. The
-// reads form a seqlock on Session.ports: ports, both addresses, ports
-// again. A slot deleted and reused between the two reads of ports changes
-// its generation, so an unchanged word means the addresses belong to the
-// same session as the ports.
-func (t *Table) match(e uint32, w0, w1 uint64) (uint32, bool) {
-	s := &t.sessions[e>>1]
-	d := e & 1
-	p := atomic.LoadUint64(&s.ports[d])
-	if (p^w1)&keyMask != 0 || p&liveBit == 0 {
-		return 0, false
-	}
-	if atomic.LoadUint32(&s.Key[d].SrcAddr) != uint32(w0>>32) ||
-		atomic.LoadUint32(&s.Key[d].DstAddr) != uint32(w0) ||
-		atomic.LoadUint64(&s.ports[d]) != p {
-		return 0, false
-	}
-	return genOf(p), true
 }
 
 // add stores entry e with hash h in the first free lane of h's probe
