@@ -85,9 +85,11 @@
 // generator's CPU, which is receive processing the kernel runs where a
 // packet arrives (for fastnat its XDP program); the generator's user and
 // system time is not charged. The sink's XDP program runs in the DUT's
-// transmit path and is charged to every DUT alike. fastnat busy-polls, so
-// its CPU per packet is a full CPU divided by its rate, whatever the load;
-// ProcessCPUPerPacket gives its process's own share. Other processes on
+// transmit path and is charged to every DUT alike. fastnat's worker spins
+// while traffic flows (adaptive polling), so under load its CPU per packet
+// is a full CPU divided by its rate; ProcessCPUPerPacket gives its
+// process's own share (which includes the softirq work its transmit
+// system calls run, the sink among it). Other processes on
 // the machine and a hypervisor's steal inflate every number; each result
 // records both, and the table warns.
 //

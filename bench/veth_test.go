@@ -132,7 +132,7 @@ func TestFastnatConfig(t *testing.T) {
 		if env.CPU < 0 {
 			wantCPUs = nil
 		}
-		if c.Dataplane.Workers != 1 || !slices.Equal(c.Dataplane.CPUs, wantCPUs) || c.Dataplane.Poll != config.PollBusy {
+		if c.Dataplane.Workers != 1 || !slices.Equal(c.Dataplane.CPUs, wantCPUs) || c.Dataplane.Poll != config.PollAdaptive {
 			t.Errorf("dataplane %+v", c.Dataplane)
 		}
 		if len(c.Interfaces) != 2 || c.Interfaces[0].Name != testnet.RouterOutsideLink || c.Interfaces[0].Role != config.RoleOutside ||
