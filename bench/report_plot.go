@@ -22,7 +22,7 @@ var vethColors = map[string]color.Color{
 // Plot writes a bar chart of delivered Mpps to path (PNG, or any format
 // gonum/plot infers from the extension): one group of bars per case
 // (flows, frame size), one bar per DUT, each non-kernel bar labelled with
-// its ratio to the kernel.
+// its ratio to the kernel ("≥" where fastnat was generator-bound).
 func (r *VethReport) Plot(path string) error {
 	r.Compare()
 	var cases []caseKey
@@ -67,8 +67,12 @@ func (r *VethReport) Plot(path string) error {
 				if x.DUT == dut && x.Flows == k.flows && x.FrameSize == k.size && x.Error == "" {
 					vals[i] = x.DeliveredPPS / 1e6
 					if q, ok := r.ratio(x); ok {
+						ge := ""
+						if q.Bound {
+							ge = "≥"
+						}
 						xys = append(xys, plotter.XY{X: float64(i), Y: vals[i]})
-						labels = append(labels, fmt.Sprintf("%.2fx", q.PPS))
+						labels = append(labels, fmt.Sprintf("%s%.2fx", ge, q.PPS))
 					}
 				}
 			}
@@ -100,7 +104,10 @@ func (r *VethReport) Plot(path string) error {
 			p.Add(l)
 		}
 	}
-	p.Y.Max = ymax * 1.15
+	// Room for the labels and the legend above the bars, and for the
+	// outer bars of the first and last group.
+	p.Y.Max = ymax * 1.3
+	p.X.Min, p.X.Max = -0.6, float64(len(cases))-0.4
 	p.Legend.Top = true
 	if err := p.Save(vg.Length(max(6, 1.6*float64(len(cases))))*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
