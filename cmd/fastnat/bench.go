@@ -14,20 +14,22 @@ import (
 	"github.com/fastnat/fastnat/bench"
 )
 
-// cmdBench is "fastnat bench pipeline|veth": the benchmark harnesses.
+// cmdBench is "fastnat bench pipeline|flowtable|veth": the benchmark harnesses.
 // Each prints a table, and writes JSON (--json) and a chart (--plot).
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: fastnat bench pipeline|veth [flags]   (fastnat bench KIND -h for the flags)")
+		fmt.Fprintln(stderr, "usage: fastnat bench pipeline|flowtable|veth [flags]   (fastnat bench KIND -h for the flags)")
 		return exitUsage
 	}
 	switch args[0] {
 	case "pipeline":
 		return benchPipeline(args[1:], stdout, stderr)
+	case "flowtable":
+		return benchFlowtable(args[1:], stdout, stderr)
 	case "veth":
 		return benchVeth(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "fastnat bench: unknown benchmark %q (want pipeline or veth)\n", args[0])
+	fmt.Fprintf(stderr, "fastnat bench: unknown benchmark %q (want pipeline, flowtable or veth)\n", args[0])
 	return exitUsage
 }
 
@@ -44,35 +46,86 @@ func benchPipeline(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg := bench.PipelineBenchConfig{FrameSize: *size - 4, Batch: *batch, Packets: *packets, Progress: stderr}
-	for f := range strings.SplitSeq(*flows, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			fmt.Fprintf(stderr, "fastnat bench pipeline: -flows: %q is not a positive number\n", f)
-			return exitUsage
-		}
-		cfg.Flows = append(cfg.Flows, n)
+	var err error
+	if cfg.Flows, err = intList(*flows); err != nil {
+		fmt.Fprintln(stderr, "fastnat bench pipeline: -flows:", err)
+		return exitUsage
 	}
 	rep, err := bench.RunPipeline(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastnat bench pipeline:", err)
 		return exitFailure
 	}
-	if err := rep.WriteTable(stdout); err != nil {
+	return writeReport(rep, *jsonPath, *plotPath, stdout, stderr)
+}
+
+// report is what every benchmark report can do.
+type report interface {
+	WriteTable(io.Writer) error
+	WriteJSON(string) error
+	Plot(string) error
+}
+
+// writeReport prints r and writes its JSON and chart when asked.
+func writeReport(r report, jsonPath, plotPath string, stdout, stderr io.Writer) int {
+	if err := r.WriteTable(stdout); err != nil {
 		return exitFailure
 	}
-	if *jsonPath != "" {
-		if err := rep.WriteJSON(*jsonPath); err != nil {
+	if jsonPath != "" {
+		if err := r.WriteJSON(jsonPath); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailure
 		}
 	}
-	if *plotPath != "" {
-		if err := rep.Plot(*plotPath); err != nil {
+	if plotPath != "" {
+		if err := r.Plot(plotPath); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailure
 		}
 	}
 	return exitOK
+}
+
+// intList parses "1,2,3" into positive integers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func benchFlowtable(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench flowtable", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sessions := fs.String("sessions", "1000000,10000000", "table sizes, comma-separated")
+	goroutines := fs.String("goroutines", "1,2", "concurrent readers, comma-separated")
+	lookups := fs.Int("lookups", 5_000_000, "lookups per goroutine and case")
+	jsonPath := fs.String("json", "", "write the report as JSON to `file`")
+	plotPath := fs.String("plot", "", "write a chart to `file` (.png)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg := bench.FlowtableBenchConfig{Lookups: *lookups, Progress: stderr}
+	var err error
+	if cfg.Sessions, err = intList(*sessions); err != nil {
+		fmt.Fprintln(stderr, "fastnat bench flowtable: -sessions:", err)
+		return exitUsage
+	}
+	if cfg.Goroutines, err = intList(*goroutines); err != nil {
+		fmt.Fprintln(stderr, "fastnat bench flowtable: -goroutines:", err)
+		return exitUsage
+	}
+	rep, err := bench.RunFlowtable(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastnat bench flowtable:", err)
+		return exitFailure
+	}
+	return writeReport(rep, *jsonPath, *plotPath, stdout, stderr)
 }
 
 func benchVeth(args []string, stdout, stderr io.Writer) int {

@@ -97,8 +97,8 @@ func TestDispatch(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
 		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
-		{[]string{"bench"}, exitUsage, "", "usage: fastnat bench pipeline|veth [flags]   (fastnat bench KIND -h for the flags)\n"},
-		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown benchmark \"nope\" (want pipeline or veth)\n"},
+		{[]string{"bench"}, exitUsage, "", "usage: fastnat bench pipeline|flowtable|veth [flags]   (fastnat bench KIND -h for the flags)\n"},
+		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown benchmark \"nope\" (want pipeline, flowtable or veth)\n"},
 		{[]string{"demo", "extra"}, exitUsage, "", "usage: fastnat demo"},
 		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}

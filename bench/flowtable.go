@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+)
+
+// FlowtableBenchConfig is `fastnat bench flowtable`: lookup hits in
+// fastnat's flow table, xsync.Map and sync.Map holding the same sessions
+// (both keys of each), side by side. The go test benchmarks in this
+// package (BenchmarkFlowtable) measure more operations; this is the
+// operator's quick comparison.
+type FlowtableBenchConfig struct {
+	Sessions   []int
+	Goroutines []int
+	Lookups    int       // per goroutine and case
+	Progress   io.Writer // nil: silent
+}
+
+// FlowtableResult is one (implementation, size, goroutines) case.
+type FlowtableResult struct {
+	Impl          string  `json:"impl"`
+	Sessions      int     `json:"sessions"`
+	Goroutines    int     `json:"goroutines"`
+	NsPerLookup   float64 `json:"ns_per_lookup"`
+	MLookupsSec   float64 `json:"million_lookups_per_second"`
+	BytesPerEntry float64 `json:"heap_bytes_per_session"`
+}
+
+// FlowtableReport is the outcome of RunFlowtable.
+type FlowtableReport struct {
+	Machine Machine           `json:"machine"`
+	Results []FlowtableResult `json:"results"`
+}
+
+// ftKey is key i of a table of sessions: even i the original tuple of
+// session i/2, odd i its reply tuple after source NAT.
+func ftKey(i uint64) packet.Tuple {
+	j := i >> 1
+	if i&1 == 0 {
+		return packet.Tuple{SrcAddr: 0x0a000000 | uint32(j>>14)&0xffffff, DstAddr: 0xc6120001,
+			SrcPort: 1024 + uint16(j&0x3fff), DstPort: 80, Proto: packet.ProtoTCP}
+	}
+	return packet.Tuple{SrcAddr: 0xc6120001, DstAddr: 0xc6130000 | uint32(j>>16)&0xffff,
+		SrcPort: 80, DstPort: uint16(j), Proto: packet.ProtoTCP}
+}
+
+// RunFlowtable builds each implementation at each size, then times random
+// lookup hits from each goroutine count.
+func RunFlowtable(cfg FlowtableBenchConfig) (*FlowtableReport, error) {
+	if cfg.Lookups <= 0 {
+		cfg.Lookups = 5_000_000
+	}
+	rep := &FlowtableReport{Machine: ThisMachine()}
+	for _, n := range cfg.Sessions {
+		for _, impl := range []string{"fastnat", "xsync", "sync.Map"} {
+			if cfg.Progress != nil {
+				fmt.Fprintf(cfg.Progress, "flowtable: %s with %d sessions: building...\n", impl, n)
+			}
+			lookup, bytes, err := buildTable(impl, n)
+			if err != nil {
+				return rep, err
+			}
+			for _, g := range cfg.Goroutines {
+				ns := timeLookups(lookup, uint64(2*n), g, cfg.Lookups)
+				rep.Results = append(rep.Results, FlowtableResult{Impl: impl, Sessions: n, Goroutines: g,
+					NsPerLookup: ns, MLookupsSec: float64(g) * 1e3 / ns, BytesPerEntry: bytes})
+			}
+			lookup = nil
+			runtime.GC()
+		}
+	}
+	return rep, nil
+}
+
+// buildTable fills impl with n sessions and returns a lookup function that
+// reports a hit, and the heap bytes per session the table took.
+func buildTable(impl string, n int) (func(packet.Tuple) bool, float64, error) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var lookup func(packet.Tuple) bool
+	switch impl {
+	case "fastnat":
+		t, err := flowtable.New(flowtable.Config{MaxSessions: n})
+		if err != nil {
+			return nil, 0, err
+		}
+		var s flowtable.Session
+		for j := uint64(0); j < uint64(n); j++ {
+			s.Key[flowtable.Orig], s.Key[flowtable.Reply] = ftKey(2*j), ftKey(2*j+1)
+			if _, r := t.Insert(&s, 0, 300, 1); r != flowtable.Inserted {
+				return nil, 0, fmt.Errorf("flowtable insert %d: %v", j, r)
+			}
+		}
+		lookup = func(k packet.Tuple) bool { _, _, ok := t.Lookup(k); return ok }
+	case "xsync":
+		m := xsync.NewMap[packet.Tuple, uint32](xsync.WithPresize(2 * n))
+		for i := uint64(0); i < uint64(2*n); i++ {
+			m.Store(ftKey(i), uint32(i>>1))
+		}
+		lookup = func(k packet.Tuple) bool { _, ok := m.Load(k); return ok }
+	case "sync.Map":
+		var m sync.Map
+		for i := uint64(0); i < uint64(2*n); i++ {
+			m.Store(ftKey(i), uint32(i>>1))
+		}
+		lookup = func(k packet.Tuple) bool { _, ok := m.Load(k); return ok }
+	default:
+		return nil, 0, fmt.Errorf("unknown table %q", impl)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return lookup, float64(after.HeapAlloc-before.HeapAlloc) / float64(n), nil
+}
+
+// timeLookups runs lookups random hits on each of g goroutines and returns
+// the mean wall time per lookup of one goroutine.
+func timeLookups(lookup func(packet.Tuple) bool, keys uint64, g, lookups int) float64 {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < g; w++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			x := seed*0x9e3779b97f4a7c15 | 1
+			for i := 0; i < lookups; i++ {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				if !lookup(ftKey((x >> 11) % keys)) {
+					panic("bench: a present key was not found")
+				}
+			}
+		}(uint64(w + 1))
+	}
+	wg.Wait()
+	return float64(time.Since(start).Nanoseconds()) / float64(lookups)
+}
+
+// WriteTable prints the report with fastnat's speed-up over each other
+// table.
+func (r *FlowtableReport) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "fastnat bench flowtable — random lookup hits, both keys of every session\n%s\n\n", r.Machine)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "table\tsessions\tgoroutines\tns/lookup\tM lookups/s\tB/session\tfastnat ×\t")
+	for _, x := range r.Results {
+		ratio := "-"
+		for _, y := range r.Results {
+			if y.Impl == "fastnat" && x.Impl != "fastnat" && y.Sessions == x.Sessions && y.Goroutines == x.Goroutines {
+				ratio = fmt.Sprintf("%.2f", y.MLookupsSec/x.MLookupsSec)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.0f\t%s\t\n", x.Impl, x.Sessions, x.Goroutines, x.NsPerLookup, x.MLookupsSec, x.BytesPerEntry, ratio)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON writes the report to path.
+func (r *FlowtableReport) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Plot writes a bar chart of million lookups per second per case.
+func (r *FlowtableReport) Plot(path string) error {
+	p := plot.New()
+	p.Title.Text = "fastnat bench flowtable: M lookups/s\n" + r.Machine.String()
+	vals := make(plotter.Values, len(r.Results))
+	names := make([]string, len(r.Results))
+	for i, x := range r.Results {
+		vals[i], names[i] = x.MLookupsSec, fmt.Sprintf("%s\n%d/%dg", x.Impl, x.Sessions, x.Goroutines)
+	}
+	bars, err := plotter.NewBarChart(vals, vg.Points(20))
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	p.Add(bars)
+	p.NominalX(names...)
+	return p.Save(vg.Length(max(6, len(vals)))*vg.Inch, 4*vg.Inch, path)
+}
