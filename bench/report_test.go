@@ -215,11 +215,16 @@ func TestVethConfigDefaults(t *testing.T) {
 		{"negative rounds", VethConfig{Rounds: -1}, false},
 		{"negative duration", VethConfig{Duration: -time.Second}, false},
 		{"cpu out of range", VethConfig{DUTCPU: 4096}, false},
+		{"shared cpu", VethConfig{GenCPU: 1, DUTCPU: 1}, false},
+		{"placement left to the kernel", VethConfig{GenCPU: -1, DUTCPU: -1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tc.c.withDefaults()
 			if (err == nil) != tc.ok {
 				t.Fatalf("err %v", err)
+			}
+			if tc.name == "zero" && (c.GenCPU != 0 || c.DUTCPU != 1) {
+				t.Fatalf("cpus %d, %d", c.GenCPU, c.DUTCPU)
 			}
 			if tc.ok && (c.Duration != 5*time.Second || len(c.DUTs) != 2 || c.Progress == nil) {
 				t.Fatalf("defaults not filled: %+v", c)

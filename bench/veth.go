@@ -55,9 +55,9 @@ type VethConfig struct {
 	// frames per second (default 100,000); negative skips it. It runs
 	// after the window for min(Duration, 2 s).
 	LatencyRate float64
-	// GenCPU is the CPU the generator runs on (default 0) and DUTCPU the
-	// one the DUT's work is steered to (default 1; -1 leaves placement to
-	// the kernel).
+	// GenCPU is the CPU the generator runs on and DUTCPU the one the
+	// DUT's work is steered to; -1 leaves placement to the kernel. Both
+	// zero (the zero value) means 0 and 1, or 0 and -1 on one CPU.
 	GenCPU, DUTCPU int
 	// Rounds is how many times each case runs (default 1); the report
 	// keeps the round with the median delivered rate. The DUTs take turns
@@ -129,6 +129,12 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 	if c.Rounds == 0 {
 		c.Rounds = 1
 	}
+	if c.GenCPU == 0 && c.DUTCPU == 0 {
+		c.DUTCPU = 1
+		if runtime.NumCPU() < 2 {
+			c.DUTCPU = -1
+		}
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -156,6 +162,8 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 		return c, fmt.Errorf("rate %v, probe rate %v: %w", c.Rate, c.ProbeRate, ErrVethConfig)
 	case c.GenCPU < -1 || c.GenCPU >= runtime.NumCPU() || c.DUTCPU < -1 || c.DUTCPU >= runtime.NumCPU():
 		return c, fmt.Errorf("generator cpu %d, dut cpu %d: %w (this machine has %d)", c.GenCPU, c.DUTCPU, ErrVethConfig, runtime.NumCPU())
+	case c.GenCPU >= 0 && c.GenCPU == c.DUTCPU:
+		return c, fmt.Errorf("generator and dut both on cpu %d: %w", c.GenCPU, ErrVethConfig)
 	}
 	return c, nil
 }
