@@ -3,15 +3,21 @@
 // both in one run, so that each speed claim is a ratio, not a number from
 // another day.
 //
-//   - pipeline.go: the whole per-core pipeline over in-memory ports
-//     (BenchmarkPipeline), no kernel involved: ns per packet, Mpps and the
-//     new-session rate of the slow path.
-//   - flowtable_test.go: the flow table against general-purpose concurrent
-//     maps (puzpuzpuz/xsync, sync.Map) on the same keys.
+//   - pipeline.go, pipeline_report.go: `fastnat bench pipeline`, the whole
+//     per-core pipeline over in-memory ports (also BenchmarkPipeline), no
+//     kernel involved: ns per packet, Mpps and the new-session rate of the
+//     slow path.
+//   - flowtable.go, flowtable_test.go: `fastnat bench flowtable`, the flow
+//     table against general-purpose concurrent maps (puzpuzpuz/xsync,
+//     sync.Map) on the same keys.
 //   - veth*.go, report*.go: `fastnat bench veth`, end to end on one
 //     machine: fastnat against the Linux kernel's own NAT (nftables with
 //     conntrack, the setup a user would pick instead) on the same veth
 //     topology, in one invocation.
+//
+// Every command prints a table, writes JSON (--json) and a chart (--plot,
+// gonum.org/v1/plot), reports progress on standard error and names the
+// machine it ran on.
 //
 // # The veth benchmark
 //
