@@ -37,7 +37,7 @@ type NAT struct {
 	// onExpectUsed, when set, is told the port-mapping entry of the
 	// control session whose expectation a new data connection used.
 	onExpectUsed atomic.Pointer[func(entry int16)]
-	clock atomic.Uint32 // newest burst time seen, for slow-path callers
+	clock        atomic.Uint32 // newest burst time seen, for slow-path callers
 }
 
 // New compiles the rules and returns a NAT over table for the given number
