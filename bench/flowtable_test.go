@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,21 +22,28 @@ import (
 // Every session has two keys (original and reply tuple), so each map holds
 // 2N entries tuple → id<<1|dir, exactly what the flow table indexes.
 //
-//	go test ./bench -run '^$' -bench Flowtable -benchtime 2000000x
+//	go test ./bench -run '^$' -bench 'Flowtable|MemoryFloor' -benchtime 2000000x
 //
 // op=hit looks up random present keys (both directions), op=miss random
 // absent keys, op=churn deletes a random session and inserts it again
-// (two keys out, two keys in). With goroutines=2 two goroutines share the
-// b.N operations; ns/lookup and ns/churn are wall time per operation,
-// so they are inverse aggregate throughput. op=hitbatch (fastnat only) is
-// op=hit through LookupBatch, 64 keys a call, as the pipeline looks a burst
-// up. B/session is heap bytes per session after the build (both keys
-// included); for fastnat it is all of New's preallocated storage at the
-// given capacity. Impls run xsync, syncmap, fastnat so that fastnat's rows
-// can report its speed-up over xsync measured in the same run
-// ("x-xsync"); the top-level benchmark logs a side-by-side table at the
-// end. Only one table is alive at a time (the 10M ones use about 1.3 GB
-// for fastnat, several GB for sync.Map).
+// (two keys out, two keys in). op=hitread is op=hit followed by a read of
+// the session data a NAT needs next (a checksum delta): for fastnat in the
+// session its lookup already touched, for the maps in a 112-byte record in
+// a separate array indexed by the id they return — what a NAT built on
+// them would have to add. op=hitbatch (fastnat only) is op=hit through
+// LookupBatch, 64 keys a call, as the pipeline looks a burst up.
+//
+// With goroutines=2 two goroutines share the b.N operations; ns/lookup and
+// ns/churn are wall time per operation, so they are inverse aggregate
+// throughput. B/session is heap bytes per session after the build, both
+// keys included (for the maps without the records of op=hitread); for
+// fastnat it is all of New's preallocated storage at that capacity. Impls
+// run xsync, syncmap, fastnat so that fastnat's rows can report their
+// speed-up over xsync measured in the same run ("x-xsync"); a side-by-side
+// table is printed at the end. Only one table is alive at a time (the 10M
+// ones take about 1.3 GB for fastnat, 2.2 GB for xsync with its records,
+// 3.7 GB for sync.Map with its records). BenchmarkMemoryFloor gives the
+// cost of one random read at each size, the floor under all of them.
 
 // benchSessions are the table sizes.
 var benchSessions = []struct {
@@ -83,6 +91,13 @@ func (r *rng) below(n uint64) uint64 {
 	return hi
 }
 
+// sessionRecord stands for a session's data beside a map: the size of
+// flowtable.Session.
+type sessionRecord struct {
+	delta [2]uint32
+	_     [104]byte
+}
+
 // fixture is one built table, kept while the sub-benchmarks of its size run.
 type fixture struct {
 	impl     string
@@ -92,6 +107,7 @@ type fixture struct {
 	ids      []uint32 // fastnat: id of session j, for churn
 	xm       *xsync.Map[packet.Tuple, uint32]
 	sm       *sync.Map
+	recs     []sessionRecord // maps: the session records their ids index
 	buildDur time.Duration
 }
 
@@ -159,6 +175,7 @@ func fixtureFor(b *testing.B, impl string, n int) *fixture {
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		f.bytes = float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(n)
+		f.recs = make([]sessionRecord, n) // not counted: fastnat's count holds its sessions
 	}
 	fmt.Printf("# built %s with %d sessions in %v: %.1f B/session\n", impl, n, f.buildDur.Round(time.Millisecond), f.bytes)
 	cached = f
@@ -200,7 +217,7 @@ func BenchmarkFlowtable(b *testing.B) {
 			for _, sz := range benchSessions {
 				b.Run("sessions="+sz.name, func(b *testing.B) {
 					f := fixtureFor(b, impl, sz.n)
-					ops := []string{"hit", "miss", "churn"}
+					ops := []string{"hit", "hitread", "miss", "churn"}
 					if impl == "fastnat" {
 						ops = append(ops, "hitbatch")
 					}
@@ -274,6 +291,16 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 				return "fastnat: miss on a present key"
 			}
 		}
+	case "fastnat/hitread":
+		var sum uint32
+		for range ops {
+			id, dir, ok := f.ft.Lookup(benchKey(r.below(2 * n)))
+			if !ok {
+				return "fastnat: miss on a present key"
+			}
+			sum += f.ft.Get(id).L4Delta[dir]
+		}
+		recordSink.Add(sum)
 	case "fastnat/miss":
 		for range ops {
 			if _, _, ok := f.ft.Lookup(benchMissKey(r.below(n))); ok {
@@ -316,6 +343,16 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 				return "xsync: miss on a present key"
 			}
 		}
+	case "xsync/hitread":
+		var sum uint32
+		for range ops {
+			v, ok := f.xm.Load(benchKey(r.below(2 * n)))
+			if !ok {
+				return "xsync: miss on a present key"
+			}
+			sum += f.recs[v>>1].delta[v&1]
+		}
+		recordSink.Add(sum)
 	case "xsync/miss":
 		for range ops {
 			if _, ok := f.xm.Load(benchMissKey(r.below(n))); ok {
@@ -338,6 +375,17 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 				return "sync.Map: miss on a present key"
 			}
 		}
+	case "syncmap/hitread":
+		var sum uint32
+		for range ops {
+			v, ok := f.sm.Load(benchKey(r.below(2 * n)))
+			if !ok {
+				return "sync.Map: miss on a present key"
+			}
+			id := v.(uint32)
+			sum += f.recs[id>>1].delta[id&1]
+		}
+		recordSink.Add(sum)
 	case "syncmap/miss":
 		for range ops {
 			if _, ok := f.sm.Load(benchMissKey(r.below(n))); ok {
@@ -393,7 +441,10 @@ func BenchmarkMemoryFloor(b *testing.B) {
 	}
 }
 
-var floorSink uint64
+var (
+	floorSink  uint64
+	recordSink atomic.Uint32
+)
 
 // sideBySide formats the recorded figures: one row per size, op and
 // goroutine count, one column per implementation, plus fastnat's
