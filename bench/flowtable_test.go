@@ -26,7 +26,8 @@ import (
 //
 // op=hit looks up random present keys (both directions), op=miss random
 // absent keys, op=churn deletes a random session and inserts it again
-// (two keys out, two keys in). op=hitread is op=hit followed by a read of
+// (two keys out, two keys in; fastnat finds the session's id by a lookup
+// of its original key, as the maps find their entries). op=hitread is op=hit followed by a read of
 // the session data a NAT needs next (a checksum delta): for fastnat in the
 // session its lookup already touched, for the maps in a 112-byte record in
 // a separate array indexed by the id they return — what a NAT built on
@@ -104,7 +105,6 @@ type fixture struct {
 	n        int
 	bytes    float64 // heap bytes per session
 	ft       *flowtable.Table
-	ids      []uint32 // fastnat: id of session j, for churn
 	xm       *xsync.Map[packet.Tuple, uint32]
 	sm       *sync.Map
 	recs     []sessionRecord // maps: the session records their ids index
@@ -139,16 +139,13 @@ func fixtureFor(b *testing.B, impl string, n int) *fixture {
 		f.ft = t
 		runtime.ReadMemStats(&m1)
 		f.bytes = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n)
-		f.ids = make([]uint32, n)
 		prefill(n, func(lo, hi int) {
 			var s flowtable.Session
 			for j := lo; j < hi; j++ {
 				s.Key = [2]packet.Tuple{benchOrigKey(uint64(j)), benchReplyKey(uint64(j))}
-				id, r := t.Insert(&s, 0, 3600, 0)
-				if r != flowtable.Inserted {
+				if _, r := t.Insert(&s, 0, 3600, 0); r != flowtable.Inserted {
 					panic(fmt.Sprintf("prefill %d: %v", j, r))
 				}
-				f.ids[j] = id
 			}
 		})
 	case "xsync":
@@ -327,15 +324,15 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 		per := (n - uint64(w) + uint64(g) - 1) / uint64(g)
 		for range ops {
 			j := r.below(per)*uint64(g) + uint64(w)
-			if !f.ft.Delete(f.ids[j]) {
+			// Like the maps, find the session by key; then delete it by id.
+			id, _, ok := f.ft.Lookup(benchOrigKey(j))
+			if !ok || !f.ft.Delete(id) {
 				return "fastnat: delete failed"
 			}
 			s.Key = [2]packet.Tuple{benchOrigKey(j), benchReplyKey(j)}
-			id, res := f.ft.Insert(&s, 0, 3600, 0)
-			if res != flowtable.Inserted {
+			if _, res := f.ft.Insert(&s, 0, 3600, 0); res != flowtable.Inserted {
 				return "fastnat: insert " + res.String()
 			}
-			f.ids[j] = id
 		}
 	case "xsync/hit":
 		for range ops {

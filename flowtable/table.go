@@ -56,16 +56,18 @@ type Table struct {
 }
 
 // shard is the writer side of one hash shard: its lock, its free list of
-// session slots and its counters. Counters are written under mu (or with
-// an uncontended atomic add) and read by Stats.
+// session slots and its counters. The counters of successful writes are
+// plain fields written and read (by Stats) under mu — an atomic store is
+// a locked instruction on amd64, and a write takes enough of those
+// already; refusals, counted outside the lock, are atomic.
 type shard struct {
 	mu       sync.Mutex
-	inserts  atomic.Uint64
-	deletes  atomic.Uint64
-	expired  atomic.Uint64
+	inserts  uint64
+	deletes  uint64
+	expired  uint64
+	probes   [NumProbeBins]uint64
+	maxProbe uint64
 	refused  [NumInsertResults]atomic.Uint64
-	probes   [NumProbeBins]atomic.Uint64
-	maxProbe atomic.Uint64
 	_        [8]byte // to 128 bytes: the free list gets its own line
 
 	// The free list is a leaf lock: nothing else is locked while freeMu
@@ -217,24 +219,26 @@ type Stats struct {
 // Occupancy is Sessions/Capacity.
 func (s Stats) Occupancy() float64 { return float64(s.Sessions) / float64(s.Capacity) }
 
-// Stats sums the per-shard counters.
+// Stats sums the per-shard counters, taking each shard's lock in turn
+// (slow path).
 func (t *Table) Stats() Stats {
 	st := Stats{Capacity: len(t.sessions), IndexBuckets: len(t.buckets)}
 	var live int64
 	for i := range t.shards {
 		sh := &t.shards[i]
-		ins, del, exp := sh.inserts.Load(), sh.deletes.Load(), sh.expired.Load()
-		live += int64(ins) - int64(del) - int64(exp)
-		st.Inserts += ins
-		st.Deletes += del
-		st.Expired += exp
+		sh.mu.Lock()
+		live += int64(sh.inserts) - int64(sh.deletes) - int64(sh.expired)
+		st.Inserts += sh.inserts
+		st.Deletes += sh.deletes
+		st.Expired += sh.expired
+		for b := range st.Probes {
+			st.Probes[b] += sh.probes[b]
+		}
+		st.MaxProbe = max(st.MaxProbe, sh.maxProbe)
+		sh.mu.Unlock()
 		st.InsertFull += sh.refused[ErrFull].Load()
 		st.InsertExists += sh.refused[ErrExists].Load()
 		st.InsertSameKey += sh.refused[ErrSameKey].Load()
-		for b := range st.Probes {
-			st.Probes[b] += sh.probes[b].Load()
-		}
-		st.MaxProbe = max(st.MaxProbe, sh.maxProbe.Load())
 	}
 	st.Sessions = int(live)
 	t.exp.stats(&st)
