@@ -41,7 +41,7 @@ import (
 // fastnat it is all of New's preallocated storage at that capacity. Impls
 // run xsync, syncmap, fastnat so that fastnat's rows can report their
 // speed-up over xsync measured in the same run ("x-xsync"); a side-by-side
-// table is printed at the end. Only one table is alive at a time (the 10M
+// table of the best of -count runs is printed at the end. Only one table is alive at a time (the 10M
 // ones take about 1.3 GB for fastnat, 2.2 GB for xsync with its records,
 // 3.7 GB for sync.Map with its records). BenchmarkMemoryFloor gives the
 // cost of one random read at each size, the floor under all of them.
@@ -188,7 +188,9 @@ func prefill(n int, fill func(lo, hi int)) {
 	wg.Wait()
 }
 
-// results collects every leaf's figure for the closing side-by-side table.
+// results collects every leaf's figure for the closing side-by-side table:
+// the best of the runs -count asked for, the figure least disturbed by
+// whatever else the machine was doing.
 var (
 	resultsMu sync.Mutex
 	results   = map[string]float64{} // "sessions/op/goroutines/impl" → ns per op
@@ -196,7 +198,9 @@ var (
 
 func record(key string, v float64) {
 	resultsMu.Lock()
-	results[key] = v
+	if old, ok := results[key]; !ok || v < old {
+		results[key] = v
+	}
 	resultsMu.Unlock()
 }
 
