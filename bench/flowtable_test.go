@@ -255,6 +255,7 @@ func runOp(b *testing.B, f *fixture, op string, g int) float64 {
 	n := uint64(f.n)
 	var failures sync.Map
 	var wg sync.WaitGroup
+	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for w := range g {
