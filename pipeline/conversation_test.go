@@ -8,10 +8,9 @@ import (
 
 	"github.com/google/gopacket/layers"
 
-	"github.com/fastnat/fastnat/flowtable"
-	"github.com/fastnat/fastnat/internal/testutil"
 	. "github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
 )
 
 func TestTCPOutboundConversation(t *testing.T) {
@@ -167,7 +166,7 @@ func TestICMPErrorEmbeddingTCP(t *testing.T) {
 	}
 	// The quoted packet is restored to what the client sent.
 	inner := d.ICMP.Payload
-	q := testutil.DecodeQuoted(t, inner)
+	q := DecodeQuoted(t, inner)
 	if q.Src != inClient+":40000" || q.Dst != remote1+":80" {
 		t.Fatalf("quoted %s -> %s, want %s:40000 -> %s:80", q.Src, q.Dst, inClient, remote1)
 	}
@@ -190,7 +189,7 @@ func TestICMPErrorFromInsideServer(t *testing.T) {
 	if d.Src() != public || d.Dst() != remote1 {
 		t.Fatalf("error %s -> %s, want %s -> %s", d.Src(), d.Dst(), public, remote1)
 	}
-	q := testutil.DecodeQuoted(t, d.ICMP.Payload)
+	q := DecodeQuoted(t, d.ICMP.Payload)
 	if q.Src != remote1+":999" || q.Dst != public+":5353" || !q.HeaderChecksumOK || !q.UDPChecksumOK {
 		t.Fatalf("quoted %+v", q)
 	}
@@ -212,7 +211,7 @@ func TestTTLExpiry(t *testing.T) {
 
 func TestPortExhaustion(t *testing.T) {
 	r := newRig(t, rigOpts{rules: caseRules(t, false, 2000, 2003)})
-	var first *testutil.Decoded
+	var first *Decoded
 	for i := 0; i < 4; i++ {
 		d := r.one(r.in, r.out, UDP(t, fmt.Sprintf("%s:%d", inClient, 6000+i), remote1+":7777", nil))
 		if i == 0 {
@@ -265,7 +264,7 @@ func TestFragmentsInAndOutOfOrder(t *testing.T) {
 			}
 		}
 		// Reassembled, the datagram's UDP checksum must hold.
-		testutil.CheckReassembled(t, got)
+		CheckReassembled(t, got)
 	}
 	_, out := r.send(r.in, frags...)
 	check(out)
@@ -296,7 +295,7 @@ func TestEstablishedForwardingAllocatesNothing(t *testing.T) {
 	}
 }
 
-func packetTuple(tb testing.TB, proto layers.IPProtocol, src, dst string) (t packetTupleT) {
+func packetTuple(tb testing.TB, proto layers.IPProtocol, src, dst string) (t packet.Tuple) {
 	tb.Helper()
 	s, d := AddrPort(tb, src), AddrPort(tb, dst)
 	t.SrcAddr, t.DstAddr = Addr(tb, s.Addr().String()), Addr(tb, d.Addr().String())
@@ -314,5 +313,3 @@ func ipSum(h []byte) uint16 {
 	}
 	return ^uint16(s)
 }
-
-var _ = flowtable.Orig

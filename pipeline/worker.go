@@ -85,7 +85,7 @@ type Worker struct {
 	stop   atomic.Bool
 	c      counts
 	pub    Counters
-	algOut []algPending
+	algOut []ALGItem
 	// per-burst scratch, reused
 	rx      []Frame
 	parsed  []packet.Parsed
@@ -126,8 +126,6 @@ type neighborEntry struct {
 	ok    bool
 	stamp flowtable.Time
 }
-
-type algPending = ALGItem
 
 // NewWorker builds a worker; it panics on a broken Config (a programming
 // error, not an operator's).
@@ -172,7 +170,7 @@ func NewWorker(cfg Config) *Worker {
 	w.drops = make([]Frame, 0, 2*b+holdMax)
 	w.held = make([]heldFrame, 0, holdMax)
 	w.arp = make([]arpWait, 0, arpMax)
-	w.algOut = make([]algPending, 0, b)
+	w.algOut = make([]ALGItem, 0, b)
 	w.algIn = make([]ALGItem, b)
 	return w
 }

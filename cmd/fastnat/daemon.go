@@ -186,7 +186,7 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 	if err != nil {
 		return nil, err
 	}
-	for i, ic := range cfg.Interfaces {
+	for _, ic := range cfg.Interfaces {
 		if ic.Role != config.RoleOutside {
 			continue
 		}
@@ -195,7 +195,6 @@ func startDaemon(cfg *config.Config, log *slog.Logger, dropTap func(frame []byte
 				return nil, fmt.Errorf("public address %v: %w", a, err)
 			}
 		}
-		_ = i
 	}
 	var links []*pipeline.ALGLink
 	if cfg.ALG.FTP.Enabled {

@@ -1,5 +1,0 @@
-package pipeline
-
-import "github.com/fastnat/fastnat/packet"
-
-type packetTupleT = packet.Tuple
