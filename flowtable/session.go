@@ -58,6 +58,11 @@ type Session struct {
 	App      uint8 // portmap.App of the session
 	Flags    uint8 // nat-owned bits
 	MapEntry int16 // index of the port-mapping entry that classified it, -1 none
+
+	// Track is nat's protocol tracking, one opaque word per direction
+	// (TCP: what that direction has sent and advertised), written after
+	// Insert by SetTrack.
+	Track [2]uint64
 }
 
 // Hot is what the per-packet path reads of a session for a packet of one
@@ -71,6 +76,10 @@ type Hot struct {
 	L3Delta, L4Delta uint32
 	Flags            uint8 // nat-owned bits, as inserted
 	State            uint8 // protocol state, as last set by Insert or SetState
+	// Track holds both directions' tracking words (Session.Track) of a
+	// TCP session, indexed by Dir; it is left untouched for other
+	// protocols.
+	Track [2]uint64
 }
 
 // entry is the table's storage of one session slot. Every word a
@@ -88,6 +97,7 @@ type entry struct {
 	addrs [2]uint64
 	l3    [2]uint32 // L3Delta
 	l4    [2]uint32 // L4Delta
+	track [2]uint64 // Track
 	meta  uint32    // Flags | App<<8 | uint16(MapEntry)<<16
 	seen  uint32    // Time of the last packet
 	life  uint32    // state<<24 | timeout in seconds
@@ -158,6 +168,10 @@ func (t *Table) Hot(id, gen uint32, dir Dir, h *Hot) bool {
 	h.L4Delta = atomic.LoadUint32(&s.l4[dir&1])
 	h.Flags = uint8(atomic.LoadUint32(&s.meta))
 	h.State = uint8(atomic.LoadUint32(&s.life) >> 24)
+	if uint8(p) == packet.ProtoTCP {
+		h.Track[0] = atomic.LoadUint64(&s.track[0])
+		h.Track[1] = atomic.LoadUint64(&s.track[1])
+	}
 	// Key[o] reversed: its destination is the new source.
 	h.Xlate = packet.Tuple{
 		SrcAddr: uint32(a), DstAddr: uint32(a >> 32),
@@ -184,6 +198,7 @@ func (t *Table) copyOut(e *entry, s *Session) {
 		s.Key[d] = packet.TupleFromWords(a, p&keyMask)
 		s.L3Delta[d] = atomic.LoadUint32(&e.l3[d])
 		s.L4Delta[d] = atomic.LoadUint32(&e.l4[d])
+		s.Track[d] = atomic.LoadUint64(&e.track[d])
 	}
 	m := atomic.LoadUint32(&e.meta)
 	s.Flags, s.App, s.MapEntry = uint8(m), uint8(m>>8), int16(m>>16)
@@ -235,6 +250,19 @@ func (t *Table) SetState(id, gen uint32, state uint8, timeout uint32) bool {
 		return false
 	}
 	atomic.StoreUint32(&t.sessions[id].life, packLife(state, timeout))
+	return true
+}
+
+// SetTrack replaces the tracking word of direction dir of session (id,
+// gen), if the slot still holds that generation, like SetState. It is one
+// plain atomic store: nat keeps each direction's word written by the
+// packets of that direction, so concurrent workers rarely write the same
+// word, and a lost update is repaired by the direction's next packet.
+func (t *Table) SetTrack(id, gen uint32, dir Dir, w uint64) bool {
+	if !t.Valid(id, gen) {
+		return false
+	}
+	atomic.StoreUint64(&t.sessions[id].track[dir&1], w)
 	return true
 }
 

@@ -180,7 +180,7 @@ func TestLookupDirections(t *testing.T) {
 			var h Hot
 			k := testSession(i).Key[1-d].Reverse()
 			if !tb.Hot(ids[i], tb.Gen(ids[i]), d, &h) || h.Xlate != k || h.L3Delta != s.L3Delta[d] ||
-				h.L4Delta != s.L4Delta[d] || h.Flags != s.Flags || h.State != uint8(i) {
+				h.L4Delta != s.L4Delta[d] || h.Flags != s.Flags || h.State != uint8(i) || h.Track != s.Track {
 				t.Fatalf("session %d %v: Hot %+v", i, d, h)
 			}
 		}
@@ -254,6 +254,13 @@ func TestStateTouch(t *testing.T) {
 	}
 	if st, to := tb.State(id); st != 7 || to != 42 {
 		t.Fatalf("State after SetState = %d %d", st, to)
+	}
+	if !tb.SetTrack(id, tb.Gen(id), Reply, 77) || tb.SetTrack(id, tb.Gen(id)+2, Orig, 78) {
+		t.Fatal("SetTrack checked the wrong generation")
+	}
+	var h Hot
+	if !tb.Hot(id, tb.Gen(id), Orig, &h) || h.Track != [2]uint64{testSession(1).Track[Orig], 77} {
+		t.Fatalf("Track after SetTrack = %v", h.Track)
 	}
 	tb.Touch(id, Orig, 60, 101)
 	tb.Touch(id, Orig, 40, 102)
@@ -356,7 +363,7 @@ func TestLayout(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"entry", reflect.TypeFor[entry]().Size(), 104},
+		{"entry", reflect.TypeFor[entry]().Size(), 120},
 		{"bucket", reflect.TypeFor[bucket]().Size(), 64},
 		{"cursor", reflect.TypeFor[cursor]().Size(), 64},
 		{"shard%64", reflect.TypeFor[shard]().Size() % 64, 0},

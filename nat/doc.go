@@ -2,6 +2,13 @@
 // outbound), port allocation, session creation, the per-packet rewrite, TCP
 // state for timeouts, ICMP query and error translation, and IPv4 fragments.
 //
+// TCP state follows sequence numbers the way Linux conntrack does (see
+// tcpStep): each direction's highest sequence end and largest window,
+// kept in the session's two tracking words, bound the receiver's window,
+// and a RST or FIN moves the state only inside it (RFC 5961 §3). What
+// falls outside is dropped and counted (DropTCPOutOfWindow), so a forger
+// off the path cannot end a connection.
+//
 // Design. A session is created once, on the slow path, when the first packet
 // of a flow misses the flow table: the rules decide the translated tuple, the
 // port allocator hands out a public port, portmap labels the application,

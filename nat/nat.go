@@ -171,14 +171,34 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 		r.Verdict = DropUnsolicited
 		return true
 	}
+	var (
+		st    uint8
+		class int
+		track [2]uint64
+	)
+	tcp := p.Tuple.Proto == packet.ProtoTCP && p.Frag.Offset == 0
+	if tcp {
+		var g tcpSeg
+		readSeg(frame, p, &g)
+		var v Verdict
+		if st, class, track, v = tcpStep(h.State, h.Track, dir, &g); v != Forward {
+			r.Verdict = v
+			return true
+		}
+	}
 	if v := rewrite(frame, p, &h, dir); v != Forward {
 		r.Verdict = v
 		return true
 	}
 	t.Touch(id, dir, p.End-p.L3, now)
-	if p.Tuple.Proto == packet.ProtoTCP {
-		if p.TCPFlags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 || h.State&tcpStateMask != tcpEstablished {
-			e.tcpTransition(id, gen, h.State, dir, p.TCPFlags)
+	if tcp {
+		for d := range flowtable.Dir(2) {
+			if track[d] != h.Track[d] {
+				t.SetTrack(id, gen, d, track[d])
+			}
+		}
+		if st != h.State {
+			t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
 		}
 	}
 	if p.Frag.More {
@@ -186,13 +206,6 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 	}
 	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, h.Flags&flagALG != 0
 	return true
-}
-
-func (e *Engine) tcpTransition(id, gen uint32, st uint8, dir flowtable.Dir, flags uint8) {
-	ns, class := nextTCP(st, dir == flowtable.Reply, flags)
-	if ns != st {
-		e.n.table.SetState(id, gen, ns, e.n.rules.Load().timeouts[class])
-	}
 }
 
 func fromSide(flags uint8, dir flowtable.Dir) Side {

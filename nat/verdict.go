@@ -20,6 +20,7 @@ const (
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // transport protocol fastnat does not translate
 	DropRace                           // a concurrent creation won and the retry failed
+	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
 	Hold                               // not a drop: a fragment kept until its first fragment arrives
 	NumVerdicts
 )
@@ -38,6 +39,7 @@ var verdictNames = [NumVerdicts]string{
 	"icmp_unsupported",
 	"protocol",
 	"race",
+	"tcp_out_of_window",
 	"hold",
 }
 

@@ -131,3 +131,30 @@ func (t TCP) Options() []byte { return t[TCPMinLen:t.HeaderLen()] }
 
 // Payload returns the segment data after the header.
 func (t TCP) Payload() []byte { return t[t.HeaderLen():] }
+
+// WindowScale returns the shift count of the Window Scale option (RFC
+// 7323 §2), which only SYN segments carry, and whether the option is
+// present. A shift above 14 is read as 14 (RFC 7323 §2.3: the receiver
+// "MUST use 14"). A malformed option list ends the search.
+func (t TCP) WindowScale() (uint8, bool) {
+	opts := t.Options()
+	for i := 0; i < len(opts); {
+		switch kind := opts[i]; kind {
+		case 0: // end of option list
+			return 0, false
+		case 1: // no-operation
+			i++
+			continue
+		case 3:
+			if i+3 <= len(opts) && opts[i+1] == 3 {
+				return min(opts[i+2], 14), true
+			}
+			return 0, false
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return 0, false
+		}
+		i += int(opts[i+1])
+	}
+	return 0, false
+}
