@@ -124,6 +124,18 @@ func HostAddrs() ([]netip.Addr, error) {
 		return nil, fmt.Errorf("open netlink: %w", sysErr(err))
 	}
 	defer h.Close()
+	return hostAddrs(h)
+}
+
+// HostAddrs is the package's HostAddrs in the network namespace a was
+// opened in, whatever the calling thread's namespace.
+func (a *Addresses) HostAddrs() ([]netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return hostAddrs(a.h)
+}
+
+func hostAddrs(h *netlink.Handle) ([]netip.Addr, error) {
 	all, err := h.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", sysErr(err))
