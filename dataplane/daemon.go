@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,8 +32,8 @@ type Daemon struct {
 	capture *dropCapture // nil: no drop capture
 	dp      *Dataplane
 
-	mu                sync.Mutex // held by Reload
-	reloadOK, refused atomic.Uint64
+	mu                        sync.Mutex // held by Reload
+	reloadOK, refused, failed atomic.Uint64
 
 	ctl  *control.Server
 	prom *metrics.Server
@@ -139,16 +140,24 @@ func (d *Daemon) Close() error {
 }
 
 // Reload re-reads the configuration file and applies it for new sessions
-// (control.Handler: `fastnat reload` is SIGHUP). A file with errors is
-// refused (the error wraps control.ErrRefused and holds every positioned
-// problem) and the running configuration stays.
+// (control.Handler: `fastnat reload` is SIGHUP), all or nothing. A file
+// with errors, or one the dataplane cannot apply, is refused (the error
+// wraps control.ErrRefused and holds every positioned problem); a reload
+// that failed while applying (ErrReload) was rolled back. Either way the
+// running configuration stays. Changed keys that wait for a restart are
+// logged and returned.
 func (d *Daemon) Reload() (control.ReloadResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	old := d.dp.Config()
 	cfg, err := config.Load(d.file)
+	var pending []control.Pending
 	if err == nil {
-		err = d.dp.Reload(cfg)
+		pending, err = d.dp.Reload(cfg)
+	}
+	if errors.Is(err, ErrReload) {
+		d.failed.Add(1)
+		d.log.Error("reload failed; keeping the running configuration", "file", d.file, "err", err)
+		return control.ReloadResult{}, err
 	}
 	if err != nil {
 		d.refused.Add(1)
@@ -157,11 +166,10 @@ func (d *Daemon) Reload() (control.ReloadResult, error) {
 	}
 	d.reloadOK.Add(1)
 	d.log.Info("configuration reloaded", "file", d.file, "port_mappings", len(cfg.PortMappings))
-	if cfg.Control != old.Control || cfg.Metrics != old.Metrics || len(cfg.Interfaces) != len(old.Interfaces) ||
-		cfg.Dataplane.Workers != old.Dataplane.Workers || cfg.Flows != old.Flows || cfg.ALG.FTP.Enabled != old.ALG.FTP.Enabled {
-		d.log.Warn("reload: interfaces, [dataplane], [flows], [control], [metrics] and turning the FTP ALG on or off take effect only at restart")
+	for _, p := range pending {
+		d.log.Warn("reload: changed key takes effect only at restart", "key", p.Key, "running", p.Running, "file", p.File)
 	}
-	return control.ReloadResult{File: d.file, PortMappings: len(cfg.PortMappings)}, nil
+	return control.ReloadResult{File: d.file, PortMappings: len(cfg.PortMappings), Pending: pending}, nil
 }
 
 // Stats is the dataplane's snapshot with the daemon's own counters
@@ -169,7 +177,7 @@ func (d *Daemon) Reload() (control.ReloadResult, error) {
 func (d *Daemon) Stats() metrics.Snapshot {
 	s := d.dp.Stats()
 	s.ConfigFile = d.file
-	s.Reloads = metrics.Reloads{OK: d.reloadOK.Load(), Refused: d.refused.Load()}
+	s.Reloads = metrics.Reloads{OK: d.reloadOK.Load(), Refused: d.refused.Load(), Failed: d.failed.Load()}
 	if d.capture != nil {
 		s.Capture = d.capture.stats()
 	}

@@ -49,10 +49,15 @@ type Dataplane struct {
 	closed  bool
 
 	// Assembly state, filled by New's steps in order.
-	names  []string // interface names, in the order of every worker's ports
-	queues []int    // the queue of each worker
-	public []netip.Addr
+	names  []string            // interface names, in the order of every worker's ports
+	queues []int               // the queue of each worker
+	public []netip.Addr        // on the outside interfaces now
+	filter afxdp.Filter        // in the XDP programs now
 	links  []*pipeline.ALGLink // one per worker when the ALG is on
+
+	// commitFault, set by tests, fails Reload's commit step it returns an
+	// error for.
+	commitFault func(step string) error
 }
 
 // New brings the dataplane described by cfg up and returns it running. On
@@ -238,6 +243,7 @@ func (d *Dataplane) setFilters(cfg *config.Config) error {
 			return err
 		}
 	}
+	d.filter = f
 	return nil
 }
 

@@ -2,9 +2,11 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +121,7 @@ func TestDataplane(t *testing.T) {
 		t.Fatalf("%d of 5 echoes through the dataplane", got)
 	}
 	st := d.Stats()
-	if len(st.Workers) != 1 || st.Workers[0].Translated < 10 || st.Table.Sessions != 1 || st.Table.Capacity < 4096 {
+	if len(st.Workers) != 1 || st.Workers[0].Translated < 5 || st.Table.Sessions != 1 || st.Table.Capacity < 4096 {
 		t.Fatalf("stats after 5 echoes: %d workers, table %+v, worker %+v", len(st.Workers), st.Table, st.Workers)
 	}
 	if s, err := d.Sessions(control.SessionQuery{}); err != nil || s.Matched != 1 || s.Sessions[0].Responder.Src != echoInside {
@@ -133,11 +135,11 @@ func TestDataplane(t *testing.T) {
 	// sessions use it, the running configuration is the new one.
 	second := netip.AddrPortFrom(testnet.PublicAddr, 7008)
 	cfg2 := testConfig(t, fmt.Sprintf("\n[[nat.server]]\nprotocol = \"udp\"\npublic = %q\ninside = %q\n", second, echoInside))
-	if err := d.Reload(cfg2); err != nil {
-		t.Fatal(err)
+	if pending, err := d.Reload(cfg2); err != nil || pending != nil {
+		t.Fatalf("reload: %v, pending %v", err, pending)
 	}
-	if d.Config() != cfg2 {
-		t.Error("Config() is not the reloaded configuration")
+	if n := len(d.Config().NAT.Server); n != 2 {
+		t.Errorf("Config() has %d server rules, want the reloaded configuration's 2", n)
 	}
 	if got := echoes(t, topo, second, 3); got != 3 {
 		t.Fatalf("%d of 3 echoes through the rule the reload added", got)
@@ -152,5 +154,102 @@ func TestDataplane(t *testing.T) {
 	link := string(testnet.MustRun(t, topo.Router, "ip", "link", "show", testnet.RouterOutsideLink))
 	if strings.Contains(link, "xdp") {
 		t.Errorf("XDP program left attached after Close:\n%s", link)
+	}
+}
+
+// TestReloadAllOrNothing: a reload that fails at any step of its commit
+// leaves the dataplane as it was — rules, public addresses on the
+// interface, XDP filter and configuration — and the same reload without
+// the fault then applies all of it, removing the public address the file
+// no longer names.
+func TestReloadAllOrNothing(t *testing.T) {
+	spare := netip.MustParseAddr("198.18.0.206") // in the file at first, removed by the reload
+	added := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.205"), 7007)
+	before := testConfig(t, fmt.Sprintf("\n[[nat.outbound]]\ninside = [\"10.78.0.0/24\"]\npool = [%q]\n", spare))
+	after := testConfig(t, fmt.Sprintf("\n[[nat.server]]\nprotocol = \"udp\"\npublic = %q\ninside = %q\n", added, echoInside))
+	topo, d := startDataplane(t, before)
+	testnet.MustUDPEcho(t, topo.Server, echoInside)
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		addrs := routerAddrs(t, topo)
+		if !strings.Contains(addrs, spare.String()+"/32") || strings.Contains(addrs, added.Addr().String()+"/") {
+			t.Errorf("addresses changed: want %v kept and %v not added:\n%s", spare, added.Addr(), addrs)
+		}
+		if d.Config() != before {
+			t.Error("the running configuration changed")
+		}
+		if got := echoes(t, topo, echoPublic, 2); got != 2 {
+			t.Errorf("%d of 2 echoes through the running rule", got)
+		}
+		if got := echoes(t, topo, added, 2); got != 0 {
+			t.Errorf("%d echoes through a rule of the failed reload", got)
+		}
+	}
+	unchanged(t)
+	for _, step := range []string{"add addresses", "set filters", "install rules", "remove addresses"} {
+		t.Run(step, func(t *testing.T) {
+			injected := errors.New("injected failure")
+			reached := false
+			d.commitFault = func(s string) error {
+				reached = reached || s == step
+				if s == step {
+					return injected
+				}
+				return nil
+			}
+			defer func() { d.commitFault = nil }()
+			_, err := d.Reload(after)
+			if !errors.Is(err, ErrReload) || !errors.Is(err, injected) || !reached {
+				t.Fatalf("reload failing at %q: %v (step reached: %v)", step, err, reached)
+			}
+			unchanged(t)
+		})
+	}
+	// A configuration the interfaces cannot take is refused before
+	// anything changes: more public addresses than the XDP map holds,
+	// which the file's own checks allow.
+	huge := testConfig(t, "\n[[nat.outbound]]\ninside = [\"10.79.0.0/16\"]\npool = [\"198.19.0.0/19\"]\n")
+	if _, err := d.Reload(huge); err == nil || errors.Is(err, ErrReload) {
+		t.Fatalf("reload with 8190 public addresses: %v, want refused before the commit", err)
+	}
+	unchanged(t)
+
+	if _, err := d.Reload(after); err != nil {
+		t.Fatal(err)
+	}
+	if got := echoes(t, topo, added, 2); got != 2 {
+		t.Errorf("%d of 2 echoes through the reloaded rule", got)
+	}
+	addrs := routerAddrs(t, topo)
+	if strings.Contains(addrs, spare.String()+"/") || !strings.Contains(addrs, added.Addr().String()+"/32") {
+		t.Errorf("after the reload want %v removed and %v added:\n%s", spare, added.Addr(), addrs)
+	}
+}
+
+// TestReloadPending: keys that size what New built keep their running
+// values and are reported; the rest of the file applies.
+func TestReloadPending(t *testing.T) {
+	topo, d := startDataplane(t, testConfig(t, ""))
+	testnet.MustUDPEcho(t, topo.Server, echoInside)
+	next := testConfig(t, "\n[metrics]\nlisten = \"127.0.0.1:9399\"\n[timeouts]\nudp = \"3m\"\n")
+	next.Dataplane.Workers, next.Flows.Max = 2, 8192
+	pending, err := d.Reload(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, p := range pending {
+		keys = append(keys, p.String())
+	}
+	want := []string{"dataplane.workers (running 0, file 2)", "flows.max (running 4096, file 8192)", `metrics.listen (running "", file "127.0.0.1:9399")`}
+	if !slices.Equal(keys, want) {
+		t.Errorf("pending\n%q\nwant\n%q", keys, want)
+	}
+	run := d.Config()
+	if run.Dataplane.Workers != 0 || run.Flows.Max != 4096 || run.Metrics.Listen != "" || run.Timeouts.UDP != 3*time.Minute {
+		t.Errorf("running configuration: workers %d, flows %d, metrics %q, udp timeout %v", run.Dataplane.Workers, run.Flows.Max, run.Metrics.Listen, run.Timeouts.UDP)
+	}
+	if got := echoes(t, topo, echoPublic, 2); got != 2 {
+		t.Errorf("%d of 2 echoes after the reload", got)
 	}
 }
