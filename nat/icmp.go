@@ -79,10 +79,11 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, false
 }
 
-// echoReply turns an echo request to one of the NAT's public addresses into
-// its reply, in place (RFC 792: swap the addresses, type 0, same
-// identifier, sequence and data).
-func echoReply(frame []byte, p *packet.Parsed, r *Result) {
+// echoReply turns an echo request to one of the NAT's public addresses,
+// arrived on side from, into its reply, in place (RFC 792: swap the
+// addresses, type 0, same identifier, sequence and data), sent back to
+// that side.
+func echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
 	ip := packet.IPv4(frame[p.L3:p.End])
 	src, dst := ip.SrcAddr(), ip.DstAddr()
 	binary.BigEndian.PutUint32(ip[12:], dst)
@@ -94,5 +95,5 @@ func echoReply(frame []byte, p *packet.Parsed, r *Result) {
 	old := binary.BigEndian.Uint16(icmp[0:])
 	icmp[0] = packet.ICMPEchoReply
 	binary.BigEndian.PutUint16(icmp[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(icmp[2:]), old, binary.BigEndian.Uint16(icmp[0:])))
-	r.Verdict, r.Out, r.Divert = Forward, Outside, false
+	r.Verdict, r.Out, r.Divert = Forward, from, false
 }

@@ -29,6 +29,7 @@ type NAT struct {
 	rules    atomic.Pointer[compiled]
 	pools    pools
 	bindings bindings
+	public   publicMap // public endpoint → inside endpoint, for hairpinning
 	pending  pendingPorts
 	workers  int
 	// onEnd, when set, is called for every session that ends (expiry or
@@ -51,6 +52,7 @@ func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
 		workers = 1
 	}
 	n := &NAT{table: table, workers: workers}
+	n.bindings.pub = &n.public
 	n.rules.Store(c)
 	return n, nil
 }
@@ -341,8 +343,9 @@ func (n *NAT) releasePorts(s *flowtable.Session) {
 				n.pools.space(a, class).release(p)
 			})
 		case s.Flags&flagOwnSrcPort != 0:
-			k := s.Key[flowtable.Reply]
-			n.pools.space(k.DstAddr, class).release(k.DstPort)
+			pub, in := ownMapping(s, class)
+			n.public.remove(pub, in)
+			n.pools.space(pub.addr, class).release(pub.port)
 		}
 		if s.Flags&flagOwnDstPort != 0 {
 			k := s.Key[flowtable.Orig]
