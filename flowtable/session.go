@@ -157,7 +157,7 @@ func (t *Table) Valid(id, gen uint32) bool {
 // is a miss. It is a seqlock reader: atomic loads of the fields, then the
 // generation. It takes no lock, writes nothing and allocates nothing.
 func (t *Table) Hot(id, gen uint32, dir Dir, h *Hot) bool {
-	if id >= uint32(len(t.sessions)) {
+	if int(id) >= len(t.sessions) {
 		return false
 	}
 	s := &t.sessions[id]
@@ -172,11 +172,11 @@ func (t *Table) Hot(id, gen uint32, dir Dir, h *Hot) bool {
 		h.Track[0] = atomic.LoadUint64(&s.track[0])
 		h.Track[1] = atomic.LoadUint64(&s.track[1])
 	}
-	// Key[o] reversed: its destination is the new source.
-	h.Xlate = packet.Tuple{
-		SrcAddr: uint32(a), DstAddr: uint32(a >> 32),
-		SrcPort: uint16(p >> 32), DstPort: uint16(p >> 48), Proto: uint8(p),
-	}
+	// Key[o] reversed: its destination is the new source. Field by field:
+	// a struct literal is built on the stack with narrow stores and copied
+	// with one wide load, which stalls store forwarding.
+	h.Xlate.SrcAddr, h.Xlate.DstAddr = uint32(a), uint32(a>>32)
+	h.Xlate.SrcPort, h.Xlate.DstPort, h.Xlate.Proto = uint16(p>>32), uint16(p>>48), uint8(p)
 	return genOf(atomic.LoadUint64(&s.ports[Orig])) == gen && gen&1 != 0
 }
 
