@@ -66,8 +66,9 @@
 // reused between the two. The readers are:
 //
 //   - Hot, for the per-packet path: one direction's rewrite (translated
-//     tuple, checksum deltas), the flags and the protocol state — a small
-//     copy that a later layout may keep in one cache line;
+//     tuple, checksum deltas) and the flags, three words that the
+//     storage keeps side by side, returned in registers (Hot inlines);
+//     HotTCP adds the protocol state and both tracking words;
 //   - Read, for the slow path: the whole Session (keys, deltas, parent,
 //     application, mapping entry);
 //   - Range, which walks live sessions and hands each out as a validated

@@ -91,8 +91,7 @@ func (t *Table) fill(slot *entry, s *Session, k0, k1 packet.Tuple, life uint32, 
 	for d := range 2 {
 		a, _ := s.Key[d].Words()
 		atomic.StoreUint64(&slot.addrs[d], a)
-		atomic.StoreUint32(&slot.l3[d], s.L3Delta[d])
-		atomic.StoreUint32(&slot.l4[d], s.L4Delta[d])
+		atomic.StoreUint64(&slot.deltas[d], packDeltas(s, Dir(d)))
 		atomic.StoreUint64(&slot.track[d], s.Track[d])
 		atomic.StoreUint64(&slot.pkts[d], 0)
 		atomic.StoreUint64(&slot.bytes[d], 0)

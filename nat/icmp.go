@@ -20,7 +20,10 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	in := p.Inner.Tuple
 	id, dir, gen, ok := e.n.table.LookupGen(in.Reverse())
 	var h flowtable.Hot
-	if !ok || !e.n.table.Hot(id, gen, dir, &h) || fromSide(h.Flags, dir) != from {
+	if ok {
+		h, ok = e.n.table.Hot(id, gen, dir)
+	}
+	if !ok || fromSide(h.Flags(), dir) != from {
 		r.Verdict = DropICMPNoSession
 		return
 	}
@@ -29,7 +32,7 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 		r.Verdict = DropTTLExpired
 		return
 	}
-	orig := h.Xlate.Reverse() // Key[1-dir]
+	orig := h.Xlate().Reverse() // Key[1-dir]
 	// Outer header: to the original sender. The source is the reporting
 	// router or host; when that is the embedded packet's destination
 	// itself, or when the error leaves the inside, it takes the address
@@ -76,7 +79,7 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	icmp := frame[p.L4:p.End]
 	binary.BigEndian.PutUint16(icmp[2:], 0)
 	binary.BigEndian.PutUint16(icmp[2:], packet.ICMPChecksum(icmp))
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, false
 }
 
 // echoReply turns an echo request to one of the NAT's public addresses,

@@ -175,50 +175,69 @@ func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now fl
 // to the session the lookup found. It returns false, having touched
 // neither packet nor session, when that session has ended: a miss.
 func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id, gen uint32, dir flowtable.Dir, r *Result) bool {
-	t := e.n.table
-	var h flowtable.Hot
-	if !t.Hot(id, gen, dir, &h) {
-		return false
+	if p.Tuple.Proto == packet.ProtoTCP && p.Frag.Offset == 0 {
+		return e.forwardTCP(frame, p, from, now, id, gen, dir, r)
 	}
-	if fromSide(h.Flags, dir) != from {
+	t := e.n.table
+	h, ok := t.Hot(id, gen, dir)
+	switch {
+	case !ok:
+		return false
+	case fromSide(h.Flags(), dir) != from:
 		// A packet claiming to belong to the session on the wrong side.
 		r.Verdict = DropUnsolicited
+	case frame[p.L3+8] <= 1:
+		r.Verdict = DropTTLExpired
+	default:
+		rewrite(frame, p, h)
+		t.Touch(id, dir, p.End-p.L3, now)
+		if p.Frag.More {
+			e.rememberFragment(frame, p, id, gen, dir, now)
+		}
+		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
+	}
+	return true
+}
+
+// forwardTCP is forward for a TCP segment (a first fragment or whole):
+// the tracker (tcpStep) decides before anything changes, and the state
+// and tracking words it moved are stored after the translation. It is
+// forward's twin rather than a branch in it so that other protocols
+// carry none of the tracker's state.
+func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id, gen uint32, dir flowtable.Dir, r *Result) bool {
+	t := e.n.table
+	h, state, track, ok := t.HotTCP(id, gen, dir)
+	switch {
+	case !ok:
+		return false
+	case fromSide(h.Flags(), dir) != from:
+		r.Verdict = DropUnsolicited
+		return true
+	case frame[p.L3+8] <= 1:
+		r.Verdict = DropTTLExpired
 		return true
 	}
-	var (
-		st    uint8
-		class int
-		track [2]uint64
-	)
-	tcp := p.Tuple.Proto == packet.ProtoTCP && p.Frag.Offset == 0
-	if tcp {
-		var g tcpSeg
-		readSeg(frame, p, &g)
-		var v Verdict
-		if st, class, track, v = tcpStep(h.State, h.Track, dir, &g); v != Forward {
-			r.Verdict = v
-			return true
-		}
-	}
-	if v := rewrite(frame, p, &h, dir); v != Forward {
+	var g tcpSeg
+	readSeg(frame, p, &g)
+	st, class, next, v := tcpStep(state, track, dir, &g)
+	if v != Forward {
 		r.Verdict = v
 		return true
 	}
+	rewrite(frame, p, h)
 	t.Touch(id, dir, p.End-p.L3, now)
-	if tcp {
-		for d := range flowtable.Dir(2) {
-			if track[d] != h.Track[d] {
-				t.SetTrack(id, gen, d, track[d])
-			}
+	for d := range flowtable.Dir(2) {
+		if next[d] != track[d] {
+			t.SetTrack(id, gen, d, next[d])
 		}
-		if st != h.State {
-			t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
-		}
+	}
+	if st != state {
+		t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
 	}
 	if p.Frag.More {
 		e.rememberFragment(frame, p, id, gen, dir, now)
 	}
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, h.Flags&flagALG != 0
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
 	return true
 }
 
@@ -252,36 +271,32 @@ var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
 // from its snapshot h, to the packet: addresses and TTL in the IPv4
 // header, ports or ICMP identifier in the first fragment's transport
 // header, and both checksums by adding the stored deltas. Nothing is
-// recomputed.
-func rewrite(frame []byte, p *packet.Parsed, h *flowtable.Hot, dir flowtable.Dir) Verdict {
+// recomputed. The caller has checked that the TTL is above 1.
+func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
 	ip := frame[p.L3:p.End]
-	if ip[8] <= 1 {
-		return DropTTLExpired
-	}
-	nt := &h.Xlate
 	ip[8]--
-	binary.BigEndian.PutUint32(ip[12:], nt.SrcAddr)
-	binary.BigEndian.PutUint32(ip[16:], nt.DstAddr)
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta)))
+	binary.BigEndian.PutUint32(ip[12:], h.SrcAddr())
+	binary.BigEndian.PutUint32(ip[16:], h.DstAddr())
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta())))
 	if p.Frag.Offset > 0 {
-		return Forward
+		return
 	}
 	l4 := frame[p.L4:p.End]
+	d := packet.Delta(h.L4Delta())
 	switch p.Tuple.Proto {
 	case packet.ProtoTCP:
-		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
+		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), d))
 	case packet.ProtoUDP:
-		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
+		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), d))
 	case packet.ProtoICMP:
 		// An ICMP query's identifier stands in both port fields.
-		binary.BigEndian.PutUint16(l4[4:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[4:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), d))
 	}
-	return Forward
 }
 
 // deltas precomputes the checksum changes of translating packets of
