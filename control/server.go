@@ -136,12 +136,15 @@ func (s *Server) answer(req Request) Response {
 		r.Expectations = s.h.Expectations()
 	case CmdMappings:
 		r.Mappings = s.h.Mappings()
+	case CmdRules:
+		rules := s.h.Rules()
+		r.Rules = &rules
 	case CmdReload:
 		var rr ReloadResult
 		rr, err = s.h.Reload()
 		r.Reload = &rr
 	default:
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, reload", req.Cmd)}
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload", req.Cmd)}
 	}
 	if err != nil {
 		code := CodeFailed

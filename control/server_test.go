@@ -48,6 +48,8 @@ func (h *fakeHandler) Mappings() []Mapping {
 	return []Mapping{{App: "ftp", Port: 9091, Protocol: "tcp", Scope: "any", Index: 0, Line: 3}}
 }
 
+func (h *fakeHandler) Rules() Rules { return Rules{File: "/etc/fastnat.toml"} }
+
 func (h *fakeHandler) Reload() (ReloadResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

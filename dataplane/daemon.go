@@ -195,4 +195,8 @@ func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations
 // Mappings implements control.Handler.
 func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
 
+// Rules implements control.Handler: the running rules, and when they were
+// applied.
+func (d *Daemon) Rules() control.Rules { return d.dp.Rules() }
+
 var _ control.Handler = (*Daemon)(nil)

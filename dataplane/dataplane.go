@@ -36,6 +36,7 @@ type Dataplane struct {
 	log     *slog.Logger
 	opts    Options
 	cfg     atomic.Pointer[config.Config] // the configuration running now
+	loaded  atomic.Int64                  // when cfg was applied, ns since the epoch
 	start   time.Time
 	table   *flowtable.Table
 	nat     *nat.NAT
@@ -69,6 +70,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	}
 	d := &Dataplane{log: opts.Log, opts: opts, start: time.Now(), algStop: make(chan struct{})}
 	d.cfg.Store(cfg)
+	d.loaded.Store(d.start.UnixNano())
 	defer func() {
 		if err != nil {
 			d.teardown()

@@ -131,6 +131,10 @@ func TestDataplane(t *testing.T) {
 		t.Errorf("public address not on the outside interface:\n%s", routerAddrs(t, topo))
 	}
 
+	loaded := d.Rules().Loaded
+	if r := d.Rules(); len(r.Servers) != 1 || r.Servers[0].Public != echoPublic || time.Since(loaded) > time.Minute {
+		t.Errorf("rules: %+v", r)
+	}
 	// A reload that publishes the echo server on a second port: new
 	// sessions use it, the running configuration is the new one.
 	second := netip.AddrPortFrom(testnet.PublicAddr, 7008)
@@ -140,6 +144,9 @@ func TestDataplane(t *testing.T) {
 	}
 	if n := len(d.Config().NAT.Server); n != 2 {
 		t.Errorf("Config() has %d server rules, want the reloaded configuration's 2", n)
+	}
+	if r := d.Rules(); len(r.Servers) != 2 || r.Servers[1].Public != second || !r.Loaded.After(loaded) {
+		t.Errorf("rules after the reload: %+v", r)
 	}
 	if got := echoes(t, topo, second, 3); got != 3 {
 		t.Fatalf("%d of 3 echoes through the rule the reload added", got)

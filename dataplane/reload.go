@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fastnat/fastnat/afxdp"
 	"github.com/fastnat/fastnat/alg"
@@ -245,6 +246,7 @@ func (d *Dataplane) commit(p *plan) (err error) {
 	}
 	d.public, d.filter = p.public, p.filter
 	d.cfg.Store(p.cfg)
+	d.loaded.Store(time.Now().UnixNano())
 	return nil
 }
 

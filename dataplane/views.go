@@ -52,6 +52,11 @@ func (d *Dataplane) Expectations() []control.Expectation {
 	return control.ListExpectations(d.table, d.clock())
 }
 
+// Rules describes the NAT rules running now and when they were applied.
+func (d *Dataplane) Rules() control.Rules {
+	return control.ListRules(d.Config(), time.Unix(0, d.loaded.Load()))
+}
+
 // Mappings lists the effective port-mapping table of the running
 // configuration with the FTP ALG's counts per mapping.
 func (d *Dataplane) Mappings() []control.Mapping {

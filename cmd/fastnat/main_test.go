@@ -66,8 +66,9 @@ func TestCheckUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no file", []string{"check"}, "usage: fastnat check -c FILE"},
-		{"two files", []string{"check", "a", "b"}, "usage: fastnat check -c FILE"},
+		{"no file", []string{"check"}, "fastnat check: want one file, with -c or as the argument\nusage: fastnat check [FILE] [flags]\n"},
+		{"two files", []string{"check", "a", "b"}, "fastnat check: unexpected argument \"b\"\nusage: fastnat check [FILE] [flags]\n"},
+		{"file twice", []string{"check", "-c", "a", "b"}, "fastnat check: want one file"},
 		{"bad flag", []string{"check", "-x"}, "flag provided but not defined: -x"},
 		{"missing file", []string{"check", "-c", "/nonexistent/fastnat.toml"}, "fastnat check: read config: open /nonexistent/fastnat.toml: no such file or directory"},
 	}
@@ -89,17 +90,18 @@ func TestDispatch(t *testing.T) {
 		stderr string
 	}{
 		{nil, exitUsage, "", "Usage:"},
-		{[]string{"help"}, exitOK, "fastnat check -c FILE", ""},
-		{[]string{"--help"}, exitOK, "fastnat run -c FILE", ""},
-		{[]string{"help", "show"}, exitOK, "usage: fastnat show stats|sessions|expectations|mappings [--json]", ""},
+		{[]string{"help"}, exitOK, "  fastnat check [FILE] [flags]\n      validate a configuration file", ""},
+		{[]string{"--help"}, exitOK, "  fastnat run [flags]\n", ""},
+		{[]string{"help", "show"}, exitOK, "usage: fastnat show stats|sessions|expectations|mappings|rules [flags]\n", ""},
+		{[]string{"help", "bench", "veth"}, exitOK, "  --duration DURATION    measured time per case (default 5s)\n", ""},
 		{[]string{"help", "nope"}, exitUsage, "", `unknown command "nope"`},
 		{[]string{"version"}, exitOK, "fastnat ", ""},
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
 		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
-		{[]string{"bench"}, exitUsage, "", "usage: fastnat bench pipeline|flowtable|veth [flags]   (fastnat bench KIND -h for the flags)\n"},
-		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown benchmark \"nope\" (want pipeline, flowtable or veth)\n"},
-		{[]string{"demo", "extra"}, exitUsage, "", "usage: fastnat demo"},
+		{[]string{"bench"}, exitUsage, "", "fastnat bench: missing subcommand\nusage: fastnat bench pipeline|flowtable|veth ...\n(fastnat help bench lists them)\n"},
+		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown subcommand \"nope\"\nusage: fastnat bench pipeline|flowtable|veth ...\n"},
+		{[]string{"demo", "extra"}, exitUsage, "", "fastnat demo: unexpected argument \"extra\"\nusage: fastnat demo [flags]\n"},
 		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}
 	for _, tc := range tests {
