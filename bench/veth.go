@@ -156,8 +156,8 @@ func (c VethConfig) withDefaults() (VethConfig, error) {
 	switch {
 	case c.Rounds < 0:
 		return c, fmt.Errorf("%d rounds: %w", c.Rounds, ErrVethConfig)
-	case c.Duration < VethMinDuration || c.Warmup < 0:
-		return c, fmt.Errorf("duration %v (at least %v), warm-up %v: %w", c.Duration, VethMinDuration, c.Warmup, ErrVethConfig)
+	case c.Duration < 0 || c.Warmup < 0:
+		return c, fmt.Errorf("duration %v, warm-up %v: %w", c.Duration, c.Warmup, ErrVethConfig)
 	case c.Rate < 0 || c.ProbeRate < 0:
 		return c, fmt.Errorf("rate %v, probe rate %v: %w", c.Rate, c.ProbeRate, ErrVethConfig)
 	case c.GenCPU < -1 || c.GenCPU >= runtime.NumCPU() || c.DUTCPU < -1 || c.DUTCPU >= runtime.NumCPU():

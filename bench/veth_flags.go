@@ -7,10 +7,11 @@ import (
 	"github.com/fastnat/fastnat/internal/cli"
 )
 
-// VethMinDuration is the shortest measured window: frames still queued
-// in the generator, the veths and the DUT when the window opens or closes
-// count on one side and not the other, and below a second that error
-// shows (more delivered than offered).
+// VethMinDuration is the shortest measured window the command accepts:
+// frames still queued in the generator, the veths and the DUT when the
+// window opens or closes count on one side and not the other, and below a
+// second that error shows (more delivered than offered). Tests of the
+// harness itself run shorter windows through VethConfig.
 const VethMinDuration = time.Second
 
 // VethFlags defines the flags of `fastnat bench veth` on fs and returns the
