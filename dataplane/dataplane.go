@@ -135,19 +135,16 @@ func (d *Dataplane) loadInterfaces(cfg *config.Config) error {
 
 // chooseQueues picks the queue of every worker: the first interface's
 // queues (all of them by default), as many as [dataplane] workers asks,
-// each of which every interface must have.
+// each of which every interface must have. Asking for more workers than
+// there are queues runs one per queue, with a warning.
 func (d *Dataplane) chooseQueues(cfg *config.Config) error {
-	queues := cfg.Interfaces[0].Queues
-	if queues == nil {
-		for q := 0; q < d.ifaces[0].Queues(); q++ {
-			queues = append(queues, q)
-		}
+	var asked int
+	d.queues, asked = cfg.WorkerQueues(d.ifaces[0].Queues())
+	if asked > len(d.queues) {
+		d.log.Warn("fewer workers than [dataplane] workers asks: one per queue of the first interface",
+			"asked", asked, "running", len(d.queues), "interface", cfg.Interfaces[0].Name, "queues", d.ifaces[0].Queues(),
+			"fix", fmt.Sprintf("ethtool -L %s combined %d (on every interface), or workers = %d", cfg.Interfaces[0].Name, asked, len(d.queues)))
 	}
-	workers := cfg.Dataplane.Workers
-	if workers == 0 || workers > len(queues) {
-		workers = len(queues)
-	}
-	d.queues = queues[:workers]
 	for i, iface := range d.ifaces {
 		for _, q := range d.queues {
 			if q >= iface.Queues() {
@@ -295,11 +292,17 @@ func (d *Dataplane) attach(*config.Config) error {
 }
 
 // logServing logs one line per interface and queue served, with the XDP
-// mode the kernel actually took, and a summary.
+// mode the kernel actually took and whether the socket copies, and a
+// summary.
 func (d *Dataplane) logServing(cfg *config.Config) {
 	for w, q := range d.queues {
+		umem := "copy"
+		if d.xsks[w].ZeroCopy() {
+			umem = "zero-copy"
+		}
 		for i, ic := range cfg.Interfaces {
-			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(), "xdp", d.ifaces[i].Mode().String())
+			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(),
+				"xdp", d.ifaces[i].Mode().String(), "umem", umem)
 		}
 	}
 	d.log.Info("fastnat running", "workers", len(d.workers), "flows", cfg.Flows.Max, "public", fmt.Sprint(d.public), "ftp_alg", cfg.ALG.FTP.Enabled)

@@ -237,7 +237,7 @@ func TestCompletion(t *testing.T) {
 		return strings.Join(strings.Fields(out), " ")
 	}
 	tests := []struct{ line, want string }{
-		{"", "run check show reload bench demo version help completion man"},
+		{"", "run check doctor show reload bench demo version help completion man"},
 		{"re", "reload"},
 		{"bench ", "pipeline flowtable veth"},
 		{"bench veth --du", "--duration --dut --dut-cpu"},
