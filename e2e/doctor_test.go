@@ -83,8 +83,8 @@ func TestDoctor(t *testing.T) {
 			{"mtu", out}: doctor.OK, {"mtu", in}: doctor.OK,
 			{"offloads", out}: doctor.OK, {"offloads", in}: doctor.OK,
 			{"checksum", out}: doctor.OK, {"checksum", in}: doctor.OK,
-			{"xdp", out}: doctor.Info, // veth: native XDP, no zero copy
-			{"irq", out}: doctor.Info, // veth: no interrupts
+			{"xdp", out}:    doctor.Info, // veth: native XDP, no zero copy
+			{"irq", out}:    doctor.Info, // veth: no interrupts
 			{"memlock", ""}: doctor.OK,
 		})
 		if f := r.Find("checksum", out); len(f) == 1 && !strings.Contains(f[0].Message, topo.Client) {
