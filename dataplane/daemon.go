@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
@@ -34,6 +35,7 @@ type Daemon struct {
 
 	mu                        sync.Mutex // held by Reload
 	reloadOK, refused, failed atomic.Uint64
+	lastReload                atomic.Pointer[metrics.LastReload]
 
 	ctl  *control.Server
 	prom *metrics.Server
@@ -68,6 +70,7 @@ func Start(file string, cfg *config.Config, opts DaemonOptions) (_ *Daemon, err 
 	if err != nil {
 		return nil, err
 	}
+	d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), OK: true})
 	if err := d.serve(cfg); err != nil {
 		_ = d.dp.Close()
 		return nil, err
@@ -154,6 +157,11 @@ func (d *Daemon) Reload() (control.ReloadResult, error) {
 	if err == nil {
 		pending, err = d.dp.Reload(cfg)
 	}
+	if err != nil {
+		d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), Error: err.Error()})
+	} else {
+		d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), OK: true})
+	}
 	if errors.Is(err, ErrReload) {
 		d.failed.Add(1)
 		d.log.Error("reload failed; keeping the running configuration", "file", d.file, "err", err)
@@ -178,6 +186,7 @@ func (d *Daemon) Stats() metrics.Snapshot {
 	s := d.dp.Stats()
 	s.ConfigFile = d.file
 	s.Reloads = metrics.Reloads{OK: d.reloadOK.Load(), Refused: d.refused.Load(), Failed: d.failed.Load()}
+	s.LastReload = *d.lastReload.Load()
 	if d.capture != nil {
 		s.Capture = d.capture.stats()
 	}

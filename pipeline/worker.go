@@ -99,6 +99,7 @@ type Worker struct {
 	arp     []arpWait
 	neigh   [neighborSlots]neighborEntry
 	algIn   []ALGItem
+	busy    busyMeter
 }
 
 type heldFrame struct {
@@ -185,8 +186,11 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 // goroutine of its own (pinned to a core by the caller if wanted).
 func (w *Worker) Run() {
 	idle := 0
+	w.busy.start()
 	for !w.stop.Load() {
-		if w.Poll() > 0 {
+		n := w.Poll()
+		w.busy.mark(n > 0)
+		if n > 0 {
 			idle = 0
 			continue
 		}
@@ -194,17 +198,27 @@ func (w *Worker) Run() {
 		switch w.cfg.Poll {
 		case PollBusy:
 			if idle&1023 == 0 {
+				w.busy.publish()
 				runtime.Gosched()
 			}
 		case PollAdaptive:
 			if idle >= adaptiveSpins {
-				w.cfg.Waker.Wait(w.waitTime())
+				w.wait()
 			}
 		case PollInterrupt:
-			w.cfg.Waker.Wait(w.waitTime())
+			w.wait()
 		}
 	}
+	w.busy.publish()
 	w.drain()
+}
+
+// wait sleeps on the Waker until frames arrive or waitTime passes; the
+// sleep is idle time.
+func (w *Worker) wait() {
+	w.busy.publish()
+	w.cfg.Waker.Wait(w.waitTime())
+	w.busy.start()
 }
 
 func (w *Worker) waitTime() time.Duration {

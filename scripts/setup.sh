@@ -7,9 +7,10 @@
 #
 # What it installs, only when missing:
 #   - Debian packages the end-to-end tests and the demo drive: vsftpd lftp
-#     curl iproute2 nftables ethtool tcpdump procps (a vsftpd installed
-#     here is stopped and disabled again: the tests and the demo start
-#     their own inside namespaces);
+#     curl iproute2 nftables ethtool tcpdump procps, groff-base (the man
+#     page test) and prometheus (its promtool tests the alert rules and the
+#     metrics); a vsftpd or prometheus installed here is stopped and
+#     disabled again: the tests start their own vsftpd inside namespaces;
 #   - Go: Debian's golang-go with GOTOOLCHAIN=auto, so that the toolchain
 #     go.mod asks for is fetched; if Debian's Go is too old to do that
 #     (before 1.21, as in Debian 12), the official release named in go.mod
@@ -22,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps)
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps groff-base prometheus)
 
 install_packages() {
 	local missing=() p
@@ -37,9 +38,14 @@ install_packages() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	if [[ " ${missing[*]} " == *" vsftpd "* ]] && command -v systemctl >/dev/null; then
-		systemctl disable --now vsftpd >/dev/null 2>&1 || true
-	fi
+	# vsftpd and prometheus come as services; the tests start their own
+	# vsftpd and use only promtool.
+	local svc
+	for svc in vsftpd prometheus; do
+		if [[ " ${missing[*]} " == *" $svc "* ]] && command -v systemctl >/dev/null; then
+			systemctl disable --now "$svc" >/dev/null 2>&1 || true
+		fi
+	done
 }
 
 # go_minor prints the minor version of the go on PATH (1.21 -> 21), 0 if none.
