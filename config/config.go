@@ -174,6 +174,9 @@ type Metrics struct {
 // Control is the [control] table.
 type Control struct {
 	Socket string // path of the control socket; "": off
+	// Group is the operator group that may use the socket (mode 0660);
+	// "": root only (mode 0600).
+	Group string
 }
 
 func nameOf(names []string, i int) string {

@@ -184,6 +184,8 @@ mapping = "address-and-port-dependent"
 		{"metrics and control off", "[metrics]\nlisten = \"\"\n[control]\nsocket = \"\"\n" + ifaces,
 			func(c *Config) bool { return c.Metrics.Listen == "" && c.Control.Socket == "" }},
 		{"metrics on every address", "[metrics]\nlisten = \":9300\"\n" + ifaces, func(c *Config) bool { return c.Metrics.Listen == ":9300" }},
+		{"operator group", "[control]\ngroup = \"fastnat\"\n" + ifaces,
+			func(c *Config) bool { return c.Control == Control{Socket: DefaultSocket, Group: "fastnat"} }},
 		{"alg", "[alg.ftp]\nenabled = false\nallow_third_party = true\nmax_expectations = 100\n" + ifaces,
 			func(c *Config) bool {
 				return c.ALG.FTP == FTPALG{Enabled: false, AllowThirdParty: true, MaxExpectations: 100}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -782,16 +783,22 @@ func (c *converter) metrics(r *rawMetrics) Metrics {
 		c.errorf("metrics.listen", "%q has no valid port; allowed: 1 to 65535", s)
 		return Metrics{}
 	}
-	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+	a, err := netip.ParseAddr(host)
+	if err != nil && host != "" && host != "localhost" {
 		c.errorf("metrics.listen", "%q: the host must be an IP address, \"localhost\" or empty (every address)", s)
 		return Metrics{}
+	}
+	if host == "" || a.IsUnspecified() {
+		c.warnf("metrics.listen", "%q serves metrics on every address, the outside interfaces included; "+
+			"listen on 127.0.0.1 or a management address, or firewall the port", s)
 	}
 	return Metrics{Listen: s}
 }
 
 func (c *converter) control(r *rawControl) Control {
+	ctl := Control{Socket: DefaultSocket, Group: c.group(r.Group)}
 	if r.Socket == nil {
-		return Control{Socket: DefaultSocket}
+		return ctl
 	}
 	s, ok := c.str("control.socket", r.Socket, `an absolute path such as "/run/fastnat.sock", or "" for no control socket`)
 	switch {
@@ -801,7 +808,23 @@ func (c *converter) control(r *rawControl) Control {
 	case len(s) > maxSocketPathBytes:
 		c.errorf("control.socket", "path is %d bytes long; a unix socket path may have at most %d", len(s), maxSocketPathBytes)
 	default:
-		return Control{Socket: s}
+		ctl.Socket = s
 	}
-	return Control{Socket: DefaultSocket}
+	return ctl
+}
+
+// groupName is a portable group name (POSIX, as useradd accepts it).
+var groupName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// group checks [control] group: a group name, or "" for none.
+func (c *converter) group(v any) string {
+	if v == nil {
+		return ""
+	}
+	s, ok := c.str("control.group", v, `a group name such as "fastnat", or "" for root only`)
+	if ok && s != "" && !groupName.MatchString(s) {
+		c.errorf("control.group", "%q is not a group name; allowed: a lower-case letter or _, then up to 31 letters, digits, _ or -", s)
+		return ""
+	}
+	return s
 }

@@ -89,4 +89,5 @@ type rawMetrics struct {
 
 type rawControl struct {
 	Socket any `toml:"socket"`
+	Group  any `toml:"group"`
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -29,20 +30,48 @@ type Server struct {
 // on it. A socket file left behind by a dead daemon is removed first; a
 // socket another process still listens on (ErrInUse) or a path that is
 // not a socket (ErrNotSocket) is an error.
-func Listen(path string, h Handler) (*Server, error) {
+func Listen(path string, h Handler) (*Server, error) { return ListenGroup(path, -1, h) }
+
+// ListenGroup is Listen with an operator group: with gid ≥ 0 the socket
+// belongs to that group with mode 0660, so its members may use `fastnat
+// show` and `fastnat reload` without root.
+//
+// The socket never exists at path with other permissions, whatever the
+// process's umask: it is bound in a fresh directory of mode 0700 beside
+// path, given its mode and group there, and renamed into place.
+func ListenGroup(path string, gid int, h Handler) (*Server, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	fail := func(err error) (*Server, error) { return nil, fmt.Errorf("control socket %s: %w", path, err) }
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".fastnat-socket-")
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return fail(err)
 	}
-	ln.SetUnlinkOnClose(true)
-	// bind(2) created the file with the process's umask; chmod it before
-	// the first accept so that only the owner can connect.
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(dir)
+	private := filepath.Join(dir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: private, Net: "unix"})
+	if err != nil {
+		return fail(err)
+	}
+	// The listener would unlink the name it was bound to; Close removes
+	// path instead.
+	ln.SetUnlinkOnClose(false)
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+		if err := os.Lchown(private, -1, gid); err != nil {
+			ln.Close()
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(private, mode); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return fail(err)
+	}
+	if err := os.Rename(private, path); err != nil {
+		ln.Close()
+		return fail(err)
 	}
 	s := &Server{ln: ln, path: path, h: h, done: make(chan struct{})}
 	go s.routineServe()
@@ -79,6 +108,9 @@ func (s *Server) Path() string { return s.path }
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	<-s.done
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type Dataplane struct {
 	public []netip.Addr        // on the outside interfaces now
 	filter afxdp.Filter        // in the XDP programs now
 	links  []*pipeline.ALGLink // one per worker when the ALG is on
+
+	beatsMu sync.Mutex
+	beats   []uint64 // each worker's Beats at the last Alive
 
 	// commitFault, set by tests, fails Reload's commit step it returns an
 	// error for.
@@ -306,6 +310,34 @@ func (d *Dataplane) logServing(cfg *config.Config) {
 		}
 	}
 	d.log.Info("fastnat running", "workers", len(d.workers), "flows", cfg.Flows.Max, "public", fmt.Sprint(d.public), "ftp_alg", cfg.ALG.FTP.Enabled)
+}
+
+// ErrStuck is returned by Alive when a worker has stopped making
+// progress.
+var ErrStuck = errors.New("worker stuck")
+
+// Alive reports whether every worker's loop has run since the previous
+// call (a worker beats at least every 10 ms, busy or idle); the daemon's
+// watchdog calls it at intervals of seconds. The first call only records.
+func (d *Dataplane) Alive() error {
+	d.beatsMu.Lock()
+	defer d.beatsMu.Unlock()
+	first := d.beats == nil
+	if first {
+		d.beats = make([]uint64, len(d.workers))
+	}
+	var stuck []string
+	for w, pw := range d.workers {
+		b := pw.Beats()
+		if !first && b == d.beats[w] {
+			stuck = append(stuck, fmt.Sprint(w))
+		}
+		d.beats[w] = b
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("%w: worker %s made no progress", ErrStuck, strings.Join(stuck, ", "))
+	}
+	return nil
 }
 
 // routineWorker runs one pipeline worker on a locked OS thread, pinned to

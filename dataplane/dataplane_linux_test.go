@@ -152,8 +152,23 @@ func TestDataplane(t *testing.T) {
 		t.Fatalf("%d of 3 echoes through the rule the reload added", got)
 	}
 
+	// Every worker beats: Alive holds across two calls, and fails once
+	// the workers have stopped.
+	if err := d.Alive(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := d.Alive(); err != nil {
+		t.Errorf("running workers: %v", err)
+	}
+
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
+	}
+	_ = d.Alive() // a worker's last beat as it stopped
+	time.Sleep(50 * time.Millisecond)
+	if err := d.Alive(); !errors.Is(err, ErrStuck) {
+		t.Errorf("stopped workers: %v, want ErrStuck", err)
 	}
 	if a := routerAddrs(t, topo); strings.Contains(a, testnet.PublicAddr.String()) {
 		t.Errorf("public address left after Close:\n%s", a)

@@ -10,12 +10,14 @@ import (
 // rings) and sleeps in the Waker are idle, so the busy time's rate is how
 // loaded the worker is, whatever the poll mode. Owned by Run; the total
 // is published every busyPublish busy polls and whenever the worker
-// sleeps or stops, for Busy to read from any goroutine.
+// sleeps or stops, for Busy to read from any goroutine; each publication
+// is a beat (Beats), the daemon's watchdog's sign of life.
 type busyMeter struct {
 	last  time.Duration // monotonic time at the end of the previous poll
 	local time.Duration // busy time not yet published
 	polls uint32
-	pub   atomic.Int64 // busy time published, ns
+	pub   atomic.Int64  // busy time published, ns
+	beats atomic.Uint64 // publications: the worker's loop is alive
 }
 
 // busyPublish is how many busy polls go between two publications.
@@ -42,13 +44,20 @@ func (m *busyMeter) mark(received bool) {
 	m.last = t
 }
 
-// publish makes the busy time visible to Busy.
+// publish makes the busy time visible to Busy and counts a beat.
 func (m *busyMeter) publish() {
 	if m.local != 0 {
 		m.pub.Add(int64(m.local))
 		m.local = 0
 	}
+	m.beats.Add(1)
 }
+
+// Beats counts the times the worker's loop published its busy time:
+// every 64 busy polls, every sleep, every 1024 empty polls of a busy
+// worker. A running worker beats at least every idle wait (10 ms); one
+// whose count stops is stuck. Safe from any goroutine.
+func (w *Worker) Beats() uint64 { return w.busy.beats.Load() }
 
 // Busy returns the time the worker has spent on polls that received
 // frames (published at most busyPublish busy polls late). Its rate is the
