@@ -61,3 +61,48 @@ func TestServiceUnit(t *testing.T) {
 		t.Error("fastnat.service grants CAP_SYS_ADMIN, which kernels since 5.8 do not need for XDP")
 	}
 }
+
+// TestContainerfile checks the container recipe as far as this machine
+// can without a container engine: every file it copies exists, it builds
+// with scripts/build (which package-deb uses, so scripts/test-deb tests
+// the build step), and the capabilities its run line documents are the
+// unit's.
+func TestContainerfile(t *testing.T) {
+	b, err := os.ReadFile("../Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := string(b)
+	for _, line := range strings.Split(cf, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "COPY" || strings.HasPrefix(f[1], "--from") {
+			continue
+		}
+		for _, src := range f[1 : len(f)-1] {
+			if src == "." {
+				continue
+			}
+			if _, err := os.Stat("../" + src); err != nil {
+				t.Errorf("Containerfile copies %s: %v", src, err)
+			}
+		}
+	}
+	if !strings.Contains(cf, "RUN scripts/build ") {
+		t.Error("the Containerfile does not build with scripts/build")
+	}
+	unit, err := os.ReadFile("fastnat.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.*)$`).FindSubmatch(unit)
+	if m == nil {
+		t.Fatal("no CapabilityBoundingSet in the unit")
+	}
+	var caps []string
+	for _, c := range strings.Fields(string(m[1])) {
+		caps = append(caps, strings.TrimPrefix(c, "CAP_"))
+	}
+	if want := "--cap-add " + strings.Join(caps, ","); !strings.Contains(cf, want) {
+		t.Errorf("the Containerfile's run line lacks %q (the unit's capabilities)", want)
+	}
+}

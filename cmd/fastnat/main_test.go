@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,4 +136,52 @@ func writeConfig(t *testing.T, extra string) string {
 		t.Fatal(err)
 	}
 	return file
+}
+
+// TestExampleConfigs: fastnat check accepts every shipped configuration
+// (the examples and the packaged /etc/fastnat/fastnat.toml), with at most
+// the warnings listed here.
+func TestExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	files = append(files, "../../deploy/fastnat.toml")
+	// A server's public port inside the pool's range is reported, and fine.
+	allowed := "lies in the port range 1024-65535 of the pool of nat.outbound[0]"
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := runCmd("check", "-c", f)
+			if code != exitOK || !strings.HasPrefix(out, "ok: "+f+"\n") {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+				if line != "" && !strings.Contains(line, allowed) {
+					t.Errorf("unexpected warning: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// TestVersionStamp: a release's version, set at link time as scripts/build
+// does, is what fastnat version prints.
+func TestVersionStamp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "fastnat")
+	out, err := exec.Command("go", "build", "-o", bin,
+		"-ldflags", "-X github.com/fastnat/fastnat/internal/version.Version=v9.8.7", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "fastnat v9.8.7") || !strings.Contains(string(out), " go1.") {
+		t.Fatalf("fastnat version: %v %q", err, out)
+	}
+	out, _ = exec.Command(bin, "man").Output()
+	if !strings.Contains(string(out), `"fastnat v9.8.7"`) {
+		t.Errorf("the man page does not carry the version:\n%.200s", out)
+	}
 }

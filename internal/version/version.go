@@ -13,6 +13,7 @@
 package version
 
 import (
+	"regexp"
 	"runtime/debug"
 	"strings"
 )
@@ -55,10 +56,18 @@ func Get() Info {
 	return info
 }
 
-// Date is the commit's date (YYYY-MM-DD), "" if unknown.
+// pseudo matches the timestamp of a Go pseudo-version
+// (v0.0.0-20250131120000-abcdef123456, v1.3.0-rc.1.0.20250131120000-...).
+var pseudo = regexp.MustCompile(`[-.](\d{4})(\d{2})(\d{2})\d{6}-[0-9a-f]{12}(\+dirty)?$`)
+
+// Date is the commit's date (YYYY-MM-DD): from the VCS, else from a
+// pseudo-version; "" if unknown.
 func (i Info) Date() string {
 	if len(i.Time) >= 10 {
 		return i.Time[:10]
+	}
+	if m := pseudo.FindStringSubmatch(i.Version); m != nil {
+		return m[1] + "-" + m[2] + "-" + m[3]
 	}
 	return ""
 }
