@@ -3,9 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -179,20 +181,84 @@ func (r *FlowtableReport) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Plot writes a bar chart of million lookups per second per case.
+// flowtableColors gives each table a fixed colour.
+var flowtableColors = map[string]color.Color{"fastnat": colorFastnat, "xsync": colorOrange, "sync.Map": colorGrey}
+
+// Plot writes a bar chart of ns per lookup to path: one group per case
+// (sessions, goroutines), one bar per table with its ns and M lookups/s,
+// a legend, and the goal (FlowtableGoalNs per lookup) as a dashed line.
 func (r *FlowtableReport) Plot(path string) error {
-	p := plot.New()
-	p.Title.Text = "fastnat bench flowtable: M lookups/s\n" + r.Machine.String()
-	vals := make(plotter.Values, len(r.Results))
-	names := make([]string, len(r.Results))
-	for i, x := range r.Results {
-		vals[i], names[i] = x.MLookupsSec, fmt.Sprintf("%s\n%d/%dg", x.Impl, x.Sessions, x.Goroutines)
-	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(20))
+	p, n, err := r.chart()
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	p.Add(bars)
+	return savePlot(p, n, path)
+}
+
+// chart builds Plot's chart and says how many groups it has.
+func (r *FlowtableReport) chart() (*plot.Plot, int, error) {
+	type group struct{ sessions, goroutines int }
+	var groups []group
+	var impls []string
+	for _, x := range r.Results {
+		if g := (group{x.Sessions, x.Goroutines}); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+		if !slices.Contains(impls, x.Impl) {
+			impls = append(impls, x.Impl)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, 0, fmt.Errorf("no results")
+	}
+	p := plot.New()
+	p.Title.Text = "fastnat bench flowtable: ns per random lookup hit (lower is better)\n" + r.Machine.String()
+	p.Y.Label.Text = "ns per lookup"
+	p.Y.Min = 0
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		gs := "goroutines"
+		if g.goroutines == 1 {
+			gs = "goroutine"
+		}
+		names[i] = fmt.Sprintf("%d sessions\n%d %s", g.sessions, g.goroutines, gs)
+	}
+	width := vg.Points(float64(min(36, 200/len(impls))))
+	ymax := 0.0
+	for k, impl := range impls {
+		vals := make(plotter.Values, len(groups))
+		labels := make([]string, len(groups))
+		for i, g := range groups {
+			for _, x := range r.Results {
+				if x.Impl == impl && x.Sessions == g.sessions && x.Goroutines == g.goroutines {
+					vals[i] = x.NsPerLookup
+					labels[i] = fmt.Sprintf("%.0f ns\n%.1f M/s", x.NsPerLookup, x.MLookupsSec)
+				}
+			}
+			ymax = max(ymax, vals[i])
+		}
+		bars, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return nil, 0, err
+		}
+		bars.LineStyle.Width = 0
+		bars.Color = flowtableColors[impl]
+		if bars.Color == nil {
+			bars.Color = color.Black
+		}
+		bars.Offset = (vg.Length(k) - vg.Length(len(impls)-1)/2) * width
+		p.Add(bars)
+		p.Legend.Add(impl, bars)
+		if err := barLabels(p, vals, labels, bars.Offset); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := goalLine(p, -0.5, float64(len(groups))-0.5, FlowtableGoalNs, fmt.Sprintf("goal: %d ns per lookup", FlowtableGoalNs)); err != nil {
+		return nil, 0, err
+	}
 	p.NominalX(names...)
-	return p.Save(vg.Length(max(6, len(vals)))*vg.Inch, 4*vg.Inch, path)
+	p.Y.Max = max(ymax, FlowtableGoalNs) * 1.3
+	p.X.Min, p.X.Max = -0.6, float64(len(groups))-0.4
+	p.Legend.Top = true
+	return p, len(groups), nil
 }
