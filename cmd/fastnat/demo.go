@@ -144,7 +144,7 @@ var demoCommand = &cli.Command{
 	Flags: func(fs *flag.FlagSet) cli.Run {
 		opt := demoOptions{}
 		var size int
-		cli.DurationVar(fs, &opt.bench, "bench", 10*time.Second, time.Second, time.Hour, "length of the UDP flood")
+		cli.DurationVar(fs, &opt.bench, "bench", 3*time.Second, time.Second, time.Hour, "length of the UDP flood")
 		cli.IntVar(fs, &size, "size", 8<<20, 1, 1<<30, "`BYTES` of the file each FTP transfer moves")
 		cli.IntVar(fs, &opt.queues, "queues", 2, 1, 64, "queues of the router's veths, one fastnat worker each")
 		return func(args []string, stdout, stderr io.Writer) int {
