@@ -44,13 +44,8 @@ func DeviceXDPFeatures(name string) (XDPFeatures, error) {
 	if err != nil {
 		return 0, fmt.Errorf("interface %s: %w", name, ErrNoFeatures)
 	}
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		return 0, fmt.Errorf("open netlink: %w", sysErr(err))
-	}
-	defer h.Close()
-	l, err := linkByName(h, name)
-	if err != nil {
+	var index int
+	if err := withLink(name, func(l netlink.Link) error { index = l.Attrs().Index; return nil }); err != nil {
 		return 0, err
 	}
 	req := nl.NewNetlinkRequest(int(fam.ID), unix.NLM_F_REQUEST)
@@ -58,7 +53,7 @@ func DeviceXDPFeatures(name string) (XDPFeatures, error) {
 	// four bytes from a two-byte struct, and the kernel refuses a
 	// reserved field that is not 0.
 	req.AddData(rawData{netdevCmdDevGet, netdevGenlVersion, 0, 0})
-	req.AddData(nl.NewRtAttr(netdevAttrIfindex, nl.Uint32Attr(uint32(l.Attrs().Index))))
+	req.AddData(nl.NewRtAttr(netdevAttrIfindex, nl.Uint32Attr(uint32(index))))
 	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("interface %s: netdev dev-get: %w", name, sysErr(err))

@@ -15,16 +15,27 @@ import (
 // ethtool channels, the queues the kernel allocated. Workers own queues
 // 0..Queues-1 by default.
 func Queues(name string) (int, error) {
+	var n int
+	err := withLink(name, func(l netlink.Link) (err error) {
+		n, err = rxQueues(name, l)
+		return err
+	})
+	return n, err
+}
+
+// withLink calls fn with interface name, looked up over a netlink handle
+// in the calling thread's network namespace.
+func withLink(name string, fn func(l netlink.Link) error) error {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return 0, fmt.Errorf("open netlink: %w", sysErr(err))
+		return fmt.Errorf("open netlink: %w", sysErr(err))
 	}
 	defer h.Close()
 	l, err := linkByName(h, name)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return rxQueues(name, l)
+	return fn(l)
 }
 
 func rxQueues(name string, l netlink.Link) (int, error) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -57,6 +58,42 @@ func barLabels(p *plot.Plot, vals plotter.Values, labels []string, offset vg.Len
 	l.Offset = vg.Point{X: offset, Y: vg.Points(2)}
 	p.Add(l)
 	return nil
+}
+
+// barSeries is one series of a grouped bar chart: its legend name, colour,
+// and a value and a label per group ("" for no label).
+type barSeries struct {
+	name   string
+	color  color.Color
+	vals   plotter.Values
+	labels []string
+}
+
+// groupedBars draws the series side by side within each group (bars at
+// most maxWidth points wide), each with its legend entry and its labels
+// above the bars, and returns the largest value.
+func groupedBars(p *plot.Plot, series []barSeries, maxWidth float64) (float64, error) {
+	width := vg.Points(min(maxWidth, 240/float64(len(series))))
+	ymax := 0.0
+	for k, s := range series {
+		bars, err := plotter.NewBarChart(s.vals, width)
+		if err != nil {
+			return 0, err
+		}
+		bars.LineStyle.Width = 0
+		bars.Color = s.color
+		if bars.Color == nil {
+			bars.Color = color.Black
+		}
+		bars.Offset = (vg.Length(k) - vg.Length(len(series)-1)/2) * width
+		p.Add(bars)
+		p.Legend.Add(s.name, bars)
+		if err := barLabels(p, s.vals, s.labels, bars.Offset); err != nil {
+			return 0, err
+		}
+		ymax = max(ymax, slices.Max(s.vals))
+	}
+	return ymax, nil
 }
 
 // goalLine draws a dashed red line at y across the chart (x from lo to hi)

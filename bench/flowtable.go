@@ -15,7 +15,6 @@ import (
 	"github.com/puzpuzpuz/xsync/v4"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/packet"
@@ -223,35 +222,22 @@ func (r *FlowtableReport) chart() (*plot.Plot, int, error) {
 		}
 		names[i] = fmt.Sprintf("%d sessions\n%d %s", g.sessions, g.goroutines, gs)
 	}
-	width := vg.Points(float64(min(36, 200/len(impls))))
-	ymax := 0.0
-	for k, impl := range impls {
-		vals := make(plotter.Values, len(groups))
-		labels := make([]string, len(groups))
+	var series []barSeries
+	for _, impl := range impls {
+		s := barSeries{impl, flowtableColors[impl], make(plotter.Values, len(groups)), make([]string, len(groups))}
 		for i, g := range groups {
 			for _, x := range r.Results {
 				if x.Impl == impl && x.Sessions == g.sessions && x.Goroutines == g.goroutines {
-					vals[i] = x.NsPerLookup
-					labels[i] = fmt.Sprintf("%.0f ns\n%.1f M/s", x.NsPerLookup, x.MLookupsSec)
+					s.vals[i] = x.NsPerLookup
+					s.labels[i] = fmt.Sprintf("%.0f ns\n%.1f M/s", x.NsPerLookup, x.MLookupsSec)
 				}
 			}
-			ymax = max(ymax, vals[i])
 		}
-		bars, err := plotter.NewBarChart(vals, width)
-		if err != nil {
-			return nil, 0, err
-		}
-		bars.LineStyle.Width = 0
-		bars.Color = flowtableColors[impl]
-		if bars.Color == nil {
-			bars.Color = color.Black
-		}
-		bars.Offset = (vg.Length(k) - vg.Length(len(impls)-1)/2) * width
-		p.Add(bars)
-		p.Legend.Add(impl, bars)
-		if err := barLabels(p, vals, labels, bars.Offset); err != nil {
-			return nil, 0, err
-		}
+		series = append(series, s)
+	}
+	ymax, err := groupedBars(p, series, 36)
+	if err != nil {
+		return nil, 0, err
 	}
 	if err := goalLine(p, -0.5, float64(len(groups))-0.5, FlowtableGoalNs, fmt.Sprintf("goal: %d ns per lookup", FlowtableGoalNs)); err != nil {
 		return nil, 0, err

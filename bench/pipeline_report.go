@@ -11,7 +11,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // PipelineBenchConfig is `fastnat bench pipeline`: the in-memory pipeline
@@ -126,15 +125,8 @@ func (r *PipelineReport) chart() (*plot.Plot, error) {
 		}
 		labels[i] = fmt.Sprintf("%.2f Mpps\n%.0f ns/pkt", x.Mpps, x.NsPerPacket)
 	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(40))
-	if err != nil {
-		return nil, err
-	}
-	bars.LineStyle.Width = 0
-	bars.Color = colorFastnat
-	p.Add(bars)
-	p.Legend.Add(fmt.Sprintf("fastnat, %d-byte frames", r.Results[0].FrameSize+4), bars)
-	if err := barLabels(p, vals, labels, 0); err != nil {
+	name := fmt.Sprintf("fastnat, %d-byte frames", r.Results[0].FrameSize+4)
+	if _, err := groupedBars(p, []barSeries{{name, colorFastnat, vals, labels}}, 40); err != nil {
 		return nil, err
 	}
 	goal := 1e3 / PipelineGoalNs // Mpps

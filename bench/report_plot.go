@@ -7,7 +7,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // vethColors gives each DUT a fixed colour: the kernel grey, fastnat
@@ -58,10 +57,10 @@ func (r *VethReport) chart() (*plot.Plot, int, error) {
 		names[i] = fmt.Sprintf("%d %s\n%d B", k.flows, unit, k.size)
 	}
 	p.NominalX(names...)
-	width := vg.Points(float64(min(40, 240/len(duts))))
 	ymax := 0.0
 	var goals []plotter.XYs
-	for d, dut := range duts {
+	var series []barSeries
+	for _, dut := range duts {
 		vals := make(plotter.Values, len(cases))
 		labels := make([]string, len(cases))
 		for i, k := range cases {
@@ -88,24 +87,14 @@ func (r *VethReport) chart() (*plot.Plot, int, error) {
 					ymax = max(ymax, g)
 				}
 			}
-			ymax = max(ymax, vals[i])
 		}
-		bars, err := plotter.NewBarChart(vals, width)
-		if err != nil {
-			return nil, 0, err
-		}
-		bars.LineStyle.Width = 0
-		bars.Color = vethColors[dut]
-		if bars.Color == nil {
-			bars.Color = color.Black
-		}
-		bars.Offset = (vg.Length(d) - vg.Length(len(duts)-1)/2) * width
-		p.Add(bars)
-		p.Legend.Add(dut, bars)
-		if err := barLabels(p, vals, labels, bars.Offset); err != nil {
-			return nil, 0, err
-		}
+		series = append(series, barSeries{dut, vethColors[dut], vals, labels})
 	}
+	bmax, err := groupedBars(p, series, 40)
+	if err != nil {
+		return nil, 0, err
+	}
+	ymax = max(ymax, bmax)
 	if len(goals) > 0 {
 		if err := goalSegments(p, goals, fmt.Sprintf("goal: %.1fx the kernel", VethGoal)); err != nil {
 			return nil, 0, err

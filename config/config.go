@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/fastnat/fastnat/portmap"
@@ -206,4 +207,17 @@ var DefaultTimeouts = Timeouts{
 	UDP:            5 * time.Minute,
 	ICMP:           60 * time.Second,
 	Expectation:    5 * time.Minute,
+}
+
+// FormatDuration writes d as a configuration file does: without the zero
+// units time.Duration.String keeps ("2h4m", not "2h4m0s"; "5m", "30s").
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

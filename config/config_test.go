@@ -229,3 +229,14 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", err, want)
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 124 * time.Minute: "2h4m", 2 * time.Minute: "2m", 90 * time.Second: "1m30s",
+		100 * time.Millisecond: "100ms", 0: "0s", time.Hour + time.Second: "1h0m1s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %s, want %s", d, got, want)
+		}
+	}
+}

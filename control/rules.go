@@ -62,8 +62,8 @@ func ListRules(cfg *config.Config, loaded time.Time) Rules {
 	}
 	t := cfg.Timeouts
 	r.Timeouts = map[string]string{
-		"tcp_syn": duration(t.TCPSyn), "tcp_established": duration(t.TCPEstablished), "tcp_transitory": duration(t.TCPTransitory),
-		"udp": duration(t.UDP), "icmp": duration(t.ICMP), "expectation": duration(t.Expectation),
+		"tcp_syn": config.FormatDuration(t.TCPSyn), "tcp_established": config.FormatDuration(t.TCPEstablished), "tcp_transitory": config.FormatDuration(t.TCPTransitory),
+		"udp": config.FormatDuration(t.UDP), "icmp": config.FormatDuration(t.ICMP), "expectation": config.FormatDuration(t.Expectation),
 	}
 	r.FTPALG = "off"
 	if cfg.ALG.FTP.Enabled {
@@ -74,18 +74,6 @@ func ListRules(cfg *config.Config, loaded time.Time) Rules {
 		r.FTPALG = fmt.Sprintf("on (third-party addresses %s, at most %d expectations per session)", third, cfg.ALG.FTP.MaxExpectations)
 	}
 	return r
-}
-
-// duration writes d as the configuration file does: "2h4m", "5m", "30s".
-func duration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // PoolString writes a pool as ranges of consecutive addresses.

@@ -34,8 +34,7 @@ var benchPipelineCommand = &cli.Command{
 		cli.IntVar(fs, &size, "size", 64, 64, 1518, "frame size on the wire, FCS included")
 		cli.IntVar(fs, &cfg.Batch, "batch", 64, 1, 256, "rx burst size")
 		cli.IntVar(fs, &cfg.Packets, "packets", 10_000_000, 1000, 1<<40, "frames per case")
-		jsonPath := fs.String("json", "", "write the report as JSON to `FILE`")
-		plotPath := fs.String("plot", "", "write a chart to `FILE` (.png)")
+		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
 			cfg.FrameSize, cfg.Progress = size-4, stderr
 			rep, err := bench.RunPipeline(cfg)
@@ -43,7 +42,7 @@ var benchPipelineCommand = &cli.Command{
 				fmt.Fprintln(stderr, "fastnat bench pipeline:", err)
 				return exitFailure
 			}
-			return writeReport(rep, *jsonPath, *plotPath, stdout, stderr)
+			return out.write(rep, stdout, stderr)
 		}
 	},
 }
@@ -58,8 +57,7 @@ var benchFlowtableCommand = &cli.Command{
 		cli.IntListVar(fs, &cfg.Sessions, "sessions", []int{1000000, 10000000}, 1, 1<<28, "table sizes, comma-separated")
 		cli.IntListVar(fs, &cfg.Goroutines, "goroutines", []int{1, 2}, 1, 1024, "concurrent readers, comma-separated")
 		cli.IntVar(fs, &cfg.Lookups, "lookups", 5_000_000, 1000, 1<<40, "lookups per goroutine and case")
-		jsonPath := fs.String("json", "", "write the report as JSON to `FILE`")
-		plotPath := fs.String("plot", "", "write a chart to `FILE` (.png)")
+		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
 			cfg.Progress = stderr
 			rep, err := bench.RunFlowtable(cfg)
@@ -67,7 +65,7 @@ var benchFlowtableCommand = &cli.Command{
 				fmt.Fprintln(stderr, "fastnat bench flowtable:", err)
 				return exitFailure
 			}
-			return writeReport(rep, *jsonPath, *plotPath, stdout, stderr)
+			return out.write(rep, stdout, stderr)
 		}
 	},
 }
@@ -116,19 +114,30 @@ type report interface {
 	Plot(string) error
 }
 
-// writeReport prints r and writes its JSON and chart when asked.
-func writeReport(r report, jsonPath, plotPath string, stdout, stderr io.Writer) int {
+// reportFlags are --json and --plot of the pipeline and flowtable
+// benchmarks.
+type reportFlags struct{ json, plot *string }
+
+func addReportFlags(fs *flag.FlagSet) reportFlags {
+	return reportFlags{
+		json: fs.String("json", "", "write the report as JSON to `FILE`"),
+		plot: fs.String("plot", "", "write a chart to `FILE` (.png)"),
+	}
+}
+
+// write prints r and writes its JSON and chart when asked.
+func (f reportFlags) write(r report, stdout, stderr io.Writer) int {
 	if err := r.WriteTable(stdout); err != nil {
 		return exitFailure
 	}
-	if jsonPath != "" {
-		if err := r.WriteJSON(jsonPath); err != nil {
+	if *f.json != "" {
+		if err := r.WriteJSON(*f.json); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailure
 		}
 	}
-	if plotPath != "" {
-		if err := r.Plot(plotPath); err != nil {
+	if *f.plot != "" {
+		if err := r.Plot(*f.plot); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailure
 		}

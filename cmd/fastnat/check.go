@@ -41,13 +41,8 @@ var checkCommand = &cli.Command{
 // and warnings on stderr; exit 0, or 2 with every problem as
 // FILE:LINE:COL: message.
 func checkFile(file string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(file)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintf(stderr, "fastnat check: %v\n", err)
-		}
+	cfg, ok := loadConfig("check", file, stderr)
+	if !ok {
 		return exitUsage
 	}
 	for _, w := range cfg.Warnings {
@@ -56,6 +51,22 @@ func checkFile(file string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "ok: %s\n", file)
 	printConfig(stdout, cfg)
 	return exitOK
+}
+
+// loadConfig reads file for command name. An invalid file prints its
+// positioned errors, one per line; a file that cannot be read prints
+// "fastnat NAME: ..."; either way ok is false and the command exits 2.
+func loadConfig(name, file string, stderr io.Writer) (cfg *config.Config, ok bool) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		if errors.Is(err, config.ErrInvalid) {
+			fmt.Fprintln(stderr, err)
+		} else {
+			fmt.Fprintf(stderr, "fastnat %s: %v\n", name, err)
+		}
+		return nil, false
+	}
+	return cfg, true
 }
 
 func orDash(s string) string {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 
-	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/doctor"
 	"github.com/fastnat/fastnat/internal/cli"
 )
@@ -27,13 +25,8 @@ var doctorCommand = &cli.Command{
 		file := fs.String("c", defaultConfig, "configuration `FILE` to check the host for")
 		asJSON := fs.Bool("json", false, "print the findings as JSON")
 		return func(args []string, stdout, stderr io.Writer) int {
-			cfg, err := config.Load(*file)
-			if err != nil {
-				if errors.Is(err, config.ErrInvalid) {
-					fmt.Fprintln(stderr, err)
-				} else {
-					fmt.Fprintf(stderr, "fastnat doctor: %v\n", err)
-				}
+			cfg, ok := loadConfig("doctor", *file, stderr)
+			if !ok {
 				return exitUsage
 			}
 			r := doctor.Examine(cfg, doctor.Local())

@@ -163,11 +163,6 @@ func TestFlagValues(t *testing.T) {
 	if !slices.Equal(ints, []int{2048}) || !slices.Equal(words, []string{"x", "y"}) || f != 1 || n != 9 {
 		t.Errorf("values %v %v %v %v", ints, words, f, n)
 	}
-	for d, want := range map[time.Duration]string{time.Hour: "1h", 2 * time.Minute: "2m", 90 * time.Second: "1m30s", 100 * time.Millisecond: "100ms", 0: "0s"} {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%v) = %s, want %s", d, got, want)
-		}
-	}
 }
 
 func TestRoff(t *testing.T) {

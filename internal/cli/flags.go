@@ -1,127 +1,93 @@
 package cli
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fastnat/fastnat/config"
 )
 
 // The flag values below refuse a value out of range while the flag set
 // parses, so that the error names the flag: `invalid value "0s" for flag
-// -duration: below the minimum 1s`. Each defines its flag on fs like the
-// flag package's XxxVar.
+// -duration: out of range; allowed: 1s to 1h`. Each defines its flag on
+// fs like the flag package's XxxVar.
+
+// rangeValue is a flag value of an ordered type that must lie in
+// [lo, hi].
+type rangeValue[T cmp.Ordered] struct {
+	p           *T
+	lo, hi      T
+	parse       func(string) (T, error)
+	format      func(T) string
+	placeholder string
+}
+
+func (v *rangeValue[T]) String() string {
+	if v.p == nil {
+		var zero T
+		return fmt.Sprint(zero)
+	}
+	return v.format(*v.p)
+}
+
+func (v *rangeValue[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	if x < v.lo || x > v.hi || x != x { // x != x: NaN
+		return fmt.Errorf("out of range; allowed: %s to %s", v.format(v.lo), v.format(v.hi))
+	}
+	*v.p = x
+	return nil
+}
+
+func (v *rangeValue[T]) Placeholder() string { return v.placeholder }
 
 // IntVar defines an integer flag that must lie in [lo, hi].
 func IntVar(fs *flag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
 	*p = def
-	fs.Var(&intValue{p: p, lo: lo, hi: hi}, name, usage)
+	fs.Var(&rangeValue[int]{p: p, lo: lo, hi: hi, placeholder: "N", format: strconv.Itoa,
+		parse: func(s string) (int, error) {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return 0, fmt.Errorf("not an integer")
+			}
+			return n, nil
+		}}, name, usage)
 }
-
-type intValue struct {
-	p      *int
-	lo, hi int
-}
-
-func (v *intValue) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*v.p)
-}
-
-func (v *intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("not an integer")
-	}
-	if n < v.lo || n > v.hi {
-		return fmt.Errorf("out of range; allowed: %d to %d", v.lo, v.hi)
-	}
-	*v.p = n
-	return nil
-}
-
-func (v *intValue) Placeholder() string { return "N" }
 
 // DurationVar defines a duration flag that must lie in [lo, hi].
 func DurationVar(fs *flag.FlagSet, p *time.Duration, name string, def, lo, hi time.Duration, usage string) {
 	*p = def
-	fs.Var(&durationValue{p: p, lo: lo, hi: hi}, name, usage)
+	fs.Var(&rangeValue[time.Duration]{p: p, lo: lo, hi: hi, placeholder: "DURATION", format: config.FormatDuration,
+		parse: func(s string) (time.Duration, error) {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return 0, fmt.Errorf("not a duration such as 500ms, 5s or 2m")
+			}
+			return d, nil
+		}}, name, usage)
 }
-
-type durationValue struct {
-	p      *time.Duration
-	lo, hi time.Duration
-}
-
-func (v *durationValue) String() string {
-	if v.p == nil {
-		return "0s"
-	}
-	return formatDuration(*v.p)
-}
-
-// formatDuration drops the zero units Go's Duration.String keeps:
-// "1h0m0s" is "1h", "2m0s" is "2m".
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
-func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration such as 500ms, 5s or 2m")
-	}
-	if d < v.lo || d > v.hi {
-		return fmt.Errorf("out of range; allowed: %s to %s", formatDuration(v.lo), formatDuration(v.hi))
-	}
-	*v.p = d
-	return nil
-}
-
-func (v *durationValue) Placeholder() string { return "DURATION" }
 
 // FloatVar defines a number flag that must lie in [lo, hi].
 func FloatVar(fs *flag.FlagSet, p *float64, name string, def, lo, hi float64, usage string) {
 	*p = def
-	fs.Var(&floatValue{p: p, lo: lo, hi: hi}, name, usage)
+	fs.Var(&rangeValue[float64]{p: p, lo: lo, hi: hi, placeholder: "NUMBER",
+		format: func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
+		parse: func(s string) (float64, error) {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return 0, fmt.Errorf("not a number")
+			}
+			return f, nil
+		}}, name, usage)
 }
-
-type floatValue struct {
-	p      *float64
-	lo, hi float64
-}
-
-func (v *floatValue) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.FormatFloat(*v.p, 'g', -1, 64)
-}
-
-func (v *floatValue) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("not a number")
-	}
-	if f < v.lo || f > v.hi || f != f {
-		return fmt.Errorf("out of range; allowed: %g to %g", v.lo, v.hi)
-	}
-	*v.p = f
-	return nil
-}
-
-func (v *floatValue) Placeholder() string { return "NUMBER" }
 
 // IntListVar defines a comma-separated list of integers in [lo, hi]; a
 // "k" suffix multiplies by 1024 ("64k").
