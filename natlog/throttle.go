@@ -27,7 +27,7 @@ func ThrottleKey(t Type, addr uint32, x uint16) uint64 {
 // milliseconds); a refused one is counted as suppressed.
 func (t *Throttle) Allow(key uint64, nowMS int64) bool {
 	h := key * 0x9e3779b97f4a7c15
-	s := &t.slots[h>>(64-8)] // the top 8 bits: throttleSlots = 256
+	s := &t.slots[h>>(64-8)]      // the top 8 bits: throttleSlots = 256
 	sec := uint64(nowMS/1000) + 1 // never 0, so an empty slot never matches
 	if s.key == key && s.sec == sec {
 		t.suppressed.Store(t.suppressed.Load() + 1)
