@@ -18,6 +18,12 @@ import (
 func (e *Event) AppendText(b []byte) []byte {
 	b = time.UnixMilli(e.Time).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
 	b = append(b, ' ')
+	return e.AppendBody(b)
+}
+
+// AppendBody appends AppendText's line without its timestamp, for
+// formats that carry the time in a field of their own.
+func (e *Event) AppendBody(b []byte) []byte {
 	b = append(b, e.Type.String()...)
 	switch e.Type {
 	case SessionCreate, SessionDelete:
@@ -57,9 +63,9 @@ func (e *Event) AppendText(b []byte) []byte {
 		}
 	case BlockAlloc, BlockRelease:
 		b = append(b, ' ')
-		b = appendAddr(b, e.Inside.SrcAddr)
+		b = AppendAddr(b, e.Inside.SrcAddr)
 		b = append(b, " as "...)
-		b = appendAddr(b, e.Outside.SrcAddr)
+		b = AppendAddr(b, e.Outside.SrcAddr)
 		b = append(b, ':')
 		b = strconv.AppendUint(b, uint64(e.First), 10)
 		b = append(b, '-')
@@ -74,11 +80,11 @@ func (e *Event) AppendText(b []byte) []byte {
 		b = append(b, ' ')
 		b = append(b, ProtoName(e.Inside.Proto)...)
 		b = append(b, ' ')
-		b = appendAddr(b, e.Outside.SrcAddr)
+		b = AppendAddr(b, e.Outside.SrcAddr)
 		b = appendRule(b, e)
 	case QuotaExceeded:
 		b = append(b, ' ')
-		b = appendAddr(b, e.Inside.SrcAddr)
+		b = AppendAddr(b, e.Inside.SrcAddr)
 		b = append(b, " limit="...)
 		b = strconv.AppendUint(b, uint64(e.Limit), 10)
 		b = appendRule(b, e)
@@ -125,8 +131,8 @@ func appendCount(b []byte, packets, bytes uint64) []byte {
 	return strconv.AppendUint(b, bytes, 10)
 }
 
-// appendAddr appends a host-order IPv4 address in dotted quad.
-func appendAddr(b []byte, a uint32) []byte {
+// AppendAddr appends a host-order IPv4 address in dotted quad.
+func AppendAddr(b []byte, a uint32) []byte {
 	b = strconv.AppendUint(b, uint64(a>>24), 10)
 	b = append(b, '.')
 	b = strconv.AppendUint(b, uint64(a>>16&0xff), 10)
@@ -137,7 +143,7 @@ func appendAddr(b []byte, a uint32) []byte {
 }
 
 func appendEndpoint(b []byte, a uint32, p uint16) []byte {
-	b = appendAddr(b, a)
+	b = AppendAddr(b, a)
 	b = append(b, ':')
 	return strconv.AppendUint(b, uint64(p), 10)
 }

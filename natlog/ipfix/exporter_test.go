@@ -9,14 +9,8 @@ import (
 	"time"
 
 	"github.com/fastnat/fastnat/natlog"
-	"github.com/fastnat/fastnat/packet"
-	"github.com/fastnat/fastnat/portmap"
+	"github.com/fastnat/fastnat/natlog/natlogtest"
 )
-
-func ip(s string) uint32 {
-	b := netip.MustParseAddr(s).As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
 
 // sink is a local UDP collector that keeps every datagram.
 type sink struct {
@@ -76,36 +70,7 @@ func (s *sink) wait(t *testing.T, n int) [][]byte {
 	}
 }
 
-const t0 = 1764753506295 // 2025-12-03T09:18:26.295Z
-
-// events has one event of every type.
-func events() []natlog.Event {
-	create := natlog.Event{Type: natlog.SessionCreate, Time: t0, RuleKind: natlog.RuleOutbound, App: uint8(portmap.AppHTTP),
-		Inside:  packet.Tuple{SrcAddr: ip("10.77.0.5"), SrcPort: 40000, DstAddr: ip("198.51.100.1"), DstPort: 80, Proto: packet.ProtoTCP},
-		Outside: packet.Tuple{SrcAddr: ip("198.18.0.204"), SrcPort: 40123, DstAddr: ip("198.51.100.1"), DstPort: 80, Proto: packet.ProtoTCP}}
-	del := create
-	del.Type, del.Start, del.Time = natlog.SessionDelete, t0, t0+120500
-	del.Packets, del.Bytes = [2]uint64{17, 16}, [2]uint64{822, 1289}
-	return []natlog.Event{
-		create,
-		del,
-		{Type: natlog.BindingCreate, Time: t0 + 1, RuleKind: natlog.RuleOutbound,
-			Inside:  packet.Tuple{SrcAddr: ip("10.77.0.6"), SrcPort: 5000, Proto: packet.ProtoUDP},
-			Outside: packet.Tuple{SrcAddr: ip("198.18.0.204"), SrcPort: 41000, Proto: packet.ProtoUDP}},
-		{Type: natlog.BindingDelete, Time: t0 + 2, Start: t0 + 1, RuleKind: natlog.RuleOutbound,
-			Inside:  packet.Tuple{SrcAddr: ip("10.77.0.6"), SrcPort: 5000, Proto: packet.ProtoUDP},
-			Outside: packet.Tuple{SrcAddr: ip("198.18.0.204"), SrcPort: 41000, Proto: packet.ProtoUDP}},
-		{Type: natlog.BlockAlloc, Time: t0 + 3, RuleKind: natlog.RuleOutbound, Rule: 1, First: 1024, Last: 1535,
-			Inside: packet.Tuple{SrcAddr: ip("10.77.0.7")}, Outside: packet.Tuple{SrcAddr: ip("198.18.0.205")}},
-		{Type: natlog.BlockRelease, Time: t0 + 4, Start: t0 + 3, RuleKind: natlog.RuleOutbound, Rule: 1, First: 1024, Last: 1535,
-			Inside: packet.Tuple{SrcAddr: ip("10.77.0.7")}, Outside: packet.Tuple{SrcAddr: ip("198.18.0.205")}},
-		{Type: natlog.AddressesExhausted, Time: t0 + 5, RuleKind: natlog.RuleOutbound, Rule: 2},
-		{Type: natlog.PortsExhausted, Time: t0 + 6, RuleKind: natlog.RuleOutbound,
-			Inside: packet.Tuple{Proto: packet.ProtoUDP}, Outside: packet.Tuple{SrcAddr: ip("198.18.0.204")}},
-		{Type: natlog.QuotaExceeded, Time: t0 + 7, RuleKind: natlog.RuleOutbound, Rule: 1, Limit: 2048,
-			Inside: packet.Tuple{SrcAddr: ip("10.77.0.7")}},
-	}
-}
+func events() []natlog.Event { return natlogtest.Events() }
 
 // check compares a decoded record with the event it must carry, element
 // by element, by the IANA definitions.
