@@ -85,7 +85,7 @@ func TestBlocksModel(t *testing.T) {
 	}
 	log := newLog(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	owner := map[held]uint32{}    // what is held, by whom
+	owner := map[held]uint32{} // what is held, by whom
 	hostPorts := map[uint32][]held{}
 	blockOwner := map[[2]uint32]uint32{} // (addr, first port) → host, from events
 	now := int64(blockT0)
