@@ -7,6 +7,9 @@ import (
 
 // Limits of port block allocation and deterministic mapping.
 const (
+	// MinBlockSize keeps the block bitmaps small (one bit per block and
+	// pool address) and a block worth its log line.
+	MinBlockSize          = 16
 	MaxBlockSize          = 32768
 	DefaultBlocksPerHost  = 4
 	MaxBlocksPerHost      = 1024
@@ -39,7 +42,7 @@ func (c *converter) allocation(p string, r *rawOutbound, o *Outbound) {
 }
 
 func (c *converter) blocks(p string, r *rawOutbound, o *Outbound, span int) {
-	n, ok := c.integer(p+".block_size", r.BlockSize, 1, MaxBlockSize)
+	n, ok := c.integer(p+".block_size", r.BlockSize, MinBlockSize, MaxBlockSize)
 	if !ok {
 		return
 	}

@@ -224,7 +224,7 @@ func TestErrorClasses(t *testing.T) {
 		{"block larger than the range", detRule + "ports = \"1024-2047\"\nblock_size = 2048\n" + ifaces,
 			[]string{"5:14: nat.outbound[0].block_size: 2048 ports do not fit the port range 1024-2047 (1024 ports); allowed: at most 1024"}},
 		{"block size and limit out of range", detRule + "block_size = 0\n[[nat.outbound]]\ninside = [\"10.78.0.0/24\"]\npool = [\"198.18.1.1\"]\nblock_size = 64\nblocks_per_host = 2000\n" + ifaces,
-			[]string{"4:14: nat.outbound[0].block_size: 0 is out of range; allowed: 1 to 32768",
+			[]string{"4:14: nat.outbound[0].block_size: 0 is out of range; allowed: 16 to 32768",
 				"9:19: nat.outbound[1].blocks_per_host: 2000 is out of range; allowed: 1 to 1024"}},
 		{"shared pool address", detRule + "block_size = 512\n[[nat.outbound]]\ninside = [\"10.78.0.0/24\"]\npool = [\"198.18.0.205\"]\n" + ifaces,
 			[]string{"7:8: nat.outbound[1].pool: 198.18.0.205 is also in the pool of nat.outbound[0] (line 1); nat.outbound[0] allocates every port of its pool addresses itself"}},
