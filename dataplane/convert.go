@@ -9,6 +9,10 @@ import (
 	"github.com/fastnat/fastnat/pipeline"
 )
 
+// NATRules translates the configuration into the NAT engine's rules
+// (`fastnat lookup` inverts them offline).
+func NATRules(cfg *config.Config) nat.Rules { return natRules(cfg) }
+
 // natRules translates the configuration into the engine's rules.
 func natRules(cfg *config.Config) nat.Rules {
 	r := nat.Rules{
