@@ -193,3 +193,27 @@ address = "192.0.2.11:514"
 		}
 	}
 }
+
+// TestLookupFleetFile: one file with every node's deterministic slice
+// answers for the fleet (docs/deploy.md).
+func TestLookupFleetFile(t *testing.T) {
+	cfg := writeConfig(t, `[[nat.outbound]]
+inside = ["100.64.0.0/18"]
+pool = ["203.0.113.0/27"]
+mapping = "deterministic"
+[[nat.outbound]]
+inside = ["100.64.64.0/18"]
+pool = ["203.0.113.32/27"]
+mapping = "deterministic"
+`)
+	code, out, errOut := runCmd("lookup", "-c", cfg, "203.0.113.40:41234", "100.64.64.1")
+	// The /27s keep 30 addresses each (no network and broadcast), so
+	// 16384 hosts share 30 addresses: 547 an address, 117 ports each, 551
+	// ranges an address; .40 is the pool's 8th address, and 41234 lies in
+	// its range 343: host 7 × 551 + 343 = 4200 of 100.64.64.0/18.
+	want := "203.0.113.40:41234 -> 100.64.80.104 (nat.outbound[1], 203.0.113.40 ports 41155-41271)\n" +
+		"100.64.64.1 -> 203.0.113.33 ports 1141-1257 (nat.outbound[1])\n"
+	if code != exitOK || out != want {
+		t.Errorf("exit %d, stderr %q\n got %s\nwant %s", code, errOut, out, want)
+	}
+}
