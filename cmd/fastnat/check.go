@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,13 +32,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintf(stderr, "fastnat check: %v\n", err)
-		}
+	cfg, ok := loadConfig("check", *file, stderr)
+	if !ok {
 		return exitUsage
 	}
 	for _, w := range cfg.Warnings {

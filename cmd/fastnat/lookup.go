@@ -46,13 +46,8 @@ func cmdLookup(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintf(stderr, "fastnat lookup: %v\n", err)
-		}
+	cfg, ok := loadConfig("lookup", *file, stderr)
+	if !ok {
 		return exitUsage
 	}
 	l, err := nat.NewLookup(dataplane.NATRules(cfg).Outbound)
@@ -116,4 +111,20 @@ func describe(out lookupAnswer, a nat.Answer, err error, rule func(int) string, 
 		out.Error = "no nat.outbound rule has this address"
 	}
 	return out, out.Query + ": " + out.Error, err
+}
+
+// loadConfig loads file for command cmd; a file with errors prints them
+// as they are (FILE:LINE:COL: ...), any other failure prefixed with the
+// command.
+func loadConfig(cmd, file string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(file)
+	switch {
+	case err == nil:
+		return cfg, true
+	case errors.Is(err, config.ErrInvalid):
+		fmt.Fprintln(stderr, err)
+	default:
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", cmd, err)
+	}
+	return nil, false
 }
