@@ -192,7 +192,7 @@ func TestErrorClasses(t *testing.T) {
 		{"ipfix bad values", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\ndomain = -1\ntemplate_refresh = \"0s\"\nmax_message = 100\n" + ifaces,
 			[]string{"3:10: logging.ipfix[0].domain: -1 is out of range; allowed: 0 to 4294967295",
 				"4:20: logging.ipfix[0].template_refresh: 0s is out of range",
-				"5:15: logging.ipfix[0].max_message: 100 is out of range; allowed: 256 to 65535"}},
+				"5:15: logging.ipfix[0].max_message: 100 is out of range; allowed: 512 to 65535"}},
 		{"events unknown, twice and empty", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\nevents = [\"session\", \"block-alloc\", \"block-alloc\"]\n[[logging.syslog]]\naddress = \"192.0.2.10:514\"\nevents = []\n" + ifaces,
 			[]string{`3:11: logging.ipfix[0].events[0]: "session" is not an event type; allowed: session-create, session-delete`,
 				"3:37: logging.ipfix[0].events[2]: block-alloc is listed twice (also at logging.ipfix[0].events[1])",

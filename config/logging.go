@@ -78,7 +78,7 @@ func (c *converter) logging(r *rawLogging) Logging {
 			e.TemplateRefresh = c.duration(p+".template_refresh", x.TemplateRefresh, e.TemplateRefresh)
 		}
 		if x.MaxMessage != nil {
-			if n, ok := c.integer(p+".max_message", x.MaxMessage, 256, 65535); ok {
+			if n, ok := c.integer(p+".max_message", x.MaxMessage, ipfix.MinMessage, 65535); ok {
 				e.MaxMessage = int(n)
 				if n > 1472 {
 					c.warnf(p+".max_message", "%d bytes do not fit a 1500-byte path MTU with IPv4 and UDP headers (1472); the network may fragment the messages", n)

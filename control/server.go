@@ -33,6 +33,7 @@ type Server struct {
 	// stream never holds up the requests answered one at a time.
 	mu      sync.Mutex
 	streams map[*net.UnixConn]struct{}
+	streamN atomic.Uint64 // names the streams in the event log's counters
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -228,7 +229,7 @@ func (s *Server) startStream(c *net.UnixConn, req Request) Response {
 	if err != nil {
 		return Response{Code: CodeBadRequest, Error: err.Error()}
 	}
-	sub, err := src.Subscribe("events "+c.RemoteAddr().String(), nf)
+	sub, err := src.Subscribe(fmt.Sprintf("fastnat events #%d", s.streamN.Add(1)), nf)
 	if err != nil {
 		return Response{Code: CodeFailed, Error: fmt.Sprintf("events: %v", err)}
 	}

@@ -24,7 +24,9 @@ const (
 	// inside a 1500-byte path MTU: RFC 7011 §10.3.3 asks an Exporter not
 	// to let the network fragment its messages.
 	DefaultMaxMessage = 1400
-	minMessage        = 256
+	// MinMessage leaves room for the message that carries every template
+	// (276 bytes).
+	MinMessage = 512
 	// DefaultRefresh is how often templates are resent over UDP (RFC
 	// 7011 §8.4: a collector that starts, or restarts, late learns them
 	// within this time).
@@ -87,8 +89,8 @@ func New(cfg Config) (*Exporter, error) {
 	if x.max == 0 {
 		x.max = DefaultMaxMessage
 	}
-	if x.max < minMessage || x.max > 65535 {
-		return nil, fmt.Errorf("message size %d: %w: allowed %d to 65535", x.max, ErrConfig, minMessage)
+	if x.max < MinMessage || x.max > 65535 {
+		return nil, fmt.Errorf("message size %d: %w: allowed %d to 65535", x.max, ErrConfig, MinMessage)
 	}
 	if x.now == nil {
 		x.now = time.Now

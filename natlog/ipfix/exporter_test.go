@@ -186,7 +186,7 @@ func TestExportEveryEventType(t *testing.T) {
 
 func TestExportSplitsMessagesAndCountsSequence(t *testing.T) {
 	s := newSink(t)
-	x := newExporter(t, s, Config{MaxMessage: 512})
+	x := newExporter(t, s, Config{MaxMessage: MinMessage})
 	all := events()
 	var evs []natlog.Event
 	for i := 0; i < 1000; i++ {
@@ -203,8 +203,8 @@ func TestExportSplitsMessagesAndCountsSequence(t *testing.T) {
 	var recs []record
 	seq := uint32(0)
 	for i, d := range got {
-		if len(d) > 512 {
-			t.Fatalf("message %d is %d bytes, over 512", i, len(d))
+		if len(d) > MinMessage {
+			t.Fatalf("message %d is %d bytes, over %d", i, len(d), MinMessage)
 		}
 		m, err := rd.parse(d)
 		if err != nil {
