@@ -206,3 +206,31 @@ func TestLookup(t *testing.T) {
 		t.Errorf("ByInside of a foreign address: %v", err)
 	}
 }
+
+// BenchmarkDeterministic is the cost of the mapping both ways: what
+// session creation pays for a deterministic host's range, and what a
+// lookup pays.
+func BenchmarkDeterministic(b *testing.B) {
+	d, err := NewDeterministic([]netip.Prefix{pfx("100.64.0.0/16"), pfx("100.65.0.0/16")},
+		[]netip.Addr{ipa("203.0.113.1"), ipa("203.0.113.2"), ipa("203.0.113.3"), ipa("203.0.113.4")}, 1024, 65535, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := addr4(ipa("100.65.12.34"))
+	b.Run("forward", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d.Forward(host)
+		}
+	})
+	pub, first, _, _ := d.Forward(host)
+	b.Run("reverse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d.Reverse(pub, first)
+		}
+	})
+	if n := testing.AllocsPerRun(100, func() { d.Forward(host); d.Reverse(pub, first) }); n != 0 {
+		b.Fatalf("%v allocations", n)
+	}
+}
