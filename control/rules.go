@@ -32,7 +32,7 @@ type OutboundRule struct {
 	Inside  []string `json:"inside"`
 	Pool    string   `json:"pool"` // consecutive addresses as ranges: "198.18.0.1-198.18.0.3,198.18.0.9"
 	Ports   string   `json:"ports"`
-	Mapping string   `json:"mapping"`
+	Mapping string   `json:"mapping"` // and how ports are allocated: blocks, deterministic
 	Line    int      `json:"line"`
 }
 
@@ -55,7 +55,7 @@ func ListRules(cfg *config.Config, loaded time.Time) Rules {
 			inside[k] = p.String()
 		}
 		r.Outbound = append(r.Outbound, OutboundRule{Index: i, Inside: inside, Pool: PoolString(o.Pool),
-			Ports: fmt.Sprintf("%d-%d", o.Ports.Lo, o.Ports.Hi), Mapping: o.Mapping.String(), Line: o.Line})
+			Ports: fmt.Sprintf("%d-%d", o.Ports.Lo, o.Ports.Hi), Mapping: allocation(o), Line: o.Line})
 	}
 	for i, s := range cfg.NAT.Server {
 		r.Servers = append(r.Servers, ServerRule{Index: i, Protocol: portmap.ProtoName(s.Proto), Public: s.Public, Inside: s.Inside, Line: s.Line})
@@ -74,6 +74,19 @@ func ListRules(cfg *config.Config, loaded time.Time) Rules {
 		r.FTPALG = fmt.Sprintf("on (third-party addresses %s, at most %d expectations per session)", third, cfg.ALG.FTP.MaxExpectations)
 	}
 	return r
+}
+
+// allocation describes how an outbound rule hands out public ports, for
+// `fastnat check` and `fastnat show rules`.
+func allocation(o config.Outbound) string {
+	switch {
+	case o.Mapping == config.Deterministic:
+		hosts := config.DeterministicHosts(&o)
+		return fmt.Sprintf("deterministic: %d inside addresses, %d ports each", hosts, o.PortsPerHost)
+	case o.BlockSize > 0:
+		return fmt.Sprintf("%s, blocks of %d ports, at most %d per host", o.Mapping, o.BlockSize, o.BlocksPerHost)
+	}
+	return o.Mapping.String()
 }
 
 // PoolString writes a pool as ranges of consecutive addresses.

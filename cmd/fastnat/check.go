@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,22 +50,6 @@ func checkFile(file string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "ok: %s\n", file)
 	printConfig(stdout, cfg)
 	return exitOK
-}
-
-// loadConfig reads file for command name. An invalid file prints its
-// positioned errors, one per line; a file that cannot be read prints
-// "fastnat NAME: ..."; either way ok is false and the command exits 2.
-func loadConfig(name, file string, stderr io.Writer) (cfg *config.Config, ok bool) {
-	cfg, err := config.Load(file)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintf(stderr, "fastnat %s: %v\n", name, err)
-		}
-		return nil, false
-	}
-	return cfg, true
 }
 
 func orDash(s string) string {
@@ -124,6 +107,10 @@ func printConfig(w io.Writer, c *config.Config) {
 
 	tw.Flush()
 	control.WriteNATRules(w, control.ListRules(c, time.Time{}))
+
+	section("logging")
+	tw.Flush()
+	printLogging(w, c)
 
 	section("port mappings (for each port the first matching line applies; defaults come last)")
 	fmt.Fprintln(tw, "  APPLICATION\tPORT\tPROTOCOL\tSCOPE\tSOURCE")
