@@ -320,8 +320,9 @@ func (d *Dataplane) logServing(cfg *config.Config) {
 var ErrStuck = errors.New("worker stuck")
 
 // Alive reports whether every worker's loop has run since the previous
-// call (a worker beats at least every 10 ms, busy or idle); the daemon's
-// watchdog calls it at intervals of seconds. The first call only records.
+// call (a worker beats every 64 polls and every sleep, busy or idle); the
+// daemon's watchdog calls it at intervals of seconds. The first call only
+// records.
 func (d *Dataplane) Alive() error {
 	d.beatsMu.Lock()
 	defer d.beatsMu.Unlock()

@@ -157,7 +157,7 @@ func TestDataplane(t *testing.T) {
 	if err := d.Alive(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(time.Second) // as long as a loaded race-detector run needs for 64 polls
 	if err := d.Alive(); err != nil {
 		t.Errorf("running workers: %v", err)
 	}

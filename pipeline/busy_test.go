@@ -19,10 +19,14 @@ func TestBusyMeter(t *testing.T) {
 	if b := m.pub.Load(); b != 0 {
 		t.Fatalf("empty polls counted as %v busy", time.Duration(b))
 	}
+	if n := m.beats.Load(); n < 1000/busyPublish {
+		t.Fatalf("%d beats over 1000 empty polls, want one every %d", n, busyPublish)
+	}
+	m.polls = 0
 	time.Sleep(3 * time.Millisecond)
 	m.mark(true) // a poll that received frames and took 3 ms
 	if m.pub.Load() != 0 {
-		t.Fatal("published before busyPublish busy polls")
+		t.Fatal("published before busyPublish polls")
 	}
 	m.publish()
 	if b := time.Duration(m.pub.Load()); b < 3*time.Millisecond {

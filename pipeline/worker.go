@@ -198,7 +198,6 @@ func (w *Worker) Run() {
 		switch w.cfg.Poll {
 		case PollBusy:
 			if idle&1023 == 0 {
-				w.busy.publish()
 				runtime.Gosched()
 			}
 		case PollAdaptive:
