@@ -1,13 +1,16 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,4 +277,50 @@ func TestReloadPending(t *testing.T) {
 	if got := echoes(t, topo, echoPublic, 2); got != 2 {
 		t.Errorf("%d of 2 echoes after the reload", got)
 	}
+}
+
+// TestWorkersClamped: more workers than the first interface has queues
+// runs one per queue and says so, with the fix; every socket's copy or
+// zero-copy mode is logged.
+func TestWorkersClamped(t *testing.T) {
+	requireRoot(t)
+	topo := testnet.MustNew(t, testnet.Options{Queues: 2})
+	cfg := testConfig(t, "")
+	cfg.Dataplane.Workers = 4
+	var logs syncBuffer
+	var d *Dataplane
+	err := testnet.Do(topo.Router, func() (err error) {
+		d, err = New(cfg, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	out := logs.String()
+	if d.Workers() != 2 || !strings.Contains(out, `level=WARN msg="fewer workers than [dataplane] workers asks: one per queue of the first interface" asked=4 running=2 interface=outside queues=2 fix="ethtool -L outside combined 4 (on every interface), or workers = 2"`) {
+		t.Errorf("%d workers; log:\n%s", d.Workers(), out)
+	}
+	if n := strings.Count(out, "umem=copy"); n != 4 {
+		t.Errorf("%d serving lines with umem=copy, want 4 (2 queues x 2 interfaces):\n%s", n, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines to log
+// into while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
