@@ -92,12 +92,15 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 
 	section("workers")
 	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS")
-	drops := map[string]uint64{}
+	drops, events := map[string]uint64{}, map[string]uint64{}
 	for _, wk := range s.Workers {
 		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", wk.ID, wk.Queue, wk.RxPackets, wk.RxBytes,
 			wk.TxPackets, wk.TxBytes, wk.Translated, wk.ALGDiverted, wk.TotalDrops())
 		for r, n := range wk.Drops {
 			drops[r] += n
+		}
+		for e, n := range wk.Events {
+			events[e] += n
 		}
 	}
 	section("interfaces")
@@ -120,6 +123,17 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 		}
 	}
 	if !anyDrop {
+		fmt.Fprintln(tw, "  none")
+	}
+	section("router events (all workers)")
+	anyEvent := false
+	for _, e := range slices.Sorted(maps.Keys(events)) {
+		if n := events[e]; n > 0 {
+			fmt.Fprintf(tw, "  %s\t%d\n", e, n)
+			anyEvent = true
+		}
+	}
+	if !anyEvent {
 		fmt.Fprintln(tw, "  none")
 	}
 

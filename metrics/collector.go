@@ -14,7 +14,7 @@ type Collector struct {
 
 	uptime                                                 *prometheus.Desc
 	rxPackets, rxBytes, txPackets, txBytes, translated     *prometheus.Desc
-	algDiverted, algReturned, held, drops                  *prometheus.Desc
+	algDiverted, algReturned, held, drops, events          *prometheus.Desc
 	ifRx, ifTx, ifDrops, ifFillEmpty, ifTxEmpty            *prometheus.Desc
 	sessions                                               *prometheus.Desc
 	tableSessions, tableCapacity, tableExp, tableExpCap    *prometheus.Desc
@@ -44,6 +44,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		algReturned: d("worker_alg_returned_packets_total", "Frames the FTP ALG handed back.", "worker"),
 		held:        d("worker_held_fragments_total", "Early fragments held until their first fragment arrived.", "worker"),
 		drops:       d("worker_drops_total", "Frames a worker dropped, by reason: parse_* (malformed), nat_* (NAT verdicts) or the pipeline's own.", "worker", "reason"),
+		events:      d("worker_events_total", "What a worker did besides forwarding and dropping, by event: icmp_* (ICMP errors sent, rate-limited, suppressed), frag_out_* (fragmentation to the MTU), mss_clamped, neigh_waited, frag_* (fragment tracking).", "worker", "event"),
 
 		ifRx:        d("interface_rx_packets_total", "Frames received on one queue of an interface.", "worker", "interface"),
 		ifTx:        d("interface_tx_packets_total", "Frames queued for transmission on one queue of an interface.", "worker", "interface"),
@@ -81,7 +82,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.uptime, c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.translated,
-		c.algDiverted, c.algReturned, c.held, c.drops,
+		c.algDiverted, c.algReturned, c.held, c.drops, c.events,
 		c.ifRx, c.ifTx, c.ifDrops, c.ifFillEmpty, c.ifTxEmpty,
 		c.sessions, c.tableSessions, c.tableCapacity, c.tableExp, c.tableExpCap,
 		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
@@ -117,6 +118,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.held, w.Held, id)
 		for reason, n := range w.Drops {
 			counter(c.drops, n, id, reason)
+		}
+		for event, n := range w.Events {
+			counter(c.events, n, id, event)
 		}
 		for _, p := range w.Ports {
 			counter(c.ifRx, p.Rx, id, p.Interface)
