@@ -71,7 +71,7 @@ func (a *Addresses) Add(name string, addr netip.Addr) error {
 			}
 			return fmt.Errorf("public address %v for %s is configured on %s: %w", addr, name, other, ErrAddrConflict)
 		}
-		if label != "" && have.Label == label {
+		if label != "" && have.Label == label && !a.owns(name, addr) {
 			a.owned = append(a.owned, ownedAddr{name, have})
 		}
 		return nil
@@ -83,6 +83,43 @@ func (a *Addresses) Add(name string, addr netip.Addr) error {
 	}
 	a.owned = append(a.owned, ownedAddr{name, na})
 	return nil
+}
+
+// owns reports whether addr on link name is one Add added or adopted.
+func (a *Addresses) owns(name string, addr netip.Addr) bool {
+	for _, o := range a.owned {
+		if ip, _ := netip.AddrFromSlice(o.addr.IP.To4()); o.link == name && ip == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// Remove takes addr off interface name if Add put it there (or adopted it
+// from a crashed run); an address fastnat did not add is left alone.
+func (a *Addresses) Remove(name string, addr netip.Addr) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	addr = addr.Unmap()
+	keep := a.owned[:0]
+	var errs []error
+	for _, o := range a.owned {
+		ip, _ := netip.AddrFromSlice(o.addr.IP.To4())
+		if o.link != name || ip != addr {
+			keep = append(keep, o)
+			continue
+		}
+		l, err := a.h.LinkByName(o.link)
+		if err != nil {
+			continue // the interface is gone, and its addresses with it
+		}
+		if err := a.h.AddrDel(l, o.addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			errs = append(errs, fmt.Errorf("remove %v from %s: %w", addr, name, sysErr(err)))
+			keep = append(keep, o)
+		}
+	}
+	a.owned = keep
+	return errors.Join(errs...)
 }
 
 // fastnatLabel returns the label for addresses fastnat adds to name, or ""
@@ -124,6 +161,18 @@ func HostAddrs() ([]netip.Addr, error) {
 		return nil, fmt.Errorf("open netlink: %w", sysErr(err))
 	}
 	defer h.Close()
+	return hostAddrs(h)
+}
+
+// HostAddrs is the package's HostAddrs in the network namespace a was
+// opened in, whatever the calling thread's namespace.
+func (a *Addresses) HostAddrs() ([]netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return hostAddrs(a.h)
+}
+
+func hostAddrs(h *netlink.Handle) ([]netip.Addr, error) {
 	all, err := h.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", sysErr(err))

@@ -344,7 +344,21 @@ func TestAddresses(t *testing.T) {
 	if has("198.18.7.7") != "x0" {
 		t.Fatal("198.18.7.7 not on x0")
 	}
+	// Remove takes off what Add put on, and leaves the operator's own.
 	var err error
+	ns.do(t, func() error { err = a.Add("x0", netip.MustParseAddr("198.18.7.10")); return nil })
+	if err != nil || has("198.18.7.10") != "x0" {
+		t.Fatalf("Add 198.18.7.10: %v", err)
+	}
+	for _, addr := range []string{"198.18.7.10", "198.18.7.8"} {
+		ns.do(t, func() error { err = a.Remove("x0", netip.MustParseAddr(addr)); return nil })
+		if err != nil {
+			t.Fatalf("Remove %s: %v", addr, err)
+		}
+	}
+	if has("198.18.7.10") != "" || has("198.18.7.8") != "x0" {
+		t.Fatalf("after Remove: 198.18.7.10 on %q, 198.18.7.8 on %q; want removed and kept", has("198.18.7.10"), has("198.18.7.8"))
+	}
 	ns.do(t, func() error { err = a.Close(); return nil })
 	if err != nil {
 		t.Fatal(err)

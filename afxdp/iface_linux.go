@@ -283,66 +283,94 @@ func (i *Interface) removeStale() error {
 // added before old ones are removed, so an address in both the old and the
 // new filter never passes to the kernel in between. Local addresses that
 // are also Public are left out: traffic from inside to a public address is
-// NAT traffic (hairpin), not traffic for the host.
+// NAT traffic (hairpin), not traffic for the host. A filter CheckFilter
+// refuses changes nothing.
 func (i *Interface) SetFilter(f Filter) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
 		return ErrClosed
 	}
-	public := map[[4]byte]bool{}
-	for _, a := range f.Public {
-		a = a.Unmap()
-		if !a.Is4() {
-			return fmt.Errorf("interface %s: public address %v is not IPv4: %w", i.name, a, ErrInvalidOptions)
-		}
-		public[a.As4()] = true
+	sets, err := i.filterSets(f)
+	if err != nil {
+		return err
 	}
 	switch i.role {
 	case Outside:
-		if len(public) > maxPublic {
-			return fmt.Errorf("interface %s: %d public addresses, at most %d: %w", i.name, len(public), maxPublic, ErrInvalidOptions)
-		}
-		if err := syncMap(i.public, public); err != nil {
+		if err := syncMap(i.public, sets.public); err != nil {
 			return fmt.Errorf("interface %s: update public addresses: %w", i.name, err)
 		}
 	case Inside:
-		inside := map[lpmKey]bool{}
+		// Local first: a host address must never be redirected, even for
+		// the moment between two updates.
+		if err := syncMap(i.local, sets.local); err != nil {
+			return fmt.Errorf("interface %s: update local addresses: %w", i.name, err)
+		}
+		if err := syncMap(i.inside, sets.inside); err != nil {
+			return fmt.Errorf("interface %s: update inside prefixes: %w", i.name, err)
+		}
+	}
+	return nil
+}
+
+// CheckFilter reports whether SetFilter would accept f (IPv4 only, within
+// the maps' capacity), without changing anything: a reload checks every
+// interface before it touches any.
+func (i *Interface) CheckFilter(f Filter) error {
+	_, err := i.filterSets(f)
+	return err
+}
+
+// filterSets are the map contents of a Filter for the interface's role.
+type filterSets struct {
+	public map[[4]byte]bool
+	inside map[lpmKey]bool
+	local  map[[4]byte]bool
+}
+
+// filterSets validates f for the interface's role and converts it to map
+// keys.
+func (i *Interface) filterSets(f Filter) (filterSets, error) {
+	sets := filterSets{public: map[[4]byte]bool{}, inside: map[lpmKey]bool{}, local: map[[4]byte]bool{}}
+	for _, a := range f.Public {
+		a = a.Unmap()
+		if !a.Is4() {
+			return sets, fmt.Errorf("interface %s: public address %v is not IPv4: %w", i.name, a, ErrInvalidOptions)
+		}
+		sets.public[a.As4()] = true
+	}
+	switch i.role {
+	case Outside:
+		if len(sets.public) > maxPublic {
+			return sets, fmt.Errorf("interface %s: %d public addresses, at most %d: %w", i.name, len(sets.public), maxPublic, ErrInvalidOptions)
+		}
+	case Inside:
 		for _, p := range f.Inside {
 			if !p.IsValid() || !p.Addr().Unmap().Is4() {
-				return fmt.Errorf("interface %s: inside prefix %v is not IPv4: %w", i.name, p, ErrInvalidOptions)
+				return sets, fmt.Errorf("interface %s: inside prefix %v is not IPv4: %w", i.name, p, ErrInvalidOptions)
 			}
 			bits := p.Bits()
 			if p.Addr().Is4In6() {
 				bits -= 96
 			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), bits).Masked()
-			inside[lpmKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}] = true
+			sets.inside[lpmKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}] = true
 		}
-		local := map[[4]byte]bool{}
 		for _, a := range f.Local {
 			a = a.Unmap()
 			if !a.Is4() {
 				continue // the filter only looks at IPv4
 			}
-			if !public[a.As4()] {
-				local[a.As4()] = true
+			if !sets.public[a.As4()] {
+				sets.local[a.As4()] = true
 			}
 		}
-		if len(inside) > maxInside || len(local) > maxLocal {
-			return fmt.Errorf("interface %s: %d inside prefixes (at most %d), %d local addresses (at most %d): %w",
-				i.name, len(inside), maxInside, len(local), maxLocal, ErrInvalidOptions)
-		}
-		// Local first: a host address must never be redirected, even for
-		// the moment between two updates.
-		if err := syncMap(i.local, local); err != nil {
-			return fmt.Errorf("interface %s: update local addresses: %w", i.name, err)
-		}
-		if err := syncMap(i.inside, inside); err != nil {
-			return fmt.Errorf("interface %s: update inside prefixes: %w", i.name, err)
+		if len(sets.inside) > maxInside || len(sets.local) > maxLocal {
+			return sets, fmt.Errorf("interface %s: %d inside prefixes (at most %d), %d local addresses (at most %d): %w",
+				i.name, len(sets.inside), maxInside, len(sets.local), maxLocal, ErrInvalidOptions)
 		}
 	}
-	return nil
+	return sets, nil
 }
 
 // lpmKey is the key of the inside-prefix LPM trie (struct bpf_lpm_trie_key

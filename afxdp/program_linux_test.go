@@ -1,6 +1,7 @@
 package afxdp
 
 import (
+	"errors"
 	"encoding/binary"
 	"math/rand/v2"
 	"net"
@@ -302,5 +303,23 @@ func TestSetFilterUpdates(t *testing.T) {
 	}
 	if err := r.outside.SetFilter(Filter{Public: []netip.Addr{netip.MustParseAddr("2001:db8::1")}}); err == nil {
 		t.Fatal("IPv6 public address accepted")
+	}
+	// More public addresses than the map holds: CheckFilter refuses the
+	// filter as SetFilter does, and neither changes the running one.
+	var many []netip.Addr
+	for a, n := netip.MustParseAddr("198.19.0.1"), 0; n <= maxPublic; a, n = a.Next(), n+1 {
+		many = append(many, a)
+	}
+	if err := r.outside.CheckFilter(Filter{Public: many}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("CheckFilter of %d public addresses: %v", len(many), err)
+	}
+	if err := r.outside.SetFilter(Filter{Public: many}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("SetFilter of %d public addresses: %v", len(many), err)
+	}
+	if err := r.outside.CheckFilter(Filter{Public: many[:maxPublic]}); err != nil {
+		t.Fatalf("CheckFilter of %d public addresses: %v", maxPublic, err)
+	}
+	if got := r.verdict(t, Outside, toNew); got != xdpRedirect {
+		t.Fatalf("a refused filter changed the running one (%d)", got)
 	}
 }

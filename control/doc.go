@@ -21,6 +21,6 @@
 // Views. ListSessions walks the flow table with flowtable.Range (slow path,
 // no lock) and reads each key with its generation, so a session deleted
 // or reused under the walk is skipped rather than shown half old, half new.
-// The daemon (cmd/fastnat) implements Handler with these views; this
+// The daemon (package dataplane) implements Handler with these views; this
 // package does not know the daemon.
 package control

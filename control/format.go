@@ -88,7 +88,7 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 	if s.ConfigFile != "" {
 		fmt.Fprintf(w, ", configuration %s", s.ConfigFile)
 	}
-	fmt.Fprintf(w, ", reloads %d ok, %d refused\n", s.Reloads.OK, s.Reloads.Refused)
+	fmt.Fprintf(w, ", reloads %d ok, %d refused, %d failed\n", s.Reloads.OK, s.Reloads.Refused, s.Reloads.Failed)
 
 	section("workers")
 	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS")

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/fastnat/fastnat/metrics"
@@ -152,6 +153,22 @@ type Mapping struct {
 type ReloadResult struct {
 	File         string `json:"file"`
 	PortMappings int    `json:"port_mappings"`
+	// Pending lists the changed keys that wait for a restart; the rest of
+	// the file applies.
+	Pending []Pending `json:"pending,omitempty"`
+}
+
+// Pending is a changed configuration key that a running daemon cannot
+// apply: it takes effect at the next start, and until then the running
+// value stays.
+type Pending struct {
+	Key     string `json:"key"`     // as the file spells it: "dataplane.workers"
+	Running string `json:"running"` // the value in use
+	File    string `json:"file"`    // the value in the file
+}
+
+func (p Pending) String() string {
+	return fmt.Sprintf("%s (running %s, file %s)", p.Key, p.Running, p.File)
 }
 
 // Handler is what the daemon answers requests with. The server calls one

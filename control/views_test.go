@@ -333,7 +333,7 @@ func TestWriteStats(t *testing.T) {
 	WriteStats(&b, &s)
 	out := b.String()
 	for _, want := range []string{
-		`up 1m5s, configuration /etc/fastnat/fastnat.toml, reloads 1 ok, 0 refused\n`,
+		`up 1m5s, configuration /etc/fastnat/fastnat.toml, reloads 1 ok, 0 refused, 0 failed\n`,
 		`sessions 3 of 100 \(3\.0%\)`,
 		`nat_unsolicited\s+1\n`,
 		`198\.18\.0\.204\s+2\s+0\s+0\n`,

@@ -169,4 +169,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.reloads, s.Reloads.OK, "ok")
 	counter(c.reloads, s.Reloads.Refused, "refused")
+	counter(c.reloads, s.Reloads.Failed, "failed")
 }

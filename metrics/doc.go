@@ -8,7 +8,7 @@
 // calls it once per scrape: the numbers a scrape reports and the numbers
 // `fastnat show stats` prints come from the same code. The Snapshot helpers
 // (WorkerSnapshot, TableSnapshot, CountSessions, ...) convert each source;
-// the daemon (cmd/fastnat) wires them together.
+// package dataplane wires them together.
 //
 // Sessions by protocol and application are not counted anywhere on the
 // fast path, so CountSessions walks the flow table (flowtable.Range) at

@@ -98,6 +98,7 @@ fastnat_drop_capture_frames_total{result="write_error"} 0
 fastnat_drop_capture_frames_total{result="written"} 4
 # HELP fastnat_config_reloads_total Configuration reloads, by result.
 # TYPE fastnat_config_reloads_total counter
+fastnat_config_reloads_total{result="failed"} 0
 fastnat_config_reloads_total{result="ok"} 1
 fastnat_config_reloads_total{result="refused"} 2
 `

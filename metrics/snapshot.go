@@ -110,7 +110,8 @@ type Capture struct {
 // Reloads counts configuration reloads (SIGHUP or `fastnat reload`).
 type Reloads struct {
 	OK      uint64 `json:"ok"`
-	Refused uint64 `json:"refused"`
+	Refused uint64 `json:"refused"` // the file has errors or cannot apply
+	Failed  uint64 `json:"failed"`  // applying failed and was rolled back
 }
 
 // WorkerSnapshot reads a worker's published counters.

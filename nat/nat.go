@@ -58,12 +58,24 @@ func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
 // Reload replaces the rules for new sessions. Existing sessions keep the
 // translation they were created with; ports they hold stay claimed.
 func (n *NAT) Reload(r Rules) error {
-	c, err := compile(r)
+	install, err := n.Prepare(r)
 	if err != nil {
 		return err
 	}
-	n.rules.Store(c)
+	install()
 	return nil
+}
+
+// Prepare validates and compiles r without changing anything; install
+// then makes r the rules for new sessions, as Reload does, and cannot
+// fail. A caller that changes more than the rules (a daemon's reload)
+// prepares everything first and installs last.
+func (n *NAT) Prepare(r Rules) (install func(), err error) {
+	c, err := compile(r)
+	if err != nil {
+		return nil, err
+	}
+	return func() { n.rules.Store(c) }, nil
 }
 
 // Table returns the flow table the NAT creates sessions in.

@@ -50,7 +50,7 @@ var DefaultTimeouts = Timeouts{
 }
 
 // Rules is everything the engine needs from the configuration. The wiring in
-// cmd/fastnat builds it from config.Config; tests build it directly.
+// package dataplane builds it from config.Config; tests build it directly.
 type Rules struct {
 	Outbound []Outbound
 	Servers  []Server

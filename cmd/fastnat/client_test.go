@@ -16,8 +16,9 @@ import (
 // stubDaemon answers the control socket like a daemon would, without a
 // dataplane.
 type stubDaemon struct {
-	asked  []control.SessionQuery
-	refuse bool
+	asked   []control.SessionQuery
+	refuse  bool
+	pending []control.Pending
 }
 
 func (s *stubDaemon) Stats() metrics.Snapshot {
@@ -42,7 +43,7 @@ func (s *stubDaemon) Reload() (control.ReloadResult, error) {
 	if s.refuse {
 		return control.ReloadResult{}, fmt.Errorf("%w: /etc/fastnat.toml:3:9: dataplane.batch: 0 is out of range", control.ErrRefused)
 	}
-	return control.ReloadResult{File: "/etc/fastnat.toml", PortMappings: 2}, nil
+	return control.ReloadResult{File: "/etc/fastnat.toml", PortMappings: 2, Pending: s.pending}, nil
 }
 
 func startStub(t *testing.T, d *stubDaemon) (socket, cfgFile string) {
@@ -124,6 +125,12 @@ func TestReloadCommand(t *testing.T) {
 	code, out, errOut := runCmd("reload", "-c", cfgFile)
 	if code != exitOK || out != "reloaded /etc/fastnat.toml (2 port mappings)\n" {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	d.pending = []control.Pending{{Key: "dataplane.workers", Running: "2", File: "4"}}
+	code, out, errOut = runCmd("reload", "--socket", socket)
+	if want := "reloaded /etc/fastnat.toml (2 port mappings), except 1 changed keys that wait for a restart:\n" +
+		"  dataplane.workers (running 2, file 4)\n"; code != exitOK || out != want {
+		t.Fatalf("reload with a pending key: exit %d\nstdout %q\nwant %q\nstderr %q", code, out, want, errOut)
 	}
 	d.refuse = true
 	code, _, errOut = runCmd("reload", "--socket", socket)

@@ -13,9 +13,10 @@ import (
 
 // cmdReload is "fastnat reload": ask the running daemon, over its control
 // socket, to re-read its configuration file, as SIGHUP does. Exit 0 when
-// the daemon applied it; 2, with the file's positioned errors, when the
-// daemon refused it and kept its running configuration; 1 when the daemon
-// could not be asked.
+// the daemon applied it (listing the changed keys that wait for a
+// restart); 2, with the file's positioned errors, when the daemon refused
+// it and kept its running configuration; 1 when the daemon could not be
+// asked or applying failed (and was rolled back).
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,6 +58,14 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fastnat reload: the daemon sent no result")
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "reloaded %s (%d port mappings)\n", resp.Reload.File, resp.Reload.PortMappings)
+	r := resp.Reload
+	if len(r.Pending) == 0 {
+		fmt.Fprintf(stdout, "reloaded %s (%d port mappings)\n", r.File, r.PortMappings)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "reloaded %s (%d port mappings), except %d changed keys that wait for a restart:\n", r.File, r.PortMappings, len(r.Pending))
+	for _, p := range r.Pending {
+		fmt.Fprintf(stdout, "  %s\n", p)
+	}
 	return exitOK
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/dataplane"
 )
 
 // cmdRun is "fastnat run -c FILE": the daemon. It runs until SIGTERM or
@@ -45,21 +46,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	obs, err := newObserver(*file, cfg, *pcapDrops, log)
+	d, err := dataplane.Start(*file, cfg, dataplane.DaemonOptions{Log: log, PcapDrops: *pcapDrops})
 	if err != nil {
 		log.Error("start failed", "err", err)
-		return exitFailure
-	}
-	d, err := startDaemon(cfg, log, obs.dropTap())
-	if err != nil {
-		log.Error("start failed", "err", err)
-		obs.closeCapture()
-		return exitFailure
-	}
-	if err := obs.serve(d); err != nil {
-		log.Error("start failed", "err", err)
-		_ = d.stop()
-		obs.closeCapture()
 		return exitFailure
 	}
 	for s := range sig {
@@ -67,11 +56,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			log.Info("stopping", "signal", s.String())
 			break
 		}
-		_, _ = obs.reload() // logs the outcome
+		_, _ = d.Reload() // logs the outcome
 	}
-	obs.stopServing()
-	err = d.stop()
-	obs.closeCapture()
+	err = d.Close()
 	if err != nil {
 		log.Error("stop", "err", errors.Unwrap(err))
 		return exitFailure

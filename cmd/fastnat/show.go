@@ -16,6 +16,10 @@ import (
 // clientTimeout bounds one exchange with the daemon.
 const clientTimeout = 60 * time.Second
 
+// errNoSocket is returned by the client commands when the configuration
+// has no control socket.
+var errNoSocket = errors.New("the control socket is off ([control] socket is empty)")
+
 // clientFlags are the flags every control-socket client takes.
 type clientFlags struct {
 	file   *string

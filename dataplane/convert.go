@@ -1,0 +1,103 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/fastnat/fastnat/afxdp"
+	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/pipeline"
+)
+
+// natRules translates the configuration into the engine's rules.
+func natRules(cfg *config.Config) nat.Rules {
+	r := nat.Rules{
+		PortMap: cfg.PortMap,
+		FTPALG:  cfg.ALG.FTP.Enabled,
+		Timeouts: nat.Timeouts{
+			TCPSyn: cfg.Timeouts.TCPSyn, TCPEstablished: cfg.Timeouts.TCPEstablished,
+			TCPTransitory: cfg.Timeouts.TCPTransitory, UDP: cfg.Timeouts.UDP,
+			ICMP: cfg.Timeouts.ICMP, Expectation: cfg.Timeouts.Expectation,
+		},
+	}
+	for _, o := range cfg.NAT.Outbound {
+		r.Outbound = append(r.Outbound, nat.Outbound{
+			Inside: o.Inside, Pool: o.Pool, PortLo: o.Ports.Lo, PortHi: o.Ports.Hi,
+			EndpointIndependent: o.Mapping == config.EndpointIndependent,
+		})
+	}
+	for _, s := range cfg.NAT.Server {
+		r.Servers = append(r.Servers, nat.Server{Proto: s.Proto, Public: s.Public, Inside: s.Inside})
+	}
+	return r
+}
+
+// publicAddrs are the addresses the NAT answers for: pools and server
+// public addresses, each once, in the order the file names them.
+func publicAddrs(cfg *config.Config) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, o := range cfg.NAT.Outbound {
+		for _, a := range o.Pool {
+			add(a)
+		}
+	}
+	for _, s := range cfg.NAT.Server {
+		add(s.Public.Addr())
+	}
+	return out
+}
+
+// filter is what the XDP programs steer to fastnat for cfg: the public
+// addresses on the outside, the inside prefixes on the inside except
+// traffic to the host's own addresses (read through addrs' netlink
+// handle, so in the dataplane's namespace).
+func filter(cfg *config.Config, public []netip.Addr, addrs *afxdp.Addresses) (afxdp.Filter, error) {
+	f := afxdp.Filter{Public: public}
+	for _, o := range cfg.NAT.Outbound {
+		f.Inside = append(f.Inside, o.Inside...)
+	}
+	for _, s := range cfg.NAT.Server {
+		f.Inside = append(f.Inside, netip.PrefixFrom(s.Inside.Addr(), 32))
+	}
+	host, err := addrs.HostAddrs()
+	if err != nil {
+		return f, err
+	}
+	isPublic := map[netip.Addr]bool{}
+	for _, a := range public {
+		isPublic[a] = true
+	}
+	for _, a := range host {
+		if !isPublic[a] {
+			f.Local = append(f.Local, a)
+		}
+	}
+	return f, nil
+}
+
+func xdpMode(m config.XDPMode) afxdp.Mode {
+	switch m {
+	case config.XDPNative:
+		return afxdp.ModeNative
+	case config.XDPGeneric:
+		return afxdp.ModeGeneric
+	}
+	return afxdp.ModeAuto
+}
+
+func pollMode(m config.PollMode) pipeline.PollMode {
+	switch m {
+	case config.PollBusy:
+		return pipeline.PollBusy
+	case config.PollInterrupt:
+		return pipeline.PollInterrupt
+	}
+	return pipeline.PollAdaptive
+}

@@ -1,0 +1,385 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastnat/fastnat/afxdp"
+	"github.com/fastnat/fastnat/alg"
+	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/pipeline"
+)
+
+// Options are what a Dataplane takes besides its configuration.
+type Options struct {
+	// Log receives the dataplane's messages; nil discards them.
+	Log *slog.Logger
+	// DropTap, when set, sees every frame a worker drops (see
+	// pipeline.Config.DropTap for its rules).
+	DropTap func(frame []byte, reason string)
+}
+
+// Dataplane is a running packet path: interfaces with their XDP programs,
+// one pipeline worker per queue, the FTP ALG goroutine, and what they
+// share. Build it with New; Close it once.
+type Dataplane struct {
+	log     *slog.Logger
+	opts    Options
+	cfg     atomic.Pointer[config.Config] // the configuration running now
+	start   time.Time
+	table   *flowtable.Table
+	nat     *nat.NAT
+	ftp     *alg.FTP // nil: the ALG is off
+	ifaces  []*afxdp.Interface
+	addrs   *afxdp.Addresses
+	xsks    []*afxdp.Worker
+	workers []*pipeline.Worker
+	algStop chan struct{}
+	wg      sync.WaitGroup
+	closed  bool
+
+	// Assembly state, filled by New's steps in order.
+	names  []string            // interface names, in the order of every worker's ports
+	queues []int               // the queue of each worker
+	public []netip.Addr        // on the outside interfaces now
+	filter afxdp.Filter        // in the XDP programs now
+	links  []*pipeline.ALGLink // one per worker when the ALG is on
+
+	// commitFault, set by tests, fails Reload's commit step it returns an
+	// error for.
+	commitFault func(step string) error
+}
+
+// New brings the dataplane described by cfg up and returns it running. On
+// error everything it had set up is torn down again. It works in the
+// network namespace of the calling OS thread.
+func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d := &Dataplane{log: opts.Log, opts: opts, start: time.Now(), algStop: make(chan struct{})}
+	d.cfg.Store(cfg)
+	defer func() {
+		if err != nil {
+			d.teardown()
+		}
+	}()
+	// The steps, in the order afxdp's lifetime rules require: no packet
+	// may find a queue without a socket, so the programs attach last.
+	for _, step := range []func(*config.Config) error{
+		d.newTable,
+		d.loadInterfaces,
+		d.chooseQueues,
+		d.newNAT,
+		d.addPublicAddrs,
+		d.newALG,
+		d.openWorkers,
+		d.setFilters,
+		d.startALG,
+		d.startWorkers,
+		d.attach,
+	} {
+		if err := step(cfg); err != nil {
+			return nil, err
+		}
+	}
+	d.logServing(cfg)
+	return d, nil
+}
+
+// clock is the coarse time every worker reads once per burst.
+func (d *Dataplane) clock() flowtable.Time { return flowtable.Time(time.Since(d.start) / time.Second) }
+
+// Config returns the configuration running now (the last one New or a
+// successful Reload applied).
+func (d *Dataplane) Config() *config.Config { return d.cfg.Load() }
+
+// Workers returns the number of workers running.
+func (d *Dataplane) Workers() int { return len(d.workers) }
+
+// newTable allocates the flow table for [flows] max sessions.
+func (d *Dataplane) newTable(cfg *config.Config) (err error) {
+	d.table, err = flowtable.New(flowtable.Config{MaxSessions: cfg.Flows.Max})
+	return err
+}
+
+// loadInterfaces loads the XDP program of every configured interface
+// (not attached yet).
+func (d *Dataplane) loadInterfaces(cfg *config.Config) error {
+	for _, ic := range cfg.Interfaces {
+		role := afxdp.Inside
+		if ic.Role == config.RoleOutside {
+			role = afxdp.Outside
+		}
+		iface, err := afxdp.Load(afxdp.IfaceSpec{Name: ic.Name, Role: role, Mode: xdpMode(cfg.Dataplane.XDPMode), Gateway: ic.Gateway})
+		if err != nil {
+			return err // Load's errors name the interface
+		}
+		d.ifaces = append(d.ifaces, iface)
+		d.names = append(d.names, ic.Name)
+	}
+	return nil
+}
+
+// chooseQueues picks the queue of every worker: the first interface's
+// queues (all of them by default), as many as [dataplane] workers asks,
+// each of which every interface must have.
+func (d *Dataplane) chooseQueues(cfg *config.Config) error {
+	queues := cfg.Interfaces[0].Queues
+	if queues == nil {
+		for q := 0; q < d.ifaces[0].Queues(); q++ {
+			queues = append(queues, q)
+		}
+	}
+	workers := cfg.Dataplane.Workers
+	if workers == 0 || workers > len(queues) {
+		workers = len(queues)
+	}
+	d.queues = queues[:workers]
+	for i, iface := range d.ifaces {
+		for _, q := range d.queues {
+			if q >= iface.Queues() {
+				return fmt.Errorf("interface %s has %d queues, queue %d requested: %w", cfg.Interfaces[i].Name, iface.Queues(), q, afxdp.ErrQueueMismatch)
+			}
+		}
+	}
+	return nil
+}
+
+// newNAT compiles the rules into the NAT shared by every worker.
+func (d *Dataplane) newNAT(cfg *config.Config) (err error) {
+	d.nat, err = nat.New(natRules(cfg), d.table, len(d.queues))
+	return err
+}
+
+// addPublicAddrs puts the public addresses on the outside interfaces, so
+// that the kernel answers ARP for them; the XDP program takes their IPv4
+// traffic.
+func (d *Dataplane) addPublicAddrs(cfg *config.Config) (err error) {
+	d.addrs, err = afxdp.NewAddresses()
+	if err != nil {
+		return err
+	}
+	d.public = publicAddrs(cfg)
+	for _, ic := range cfg.Interfaces {
+		if ic.Role != config.RoleOutside {
+			continue
+		}
+		for _, a := range d.public {
+			if err := d.addrs.Add(ic.Name, a); err != nil {
+				return fmt.Errorf("public address %v: %w", a, err)
+			}
+		}
+	}
+	return nil
+}
+
+// newALG creates the FTP ALG when [alg.ftp] enables it.
+func (d *Dataplane) newALG(cfg *config.Config) (err error) {
+	if !cfg.ALG.FTP.Enabled {
+		return nil
+	}
+	d.ftp, err = alg.New(alg.Config{Enabled: true, AllowThirdParty: cfg.ALG.FTP.AllowThirdParty,
+		MaxExpectations: cfg.ALG.FTP.MaxExpectations, Log: d.log}, d.table, d.nat)
+	if err != nil {
+		return err
+	}
+	d.nat.OnSessionEnd(d.ftp.SessionEnded)
+	d.nat.OnExpectationUsed(d.ftp.ExpectationUsed)
+	return nil
+}
+
+// openWorkers opens every worker's sockets (one per interface on its
+// queue, sharing one UMEM) and builds its pipeline worker.
+func (d *Dataplane) openWorkers(cfg *config.Config) error {
+	for w, q := range d.queues {
+		xw, err := afxdp.Open(d.ifaces, q, afxdp.Options{FrameSize: cfg.Dataplane.FrameSize, FramesPerQueue: cfg.Dataplane.FramesPerQueue})
+		if err != nil {
+			return fmt.Errorf("queue %d: %w", q, err)
+		}
+		d.xsks = append(d.xsks, xw)
+		var specs []pipeline.PortSpec
+		for i, p := range xw.PipelinePorts() {
+			side := nat.Inside
+			if cfg.Interfaces[i].Role == config.RoleOutside {
+				side = nat.Outside
+			}
+			specs = append(specs, pipeline.PortSpec{Port: p, Side: side})
+		}
+		var link *pipeline.ALGLink
+		if d.ftp != nil {
+			link, err = pipeline.NewALGLink(1024)
+			if err != nil {
+				return err
+			}
+			d.links = append(d.links, link)
+		}
+		d.workers = append(d.workers, pipeline.NewWorker(pipeline.Config{
+			ID: w, Ports: specs, Waker: xw, Poll: pollMode(cfg.Dataplane.Poll), Batch: cfg.Dataplane.Batch,
+			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock, DropTap: d.opts.DropTap,
+		}))
+	}
+	return nil
+}
+
+// setFilters tells every XDP program which traffic is fastnat's.
+func (d *Dataplane) setFilters(cfg *config.Config) error {
+	f, err := filter(cfg, d.public, d.addrs)
+	if err != nil {
+		return err
+	}
+	for _, iface := range d.ifaces {
+		if err := iface.SetFilter(f); err != nil {
+			return err
+		}
+	}
+	d.filter = f
+	return nil
+}
+
+// startALG starts the FTP ALG's goroutine over every worker's link.
+func (d *Dataplane) startALG(*config.Config) error {
+	if d.ftp == nil {
+		return nil
+	}
+	in, out := make([]*alg.Ring, len(d.links)), make([]*alg.Ring, len(d.links))
+	for i, l := range d.links {
+		in[i], out[i] = l.To, l.From
+	}
+	runner, err := alg.NewRunner(d.ftp, in, out, 64, d.clock)
+	if err != nil {
+		return err
+	}
+	for _, l := range d.links {
+		l.Wake = runner.Wake
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); runner.Run(d.algStop) }()
+	return nil
+}
+
+// startWorkers starts every worker on its own locked OS thread, pinned as
+// [dataplane] cpus asks.
+func (d *Dataplane) startWorkers(cfg *config.Config) error {
+	for w, pw := range d.workers {
+		cpu := -1
+		if w < len(cfg.Dataplane.CPUs) {
+			cpu = cfg.Dataplane.CPUs[w]
+		}
+		d.wg.Add(1)
+		go d.routineWorker(w, cpu, pw)
+	}
+	return nil
+}
+
+// attach attaches every interface's XDP program: traffic starts flowing.
+func (d *Dataplane) attach(*config.Config) error {
+	for _, iface := range d.ifaces {
+		if err := iface.Attach(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logServing logs one line per interface and queue served, with the XDP
+// mode the kernel actually took, and a summary.
+func (d *Dataplane) logServing(cfg *config.Config) {
+	for w, q := range d.queues {
+		for i, ic := range cfg.Interfaces {
+			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(), "xdp", d.ifaces[i].Mode().String())
+		}
+	}
+	d.log.Info("fastnat running", "workers", len(d.workers), "flows", cfg.Flows.Max, "public", fmt.Sprint(d.public), "ftp_alg", cfg.ALG.FTP.Enabled)
+}
+
+// routineWorker runs one pipeline worker on a locked OS thread, pinned to
+// cpu when cpu ≥ 0.
+func (d *Dataplane) routineWorker(w, cpu int, pw *pipeline.Worker) {
+	defer d.wg.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if cpu >= 0 {
+		if err := afxdp.PinCPU(cpu); err != nil {
+			d.log.Warn("cpu pinning failed", "worker", w, "cpu", cpu, "err", err)
+		}
+	}
+	d.log.Debug("worker started", "worker", w, "cpu", cpu)
+	pw.Run()
+	d.log.Debug("worker stopped", "worker", w)
+}
+
+// Close detaches the XDP programs first (traffic goes back to the kernel),
+// then stops the workers and the ALG, logs each worker's totals and frees
+// everything, the public addresses it added included. Calls after the
+// first do nothing.
+func (d *Dataplane) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, iface := range d.ifaces {
+		if err := iface.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.ifaces = nil
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	close(d.algStop)
+	d.wg.Wait()
+	for i, w := range d.workers {
+		d.log.Info("worker totals", append([]any{"worker", i}, counterAttrs(w.Counters())...)...)
+	}
+	d.teardown()
+	return errors.Join(errs...)
+}
+
+// teardown frees what is left: sockets, interfaces, added addresses.
+func (d *Dataplane) teardown() {
+	for _, x := range d.xsks {
+		_ = x.Close()
+	}
+	d.xsks = nil
+	for _, iface := range d.ifaces {
+		_ = iface.Close()
+	}
+	d.ifaces = nil
+	if d.addrs != nil {
+		_ = d.addrs.Close()
+		d.addrs = nil
+	}
+}
+
+// counterAttrs lists a worker's non-zero counters as log attributes.
+func counterAttrs(c *pipeline.Counters) []any {
+	a := []any{"rx", c.RxPackets.Load(), "tx", c.TxPackets.Load(), "alg_diverted", c.ALGDiverted.Load()}
+	for i := range c.Parse {
+		if n := c.Parse[i].Load(); n > 0 && packet.Result(i) != packet.OK {
+			a = append(a, "parse_"+packet.Result(i).String(), n)
+		}
+	}
+	for i := range c.Verdict {
+		if n := c.Verdict[i].Load(); n > 0 {
+			a = append(a, "nat_"+nat.Verdict(i).String(), n)
+		}
+	}
+	for i := range c.Drop {
+		if n := c.Drop[i].Load(); n > 0 {
+			a = append(a, pipeline.DropReason(i).String(), n)
+		}
+	}
+	return a
+}
