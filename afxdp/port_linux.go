@@ -72,6 +72,9 @@ func (p *Port) Name() string { return p.name }
 // MAC returns the interface's hardware address.
 func (p *Port) MAC() [6]byte { return p.mac }
 
+// Interface returns the name of the interface the port is a queue of.
+func (p *Port) Interface() string { return p.iface.name }
+
 // FD returns the socket's file descriptor (for polling by callers that run
 // their own loop).
 func (p *Port) FD() int { return p.xsk.fd }

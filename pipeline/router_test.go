@@ -281,7 +281,7 @@ func TestFragmentsToFitTheMTU(t *testing.T) {
 	if free := r.pool.Free(); free != 512 {
 		t.Errorf("%d of 512 frames free", free)
 	}
-	ev := r.w.Counters().Event
+	ev := &r.w.Counters().Event
 	if ev[EventFragmented].Load() != 3 || ev[EventFragmentsSent].Load() != 11 {
 		t.Errorf("frag_out_packets %d, frag_out_fragments %d; want 3, 11", ev[EventFragmented].Load(), ev[EventFragmentsSent].Load())
 	}
@@ -576,7 +576,7 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per round, want 0", allocs)
 	}
-	ev := r.w.Counters().Event
+	ev := &r.w.Counters().Event
 	if ev[EventICMPTimeExceeded].Load() < 100 || ev[EventICMPFragNeeded].Load() < 100 || ev[EventFragmented].Load() < 100 {
 		t.Fatalf("the paths did not run: %s", r.drops())
 	}
