@@ -7,7 +7,8 @@
 #
 # What it installs, only when missing:
 #   - Debian packages the end-to-end tests and the demo drive: vsftpd lftp
-#     curl iproute2 nftables ethtool tcpdump procps (a vsftpd installed
+#     curl iproute2 nftables ethtool tcpdump procps traceroute
+#     iputils-tracepath iputils-ping iperf3 (a vsftpd installed
 #     here is stopped and disabled again: the tests and the demo start
 #     their own inside namespaces);
 #   - Go: Debian's golang-go with GOTOOLCHAIN=auto, so that the toolchain
@@ -22,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps)
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3)
 
 install_packages() {
 	local missing=() p
@@ -37,8 +38,10 @@ install_packages() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	if [[ " ${missing[*]} " == *" vsftpd "* ]] && command -v systemctl >/dev/null; then
-		systemctl disable --now vsftpd >/dev/null 2>&1 || true
+	if command -v systemctl >/dev/null; then
+		# The tests start their own servers inside namespaces.
+		[[ " ${missing[*]} " == *" vsftpd "* ]] && systemctl disable --now vsftpd >/dev/null 2>&1 || true
+		[[ " ${missing[*]} " == *" iperf3 "* ]] && systemctl disable --now iperf3 >/dev/null 2>&1 || true
 	fi
 }
 
