@@ -162,25 +162,37 @@ type Counters struct {
 	_     [64]byte
 }
 
-func (c *Counters) publish(k *counts) {
-	c.RxPackets.Store(k.rxPackets)
-	c.RxBytes.Store(k.rxBytes)
-	c.TxPackets.Store(k.txPackets)
-	c.TxBytes.Store(k.txBytes)
-	c.ALGDiverted.Store(k.algDiverted)
-	c.ALGReturned.Store(k.algReturned)
-	c.Held.Store(k.held)
+// publish stores the worker's running totals k into c, skipping those
+// that did not change since the last publish (last, the worker's copy of
+// what c holds): an atomic store is a locked instruction on most CPUs,
+// and most counters stand still between two polls.
+func (c *Counters) publish(k, last *counts) {
+	pub(&c.RxPackets, k.rxPackets, &last.rxPackets)
+	pub(&c.RxBytes, k.rxBytes, &last.rxBytes)
+	pub(&c.TxPackets, k.txPackets, &last.txPackets)
+	pub(&c.TxBytes, k.txBytes, &last.txBytes)
+	pub(&c.ALGDiverted, k.algDiverted, &last.algDiverted)
+	pub(&c.ALGReturned, k.algReturned, &last.algReturned)
+	pub(&c.Held, k.held, &last.held)
 	for i := range k.parse {
-		c.Parse[i].Store(k.parse[i])
+		pub(&c.Parse[i], k.parse[i], &last.parse[i])
 	}
 	for i := range k.verdict {
-		c.Verdict[i].Store(k.verdict[i])
+		pub(&c.Verdict[i], k.verdict[i], &last.verdict[i])
 	}
 	for i := range k.drop {
-		c.Drop[i].Store(k.drop[i])
+		pub(&c.Drop[i], k.drop[i], &last.drop[i])
 	}
 	for i := range k.event {
-		c.Event[i].Store(k.event[i])
+		pub(&c.Event[i], k.event[i], &last.event[i])
+	}
+}
+
+// pub stores v into a when it differs from *last, the value a holds.
+func pub(a *atomic.Uint64, v uint64, last *uint64) {
+	if v != *last {
+		a.Store(v)
+		*last = v
 	}
 }
 

@@ -76,10 +76,13 @@ type neighWait struct {
 
 func (n *neighWait) w(i int32) *waitFrame { return &n.waits[i-1] }
 
+// neighborSlot is dst's entry in the worker's next-hop cache.
+func neighborSlot(dst uint32) uint32 { return (dst * 0x9e3779b1) >> 24 }
+
 // nextHop returns the MAC for dst on port op from the worker's cache, or
 // asks the port.
 func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) Hop {
-	e := &w.neigh[(dst*0x9e3779b1)>>24]
+	e := &w.neigh[neighborSlot(dst)]
 	if e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
 		return Hop{State: HopResolved, MAC: e.mac}
 	}
@@ -88,13 +91,12 @@ func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) Hop {
 	return h
 }
 
-// route sends a translated frame on port op towards its destination: at
-// once when the next hop is known, after resolution when it is not, and
+// route sends a translated frame on port op towards its destination dst:
+// at once when the next hop is known, after resolution when it is not, and
 // answers net unreachable when there is no route. p is the packet as it
 // was parsed before translation (nil for a fragment fastnat made, which is
 // never answered); in is the port it arrived on.
-func (w *Worker) route(f Frame, in, op int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
-	dst := packet.IPv4(f.Buf[l3Of(f.Buf):]).DstAddr()
+func (w *Worker) route(f Frame, in, op int, dst uint32, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
 	h := w.nextHop(op, dst, now)
 	switch h.State {
 	case HopResolved:
@@ -221,7 +223,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 		h := w.ports[q.port].NextHop(q.dst)
 		switch {
 		case h.State == HopResolved:
-			w.neigh[(q.dst*0x9e3779b1)>>24] = neighborEntry{addr: q.dst, mac: h.MAC, port: q.port, ok: true, stamp: now}
+			w.neigh[neighborSlot(q.dst)] = neighborEntry{addr: q.dst, mac: h.MAC, port: q.port, ok: true, stamp: now}
 			for q.head != 0 {
 				wf := w.dequeue(q)
 				w.send(wf.f, int(q.port), h.MAC, &wf.r)

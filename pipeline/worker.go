@@ -99,6 +99,7 @@ type Worker struct {
 	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
 	stop   atomic.Bool
 	c      counts
+	pubbed counts // what pub holds
 	pub    Counters
 	algOut []ALGItem
 	// per poll
@@ -277,7 +278,7 @@ func (w *Worker) Poll() int {
 	w.flush()
 	w.engine.Age(now, ageBudget)
 	w.countFrags()
-	w.pub.publish(&w.c)
+	w.pub.publish(&w.c, &w.pubbed)
 	return total
 }
 
@@ -375,7 +376,12 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	if p.TCPFlags&packet.FlagSYN != 0 && w.rc.MSSClamp != 0 {
 		w.clampMSS(f, p, pi, op)
 	}
-	w.route(f, pi, op, p, r, now)
+	dst := p.IPv4(f.Buf).DstAddr()
+	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+		w.send(f, op, e.mac, r)
+		return
+	}
+	w.route(f, pi, op, dst, p, r, now)
 }
 
 // tooBig handles a translated packet larger than port op's MTU: with
@@ -392,8 +398,9 @@ func (w *Worker) tooBig(f Frame, pi, op int, p *packet.Parsed, r *nat.Result, no
 		w.answer(f, pi, p, icmpFragNeeded, uint32(mtu))
 		return
 	}
+	dst := p.IPv4(f.Buf).DstAddr()
 	if r.Divert && w.cfg.ALG != nil {
-		w.route(f, pi, op, p, r, now)
+		w.route(f, pi, op, dst, p, r, now)
 		return
 	}
 	if !w.split(f, p.L3, mtu) {
@@ -408,7 +415,7 @@ func (w *Worker) tooBig(f Frame, pi, op int, p *packet.Parsed, r *nat.Result, no
 		if i > 0 {
 			q = nil
 		}
-		w.route(g, pi, op, q, r, now)
+		w.route(g, pi, op, dst, q, r, now)
 	}
 }
 
@@ -534,5 +541,5 @@ func (w *Worker) drain() {
 	w.drainNeighbors()
 	w.releaseDrops()
 	w.flush()
-	w.pub.publish(&w.c)
+	w.pub.publish(&w.c, &w.pubbed)
 }
