@@ -31,9 +31,12 @@ const outsideMTU = 1492
 // udpSinkPort is a nat server port forwarded to a UDP echo inside.
 const udpSinkPort = 7009
 
-// clientAddr2 is a second address of the client, a destination whose path
-// MTU the inside hosts have not learned.
-var clientAddr2 = netip.MustParseAddr("198.18.0.2")
+// clientAddr2 and clientAddr3 are more addresses of the client:
+// destinations whose path MTU the inside hosts have not learned yet.
+var (
+	clientAddr2 = netip.MustParseAddr("198.18.0.2")
+	clientAddr3 = netip.MustParseAddr("198.18.0.3")
+)
 
 func requireRouterTools(t *testing.T) {
 	t.Helper()
@@ -57,7 +60,9 @@ func routerTopology(t *testing.T, r router, o testnet.Options, extra string) (*t
 	// sent above the MTU would not be dropped on the way.
 	testnet.MustRun(t, topo.Client, "ip", "route", "replace", testnet.OutsideNet.String(), "dev", testnet.NodeLink,
 		"mtu", "lock", fmt.Sprint(outsideMTU), "advmss", "1460")
-	testnet.MustRun(t, topo.Client, "ip", "addr", "add", netip.PrefixFrom(clientAddr2, 24).String(), "dev", testnet.NodeLink)
+	for _, a := range []netip.Addr{clientAddr2, clientAddr3} {
+		testnet.MustRun(t, topo.Client, "ip", "addr", "add", netip.PrefixFrom(a, 24).String(), "dev", testnet.NodeLink)
+	}
 	sink := []testnet.Forward{{
 		Proto: "udp", Public: netip.AddrPortFrom(testnet.PublicAddr, udpSinkPort), Inside: netip.AddrPortFrom(testnet.ServerAddr, udpSinkPort),
 	}}
@@ -139,7 +144,7 @@ func TestKernelRouterIP(t *testing.T) {
 
 func routerIP(t *testing.T, r router) {
 	ctx := testContext(t)
-	topo, sock := routerTopology(t, r, testnet.Options{}, "")
+	topo, sock := routerTopology(t, r, testnet.Options{InsideHost: true}, "")
 	client := testnet.ClientAddr.String()
 	// Everything the router sends to the client, checked at the end: no
 	// frame above the outside MTU (the client would accept up to 1500).
@@ -171,15 +176,27 @@ func routerIP(t *testing.T, r router) {
 			t.Fatalf("%d of 200 datagrams arrived (the kernel delivers 200)", n)
 		}
 	})
-	for _, mode := range []struct{ name, flag string }{{"udp", ""}, {"icmp", "-I"}, {"tcp", "-T"}} {
+	// From the inside host: every ICMP error fastnat sends counts against
+	// its destination's rate limit (Linux's burst of 6, then one a
+	// second), and the server gets its own below. UDP with traceroute's
+	// default three probes a hop (all three must be answered), then ICMP
+	// and TCP with one.
+	for _, mode := range []struct {
+		name, flag string
+		probes     int
+	}{{"udp", "", 3}, {"icmp", "-I", 1}, {"tcp", "-T", 1}} {
 		t.Run("traceroute "+mode.name, func(t *testing.T) {
-			args := []string{"-n", "-q", "1", "-w", "2", "-m", "4"}
+			args := []string{"-n", "-q", fmt.Sprint(mode.probes), "-w", "2", "-m", "4"}
 			if mode.flag != "" {
 				args = append(args, mode.flag)
 			}
-			h := hops(run(t, ctx, false, topo.Server, "traceroute", append(args, client)...))
+			out := run(t, ctx, false, topo.Host, "traceroute", append(args, client)...)
+			h := hops(out)
 			if len(h) != 2 || h[0] != testnet.RouterInsideAddr.String() || h[1] != client {
 				t.Fatalf("hops %v, want [%v %v]", h, testnet.RouterInsideAddr, client)
+			}
+			if strings.Contains(out, "*") {
+				t.Fatal("a probe got no answer")
 			}
 		})
 	}
@@ -187,6 +204,17 @@ func routerIP(t *testing.T, r router) {
 		out := run(t, ctx, true, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-t", "1", client)
 		if !strings.Contains(out, "From "+testnet.RouterInsideAddr.String()) || !strings.Contains(out, "Time to live exceeded") {
 			t.Fatal("no time exceeded from the NAT")
+		}
+	})
+	t.Run("tracepath", func(t *testing.T) {
+		// To the client's second address, whose path MTU the server
+		// has not learned: tracepath learns it from fastnat.
+		out := run(t, ctx, false, topo.Server, "tracepath", "-n", "-m", "4", clientAddr2.String())
+		if !regexp.MustCompile(`(?m)^ 1:\s+` + regexp.QuoteMeta(testnet.RouterInsideAddr.String()) + `\s`).MatchString(out) {
+			t.Error("hop 1 is not the NAT")
+		}
+		if !strings.Contains(out, fmt.Sprintf("pmtu %d", outsideMTU)) || !strings.Contains(out, "reached") {
+			t.Error("tracepath did not find the path MTU and reach the client")
 		}
 	})
 	t.Run("fragments without DF", func(t *testing.T) {
@@ -238,20 +266,11 @@ func routerIP(t *testing.T, r router) {
 		}
 	})
 	t.Run("DF too big", func(t *testing.T) {
-		// To the client's second address: the path MTU to the first is
-		// known by now.
-		out := run(t, ctx, true, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1472", clientAddr2.String())
+		// To the client's third address: the path MTUs to the others
+		// are known by now.
+		out := run(t, ctx, true, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1472", clientAddr3.String())
 		if !strings.Contains(out, fmt.Sprintf("Frag needed and DF set (mtu = %d)", outsideMTU)) {
 			t.Fatal("no fragmentation needed with the outside MTU")
-		}
-	})
-	t.Run("tracepath", func(t *testing.T) {
-		out := run(t, ctx, false, topo.Server, "tracepath", "-n", "-m", "4", client)
-		if !regexp.MustCompile(`(?m)^ 1:\s+` + regexp.QuoteMeta(testnet.RouterInsideAddr.String()) + `\s`).MatchString(out) {
-			t.Error("hop 1 is not the NAT")
-		}
-		if !strings.Contains(out, fmt.Sprintf("pmtu %d", outsideMTU)) || !strings.Contains(out, "reached") {
-			t.Error("tracepath did not find the path MTU and reach the client")
 		}
 	})
 	t.Run("host unreachable", func(t *testing.T) {
