@@ -57,15 +57,16 @@ type Expecter interface {
 	// receiver must be told — equal to the input when no rewrite is needed
 	// — or ok=false with a reason (pool exhausted, expectation limit, table
 	// full). Third-party and low-port policy is the ALG's, checked before.
-	ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (newAddr uint32, newPort uint16, ok bool)
+	ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (newAddr uint32, newPort uint16, ok bool)
 }
 
 // Table is the part of the flow table the ALG reads: a control session's
 // keys and mapping entry (once per session), and its open expectations
 // (once per announced endpoint). *flowtable.Table implements it.
 type Table interface {
-	Get(id uint32) *flowtable.Session
-	ExpectationCount(parent uint32) int
+	Gen(id uint32) uint32
+	Read(id, gen uint32, s *flowtable.Session) bool
+	ExpectationCount(parent, gen uint32) int
 }
 
 // Verdict is the ALG's decision for one frame.
@@ -186,6 +187,7 @@ const maxFrame = 4096
 // session is the ALG's state of one control connection.
 type session struct {
 	key    [2]packet.Tuple // the flow-table keys, cached at first sight
+	gen    uint32          // the flow-table generation read at first sight
 	entry  *counters       // statistics of the session's mapping entry
 	logged bool            // a refusal has been logged
 	dirs   [2]stream
@@ -194,7 +196,7 @@ type session struct {
 // SessionEnded is the callback for nat.NAT.OnSessionEnd: it forgets the
 // session if it was an FTP control connection and ignores every other.
 // Safe from any goroutine.
-func (f *FTP) SessionEnded(id uint32, s *flowtable.Session) {
+func (f *FTP) SessionEnded(id, _ uint32, s flowtable.Session) {
 	if portmap.App(s.App) == portmap.AppFTP {
 		f.Forget(id)
 	}
@@ -238,8 +240,11 @@ func (f *FTP) session(id uint32, dir flowtable.Dir, t packet.Tuple) *session {
 	if ss != nil && ss.key[1-dir].Reverse() == t {
 		return ss
 	}
-	s := f.table.Get(id)
-	if s == nil || s.Key[1-dir].Reverse() != t {
+	// The generation is read here until the pipeline hands the ALG the
+	// one its Result carries; the tuple check below confirms the copy.
+	gen := f.table.Gen(id)
+	var s flowtable.Session
+	if !f.table.Read(id, gen, &s) || s.Key[1-dir].Reverse() != t {
 		return nil
 	}
 	if ss == nil {
@@ -251,7 +256,7 @@ func (f *FTP) session(id uint32, dir flowtable.Dir, t packet.Tuple) *session {
 		}
 		f.sessions[id] = ss
 	}
-	ss.key, ss.logged = s.Key, false
+	ss.key, ss.gen, ss.logged = s.Key, gen, false
 	ss.dirs[0].reset()
 	ss.dirs[1].reset()
 	ss.entry = f.stats.entry(s.MapEntry)

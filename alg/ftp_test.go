@@ -799,11 +799,11 @@ func TestResetAtHeldBytes(t *testing.T) {
 func TestSessionEnded(t *testing.T) {
 	h := newHarness(t, serverInside(t), Config{})
 	h.handshake(isnC, isnS)
-	h.ftp.SessionEnded(99, &flowtable.Session{App: uint8(portmap.AppFTPData)})
+	h.ftp.SessionEnded(99, 1, flowtable.Session{App: uint8(portmap.AppFTPData)})
 	if h.ftp.forgetPending.Load() {
 		t.Error("a data session was queued")
 	}
-	h.ftp.SessionEnded(h.id, &flowtable.Session{App: uint8(portmap.AppFTP)})
+	h.ftp.SessionEnded(h.id, 1, flowtable.Session{App: uint8(portmap.AppFTP)})
 	h.ftp.applyForget()
 	if len(h.ftp.sessions) != 0 {
 		t.Error("control session state kept")

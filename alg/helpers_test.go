@@ -89,9 +89,17 @@ type fakeTable struct {
 	open     map[uint32]int
 }
 
-func (t *fakeTable) Get(id uint32) *flowtable.Session { return t.sessions[id] }
+func (t *fakeTable) Gen(id uint32) uint32 { return 1 }
 
-func (t *fakeTable) ExpectationCount(parent uint32) int { return t.open[parent] }
+func (t *fakeTable) Read(id, gen uint32, s *flowtable.Session) bool {
+	if ss, ok := t.sessions[id]; ok && gen == 1 {
+		*s = *ss
+		return true
+	}
+	return false
+}
+
+func (t *fakeTable) ExpectationCount(parent, gen uint32) int { return t.open[parent] }
 
 // call is one ExpectData call.
 type call struct {
@@ -114,7 +122,7 @@ type fakeNAT struct {
 	calls []call
 }
 
-func (x *fakeNAT) ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
+func (x *fakeNAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
 	if x.fail {
 		return 0, 0, false
 	}

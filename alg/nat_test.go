@@ -104,8 +104,11 @@ func TestWithNAT(t *testing.T) {
 		if r.Verdict != nat.Forward || d.dst != "10.77.0.226:50000" {
 			t.Fatalf("data SYN: %v to %s", r.Verdict, d.dst)
 		}
-		ds := g.n.Table().Get(r.Session)
-		if app := portmap.App(ds.App); app != portmap.AppFTPData || ds.Parent == 0 {
+		var ds flowtable.Session
+		if !g.n.Table().Read(r.Session, r.Gen, &ds) {
+			t.Fatal("data session not readable by its Result's id and generation")
+		}
+		if app := portmap.App(ds.App); app != portmap.AppFTPData || ds.ParentGen == 0 {
 			t.Errorf("data session labelled %v, parent %d", app, ds.Parent)
 		}
 		// Single use: a second connection to the endpoint finds nothing.

@@ -344,7 +344,7 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 	if e.port < 1024 {
 		return f.refuse(ss, st, &e, sat, repeat, id, "privileged data port")
 	}
-	if f.table.ExpectationCount(id) >= f.policy.Load().MaxExpectations {
+	if f.table.ExpectationCount(id, ss.gen) >= f.policy.Load().MaxExpectations {
 		f.count(ss, cLimit, 1)
 		return DropLimit
 	}
@@ -352,7 +352,7 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 		f.count(ss, cBacklog, 1)
 		return DropBacklog
 	}
-	na, np, ok := f.exp.ExpectData(id, dir, addr, e.port, now)
+	na, np, ok := f.exp.ExpectData(id, ss.gen, dir, addr, e.port, now)
 	if !ok {
 		f.count(ss, cExpectFailed, 1)
 		return DropExpectFailed

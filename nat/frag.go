@@ -97,6 +97,7 @@ type extent struct{ lo, hi uint32 }
 type fragEntry struct {
 	key       FragKey
 	session   uint32
+	gen       uint32 // the session's generation: the entry dies with it
 	dir       flowtable.Dir
 	known     bool   // its first fragment passed: session and dir are set
 	untracked bool   // completion is no longer followed
@@ -277,9 +278,10 @@ func (e *fragEntry) insert(lo, hi uint32) bool {
 	return true
 }
 
-// rememberFragment records a first fragment that passed for session id in
-// direction dir, so that its datagram's other fragments follow it.
-func (e *Engine) rememberFragment(p *packet.Parsed, id uint32, dir flowtable.Dir, now flowtable.Time) {
+// rememberFragment records a first fragment that passed for session id
+// (generation gen) in direction dir, so that its datagram's other
+// fragments follow it.
+func (e *Engine) rememberFragment(p *packet.Parsed, id, gen uint32, dir flowtable.Dir, now flowtable.Time) {
 	f := &e.frags
 	k := FragKeyOf(p)
 	i := f.find(k, now)
@@ -293,7 +295,7 @@ func (e *Engine) rememberFragment(p *packet.Parsed, id uint32, dir flowtable.Dir
 		i = f.add(k, now)
 	}
 	fe := f.ent(i)
-	fe.known, fe.session, fe.dir = true, id, dir
+	fe.known, fe.session, fe.gen, fe.dir = true, id, gen, dir
 	if fe.held > 0 {
 		f.release(k)
 	}
@@ -319,19 +321,19 @@ func (e *Engine) fragment(frame []byte, p *packet.Parsed, from Side, now flowtab
 		r.Verdict = Hold
 		return
 	}
-	s := e.n.table.Get(fe.session)
-	if fromSide(s.Flags, fe.dir) != from {
+	var h flowtable.Hot
+	if !e.n.table.Hot(fe.session, fe.gen, fe.dir, &h) || fromSide(h.Flags, fe.dir) != from {
 		r.Verdict = DropFragNoSession
 		return
 	}
-	if v := rewrite(frame, p, s, fe.dir); v != Forward {
+	if v := rewrite(frame, p, &h, fe.dir); v != Forward {
 		r.Verdict = v
 		return
 	}
 	e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
 	off := uint32(p.Frag.Offset)
 	complete, stop := fe.received(off, off+uint32(p.End-p.L4), !p.Frag.More)
-	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, fe.dir), fe.session, fe.dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, fe.dir), fe.session, fe.gen, fe.dir, false
 	switch {
 	case complete:
 		f.stats.Completed++
