@@ -19,12 +19,16 @@ import (
 // an inside host to the outside (nat outbound) and from the outside to an
 // inside server (nat server), first with fastnat as the router and then,
 // on the same topology, with the kernel's nftables NAT. fastnat must lose
-// no more than the kernel plus fragLossMargin. On a loaded machine the
-// receivers lose datagrams of their own whichever NAT is in between, so
-// each measurement is the best of up to fragLossTries runs (one when
-// nothing is lost). FASTNAT_FRAG_RATES (Mbit/s, comma-separated) measures
-// other rates too; FASTNAT_FRAG_SECONDS sets each run's length. The table
-// is logged, with fastnat's own drops.
+// no more on the way than the kernel plus fragLossMargin.
+//
+// On a loaded machine the receiving iperf3 falls behind now and then and
+// its host drops datagrams for a full socket buffer, whichever NAT is in
+// between; those are counted on the receiving host (Udp RcvbufErrors) and
+// told apart from the datagrams lost on the way, which are what the test
+// compares. A measurement with loss on the way is repeated, up to
+// fragLossTries runs, and the best kept. FASTNAT_FRAG_RATES (Mbit/s,
+// comma-separated) measures other rates too; FASTNAT_FRAG_SECONDS sets
+// each run's length. The table is logged, with fastnat's own counters.
 func TestFastnatFragmentLoss(t *testing.T) {
 	requireFastnat(t)
 	if err := testnet.CheckTools("iperf3"); err != nil {
@@ -70,18 +74,21 @@ func TestFastnatFragmentLoss(t *testing.T) {
 		nat, dir string
 		rate     int
 	}
-	loss := map[key]iperfResult{}
+	loss := map[key]fragLoss{}
 	measure := func(nat string) {
 		for _, d := range dirs {
 			for _, rate := range rates {
-				var best iperfResult
+				var best fragLoss
 				for try := range fragLossTries {
+					before := receiverDrops(t, d.server)
 					r := runIperf(t, d.from, d.to, rate, seconds)
-					t.Logf("%s %s %d Mbit/s: %d of %d datagrams lost (%.2f %%)", nat, d.name, rate, r.Lost, r.Packets, r.LostPercent)
-					if try == 0 || r.LostPercent < best.LostPercent {
-						best = r
+					l := fragLoss{iperfResult: r, rcvbuf: receiverDrops(t, d.server) - before}
+					t.Logf("%s %s %d Mbit/s: %d of %d datagrams lost, %d of them by the receiving host (socket buffer full): %.2f %% on the way",
+						nat, d.name, rate, r.Lost, r.Packets, l.rcvbuf, l.onTheWay())
+					if try == 0 || l.onTheWay() < best.onTheWay() {
+						best = l
 					}
-					if best.Lost == 0 {
+					if best.onTheWay() == 0 {
 						break
 					}
 				}
@@ -96,8 +103,8 @@ func TestFastnatFragmentLoss(t *testing.T) {
 	writeFile(t, file, fastnatConfig(false, fwd, sock))
 	p := startFastnat(t, topo, file)
 	measure("fastnat")
-	drops, events := fastnatStats(t, sock)
-	t.Logf("fastnat's drops %v, events %v", nonZero(drops), nonZero(events))
+	_, stats, _ := fastnatCLI(t, "show", "stats", "--socket", sock)
+	t.Logf("fastnat show stats:\n%s", stats)
 	if err := p.Stop(); err != nil {
 		t.Fatalf("fastnat stop: %v", err)
 	}
@@ -108,28 +115,47 @@ func TestFastnatFragmentLoss(t *testing.T) {
 	measure("kernel")
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "3000-byte UDP (iperf3 -u -l 3000 -t %d), datagrams lost (best of up to %d runs):\n", seconds, fragLossTries)
-	fmt.Fprintf(&b, "%-20s %8s %18s %18s\n", "direction", "Mbit/s", "fastnat", "kernel")
+	fmt.Fprintf(&b, "3000-byte UDP (iperf3 -u -l 3000 -t %d), datagrams lost on the way (best of up to %d runs), and lost in all / by the receiving host:\n", seconds, fragLossTries)
+	fmt.Fprintf(&b, "%-20s %7s  %-24s %-24s\n", "direction", "Mbit/s", "fastnat", "kernel")
 	for _, d := range dirs {
 		for _, rate := range rates {
 			f, k := loss[key{"fastnat", d.name, rate}], loss[key{"kernel", d.name, rate}]
-			fmt.Fprintf(&b, "%-20s %8d %10d %6.2f%% %10d %6.2f%%\n", d.name, rate, f.Lost, f.LostPercent, k.Lost, k.LostPercent)
-			if f.LostPercent > k.LostPercent+fragLossMargin {
-				t.Errorf("%s at %d Mbit/s: fastnat lost %.2f %%, the kernel %.2f %%", d.name, rate, f.LostPercent, k.LostPercent)
+			fmt.Fprintf(&b, "%-20s %7d  %-24s %-24s\n", d.name, rate, f, k)
+			if f.onTheWay() > k.onTheWay()+fragLossMargin {
+				t.Errorf("%s at %d Mbit/s: fastnat lost %.2f %% on the way, the kernel %.2f %%", d.name, rate, f.onTheWay(), k.onTheWay())
 			}
 		}
 	}
 	t.Log(b.String())
 }
 
+// fragLoss is one measurement: iperf3's count and the receiving host's
+// socket-buffer drops during it.
+type fragLoss struct {
+	iperfResult
+	rcvbuf int
+}
+
+// onTheWay is the percentage of datagrams lost before the receiving
+// socket: in the NAT or on the links.
+func (l fragLoss) onTheWay() float64 {
+	if l.Packets == 0 {
+		return 0
+	}
+	return 100 * float64(max(l.Lost-l.rcvbuf, 0)) / float64(l.Packets)
+}
+
+func (l fragLoss) String() string {
+	return fmt.Sprintf("%5.2f%% (%d / %d)", l.onTheWay(), l.Lost, l.rcvbuf)
+}
+
 // iperfPort is where the iperf3 servers listen (and the nat server rules
 // publish the inside one).
 const iperfPort = 5201
 
-// fragLossMargin is how many percentage points more fastnat may lose than
-// the kernel: iperf3's own receivers drop a datagram now and then on a
-// loaded machine, whichever NAT is in between.
-const fragLossMargin = 1.0
+// fragLossMargin is how many percentage points more fastnat may lose on
+// the way than the kernel.
+const fragLossMargin = 0.5
 
 // fragLossTries is how many runs a measurement may take.
 const fragLossTries = 3
@@ -148,8 +174,10 @@ type iperfResult struct {
 func runIperf(t *testing.T, ns string, dst netip.AddrPort, rate, seconds int) iperfResult {
 	t.Helper()
 	ctx := testContext(t)
+	// -w: a receive buffer as large as the host allows (the server takes
+	// the client's), so that the receiver falls behind less often.
 	args := []string{"-c", dst.Addr().String(), "-p", strconv.Itoa(int(dst.Port())), "-u", "-l", "3000",
-		"-b", strconv.Itoa(rate) + "M", "-t", strconv.Itoa(seconds), "-J"}
+		"-b", strconv.Itoa(rate) + "M", "-t", strconv.Itoa(seconds), "-w", "4M", "-J"}
 	var out []byte
 	var err error
 	for try := 0; try < 5; try++ {
@@ -175,4 +203,35 @@ func runIperf(t *testing.T, ns string, dst netip.AddrPort, rate, seconds int) ip
 		t.Fatalf("iperf3 sent nothing:\n%s", out)
 	}
 	return res.End.Sum
+}
+
+// receiverDrops reads namespace ns's count of UDP datagrams dropped for a
+// full socket buffer (Udp RcvbufErrors) from /proc/net/snmp.
+func receiverDrops(t *testing.T, ns string) int {
+	t.Helper()
+	out, err := testnet.Run(testContext(t), ns, "cat", "/proc/net/snmp")
+	if err != nil {
+		t.Fatalf("read /proc/net/snmp in %s: %v", ns, err)
+	}
+	field := func(proto, name string) int {
+		var head []string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != proto+":" {
+				continue
+			}
+			if head == nil {
+				head = f
+				continue
+			}
+			for i := range head {
+				if head[i] == name && i < len(f) {
+					n, _ := strconv.Atoi(f[i])
+					return n
+				}
+			}
+		}
+		return 0
+	}
+	return field("Udp", "RcvbufErrors")
 }
