@@ -74,7 +74,7 @@ type neighWait struct {
 	frames int
 }
 
-func (n *neighWait) w(i int32) *waitFrame { return &n.waits[i-1] }
+func (n *neighWait) at(i int32) *waitFrame { return &n.waits[i-1] }
 
 // neighborSlot is dst's entry in the worker's next-hop cache.
 func neighborSlot(dst uint32) uint32 { return (dst * 0x9e3779b1) >> 24 }
@@ -124,21 +124,11 @@ func (w *Worker) wait(f Frame, in, op int, dst, hop uint32, p *packet.Parsed, r 
 	n := &w.nq
 	q := w.queueFor(op, hop)
 	if q == nil {
-		for i := range n.queues {
-			if n.queues[i].head == 0 {
-				q = &n.queues[i]
-				*q = neighQueue{dst: dst, hop: hop, port: uint8(op), since: now}
-				n.live++
-				break
-			}
-		}
+		q = w.freeQueue()
 	}
 	if q == nil || n.frames == w.waitMax {
 		w.c.drop[DropWaitFull]++
 		w.drop(f, dropNames[DropWaitFull])
-		if q != nil && q.head == 0 {
-			n.live--
-		}
 		return
 	}
 	cost := len(f.Buf) + neighFrameCost
@@ -147,21 +137,25 @@ func (w *Worker) wait(f Frame, in, op int, dst, hop uint32, p *packet.Parsed, r 
 		w.c.drop[DropNeighQueueFull]++
 		w.drop(old.f, dropNames[DropNeighQueueFull])
 	}
+	if q.head == 0 {
+		*q = neighQueue{dst: dst, hop: hop, port: uint8(op), since: now}
+		n.live++
+	}
 	var i int32
 	if n.free != 0 {
 		i = n.free
-		n.free = n.w(i).next
+		n.free = n.at(i).next
 	} else {
 		n.used++
 		i = n.used
 	}
-	wf := n.w(i)
+	wf := n.at(i)
 	*wf = waitFrame{f: f, in: uint8(in), dst: dst, r: *r}
 	if p != nil {
 		wf.answer, wf.orig = true, p.Tuple
 	}
 	if q.tail != 0 {
-		n.w(q.tail).next = i
+		n.at(q.tail).next = i
 	} else {
 		q.head = i
 	}
@@ -169,6 +163,16 @@ func (w *Worker) wait(f Frame, in, op int, dst, hop uint32, p *packet.Parsed, r 
 	q.bytes += cost
 	n.frames++
 	w.c.event[EventNeighWaited]++
+}
+
+// freeQueue returns a queue not in use, or nil.
+func (w *Worker) freeQueue() *neighQueue {
+	for i := range w.nq.queues {
+		if w.nq.queues[i].head == 0 {
+			return &w.nq.queues[i]
+		}
+	}
+	return nil
 }
 
 // queueFor returns the live queue of neighbour hop on port op, or nil.
@@ -187,14 +191,14 @@ func (w *Worker) queueFor(op int, hop uint32) *neighQueue {
 func (w *Worker) dequeue(q *neighQueue) waitFrame {
 	n := &w.nq
 	i := q.head
-	wf := *n.w(i)
+	wf := *n.at(i)
 	q.head = wf.next
 	if q.head == 0 {
 		q.tail = 0
 		n.live--
 	}
 	q.bytes -= len(wf.f.Buf) + neighFrameCost
-	n.w(i).next = n.free
+	n.at(i).next = n.free
 	n.free = i
 	n.frames--
 	return wf
