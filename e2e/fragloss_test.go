@@ -174,10 +174,11 @@ type iperfResult struct {
 func runIperf(t *testing.T, ns string, dst netip.AddrPort, rate, seconds int) iperfResult {
 	t.Helper()
 	ctx := testContext(t)
-	// -w: a receive buffer as large as the host allows (the server takes
-	// the client's), so that the receiver falls behind less often.
+	// -w: socket buffers as large as the host allows, up to 4 MiB (the
+	// server takes the client's), so that the receiver falls behind less
+	// often; iperf3 refuses to run with less than it asked for.
 	args := []string{"-c", dst.Addr().String(), "-p", strconv.Itoa(int(dst.Port())), "-u", "-l", "3000",
-		"-b", strconv.Itoa(rate) + "M", "-t", strconv.Itoa(seconds), "-w", "4M", "-J"}
+		"-b", strconv.Itoa(rate) + "M", "-t", strconv.Itoa(seconds), "-w", strconv.Itoa(socketBuffer()), "-J"}
 	var out []byte
 	var err error
 	for try := 0; try < 5; try++ {
@@ -234,4 +235,18 @@ func receiverDrops(t *testing.T, ns string) int {
 		return 0
 	}
 	return field("Udp", "RcvbufErrors")
+}
+
+// socketBuffer is the largest socket buffer, up to 4 MiB, that the host
+// lets a process ask for (net.core.rmem_max and wmem_max are global, not
+// per network namespace).
+func socketBuffer() int {
+	n := 4 << 20
+	for _, f := range []string{"/proc/sys/net/core/rmem_max", "/proc/sys/net/core/wmem_max"} {
+		b, err := os.ReadFile(f)
+		if v, err2 := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && err2 == nil {
+			n = min(n, v)
+		}
+	}
+	return n
 }
