@@ -16,6 +16,7 @@ import (
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 )
@@ -46,6 +47,7 @@ type Dataplane struct {
 	workers []*pipeline.Worker
 	router  *pipeline.Policy // the workers' RouterConfig; Reload replaces it
 	badSum  sync.Map         // interface names logged for bad checksums
+	events  *natlog.Hub      // the NAT event log; its rings are the workers'
 	algStop chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
@@ -83,6 +85,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 		d.loadInterfaces,
 		d.checkOffload,
 		d.chooseQueues,
+		d.newEvents,
 		d.newNAT,
 		d.addPublicAddrs,
 		d.newALG,
@@ -392,8 +395,10 @@ func (d *Dataplane) Close() error {
 	return errors.Join(errs...)
 }
 
-// teardown frees what is left: sockets, interfaces, added addresses.
+// teardown frees what is left: sockets, interfaces, added addresses, the
+// event log.
 func (d *Dataplane) teardown() {
+	d.closeEvents()
 	for _, x := range d.xsks {
 		_ = x.Close()
 	}

@@ -39,6 +39,9 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 	if d.ftp != nil {
 		s.FTP = metrics.FTPSnapshot(d.ftp.Stats().Total)
 	}
+	if d.events != nil {
+		s.Events = metrics.EventsSnapshot(d.events.Stats())
+	}
 	return s
 }
 
