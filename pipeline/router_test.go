@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/fastnat/fastnat/alg"
 	. "github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/packet"
@@ -589,4 +590,37 @@ func WithIPIDFast(frame []byte, id uint16) []byte {
 	binary.BigEndian.PutUint16(frame[18:], id)
 	binary.BigEndian.PutUint16(frame[24:], packet.UpdateChecksum16(binary.BigEndian.Uint16(frame[24:]), old, id))
 	return frame
+}
+
+// TestALGItemsCarryTheEgressMTU: frames diverted to the ALG tell it the
+// MTU of the port they leave by, and what it returns above that MTU is
+// fragmented (or dropped with Don't Fragment) before it leaves.
+func TestALGItemsCarryTheEgressMTU(t *testing.T) {
+	link, err := NewALGLink(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := routerRig(t, rigOpts{alg: link})
+	r.in.SetMTU(1400)
+	r.out.SetMTU(1280)
+	r.send(r.out, TCP(t, remote1+":36755", public+":9091", SYN, 1, 0, nil))
+	items := make([]ALGItem, 4)
+	if n := link.To.Pop(items); n != 1 || items[0].MTU != 1400 {
+		t.Fatalf("%d items, MTU %d; want one for the inside port's 1400", n, items[0].MTU)
+	}
+	// The "ALG" returns the SYN grown past the inside MTU, without DF:
+	// it leaves in fragments that fit.
+	grown := withoutDF(TCP(t, remote1+":36755", inServer+":2021", SYN, 1, 0, make([]byte, 1500)))
+	it := items[0]
+	it.Buf = append(it.Buf[:14], grown[14:]...) // the frame's own Ethernet header stays
+	it.Verdict = alg.Forward
+	link.inFlight.Add(1)
+	link.From.Push([]ALGItem{it})
+	r.w.Poll()
+	got := r.in.Sent()
+	if len(got) != 2 {
+		t.Fatalf("%d frames from the ALG's oversized segment, want 2 fragments; %s", len(got), r.drops())
+	}
+	checkFragmentsOut(t, got, 1400, remote1)
+	CheckReassembled(t, got)
 }
