@@ -446,7 +446,12 @@ func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
 		}
 		return
 	}
-	w.enqueue(op, f)
+	q := w.tx[op]
+	if len(q) == cap(q) {
+		w.flushPort(op)
+		q = w.tx[op]
+	}
+	w.tx[op] = append(q, f)
 }
 
 // enqueue queues an addressed frame for transmission on port op, handing
