@@ -108,21 +108,14 @@ type ethtoolValue struct {
 // in network namespace ns (-1: the calling thread's), transmits with
 // checksum offload.
 func txChecksum(ns int, name string) (bool, error) {
-	if len(name) >= unix.IFNAMSIZ {
-		return false, fmt.Errorf("interface name %q too long: %w", name, ErrNoInterface)
-	}
 	fd, err := socketIn(ns)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(fd)
 	v := ethtoolValue{cmd: unix.ETHTOOL_GTXCSUM}
-	ifr := ifreqPtr{data: unsafe.Pointer(&v)}
-	copy(ifr.name[:], name)
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(&v)
-	if e != 0 {
-		return false, e
+	if err := ethtool(fd, name, unsafe.Pointer(&v)); err != nil {
+		return false, err
 	}
 	return v.data != 0, nil
 }

@@ -114,28 +114,21 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%d\n", wk.ID, p.Interface, p.Rx, p.Tx, kd, p.FillRingEmpty)
 		}
 	}
-	section("drops by reason (all workers)")
-	anyDrop := false
-	for _, r := range slices.Sorted(maps.Keys(drops)) {
-		if n := drops[r]; n > 0 {
-			fmt.Fprintf(tw, "  %s\t%d\n", r, n)
-			anyDrop = true
+	nonZero := func(title string, m map[string]uint64) {
+		section(title)
+		shown := false
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if n := m[k]; n > 0 {
+				fmt.Fprintf(tw, "  %s\t%d\n", k, n)
+				shown = true
+			}
+		}
+		if !shown {
+			fmt.Fprintln(tw, "  none")
 		}
 	}
-	if !anyDrop {
-		fmt.Fprintln(tw, "  none")
-	}
-	section("router events (all workers)")
-	anyEvent := false
-	for _, e := range slices.Sorted(maps.Keys(events)) {
-		if n := events[e]; n > 0 {
-			fmt.Fprintf(tw, "  %s\t%d\n", e, n)
-			anyEvent = true
-		}
-	}
-	if !anyEvent {
-		fmt.Fprintln(tw, "  none")
-	}
+	nonZero("drops by reason (all workers)", drops)
+	nonZero("router events (all workers)", events)
 
 	t := s.Table
 	section("flow table")
