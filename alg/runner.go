@@ -148,7 +148,7 @@ func (r *Runner) poll() bool {
 				now := r.clock()
 				for k := range l.items[:l.n] {
 					it := &l.items[k]
-					n, v := r.ftp.Process(it.Buf, it.Session, it.Dir, now)
+					n, v := r.ftp.ProcessMTU(it.Buf, it.Session, it.Dir, int(it.MTU), now)
 					it.Buf, it.Verdict = it.Buf[:n], v
 				}
 				moved = true

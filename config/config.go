@@ -22,6 +22,8 @@ type Config struct {
 	PortMappingLines []int
 	PortMap          *portmap.Table // compiled from PortMappings and the defaults
 	ALG              ALG
+	ICMP             ICMP
+	TCP              TCP
 	Metrics          Metrics
 	Control          Control
 	Logging          Logging
@@ -181,6 +183,28 @@ type FTPALG struct {
 	MaxExpectations int
 }
 
+// ICMP is the [icmp] table: the rate of the ICMP errors fastnat sends
+// itself (time exceeded, destination unreachable; fragmentation needed is
+// never limited).
+type ICMP struct {
+	// RateLimit is the interval at which one destination earns an error
+	// after a burst of Burst (Linux's net.ipv4.icmp_ratelimit); 0: no
+	// limit.
+	RateLimit time.Duration
+	Burst     int
+}
+
+// TCP is the [tcp] table.
+type TCP struct {
+	// MSSClamp lowers the MSS option of SYNs and SYN-ACKs that pass: 0
+	// off, MSSClampMTU to the interfaces' MTU less 40, else to that many
+	// bytes.
+	MSSClamp int
+}
+
+// MSSClampMTU is TCP.MSSClamp for tcp.mss_clamp = "mtu".
+const MSSClampMTU = -1
+
 // Metrics is the [metrics] table.
 type Metrics struct {
 	Listen string // host:port of the Prometheus endpoint; "": off
@@ -211,6 +235,8 @@ const (
 	DefaultPortHi          = 65535
 	DefaultMaxExpectations = 8
 	DefaultSocket          = "/run/fastnat.sock"
+	DefaultICMPRateLimit   = time.Second // Linux's icmp_ratelimit
+	DefaultICMPBurst       = 6           // Linux's burst (XRLIM_BURST_FACTOR)
 )
 
 // DefaultTimeouts are the timeouts of a file without [timeouts].

@@ -68,6 +68,8 @@ func TestExampleFile(t *testing.T) {
 			Hosts: []netip.Prefix{netip.MustParsePrefix("198.18.0.204/32")}}},
 		PortMappingLines: []int{48},
 		ALG:              ALG{FTP: FTPALG{Enabled: true, AllowThirdParty: false, MaxExpectations: 8}},
+		ICMP:             ICMP{RateLimit: time.Second, Burst: 6},
+		TCP:              TCP{MSSClamp: 0},
 		Metrics:          Metrics{Listen: "127.0.0.1:9300"},
 		Control:          Control{Socket: "/run/fastnat.sock"},
 		Logging:          Logging{Ring: natlog.DefaultRing},
@@ -120,6 +122,7 @@ func TestDefaults(t *testing.T) {
 		Flows:    Flows{Max: DefaultFlowsMax},
 		Timeouts: DefaultTimeouts,
 		ALG:      ALG{FTP: FTPALG{Enabled: true, MaxExpectations: DefaultMaxExpectations}},
+		ICMP:     ICMP{RateLimit: DefaultICMPRateLimit, Burst: DefaultICMPBurst},
 		Control:  Control{Socket: DefaultSocket},
 		Logging:  Logging{Ring: natlog.DefaultRing},
 	}
@@ -193,6 +196,13 @@ mapping = "address-and-port-dependent"
 			func(c *Config) bool {
 				return c.ALG.FTP == FTPALG{Enabled: false, AllowThirdParty: true, MaxExpectations: 100}
 			}},
+		{"icmp rate limit in milliseconds", "[icmp]\nrate_limit = \"250ms\"\nburst = 3\n" + ifaces,
+			func(c *Config) bool { return c.ICMP == ICMP{RateLimit: 250 * time.Millisecond, Burst: 3} }},
+		{"icmp rate limit off", "[icmp]\nrate_limit = \"0s\"\n" + ifaces,
+			func(c *Config) bool { return c.ICMP == ICMP{RateLimit: 0, Burst: DefaultICMPBurst} }},
+		{"mss clamp to the mtu", "[tcp]\nmss_clamp = \"mtu\"\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == MSSClampMTU }},
+		{"mss clamp off", "[tcp]\nmss_clamp = \"off\"\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == 0 }},
+		{"mss clamp to a number", "[tcp]\nmss_clamp = 1400\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == 1400 }},
 		{"dotted keys", "dataplane.batch = 32\nalg.ftp.enabled = false\n" + ifaces,
 			func(c *Config) bool { return c.Dataplane.Batch == 32 && !c.ALG.FTP.Enabled }},
 	}

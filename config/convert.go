@@ -26,8 +26,12 @@ const (
 	MaxPoolAddresses   = 1 << 16
 	MaxExpectations    = 1024
 	MaxTimeout         = 7 * 24 * time.Hour
-	maxInterfaceName   = 15  // IFNAMSIZ - 1
-	maxSocketPathBytes = 107 // sizeof(sun_path) - 1
+	MaxICMPRateLimit   = time.Hour
+	MaxICMPBurst       = 1000
+	MinMSS             = 536   // RFC 9293 §3.7.1: the default every host accepts
+	MaxMSS             = 65495 // the largest IPv4 packet less IPv4 and TCP headers
+	maxInterfaceName   = 15    // IFNAMSIZ - 1
+	maxSocketPathBytes = 107   // sizeof(sun_path) - 1
 )
 
 // converter turns the decoded raw values into a Config, collecting every
@@ -169,6 +173,8 @@ func (c *converter) convert(r *rawConfig) *Config {
 		Flows:     Flows{Max: DefaultFlowsMax},
 		Timeouts:  c.timeouts(&r.Timeouts),
 		ALG:       c.alg(&r.ALG),
+		ICMP:      c.icmp(&r.ICMP),
+		TCP:       c.tcp(&r.TCP),
 		Metrics:   c.metrics(&r.Metrics),
 		Control:   c.control(&r.Control),
 		Logging:   c.logging(&r.Logging),
@@ -766,6 +772,54 @@ func (c *converter) alg(r *rawALG) ALG {
 		}
 	}
 	return ALG{FTP: f}
+}
+
+func (c *converter) icmp(r *rawICMP) ICMP {
+	i := ICMP{RateLimit: DefaultICMPRateLimit, Burst: DefaultICMPBurst}
+	if r.RateLimit != nil {
+		const want = `a duration such as "1s" or "250ms", or "0s" for no limit`
+		if s, ok := c.str("icmp.rate_limit", r.RateLimit, want); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				c.errorf("icmp.rate_limit", "%q is not a duration; want %s", s, want)
+			case d < 0 || d > MaxICMPRateLimit:
+				c.errorf("icmp.rate_limit", "%s is out of range; allowed: 0s (no limit) to %s", d, MaxICMPRateLimit)
+			case d%time.Millisecond != 0:
+				c.errorf("icmp.rate_limit", "%s is not a whole number of milliseconds", d)
+			default:
+				i.RateLimit = d
+			}
+		}
+	}
+	if r.Burst != nil {
+		if n, ok := c.integer("icmp.burst", r.Burst, 1, MaxICMPBurst); ok {
+			i.Burst = int(n)
+		}
+	}
+	return i
+}
+
+func (c *converter) tcp(r *rawTCP) TCP {
+	if r.MSSClamp == nil {
+		return TCP{}
+	}
+	if s, isStr := r.MSSClamp.(string); isStr {
+		switch s {
+		case "off":
+			return TCP{}
+		case "mtu":
+			return TCP{MSSClamp: MSSClampMTU}
+		}
+		c.errorf("tcp.mss_clamp", `%q is not allowed; allowed: "off", "mtu" or a number of bytes from %d to %d`, s, MinMSS, MaxMSS)
+		return TCP{}
+	}
+	if n, ok := r.MSSClamp.(int64); !ok {
+		c.errorf("tcp.mss_clamp", `want "off", "mtu" or an integer from %d to %d, got %s`, MinMSS, MaxMSS, describe(r.MSSClamp))
+	} else if n, ok := c.integer("tcp.mss_clamp", n, MinMSS, MaxMSS); ok {
+		return TCP{MSSClamp: int(n)}
+	}
+	return TCP{}
 }
 
 func (c *converter) metrics(r *rawMetrics) Metrics {

@@ -98,7 +98,7 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 
 	section("workers")
 	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS\tBUSY")
-	drops := map[string]uint64{}
+	drops, events := map[string]uint64{}, map[string]uint64{}
 	for _, wk := range s.Workers {
 		busy := 0.0 // the average since the start
 		if s.UptimeSeconds > 0 {
@@ -108,6 +108,9 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 			wk.TxPackets, wk.TxBytes, wk.Translated, wk.ALGDiverted, wk.TotalDrops(), busy)
 		for r, n := range wk.Drops {
 			drops[r] += n
+		}
+		for e, n := range wk.Events {
+			events[e] += n
 		}
 	}
 	section("interfaces")
@@ -121,17 +124,21 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%d\n", wk.ID, p.Interface, p.Rx, p.Tx, kd, p.FillRingEmpty)
 		}
 	}
-	section("drops by reason (all workers)")
-	anyDrop := false
-	for _, r := range slices.Sorted(maps.Keys(drops)) {
-		if n := drops[r]; n > 0 {
-			fmt.Fprintf(tw, "  %s\t%d\n", r, n)
-			anyDrop = true
+	nonZero := func(title string, m map[string]uint64) {
+		section(title)
+		shown := false
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if n := m[k]; n > 0 {
+				fmt.Fprintf(tw, "  %s\t%d\n", k, n)
+				shown = true
+			}
+		}
+		if !shown {
+			fmt.Fprintln(tw, "  none")
 		}
 	}
-	if !anyDrop {
-		fmt.Fprintln(tw, "  none")
-	}
+	nonZero("drops by reason (all workers)", drops)
+	nonZero("router events (all workers)", events)
 
 	t := s.Table
 	section("flow table")

@@ -47,7 +47,9 @@ type Dataplane struct {
 	addrs   *afxdp.Addresses
 	xsks    []*afxdp.Worker
 	workers []*pipeline.Worker
-	events  *natlog.Hub // the NAT event log; its rings are the workers'
+	router  *pipeline.Policy // the workers' RouterConfig; Reload replaces it
+	badSum  sync.Map         // interface names logged for bad checksums
+	events  *natlog.Hub      // the NAT event log; its rings are the workers'
 	algStop chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
@@ -87,6 +89,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	for _, step := range []func(*config.Config) error{
 		d.newTable,
 		d.loadInterfaces,
+		d.checkOffload,
 		d.chooseQueues,
 		d.newEvents,
 		d.newNAT,
@@ -138,6 +141,46 @@ func (d *Dataplane) loadInterfaces(cfg *config.Config) error {
 		d.names = append(d.names, ic.Name)
 	}
 	return nil
+}
+
+// checkOffload warns about every interface that is a veth whose peer
+// transmits with checksum offload: its TCP and UDP frames arrive with
+// unfinished checksums, which fastnat would forward as they are, and
+// every TCP and UDP flow through it would fail while ping works. It never
+// fails the start.
+func (d *Dataplane) checkOffload(cfg *config.Config) error {
+	for _, ic := range cfg.Interfaces {
+		po, err := afxdp.CheckPeerOffload(ic.Name)
+		switch {
+		case err != nil:
+			d.log.Warn("cannot check the veth peer's checksum offload", "interface", ic.Name, "err", err)
+		case po.Visible && po.TxChecksum:
+			fix := "ethtool -K " + po.Peer + " tx off"
+			if po.Netns != "" {
+				fix = "ip netns exec " + po.Netns + " " + fix
+			}
+			d.log.Warn("veth peer transmits with checksum offload: its TCP and UDP packets reach fastnat with unfinished checksums and will be dropped as bad_l4_checksum; turn it off",
+				"interface", ic.Name, "peer", po.Peer, "netns", po.Netns, "fix", fix)
+		case po.Veth && !po.Visible:
+			d.log.Info("interface is a veth whose peer fastnat cannot see; make sure the peer transmits without checksum offload (ethtool -K PEER tx off)", "interface", ic.Name)
+		}
+	}
+	return nil
+}
+
+// badChecksum is every worker's OnBadChecksum: it logs, once per
+// interface, that packets arrive there with wrong TCP or UDP checksums,
+// and the fix.
+func (d *Dataplane) badChecksum(p pipeline.Port) {
+	name := p.Name()
+	if ap, ok := p.(*afxdp.Port); ok {
+		name = ap.Interface()
+	}
+	if _, seen := d.badSum.LoadOrStore(name, true); seen {
+		return
+	}
+	d.log.Warn("TCP/UDP packets with wrong checksums arrive here and are dropped (bad_l4_checksum): the sending peer (a veth, virtio or tap device) transmits with checksum offload; turn it off on the peer: ethtool -K PEER tx off",
+		"interface", name)
 }
 
 // chooseQueues picks the queue of every worker: the first interface's
@@ -208,6 +251,7 @@ func (d *Dataplane) newALG(cfg *config.Config) (err error) {
 // openWorkers opens every worker's sockets (one per interface on its
 // queue, sharing one UMEM) and builds its pipeline worker.
 func (d *Dataplane) openWorkers(cfg *config.Config) error {
+	d.router = pipeline.NewPolicy(routerConfig(cfg))
 	for w, q := range d.queues {
 		xw, err := afxdp.Open(d.ifaces, q, afxdp.Options{FrameSize: cfg.Dataplane.FrameSize, FramesPerQueue: cfg.Dataplane.FramesPerQueue})
 		if err != nil {
@@ -233,6 +277,7 @@ func (d *Dataplane) openWorkers(cfg *config.Config) error {
 		d.workers = append(d.workers, pipeline.NewWorker(pipeline.Config{
 			ID: w, Ports: specs, Waker: xw, Poll: pollMode(cfg.Dataplane.Poll), Batch: cfg.Dataplane.Batch,
 			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock, DropTap: d.opts.DropTap,
+			Frames: cfg.Dataplane.FramesPerQueue * len(d.ifaces), Router: d.router, OnBadChecksum: d.badChecksum,
 		}))
 	}
 	return nil
@@ -309,7 +354,7 @@ func (d *Dataplane) logServing(cfg *config.Config) {
 		}
 		for i, ic := range cfg.Interfaces {
 			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(),
-				"xdp", d.ifaces[i].Mode().String(), "umem", umem)
+				"xdp", d.ifaces[i].Mode().String(), "umem", umem, "mtu", d.ifaces[i].MTU())
 		}
 	}
 	d.log.Info("fastnat running", "workers", len(d.workers), "flows", cfg.Flows.Max, "public", fmt.Sprint(d.public), "ftp_alg", cfg.ALG.FTP.Enabled)
@@ -422,6 +467,11 @@ func counterAttrs(c *pipeline.Counters) []any {
 	for i := range c.Drop {
 		if n := c.Drop[i].Load(); n > 0 {
 			a = append(a, pipeline.DropReason(i).String(), n)
+		}
+	}
+	for i := range c.Event {
+		if n := c.Event[i].Load(); n > 0 {
+			a = append(a, pipeline.Event(i).String(), n)
 		}
 	}
 	return a

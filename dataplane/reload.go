@@ -243,6 +243,7 @@ func (d *Dataplane) commit(p *plan) (err error) {
 		}
 	}
 	// Past the last step that can fail.
+	d.router.Set(routerConfig(p.cfg))
 	if d.ftp != nil {
 		d.ftp.SetPolicy(alg.Policy{AllowThirdParty: p.cfg.ALG.FTP.AllowThirdParty, MaxExpectations: p.cfg.ALG.FTP.MaxExpectations})
 	}

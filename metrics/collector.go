@@ -14,7 +14,7 @@ type Collector struct {
 
 	uptime                                                 *prometheus.Desc
 	rxPackets, rxBytes, txPackets, txBytes, translated     *prometheus.Desc
-	algDiverted, algReturned, held, drops                  *prometheus.Desc
+	algDiverted, algReturned, held, drops, events          *prometheus.Desc
 	ifRx, ifTx, ifDrops, ifFillEmpty, ifTxEmpty            *prometheus.Desc
 	sessions                                               *prometheus.Desc
 	tableSessions, tableCapacity, tableExp, tableExpCap    *prometheus.Desc
@@ -44,6 +44,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		lastReloadOK: d("config_last_reload_successful", "1 if the last reload (or the start) applied the configuration, 0 if it was refused or failed."),
 		busy: d("worker_busy_seconds_total", "Time a worker spent on polls that received frames (its rate is the busy ratio; "+
 			"empty polls and sleeps do not count).", "worker", "queue"),
+		events: d("worker_events_total", "What a worker did besides forwarding and dropping, by event: icmp_* (ICMP errors sent, rate-limited, suppressed), frag_out_* (fragmentation to the MTU), mss_clamped, neigh_waited, frag_* (fragment tracking).", "worker", "queue", "event"),
 
 		rxPackets:   d("worker_rx_packets_total", "Frames a worker received, on all its interfaces.", "worker", "queue"),
 		rxBytes:     d("worker_rx_bytes_total", "Bytes a worker received, on all its interfaces.", "worker", "queue"),
@@ -97,7 +98,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.uptime, c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.translated,
-		c.algDiverted, c.algReturned, c.held, c.drops,
+		c.algDiverted, c.algReturned, c.held, c.drops, c.events,
 		c.ifRx, c.ifTx, c.ifDrops, c.ifFillEmpty, c.ifTxEmpty,
 		c.sessions, c.tableSessions, c.tableCapacity, c.tableExp, c.tableExpCap,
 		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
@@ -144,6 +145,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, w.BusySeconds, id, q)
 		for reason, n := range w.Drops {
 			counter(c.drops, n, id, q, reason)
+		}
+		for event, n := range w.Events {
+			counter(c.events, n, id, q, event)
 		}
 		for _, p := range w.Ports {
 			counter(c.ifRx, p.Rx, id, q, p.Interface)

@@ -246,7 +246,13 @@ func TestWorkerSnapshot(t *testing.T) {
 	for i := range c.Drop {
 		c.Drop[i].Store(uint64(300 + i))
 	}
+	for i := range c.Event {
+		c.Event[i].Store(uint64(400 + i))
+	}
 	w := WorkerSnapshot(3, 5, &c)
+	if len(w.Events) != int(pipeline.NumEvents) || w.Events[pipeline.EventICMPFragNeeded.String()] != 400+uint64(pipeline.EventICMPFragNeeded) {
+		t.Errorf("events %v", w.Events)
+	}
 	if len(w.Drops) != pipelineDropNames() {
 		t.Fatalf("%d drop reasons, want %d: %v", len(w.Drops), pipelineDropNames(), w.Drops)
 	}
@@ -265,7 +271,7 @@ func TestWorkerSnapshot(t *testing.T) {
 	}{
 		{"parse_" + packet.ErrBadIPChecksum.String(), 100 + uint64(packet.ErrBadIPChecksum)},
 		{"nat_" + nat.DropUnsolicited.String(), 200 + uint64(nat.DropUnsolicited)},
-		{pipeline.DropNoNeighbor.String(), 300 + uint64(pipeline.DropNoNeighbor)},
+		{pipeline.DropHostUnreachable.String(), 300 + uint64(pipeline.DropHostUnreachable)},
 	} {
 		if got := w.Drops[tc.name]; got != tc.want {
 			t.Errorf("Drops[%q] = %d, want %d", tc.name, got, tc.want)

@@ -68,7 +68,11 @@ type Worker struct {
 	// Drops counts every drop by pipeline.DropName: "parse_*", "nat_*" and
 	// the pipeline's own reasons.
 	Drops map[string]uint64 `json:"drops"`
-	Ports []Port            `json:"ports"`
+	// Events counts what the worker did besides forwarding and dropping,
+	// by pipeline.Event name: ICMP errors sent or not, fragmentation,
+	// MSS clamping, fragment tracking.
+	Events map[string]uint64 `json:"events"`
+	Ports  []Port            `json:"ports"`
 }
 
 // Port is one AF_XDP socket of a worker: one queue of one interface.
@@ -183,8 +187,9 @@ func WorkerSnapshot(id, queue int, c *pipeline.Counters) Worker {
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
 		Translated:  c.Verdict[nat.Forward].Load(),
 		ALGDiverted: c.ALGDiverted.Load(), ALGReturned: c.ALGReturned.Load(),
-		Held:  c.Held.Load(),
-		Drops: make(map[string]uint64, len(c.Parse)+len(c.Verdict)+len(c.Drop)),
+		Held:   c.Held.Load(),
+		Drops:  make(map[string]uint64, len(c.Parse)+len(c.Verdict)+len(c.Drop)),
+		Events: make(map[string]uint64, len(c.Event)),
 	}
 	for i := range c.Parse {
 		if packet.Result(i) != packet.OK {
@@ -198,6 +203,9 @@ func WorkerSnapshot(id, queue int, c *pipeline.Counters) Worker {
 	}
 	for i := range c.Drop {
 		w.Drops[pipeline.DropName(pipeline.StagePipeline, uint8(i))] = c.Drop[i].Load()
+	}
+	for i := range c.Event {
+		w.Events[pipeline.Event(i).String()] = c.Event[i].Load()
 	}
 	return w
 }

@@ -104,6 +104,18 @@ func printConfig(w io.Writer, c *config.Config) {
 		ftp = fmt.Sprintf("on (third-party addresses %s, at most %d expectations per session)", third, c.ALG.FTP.MaxExpectations)
 	}
 	fmt.Fprintf(tw, "  ftp alg %s; metrics %s; control socket %s\n", ftp, orDash(c.Metrics.Listen), orDash(c.Control.Socket))
+	icmp := "not rate-limited"
+	if c.ICMP.RateLimit > 0 {
+		icmp = fmt.Sprintf("one per %s per destination after a burst of %d", c.ICMP.RateLimit, c.ICMP.Burst)
+	}
+	mss := "off"
+	switch {
+	case c.TCP.MSSClamp == config.MSSClampMTU:
+		mss = "to the interfaces' MTU less 40"
+	case c.TCP.MSSClamp > 0:
+		mss = fmt.Sprint(c.TCP.MSSClamp)
+	}
+	fmt.Fprintf(tw, "  icmp errors %s; tcp mss clamp %s\n", icmp, mss)
 
 	tw.Flush()
 	control.WriteNATRules(w, control.ListRules(c, time.Time{}))
