@@ -37,8 +37,9 @@ type Config struct {
 	// MaxExpectations bounds the open expectations of one control session;
 	// 0 means DefaultMaxExpectations.
 	MaxExpectations int
-	// MTU is the largest IPv4 packet the ALG makes by growing a segment;
-	// 0 means DefaultMTU. A segment that would exceed it is cut and TCP
+	// MTU is the largest IPv4 packet the ALG makes by growing a segment
+	// when the frame does not say (Item.MTU, the egress link's); 0 means
+	// DefaultMTU. A segment that would exceed it is cut and TCP
 	// retransmits the rest.
 	MTU int
 	// Log receives one message per control session whose command is
@@ -270,6 +271,12 @@ func (f *FTP) session(id uint32, dir flowtable.Dir, t packet.Tuple) *session {
 // IPv4 total length and header checksum and the TCP checksum are fixed
 // whenever anything changed.
 func (f *FTP) Process(buf []byte, id uint32, dir flowtable.Dir, now flowtable.Time) (n int, v Verdict) {
+	return f.ProcessMTU(buf, id, dir, 0, now)
+}
+
+// ProcessMTU is Process for a frame that leaves by a link of the given MTU:
+// a segment the ALG grows stays within it (0: Config.MTU).
+func (f *FTP) ProcessMTU(buf []byte, id uint32, dir flowtable.Dir, mtu int, now flowtable.Time) (n int, v Verdict) {
 	n = len(buf)
 	if !f.cfg.Enabled || dir > flowtable.Reply {
 		return n, Forward
@@ -285,7 +292,10 @@ func (f *FTP) Process(buf []byte, id uint32, dir flowtable.Dir, now flowtable.Ti
 	if ss == nil {
 		return n, Forward
 	}
-	return f.segment(buf, &p, ss, id, dir, now)
+	if mtu <= 0 {
+		mtu = f.cfg.MTU
+	}
+	return f.segment(buf, &p, ss, id, dir, mtu, now)
 }
 
 // The flow table is what the ALG reads sessions from.

@@ -22,7 +22,7 @@ const (
 type span struct{ at, newLen int }
 
 // segment runs the ALG on a parsed TCP segment of control session ss.
-func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir flowtable.Dir, now flowtable.Time) (int, Verdict) {
+func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir flowtable.Dir, mtu int, now flowtable.Time) (int, Verdict) {
 	end := p.End
 	tcp := packet.TCP(buf[p.L4:end])
 	st, peer := &ss.dirs[dir], &ss.dirs[1-dir]
@@ -94,7 +94,7 @@ func (f *FTP) segment(buf []byte, p *packet.Parsed, ss *session, id uint32, dir 
 	if dirty {
 		out := f.out
 		hdr := p.Payload - p.L3
-		maxIP := max(f.cfg.MTU, end-p.L3)
+		maxIP := max(mtu, end-p.L3)
 		room := min(cap(buf), maxFrame) - p.Payload
 		if lim := maxIP - hdr; lim < room {
 			room = lim

@@ -14,6 +14,7 @@ type Item struct {
 	Session uint32        // the control session's id
 	Dir     flowtable.Dir // the frame's direction in that session
 	Port    uint8         // the worker's output port index, opaque to the ALG
+	MTU     uint16        // the output port's MTU: the largest IPv4 packet the ALG makes; 0: Config.MTU
 	Verdict Verdict       // set by the ALG on the way back
 }
 

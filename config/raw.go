@@ -14,8 +14,11 @@ type rawConfig struct {
 	NAT         rawNAT           `toml:"nat"`
 	PortMapping []rawPortMapping `toml:"port_mapping"`
 	ALG         rawALG           `toml:"alg"`
+	ICMP        rawICMP          `toml:"icmp"`
+	TCP         rawTCP           `toml:"tcp"`
 	Metrics     rawMetrics       `toml:"metrics"`
 	Control     rawControl       `toml:"control"`
+	Logging     rawLogging       `toml:"logging"`
 }
 
 type rawDataplane struct {
@@ -54,10 +57,13 @@ type rawNAT struct {
 }
 
 type rawOutbound struct {
-	Inside  any `toml:"inside"`
-	Pool    any `toml:"pool"`
-	Ports   any `toml:"ports"`
-	Mapping any `toml:"mapping"`
+	Inside        any `toml:"inside"`
+	Pool          any `toml:"pool"`
+	Ports         any `toml:"ports"`
+	Mapping       any `toml:"mapping"`
+	PortsPerHost  any `toml:"ports_per_host"`
+	BlockSize     any `toml:"block_size"`
+	BlocksPerHost any `toml:"blocks_per_host"`
 }
 
 type rawServer struct {
@@ -83,10 +89,42 @@ type rawFTP struct {
 	MaxExpectations any `toml:"max_expectations"`
 }
 
+type rawICMP struct {
+	RateLimit any `toml:"rate_limit"`
+	Burst     any `toml:"burst"`
+}
+
+type rawTCP struct {
+	MSSClamp any `toml:"mss_clamp"`
+}
+
 type rawMetrics struct {
 	Listen any `toml:"listen"`
 }
 
 type rawControl struct {
 	Socket any `toml:"socket"`
+	Group  any `toml:"group"`
+}
+
+type rawLogging struct {
+	Ring   any         `toml:"ring"`
+	IPFIX  []rawIPFIX  `toml:"ipfix"`
+	Syslog []rawSyslog `toml:"syslog"`
+}
+
+type rawIPFIX struct {
+	Collector       any `toml:"collector"`
+	Domain          any `toml:"domain"`
+	TemplateRefresh any `toml:"template_refresh"`
+	MaxMessage      any `toml:"max_message"`
+	Events          any `toml:"events"`
+}
+
+type rawSyslog struct {
+	Transport any `toml:"transport"`
+	Address   any `toml:"address"`
+	Facility  any `toml:"facility"`
+	Hostname  any `toml:"hostname"`
+	Events    any `toml:"events"`
 }

@@ -11,9 +11,25 @@
 // Code (bad_request, refused, failed) and a message; the client turns it
 // into an *Error that matches ErrBadRequest or ErrRefused with errors.Is.
 //
-// Permissions. The socket is created with mode 0600 (set with chmod after
-// bind, so the daemon's umask does not matter): only its owner, root, may
-// ask for sessions or a reload. Listen removes a stale socket file left by
+// Event streams. The one request that does not end with its Response is
+// CmdEvents (`fastnat events`): the Response says {"stream": true} and is
+// followed by one JSON Event per line, as the NAT makes them, for as long
+// as the client keeps its side of the connection open — closing its write
+// side, or the whole connection, ends the stream (so a streaming client,
+// unlike Call, must not half-close after its request). Each stream is a
+// natlog subscription filtered by the request's EventFilter and runs on a
+// goroutine of its own, so the other requests are answered as before
+// while streams are open (at most natlog.MaxSubscriptions at once). A
+// client that reads too slowly loses events from its own queue; the
+// stream then carries an Event of type "lost" with their number. The
+// daemon hands the server its event source with ServeEvents.
+//
+// Permissions. The socket has mode 0600: only its owner, root, may ask for
+// sessions or a reload; with an operator group ([control] group,
+// ListenGroup) it is 0660 and that group's. It is bound in a private
+// directory (mode 0700) beside its path, given its mode and group there
+// and renamed into place, so it never exists at its path with other
+// permissions, whatever the daemon's umask. Listen removes a stale socket file left by
 // a daemon that died, after checking that nothing answers on it; it refuses
 // to touch a file that is not a socket or a socket something still listens
 // on. Close removes the socket file.

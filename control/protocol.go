@@ -14,6 +14,7 @@ const (
 	CmdSessions     = "sessions"
 	CmdExpectations = "expectations"
 	CmdMappings     = "mappings"
+	CmdRules        = "rules"
 	CmdReload       = "reload"
 )
 
@@ -42,6 +43,8 @@ type Request struct {
 	// App and Limit apply to CmdSessions.
 	App   string `json:"app,omitempty"`   // only sessions of this application ("ftp", "ftp-data", "other", ...)
 	Limit int    `json:"limit,omitempty"` // at most this many sessions; 0: all
+	// Events selects the events of a CmdEvents stream; nil: all.
+	Events *EventFilter `json:"events,omitempty"`
 }
 
 // Response is the daemon's answer: on success the field of the command
@@ -49,10 +52,12 @@ type Request struct {
 type Response struct {
 	Code         string            `json:"code,omitempty"`
 	Error        string            `json:"error,omitempty"`
+	Stream       bool              `json:"stream,omitempty"` // CmdEvents: events follow, one JSON Event per line
 	Stats        *metrics.Snapshot `json:"stats,omitempty"`
 	Sessions     *SessionList      `json:"sessions,omitempty"`
 	Expectations []Expectation     `json:"expectations,omitempty"`
 	Mappings     []Mapping         `json:"mappings,omitempty"`
+	Rules        *Rules            `json:"rules,omitempty"`
 	Reload       *ReloadResult     `json:"reload,omitempty"`
 }
 
@@ -178,6 +183,8 @@ type Handler interface {
 	Sessions(q SessionQuery) (SessionList, error)
 	Expectations() []Expectation
 	Mappings() []Mapping
+	// Rules describes the NAT rules running now.
+	Rules() Rules
 	// Reload re-reads the configuration file. An error wrapping
 	// ErrRefused means the file has errors and nothing changed.
 	Reload() (ReloadResult, error)

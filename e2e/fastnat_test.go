@@ -33,9 +33,13 @@ var (
 	buildErr  error
 )
 
-// fastnatBinary builds cmd/fastnat once per test process.
+// fastnatBinary builds cmd/fastnat once per test process, or returns
+// $FASTNAT_BIN when set (to measure another build, such as a baseline).
 func fastnatBinary(tb testing.TB) string {
 	tb.Helper()
+	if bin := os.Getenv("FASTNAT_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "fastnat-e2e-bin-")
 		if err != nil {

@@ -132,29 +132,76 @@ func (t TCP) Options() []byte { return t[TCPMinLen:t.HeaderLen()] }
 // Payload returns the segment data after the header.
 func (t TCP) Payload() []byte { return t[t.HeaderLen():] }
 
+// TCP option kinds (RFC 9293 §3.2, RFC 7323 §2.2).
+const (
+	tcpOptEnd    = 0
+	tcpOptNOP    = 1
+	tcpOptMSS    = 2 // length 4: the Maximum Segment Size, 16 bits
+	tcpOptWScale = 3 // length 3: the window scale shift count
+)
+
+// option returns the offset in t of the value of the first option of the
+// given kind and length n (kind and length bytes included in n), walking
+// the options as RFC 9293 §3.2 lays them out, or -1 when there is none
+// before the end of the list; a malformed list ends the walk.
+func (t TCP) option(kind byte, n int) int {
+	opts := t.Options()
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case tcpOptEnd:
+			return -1
+		case tcpOptNOP:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return -1
+		}
+		l := int(opts[i+1])
+		if l < 2 || i+l > len(opts) {
+			return -1
+		}
+		if opts[i] == kind && l == n {
+			return TCPMinLen + i + 2
+		}
+		i += l
+	}
+	return -1
+}
+
+// ClampMSS lowers the Maximum Segment Size option of a SYN to mss when it
+// is larger, patching the checksum incrementally, and returns the value it
+// found (0: none, or malformed options). A segment without the option is
+// left alone: its sender then assumes 536 (RFC 9293 §3.7.1), which no
+// clamp fastnat applies is below. Options are walked as RFC 9293 §3.2
+// lays them out; a malformed list stops the walk and changes nothing.
+func (t TCP) ClampMSS(mss uint16) uint16 {
+	at := t.option(tcpOptMSS, 4)
+	if at < 0 {
+		return 0
+	}
+	old := binary.BigEndian.Uint16(t[at:])
+	if old > mss {
+		binary.BigEndian.PutUint16(t[at:], mss)
+		o, n := old, mss
+		if at&1 != 0 {
+			// The field straddles two checksum words: its bytes count in
+			// swapped positions (RFC 1071 §2(B)).
+			o, n = o>>8|o<<8, n>>8|n<<8
+		}
+		t.SetChecksum(UpdateChecksum16(t.Checksum(), o, n))
+	}
+	return old
+}
+
 // WindowScale returns the shift count of the Window Scale option (RFC
 // 7323 §2), which only SYN segments carry, and whether the option is
 // present. A shift above 14 is read as 14 (RFC 7323 §2.3: the receiver
-// "MUST use 14"). A malformed option list ends the search.
+// "MUST use 14").
 func (t TCP) WindowScale() (uint8, bool) {
-	opts := t.Options()
-	for i := 0; i < len(opts); {
-		switch kind := opts[i]; kind {
-		case 0: // end of option list
-			return 0, false
-		case 1: // no-operation
-			i++
-			continue
-		case 3:
-			if i+3 <= len(opts) && opts[i+1] == 3 {
-				return min(opts[i+2], 14), true
-			}
-			return 0, false
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 {
-			return 0, false
-		}
-		i += int(opts[i+1])
+	at := t.option(tcpOptWScale, 3)
+	if at < 0 {
+		return 0, false
 	}
-	return 0, false
+	return min(t[at], 14), true
 }

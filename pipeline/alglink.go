@@ -49,10 +49,7 @@ func (w *Worker) toALG() {
 		w.drop(Frame{Buf: it.Buf, Handle: it.Handle}, dropNames[DropALGRingFull])
 	}
 	w.algOut = w.algOut[:0]
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
+	w.releaseDrops()
 }
 
 func (w *Worker) fromALG() {
@@ -70,10 +67,7 @@ func (w *Worker) fromALG() {
 			w.drop(f, dropNames[DropALGVerdict])
 			continue
 		}
-		w.tx[it.Port] = append(w.tx[it.Port], f)
+		w.emit(f, int(it.Port))
 	}
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
+	w.releaseDrops()
 }
