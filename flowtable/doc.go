@@ -15,7 +15,7 @@
 // # Layout
 //
 // All storage is allocated by New and never grows. Sessions live in one
-// array of exactly MaxSessions pointer-free 120-byte entries addressed by
+// array of exactly MaxSessions pointer-free 112-byte entries addressed by
 // uint32 id, so the garbage collector never scans it; free slots form
 // per-shard free lists linked through the slots themselves. The index
 // maps a key to id<<1|dir. Keys are hashed with XXH64 under a random
@@ -29,7 +29,7 @@
 // words of the session an entry points to, so a hit usually costs two
 // cache lines (bucket and session). The index is sized for 85% of its
 // lanes at full capacity, about 13 bytes per session for both entries; with
-// the session and the expectation store a table costs about 134 bytes per
+// the session and the expectation store a table costs about 126 bytes per
 // session (the bench package measures it).
 //
 // # Concurrency

@@ -118,18 +118,19 @@ type entry struct {
 	ports [2]uint64
 	// addrs[d] is the first word of Key[d].Words: both addresses.
 	addrs [2]uint64
-	// deltas[d] is L3Delta[d]<<32 | Flags<<24 | L4Delta[d]: a direction's
-	// whole rewrite beside the other's key is three words.
+	// deltas[d] is label<<52 | L3Delta[d]<<32 | Flags<<24 | L4Delta[d]: a
+	// direction's whole rewrite beside the other's key is three words.
+	// The deltas' spare high bits hold the session's labels (App,
+	// MapEntry; see packLabels), 12 bits in each direction's word, so that
+	// the entry stays at 112 bytes.
 	deltas [2]uint64
 	track  [2]uint64 // Track
-	meta   uint32    // App | uint16(MapEntry)<<16
 	seen   uint32    // Time of the last packet
 	life   uint32    // state<<24 | timeout in seconds
 	// parent is Session.Parent while the slot lives and links the free
 	// list (id+1 of the next free slot) while it is free.
 	parent    uint32
 	parentGen uint32
-	_         uint32
 	pkts      [2]uint64 // per direction
 	bytes     [2]uint64 // per direction
 }
@@ -146,15 +147,20 @@ const (
 
 func genOf(p uint64) uint32 { return uint32(p&genMask) >> genShift }
 
-// deltaMask keeps the 17 bits of a packet.Delta.
-const deltaMask = 1<<17 - 1
+// deltaMask keeps the 17 bits of a packet.Delta; labelShift is where a
+// deltas word keeps its 12 bits of the session's labels.
+const (
+	deltaMask  = 1<<17 - 1
+	labelShift = 52
+)
 
-func packMeta(s *Session) uint32 {
-	return uint32(s.App) | uint32(uint16(s.MapEntry))<<16
-}
+// packLabels returns a session's App and MapEntry as 24 bits, spread
+// 12 and 12 over the two deltas words.
+func packLabels(s *Session) uint32 { return uint32(s.App) | uint32(uint16(s.MapEntry))<<8 }
 
 func packDeltas(s *Session, d Dir) uint64 {
-	return uint64(s.L3Delta[d]&deltaMask)<<32 | uint64(s.Flags)<<24 | uint64(s.L4Delta[d]&deltaMask)
+	label := uint64(packLabels(s)>>(12*d)) & 0xfff
+	return label<<labelShift | uint64(s.L3Delta[d]&deltaMask)<<32 | uint64(s.Flags)<<24 | uint64(s.L4Delta[d]&deltaMask)
 }
 
 // Live reports whether slot id holds a live session.
@@ -222,16 +228,17 @@ func (t *Table) Read(id, gen uint32, s *Session) bool {
 
 // copyOut copies e's Session fields with atomic loads.
 func (t *Table) copyOut(e *entry, s *Session) {
+	var labels uint32
 	for d := range 2 {
 		a, p := atomic.LoadUint64(&e.addrs[d]), atomic.LoadUint64(&e.ports[d])
 		s.Key[d] = packet.TupleFromWords(a, p&keyMask)
 		w := atomic.LoadUint64(&e.deltas[d])
 		s.L3Delta[d], s.L4Delta[d] = uint32(w>>32)&deltaMask, uint32(w)&deltaMask
 		s.Flags = uint8(w >> 24)
+		labels |= uint32(w>>labelShift) << (12 * d)
 		s.Track[d] = atomic.LoadUint64(&e.track[d])
 	}
-	m := atomic.LoadUint32(&e.meta)
-	s.App, s.MapEntry = uint8(m), int16(m>>16)
+	s.App, s.MapEntry = uint8(labels), int16(labels>>8)
 	s.Parent = atomic.LoadUint32(&e.parent)
 	s.ParentGen = atomic.LoadUint32(&e.parentGen)
 }

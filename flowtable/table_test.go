@@ -365,7 +365,7 @@ func TestLayout(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"entry", reflect.TypeFor[entry]().Size(), 120},
+		{"entry", reflect.TypeFor[entry]().Size(), 112},
 		{"bucket", reflect.TypeFor[bucket]().Size(), 64},
 		{"cursor", reflect.TypeFor[cursor]().Size(), 64},
 		{"shard%64", reflect.TypeFor[shard]().Size() % 64, 0},

@@ -96,7 +96,6 @@ func (t *Table) fill(slot *entry, s *Session, k0, k1 packet.Tuple, life uint32, 
 		atomic.StoreUint64(&slot.pkts[d], 0)
 		atomic.StoreUint64(&slot.bytes[d], 0)
 	}
-	atomic.StoreUint32(&slot.meta, packMeta(s))
 	atomic.StoreUint32(&slot.parent, s.Parent)
 	atomic.StoreUint32(&slot.parentGen, s.ParentGen)
 	atomic.StoreUint32(&slot.seen, uint32(now))
