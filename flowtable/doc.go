@@ -15,7 +15,7 @@
 // # Layout
 //
 // All storage is allocated by New and never grows. Sessions live in one
-// array of exactly MaxSessions pointer-free 112-byte entries addressed by
+// array of exactly MaxSessions pointer-free 120-byte entries addressed by
 // uint32 id, so the garbage collector never scans it; free slots form
 // per-shard free lists linked through the slots themselves. The index
 // maps a key to id<<1|dir. Keys are hashed with XXH64 under a random

@@ -64,6 +64,15 @@ type Session struct {
 	// (TCP: what that direction has sent and advertised), written after
 	// Insert by SetTrack.
 	Track [2]uint64
+
+	// Start is when the session was inserted: Insert sets it to its now
+	// argument, whatever the caller put here.
+	Start Time
+	// Rule and Ingress are opaque labels for display and logging: nat's
+	// name of the rule that created the session, and the caller's index of
+	// the interface its first packet arrived on.
+	Rule    uint16
+	Ingress uint16
 }
 
 // Hot is one direction of a session as the per-packet path reads it,
@@ -122,7 +131,7 @@ type entry struct {
 	// direction's whole rewrite beside the other's key is three words.
 	// The deltas' spare high bits hold the session's labels (App,
 	// MapEntry; see packLabels), 12 bits in each direction's word, so that
-	// the entry stays at 112 bytes.
+	// the entry stays small (120 bytes with the start time and origin).
 	deltas [2]uint64
 	track  [2]uint64 // Track
 	seen   uint32    // Time of the last packet
@@ -133,6 +142,8 @@ type entry struct {
 	parentGen uint32
 	pkts      [2]uint64 // per direction
 	bytes     [2]uint64 // per direction
+	start     uint32    // Session.Start
+	origin    uint32    // Session.Rule<<16 | Session.Ingress
 }
 
 // The generation field of entry.ports: bits 8..31, which a Tuple's second
@@ -241,6 +252,9 @@ func (t *Table) copyOut(e *entry, s *Session) {
 	s.App, s.MapEntry = uint8(labels), int16(labels>>8)
 	s.Parent = atomic.LoadUint32(&e.parent)
 	s.ParentGen = atomic.LoadUint32(&e.parentGen)
+	s.Start = Time(atomic.LoadUint32(&e.start))
+	o := atomic.LoadUint32(&e.origin)
+	s.Rule, s.Ingress = uint16(o>>16), uint16(o)
 }
 
 // Key returns Key[dir] of the session in slot id, read without a data race

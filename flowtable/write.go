@@ -99,6 +99,8 @@ func (t *Table) fill(slot *entry, s *Session, k0, k1 packet.Tuple, life uint32, 
 	atomic.StoreUint32(&slot.parent, s.Parent)
 	atomic.StoreUint32(&slot.parentGen, s.ParentGen)
 	atomic.StoreUint32(&slot.seen, uint32(now))
+	atomic.StoreUint32(&slot.start, uint32(now))
+	atomic.StoreUint32(&slot.origin, uint32(s.Rule)<<16|uint32(s.Ingress))
 	atomic.StoreUint32(&slot.life, life)
 	_, p1 := k1.Words()
 	_, p0 := k0.Words()
