@@ -20,6 +20,12 @@ type PipelineConfig struct {
 	Flows     int // established sessions the traffic is spread over uniformly
 	FrameSize int // bytes on the wire without FCS (60 = a 64-byte frame)
 	Batch     int // rx burst size
+	// Baseline replaces the worker with the harness's own floor: the same
+	// generator, memory ports and sink, and a step that only swaps each
+	// frame's MAC addresses and transmits it (no parse, lookup or
+	// translation). The worker's own cost is a run's ns/pkt minus the
+	// baseline's.
+	Baseline bool
 }
 
 // PipelineRig is a built pipeline benchmark: its sessions exist, ready to
@@ -27,6 +33,7 @@ type PipelineConfig struct {
 type PipelineRig struct {
 	cfg    PipelineConfig
 	worker *pipeline.Worker
+	step   func() int // one poll: the worker's, or the baseline's
 	table  *flowtable.Table
 	sent   uint64
 	flow   uint32 // next flow (sequential during setup)
@@ -92,6 +99,12 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 		Poll:  pipeline.PollBusy, Batch: cfg.Batch, NAT: n.Engine(0), Table: table,
 		Clock: func() flowtable.Time { return clock },
 	})
+	r.step = r.worker.Poll
+	if cfg.Baseline {
+		r.step = baselineStep(in, out, cfg.Batch)
+		r.random = true
+		return r, nil
+	}
 	start := time.Now()
 	for r.flow < uint32(cfg.Flows) {
 		r.worker.Poll()
@@ -109,9 +122,27 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 func (r *PipelineRig) Run(packets int) (uint64, time.Duration) {
 	start, sent0 := time.Now(), r.sent
 	for r.sent-sent0 < uint64(packets) {
-		r.worker.Poll()
+		r.step()
 	}
 	return r.sent - sent0, time.Since(start)
+}
+
+// baselineStep is the harness's floor: receive a burst from in, swap
+// each frame's MACs, transmit it on out.
+func baselineStep(in, out *pipeline.MemPort, batch int) func() int {
+	rx := make([]pipeline.Frame, batch)
+	return func() int {
+		n := in.Receive(rx)
+		for _, f := range rx[:n] {
+			var mac [6]byte
+			copy(mac[:], f.Buf[0:6])
+			copy(f.Buf[0:6], f.Buf[6:12])
+			copy(f.Buf[6:12], mac[:])
+		}
+		out.Transmit(rx[:n])
+		out.Flush()
+		return n
+	}
 }
 
 // Drops reports the worker's drops so far (should stay 0).

@@ -13,6 +13,8 @@ var (
 	rigs   = map[int]*PipelineRig{}
 )
 
+// rigFor returns the rig for flows established flows, built once; flows
+// 0 is the baseline rig.
 func rigFor(b *testing.B, flows int) *PipelineRig {
 	b.Helper()
 	rigsMu.Lock()
@@ -20,7 +22,7 @@ func rigFor(b *testing.B, flows int) *PipelineRig {
 	if r, ok := rigs[flows]; ok {
 		return r
 	}
-	r, err := NewPipelineRig(PipelineConfig{Flows: flows})
+	r, err := NewPipelineRig(PipelineConfig{Flows: max(flows, 1), Baseline: flows == 0})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,8 +32,21 @@ func rigFor(b *testing.B, flows int) *PipelineRig {
 
 // BenchmarkPipeline: 64-byte UDP frames over established sessions spread
 // uniformly, one worker, memory ports. Reports ns/pkt and Mpps, and the
-// new-session rate measured while creating the sessions.
+// new-session rate measured while creating the sessions. The baseline case
+// is the harness alone (generator, memory ports, sink; see
+// PipelineConfig.Baseline): the worker's own cost is a case's ns/pkt minus
+// the baseline's.
 func BenchmarkPipeline(b *testing.B) {
+	b.Run("baseline", func(b *testing.B) {
+		r := rigFor(b, 0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		n, d := r.Run(b.N)
+		b.StopTimer()
+		ns := float64(d.Nanoseconds()) / float64(n)
+		b.ReportMetric(ns, "ns/pkt")
+		b.ReportMetric(1e3/ns, "Mpps")
+	})
 	for _, flows := range []int{1, 1 << 10, 1 << 16, 1 << 20} {
 		b.Run(fmt.Sprintf("flows=%s", count(flows)), func(b *testing.B) {
 			r := rigFor(b, flows)

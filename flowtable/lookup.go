@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync/atomic"
 
+	"github.com/fastnat/fastnat/internal/stages"
 	"github.com/fastnat/fastnat/packet"
 )
 
@@ -47,15 +48,18 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	var bs [batchChunk]uint32
 	for lo := 0; lo < n; lo += batchChunk {
 		ks := keys[lo:min(lo+batchChunk, n)]
+		stages.Mark(stages.Hash)
 		for i := range ks {
 			w0, w1 := ks[i].Words()
 			h := hash2(t.seed, w0, w1)
 			base, b := t.home(h)
 			hs[i], bs[i] = h, base+b
 		}
+		stages.Mark(stages.BucketTouch)
 		for i := range ks {
 			t.buckets[bs[i]].ctrl[0].Load()
 		}
+		stages.Mark(stages.SessionTouch)
 		for i := range ks {
 			bk := &t.buckets[bs[i]]
 			m := zeroBytes(bk.ctrl[0].Load() ^ tagOf(hs[i])*lanes8)
@@ -69,6 +73,7 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			atomic.LoadUint64(&s.addrs[e&1])
 			atomic.LoadUint64(&s.ports[e&1])
 		}
+		stages.Mark(stages.FinalCheck)
 		for i := range ks {
 			w0, w1 := ks[i].Words()
 			o := &out[lo+i]

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/stages"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/packet"
 )
@@ -269,7 +270,9 @@ func (w *Worker) Poll() int {
 	w.refresh()
 	total := 0
 	for pi, p := range w.ports {
+		stages.Mark(stages.Receive)
 		n := p.Receive(w.rx[:w.cfg.Batch])
+		stages.Mark(stages.Other)
 		if n > 0 {
 			w.burst(pi, w.rx[:n], now)
 			total += n
@@ -288,10 +291,14 @@ func (w *Worker) Poll() int {
 	if w.cfg.ALG != nil {
 		w.fromALG()
 	}
+	stages.Mark(stages.Flush)
 	w.flush()
+	stages.Mark(stages.Age)
 	w.engine.Age(now, ageBudget)
+	stages.Mark(stages.Publish)
 	w.countFrags()
 	w.pub.publish(&w.c, &w.pubbed)
+	stages.EndRound(total)
 	return total
 }
 
@@ -312,6 +319,7 @@ func (w *Worker) countFrags() {
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	nk := 0
+	stages.Mark(stages.Parse)
 	for i := range frames {
 		w.c.rxPackets++
 		w.c.rxBytes += uint64(len(frames[i].Buf))
@@ -331,6 +339,11 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		}
 	}
 	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
+	stages.Mark(stages.Process)
+	if stages.On {
+		w.processThenDispatch(pi, frames, from, nk, now)
+		return
+	}
 	k := 0
 	for i := range frames {
 		f := frames[i]
@@ -353,6 +366,40 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	if len(w.algOut) > 0 {
 		w.toALG()
 	}
+}
+
+// processThenDispatch is the second half of burst for the stage
+// profile (build tag fastnat_stages): the same steps, translation for the
+// whole burst first and dispatch after, so that the two are timed apart.
+func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, nk int, now flowtable.Time) {
+	k := 0
+	for i := range frames {
+		if w.results[i].Verdict == nat.NumVerdicts {
+			continue
+		}
+		p, r := &w.parsed[i], &w.results[i]
+		*r = nat.Result{}
+		if k < nk && w.lookIdx[k] == i {
+			h := &w.hits[k]
+			k++
+			w.engine.ProcessLooked(frames[i].Buf, p, from, now, *h, r)
+		} else {
+			w.engine.Process(frames[i].Buf, p, from, now, r)
+		}
+	}
+	stages.Mark(stages.Dispatch)
+	for i := range frames {
+		if w.results[i].Verdict == nat.NumVerdicts {
+			w.drops = append(w.drops, frames[i])
+			continue
+		}
+		w.dispatch(frames[i], pi, &w.parsed[i], &w.results[i], now)
+	}
+	w.releaseDrops()
+	if len(w.algOut) > 0 {
+		w.toALG()
+	}
+	stages.Mark(stages.Other)
 }
 
 // dispatch acts on the engine's verdict for one frame received on port
