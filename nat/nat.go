@@ -38,8 +38,11 @@ type NAT struct {
 	// onExpectUsed, when set, is told the port-mapping entry of the
 	// control session whose expectation a new data connection used.
 	onExpectUsed atomic.Pointer[func(entry int16)]
-	clock        atomic.Uint32 // newest burst time seen, for slow-path callers
 }
+
+// The flags the per-packet path reads must be among the flow table's hot
+// flags (a compile-time check: the index is out of range otherwise).
+var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG)&^flowtable.HotFlags]
 
 // New compiles the rules and returns a NAT over table for the given number
 // of workers (each worker gets one Engine).
@@ -119,7 +122,10 @@ func (n *NAT) Engine(w int) *Engine {
 	return e
 }
 
-// Result is the engine's decision for one packet.
+// Result is the engine's decision for one packet. Process sets Verdict
+// always and, for Forward, Out and Divert; Session, Gen and Dir when the
+// packet belongs to a session (always when Divert). The other fields keep
+// whatever they held, so the caller need not clear a Result it reuses.
 type Result struct {
 	Verdict Verdict
 	Out     Side   // the side to send it on
@@ -267,14 +273,15 @@ var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
 // rewrite applies a session's precomputed translation of one direction,
 // from its snapshot h, to the packet: addresses and TTL in the IPv4
 // header, ports or ICMP identifier in the first fragment's transport
-// header, and both checksums by adding the stored deltas. Nothing is
-// recomputed. The caller has checked that the TTL is above 1.
+// header, and both checksums by adding the stored deltas (the IPv4
+// header's plus the TTL's constant one). Nothing is recomputed. The
+// caller has checked that the TTL is above 1.
 func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
 	ip := frame[p.L3:p.End]
 	ip[8]--
 	binary.BigEndian.PutUint32(ip[12:], h.SrcAddr())
 	binary.BigEndian.PutUint32(ip[16:], h.DstAddr())
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta())))
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta()+uint32(ttlDelta))))
 	if p.Frag.Offset > 0 {
 		return
 	}
@@ -298,9 +305,12 @@ func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
 
 // deltas precomputes the checksum changes of translating packets of
 // direction dir of a session with keys k: from k[dir] to k[1-dir].Reverse().
+// The IPv4 header's leaves out the TTL, which rewrite adds: so each
+// direction's deltas are the negation of the other's, which is how the
+// flow table keeps them (one pair per session, see flowtable.Session).
 func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 	from, to := k[dir], k[1-dir].Reverse()
-	l3 = ttlDelta.Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr)
+	l3 = packet.Delta(0).Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr)
 	switch from.Proto {
 	case packet.ProtoICMP:
 		// The identifier sits once in the ICMP header, which has no
@@ -313,10 +323,22 @@ func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 	return l3, l4
 }
 
+// Enter and Leave bracket each of the worker's polls: the sessions the
+// engine validates in between keep their slots until Leave, so that its
+// stores into them (counters, TCP tracking) never land on a slot's next
+// session (the flow table's grace periods). Leave before sleeping.
+func (e *Engine) Enter() { e.n.table.Enter(e.worker) }
+
+// Leave ends what Enter began.
+func (e *Engine) Leave() { e.n.table.Leave(e.worker) }
+
+// Slots is the number of session slots this engine's Age walks: its share
+// of the table. A caller that ages by time sizes its budgets from it.
+func (e *Engine) Slots() int { return e.n.table.Capacity() / e.n.workers }
+
 // Age reclaims up to budget expired sessions of this worker's slice of the
-// table, releasing their ports. Call it once per burst or tick.
+// table, releasing their ports.
 func (e *Engine) Age(now flowtable.Time, budget int) int {
-	e.n.clock.Store(uint32(now))
 	n := e.n.table.Expire(now, e.worker, e.n.workers, budget, e.onExpire)
 	if e.worker == 0 && now != e.lastSweep {
 		// Once a second is plenty for unused expectations' ports.

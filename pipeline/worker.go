@@ -27,8 +27,17 @@ const (
 )
 
 const (
-	maxBatch      = 256
-	ageBudget     = 64                    // sessions examined per poll
+	maxBatch = 256
+	// agePeriod is how long a worker takes to walk its slice of the flow
+	// table once, looking for expired sessions: the longest a session
+	// outlives its timeout. The walk is spread over the polls by elapsed
+	// time, at most ageMax slots a poll (a poll after a long stall catches
+	// up over the next ones).
+	agePeriod = time.Second
+	ageMax    = 4096
+	// publishEvery is how often a busy worker publishes its counters; an
+	// idle one publishes on its first empty poll.
+	publishEvery  = time.Millisecond
 	adaptiveSpins = 2048                  // empty polls before an adaptive worker sleeps
 	idleWait      = 10 * time.Millisecond // longest sleep on the Waker
 	algWait       = 200 * time.Microsecond
@@ -102,7 +111,14 @@ type Worker struct {
 	c      counts
 	pubbed counts // what pub holds
 	pub    Counters
-	algOut []ALGItem
+	// time-driven work: nanos() at the last publication and aging, the
+	// clock at the last aging, and the aging budget earned not yet spent
+	lastPub, lastAge int64
+	pubEvery         int64 // publishEvery in ns (tests set 0: every poll)
+	ageNow           flowtable.Time
+	ageCredit        float64
+	dirty            bool // counts changed since the last publication
+	algOut           []ALGItem
 	// per poll
 	mtu []int         // each port's MTU
 	rc  *RouterConfig // the Policy's current one
@@ -112,7 +128,7 @@ type Worker struct {
 	results  []nat.Result
 	keys     []packet.Tuple
 	hits     []flowtable.Hit
-	lookIdx  []int // frames of the burst whose flow is looked up, in order
+	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -139,7 +155,7 @@ func NewWorker(cfg Config) *Worker {
 	if cfg.Batch > maxBatch {
 		cfg.Batch = maxBatch
 	}
-	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}}
+	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}, pubEvery: int64(publishEvery)}
 	for i, ps := range cfg.Ports {
 		w.ports = append(w.ports, ps.Port)
 		w.macs = append(w.macs, ps.Port.MAC())
@@ -155,10 +171,7 @@ func NewWorker(cfg Config) *Worker {
 		panic("pipeline: adaptive and interrupt polling need a Waker")
 	}
 	start := time.Now()
-	w.clock = cfg.Clock
-	if w.clock == nil {
-		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
-	}
+	w.clock = cfg.Clock // nil: whole seconds of nanos
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
 	if cfg.Frames <= 0 {
 		cfg.Frames = DefaultFrames
@@ -177,7 +190,7 @@ func NewWorker(cfg Config) *Worker {
 	w.results = make([]nat.Result, b)
 	w.keys = make([]packet.Tuple, b)
 	w.hits = make([]flowtable.Hit, b)
-	w.lookIdx = make([]int, b)
+	w.kind = make([]uint8, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 4*b)
@@ -262,12 +275,17 @@ func (w *Worker) waitTime() time.Duration {
 }
 
 // Poll runs one round: a burst from every port, frames back from the ALG,
-// transmission, and a slice of session aging. It returns the number of
-// frames received. Run calls it in a loop; tests and benchmarks may call
-// it directly.
+// transmission, and as much session aging as the time since the last
+// poll calls for. It returns the number of frames received. Run calls it
+// in a loop; tests and benchmarks may call it directly.
 func (w *Worker) Poll() int {
-	now := w.clock()
+	t := w.nanos()
+	now := flowtable.Time(t / int64(time.Second))
+	if w.clock != nil {
+		now = w.clock()
+	}
 	w.refresh()
+	w.engine.Enter()
 	total := 0
 	for pi, p := range w.ports {
 		stages.Mark(stages.Receive)
@@ -294,12 +312,45 @@ func (w *Worker) Poll() int {
 	stages.Mark(stages.Flush)
 	w.flush()
 	stages.Mark(stages.Age)
-	w.engine.Age(now, ageBudget)
+	w.age(t, now)
+	w.engine.Leave()
 	stages.Mark(stages.Publish)
-	w.countFrags()
-	w.pub.publish(&w.c, &w.pubbed)
+	if total > 0 {
+		w.dirty = true
+	}
+	if t-w.lastPub >= w.pubEvery || total == 0 && w.dirty {
+		w.publish(t)
+	}
 	stages.EndRound(total)
 	return total
+}
+
+// age walks the next part of the worker's slice of the flow table: the
+// share of agePeriod that passed since the last call, so that the slice
+// is walked once a period whatever the load. A clock that jumped by more
+// than a second (a stalled worker, or a test's clock) walks the whole
+// slice at once.
+func (w *Worker) age(t int64, now flowtable.Time) {
+	slots := w.engine.Slots()
+	budget := 0
+	if w.lastAge == 0 || int32(now-w.ageNow) > 1 {
+		budget = slots
+	} else {
+		w.ageCredit += float64(t-w.lastAge) * float64(slots) / float64(agePeriod)
+		budget = int(min(w.ageCredit, ageMax))
+		w.ageCredit -= float64(budget)
+	}
+	w.lastAge, w.ageNow = t, now
+	if budget > 0 {
+		w.engine.Age(now, budget)
+	}
+}
+
+// publish makes the worker's counts visible through Counters.
+func (w *Worker) publish(t int64) {
+	w.countFrags()
+	w.pub.publish(&w.c, &w.pubbed)
+	w.lastPub, w.dirty = t, false
 }
 
 // countFrags copies the engine's fragment counters into the worker's.
@@ -312,6 +363,13 @@ func (w *Worker) countFrags() {
 	w.c.event[EventFragUntracked] = st.Untracked
 }
 
+// Kinds of frames in a burst, as parsing sorts them.
+const (
+	kindDrop   uint8 = iota // parse failed: dropped, counted
+	kindLookup              // its flow is found by a flow-table lookup of its tuple
+	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
+)
+
 // burst processes frames received on port pi in three stages: parse them
 // all, look up all their flows (LookupBatch overlaps the lookups' cache
 // misses instead of stalling on each in turn), then translate and
@@ -320,44 +378,46 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	nk := 0
 	stages.Mark(stages.Parse)
+	var rxBytes uint64
+	kind := w.kind[:len(frames)]
 	for i := range frames {
-		w.c.rxPackets++
-		w.c.rxBytes += uint64(len(frames[i].Buf))
+		rxBytes += uint64(len(frames[i].Buf))
 		p := &w.parsed[i]
 		res := packet.Parse(frames[i].Buf, p)
 		w.c.parse[res]++
-		w.results[i].Verdict = nat.Forward
-		if res != packet.OK {
-			w.results[i].Verdict = nat.NumVerdicts // marks a parse drop
+		switch {
+		case res != packet.OK:
+			kind[i] = kindDrop
 			if w.cfg.DropTap != nil {
 				w.cfg.DropTap(frames[i].Buf, parseDropNames[res])
 			}
-		} else if nat.NeedsLookup(p) {
+		case nat.NeedsLookup(p):
+			kind[i] = kindLookup
 			w.keys[nk] = p.Tuple
-			w.lookIdx[nk] = i
 			nk++
+		default:
+			kind[i] = kindOther
 		}
 	}
+	w.c.rxPackets += uint64(len(frames))
+	w.c.rxBytes += rxBytes
 	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
 	stages.Mark(stages.Process)
 	if stages.On {
-		w.processThenDispatch(pi, frames, from, nk, now)
+		w.processThenDispatch(pi, frames, from, now)
 		return
 	}
 	k := 0
-	for i := range frames {
-		f := frames[i]
-		if w.results[i].Verdict == nat.NumVerdicts {
+	for i, f := range frames {
+		p, r := &w.parsed[i], &w.results[i]
+		switch kind[i] {
+		case kindDrop:
 			w.drops = append(w.drops, f)
 			continue
-		}
-		p, r := &w.parsed[i], &w.results[i]
-		*r = nat.Result{}
-		if k < nk && w.lookIdx[k] == i {
-			h := &w.hits[k]
+		case kindLookup:
+			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
 			k++
-			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
-		} else {
+		default:
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
 		w.dispatch(f, pi, p, r, now)
@@ -371,29 +431,25 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 // processThenDispatch is the second half of burst for the stage
 // profile (build tag fastnat_stages): the same steps, translation for the
 // whole burst first and dispatch after, so that the two are timed apart.
-func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, nk int, now flowtable.Time) {
+func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, now flowtable.Time) {
 	k := 0
-	for i := range frames {
-		if w.results[i].Verdict == nat.NumVerdicts {
-			continue
-		}
+	for i, f := range frames {
 		p, r := &w.parsed[i], &w.results[i]
-		*r = nat.Result{}
-		if k < nk && w.lookIdx[k] == i {
-			h := &w.hits[k]
+		switch w.kind[i] {
+		case kindLookup:
+			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
 			k++
-			w.engine.ProcessLooked(frames[i].Buf, p, from, now, *h, r)
-		} else {
-			w.engine.Process(frames[i].Buf, p, from, now, r)
+		case kindOther:
+			w.engine.Process(f.Buf, p, from, now, r)
 		}
 	}
 	stages.Mark(stages.Dispatch)
-	for i := range frames {
-		if w.results[i].Verdict == nat.NumVerdicts {
-			w.drops = append(w.drops, frames[i])
+	for i, f := range frames {
+		if w.kind[i] == kindDrop {
+			w.drops = append(w.drops, f)
 			continue
 		}
-		w.dispatch(frames[i], pi, &w.parsed[i], &w.results[i], now)
+		w.dispatch(f, pi, &w.parsed[i], &w.results[i], now)
 	}
 	w.releaseDrops()
 	if len(w.algOut) > 0 {
@@ -606,5 +662,5 @@ func (w *Worker) drain() {
 	w.drainNeighbors()
 	w.releaseDrops()
 	w.flush()
-	w.pub.publish(&w.c, &w.pubbed)
+	w.publish(w.nanos())
 }
