@@ -40,6 +40,11 @@ type PipelineRig struct {
 	random bool
 	rng    uint64
 	base   []byte
+	// what generate writes that is the template's: its MACs, and its
+	// checksums' terms (see generate)
+	macs            uint64
+	macs2           uint32
+	ipBase, udpBase uint32
 	// Setup is how long creating the sessions took (slow path, one core).
 	Setup time.Duration
 	// BytesPerSession is the flow table's memory divided by its capacity.
@@ -85,6 +90,13 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	r := &PipelineRig{cfg: cfg, table: table, rng: 0x9e3779b97f4a7c15,
 		BytesPerSession: float64(after.HeapAlloc-before.HeapAlloc) / float64(cfg.Flows+cfg.Flows/8+16)}
 	r.base = udpTemplate(cfg.FrameSize)
+	r.macs, r.macs2 = binary.BigEndian.Uint64(r.base[0:]), binary.BigEndian.Uint32(r.base[8:])
+	// ~HC + ~m of RFC 1624 eqn. 3 for the template's checksums and the
+	// fields generate replaces; UDP's new sum is never 0, as its bytes are
+	// not all zero.
+	old := uint32(^uint16(tmplSrc>>16)) + uint32(^uint16(tmplSrc&0xffff)) + uint32(^uint16(tmplDst>>16)) + uint32(^uint16(tmplDst&0xffff))
+	r.ipBase = uint32(^binary.BigEndian.Uint16(r.base[24:])) + old
+	r.udpBase = uint32(^binary.BigEndian.Uint16(r.base[40:])) + old + uint32(^uint16(tmplSport))
 	mem := pipeline.NewMemPoolUnlocked(4*cfg.Batch+64, 2048)
 	in := pipeline.NewMemPort("bench-in", [6]byte{2, 0, 0, 0, 0, 1}, mem)
 	out := pipeline.NewMemPort("bench-out", [6]byte{2, 0, 0, 0, 0, 2}, mem)
@@ -92,7 +104,7 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 		out.SetNeighbor(0xc6120000|uint32(d+1), [6]byte{2, 0, 0, 0, 1, byte(d)})
 	}
 	in.SetGenerator(r.generate)
-	out.SetSink(func([]byte) { r.sent++ })
+	out.SetSink(func(fs []pipeline.Frame) { r.sent += uint64(len(fs)) })
 	clock := flowtable.Time(1)
 	r.worker = pipeline.NewWorker(pipeline.Config{
 		Ports: []pipeline.PortSpec{{Port: in, Side: nat.Inside}, {Port: out, Side: nat.Outside}},
@@ -134,10 +146,9 @@ func baselineStep(in, out *pipeline.MemPort, batch int) func() int {
 	return func() int {
 		n := in.Receive(rx)
 		for _, f := range rx[:n] {
-			var mac [6]byte
-			copy(mac[:], f.Buf[0:6])
-			copy(f.Buf[0:6], f.Buf[6:12])
-			copy(f.Buf[6:12], mac[:])
+			h := (*[12]byte)(f.Buf)
+			h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11] =
+				h[6], h[7], h[8], h[9], h[10], h[11], h[0], h[1], h[2], h[3], h[4], h[5]
 		}
 		out.Transmit(rx[:n])
 		out.Flush()
@@ -148,57 +159,74 @@ func baselineStep(in, out *pipeline.MemPort, batch int) func() int {
 // Drops reports the worker's drops so far (should stay 0).
 func (r *PipelineRig) Drops() uint64 { return r.worker.Counters().Drops() }
 
-// generate writes the next frame: during setup flow after flow, then a
-// uniformly random established flow (xorshift).
-func (r *PipelineRig) generate(buf []byte) int {
-	var f uint32
-	if r.random {
-		x := r.rng
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		r.rng = x
-		f = uint32((x >> 32) * uint64(r.cfg.Flows) >> 32)
-	} else {
-		f = r.flow
-		if f >= uint32(r.cfg.Flows) {
-			f = 0
+// generate writes the next burst of frames: during setup flow after
+// flow, then uniformly random established flows (xorshift). A buffer that
+// never held a frame gets the whole template; one the worker translated
+// and sent gets back what translation and forwarding changed (MACs, TTL,
+// source address and port, checksums) — the rest stayed the template's.
+// Flow f: source 10.0.0.0 + f/16, port 10000 + f%16, to one of 16
+// outside hosts on port 9; the checksums are the template's patched
+// incrementally.
+func (r *PipelineRig) generate(fs []pipeline.Frame) {
+	for i := range fs {
+		var f uint32
+		if r.random {
+			x := r.rng
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			r.rng = x
+			f = uint32((x >> 32) * uint64(r.cfg.Flows) >> 32)
 		} else {
-			r.flow++
+			f = r.flow
+			if f >= uint32(r.cfg.Flows) {
+				f = 0
+			} else {
+				r.flow++
+			}
 		}
+		buf := fs[i].Buf[:len(r.base)]
+		fs[i].Buf = buf
+		h := (*[42]byte)(buf)
+		if h[12] != 0x08 { // EtherType IPv4: the buffer held a frame before
+			copy(buf, r.base)
+		}
+		src := tmplSrc + f>>4
+		sport := tmplSport + f&15
+		dst := tmplDst + f&15
+		binary.BigEndian.PutUint64(h[0:], r.macs)
+		binary.BigEndian.PutUint32(h[8:], r.macs2)
+		h[22] = ttl
+		binary.BigEndian.PutUint32(h[26:], src)
+		binary.BigEndian.PutUint32(h[30:], dst)
+		// RFC 1624 eqn. 3 with the template's terms summed in advance.
+		a := src>>16 + src&0xffff + dst>>16 + dst&0xffff
+		binary.BigEndian.PutUint16(h[24:], ^packet.Fold(r.ipBase+a))
+		binary.BigEndian.PutUint16(h[34:], uint16(sport))
+		binary.BigEndian.PutUint16(h[40:], ^packet.Fold(r.udpBase+a+sport))
 	}
-	n := copy(buf, r.base)
-	// Flow f: source 10.0.0.0 + f/16, port 10000 + f%16, to one of 16
-	// outside hosts on port 9. The template's checksums are patched
-	// incrementally for the changed fields.
-	src := uint32(0x0a000000) + f>>4
-	sport := uint16(10000 + f&15)
-	dst := uint32(0xc6120000) | (f&15 + 1)
-	ip := buf[14:]
-	oldSrc, oldDst := binary.BigEndian.Uint32(ip[12:]), binary.BigEndian.Uint32(ip[16:])
-	binary.BigEndian.PutUint32(ip[12:], src)
-	binary.BigEndian.PutUint32(ip[16:], dst)
-	d := packet.Delta(0).Add32(oldSrc, src).Add32(oldDst, dst)
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), d))
-	udp := ip[20:]
-	oldPort := binary.BigEndian.Uint16(udp[0:])
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(udp[6:]), d.Add16(oldPort, sport)))
-	return n
 }
+
+// The template's flow, 10.0.0.0:10000 to 198.18.0.1:9, and TTL.
+const (
+	ttl       = 64
+	tmplSrc   = 0x0a000000
+	tmplDst   = 0xc6120001
+	tmplSport = 10000
+)
 
 // udpTemplate builds a UDP frame of size bytes with correct checksums.
 func udpTemplate(size int) []byte {
 	b := make([]byte, size)
 	copy(b[0:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
 	ip := packet.IPv4(b[14:34])
-	ip[0], ip[8], ip[9] = 0x45, 64, packet.ProtoUDP
+	ip[0], ip[8], ip[9] = 0x45, ttl, packet.ProtoUDP
 	binary.BigEndian.PutUint16(ip[2:], uint16(size-14))
-	binary.BigEndian.PutUint32(ip[12:], 0x0a000000)
-	binary.BigEndian.PutUint32(ip[16:], 0xc6120001)
+	binary.BigEndian.PutUint32(ip[12:], tmplSrc)
+	binary.BigEndian.PutUint32(ip[16:], tmplDst)
 	ip.SetChecksum(ip.CalculateChecksum())
 	udp := b[34:]
-	binary.BigEndian.PutUint16(udp[0:], 10000)
+	binary.BigEndian.PutUint16(udp[0:], tmplSport)
 	binary.BigEndian.PutUint16(udp[2:], 9)
 	binary.BigEndian.PutUint16(udp[4:], uint16(size-34))
 	for i := 8; i < len(udp); i++ {

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/pipeline"
 )
 
 var (
@@ -75,22 +77,68 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
-// TestPipelineRigFramesAreValid checks the generator's frames and what the
-// worker makes of them with gopacket.
+// TestPipelineRigFramesAreValid checks the generator's frames with
+// gopacket, both into fresh buffers and into buffers holding frames the
+// worker translated (which the generator patches rather than rewrites),
+// and that the worker forwards them all.
 func TestPipelineRigFramesAreValid(t *testing.T) {
 	r, err := NewPipelineRig(PipelineConfig{Flows: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 2048)
-	for i := 0; i < 20; i++ {
-		n := r.generate(buf)
-		d := testutil.Decode(t, buf[:n])
-		if d.UDP == nil || len(buf[:n]) != 60 {
+	fresh := make([]pipeline.Frame, 20)
+	for i := range fresh {
+		fresh[i].Buf = make([]byte, 0, 2048)
+	}
+	rng := r.rng
+	r.generate(fresh)
+	for i, f := range fresh {
+		d := testutil.Decode(t, f.Buf)
+		if d.UDP == nil || len(f.Buf) != 60 {
 			t.Fatalf("frame %d: not a 60-byte UDP frame", i)
+		}
+	}
+	// What translation and forwarding change, scribbled over.
+	used := make([]pipeline.Frame, len(fresh))
+	for i, f := range fresh {
+		b := append([]byte(nil), f.Buf...)
+		for _, off := range []int{0, 1, 5, 6, 11, 22, 24, 25, 26, 29, 34, 35, 40, 41} {
+			b[off] ^= 0x5a
+		}
+		used[i].Buf = b[:0]
+	}
+	r.rng = rng
+	r.generate(used)
+	for i := range used {
+		if !bytes.Equal(used[i].Buf, fresh[i].Buf) {
+			t.Fatalf("frame %d regenerated into a used buffer:\n% x\nwant\n% x", i, used[i].Buf, fresh[i].Buf)
 		}
 	}
 	if n, _ := r.Run(1000); n < 1000 || r.Drops() != 0 {
 		t.Fatalf("ran %d packets with %d drops", n, r.Drops())
+	}
+}
+
+// TestBaselineRigSwapsMACs checks the baseline step: a frame comes out
+// with its addresses swapped and nothing else changed.
+func TestBaselineRigSwapsMACs(t *testing.T) {
+	r, err := NewPipelineRig(PipelineConfig{Baseline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Run(1000); n < 1000 {
+		t.Fatalf("ran %d packets", n)
+	}
+	pool := pipeline.NewMemPool(4, 2048)
+	in := pipeline.NewMemPort("in", [6]byte{2, 0, 0, 0, 0, 1}, pool)
+	out := pipeline.NewMemPort("out", [6]byte{2, 0, 0, 0, 0, 2}, pool)
+	frame := append([]byte(nil), r.base...)
+	in.Inject(frame)
+	baselineStep(in, out, 4)()
+	want := append([]byte(nil), frame...)
+	copy(want[0:6], frame[6:12])
+	copy(want[6:12], frame[0:6])
+	if got := out.Sent(); len(got) != 1 || !bytes.Equal(got[0], want) {
+		t.Fatalf("sent %x, want %x", got, want)
 	}
 }
