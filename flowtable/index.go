@@ -81,8 +81,8 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 				m1 &= m1 - 1
 			}
 			e := bk.ids[lane].Load()
-			if d, g, ok := t.confirm(e, w0, w1); ok {
-				return e >> 1, d, g, true
+			if g, ok := t.confirm(e, w0, w1); ok {
+				return e >> 1, Dir(e & 1), g, true
 			}
 		}
 		if c1 < ovfOne {
@@ -98,19 +98,12 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 // confirm reports whether index entry e (id<<1 | dir) names a live
 // session whose key in that direction has words (w0, w1), and its
 // generation: the seqlock read of the session's hot line.
-func (t *Table) confirm(e uint32, w0, w1 uint64) (Dir, uint32, bool) {
+func (t *Table) confirm(e uint32, w0, w1 uint64) (gen uint32, ok bool) {
 	s := &t.hots[e>>1]
-	d := e & 1
 	m := atomic.LoadUint64(&s.meta)
-	if m&liveBit == 0 || uint8(m) != uint8(w1) {
-		return 0, 0, false
-	}
-	a := atomic.LoadUint64(&s.addrs[d])
-	p := atomic.LoadUint32(&s.ports[d])
-	if a != w0 || p != uint32(w1>>32) || atomic.LoadUint64(&s.meta) != m {
-		return 0, 0, false
-	}
-	return Dir(d), genOf(m), true
+	ok = m&liveBit != 0 && uint8(m) == uint8(w1) && atomic.LoadUint64(&s.addrs[e&1]) == w0 &&
+		atomic.LoadUint32(&s.ports[e&1]) == uint32(w1>>32) && atomic.LoadUint64(&s.meta) == m
+	return genOf(m), ok
 }
 
 // add stores entry e with hash h in the first free lane of h's probe

@@ -46,9 +46,10 @@ const batchChunk = 64
 func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	n := min(len(keys), len(out))
 	var hs [batchChunk]uint64
-	var bs, ids [batchChunk]uint32
+	var bs, es [batchChunk]uint32
 	for lo := 0; lo < n; lo += batchChunk {
 		ks := keys[lo:min(lo+batchChunk, n)]
+		os := out[lo : lo+len(ks)]
 		stages.Mark(stages.Hash)
 		for i := range ks {
 			w0, w1 := ks[i].Words()
@@ -59,27 +60,43 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		stages.Mark(stages.BucketTouch)
 		prefetchBuckets(t.buckets, bs[:len(ks)])
 		stages.Mark(stages.SessionTouch)
+		// The entry of each key's first matching tag in its home bucket
+		// (noEntry: none); its session's line is prefetched.
+		var ids [batchChunk]uint32
 		m := 0
 		for i := range ks {
 			bk := &t.buckets[bs[i]]
 			pat := tagOf(hs[i]) * lanes8
-			lane := 0
+			es[i] = noEntry
 			if z := zeroBytes(bk.ctrl[0].Load() ^ pat); z != 0 {
-				lane = bits.TrailingZeros64(z) >> 3
+				es[i] = bk.ids[bits.TrailingZeros64(z)>>3].Load()
 			} else if z := zeroBytes(bk.ctrl[1].Load()^pat) & ctrl1Tag; z != 0 {
-				lane = 8 + bits.TrailingZeros64(z)>>3
+				es[i] = bk.ids[8+bits.TrailingZeros64(z)>>3].Load()
 			} else {
 				continue
 			}
-			ids[m] = bk.ids[lane].Load() >> 1
+			ids[m] = es[i] >> 1
 			m++
 		}
 		prefetchHots(t.hots, ids[:m])
 		stages.Mark(stages.FinalCheck)
+		// Confirm each candidate against its session; a key whose first
+		// candidate is not it (a tag shared in the bucket, a key beyond
+		// its home bucket, a writer in between) takes the whole lookup.
 		for i := range ks {
 			w0, w1 := ks[i].Words()
-			o := &out[lo+i]
+			o := &os[i]
+			if e := es[i]; e != noEntry {
+				if g, ok := t.confirm(e, w0, w1); ok {
+					*o = Hit{ID: e >> 1, Gen: g, Dir: Dir(e & 1), Found: true}
+					continue
+				}
+			}
 			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
 		}
 	}
 }
+
+// noEntry is no index entry: ids are 31 bits, so an entry is never all
+// ones.
+const noEntry = ^uint32(0)

@@ -91,18 +91,28 @@ type Session struct {
 // it apart and inline too.
 type Hot struct {
 	addrs uint64 // the other direction's key: SrcAddr<<32 | DstAddr
-	meta  uint64 // hot.meta: Orig's deltas, the generation, the protocol
+	// meta is hot.meta with the deltas turned to this direction's (a
+	// reply's are the negation of the first packet's: both 16-bit halves
+	// complemented): L4Delta<<48 | L3Delta<<32 | generation<<8 | protocol.
+	meta  uint64
 	ports uint32 // the other direction's ports: SrcPort<<16 | DstPort
 	life  uint32 // hot.life: the flags
-	// neg is all ones for a Reply packet, whose deltas are the negation
-	// of Orig's (both 16-bit halves complemented), and 0 for Orig.
-	neg uint32
+	// Four scalar fields: the compiler keeps a struct of at most four in
+	// registers through the inlined accessors, and copies a larger one to
+	// memory for each of them.
 }
 
 // Xlate returns the packet's tuple after translation: the other
 // direction's key reversed (Key[1-dir].Reverse()).
 func (h Hot) Xlate() packet.Tuple {
 	return packet.Tuple{SrcAddr: h.SrcAddr(), DstAddr: h.DstAddr(), SrcPort: h.SrcPort(), DstPort: h.DstPort(), Proto: uint8(h.meta)}
+}
+
+// XlateWords returns the translated tuple's addresses and ports packed as
+// packet.Parsed.Translate takes them: SrcAddr<<32 | DstAddr and
+// SrcPort<<16 | DstPort.
+func (h Hot) XlateWords() (addrs uint64, ports uint32) {
+	return h.addrs<<32 | h.addrs>>32, h.ports<<16 | h.ports>>16
 }
 
 // SrcAddr is the translated packet's source address.
@@ -120,11 +130,11 @@ func (h Hot) DstPort() uint16 { return uint16(h.ports >> 16) }
 
 // L3Delta is the direction's IPv4 header checksum delta (packet.Delta,
 // folded to 16 bits).
-func (h Hot) L3Delta() uint32 { return (uint32(h.meta>>32) ^ h.neg) & 0xffff }
+func (h Hot) L3Delta() uint32 { return uint32(h.meta>>32) & 0xffff }
 
 // L4Delta is the direction's transport checksum delta (packet.Delta,
 // folded to 16 bits).
-func (h Hot) L4Delta() uint32 { return (uint32(h.meta>>48) ^ h.neg) & 0xffff }
+func (h Hot) L4Delta() uint32 { return uint32(h.meta >> 48) }
 
 // Flags are the session's hot flags (Session.Flags & HotFlags).
 func (h Hot) Flags() uint8 { return uint8(h.life>>flagShift) & HotFlags }
@@ -253,9 +263,9 @@ func (t *Table) Hot(id, gen uint32, dir Dir) (h Hot, ok bool) {
 	h.addrs = atomic.LoadUint64(&e.addrs[^dir&1])
 	h.ports = atomic.LoadUint32(&e.ports[^dir&1])
 	h.life = atomic.LoadUint32(&e.life)
-	h.meta = atomic.LoadUint64(&e.meta)
-	h.neg = -uint32(dir & 1)
-	return h, liveGen(h.meta, gen)
+	m := atomic.LoadUint64(&e.meta)
+	h.meta = m ^ -uint64(dir&1)<<32
+	return h, liveGen(m, gen)
 }
 
 // liveGen reports whether meta word m has generation gen, which is live
@@ -274,9 +284,9 @@ func (t *Table) HotTCP(id, gen uint32, dir Dir) (h Hot, state uint8, track [2]ui
 	h.life = atomic.LoadUint32(&e.life)
 	track[0] = atomic.LoadUint64(&e.track[0])
 	track[1] = atomic.LoadUint64(&e.track[1])
-	h.meta = atomic.LoadUint64(&e.meta)
-	h.neg = -uint32(dir & 1)
-	return h, uint8(h.life >> stateShift), track, liveGen(h.meta, gen)
+	m := atomic.LoadUint64(&e.meta)
+	h.meta = m ^ -uint64(dir&1)<<32
+	return h, uint8(h.life >> stateShift), track, liveGen(m, gen)
 }
 
 // Read copies session (id, gen) into s and reports whether the slot still

@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -266,46 +265,19 @@ func toSide(flags uint8, dir flowtable.Dir) Side {
 	return Outside
 }
 
-// ttlDelta is the constant checksum change of decrementing the TTL: the
-// word (TTL, protocol) loses 0x0100 whatever its value, as long as TTL ≥ 1.
-var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
-
 // rewrite applies a session's precomputed translation of one direction,
-// from its snapshot h, to the packet: addresses and TTL in the IPv4
-// header, ports or ICMP identifier in the first fragment's transport
-// header, and both checksums by adding the stored deltas (the IPv4
-// header's plus the TTL's constant one). Nothing is recomputed. The
-// caller has checked that the TTL is above 1.
+// from its snapshot h, to the packet: the translated tuple and the
+// checksum deltas (packet.Parsed.Translate, which also decrements the
+// TTL). Nothing is recomputed. The caller has checked that the TTL is
+// above 1.
 func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
-	ip := frame[p.L3:p.End]
-	ip[8]--
-	binary.BigEndian.PutUint32(ip[12:], h.SrcAddr())
-	binary.BigEndian.PutUint32(ip[16:], h.DstAddr())
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta()+uint32(ttlDelta))))
-	if p.Frag.Offset > 0 {
-		return
-	}
-	l4 := frame[p.L4:p.End]
-	d := packet.Delta(h.L4Delta())
-	switch p.Tuple.Proto {
-	case packet.ProtoTCP:
-		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
-		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), d))
-	case packet.ProtoUDP:
-		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
-		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), d))
-	case packet.ProtoICMP:
-		// An ICMP query's identifier stands in both port fields.
-		binary.BigEndian.PutUint16(l4[4:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), d))
-	}
+	addrs, ports := h.XlateWords()
+	p.Translate(frame, addrs, ports, packet.Delta(h.L3Delta()), packet.Delta(h.L4Delta()))
 }
 
 // deltas precomputes the checksum changes of translating packets of
 // direction dir of a session with keys k: from k[dir] to k[1-dir].Reverse().
-// The IPv4 header's leaves out the TTL, which rewrite adds: so each
+// The IPv4 header's leaves out the TTL, which Translate adds: so each
 // direction's deltas are the negation of the other's, which is how the
 // flow table keeps them (one pair per session, see flowtable.Session).
 func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
