@@ -243,27 +243,20 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	return true
 }
 
+// fromSide is the side packets of direction dir of a session with these
+// flags arrive on: Orig's from the inside when flagOrigFromInside is set,
+// Reply's when flagOrigToInside is (bits 0 and 1, Inside being 0).
 func fromSide(flags uint8, dir flowtable.Dir) Side {
-	in := flags&flagOrigFromInside != 0
-	if dir == flowtable.Reply {
-		in = flags&flagOrigToInside != 0
-	}
-	if in {
-		return Inside
-	}
-	return Outside
+	return Side(flags>>(dir&1)&1 ^ 1)
 }
 
+// toSide is the side they leave by: the other bit.
 func toSide(flags uint8, dir flowtable.Dir) Side {
-	in := flags&flagOrigToInside != 0
-	if dir == flowtable.Reply {
-		in = flags&flagOrigFromInside != 0
-	}
-	if in {
-		return Inside
-	}
-	return Outside
+	return Side(flags>>(dir&1^1)&1 ^ 1)
 }
+
+// The bit arithmetic of fromSide and toSide.
+var _ = [1]struct{}{}[flagOrigFromInside-1|flagOrigToInside-2|uint8(Inside)]
 
 // rewrite applies a session's precomputed translation of one direction,
 // from its snapshot h, to the packet: the translated tuple and the

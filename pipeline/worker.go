@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -459,8 +460,31 @@ func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, now 
 }
 
 // dispatch acts on the engine's verdict for one frame received on port
-// pi; p is the frame as parsed before translation.
+// pi; p is the frame as parsed before translation. The common case — a
+// translated frame that fits, is no SYN to clamp, is not for the ALG and
+// whose next hop is cached — is queued here; everything else takes
+// dispatchSlow.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
+	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
+		op := w.out[r.Out&1]
+		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
+			dst := binary.BigEndian.Uint32(ip[16:])
+			if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+				w.c.verdict[nat.Forward]++
+				*(*[12]byte)(f.Buf) = e.hdr
+				if len(w.tx[op]) == cap(w.tx[op]) {
+					w.flushPort(op)
+				}
+				w.tx[op] = append(w.tx[op], f)
+				return
+			}
+		}
+	}
+	w.dispatchSlow(f, pi, p, r, now)
+}
+
+// dispatchSlow is dispatch for every frame but the common case.
+func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
 	w.c.verdict[r.Verdict]++
 	switch r.Verdict {
 	case nat.Forward:
@@ -494,7 +518,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
 	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		w.send(f, op, e.mac, r)
+		w.send(f, op, [6]byte(e.hdr[:6]), r)
 		return
 	}
 	w.route(f, pi, op, dst, p, r, now)
