@@ -94,7 +94,15 @@ func TestConcurrentStress(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 11))
 			keys := make([]packet.Tuple, 8)
 			hits := make([]Hit, 8)
+			// Each reader is a worker: Touch only inside Enter and Leave,
+			// for a session validated there.
+			tb.Enter(r)
+			defer tb.Leave(r)
 			for i := 0; i < readOps && !failed.Load(); i++ {
+				if i%64 == 0 {
+					tb.Leave(r)
+					tb.Enter(r)
+				}
 				f := uint64(rng.IntN(stable + churn))
 				k := origKey(f)
 				if rng.IntN(2) == 1 {
@@ -112,7 +120,7 @@ func TestConcurrentStress(t *testing.T) {
 				}
 				id, dir, gen, ok := tb.LookupGen(k)
 				checkHit(tb, k, Hit{ID: id, Gen: gen, Dir: dir, Found: ok}, fail)
-				if ok {
+				if _, valid := tb.Hot(id, gen, dir); ok && valid {
 					tb.Touch(id, dir, 64, 0)
 				}
 			}

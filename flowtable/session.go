@@ -208,7 +208,8 @@ const (
 	stateShift = 24
 	cntShift   = 22                   // hot.cnt: packets above, bytes below
 	cntBytes   = 1<<cntShift - 1      // the bytes field
-	cntPkts    = 1<<(32-cntShift) - 1 // the largest packets field
+	cntPkts    = 1<<(32-cntShift) - 1 // a packets field never stored
+	cntSpill   = 1<<32 - 1            // hot.cnt while it spills (packets field cntPkts)
 )
 
 // fold16 folds a packet.Delta (below 2^17) to 16 bits, the same value in
@@ -360,9 +361,11 @@ func (t *Table) Touch(id uint32, dir Dir, bytes int, now Time) {
 		store32(&e.cnt[dir&1], p<<cntShift|b)
 		return
 	}
-	// Spill the word and this packet into the cold counters: atomic adds,
-	// since it is rare and nothing else writes them.
+	// Spill the word and this packet into the cold counters: atomic adds
+	// (it is rare), between cntSpill and 0 in the word so that Counters
+	// never reads them half done.
 	c := &t.colds[id]
+	store32(&e.cnt[dir&1], cntSpill)
 	atomic.AddUint64(&c.pkts[dir&1], uint64(p))
 	atomic.AddUint64(&c.bytes[dir&1], uint64(b))
 	store32(&e.cnt[dir&1], 0)
@@ -404,17 +407,21 @@ func (t *Table) SetTrack(id, gen uint32, dir Dir, w uint64) bool {
 }
 
 // Counters returns the packets and bytes seen per direction: the cold
-// counters plus what the hot line has not spilled yet, read so that a
-// spill between the two reads is never counted twice or missed. Check
-// Valid after reading them.
+// counters plus what the hot line has not spilled yet. A spill marks the
+// hot word cntSpill, adds it to the cold counters and clears it; the
+// reader loads the cold counters, the hot word, the cold counters again,
+// and accepts the reading only if the cold counters stood still (they
+// only grow) and the word was not mid-spill — so a spill is never counted
+// twice or missed, however long the reader is held up between loads.
+// Check Valid after reading them.
 func (t *Table) Counters(id uint32) (pkts, bytes [2]uint64) {
 	e, c := &t.hots[id], &t.colds[id]
 	for d := range 2 {
 		for {
-			r := atomic.LoadUint32(&e.cnt[d])
 			p, b := atomic.LoadUint64(&c.pkts[d]), atomic.LoadUint64(&c.bytes[d])
-			if r2 := atomic.LoadUint32(&e.cnt[d]); r2 >= r {
-				pkts[d], bytes[d] = p+uint64(r2>>cntShift), b+uint64(r2&cntBytes)
+			r := atomic.LoadUint32(&e.cnt[d])
+			if r != cntSpill && atomic.LoadUint64(&c.pkts[d]) == p && atomic.LoadUint64(&c.bytes[d]) == b {
+				pkts[d], bytes[d] = p+uint64(r>>cntShift), b+uint64(r&cntBytes)
 				break
 			}
 		}
