@@ -47,9 +47,31 @@ type PipelineRig struct {
 	ipBase, udpBase uint32
 	// Setup is how long creating the sessions took (slow path, one core).
 	Setup time.Duration
-	// BytesPerSession is the flow table's memory divided by its capacity.
-	BytesPerSession float64
+	// Memory is what the sessions cost (see SessionMemory).
+	Memory SessionMemory
 }
+
+// SessionMemory is the memory a session costs, in bytes per session of
+// the table's capacity for the table's parts, and per session created for
+// the NAT's own state, which grows with the sessions: the
+// endpoint-independent bindings and the public-endpoint map hairpinning
+// reads (Go maps, measured as heap growth while the sessions were made).
+type SessionMemory struct {
+	Index  float64 `json:"index"`  // the hash index's buckets
+	Hot    float64 `json:"hot"`    // the 64-byte hot lines
+	Cold   float64 `json:"cold"`   // the cold data
+	Expect float64 `json:"expect"` // the expectation store
+	NAT    float64 `json:"nat"`    // bindings and public map, per session made
+	// HugeShare is the share of the table's index, hot and cold storage
+	// the kernel backs with huge pages.
+	HugeShare float64 `json:"huge_share"`
+}
+
+// Total is the memory of one session, all parts.
+func (m SessionMemory) Total() float64 { return m.Index + m.Hot + m.Cold + m.Expect + m.NAT }
+
+// Close frees the rig's flow table.
+func (r *PipelineRig) Close() { r.table.Close() }
 
 const benchPoolAddrs = 64
 
@@ -65,14 +87,10 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	table, err := flowtable.New(flowtable.Config{MaxSessions: cfg.Flows + cfg.Flows/8 + 16})
 	if err != nil {
 		return nil, err
 	}
-	runtime.ReadMemStats(&after)
 	pool := make([]netip.Addr, benchPoolAddrs)
 	for i := range pool {
 		pool[i] = netip.AddrFrom4([4]byte{198, 18, 1, byte(i)})
@@ -87,8 +105,7 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &PipelineRig{cfg: cfg, table: table, rng: 0x9e3779b97f4a7c15,
-		BytesPerSession: float64(after.HeapAlloc-before.HeapAlloc) / float64(cfg.Flows+cfg.Flows/8+16)}
+	r := &PipelineRig{cfg: cfg, table: table, rng: 0x9e3779b97f4a7c15}
 	r.base = udpTemplate(cfg.FrameSize)
 	r.macs, r.macs2 = binary.BigEndian.Uint64(r.base[0:]), binary.BigEndian.Uint32(r.base[8:])
 	// ~HC + ~m of RFC 1624 eqn. 3 for the template's checksums and the
@@ -117,13 +134,25 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 		r.random = true
 		return r, nil
 	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	for r.flow < uint32(cfg.Flows) {
 		r.worker.Poll()
 	}
 	r.Setup = time.Since(start)
 	if got := table.Stats().Sessions; got < cfg.Flows {
+		table.Close()
 		return nil, fmt.Errorf("bench: %d sessions created, want %d (counters: %d dropped)", got, cfg.Flows, r.worker.Counters().Drops())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	m, c := table.Memory(), float64(table.Capacity())
+	r.Memory = SessionMemory{
+		Index: float64(m.Index) / c, Hot: float64(m.Hot) / c, Cold: float64(m.Cold) / c, Expect: float64(m.Expect) / c,
+		NAT:       float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(cfg.Flows),
+		HugeShare: float64(m.Huge) / float64(m.Hot+m.Cold+m.Index),
 	}
 	r.random = true
 	return r, nil

@@ -30,103 +30,70 @@ type Hit struct {
 	Found bool   // false: no session has this key
 }
 
-// batchChunk is how many keys a Batch holds: a default burst, enough to
-// cover a DRAM latency with independent misses, few enough for the stack
-// (and longer bursts measured slower).
+// batchChunk is how many keys LookupBatch has in flight: a default
+// burst, enough to cover a DRAM latency with independent misses, few
+// enough for the stack (and longer bursts measured slower).
 const batchChunk = 64
 
 // LookupBatch looks up keys[i] into out[i] for every i < min(len(keys),
 // len(out)). It gives the same answers as Lookup but is faster for a
-// burst: in chunks of batchChunk keys it runs the three steps of a Batch
-// back to back — hash every key and prefetch its home bucket, read every
-// bucket and prefetch the hot line of the session its first matching tag
-// names, confirm each key — so that a chunk's misses are all in flight
-// together: a chunk costs about two memory latencies plus its
-// instructions, not two latencies per key. A caller with work of its own
-// to overlap with the misses runs the steps itself (Batch).
+// burst: in chunks of batchChunk keys it hashes every key and prefetches
+// its home bucket, then reads every bucket and prefetches the hot line of
+// the session its first matching tag names, then finishes each lookup
+// from cache. Prefetch instructions retire at once, so a chunk's misses
+// are all in flight together: a chunk costs about two memory latencies
+// plus its instructions, not two latencies per key.
 func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	n := min(len(keys), len(out))
-	var b Batch
+	var hs [batchChunk]uint64
+	var bs, es [batchChunk]uint32
 	for lo := 0; lo < n; lo += batchChunk {
 		ks := keys[lo:min(lo+batchChunk, n)]
-		t.Start(&b, ks)
-		t.Candidates(&b)
-		t.Finish(&b, ks, out[lo:lo+len(ks)])
-	}
-}
-
-// Batch is a lookup of up to batchChunk keys cut into three steps, so
-// that a caller can do other work while each step's cache misses are in
-// flight: Start hashes the keys and prefetches their home buckets;
-// Candidates reads the buckets and prefetches the hot line of each key's
-// first candidate session; Finish confirms each candidate against its key
-// (a key whose first candidate is not it takes the whole lookup) and
-// writes the hits. The pipeline runs the steps of consecutive chunks of a
-// burst interleaved with translating the chunk before. The answers are
-// those of Lookup whatever happens between the steps (Finish validates
-// everything). A Batch is one goroutine's.
-type Batch struct {
-	n  int
-	hs [batchChunk]uint64 // hash of each key
-	bs [batchChunk]uint32 // its home bucket
-	es [batchChunk]uint32 // its first candidate's index entry, or noEntry
-}
-
-// MaxBatch is the most keys a Batch holds.
-const MaxBatch = batchChunk
-
-// Start is a Batch's first step for keys (at most MaxBatch of them).
-func (t *Table) Start(b *Batch, keys []packet.Tuple) {
-	stages.Mark(stages.Hash)
-	keys = keys[:min(len(keys), batchChunk)]
-	b.n = len(keys)
-	for i := range keys {
-		w0, w1 := keys[i].Words()
-		h := hash2(t.seed, w0, w1)
-		base, k := t.home(h)
-		b.hs[i], b.bs[i] = h, base+k
-	}
-	stages.Mark(stages.BucketTouch)
-	prefetchBuckets(t.buckets, b.bs[:b.n])
-}
-
-// Candidates is a Batch's second step.
-func (t *Table) Candidates(b *Batch) {
-	stages.Mark(stages.SessionTouch)
-	var ids [batchChunk]uint32
-	m := 0
-	for i := range b.n {
-		bk := &t.buckets[b.bs[i]]
-		pat := tagOf(b.hs[i]) * lanes8
-		b.es[i] = noEntry
-		if z := zeroBytes(bk.ctrl[0].Load() ^ pat); z != 0 {
-			b.es[i] = bk.ids[bits.TrailingZeros64(z)>>3].Load()
-		} else if z := zeroBytes(bk.ctrl[1].Load()^pat) & ctrl1Tag; z != 0 {
-			b.es[i] = bk.ids[8+bits.TrailingZeros64(z)>>3].Load()
-		} else {
-			continue
+		os := out[lo : lo+len(ks)]
+		stages.Mark(stages.Hash)
+		for i := range ks {
+			w0, w1 := ks[i].Words()
+			h := hash2(t.seed, w0, w1)
+			base, b := t.home(h)
+			hs[i], bs[i] = h, base+b
 		}
-		ids[m] = b.es[i] >> 1
-		m++
-	}
-	prefetchHots(t.hots, ids[:m])
-}
-
-// Finish is a Batch's last step: out[i] is the hit of keys[i], the keys
-// Start was given, for every i < min(len(keys), len(out)).
-func (t *Table) Finish(b *Batch, keys []packet.Tuple, out []Hit) {
-	stages.Mark(stages.FinalCheck)
-	n := min(b.n, len(keys), len(out))
-	for i := range n {
-		w0, w1 := keys[i].Words()
-		o := &out[i]
-		if e := b.es[i]; e != noEntry {
-			if g, ok := t.confirm(e, w0, w1); ok {
-				*o = Hit{ID: e >> 1, Gen: g, Dir: Dir(e & 1), Found: true}
+		stages.Mark(stages.BucketTouch)
+		prefetchBuckets(t.buckets, bs[:len(ks)])
+		stages.Mark(stages.SessionTouch)
+		// The entry of each key's first matching tag in its home bucket
+		// (noEntry: none); its session's line is prefetched.
+		var ids [batchChunk]uint32
+		m := 0
+		for i := range ks {
+			bk := &t.buckets[bs[i]]
+			pat := tagOf(hs[i]) * lanes8
+			es[i] = noEntry
+			if z := zeroBytes(bk.ctrl[0].Load() ^ pat); z != 0 {
+				es[i] = bk.ids[bits.TrailingZeros64(z)>>3].Load()
+			} else if z := zeroBytes(bk.ctrl[1].Load()^pat) & ctrl1Tag; z != 0 {
+				es[i] = bk.ids[8+bits.TrailingZeros64(z)>>3].Load()
+			} else {
 				continue
 			}
+			ids[m] = es[i] >> 1
+			m++
 		}
-		o.ID, o.Dir, o.Gen, o.Found = t.lookup(b.hs[i], w0, w1)
+		prefetchHots(t.hots, ids[:m])
+		stages.Mark(stages.FinalCheck)
+		// Confirm each candidate against its session; a key whose first
+		// candidate is not it (a tag shared in the bucket, a key beyond
+		// its home bucket, a writer in between) takes the whole lookup.
+		for i := range ks {
+			w0, w1 := ks[i].Words()
+			o := &os[i]
+			if e := es[i]; e != noEntry {
+				if g, ok := t.confirm(e, w0, w1); ok {
+					*o = Hit{ID: e >> 1, Gen: g, Dir: Dir(e & 1), Found: true}
+					continue
+				}
+			}
+			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,6 +69,12 @@ func TestConcurrentStress(t *testing.T) {
 					continue
 				}
 				id, gen, r := tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
+				// The table has no slot to spare: a slot freed while a
+				// reader is inside a poll waits for it to leave.
+				for tries := 0; r == ErrFull && tries < 100000; tries++ {
+					runtime.Gosched()
+					id, gen, r = tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
+				}
 				if r != Inserted {
 					fail("writer %d: Insert flow %d = %v", w, f, r)
 					return

@@ -129,11 +129,7 @@ type Worker struct {
 	results  []nat.Result
 	keys     []packet.Tuple
 	hits     []flowtable.Hit
-	kind     []uint8            // per frame of the burst: kindDrop, kindLookup or kindOther
-	batches  [3]flowtable.Batch // lookups of consecutive chunks of keys (advance)
-	nk       int                // keys in the burst
-	done     int                // keys whose hits are in hits
-	chunks   int                // chunks finished
+	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -406,17 +402,12 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	}
 	w.c.rxPackets += uint64(len(frames))
 	w.c.rxBytes += rxBytes
+	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
+	stages.Mark(stages.Process)
 	if stages.On {
-		w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
 		w.processThenDispatch(pi, frames, from, now)
 		return
 	}
-	// Translate and dispatch in order, looking the keys up in chunks whose
-	// steps run ahead: chunk c+2's buckets and chunk c+1's sessions load
-	// while chunk c is translated (lookahead).
-	w.nk, w.done, w.chunks = nk, 0, 0
-	w.lookahead(0)
-	w.lookahead(1)
 	k := 0
 	for i, f := range frames {
 		p, r := &w.parsed[i], &w.results[i]
@@ -425,9 +416,6 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			w.drops = append(w.drops, f)
 			continue
 		case kindLookup:
-			if k == w.done {
-				w.advance()
-			}
 			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
 			k++
 		default:
@@ -439,36 +427,6 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	if len(w.algOut) > 0 {
 		w.toALG()
 	}
-}
-
-// lookChunk is how many of a burst's keys a lookup chunk holds: four
-// chunks in a burst of 64 keep two chunks' misses in flight while a third
-// is translated.
-const lookChunk = 16
-
-// lookahead starts the lookup of chunk c of the burst's keys, if it has
-// one: hashes and home buckets (flowtable.Batch's first step; the second
-// follows in advance).
-func (w *Worker) lookahead(c int) {
-	if lo := c * lookChunk; lo < w.nk {
-		w.table.Start(&w.batches[c%len(w.batches)], w.keys[lo:min(lo+lookChunk, w.nk)])
-	}
-}
-
-// advance finishes the lookups of the next chunk into w.hits, after
-// moving the two chunks behind it one step on.
-func (w *Worker) advance() {
-	c := w.chunks
-	lo, hi := c*lookChunk, min((c+1)*lookChunk, w.nk)
-	if c == 0 {
-		w.table.Candidates(&w.batches[0])
-	}
-	w.lookahead(c + 2)
-	if (c+1)*lookChunk < w.nk {
-		w.table.Candidates(&w.batches[(c+1)%len(w.batches)])
-	}
-	w.table.Finish(&w.batches[c%len(w.batches)], w.keys[lo:hi], w.hits[lo:hi])
-	w.chunks, w.done = c+1, hi
 }
 
 // processThenDispatch is the second half of burst for the stage
