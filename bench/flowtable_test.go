@@ -137,8 +137,7 @@ func fixtureFor(b *testing.B, impl string, n int) *fixture {
 			b.Fatal(err)
 		}
 		f.ft = t
-		runtime.ReadMemStats(&m1)
-		f.bytes = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n)
+		f.bytes = float64(t.Memory().Total()) / float64(n)
 		prefill(n, func(lo, hi int) {
 			var s flowtable.Session
 			for j := lo; j < hi; j++ {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/stages"
+	"github.com/fastnat/fastnat/packet"
 )
 
 // TestStageProfile prints the worker's per-stage cost in ns per packet
@@ -88,4 +90,61 @@ func envInt(t *testing.T, name string, def int) int {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return n
+}
+
+// TestLookupStageProfile prints LookupBatch's steps in ns per key over a
+// full table of FASTNAT_STAGE_SESSIONS (default 1048576,10000000)
+// sessions, random present keys in batches of 64:
+//
+//	go test -tags fastnat_stages ./bench -run TestLookupStageProfile -v
+func TestLookupStageProfile(t *testing.T) {
+	sizes := []int{1 << 20, 10_000_000}
+	if v := os.Getenv("FASTNAT_STAGE_SESSIONS"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		tb, err := flowtable.New(flowtable.Config{MaxSessions: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefill(n, func(lo, hi int) {
+			var s flowtable.Session
+			for j := lo; j < hi; j++ {
+				s.Key = [2]packet.Tuple{benchOrigKey(uint64(j)), benchReplyKey(uint64(j))}
+				tb.Insert(&s, 0, 3600, 0)
+			}
+		})
+		var keys [64]packet.Tuple
+		var out [64]flowtable.Hit
+		r := rng{x: 0x9e3779b97f4a7c15}
+		run := func(rounds int) {
+			for range rounds {
+				for i := range keys {
+					keys[i] = benchKey(r.below(2 * uint64(n)))
+				}
+				stages.Mark(stages.Other)
+				tb.LookupBatch(keys[:], out[:])
+				stages.EndRound(len(keys))
+			}
+		}
+		run(10000)
+		stages.Start()
+		run(50000)
+		p := stages.Stop()
+		var sb strings.Builder
+		var sum float64
+		for _, s := range []stages.Stage{stages.Hash, stages.BucketTouch, stages.SessionTouch, stages.FinalCheck} {
+			fmt.Fprintf(&sb, " %s %.1f", s, p.NsPerPacket[s])
+			sum += p.NsPerPacket[s]
+		}
+		t.Logf("%d sessions (full table), ns/key:%s; LookupBatch %.1f (%d rounds dropped)", n, sb.String(), sum, p.Dropped)
+		tb.Close()
+	}
 }

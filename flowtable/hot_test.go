@@ -120,7 +120,7 @@ func TestGracePeriod(t *testing.T) {
 // session, so every session a writer inserts starts at zero and each
 // session's counters only ever hold what workers counted while it lived.
 func TestGracePeriodUnderChurn(t *testing.T) {
-	const flows, workers, rounds = 64, 2, 3000
+	const flows, workers, rounds = 64, 2, 1500
 	tb := mustNew(t, Config{MaxSessions: flows + 8, Shards: 2})
 	type ref struct{ id, gen uint32 }
 	var refs [flows]atomic.Uint64 // id<<32 | gen of flow i's live session

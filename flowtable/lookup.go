@@ -61,24 +61,48 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		prefetchBuckets(t.buckets, bs[:len(ks)])
 		stages.Mark(stages.SessionTouch)
 		// The entry of each key's first matching tag in its home bucket
-		// (noEntry: none); its session's line is prefetched.
-		var ids [batchChunk]uint32
-		m := 0
+		// (noEntry: none). The session lines of the first two matching
+		// tags (two when tags collide) are prefetched. A key with no tag
+		// at home whose bucket overflowed may live in the next bucket:
+		// that bucket is prefetched and read in a second round (a few
+		// percent of the keys of a full table), so that no key's lookup
+		// waits on two misses in a row.
+		var ids [2 * batchChunk]uint32
+		var next [batchChunk]uint32
+		var late [batchChunk]uint8
+		m, nl := 0, 0
 		for i := range ks {
 			bk := &t.buckets[bs[i]]
-			pat := tagOf(hs[i]) * lanes8
 			es[i] = noEntry
-			if z := zeroBytes(bk.ctrl[0].Load() ^ pat); z != 0 {
-				es[i] = bk.ids[bits.TrailingZeros64(z)>>3].Load()
-			} else if z := zeroBytes(bk.ctrl[1].Load()^pat) & ctrl1Tag; z != 0 {
-				es[i] = bk.ids[8+bits.TrailingZeros64(z)>>3].Load()
-			} else {
+			e, e2, ok := candidates(bk, hs[i])
+			if !ok {
+				if bk.ctrl[1].Load() >= ovfOne {
+					b := bs[i] % t.nbPer
+					bs[i] += t.next(b) - b
+					next[nl], late[nl] = bs[i], uint8(i)
+					nl++
+				}
 				continue
 			}
-			ids[m] = es[i] >> 1
+			es[i], ids[m] = e, e>>1
 			m++
+			if e2 != noEntry {
+				ids[m] = e2 >> 1
+				m++
+			}
 		}
 		prefetchHots(t.hots, ids[:m])
+		if nl > 0 {
+			prefetchBuckets(t.buckets, next[:nl])
+			m = 0
+			for _, i := range late[:nl] {
+				if e, _, ok := candidates(&t.buckets[bs[i]], hs[i]); ok {
+					es[i], ids[m] = e, e>>1
+					m++
+				}
+			}
+			prefetchHots(t.hots, ids[:m])
+		}
 		stages.Mark(stages.FinalCheck)
 		// Confirm each candidate against its session; a key whose first
 		// candidate is not it (a tag shared in the bucket, a key beyond
@@ -95,6 +119,28 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
 		}
 	}
+}
+
+// candidates returns the entries of bucket bk in the first two lanes
+// whose tag is hash h's (e2 noEntry when there is one), and whether
+// there is any.
+func candidates(bk *bucket, h uint64) (e, e2 uint32, ok bool) {
+	pat := tagOf(h) * lanes8
+	z0, z1 := zeroBytes(bk.ctrl[0].Load()^pat), zeroBytes(bk.ctrl[1].Load()^pat)&ctrl1Tag
+	if z0|z1 == 0 {
+		return noEntry, noEntry, false
+	}
+	if z0 == 0 {
+		return bk.ids[8+bits.TrailingZeros64(z1)>>3].Load(), noEntry, true
+	}
+	e = bk.ids[bits.TrailingZeros64(z0)>>3].Load()
+	if z0 &= z0 - 1; z0 != 0 {
+		return e, bk.ids[bits.TrailingZeros64(z0)>>3].Load(), true
+	}
+	if z1 != 0 {
+		return e, bk.ids[8+bits.TrailingZeros64(z1)>>3].Load(), true
+	}
+	return e, noEntry, true
 }
 
 // noEntry is no index entry: ids are 31 bits, so an entry is never all
