@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/pipeline"
@@ -141,4 +142,19 @@ func TestBaselineRigSwapsMACs(t *testing.T) {
 	if got := out.Sent(); len(got) != 1 || !bytes.Equal(got[0], want) {
 		t.Fatalf("sent %x, want %x", got, want)
 	}
+}
+
+// BenchmarkNewSessions creates 65,536 sessions through the worker's slow
+// path per iteration (a fresh rig each time) and reports the rate.
+func BenchmarkNewSessions(b *testing.B) {
+	var total time.Duration
+	for range b.N {
+		r, err := NewPipelineRig(PipelineConfig{Flows: 1 << 16})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += r.Setup
+		r.Close()
+	}
+	b.ReportMetric(float64(b.N<<16)/total.Seconds(), "new-sessions/s")
 }

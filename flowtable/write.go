@@ -78,30 +78,34 @@ func (t *Table) has(h, w0, w1 uint64) bool {
 	return ok
 }
 
-// fill writes a free slot and publishes it with a new odd generation.
-// Every word is stored atomically, because a reader that raced the slot's
-// previous session may still be loading it (and discards what it loaded
-// when it checks the generation); meta goes last, so a reader that sees
-// the new generation sees everything else.
+// fill writes a free slot and publishes it with a new odd generation. A
+// reader that raced the slot's previous session may still be loading it
+// (and discards what it loaded when it checks the generation), so every
+// word is stored whole — with plain stores (store32, store64: an atomic
+// store is a locked instruction and a full fence on amd64, and twenty of
+// them, each waiting for its line, were a quarter of a session's
+// creation) — and meta goes last with an atomic store, whose release
+// makes everything before it visible to a reader that sees the new
+// generation.
 func (t *Table) fill(id uint32, s *Session, life uint32, now Time) uint32 {
 	e, c := &t.hots[id], &t.colds[id]
 	gen := (genOf(atomic.LoadUint64(&e.meta)) + 1) & (1<<genBits - 1)
 	for d := range 2 {
 		a, _ := s.Key[d].Words()
-		atomic.StoreUint64(&e.addrs[d], a)
-		atomic.StoreUint32(&e.ports[d], keyPorts(s.Key[d]))
-		atomic.StoreUint64(&e.track[d], s.Track[d])
-		atomic.StoreUint32(&e.cnt[d], 0)
-		atomic.StoreUint64(&c.pkts[d], 0)
-		atomic.StoreUint64(&c.bytes[d], 0)
+		store64(&e.addrs[d], a)
+		store32(&e.ports[d], keyPorts(s.Key[d]))
+		store64(&e.track[d], s.Track[d])
+		store32(&e.cnt[d], 0)
+		store64(&c.pkts[d], 0)
+		store64(&c.bytes[d], 0)
 	}
-	atomic.StoreUint32(&e.seen, uint32(now))
-	atomic.StoreUint32(&e.life, life)
-	atomic.StoreUint32(&c.parent, s.Parent)
-	atomic.StoreUint32(&c.parentGen, s.ParentGen)
-	atomic.StoreUint32(&c.start, uint32(now))
-	atomic.StoreUint32(&c.origin, uint32(s.Rule)<<16|uint32(s.Ingress))
-	atomic.StoreUint32(&c.labels, uint32(s.App)|uint32(uint16(s.MapEntry))<<8|uint32(s.Flags)<<24)
+	store32(&e.seen, uint32(now))
+	store32(&e.life, life)
+	store32(&c.parent, s.Parent)
+	store32(&c.parentGen, s.ParentGen)
+	store32(&c.start, uint32(now))
+	store32(&c.origin, uint32(s.Rule)<<16|uint32(s.Ingress))
+	store32(&c.labels, uint32(s.App)|uint32(uint16(s.MapEntry))<<8|uint32(s.Flags)<<24)
 	atomic.StoreUint64(&e.meta, packMeta(s, gen))
 	return gen
 }
