@@ -69,7 +69,7 @@ func (w *Worker) retryHeld(keys []nat.FragKey, all bool, now flowtable.Time) {
 			continue
 		}
 		var p packet.Parsed
-		var r nat.Result
+		r := nat.Result{Ingress: uint16(hf.port)}
 		if res := packet.Parse(hf.f.Buf, &p); res != packet.OK {
 			hf.live = false
 			h.live--

@@ -113,7 +113,7 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 		Ports: []PortSpec{{Port: r.in, Side: nat.Inside}, {Port: r.out, Side: nat.Outside}},
 		Poll:  PollBusy, Batch: 32, NAT: n.Engine(0), Table: table, ALG: o.alg,
 		DropTap: o.dropTap, Frames: o.frames, Router: o.router, OnBadChecksum: o.onBadChecksum,
-		Clock: func() flowtable.Time { return r.now },
+		Clock: func(time.Time) flowtable.Time { return r.now },
 	})
 	return r
 }

@@ -54,9 +54,10 @@ type Config struct {
 	NAT   *nat.Engine
 	Table *flowtable.Table
 	ALG   *ALGLink // nil: no ALG; ALG sessions are forwarded uninspected
-	// Clock returns the coarse time for a burst; nil uses whole seconds
-	// since the worker started.
-	Clock func() flowtable.Time
+	// Clock returns the flow table's coarse time at wall, the wall-clock
+	// time the worker reads once per poll (and gives the NAT engine for
+	// its events); nil uses whole seconds since the worker started.
+	Clock func(wall time.Time) flowtable.Time
 	// DropTap, when set, sees every frame the worker drops, just before
 	// the frame goes back to its port (or, for a drop answered with an
 	// ICMP error, before the frame becomes the error): parse failures,
@@ -95,7 +96,7 @@ type Worker struct {
 	out    [2]int // port index per side
 	engine *nat.Engine
 	table  *flowtable.Table
-	clock  func() flowtable.Time
+	clock  func(time.Time) flowtable.Time
 	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
 	stop   atomic.Bool
 	c      counts
@@ -156,7 +157,7 @@ func NewWorker(cfg Config) *Worker {
 	start := time.Now()
 	w.clock = cfg.Clock
 	if w.clock == nil {
-		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
+		w.clock = func(wall time.Time) flowtable.Time { return flowtable.Time(wall.Sub(start) / time.Second) }
 	}
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
 	if cfg.Frames <= 0 {
@@ -265,7 +266,9 @@ func (w *Worker) waitTime() time.Duration {
 // frames received. Run calls it in a loop; tests and benchmarks may call
 // it directly.
 func (w *Worker) Poll() int {
-	now := w.clock()
+	wall := time.Now()
+	now := w.clock(wall)
+	w.engine.SetTime(wall.UnixMilli())
 	w.refresh()
 	total := 0
 	for pi, p := range w.ports {
@@ -339,7 +342,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			continue
 		}
 		p, r := &w.parsed[i], &w.results[i]
-		*r = nat.Result{}
+		*r = nat.Result{Ingress: uint16(pi)}
 		if k < nk && w.lookIdx[k] == i {
 			h := &w.hits[k]
 			k++
