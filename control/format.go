@@ -215,6 +215,13 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  endpoint-independent bindings %d\n", s.Bindings)
+	if len(s.Blocks) > 0 {
+		section("port blocks")
+		fmt.Fprintln(tw, "  RULE\tBLOCK SIZE\tHELD\tCAPACITY\tQUOTA EXCEEDED\tEXHAUSTED")
+		for _, b := range s.Blocks {
+			fmt.Fprintf(tw, "  nat.outbound[%d]\t%d\t%d\t%d\t%d\t%d\n", b.Rule, b.BlockSize, b.Held, b.Capacity, b.QuotaExceeded, b.Exhausted)
+		}
+	}
 
 	section("ftp alg")
 	if s.FTP == nil {

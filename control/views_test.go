@@ -511,6 +511,7 @@ func TestWriteStats(t *testing.T) {
 		Table:    metrics.Table{Sessions: 3, Capacity: 100, Refused: map[string]uint64{}},
 		Sessions: []metrics.SessionCount{{Protocol: "tcp", App: "ftp", Count: 1}},
 		Pools:    []metrics.Pool{{Address: "198.18.0.204", TCP: 2, Capacity: 64512}, {Address: "198.18.0.205"}},
+		Blocks:   []metrics.Blocks{{Rule: 1, BlockSize: 512, Held: 3, Capacity: 126, QuotaExceeded: 2}},
 		FTP:      metrics.FTPSnapshot(alg.Counters{Rewritten: 2}),
 		Events: &metrics.Events{Made: 103, RingDropped: 3, Exporters: []metrics.EventExporter{
 			{Name: "syslog udp 192.0.2.11:514", Queued: 100, Exported: 99, Failed: 1}}},
@@ -528,6 +529,7 @@ func TestWriteStats(t *testing.T) {
 		`198\.18\.0\.204\s+2\s+0\s+0\s+64512\n`,
 		`198\.18\.0\.205\s+0\s+0\s+0\s+-\n`,
 		`\n  rewritten\s+2\n`,
+		`\nport blocks\n  RULE +BLOCK SIZE +HELD +CAPACITY +QUOTA EXCEEDED +EXHAUSTED\n  nat\.outbound\[1\] +512 +3 +126 +2 +0\n`,
 		`\n  tcp\s+ftp\s+1\n`,
 		`\n  103 events made, 3 dropped at a full worker ring\n  syslog udp 192.0.2.11:514: exported 99, queue dropped 0, failed 1\n`,
 	} {

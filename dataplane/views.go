@@ -25,6 +25,7 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		Table:         metrics.TableSnapshot(d.table.Stats()),
 		Sessions:      metrics.CountSessions(d.table),
 		Pools:         metrics.PoolSnapshot(d.nat.PoolUse(), poolCapacity(d.Config())),
+		Blocks:        metrics.BlocksSnapshot(d.nat.BlockUse()),
 		Bindings:      d.nat.Bindings(),
 	}
 	for w, pw := range d.workers {

@@ -55,11 +55,12 @@ func testRules(tb testing.TB) Rules {
 
 // rig is one engine over a small table with a fake clock.
 type rig struct {
-	tb    testing.TB
-	table *flowtable.Table
-	n     *NAT
-	e     *Engine
-	now   flowtable.Time
+	tb      testing.TB
+	table   *flowtable.Table
+	n       *NAT
+	e       *Engine
+	now     flowtable.Time
+	ingress uint16 // the interface index frames arrive on (Result.Ingress)
 }
 
 func newRig(tb testing.TB, r Rules) *rig {
@@ -85,7 +86,7 @@ func (g *rig) send(from Side, frame []byte) (Result, *testutil.Decoded) {
 	if res := packet.Parse(f, &p); res != packet.OK {
 		g.tb.Fatalf("test frame does not parse: %v", res)
 	}
-	var r Result
+	r := Result{Ingress: g.ingress}
 	g.e.Process(f, &p, from, g.now, &r)
 	if r.Verdict != Forward {
 		return r, nil
