@@ -81,8 +81,8 @@ func TestWiredAllocation(t *testing.T) {
 	det := addr4(rules.Outbound[1].Pool[0])
 	blockOwner := map[[2]uint32]uint32{} // (address, first port) → host, from the events
 	balance := map[natlog.Type]int{}
-	var controls []Result // FTP control sessions, for announcements
-	seen := map[string]int{}  // what the walk covered
+	var controls []Result    // FTP control sessions, for announcements
+	seen := map[string]int{} // what the walk covered
 
 	replay := func(step int) {
 		for _, e := range g.events() {
