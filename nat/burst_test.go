@@ -206,7 +206,7 @@ func BenchmarkCreateLogged(b *testing.B) {
 				}
 				table.Range(func(id, gen uint32, _ flowtable.Session) bool { table.DeleteGen(id, gen); return true })
 				nt, _ := New(Rules{Outbound: []Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-					Pool: []netip.Addr{netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")},
+					Pool:   []netip.Addr{netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")},
 					PortLo: 1024, PortHi: 65535, EndpointIndependent: true}}}, table, 1)
 				if logged {
 					nt.LogTo(hub, time.Now())
