@@ -111,7 +111,7 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	r.worker = pipeline.NewWorker(pipeline.Config{
 		Ports: []pipeline.PortSpec{{Port: in, Side: nat.Inside}, {Port: out, Side: nat.Outside}},
 		Poll:  pipeline.PollBusy, Batch: cfg.Batch, NAT: n.Engine(0), Table: table,
-		Clock: func(time.Time) flowtable.Time { return clock },
+		Clock: func() flowtable.Time { return clock },
 	})
 	start := time.Now()
 	for r.flow < uint32(cfg.Flows) {

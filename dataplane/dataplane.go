@@ -109,15 +109,8 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	return d, nil
 }
 
-// clock is the flow table's coarse time now: whole seconds since the
-// dataplane started.
-func (d *Dataplane) clock() flowtable.Time { return d.clockAt(time.Now()) }
-
-// clockAt is the flow table's time at wall, what every worker reads once
-// per poll.
-func (d *Dataplane) clockAt(wall time.Time) flowtable.Time {
-	return flowtable.Time(wall.Sub(d.start) / time.Second)
-}
+// clock is the coarse time every worker reads once per burst.
+func (d *Dataplane) clock() flowtable.Time { return flowtable.Time(time.Since(d.start) / time.Second) }
 
 // Config returns the configuration running now (the last one New or a
 // successful Reload applied).
@@ -286,7 +279,7 @@ func (d *Dataplane) openWorkers(cfg *config.Config) error {
 		}
 		d.workers = append(d.workers, pipeline.NewWorker(pipeline.Config{
 			ID: w, Ports: specs, Waker: xw, Poll: pollMode(cfg.Dataplane.Poll), Batch: cfg.Dataplane.Batch,
-			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clockAt, DropTap: d.opts.DropTap,
+			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock, DropTap: d.opts.DropTap,
 			Frames: cfg.Dataplane.FramesPerQueue * len(d.ifaces), Router: d.router, OnBadChecksum: d.badChecksum,
 		}))
 	}

@@ -128,7 +128,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 	}
 	s.Key[flowtable.Reply] = x.Reverse()
-	s.Rule, s.Ingress = o.label, r.Ingress
+	s.Rule, s.Ingress = o.label, e.ingress
 	e.insert(frame, p, from, now, c, &s, o, r)
 }
 
@@ -335,7 +335,7 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 		s.MapEntry = ps.MapEntry
 		o = e.n.algOrigin(ps.Rule)
 	}
-	s.Rule, s.Ingress = o.label, r.Ingress
+	s.Rule, s.Ingress = o.label, e.ingress
 	if f := e.n.onExpectUsed.Load(); f != nil {
 		(*f)(s.MapEntry)
 	}

@@ -86,7 +86,8 @@ func (g *rig) send(from Side, frame []byte) (Result, *testutil.Decoded) {
 	if res := packet.Parse(f, &p); res != packet.OK {
 		g.tb.Fatalf("test frame does not parse: %v", res)
 	}
-	r := Result{Ingress: g.ingress}
+	var r Result
+	g.e.SetIngress(g.ingress)
 	g.e.Process(f, &p, from, g.now, &r)
 	if r.Verdict != Forward {
 		return r, nil

@@ -166,9 +166,11 @@ type Engine struct {
 	// lastSweep is when worker 0 last looked for expired pending ports.
 	lastSweep flowtable.Time
 	// log is the worker's event ring (none without LogTo); wall the time
-	// of the current poll in Unix ms (SetTime), the events' Time.
-	log  eventLog
-	wall int64
+	// of the current poll in Unix ms (SetTime), the events' Time; ingress
+	// the interface the current burst arrived on (SetIngress).
+	log     eventLog
+	wall    int64
+	ingress uint16
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
@@ -186,6 +188,13 @@ func (n *NAT) Engine(w int) *Engine {
 // (the pipeline reads the clock once per poll; see Process's now).
 func (e *Engine) SetTime(unixMS int64) { e.wall = unixMS }
 
+// SetIngress tells the engine which interface the next packets arrive on
+// (the caller's index of it): a session their first packet creates
+// records it (flowtable.Session.Ingress). The pipeline calls it once per
+// burst, since a burst comes from one port; the established path never
+// reads it.
+func (e *Engine) SetIngress(port uint16) { e.ingress = port }
+
 // Result is the engine's decision for one packet.
 type Result struct {
 	Verdict Verdict
@@ -197,11 +206,6 @@ type Result struct {
 	Gen    uint32
 	Dir    flowtable.Dir // its direction in that session
 	Divert bool          // hand it to the ALG (after translation)
-	// Ingress is the one field the caller sets, before Process: its
-	// index of the interface the packet arrived on, which a session the
-	// packet creates records (flowtable.Session.Ingress). The engine
-	// never writes it.
-	Ingress uint16
 }
 
 // Process translates one parsed frame that arrived on side from, in

@@ -297,7 +297,8 @@ func (g *rig) process(from Side, frame []byte) Result {
 	if res := packet.Parse(f, &p); res != packet.OK {
 		g.tb.Fatalf("test frame does not parse: %v", res)
 	}
-	r := Result{Ingress: g.ingress}
+	var r Result
+	g.e.SetIngress(g.ingress)
 	g.e.Process(f, &p, from, g.now, &r)
 	return r
 }

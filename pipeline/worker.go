@@ -54,10 +54,9 @@ type Config struct {
 	NAT   *nat.Engine
 	Table *flowtable.Table
 	ALG   *ALGLink // nil: no ALG; ALG sessions are forwarded uninspected
-	// Clock returns the flow table's coarse time at wall, the wall-clock
-	// time the worker reads once per poll (and gives the NAT engine for
-	// its events); nil uses whole seconds since the worker started.
-	Clock func(wall time.Time) flowtable.Time
+	// Clock returns the coarse time for a burst; nil uses whole seconds
+	// since the worker started.
+	Clock func() flowtable.Time
 	// DropTap, when set, sees every frame the worker drops, just before
 	// the frame goes back to its port (or, for a drop answered with an
 	// ICMP error, before the frame becomes the error): parse failures,
@@ -96,8 +95,12 @@ type Worker struct {
 	out    [2]int // port index per side
 	engine *nat.Engine
 	table  *flowtable.Table
-	clock  func(time.Time) flowtable.Time
+	clock  func() flowtable.Time
 	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
+	// startMS is the wall-clock time of nanos' 0, in Unix ms: a poll's
+	// wall-clock time, which the NAT's events carry, is read from the
+	// monotonic clock.
+	startMS int64
 	stop   atomic.Bool
 	c      counts
 	pubbed counts // what pub holds
@@ -157,9 +160,10 @@ func NewWorker(cfg Config) *Worker {
 	start := time.Now()
 	w.clock = cfg.Clock
 	if w.clock == nil {
-		w.clock = func(wall time.Time) flowtable.Time { return flowtable.Time(wall.Sub(start) / time.Second) }
+		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
 	}
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
+	w.startMS = start.UnixMilli()
 	if cfg.Frames <= 0 {
 		cfg.Frames = DefaultFrames
 		w.cfg.Frames = cfg.Frames
@@ -266,9 +270,8 @@ func (w *Worker) waitTime() time.Duration {
 // frames received. Run calls it in a loop; tests and benchmarks may call
 // it directly.
 func (w *Worker) Poll() int {
-	wall := time.Now()
-	now := w.clock(wall)
-	w.engine.SetTime(wall.UnixMilli())
+	now := w.clock()
+	w.engine.SetTime(w.startMS + w.nanos()/int64(time.Millisecond))
 	w.refresh()
 	total := 0
 	for pi, p := range w.ports {
@@ -314,6 +317,7 @@ func (w *Worker) countFrags() {
 // dispatch each.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
+	w.engine.SetIngress(uint16(pi))
 	nk := 0
 	for i := range frames {
 		w.c.rxPackets++
@@ -342,7 +346,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			continue
 		}
 		p, r := &w.parsed[i], &w.results[i]
-		*r = nat.Result{Ingress: uint16(pi)}
+		*r = nat.Result{}
 		if k < nk && w.lookIdx[k] == i {
 			h := &w.hits[k]
 			k++
