@@ -101,11 +101,11 @@ type Worker struct {
 	// wall-clock time, which the NAT's events carry, is read from the
 	// monotonic clock.
 	startMS int64
-	stop   atomic.Bool
-	c      counts
-	pubbed counts // what pub holds
-	pub    Counters
-	algOut []ALGItem
+	stop    atomic.Bool
+	c       counts
+	pubbed  counts // what pub holds
+	pub     Counters
+	algOut  []ALGItem
 	// per poll
 	mtu []int         // each port's MTU
 	rc  *RouterConfig // the Policy's current one
