@@ -124,7 +124,7 @@ type Session struct {
 	Rule string `json:"rule"`
 	// Ingress is the interface the session's first packet arrived on.
 	Ingress string    `json:"ingress"`
-	Start   time.Time `json:"start"`       // to the second
+	Start   time.Time `json:"start"`       // to the flow table clock's second, as its delete event says
 	Age     int64     `json:"age_seconds"` // since it started
 	// State is TCP_ESTABLISHED and the like for TCP; for UDP and others
 	// *_OPEN once a reply was seen, else *_READY; ICMP_REQUEST or

@@ -123,7 +123,9 @@ func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowt
 		ID: id, Protocol: metrics.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: portmap.App(s.App).String(), Mapping: int(s.MapEntry),
 		Initiator: flowOf(k0), Responder: flowOf(k1), Inside: flowOf(in), Outside: flowOf(out), Inbound: inbound,
 		Rule: ref.String(), Ingress: names.ingress(s.Ingress),
-		Start: names.Epoch.Add(time.Duration(s.Start) * time.Second).UTC().Truncate(time.Second),
+		// As the session's delete event will say: the table's clock, in
+		// whole seconds since the epoch.
+		Start: time.UnixMilli(names.Epoch.UnixMilli() + int64(s.Start)*1000).UTC(),
 	}
 	if s.ParentGen != 0 {
 		p := s.Parent
