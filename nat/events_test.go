@@ -70,7 +70,7 @@ func TestEventsOfSessions(t *testing.T) {
 	pub := testutil.AddrPort(t, out.Src())
 	g.send(Outside, udp(t, remote+":5300", out.Src()))
 	g.send(Outside, udp(t, remote+":5300", out.Src()))
-	srv, _ := g.send(Outside, syn(t, remote+":40000", pubEIM+":9091"))
+	srv := g.process(Outside, syn(t, remote+":40000", pubEIM+":9091"))
 	if srv.Verdict != Forward {
 		t.Fatal(srv.Verdict)
 	}
@@ -131,7 +131,7 @@ func TestEventsOfRefusals(t *testing.T) {
 		if i >= 2 {
 			want = DropPortsExhausted
 		}
-		if res, _ := g.send(Inside, syn(t, hostC+":"+itoa(4000+i), remote+":80")); res.Verdict != want {
+		if res := g.process(Inside, syn(t, hostC+":"+itoa(4000+i), remote+":80")); res.Verdict != want {
 			t.Fatalf("session %d: %v, want %v", i, res.Verdict, want)
 		}
 	}
@@ -140,7 +140,7 @@ func TestEventsOfRefusals(t *testing.T) {
 		if i >= 2 {
 			want = DropQuotaExceeded
 		}
-		if res, _ := g.send(Inside, udp(t, "10.9.0.2:"+itoa(6000+i), remote+":5300")); res.Verdict != want {
+		if res := g.process(Inside, udp(t, "10.9.0.2:"+itoa(6000+i), remote+":5300")); res.Verdict != want {
 			t.Fatalf("deterministic session %d: %v, want %v", i, res.Verdict, want)
 		}
 	}
@@ -191,7 +191,7 @@ func TestDeleteReleases(t *testing.T) {
 		{Inside, udp(t, "10.9.0.5:7000", remote+":5300")},
 		{Outside, syn(t, remote+":40000", pubEIM+":9091")},
 	} {
-		res, _ := g.send(f.from, f.frame)
+		res := g.process(f.from, f.frame)
 		if res.Verdict != Forward {
 			t.Fatalf("%v", res.Verdict)
 		}
@@ -258,7 +258,7 @@ func TestDeleteRacesExpiry(t *testing.T) {
 		var made []Result
 		for i := range 40 {
 			host := []string{hostA, hostB, hostC}[i%3]
-			res, _ := g.send(Inside, udp(t, host+":"+itoa(2000+i), remote+":"+itoa(5000+round)))
+			res := g.process(Inside, udp(t, host+":"+itoa(2000+i), remote+":"+itoa(5000+round)))
 			if res.Verdict != Forward {
 				t.Fatalf("round %d session %d: %v", round, i, res.Verdict)
 			}

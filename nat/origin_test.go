@@ -30,7 +30,7 @@ func TestSessionOrigins(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			g.ingress = tc.ingress
-			r, _ := g.send(tc.from, tc.frame)
+			r := g.process(tc.from, tc.frame)
 			if r.Verdict != Forward {
 				t.Fatal(r.Verdict)
 			}
@@ -44,7 +44,7 @@ func TestSessionOrigins(t *testing.T) {
 	// An ALG's data connection carries its control session's rule; after
 	// the control session has ended, just the ALG.
 	g.ingress = 0
-	ctl, _ := g.send(Outside, syn(t, remote+":40100", pubEIM+":9091"))
+	ctl := g.process(Outside, syn(t, remote+":40100", pubEIM+":9091"))
 	if _, _, ok := g.n.ExpectData(ctl.Session, ctl.Gen, flowtable.Reply, testutil.Addr(t, srvIn), 50000, g.now); !ok {
 		t.Fatal("ExpectData")
 	}
@@ -52,7 +52,7 @@ func TestSessionOrigins(t *testing.T) {
 		t.Fatal("ExpectData")
 	}
 	g.ingress = 3
-	data, _ := g.send(Outside, syn(t, remote+":40101", pubEIM+":50000"))
+	data := g.process(Outside, syn(t, remote+":40101", pubEIM+":50000"))
 	if s := g.session(data); g.n.RuleName(s.Rule) != "nat.server[0]/alg" || s.Ingress != 3 {
 		t.Errorf("data session: rule %q ingress %d", g.n.RuleName(s.Rule), s.Ingress)
 	}
@@ -61,7 +61,7 @@ func TestSessionOrigins(t *testing.T) {
 	if !g.table.DeleteGen(ctl.Session, ctl.Gen) {
 		t.Fatal("delete control session")
 	}
-	orphan, _ := g.send(Outside, syn(t, remote+":40102", pubEIM+":50001"))
+	orphan := g.process(Outside, syn(t, remote+":40102", pubEIM+":50001"))
 	if orphan.Verdict != Forward {
 		t.Fatal(orphan.Verdict)
 	}
@@ -78,8 +78,8 @@ func TestSessionOrigins(t *testing.T) {
 func TestRuleNamesAcrossReloads(t *testing.T) {
 	r := testRules(t)
 	g := newRig(t, r)
-	out1, _ := g.send(Inside, syn(t, hostC+":4100", remote+":80"))
-	srv1, _ := g.send(Outside, udp(t, remote+":7000", pubEIM+":5353"))
+	out1 := g.process(Inside, syn(t, hostC+":4100", remote+":80"))
+	srv1 := g.process(Outside, udp(t, remote+":7000", pubEIM+":5353"))
 	name := func(res Result) string { return g.n.RuleName(g.session(res).Rule) }
 	if name(out1) != "nat.outbound[1]" || name(srv1) != "nat.server[1]" {
 		t.Fatalf("before: %q %q", name(out1), name(srv1))
@@ -98,7 +98,7 @@ func TestRuleNamesAcrossReloads(t *testing.T) {
 	}
 	// Remove the per-session rule (and change the other's port range,
 	// which makes it another rule): both sessions of theirs are removed.
-	out0, _ := g.send(Inside, udp(t, hostA+":4000", remote+":5300"))
+	out0 := g.process(Inside, udp(t, hostA+":4000", remote+":5300"))
 	removed := moved
 	removed.Outbound = []Outbound{moved.Outbound[1]}
 	removed.Outbound[0].PortHi = 60000
