@@ -137,14 +137,12 @@ func (t *Table) Delete(id uint32) bool { return t.unpublish(id, 0, anyGen, 0, ni
 // DeleteGen is Delete only if slot id still holds generation gen.
 func (t *Table) DeleteGen(id, gen uint32) bool { return t.unpublish(id, gen, sameGen, 0, nil) }
 
-// Remove is DeleteGen that, like Expire, hands the removed session to
-// onRemove — its id, generation and a copy — outside any lock and before
-// the slot can be reused, so that the caller releases what the session
-// held. Expire, Delete and Remove of one session race for it under its
-// shards' locks: exactly one of them removes it and calls its callback;
-// Remove reports whether it was the one.
-func (t *Table) Remove(id, gen uint32, onRemove func(id, gen uint32, s Session)) bool {
-	return t.unpublish(id, gen, sameGen, 0, onRemove)
+// End is DeleteGen that, like Expire, calls onEnd with a copy of the
+// session between its removal and the slot's reuse, so that the caller
+// releases what it held: a session ended before its time (a closed TCP
+// connection whose tuple a new one reuses).
+func (t *Table) End(id, gen uint32, onEnd func(id, gen uint32, s Session)) bool {
+	return t.unpublish(id, gen, sameGen, 0, onEnd)
 }
 
 // Conditions of unpublish.

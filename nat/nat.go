@@ -446,7 +446,10 @@ func (n *NAT) Delete(id, gen uint32) bool {
 	n.clearLog.mu.Lock()
 	defer n.clearLog.mu.Unlock()
 	now := time.Now().UnixMilli()
-	return n.table.Remove(id, gen, func(id, gen uint32, s flowtable.Session) {
+	// Expire, Delete and End of one session race for it under its
+	// shards' locks: exactly one of them removes it and calls its
+	// callback.
+	return n.table.End(id, gen, func(id, gen uint32, s flowtable.Session) {
 		n.release(id, gen, &s, &n.clearLog.log, now)
 	})
 }
