@@ -18,7 +18,7 @@ import (
 // rings is the pipeline package's test; this one drives nat.Engine and
 // FTP.Process by hand.
 
-var _ Expecter = (*nat.NAT)(nil)
+var _ LegacyNAT = (*nat.NAT)(nil)
 
 type natRig struct {
 	tb  testing.TB
@@ -47,11 +47,12 @@ func newNATRig(tb testing.TB) *natRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f, err := New(Config{Enabled: true}, table, n)
+	lt, ln := Legacy(table, n)
+	f, err := New(Config{Enabled: true}, lt, ln)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n.OnSessionEnd(f.SessionEnded)
+	n.OnSessionEnd(f.LegacySessionEnded(table))
 	return &natRig{tb: tb, eng: n.Engine(0), n: n, ftp: f, now: 10}
 }
 
@@ -73,11 +74,12 @@ func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32
 	}
 	n := len(fr)
 	if r.Divert {
-		var v Verdict
-		n, v = g.ftp.Process(fr, r.Session, r.Dir, g.now)
-		if v != Forward {
-			g.tb.Fatalf("alg verdict %v", v)
+		it := Item{Buf: fr, Session: r.Session, Gen: g.n.Table().Gen(r.Session), Dir: r.Dir}
+		g.ftp.Process(&it, g.now)
+		if it.Verdict != Forward {
+			g.tb.Fatalf("alg verdict %v", it.Verdict)
 		}
+		n = len(it.Buf)
 	}
 	return decodeSeg(g.tb, fr[:n]), r
 }

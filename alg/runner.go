@@ -128,9 +128,7 @@ func (r *Runner) poll() bool {
 			if l.n > 0 {
 				now := r.clock()
 				for k := range l.items[:l.n] {
-					it := &l.items[k]
-					n, v := r.ftp.Process(it.Buf, it.Session, it.Dir, now)
-					it.Buf, it.Verdict = it.Buf[:n], v
+					r.ftp.Process(&l.items[k], now)
 				}
 				moved = true
 			}

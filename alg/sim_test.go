@@ -33,17 +33,16 @@ type oracleResult struct {
 	out   string
 	spans []ospan
 	calls int
+	// reset is true when a line that may need a rewrite is longer than
+	// maxLine: the ALG resets the connection there. out ends before it,
+	// at original offset resetAt.
+	reset   bool
+	resetAt int
 }
 
 // oracleRewrite rewrites stream (sent in direction dir of sc) as the ALG
 // must, with the fake NAT's choices.
 func oracleRewrite(stream string, sc scenario, dir flowtable.Dir) oracleResult {
-	return oracleRewriteReleased(stream, sc, dir, nil)
-}
-
-// oracleRewriteReleased is oracleRewrite leaving alone the lines starting
-// at the offsets in released (held lines the ALG gave up on).
-func oracleRewriteReleased(stream string, sc scenario, dir flowtable.Dir, released map[int]bool) oracleResult {
 	self, alias := sc.key[dir].SrcAddr, sc.key[1-dir].DstAddr
 	translated := self != alias
 	var res oracleResult
@@ -69,6 +68,12 @@ func oracleRewriteReleased(stream string, sc scenario, dir flowtable.Dir, releas
 				m = re229.FindStringSubmatchIndex(line)
 			}
 		}
+		candidate := dir == flowtable.Orig && (strings.HasPrefix(strings.ToUpper(line), "PORT ") || strings.HasPrefix(strings.ToUpper(line), "EPRT ")) ||
+			isReply && (strings.HasPrefix(line, "227 ") || strings.HasPrefix(line, "229 "))
+		if candidate && len(line) > maxLine {
+			res.reset, res.resetAt = true, pos
+			break
+		}
 		if c := reCode.FindStringSubmatch(line); dir == flowtable.Reply && c != nil {
 			if multi == "" && c[2] == "-" {
 				multi = c[1]
@@ -76,7 +81,7 @@ func oracleRewriteReleased(stream string, sc scenario, dir flowtable.Dir, releas
 				multi = ""
 			}
 		}
-		if m == nil || len(line) > maxLine || released[pos] {
+		if m == nil {
 			out.WriteString(line)
 			pos += len(line)
 			continue
@@ -137,7 +142,7 @@ func (o *oracleResult) newPos(x int) (int, bool) {
 // lines of a real session, announcements by the sender's real or public
 // address, malformed and long lines, bare LF terminators, multi-line
 // replies with a 227 inside.
-func genStream(r *rand.Rand, sc scenario, dir flowtable.Dir, lines int) string {
+func genStream(r *rand.Rand, sc scenario, dir flowtable.Dir, lines int, long bool) string {
 	self, alias := sc.key[dir].SrcAddr, sc.key[1-dir].DstAddr
 	addr := func() uint32 {
 		if r.IntN(4) == 0 {
@@ -168,7 +173,13 @@ func genStream(r *rand.Rand, sc scenario, dir flowtable.Dir, lines int) string {
 			case 7:
 				b.WriteString("SITE " + strings.Repeat("x", 400+r.IntN(300)) + eol())
 			case 8:
-				b.WriteString("PORT " + hostPort(addr(), port()) + strings.Repeat(" ", 500) + eol())
+				// Trailing spaces; with long, beyond the limit: the ALG
+				// resets the connection there.
+				n := r.IntN(20)
+				if long {
+					n = 500
+				}
+				b.WriteString("PORT " + hostPort(addr(), port()) + strings.Repeat(" ", n) + eol())
 			default:
 				b.WriteString([]string{"USER anonymous", "PASS guest", "TYPE I", "PASV", "EPSV", "LIST", "NOOP", "PORTS"}[r.IntN(8)] + eol())
 			}
@@ -204,7 +215,6 @@ type simSide struct {
 	isn      uint32
 	stream   string
 	or       oracleResult
-	released map[int]bool
 	una, nxt int
 	sent     int // highest offset ever sent
 	rcv      *rcvr
@@ -216,9 +226,11 @@ type simSide struct {
 // from anywhere in flight and acknowledged with SACK blocks. Every frame
 // the ALG emits is decoded by gopacket (checksums recomputed); every byte
 // delivered must equal the oracle's rewrite at that position, every
-// acknowledgement and SACK block the sender gets must be honest, every
-// announcement must make exactly one expectation, and the conversation
-// must complete.
+// acknowledgement and SACK block the sender gets — from the receiver or
+// from the ALG — must be honest, every announcement must make exactly one
+// expectation, and the conversation must complete; or, where a line that
+// may need a rewrite is too long, end in resets both ways with nothing
+// delivered past the line.
 func TestRandomConversations(t *testing.T) {
 	trials := 120
 	if testing.Short() {
@@ -232,20 +244,21 @@ func TestRandomConversations(t *testing.T) {
 		r := rand.New(rand.NewPCG(uint64(trial), 42))
 		sc := scs[trial%len(scs)](t)
 		mtu := []int{576, 1500}[trial/len(scs)%2]
+		long := trial%7 == 3
 		t.Run(fmt.Sprintf("%d-%s-mtu%d", trial, sc.name, mtu), func(t *testing.T) {
-			simulate(t, r, sc, mtu)
+			simulate(t, r, sc, mtu, long)
 		})
 	}
 }
 
-func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int) {
+func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int, long bool) {
 	h := newHarness(t, sc, Config{MTU: mtu})
 	isn := [2]uint32{r.Uint32(), r.Uint32()}
 	h.handshake(isn[0], isn[1])
 	var sides [2]*simSide
 	for d := range sides {
 		dir := flowtable.Dir(d)
-		s := &simSide{dir: dir, isn: isn[d], stream: genStream(r, sc, dir, 10+r.IntN(30)), released: map[int]bool{}}
+		s := &simSide{dir: dir, isn: isn[d], stream: genStream(r, sc, dir, 10+r.IntN(30), long)}
 		s.or = oracleRewrite(s.stream, sc, dir)
 		s.rcv = newRcvr(t, isn[d])
 		if simTrace {
@@ -254,7 +267,8 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int) {
 		sides[d] = s
 	}
 	maxSeg := 1 + r.IntN(600)
-	for round := 0; ; round++ {
+	reset := false
+	for round := 0; !reset; round++ {
 		if sides[0].una == len(sides[0].stream) && sides[1].una == len(sides[1].stream) {
 			break
 		}
@@ -265,7 +279,7 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int) {
 		if r.IntN(20) == 0 {
 			x.nxt = x.una // retransmission timeout: go back
 		}
-		for k := 1 + r.IntN(3); k > 0; k-- {
+		for k := 1 + r.IntN(3); k > 0 && !reset; k-- {
 			start := x.nxt
 			switch {
 			case x.nxt == len(x.stream) || r.IntN(10) < 2:
@@ -281,21 +295,41 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int) {
 			if r.IntN(10) == 0 {
 				continue // lost before the NAT
 			}
-			st := &h.ftp.sessions[h.id].dirs[x.dir]
-			hs, released := int(st.holdStart()-x.isn-1), h.ftp.Stats().Total.Released
-			s, v := h.process(x.dir, fr)
-			if h.ftp.Stats().Total.Released != released {
-				x.released[hs] = true
-				x.or = oracleRewriteReleased(x.stream, h.sc, x.dir, x.released)
-			}
+			it := h.run(x.dir, fr)
 			if simTrace {
-				t.Logf("%v send [%d,%d) ack+%d -> %v seq+%d len %d", x.dir, start, end, ack-y.isn-1, v, s.seq-x.isn-1, len(s.payload))
+				t.Logf("%v send [%d,%d) ack+%d -> %v len %d back %v", x.dir, start, end, ack-y.isn-1, it.Verdict, len(it.Buf), it.Back != nil)
 			}
-			if v == DropOutOfOrder || v == DropBacklog {
+			switch it.Verdict {
+			case DropOutOfOrder, DropBacklog:
 				continue
+			case Back:
+				// The ALG acknowledged held bytes itself: honestly, bytes
+				// the sender sent, and only in the sender's own space.
+				b := decodeSeg(t, it.Buf)
+				if b.flags&testutil.RST != 0 {
+					t.Fatalf("%v answered with a reset, not at a reset", x.dir)
+				}
+				a := int(int32(b.ack - x.isn - 1))
+				if a > x.sent || b.payload != "" {
+					t.Fatalf("%v: the ALG acknowledged %d of %d sent, %q", x.dir, a, x.sent, b.payload)
+				}
+				x.una = max(x.una, a)
+				x.nxt = max(x.nxt, x.una)
+				continue
+			case Forward:
+			default:
+				t.Fatalf("verdict %v", it.Verdict)
 			}
-			if v != Forward {
-				t.Fatalf("verdict %v", v)
+			s := decodeSeg(t, it.Buf)
+			if s.flags&testutil.RST != 0 {
+				if !x.or.reset || it.Back == nil || decodeSeg(t, it.Back).flags&testutil.RST == 0 {
+					t.Fatalf("%v: reset (oracle %v, back %v)", x.dir, x.or.reset, it.Back != nil)
+				}
+				reset = true
+				break
+			}
+			if it.Back != nil {
+				t.Fatalf("%v: a second frame for the sender, not at a reset", x.dir)
 			}
 			if len(s.payload)+40 > mtu && end-start+40 <= mtu {
 				t.Fatalf("packet of %d bytes over the MTU", len(s.payload)+40)
@@ -308,11 +342,15 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int) {
 		}
 	}
 	for _, s := range sides {
-		if got := s.rcv.stream(); got != s.or.out {
+		got := s.rcv.stream()
+		if reset && strings.HasPrefix(s.or.out, got) {
+			continue
+		}
+		if got != s.or.out {
 			t.Fatalf("%v stream\n got %q\nwant %q", s.dir, got, s.or.out)
 		}
 	}
-	if want := sides[0].or.calls + sides[1].or.calls; len(h.nat.calls) != want {
+	if want := sides[0].or.calls + sides[1].or.calls; !reset && len(h.nat.calls) != want {
 		t.Fatalf("%d expectations, oracle %d", len(h.nat.calls), want)
 	}
 }

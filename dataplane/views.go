@@ -4,8 +4,10 @@ import (
 	"time"
 
 	"github.com/fastnat/fastnat/alg"
+	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
 	"github.com/fastnat/fastnat/metrics"
+	"github.com/fastnat/fastnat/portmap"
 )
 
 // Stats reads every counter of the dataplane into one snapshot: workers
@@ -37,9 +39,23 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		s.Workers = append(s.Workers, ws)
 	}
 	if d.ftp != nil {
-		s.FTP = metrics.FTPSnapshot(d.ftp.Stats().Total)
+		st := d.ftp.Stats()
+		s.FTP = metrics.FTPSnapshot(st.Total)
+		s.FTPMappings = metrics.FTPByMapping(st, ftpEntries(d.Config()))
 	}
 	return s
+}
+
+// ftpEntries lists the port-mapping entries of cfg that classify ftp: the
+// built-in default (-1) and every [[port_mapping]] of application ftp.
+func ftpEntries(cfg *config.Config) []int {
+	es := []int{-1}
+	for i, m := range cfg.PortMappings {
+		if m.App == portmap.AppFTP {
+			es = append(es, i)
+		}
+	}
+	return es
 }
 
 // Sessions lists the sessions q selects (control.Handler's view).

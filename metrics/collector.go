@@ -72,7 +72,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		reloads: d("config_reloads_total", "Configuration reloads, by result.", "result"),
 	}
 	for _, fc := range FTPCounters {
-		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG: "+fc.Help))
+		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG, per port-mapping entry (\"port_mapping[i]\" or \"default\"): "+fc.Help, "mapping"))
 	}
 	return c
 }
@@ -152,9 +152,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.poolPorts, float64(p.ICMP), p.Address, "icmp")
 	}
 	gauge(c.bindings, float64(s.Bindings))
-	if s.FTP != nil {
+	for _, m := range s.FTPMappings {
 		for i, fc := range FTPCounters {
-			counter(c.ftp[i], s.FTP[fc.Name])
+			counter(c.ftp[i], m.Counters[fc.Name], m.Mapping)
 		}
 	}
 	if cp := s.Capture; cp != nil {

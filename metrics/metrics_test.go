@@ -34,7 +34,10 @@ func fakeSnapshot() Snapshot {
 		{Interface: "outside", Rx: 6, Tx: 4, Drops: map[string]uint64{"rx_ring_full": 5}, FillRingEmpty: 1},
 		{Interface: "inside", Rx: 4, Tx: 3, Drops: map[string]uint64{"rx_ring_full": 0}},
 	}
-	ftp := FTPSnapshot(alg.Counters{Sessions: 2, Rewritten: 3})
+	st := alg.Stats{Total: alg.Counters{Sessions: 3, Rewritten: 4}, Entries: []alg.EntryCounters{
+		{Entry: -1, Counters: alg.Counters{Sessions: 1, Rewritten: 1}},
+		{Entry: 2, Counters: alg.Counters{Sessions: 2, Rewritten: 3}},
+	}}
 	return Snapshot{
 		UptimeSeconds: 42,
 		Workers:       []Worker{w},
@@ -46,7 +49,8 @@ func fakeSnapshot() Snapshot {
 		},
 		Pools:    PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}}),
 		Bindings: 1,
-		FTP:      ftp,
+		FTP:         FTPSnapshot(st.Total),
+		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
 		Capture:  &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
 		Reloads:  Reloads{OK: 1, Refused: 2},
 	}
@@ -87,9 +91,11 @@ fastnat_flow_table_insert_refused_total{reason="same_key"} 0
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="icmp"} 0
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="tcp"} 2
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="udp"} 1
-# HELP fastnat_ftp_alg_rewritten_total FTP ALG: Inspected lines the ALG rewrote.
+# HELP fastnat_ftp_alg_rewritten_total FTP ALG, per port-mapping entry ("port_mapping[i]" or "default"): Inspected lines the ALG rewrote.
 # TYPE fastnat_ftp_alg_rewritten_total counter
-fastnat_ftp_alg_rewritten_total 3
+fastnat_ftp_alg_rewritten_total{mapping="default"} 1
+fastnat_ftp_alg_rewritten_total{mapping="port_mapping[0]"} 0
+fastnat_ftp_alg_rewritten_total{mapping="port_mapping[2]"} 3
 # HELP fastnat_drop_capture_frames_total Dropped frames offered to the pcap capture, by result.
 # TYPE fastnat_drop_capture_frames_total counter
 fastnat_drop_capture_frames_total{result="queue_full"} 0
@@ -225,14 +231,14 @@ func TestWorkerSnapshot(t *testing.T) {
 }
 
 func TestFTPSnapshot(t *testing.T) {
-	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, LimitReached: 5, ParseFailures: 6,
-		LongLines: 7, OutOfOrder: 8, Backlog: 9, Released: 10, Replayed: 11, ExpectCreated: 12,
-		ExpectFailed: 13, ExpectUsed: 14, ExpectExpired: 15, DeltaBytes: 16}
+	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, Replaced: 5, ParseFailures: 6,
+		LongLines: 7, OutOfOrder: 8, Backlog: 9, HeldAcked: 10, Discarded: 11, Resets: 12, Replayed: 13,
+		ExpectCreated: 14, ExpectFailed: 15, ExpectUsed: 16, ExpectExpired: 17, DeltaBytes: 18}
 	m := FTPSnapshot(c)
-	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "limit_reached": 5,
-		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "released": 10, "replayed": 11,
-		"expectations_created": 12, "expectations_failed": 13, "expectations_used": 14,
-		"expectations_expired": 15, "delta_bytes": 16}
+	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "expectations_replaced": 5,
+		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "held_acked": 10, "discarded": 11,
+		"resets": 12, "replayed": 13, "expectations_created": 14, "expectations_failed": 15, "expectations_used": 16,
+		"expectations_expired": 17, "delta_bytes": 18}
 	if len(m) != len(want) {
 		t.Fatalf("%d counters, want %d", len(m), len(want))
 	}

@@ -99,3 +99,26 @@ func (n *NAT) claimPort(c *compiled, addr uint32, class int, want uint16, rng *r
 	}
 	return 0, false
 }
+
+// DropOldestExpectation removes the oldest open expectation of control
+// session parent and gives back the public port it had claimed, if any.
+// It reports whether there was one. The ALG calls it at its per-session
+// limit, so that a new announcement replaces the oldest instead of being
+// refused.
+func (n *NAT) DropOldestExpectation(parent uint32) bool {
+	ex, ok := n.table.RemoveOldestExpectation(parent)
+	if !ok {
+		return false
+	}
+	if class, ok := portClass(ex.Proto); ok && n.pending.take(pendingKey{addr: ex.DstAddr, port: ex.DstPort, class: uint8(class)}) {
+		n.pools.space(ex.DstAddr, class).release(ex.DstPort)
+	}
+	return true
+}
+
+// ResetSession moves TCP session id to the closed state with the
+// transitory timeout: the ALG reset both of its ends, and nothing will
+// close it otherwise.
+func (n *NAT) ResetSession(id uint32) {
+	n.table.SetState(id, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
+}

@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/fastnat/fastnat/alg"
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
 )
 
 // ALGItem is a frame on its way to or back from the ALG.
@@ -55,7 +59,7 @@ func (w *Worker) toALG() {
 	}
 }
 
-func (w *Worker) fromALG() {
+func (w *Worker) fromALG(now flowtable.Time) {
 	l := w.cfg.ALG
 	n := l.From.Pop(w.algIn)
 	if n == 0 {
@@ -63,17 +67,67 @@ func (w *Worker) fromALG() {
 	}
 	l.inFlight.Add(-int64(n))
 	w.c.algReturned += uint64(n)
-	for _, it := range w.algIn[:n] {
+	for i := range w.algIn[:n] {
+		it := &w.algIn[i]
 		f := Frame{Buf: it.Buf, Handle: it.Handle}
-		if it.Verdict != alg.Forward {
+		if it.Back != nil {
+			// The ALG's second frame, for the sender: it lives in the
+			// spare room of f, so it is copied out before f goes.
+			w.backCopy(it.Back, int(it.In), now)
+		}
+		switch it.Verdict {
+		case alg.Forward:
+			w.tx[it.Port] = append(w.tx[it.Port], f)
+		case alg.Back:
+			w.sendBack(f, int(it.In), now)
+		default:
 			w.c.drop[DropALGVerdict]++
 			w.drop(f, dropNames[DropALGVerdict])
-			continue
 		}
-		w.tx[it.Port] = append(w.tx[it.Port], f)
+		it.Back = nil
 	}
 	if len(w.drops) > 0 {
 		w.ports[0].Release(w.drops)
 		w.drops = w.drops[:0]
 	}
+}
+
+// backCopy copies a frame the ALG made for a sender into a frame of the
+// worker's own and sends it back out of port pi. Without a free frame the
+// answer is lost like any packet; the sender's retransmission brings the
+// ALG to answer again.
+func (w *Worker) backCopy(b []byte, pi int, now flowtable.Time) {
+	var fs [1]Frame
+	if w.ports[pi].Alloc(fs[:]) == 0 {
+		w.c.drop[DropALGNoFrame]++
+		return
+	}
+	f := fs[0]
+	f.Buf = append(f.Buf[:0], b...)
+	w.sendBack(f, pi, now)
+}
+
+// sendBack transmits a frame the ALG turned into an answer to its sender
+// out of port pi, where the sender's frame arrived, addressed to the next
+// hop of its IPv4 destination (waiting for resolution like any frame).
+func (w *Worker) sendBack(f Frame, pi int, now flowtable.Time) {
+	var p packet.Parsed
+	if packet.Parse(f.Buf, &p) != packet.OK {
+		w.c.drop[DropALGVerdict]++
+		w.drop(f, dropNames[DropALGVerdict])
+		return
+	}
+	dst := binary.BigEndian.Uint32(f.Buf[p.L3+16:])
+	var r nat.Result
+	mac, ok := w.nextHop(pi, dst, now)
+	if !ok {
+		if len(w.arp) < arpMax {
+			w.arp = append(w.arp, arpWait{f: f, port: pi, in: pi, dst: dst, since: now, r: r})
+		} else {
+			w.c.drop[DropNoNeighbor]++
+			w.drop(f, dropNames[DropNoNeighbor])
+		}
+		return
+	}
+	w.send(f, pi, pi, mac, &r)
 }

@@ -16,12 +16,13 @@ const (
 	DropNoNeighbor   DropReason = iota // next hop's MAC not resolved yet
 	DropTxFull                         // the tx ring took fewer frames than offered
 	DropALGRingFull                    // the ALG's ring was full (TCP retransmits)
-	DropALGVerdict                     // the ALG refused the frame
+	DropALGVerdict                     // the ALG dropped the frame (TCP retransmits)
 	DropHoldOverflow                   // no room to hold an early fragment
+	DropALGNoFrame                     // no free frame for an answer of the ALG's
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"no_neighbor", "tx_full", "alg_ring_full", "alg_refused", "hold_overflow"}
+var dropNames = [NumDropReasons]string{"no_neighbor", "tx_full", "alg_ring_full", "alg_dropped", "hold_overflow", "alg_no_frame"}
 
 // String returns the reason's stable snake_case name.
 func (d DropReason) String() string {

@@ -30,11 +30,12 @@ func newFTPRig(t *testing.T, mappings []portmap.Mapping) *ftpRig {
 		t.Fatal(err)
 	}
 	r := newRig(t, rigOpts{rules: rules, alg: link})
-	f, err := alg.New(alg.Config{Enabled: true}, r.table, r.nat)
+	lt, ln := alg.Legacy(r.table, r.nat)
+	f, err := alg.New(alg.Config{Enabled: true}, lt, ln)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.nat.OnSessionEnd(func(id uint32, _ *flowtable.Session) { f.Forget(id) })
+	r.nat.OnSessionEnd(f.LegacySessionEnded(r.table))
 	run, err := alg.NewRunner(f, []*alg.Ring{link.To}, []*alg.Ring{link.From}, 16, func() flowtable.Time { return 100 })
 	if err != nil {
 		t.Fatal(err)

@@ -190,6 +190,18 @@ func (m *MemPort) Release(fs []Frame) {
 	}
 }
 
+// Alloc implements Port.
+func (m *MemPort) Alloc(fs []Frame) int {
+	for i := range fs {
+		f, ok := m.pool.get()
+		if !ok {
+			return i
+		}
+		fs[i] = f
+	}
+	return len(fs)
+}
+
 // Flush implements Port.
 func (m *MemPort) Flush() {}
 

@@ -34,6 +34,11 @@ type Port interface {
 	Transmit(fs []Frame) int
 	// Release returns frames to the free pool without sending them.
 	Release(fs []Frame)
+	// Alloc lends up to len(fs) free frames, empty with the capacity of a
+	// received frame, for packets the worker makes itself (the ALG's
+	// answers); it returns how many. They are passed to Transmit or
+	// Release like received frames.
+	Alloc(fs []Frame) int
 	// Flush pushes queued transmissions to the device (a kick on AF_XDP)
 	// and recycles frames whose transmission has completed.
 	Flush()

@@ -113,6 +113,7 @@ type heldFrame struct {
 type arpWait struct {
 	f     Frame
 	port  int
+	in    int // the port the frame arrived on
 	dst   uint32
 	since flowtable.Time
 	alg   bool
@@ -236,7 +237,7 @@ func (w *Worker) Poll() int {
 		w.retryNeighbors(now)
 	}
 	if w.cfg.ALG != nil {
-		w.fromALG()
+		w.fromALG(now)
 	}
 	w.flush()
 	w.engine.Age(now, ageBudget)
@@ -320,23 +321,25 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	mac, ok := w.nextHop(op, dst, now)
 	if !ok {
 		if len(w.arp) < arpMax {
-			w.arp = append(w.arp, arpWait{f: f, port: op, dst: dst, since: now, r: *r})
+			w.arp = append(w.arp, arpWait{f: f, port: op, in: pi, dst: dst, since: now, r: *r})
 		} else {
 			w.c.drop[DropNoNeighbor]++
 			w.drop(f, dropNames[DropNoNeighbor])
 		}
 		return
 	}
-	w.send(f, op, mac, r)
+	w.send(f, op, pi, mac, r)
 }
 
 // send addresses a translated frame to mac and queues it on port op, or
-// hands it to the ALG first.
-func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
+// hands it to the ALG first (in is the port it arrived on, where the
+// ALG's answers to its sender go).
+func (w *Worker) send(f Frame, op, in int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
-		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Dir: r.Dir, Port: uint8(op)})
+		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: w.table.Gen(r.Session),
+			Dir: r.Dir, Port: uint8(op), In: uint8(in)})
 		return
 	}
 	w.tx[op] = append(w.tx[op], f)
@@ -362,7 +365,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 		a := w.arp[i]
 		if mac, ok := w.ports[a.port].NextHop(a.dst); ok {
 			w.neigh[(a.dst*0x9e3779b1)>>24] = neighborEntry{addr: a.dst, mac: mac, port: uint8(a.port), ok: true, stamp: now}
-			w.send(a.f, a.port, mac, &a.r)
+			w.send(a.f, a.port, a.in, mac, &a.r)
 			continue
 		}
 		if now-a.since > arpSeconds {
