@@ -47,12 +47,12 @@ func fakeSnapshot() Snapshot {
 			{Protocol: "tcp", App: "ftp-data", Count: 1},
 			{Protocol: "udp", App: "other", Count: 1},
 		},
-		Pools:    PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}}),
-		Bindings: 1,
+		Pools:       PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}}),
+		Bindings:    1,
 		FTP:         FTPSnapshot(st.Total),
 		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
-		Capture:  &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
-		Reloads:  Reloads{OK: 1, Refused: 2},
+		Capture:     &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
+		Reloads:     Reloads{OK: 1, Refused: 2},
 	}
 }
 
