@@ -33,10 +33,16 @@ var (
 	buildErr  error
 )
 
-// fastnatBinary builds cmd/fastnat once per test process.
+// fastnatBinary builds cmd/fastnat once per test process, or takes the
+// binary FASTNAT_E2E_BINARY names (to run these tests against another
+// build, such as an older commit's).
 func fastnatBinary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv("FASTNAT_E2E_BINARY"); bin != "" {
+			binPath = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "fastnat-e2e-bin-")
 		if err != nil {
 			buildErr = err
