@@ -331,3 +331,6 @@ func (f *FTP) Process(it *Item, now flowtable.Time) {
 	n, v := f.segment(it, &p, ss, now)
 	it.Buf, it.Verdict = it.Buf[:n], v
 }
+
+// The flow table is what the ALG reads sessions from.
+var _ Table = (*flowtable.Table)(nil)

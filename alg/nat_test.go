@@ -18,7 +18,7 @@ import (
 // rings is the pipeline package's test; this one drives nat.Engine and
 // FTP.Process by hand.
 
-var _ LegacyNAT = (*nat.NAT)(nil)
+var _ Expecter = (*nat.NAT)(nil)
 
 type natRig struct {
 	tb  testing.TB
@@ -47,12 +47,11 @@ func newNATRig(tb testing.TB) *natRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lt, ln := Legacy(table, n)
-	f, err := New(Config{Enabled: true}, lt, ln)
+	f, err := New(Config{Enabled: true}, table, n)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n.OnSessionEnd(f.LegacySessionEnded(table))
+	n.OnSessionEnd(f.SessionEnded)
 	return &natRig{tb: tb, eng: n.Engine(0), n: n, ftp: f, now: 10}
 }
 
@@ -74,7 +73,7 @@ func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32
 	}
 	n := len(fr)
 	if r.Divert {
-		it := Item{Buf: fr, Session: r.Session, Gen: g.n.Table().Gen(r.Session), Dir: r.Dir}
+		it := Item{Buf: fr, Session: r.Session, Gen: r.Gen, Dir: r.Dir}
 		g.ftp.Process(&it, g.now)
 		if it.Verdict != Forward {
 			g.tb.Fatalf("alg verdict %v", it.Verdict)
@@ -106,8 +105,11 @@ func TestWithNAT(t *testing.T) {
 		if r.Verdict != nat.Forward || d.dst != "10.77.0.226:50000" {
 			t.Fatalf("data SYN: %v to %s", r.Verdict, d.dst)
 		}
-		ds := g.n.Table().Get(r.Session)
-		if app := portmap.App(ds.App); app != portmap.AppFTPData || ds.Parent == 0 {
+		var ds flowtable.Session
+		if !g.n.Table().Read(r.Session, r.Gen, &ds) {
+			t.Fatal("data session not readable by its Result's id and generation")
+		}
+		if app := portmap.App(ds.App); app != portmap.AppFTPData || ds.ParentGen == 0 {
 			t.Errorf("data session labelled %v, parent %d", app, ds.Parent)
 		}
 		// Single use: a second connection to the endpoint finds nothing.

@@ -103,7 +103,7 @@ func buildTable(impl string, n int) (func(packet.Tuple) bool, float64, error) {
 		var s flowtable.Session
 		for j := uint64(0); j < uint64(n); j++ {
 			s.Key[flowtable.Orig], s.Key[flowtable.Reply] = ftKey(2*j), ftKey(2*j+1)
-			if _, r := t.Insert(&s, 0, 300, 1); r != flowtable.Inserted {
+			if _, _, r := t.Insert(&s, 0, 300, 1); r != flowtable.Inserted {
 				return nil, 0, fmt.Errorf("flowtable insert %d: %v", j, r)
 			}
 		}

@@ -53,12 +53,8 @@ func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery) (Sessi
 		}
 	}
 	l := SessionList{Sessions: []Session{}}
-	t.Range(func(id uint32, s *flowtable.Session) bool {
-		k0, gen := t.Key(id, flowtable.Orig)
-		k1, gen1 := t.Key(id, flowtable.Reply)
-		if gen != gen1 {
-			return true
-		}
+	t.Range(func(id, gen uint32, s flowtable.Session) bool {
+		k0, k1 := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
 		name := portmap.App(s.App).String()
 		if app != "" && name != app {
 			return true
@@ -74,8 +70,8 @@ func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery) (Sessi
 			Initiator: Flow{Src: addrPort(k0.SrcAddr, k0.SrcPort), Dst: addrPort(k0.DstAddr, k0.DstPort)},
 			Responder: Flow{Src: addrPort(k1.SrcAddr, k1.SrcPort), Dst: addrPort(k1.DstAddr, k1.DstPort)},
 		}
-		if s.Parent != 0 {
-			p := s.Parent - 1
+		if s.ParentGen != 0 {
+			p := s.Parent
 			v.Parent = &p
 		}
 		state, timeout := t.State(id)

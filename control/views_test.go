@@ -45,7 +45,7 @@ func newCaseTable(t *testing.T) caseTable {
 	}
 	insert := func(s flowtable.Session, state uint8, timeout uint32) uint32 {
 		t.Helper()
-		id, r := ft.Insert(&s, state, timeout, 100)
+		id, _, r := ft.Insert(&s, state, timeout, 100)
 		if r != flowtable.Inserted {
 			t.Fatal(r)
 		}
@@ -72,7 +72,7 @@ func newCaseTable(t *testing.T) caseTable {
 			tuple(t, packet.ProtoTCP, "125.77.89.113:40001", "220.160.54.204:30001"),
 			tuple(t, packet.ProtoTCP, "192.168.0.226:30001", "125.77.89.113:40001"),
 		},
-		App: uint8(portmap.AppFTPData), MapEntry: -1, Parent: c.ctl + 1,
+		App: uint8(portmap.AppFTPData), MapEntry: -1, Parent: c.ctl, ParentGen: ft.Gen(c.ctl),
 	}, tcpSynSent, 30)
 	c.udp = insert(flowtable.Session{
 		Key: [2]packet.Tuple{

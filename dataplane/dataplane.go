@@ -189,13 +189,12 @@ func (d *Dataplane) newALG(cfg *config.Config) (err error) {
 	if !cfg.ALG.FTP.Enabled {
 		return nil
 	}
-	lt, ln := alg.Legacy(d.table, d.nat)
 	d.ftp, err = alg.New(alg.Config{Enabled: true, AllowThirdParty: cfg.ALG.FTP.AllowThirdParty,
-		MaxExpectations: cfg.ALG.FTP.MaxExpectations, Log: d.log}, lt, ln)
+		MaxExpectations: cfg.ALG.FTP.MaxExpectations, Log: d.log}, d.table, d.nat)
 	if err != nil {
 		return err
 	}
-	d.nat.OnSessionEnd(d.ftp.LegacySessionEnded(d.table))
+	d.nat.OnSessionEnd(d.ftp.SessionEnded)
 	d.nat.OnExpectationUsed(d.ftp.ExpectationUsed)
 	return nil
 }

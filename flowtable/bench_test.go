@@ -48,7 +48,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("op=churn", func(b *testing.B) {
 		s := testSession(n + 1)
 		for b.Loop() {
-			id, _ := tb.Insert(s, 0, 60, 0)
+			id, _, _ := tb.Insert(s, 0, 60, 0)
 			tb.Delete(id)
 		}
 	})

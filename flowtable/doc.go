@@ -5,7 +5,9 @@
 // the translation nat precomputed (checksum deltas; the translated tuples
 // are the reverses of the keys), the application, nat's protocol state and
 // timeout, the last-seen time, per-direction packet and byte counters, and
-// its parent session for ALG data connections. Beside the sessions the
+// its parent session (id and generation) for ALG data connections. A
+// Session is the plain value Insert takes and the readers copy out; the
+// table's own storage is never handed out. Beside the sessions the
 // table keeps expectations: single-use entries with a wildcard source port
 // (and optionally address) that an ALG inserts for a data connection it
 // saw negotiated.
@@ -13,7 +15,7 @@
 // # Layout
 //
 // All storage is allocated by New and never grows. Sessions live in one
-// array of exactly MaxSessions pointer-free 112-byte structs addressed by
+// array of exactly MaxSessions pointer-free 104-byte entries addressed by
 // uint32 id, so the garbage collector never scans it; free slots form
 // per-shard free lists linked through the slots themselves. The index
 // maps a key to id<<1|dir. Keys are hashed with XXH64 under a random
@@ -41,7 +43,7 @@
 // mirrored, with a 24-bit generation in spare bits, in one atomic word per
 // direction; the generation is odd while the session lives and is bumped
 // when it is deleted and again when the slot is reused. The reader loads
-// that word, the two addresses, and the word again, and accepts the
+// that word, the addresses' word, and the word again, and accepts the
 // session only if the word is unchanged, live and matches — so it never
 // returns a session whose key differs from the one it looked up, and never
 // sees a half-written one (Insert writes everything and publishes the
@@ -54,19 +56,37 @@
 //
 // A session id is only a slot number: after a lookup returns, the session
 // may be deleted (Delete, or Expire on another worker) and its slot reused
-// for a new session. Get never returns nil for an id a lookup returned,
-// and a deleted session's fields stay as they were until the slot is
-// reused, so a reader never faults; but to know that what it read belongs
-// to the session it looked up, it takes the generation from LookupGen (or
-// LookupBatch's Hit.Gen), reads, and then checks Valid(id, gen); on false
-// it treats the packet as a miss. Key returns a key together with its
-// generation without a data race, and DeleteGen deletes only the
-// generation the caller knows. Sessions are reclaimed only after idling
-// for their timeout, so in the pipeline the check fails only for a packet
-// that raced its session's expiry and a new session's insert. Reading the
-// exported fields of a slot while another worker reuses it is a data race
-// that the race detector reports (the check discards the value read);
-// tests that race readers against writers therefore read keys through Key.
+// for a new session. A session is therefore always named by its id and
+// its generation — as LookupGen, LookupBatch's Hit and Insert return them
+// — and read only through calls that copy and then validate, as a seqlock
+// reader does: they load what the caller needs with atomic loads, then
+// load the generation word, and report false if the slot no longer holds
+// that generation, in which case the copy is discarded and the packet is
+// a miss. Validating first and reading after is wrong: the slot may be
+// reused between the two. The readers are:
+//
+//   - Hot, for the per-packet path: one direction's rewrite (translated
+//     tuple, checksum deltas), the flags and the protocol state — a small
+//     copy that a later layout may keep in one cache line;
+//   - Read, for the slow path: the whole Session (keys, deltas, parent,
+//     application, mapping entry);
+//   - Range, which walks live sessions and hands each out as a validated
+//     copy with its id and generation;
+//   - Key, one key with the generation it belongs to.
+//
+// State, Counters and LastSeen are single atomic loads; a caller checks
+// Valid after reading them. Writers that name a session take its
+// generation too (DeleteGen, SetState), and every reference a caller
+// stores — a fragment's session, an expectation's parent, a data
+// session's parent — keeps the generation beside the id, so that a
+// reused slot never passes for the session it once held. The only raw
+// view is the copy Expire hands to onExpire: the session is unlinked and
+// dead but its slot not yet free, so nothing rewrites what Insert stored.
+// Sessions are reclaimed only after idling for their timeout, so in the
+// pipeline a validation fails only for a packet that raced its session's
+// expiry and a new session's insert. Every word a reader may load while a
+// writer reuses the slot is accessed atomically on both sides, so the
+// race detector stays quiet for every reader above.
 //
 // # Aging and capacity
 //

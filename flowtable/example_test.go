@@ -21,20 +21,23 @@ func Example() {
 	var s flowtable.Session
 	s.Key[flowtable.Orig] = first
 	s.Key[flowtable.Reply] = translated.Reverse()
-	id, r := t.Insert(&s, 0, 30, 100)
+	id, _, r := t.Insert(&s, 0, 30, 100)
 	fmt.Println(r)
 
 	reply := translated.Reverse()
 	got, dir, gen, ok := t.LookupGen(reply)
 	fmt.Println(got == id, dir, ok)
-	// Rewrite the reply to the original client: Key[Orig] reversed.
-	back := t.Get(got).Key[flowtable.Orig].Reverse()
-	t.Touch(got, dir, 60, 101)
-	if t.Valid(got, gen) { // the session was not replaced while we read it
-		fmt.Printf("to %08x:%d\n", back.DstAddr, back.DstPort)
+	// Rewrite the reply to the original client: Hot copies the translated
+	// tuple (Key[Orig] reversed) and validates the generation after the
+	// copy; false means the session ended meanwhile and the packet is a
+	// miss.
+	var h flowtable.Hot
+	if t.Hot(got, gen, dir, &h) {
+		t.Touch(got, dir, 60, 101)
+		fmt.Printf("to %08x:%d\n", h.Xlate.DstAddr, h.Xlate.DstPort)
 	}
 
-	n := t.Expire(131, 0, 1, 64, func(id uint32, s *flowtable.Session) {
+	n := t.Expire(131, 0, 1, 64, func(id, gen uint32, s flowtable.Session) {
 		fmt.Println("expired", s.Key[flowtable.Orig].SrcPort)
 	})
 	fmt.Println(n, t.Stats().Sessions)

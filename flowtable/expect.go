@@ -19,10 +19,16 @@ type Expectation struct {
 	DstPort uint16 // exact; the source port is always a wildcard
 	// Xlate is the new session's Key[Reply] with SrcPort to be filled from
 	// the matching packet by nat. Stored opaquely.
-	Xlate   packet.Tuple
-	Parent  uint32 // id of the parent (control) session
-	App     uint8  // application of the new session, e.g. portmap.AppFTPData
-	Expires Time   // no match at or after this time
+	Xlate packet.Tuple
+	// Parent and ParentGen are the id and generation of the parent
+	// (control) session: the data session created from the expectation
+	// gets them as its Session.Parent and ParentGen, and the parent's
+	// expectations are found and removed by the pair, so a parent's slot
+	// reused by another session never inherits them.
+	Parent    uint32
+	ParentGen uint32
+	App       uint8 // application of the new session, e.g. portmap.AppFTPData
+	Expires   Time  // no match at or after this time
 }
 
 // expectations is the table's store of Expectations: a slow path behind
@@ -67,8 +73,8 @@ func (x *expectations) keyHash(proto uint8, src, dst uint32, port uint16) uint64
 	return hash2(x.seed, uint64(src)<<32|uint64(dst), uint64(port)<<32|uint64(proto))
 }
 
-func (x *expectations) parentHash(parent uint32) uint64 {
-	return hash2(x.seed, uint64(parent), 1)
+func (x *expectations) parentHash(parent, gen uint32) uint64 {
+	return hash2(x.seed, uint64(parent)<<32|uint64(gen), 1)
 }
 
 // slot maps a hash onto an index of length n.
@@ -78,7 +84,7 @@ func slot(h uint64, n int) int { return int(uint64(uint32(h>>32)) * uint64(n) >>
 func (x *expectations) home(byParent bool, i uint32) int {
 	e := &x.ents[i].e
 	if byParent {
-		return slot(x.parentHash(e.Parent), len(x.byParent))
+		return slot(x.parentHash(e.Parent, e.ParentGen), len(x.byParent))
 	}
 	return slot(x.keyHash(e.Proto, e.SrcAddr, e.DstAddr, e.DstPort), len(x.byKey))
 }
@@ -99,15 +105,16 @@ func (x *expectations) findKey(proto uint8, src, dst uint32, port uint16) (int, 
 	}
 }
 
-// findParent returns the byParent slot and head entry of parent's list.
-func (x *expectations) findParent(parent uint32) (int, uint32, bool) {
+// findParent returns the byParent slot and head entry of the list of
+// parent session (parent, gen).
+func (x *expectations) findParent(parent, gen uint32) (int, uint32, bool) {
 	n := len(x.byParent)
-	for i := slot(x.parentHash(parent), n); ; i = (i + 1) % n {
+	for i := slot(x.parentHash(parent, gen), n); ; i = (i + 1) % n {
 		v := x.byParent[i]
 		if v == 0 {
 			return 0, 0, false
 		}
-		if x.ents[v-1].e.Parent == parent {
+		if e := &x.ents[v-1].e; e.Parent == parent && e.ParentGen == gen {
 			return i, v - 1, true
 		}
 	}
@@ -149,7 +156,7 @@ func (x *expectations) vacate(byParent bool, j int) {
 func (x *expectations) link(i uint32) {
 	en := &x.ents[i]
 	en.prev = 0
-	if s, head, ok := x.findParent(en.e.Parent); ok {
+	if s, head, ok := x.findParent(en.e.Parent, en.e.ParentGen); ok {
 		en.next = head + 1
 		x.ents[head].prev = i + 1
 		x.byParent[s] = i + 1
@@ -168,7 +175,7 @@ func (x *expectations) drop(i uint32) {
 	}
 	if en.prev != 0 {
 		x.ents[en.prev-1].next = en.next
-	} else if s, _, ok := x.findParent(e.Parent); ok {
+	} else if s, _, ok := x.findParent(e.Parent, e.ParentGen); ok {
 		if en.next != 0 {
 			x.byParent[s] = en.next
 		} else {
@@ -239,9 +246,9 @@ func (t *Table) MatchExpectation(k packet.Tuple, now Time) (Expectation, bool) {
 
 func expiredAt(deadline, now Time) bool { return int32(uint32(now)-uint32(deadline)) >= 0 }
 
-// RemoveExpectations drops every expectation of parent and returns how
-// many there were (when the control session ends).
-func (t *Table) RemoveExpectations(parent uint32) int {
+// RemoveExpectations drops every expectation of parent session (parent,
+// gen) and returns how many there were (when the control session ends).
+func (t *Table) RemoveExpectations(parent, gen uint32) int {
 	x := &t.exp
 	if x.count.Load() == 0 {
 		return 0
@@ -250,7 +257,7 @@ func (t *Table) RemoveExpectations(parent uint32) int {
 	defer x.mu.Unlock()
 	n := 0
 	for {
-		_, head, ok := x.findParent(parent)
+		_, head, ok := x.findParent(parent, gen)
 		if !ok {
 			return n
 		}
@@ -259,9 +266,9 @@ func (t *Table) RemoveExpectations(parent uint32) int {
 	}
 }
 
-// ExpectationCount returns how many expectations parent has, for the
-// ALG's per-control-session limit.
-func (t *Table) ExpectationCount(parent uint32) int {
+// ExpectationCount returns how many expectations parent session (parent,
+// gen) has, for the ALG's per-control-session limit.
+func (t *Table) ExpectationCount(parent, gen uint32) int {
 	x := &t.exp
 	if x.count.Load() == 0 {
 		return 0
@@ -269,7 +276,7 @@ func (t *Table) ExpectationCount(parent uint32) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n := 0
-	_, head, ok := x.findParent(parent)
+	_, head, ok := x.findParent(parent, gen)
 	for v := head + 1; ok && v != 0; v = x.ents[v-1].next {
 		n++
 	}
@@ -322,17 +329,17 @@ func (x *expectations) stats(st *Stats) {
 	st.ExpectExpired = x.expired
 }
 
-// RemoveOldestExpectation drops the expectation of parent that was stored
-// first and returns it (an ALG at its per-session limit makes way for a
-// new one).
-func (t *Table) RemoveOldestExpectation(parent uint32) (Expectation, bool) {
+// RemoveOldestExpectation drops the expectation of parent session
+// (parent, gen) that was stored first and returns it (an ALG at its
+// per-session limit makes way for a new one).
+func (t *Table) RemoveOldestExpectation(parent, gen uint32) (Expectation, bool) {
 	x := &t.exp
 	if x.count.Load() == 0 {
 		return Expectation{}, false
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, i, ok := x.findParent(parent)
+	_, i, ok := x.findParent(parent, gen)
 	if !ok {
 		return Expectation{}, false
 	}

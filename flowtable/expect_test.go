@@ -20,7 +20,7 @@ func dataConn(src uint32, sport uint16, dport uint16) packet.Tuple {
 
 func expectation(src uint32, dport uint16, parent uint32, expires Time) Expectation {
 	return Expectation{Proto: packet.ProtoTCP, SrcAddr: src, DstAddr: server, DstPort: dport,
-		Xlate: packet.Tuple{SrcAddr: server, DstAddr: 0xc61200cc, DstPort: dport, Proto: packet.ProtoTCP}, Parent: parent, App: 2, Expires: expires}
+		Xlate: packet.Tuple{SrcAddr: server, DstAddr: 0xc61200cc, DstPort: dport, Proto: packet.ProtoTCP}, Parent: parent, ParentGen: 1, App: 2, Expires: expires}
 }
 
 func TestMatchExpectation(t *testing.T) {
@@ -87,14 +87,19 @@ func TestExpectationParents(t *testing.T) {
 		}
 	}
 	for p, want := range map[uint32]int{1: 3, 2: 2, 3: 1, 4: 0} {
-		if got := tb.ExpectationCount(p); got != want {
+		if got := tb.ExpectationCount(p, 1); got != want {
 			t.Errorf("ExpectationCount(%d) = %d, want %d", p, got, want)
 		}
 	}
-	if n := tb.RemoveExpectations(1); n != 3 {
+	// The parent's slot reused by another session (generation 3) has none
+	// of them, and removing its expectations leaves the old parent's.
+	if tb.ExpectationCount(1, 3) != 0 || tb.RemoveExpectations(1, 3) != 0 || tb.ExpectationCount(1, 1) != 3 {
+		t.Fatal("expectations of parent 1 seen through another generation")
+	}
+	if n := tb.RemoveExpectations(1, 1); n != 3 {
 		t.Fatalf("RemoveExpectations(1) = %d", n)
 	}
-	if tb.ExpectationCount(1) != 0 || tb.ExpectationCount(2) != 2 {
+	if tb.ExpectationCount(1, 1) != 0 || tb.ExpectationCount(2, 1) != 2 {
 		t.Fatal("RemoveExpectations removed the wrong ones")
 	}
 	var ports []uint16
@@ -158,6 +163,7 @@ func TestExpectDifferential(t *testing.T) {
 		switch op := rng.IntN(10); {
 		case op < 4:
 			e := expectation(k.src, k.port, uint32(rng.IntN(6)), now+Time(rng.IntN(20)))
+			e.ParentGen = uint32(1 + 2*rng.IntN(2))
 			_, replace := o[k]
 			want := Inserted
 			if !replace && len(o) == 24 {
@@ -190,26 +196,26 @@ func TestExpectDifferential(t *testing.T) {
 				t.Fatalf("op %d: MatchExpectation = %+v %v, want %+v %v", i, got, ok, want, found)
 			}
 		case op < 8:
-			p := uint32(rng.IntN(6))
+			p, g := uint32(rng.IntN(6)), uint32(1+2*rng.IntN(2))
 			want := 0
 			for k, e := range o {
-				if e.Parent == p {
+				if e.Parent == p && e.ParentGen == g {
 					delete(o, k)
 					want++
 				}
 			}
-			if got := tb.RemoveExpectations(p); got != want {
+			if got := tb.RemoveExpectations(p, g); got != want {
 				t.Fatalf("op %d: RemoveExpectations(%d) = %d, want %d", i, p, got, want)
 			}
 		case op < 9:
-			p := uint32(rng.IntN(6))
+			p, g := uint32(rng.IntN(6)), uint32(1+2*rng.IntN(2))
 			want := 0
 			for _, e := range o {
-				if e.Parent == p {
+				if e.Parent == p && e.ParentGen == g {
 					want++
 				}
 			}
-			if got := tb.ExpectationCount(p); got != want {
+			if got := tb.ExpectationCount(p, g); got != want {
 				t.Fatalf("op %d: ExpectationCount(%d) = %d, want %d", i, p, got, want)
 			}
 		default:

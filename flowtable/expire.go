@@ -16,9 +16,13 @@ import (
 // budget expired expectations. It returns the number of sessions
 // reclaimed.
 //
+// onExpire receives the session's id, the generation it lived with and a
+// copy of it; the slot is still unused while onExpire runs, so State,
+// Counters and LastSeen of id still read the ended session's values.
+//
 // A session expires at most C/(n*budget) calls after its deadline; choose
 // budget so that this delay is acceptable (e.g. 64 slots per burst).
-func (t *Table) Expire(now Time, worker, workers, budget int, onExpire func(id uint32, s *Session)) int {
+func (t *Table) Expire(now Time, worker, workers, budget int, onExpire func(id, gen uint32, s Session)) int {
 	if workers < 1 || workers > MaxWorkers || worker < 0 || worker >= workers {
 		panic(fmt.Sprintf("flowtable: Expire worker %d of %d", worker, workers))
 	}

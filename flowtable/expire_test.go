@@ -13,7 +13,7 @@ func TestExpireIncremental(t *testing.T) {
 		if i%2 == 0 {
 			timeout = 10
 		}
-		id, r := tb.Insert(testSession(i), 0, timeout, 0)
+		id, _, r := tb.Insert(testSession(i), 0, timeout, 0)
 		if r != Inserted {
 			t.Fatal(r)
 		}
@@ -37,13 +37,13 @@ func TestExpireIncremental(t *testing.T) {
 	delete(short, ahead)
 
 	calls := map[uint32]int{}
-	onExpire := func(id uint32, s *Session) {
+	onExpire := func(id, gen uint32, s Session) {
 		calls[id]++
-		if s.Key[Orig] == s.Key[Reply] || tb.Live(id) {
-			t.Errorf("onExpire(%d): session not intact or still live", id)
+		if s != *testSession(uint64(s.Key[Orig].SrcPort - 1024)) || tb.Live(id) || gen&1 != 1 || tb.Valid(id, gen) {
+			t.Errorf("onExpire(%d, %d): session not intact or still live", id, gen)
 		}
 		// The callback may use the table: no lock is held.
-		tb.RemoveExpectations(id)
+		tb.RemoveExpectations(id, gen)
 	}
 	if got := tb.Expire(9, 0, 1, n, onExpire); got != 0 {
 		t.Fatalf("Expire before any deadline reclaimed %d", got)
@@ -89,7 +89,7 @@ func TestExpireWorkersDisjoint(t *testing.T) {
 	const workers = 3
 	for w := range workers {
 		lo, hi := uint32(n*w/workers), uint32(n*(w+1)/workers)
-		got := tb.Expire(5, w, workers, n, func(id uint32, s *Session) {
+		got := tb.Expire(5, w, workers, n, func(id, _ uint32, _ Session) {
 			if id < lo || id >= hi {
 				t.Errorf("worker %d reclaimed %d outside [%d,%d)", w, id, lo, hi)
 			}

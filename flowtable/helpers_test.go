@@ -27,13 +27,14 @@ func replyKey(i uint64) packet.Tuple {
 // testSession returns a session for flow i with recognisable fields.
 func testSession(i uint64) *Session {
 	return &Session{
-		Key:      [2]packet.Tuple{origKey(i), replyKey(i)},
-		L3Delta:  [2]uint32{uint32(i), uint32(i) + 1},
-		L4Delta:  [2]uint32{uint32(i) + 2, uint32(i) + 3},
-		Parent:   uint32(i % 7),
-		App:      uint8(i % 5),
-		Flags:    uint8(i % 3),
-		MapEntry: int16(i%11) - 1,
+		Key:       [2]packet.Tuple{origKey(i), replyKey(i)},
+		L3Delta:   [2]uint32{uint32(i), uint32(i) + 1},
+		L4Delta:   [2]uint32{uint32(i) + 2, uint32(i) + 3},
+		Parent:    uint32(i % 7),
+		ParentGen: uint32(i%3)*2 + 1,
+		App:       uint8(i % 5),
+		Flags:     uint8(i % 3),
+		MapEntry:  int16(i%11) - 1,
 	}
 }
 
@@ -77,7 +78,8 @@ func checkIndex(tb testing.TB, t *Table) {
 					tb.Fatalf("shard %d bucket %d lane %d: entry for dead session %d", s, j, lane, id)
 				}
 				entries[e]++
-				w0, w1 := t.sessions[id].Key[d].Words()
+				k, _ := t.Key(id, Dir(d))
+				w0, w1 := k.Words()
 				h := hash2(t.seed, w0, w1)
 				hb, hi := t.home(h)
 				if hb != base || tagOf(h) != tag {

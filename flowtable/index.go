@@ -59,13 +59,12 @@ func (t *Table) home(h uint64) (base, i uint32) {
 // lookup finds the live session with key words (w0, w1) whose hash is h.
 // It takes no lock and writes nothing. For each lane whose tag matches it
 // confirms the entry against the session's own copy of the key, reading
-// it as a seqlock on Session.ports: ports, both addresses, ports again. A
+// it as a seqlock on entry.ports: ports, both addresses, ports again. A
 // slot deleted and reused between the two reads of ports changes its
 // generation, so an unchanged word means that the addresses belong to the
 // same session as the ports.
 func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok bool) {
 	pat := tagOf(h) * lanes8
-	src, dst := uint32(w0>>32), uint32(w0)
 	base, i := t.home(h)
 	for range t.nbPer {
 		bk := &t.buckets[base+i]
@@ -88,8 +87,7 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 			if (p^w1)&keyMask != 0 || p&liveBit == 0 {
 				continue
 			}
-			if atomic.LoadUint32(&s.Key[d].SrcAddr) == src && atomic.LoadUint32(&s.Key[d].DstAddr) == dst &&
-				atomic.LoadUint64(&s.ports[d]) == p {
+			if atomic.LoadUint64(&s.addrs[d]) == w0 && atomic.LoadUint64(&s.ports[d]) == p {
 				return e >> 1, Dir(d), genOf(p), true
 			}
 		}

@@ -64,9 +64,9 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			}
 			e := bk.ids[bits.TrailingZeros64(m)>>3].Load()
 			s := &t.sessions[e>>1]
-			// The key's address words and its ports word may lie on two
-			// cache lines (a session is 112 bytes): touch both.
-			atomic.LoadUint32(&s.Key[e&1].SrcAddr)
+			// The key's address word and its ports word may lie on two
+			// cache lines: touch both.
+			atomic.LoadUint64(&s.addrs[e&1])
 			atomic.LoadUint64(&s.ports[e&1])
 		}
 		for i := range ks {

@@ -90,7 +90,7 @@ func (r *opsRun) insert(a, b int, timeout uint32) {
 	k := [2]packet.Tuple{r.keys[a%len(r.keys)], r.keys[b%len(r.keys)]}
 	want := r.o.insertResult(k)
 	s := &Session{Key: k, Parent: uint32(a), App: uint8(b)}
-	id, got := r.tb.Insert(s, 0, timeout, r.now)
+	id, _, got := r.tb.Insert(s, 0, timeout, r.now)
 	if got != want {
 		r.t.Fatalf("Insert(%v) = %v, oracle %v", k, got, want)
 	}
@@ -141,7 +141,7 @@ func (r *opsRun) expireAll() {
 	got := map[uint32]bool{}
 	n := 0
 	for w := range 2 {
-		n += r.tb.Expire(r.now, w, 2, r.o.cap, func(id uint32, s *Session) {
+		n += r.tb.Expire(r.now, w, 2, r.o.cap, func(id, _ uint32, s Session) {
 			if got[id] || !want[id] || s.Key != r.o.sessions[id].keys {
 				r.t.Fatalf("onExpire(%d) unexpected (twice %v, expected %v)", id, got[id], want[id])
 			}
@@ -164,8 +164,9 @@ func (r *opsRun) verify() {
 		r.lookup(k)
 	}
 	for id, s := range r.o.sessions {
-		if g := r.tb.Get(id); !r.tb.Live(id) || g.Key != s.keys {
-			r.t.Fatalf("Get(%d) = %v, oracle keys %v", id, g, s.keys)
+		var g Session
+		if !r.tb.Read(id, r.tb.Gen(id), &g) || g.Key != s.keys {
+			r.t.Fatalf("Read(%d) = %v, oracle keys %v", id, g, s.keys)
 		}
 		if r.tb.LastSeen(id) != s.seen {
 			r.t.Fatalf("LastSeen(%d) = %d, oracle %d", id, r.tb.LastSeen(id), s.seen)

@@ -28,7 +28,7 @@ func TestConcurrentStress(t *testing.T) {
 	// unlinking it and freeing its slot.
 	tb := mustNew(t, Config{MaxSessions: stable + churn + writers, Shards: 8})
 	for i := range uint64(stable) {
-		if _, r := tb.Insert(testSession(i), 0, MaxTimeout, 0); r != Inserted {
+		if _, _, r := tb.Insert(testSession(i), 0, MaxTimeout, 0); r != Inserted {
 			t.Fatal(r)
 		}
 	}
@@ -67,12 +67,12 @@ func TestConcurrentStress(t *testing.T) {
 					h.present = false
 					continue
 				}
-				id, r := tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
+				id, gen, r := tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
 				if r != Inserted {
 					fail("writer %d: Insert flow %d = %v", w, f, r)
 					return
 				}
-				h.present, h.id, h.gen = true, id, tb.Gen(id)
+				h.present, h.id, h.gen = true, id, gen
 			}
 		}()
 	}
@@ -80,8 +80,8 @@ func TestConcurrentStress(t *testing.T) {
 	go func() { // the expirer: churn sessions have timeout 0 or 1
 		defer wg.Done()
 		for !done.Load() {
-			tb.Expire(1, 0, 1, 64, func(id uint32, s *Session) {
-				if k, _ := tb.Key(id, Orig); k == origKey(0) {
+			tb.Expire(1, 0, 1, 64, func(id, gen uint32, s Session) {
+				if s.Key[Orig].SrcAddr == 0x0a000000 && s.Key[Orig].SrcPort < 1024+stable {
 					fail("expired a stable session")
 				}
 			})

@@ -48,7 +48,7 @@ type Table struct {
 	nbPer      uint32 // buckets per shard
 	shardMask  uint32
 
-	sessions []Session
+	sessions []entry
 	buckets  []bucket // shard s owns buckets[s*nbPer : (s+1)*nbPer]
 	shards   []shard
 	cursors  []cursor // Expire position per worker
@@ -74,7 +74,7 @@ type shard struct {
 	// is held, so Insert may take another shard's freeMu while it holds
 	// shard locks.
 	freeMu    sync.Mutex
-	freeTop   uint32 // id+1 of the most recently freed slot; linked through Session.Parent
+	freeTop   uint32 // id+1 of the most recently freed slot; linked through entry.parent
 	freeNext  uint32 // never-used ids freeNext..freeEnd-1
 	freeEnd   uint32
 	freeCount atomic.Int64
@@ -120,7 +120,7 @@ func newSeeded(cfg Config, seed uint64) (*Table, error) {
 		shardShift: uint(64 - bits.TrailingZeros(uint(shards))),
 		shardMask:  uint32(shards - 1),
 		nbPer:      bucketsPerShard(n, shards),
-		sessions:   make([]Session, n),
+		sessions:   make([]entry, n),
 		shards:     make([]shard, shards),
 		cursors:    make([]cursor, MaxWorkers),
 	}
@@ -170,17 +170,23 @@ func (t *Table) unlock2(a, b uint32) {
 	}
 }
 
-// Range calls fn for every live session until fn returns false. It takes
-// no lock: sessions inserted or deleted meanwhile may or may not be seen,
-// and fn reads a session that may be deleted under it (for `show
-// sessions`; slow path).
-func (t *Table) Range(fn func(id uint32, s *Session) bool) {
+// Range calls fn with a copy of every live session, its id and its
+// generation, until fn returns false. It takes no lock: sessions inserted
+// or deleted meanwhile may or may not be seen; each copy is validated
+// (Read), so fn never sees a torn or reused slot, though the session may
+// end while fn runs (for `show sessions`; slow path).
+func (t *Table) Range(fn func(id, gen uint32, s Session) bool) {
+	var s Session
 	for id := range t.sessions {
-		s := &t.sessions[id]
-		if atomic.LoadUint64(&s.ports[Orig])&liveBit == 0 {
+		e := &t.sessions[id]
+		p := atomic.LoadUint64(&e.ports[Orig])
+		if p&liveBit == 0 {
 			continue
 		}
-		if !fn(uint32(id), s) {
+		if !t.Read(uint32(id), genOf(p), &s) {
+			continue
+		}
+		if !fn(uint32(id), genOf(p), s) {
 			return
 		}
 	}

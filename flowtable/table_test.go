@@ -79,7 +79,7 @@ func TestInsertResults(t *testing.T) {
 			tb := mustNew(t, Config{MaxSessions: c.max, Shards: c.shards})
 			ids := map[uint64]uint32{}
 			for i := range uint64(4) {
-				id, r := tb.Insert(testSession(i), 1, 60, 0)
+				id, _, r := tb.Insert(testSession(i), 1, 60, 0)
 				if r != Inserted {
 					t.Fatalf("setup insert %d: %v", i, r)
 				}
@@ -92,7 +92,7 @@ func TestInsertResults(t *testing.T) {
 				delete(ids, i)
 			}
 			before := tb.Stats()
-			id, r := tb.Insert(c.s, 2, 30, 5)
+			id, _, r := tb.Insert(c.s, 2, 30, 5)
 			if r != c.want {
 				t.Fatalf("Insert = %v, want %v", r, c.want)
 			}
@@ -135,7 +135,7 @@ func TestLookupDirections(t *testing.T) {
 	tb := mustNew(t, Config{MaxSessions: n, Shards: 4})
 	ids := make([]uint32, n)
 	for i := range uint64(n) {
-		id, r := tb.Insert(testSession(i), uint8(i), uint32(i), Time(i))
+		id, _, r := tb.Insert(testSession(i), uint8(i), uint32(i), Time(i))
 		if r != Inserted {
 			t.Fatalf("insert %d: %v", i, r)
 		}
@@ -172,10 +172,17 @@ func TestLookupDirections(t *testing.T) {
 		}
 	}
 	for i := range uint64(n) {
-		s, w := tb.Get(ids[i]), testSession(i)
-		if s.Key != w.Key || s.L3Delta != w.L3Delta || s.L4Delta != w.L4Delta || s.Parent != w.Parent ||
-			s.App != w.App || s.Flags != w.Flags || s.MapEntry != w.MapEntry {
-			t.Fatalf("session %d: fields differ from inserted", i)
+		var s Session
+		if !tb.Read(ids[i], tb.Gen(ids[i]), &s) || s != *testSession(i) {
+			t.Fatalf("session %d: Read %+v, inserted %+v", i, s, *testSession(i))
+		}
+		for d := range Dir(2) {
+			var h Hot
+			k := testSession(i).Key[1-d].Reverse()
+			if !tb.Hot(ids[i], tb.Gen(ids[i]), d, &h) || h.Xlate != k || h.L3Delta != s.L3Delta[d] ||
+				h.L4Delta != s.L4Delta[d] || h.Flags != s.Flags || h.State != uint8(i) {
+				t.Fatalf("session %d %v: Hot %+v", i, d, h)
+			}
 		}
 		st, to := tb.State(ids[i])
 		if st != uint8(i) || to != uint32(i) || tb.LastSeen(ids[i]) != Time(i) {
@@ -186,7 +193,7 @@ func TestLookupDirections(t *testing.T) {
 
 func TestDeleteAndReuse(t *testing.T) {
 	tb := mustNew(t, Config{MaxSessions: 1})
-	id, r := tb.Insert(testSession(1), 0, 10, 0)
+	id, _, r := tb.Insert(testSession(1), 0, 10, 0)
 	if r != Inserted {
 		t.Fatal(r)
 	}
@@ -205,7 +212,7 @@ func TestDeleteAndReuse(t *testing.T) {
 			t.Fatalf("deleted key %+v found", k)
 		}
 	}
-	id2, r := tb.Insert(testSession(2), 0, 10, 0)
+	id2, _, r := tb.Insert(testSession(2), 0, 10, 0)
 	if r != Inserted || id2 != id {
 		t.Fatalf("reinsert = %d %v, want slot %d", id2, r, id)
 	}
@@ -222,7 +229,12 @@ func TestDeleteAndReuse(t *testing.T) {
 	if !tb.DeleteGen(id2, gen2) {
 		t.Fatal("DeleteGen with the current generation failed")
 	}
-	if tb.Delete(5) || tb.Get(5) != nil || tb.Live(5) {
+	var s Session
+	var h Hot
+	if tb.Read(id2, gen2, &s) || tb.Hot(id2, gen2, Orig, &h) || tb.Read(id, gen, &s) {
+		t.Fatal("Read or Hot of a deleted session succeeded")
+	}
+	if tb.Delete(5) || tb.Read(5, 1, &s) || tb.Hot(5, 1, Orig, &h) || tb.Valid(5, 1) || tb.Live(5) {
 		t.Fatal("out-of-range id accepted")
 	}
 	st := tb.Stats()
@@ -233,11 +245,13 @@ func TestDeleteAndReuse(t *testing.T) {
 
 func TestStateTouch(t *testing.T) {
 	tb := mustNew(t, Config{MaxSessions: 4})
-	id, _ := tb.Insert(testSession(1), 3, 1<<30, 100)
+	id, _, _ := tb.Insert(testSession(1), 3, 1<<30, 100)
 	if st, to := tb.State(id); st != 3 || to != MaxTimeout {
 		t.Fatalf("State = %d %d, want 3 %d (clamped)", st, to, MaxTimeout)
 	}
-	tb.SetState(id, 7, 42)
+	if !tb.SetState(id, tb.Gen(id), 7, 42) || tb.SetState(id, tb.Gen(id)+2, 8, 43) {
+		t.Fatal("SetState checked the wrong generation")
+	}
 	if st, to := tb.State(id); st != 7 || to != 42 {
 		t.Fatalf("State after SetState = %d %d", st, to)
 	}
@@ -250,7 +264,7 @@ func TestStateTouch(t *testing.T) {
 	}
 	// A reused slot starts with clean counters.
 	tb.Delete(id)
-	id, _ = tb.Insert(testSession(2), 0, 5, 200)
+	id, _, _ = tb.Insert(testSession(2), 0, 5, 200)
 	if pkts, bytes := tb.Counters(id); pkts != [2]uint64{} || bytes != [2]uint64{} || tb.LastSeen(id) != 200 {
 		t.Fatalf("reused slot: %v %v seen %d", pkts, bytes, tb.LastSeen(id))
 	}
@@ -260,12 +274,15 @@ func TestRange(t *testing.T) {
 	tb := mustNew(t, Config{MaxSessions: 10})
 	var ids []uint32
 	for i := range uint64(5) {
-		id, _ := tb.Insert(testSession(i), 0, 5, 0)
+		id, _, _ := tb.Insert(testSession(i), 0, 5, 0)
 		ids = append(ids, id)
 	}
 	tb.Delete(ids[2])
 	seen := map[uint32]bool{}
-	tb.Range(func(id uint32, s *Session) bool {
+	tb.Range(func(id, gen uint32, s Session) bool {
+		if !tb.Valid(id, gen) || s != *testSession(uint64(s.Key[Orig].SrcPort - 1024)) {
+			t.Errorf("Range: session %d gen %d %+v", id, gen, s)
+		}
 		seen[id] = true
 		return true
 	})
@@ -273,7 +290,7 @@ func TestRange(t *testing.T) {
 		t.Fatalf("Range saw %v", seen)
 	}
 	n := 0
-	tb.Range(func(uint32, *Session) bool { n++; return n < 2 })
+	tb.Range(func(uint32, uint32, Session) bool { n++; return n < 2 })
 	if n != 2 {
 		t.Fatalf("Range did not stop: %d calls", n)
 	}
@@ -301,6 +318,8 @@ func TestZeroAllocs(t *testing.T) {
 	out := make([]Hit, len(keys))
 	s, dup := testSession(5000), testSession(3)
 	id, _, _ := tb.Lookup(k)
+	var hot Hot
+	var sess Session
 	cases := []struct {
 		name string
 		fn   func()
@@ -310,8 +329,10 @@ func TestZeroAllocs(t *testing.T) {
 		{"LookupGen", func() { tb.LookupGen(k) }},
 		{"LookupBatch", func() { tb.LookupBatch(keys, out) }},
 		{"Touch", func() { tb.Touch(id, Reply, 100, 5) }},
+		{"Hot", func() { tb.Hot(id, tb.Gen(id), Reply, &hot) }},
+		{"Read", func() { tb.Read(id, tb.Gen(id), &sess) }},
 		{"Insert+Delete", func() {
-			nid, r := tb.Insert(s, 1, 60, 0)
+			nid, _, r := tb.Insert(s, 1, 60, 0)
 			if r != Inserted || !tb.Delete(nid) {
 				t.Fatal("churn failed")
 			}
@@ -335,7 +356,7 @@ func TestLayout(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"Session", reflect.TypeFor[Session]().Size(), 112},
+		{"entry", reflect.TypeFor[entry]().Size(), 104},
 		{"bucket", reflect.TypeFor[bucket]().Size(), 64},
 		{"cursor", reflect.TypeFor[cursor]().Size(), 64},
 		{"shard%64", reflect.TypeFor[shard]().Size() % 64, 0},
@@ -344,7 +365,7 @@ func TestLayout(t *testing.T) {
 			t.Errorf("size of %s = %d, want %d", c.name, c.got, c.want)
 		}
 	}
-	if off := reflect.TypeFor[Session]().Field(1).Offset; off != 32 {
-		t.Errorf("Session.ports at offset %d: a lookup should touch only bytes 0..47", off)
+	if off := reflect.TypeFor[entry]().Field(1).Offset; off != 16 {
+		t.Errorf("entry.addrs at offset %d: a lookup should touch only bytes 0..31", off)
 	}
 }

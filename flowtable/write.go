@@ -6,13 +6,15 @@ import (
 	"github.com/fastnat/fastnat/packet"
 )
 
-// Insert copies the exported fields of *s into a free slot, sets its
-// protocol state, timeout (clamped to MaxTimeout) and last-seen time, and
-// publishes both keys. Readers see either no session or the complete one.
-// It fails with ErrExists if either key is present, ErrSameKey if the two
-// keys are equal, ErrFull if no slot is free; existing sessions are never
-// disturbed. Each refusal is counted in Stats. It allocates nothing.
-func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id uint32, r InsertResult) {
+// Insert stores *s in a free slot with protocol state state, timeout
+// timeout (clamped to MaxTimeout) and last-seen time now, and publishes
+// both keys. It returns the slot's id and the session's generation, the
+// pair every later read of the session names. Readers see either no
+// session or the complete one. It fails with ErrExists if either key is
+// present, ErrSameKey if the two keys are equal, ErrFull if no slot is
+// free; existing sessions are never disturbed. Each refusal is counted in
+// Stats. It allocates nothing.
+func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id, gen uint32, r InsertResult) {
 	k0, k1 := s.Key[Orig], s.Key[Reply]
 	a0, a1 := k0.Words()
 	b0, b1 := k1.Words()
@@ -21,7 +23,7 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id ui
 	home := &t.shards[sa]
 	if k0 == k1 {
 		home.refused[ErrSameKey].Add(1)
-		return 0, ErrSameKey
+		return 0, 0, ErrSameKey
 	}
 
 	t.touch(h0, h1)
@@ -29,16 +31,16 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id ui
 	if t.has(h0, a0, a1) || t.has(h1, b0, b1) {
 		t.unlock2(sa, sc)
 		home.refused[ErrExists].Add(1)
-		return 0, ErrExists
+		return 0, 0, ErrExists
 	}
 	id, ok := t.alloc(sa)
 	if !ok {
 		t.unlock2(sa, sc)
 		home.refused[ErrFull].Add(1)
-		return 0, ErrFull
+		return 0, 0, ErrFull
 	}
 	slot := &t.sessions[id]
-	gen := t.fill(slot, s, k0, k1, packLife(state, timeout), now)
+	gen = t.fill(slot, s, k0, k1, packLife(state, timeout), now)
 
 	n0 := t.add(h0, id<<1|uint32(Orig))
 	n1 := 0
@@ -54,13 +56,13 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id ui
 		t.unlock2(sa, sc)
 		t.free(sa, id)
 		home.refused[ErrFull].Add(1)
-		return 0, ErrFull
+		return 0, 0, ErrFull
 	}
 	home.inserts++
 	t.countProbe(sa, n0)
 	t.countProbe(sc, n1)
 	t.unlock2(sa, sc)
-	return id, Inserted
+	return id, gen, Inserted
 }
 
 // touch loads the home buckets of two keys before a writer locks their
@@ -79,27 +81,24 @@ func (t *Table) has(h, w0, w1 uint64) bool {
 	return ok
 }
 
-// fill writes a free slot and publishes it with a new odd generation. The
-// words lock-free readers load (addresses, ports) are stored atomically;
-// the ports words go last, Orig's very last, so a reader that sees the
-// new generation sees everything else.
-func (t *Table) fill(slot, s *Session, k0, k1 packet.Tuple, life uint32, now Time) uint32 {
+// fill writes a free slot and publishes it with a new odd generation.
+// Every word is stored atomically, because a reader that raced the slot's
+// previous session may still be loading it (and discards what it loaded
+// when it checks the generation); the ports words go last, Orig's very
+// last, so a reader that sees the new generation sees everything else.
+func (t *Table) fill(slot *entry, s *Session, k0, k1 packet.Tuple, life uint32, now Time) uint32 {
 	gen := (genOf(atomic.LoadUint64(&slot.ports[Orig])) + 1) & (1<<genBits - 1)
-	for d, k := range [2]packet.Tuple{k0, k1} {
-		atomic.StoreUint32(&slot.Key[d].SrcAddr, k.SrcAddr)
-		atomic.StoreUint32(&slot.Key[d].DstAddr, k.DstAddr)
-		slot.Key[d].SrcPort = k.SrcPort
-		slot.Key[d].DstPort = k.DstPort
-		slot.Key[d].Proto = k.Proto
+	for d := range 2 {
+		a, _ := s.Key[d].Words()
+		atomic.StoreUint64(&slot.addrs[d], a)
+		atomic.StoreUint32(&slot.l3[d], s.L3Delta[d])
+		atomic.StoreUint32(&slot.l4[d], s.L4Delta[d])
 		atomic.StoreUint64(&slot.pkts[d], 0)
 		atomic.StoreUint64(&slot.bytes[d], 0)
 	}
-	slot.L3Delta = s.L3Delta
-	slot.L4Delta = s.L4Delta
-	slot.Parent = s.Parent
-	slot.App = s.App
-	slot.Flags = s.Flags
-	slot.MapEntry = s.MapEntry
+	atomic.StoreUint32(&slot.meta, packMeta(s))
+	atomic.StoreUint32(&slot.parent, s.Parent)
+	atomic.StoreUint32(&slot.parentGen, s.ParentGen)
 	atomic.StoreUint32(&slot.seen, uint32(now))
 	atomic.StoreUint32(&slot.life, life)
 	_, p1 := k1.Words()
@@ -109,9 +108,10 @@ func (t *Table) fill(slot, s *Session, k0, k1 packet.Tuple, life uint32, now Tim
 	return gen
 }
 
-// kill marks a slot dead by moving it to the next (even) generation. Its
+// kill marks a slot dead by moving it to the next (even) generation,
+// Orig's ports word first so that seqlock readers fail from then on. Its
 // fields stay as they were until the slot is reused.
-func (t *Table) kill(slot *Session, gen uint32) {
+func (t *Table) kill(slot *entry, gen uint32) {
 	g := uint64((gen+1)&(1<<genBits-1)) << genShift
 	for d := range slot.ports {
 		p := atomic.LoadUint64(&slot.ports[d])
@@ -145,8 +145,8 @@ const (
 
 // unpublish removes the session in slot id from the index, marks it dead
 // and frees the slot, if cond holds. Between removal and reuse it calls
-// onExpire, if not nil, outside any lock.
-func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(uint32, *Session)) bool {
+// onExpire, if not nil, outside any lock, with a copy of the session.
+func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(id, gen uint32, s Session)) bool {
 	if id >= uint32(len(t.sessions)) {
 		return false
 	}
@@ -185,7 +185,11 @@ func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(uint
 		}
 		t.unlock2(sa, sc)
 		if onExpire != nil {
-			onExpire(id, slot)
+			// The slot is unlinked and dead but not yet free: nobody
+			// writes what Insert stored, so the copy is the session's.
+			var c Session
+			t.copyOut(slot, &c)
+			onExpire(id, g, c)
 		}
 		t.free(sa, id)
 		return true
@@ -217,7 +221,7 @@ func (t *Table) pop(s uint32) (uint32, bool) {
 	switch {
 	case sh.freeTop != 0:
 		id := sh.freeTop - 1
-		sh.freeTop = t.sessions[id].Parent
+		sh.freeTop = atomic.LoadUint32(&t.sessions[id].parent)
 		sh.freeCount.Add(-1)
 		return id, true
 	case sh.freeNext < sh.freeEnd:
@@ -233,7 +237,7 @@ func (t *Table) pop(s uint32) (uint32, bool) {
 func (t *Table) free(s uint32, id uint32) {
 	sh := &t.shards[s]
 	sh.freeMu.Lock()
-	t.sessions[id].Parent = sh.freeTop
+	atomic.StoreUint32(&t.sessions[id].parent, sh.freeTop)
 	sh.freeTop = id + 1
 	sh.freeCount.Add(1)
 	sh.freeMu.Unlock()

@@ -267,7 +267,7 @@ func TestCountSessions(t *testing.T) {
 		s := flowtable.Session{App: uint8(a), MapEntry: -1}
 		s.Key[flowtable.Orig] = packet.Tuple{SrcAddr: 0x0a000000 + uint32(i), DstAddr: 0xc6120001, SrcPort: uint16(i), DstPort: 80, Proto: p}
 		s.Key[flowtable.Reply] = packet.Tuple{SrcAddr: 0xc6120001, DstAddr: 0xc61200cc, SrcPort: 80, DstPort: uint16(i), Proto: p}
-		id, r := table.Insert(&s, 0, 60, 1)
+		id, _, r := table.Insert(&s, 0, 60, 1)
 		if r != flowtable.Inserted {
 			t.Fatalf("insert %d: %v", i, r)
 		}
@@ -346,7 +346,7 @@ func BenchmarkCountSessions(b *testing.B) {
 		s := flowtable.Session{App: uint8(i % 3), MapEntry: -1}
 		s.Key[0] = packet.Tuple{SrcAddr: 0x0a000000 + uint32(i), DstAddr: 1, SrcPort: 1, DstPort: 80, Proto: packet.ProtoTCP}
 		s.Key[1] = packet.Tuple{SrcAddr: 1, DstAddr: 0x0b000000 + uint32(i), SrcPort: 80, DstPort: 1, Proto: packet.ProtoTCP}
-		if _, r := table.Insert(&s, 0, 60, 1); r != flowtable.Inserted {
+		if _, _, r := table.Insert(&s, 0, 60, 1); r != flowtable.Inserted {
 			b.Fatal(r)
 		}
 	}

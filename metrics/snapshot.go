@@ -264,21 +264,17 @@ func ProtoName(p uint8) string {
 
 // CountSessions counts the table's live sessions by protocol and
 // application, sorted by protocol and then application. It walks the
-// whole session array (slow path; see the package documentation) and
-// reads each key without a data race through Table.Key; a session that
-// ends during the walk may or may not be counted.
+// whole session array (slow path; see the package documentation) through
+// Table.Range, which copies each session and validates the copy; a
+// session that ends during the walk may or may not be counted.
 func CountSessions(t *flowtable.Table) []SessionCount {
 	type key struct {
 		proto uint8
 		app   uint8
 	}
 	counts := map[key]int{}
-	t.Range(func(id uint32, s *flowtable.Session) bool {
-		k, gen := t.Key(id, flowtable.Orig)
-		app := s.App
-		if t.Valid(id, gen) {
-			counts[key{k.Proto, app}]++
-		}
+	t.Range(func(_, _ uint32, s flowtable.Session) bool {
+		counts[key{s.Key[flowtable.Orig].Proto, s.App}]++
 		return true
 	})
 	out := make([]SessionCount, 0, len(counts))

@@ -184,10 +184,13 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 	reply := ex.Xlate
 	reply.DstPort = t.SrcPort
 	s.Key[flowtable.Reply] = reply
-	s.Parent = ex.Parent + 1
+	s.Parent, s.ParentGen = ex.Parent, ex.ParentGen
 	s.App = ex.App
 	s.MapEntry = -1
-	if ps := e.n.table.Get(ex.Parent); ps != nil {
+	// The data connection was negotiated while the control session lived;
+	// if it has ended since, the session is made all the same, unlabelled.
+	var ps flowtable.Session
+	if e.n.table.Read(ex.Parent, ex.ParentGen, &ps) {
 		s.MapEntry = ps.MapEntry
 	}
 	if f := e.n.onExpectUsed.Load(); f != nil {
@@ -231,13 +234,12 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 	case packet.ProtoICMP:
 		timeout = c.timeouts[toICMP]
 	}
-	id, res := e.n.table.Insert(s, state, timeout, now)
+	id, gen, res := e.n.table.Insert(s, state, timeout, now)
 	if res != flowtable.Inserted {
 		e.n.releasePorts(s)
 		if res == flowtable.ErrExists {
 			// Another worker created the same flow a moment ago.
-			if id, dir, ok := e.n.table.Lookup(p.Tuple); ok {
-				e.forward(frame, p, from, now, id, dir, r)
+			if id, dir, gen, ok := e.n.table.LookupGen(p.Tuple); ok && e.forward(frame, p, from, now, id, gen, dir, r) {
 				return
 			}
 			r.Verdict = DropRace
@@ -246,5 +248,9 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropTableFull
 		return
 	}
-	e.forward(frame, p, from, now, id, flowtable.Orig, r)
+	if !e.forward(frame, p, from, now, id, gen, flowtable.Orig, r) {
+		// Expired and reused before its first packet left: only a clock
+		// far ahead of the session's timeout does that.
+		r.Verdict = DropRace
+	}
 }

@@ -12,6 +12,18 @@
 // the IPv4 and transport checksums are fixed by adding the stored deltas
 // (RFC 1624) — a few stores and two additions.
 //
+// Reading sessions. Another worker may expire a session and reuse its slot
+// at any moment, so nat never reads a session through a pointer: the fast
+// path copies what it needs with flowtable.Table.Hot (translated tuple,
+// deltas, flags, state), which validates the generation after the copy,
+// and treats a failed copy as a miss. A session is always named by id and
+// generation: Result carries both, and every reference nat keeps past a
+// packet — a fragment entry, an expectation's parent, a port claimed for
+// an expectation, the control session ExpectData is called for — stores
+// the generation with the id and reads through the validated calls
+// (Hot, Read), so a reused slot never passes for the session it held.
+// OnSessionEnd reports the generation of the ending session too.
+//
 // Ownership. A NAT value holds what all workers share: the compiled rules
 // (swapped atomically on reload), the port pools (lock-free bitmaps) and the
 // endpoint-independent mapping bindings (sharded, locked, slow path only).

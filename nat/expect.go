@@ -13,7 +13,7 @@ import (
 // the receiver of the announcement must be told.
 //
 // The announcement (addr:port) travels in direction dir of control session
-// parent; its sender is the announcer A, its receiver R, who will connect
+// (parent, gen), the id and generation of the packet's Result; its sender is the announcer A, its receiver R, who will connect
 // to the endpoint. In the session's keys A's real address is
 // Key[dir].SrcAddr, the address R knows A by is Key[1-dir].DstAddr, R's
 // real address is Key[1-dir].SrcAddr and the address A knows R by is
@@ -33,10 +33,13 @@ import (
 // The expectation admits one connection from R's real address, is labelled
 // ftp-data, is linked to the control session and expires after the
 // configured expectation timeout. ok is false when no public port or
-// expectation slot is free.
-func (n *NAT) ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
+// expectation slot is free, or when the control session has ended.
+func (n *NAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
 	c := n.rules.Load()
-	s := n.table.Get(parent)
+	var s flowtable.Session
+	if !n.table.Read(parent, gen, &s) {
+		return 0, 0, false
+	}
 	k := s.Key
 	aReal, aSeen := k[dir].SrcAddr, k[1-dir].DstAddr
 	rReal, rSeenByA := k[1-dir].SrcAddr, k[dir].DstAddr
@@ -49,10 +52,11 @@ func (n *NAT) ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uin
 		DstPort: port,
 		// Key[Reply] of the data session; DstPort 0 = R's source port,
 		// known when the connection arrives.
-		Xlate:   packet.Tuple{SrcAddr: addr, DstAddr: rSeenByA, SrcPort: port, Proto: proto},
-		Parent:  parent,
-		App:     uint8(portmap.AppFTPData),
-		Expires: now + flowtable.Time(c.expectTTL),
+		Xlate:     packet.Tuple{SrcAddr: addr, DstAddr: rSeenByA, SrcPort: port, Proto: proto},
+		Parent:    parent,
+		ParentGen: gen,
+		App:       uint8(portmap.AppFTPData),
+		Expires:   now + flowtable.Time(c.expectTTL),
 	}
 	if addr == aReal && aReal != aSeen {
 		pub, ok := n.claimPort(c, aSeen, class, port, nil)
@@ -64,13 +68,27 @@ func (n *NAT) ExpectData(parent uint32, dir flowtable.Dir, addr uint32, port uin
 			n.pools.space(aSeen, class).release(pub)
 			return 0, 0, false
 		}
-		n.pending.add(pendingKey{addr: aSeen, port: pub, class: uint8(class)}, parent, ex.Expires)
-		return aSeen, pub, true
+		n.pending.add(pendingKey{addr: aSeen, port: pub, class: uint8(class)}, parent, gen, ex.Expires)
+		return aSeen, pub, n.parentStillLives(parent, gen)
 	}
 	if n.table.Expect(ex) != flowtable.Inserted {
 		return 0, 0, false
 	}
-	return addr, port, true
+	return addr, port, n.parentStillLives(parent, gen)
+}
+
+// parentStillLives reports whether the control session is still live
+// after ExpectData stored what it made for it. If the session ended
+// meanwhile, its release may have run before the store, so the
+// expectation and its port are released here (both releases are
+// idempotent).
+func (n *NAT) parentStillLives(parent, gen uint32) bool {
+	if n.table.Valid(parent, gen) {
+		return true
+	}
+	n.table.RemoveExpectations(parent, gen)
+	n.pending.releaseParent(parent, gen, n)
+	return false
 }
 
 // claimPort claims a port on public address addr for an ALG-created flow:
@@ -101,12 +119,12 @@ func (n *NAT) claimPort(c *compiled, addr uint32, class int, want uint16, rng *r
 }
 
 // DropOldestExpectation removes the oldest open expectation of control
-// session parent and gives back the public port it had claimed, if any.
-// It reports whether there was one. The ALG calls it at its per-session
-// limit, so that a new announcement replaces the oldest instead of being
-// refused.
-func (n *NAT) DropOldestExpectation(parent uint32) bool {
-	ex, ok := n.table.RemoveOldestExpectation(parent)
+// session (parent, gen) and gives back the public port it had claimed, if
+// any. It reports whether there was one. The ALG calls it at its
+// per-session limit, so that a new announcement replaces the oldest
+// instead of being refused.
+func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
+	ex, ok := n.table.RemoveOldestExpectation(parent, gen)
 	if !ok {
 		return false
 	}
@@ -116,9 +134,9 @@ func (n *NAT) DropOldestExpectation(parent uint32) bool {
 	return true
 }
 
-// ResetSession moves TCP session id to the closed state with the
+// ResetSession moves TCP session (id, gen) to the closed state with the
 // transitory timeout: the ALG reset both of its ends, and nothing will
 // close it otherwise.
-func (n *NAT) ResetSession(id uint32) {
-	n.table.SetState(id, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
+func (n *NAT) ResetSession(id, gen uint32) {
+	n.table.SetState(id, gen, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
 }

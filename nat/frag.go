@@ -32,6 +32,7 @@ type fragKey struct {
 type fragEntry struct {
 	key     fragKey
 	session uint32
+	gen     uint32 // the session's generation: the entry dies with it
 	dir     flowtable.Dir
 	live    bool
 	expires flowtable.Time
@@ -61,12 +62,12 @@ func (f *fragTable) lookup(k fragKey, now flowtable.Time) *fragEntry {
 	return nil
 }
 
-func (f *fragTable) insert(k fragKey, id uint32, dir flowtable.Dir, now flowtable.Time) bool {
+func (f *fragTable) insert(k fragKey, id, gen uint32, dir flowtable.Dir, now flowtable.Time) bool {
 	i := k.slot()
 	for n := 0; n < fragProbe; n++ {
 		e := &f.slots[(i+n)&(fragSlots-1)]
 		if !e.live || e.key == k || int32(e.expires-now) < 0 {
-			*e = fragEntry{key: k, session: id, dir: dir, live: true, expires: now + fragTimeout}
+			*e = fragEntry{key: k, session: id, gen: gen, dir: dir, live: true, expires: now + fragTimeout}
 			return true
 		}
 	}
@@ -85,8 +86,8 @@ func (f *fragTable) expire(now flowtable.Time) {
 }
 
 // rememberFragment records a first fragment's datagram for its followers.
-func (e *Engine) rememberFragment(frame []byte, p *packet.Parsed, id uint32, dir flowtable.Dir, now flowtable.Time) {
-	if e.frags.insert(fragKeyOf(p), id, dir, now) {
+func (e *Engine) rememberFragment(frame []byte, p *packet.Parsed, id, gen uint32, dir flowtable.Dir, now flowtable.Time) {
+	if e.frags.insert(fragKeyOf(p), id, gen, dir, now) {
 		e.FragReleased = true
 	}
 }
@@ -98,15 +99,15 @@ func (e *Engine) fragment(frame []byte, p *packet.Parsed, from Side, now flowtab
 		r.Verdict = Hold
 		return
 	}
-	s := e.n.table.Get(fe.session)
-	if fromSide(s.Flags, fe.dir) != from {
+	var h flowtable.Hot
+	if !e.n.table.Hot(fe.session, fe.gen, fe.dir, &h) || fromSide(h.Flags, fe.dir) != from {
 		r.Verdict = DropFragNoSession
 		return
 	}
-	if v := rewrite(frame, p, s, fe.dir); v != Forward {
+	if v := rewrite(frame, p, &h, fe.dir); v != Forward {
 		r.Verdict = v
 		return
 	}
 	e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
-	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, fe.dir), fe.session, fe.dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, fe.dir), fe.session, fe.gen, fe.dir, false
 }

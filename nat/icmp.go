@@ -18,13 +18,9 @@ import (
 // Key[d] reversed and must become Key[1-d], the packet as originally sent.
 func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
 	in := p.Inner.Tuple
-	id, dir, ok := e.n.table.Lookup(in.Reverse())
-	if !ok {
-		r.Verdict = DropICMPNoSession
-		return
-	}
-	s := e.n.table.Get(id)
-	if fromSide(s.Flags, dir) != from {
+	id, dir, gen, ok := e.n.table.LookupGen(in.Reverse())
+	var h flowtable.Hot
+	if !ok || !e.n.table.Hot(id, gen, dir, &h) || fromSide(h.Flags, dir) != from {
 		r.Verdict = DropICMPNoSession
 		return
 	}
@@ -33,7 +29,7 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 		r.Verdict = DropTTLExpired
 		return
 	}
-	orig := s.Key[1-dir]
+	orig := h.Xlate.Reverse() // Key[1-dir]
 	// Outer header: to the original sender. The source is the reporting
 	// router or host; when that is the embedded packet's destination
 	// itself, or when the error leaves the inside, it takes the address
@@ -80,7 +76,7 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	icmp := frame[p.L4:p.End]
 	binary.BigEndian.PutUint16(icmp[2:], 0)
 	binary.BigEndian.PutUint16(icmp[2:], packet.ICMPChecksum(icmp))
-	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, dir), id, dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, false
 }
 
 // echoReply turns an echo request to one of the NAT's public addresses into

@@ -12,7 +12,7 @@ import (
 	"github.com/fastnat/fastnat/portmap"
 )
 
-// Session flag bits (flowtable.Session.Flags belongs to nat).
+// Session flag bits (flowtable.Session.Flags and Hot.Flags belong to nat).
 const (
 	flagOrigFromInside uint8 = 1 << iota // Orig packets arrive on an inside interface
 	flagOrigToInside                     // Orig packets leave by an inside interface
@@ -33,7 +33,7 @@ type NAT struct {
 	workers  int
 	// onEnd, when set, is called for every session that ends (expiry or
 	// deletion by the engine) after its resources are released. Slow path.
-	onEnd atomic.Pointer[func(id uint32, s *flowtable.Session)]
+	onEnd atomic.Pointer[func(id, gen uint32, s flowtable.Session)]
 	// onExpectUsed, when set, is told the port-mapping entry of the
 	// control session whose expectation a new data connection used.
 	onExpectUsed atomic.Pointer[func(entry int16)]
@@ -81,9 +81,12 @@ func (n *NAT) Prepare(r Rules) (install func(), err error) {
 // Table returns the flow table the NAT creates sessions in.
 func (n *NAT) Table() *flowtable.Table { return n.table }
 
-// OnSessionEnd registers f to be told of every session that ends. The ALG
-// uses it to forget control-connection state.
-func (n *NAT) OnSessionEnd(f func(id uint32, s *flowtable.Session)) { n.onEnd.Store(&f) }
+// OnSessionEnd registers f to be told of every session that ends, with
+// its id, the generation it lived with and a copy of it. The ALG uses it
+// to forget control-connection state. f runs on the worker that reclaimed
+// the session, before the slot can be reused: Table.State, Counters and
+// LastSeen of id still read the ended session.
+func (n *NAT) OnSessionEnd(f func(id, gen uint32, s flowtable.Session)) { n.onEnd.Store(&f) }
 
 // OnExpectationUsed registers f to be told, with the control session's
 // port-mapping entry, whenever a data connection uses an expectation (the
@@ -102,7 +105,7 @@ type Engine struct {
 	worker   int
 	rng      *rand.Rand
 	frags    fragTable
-	onExpire func(id uint32, s *flowtable.Session)
+	onExpire func(id, gen uint32, s flowtable.Session)
 	// lastSweep is when worker 0 last looked for expired pending ports.
 	lastSweep flowtable.Time
 	// FragReleased is set when a first fragment created a fragment entry
@@ -120,10 +123,14 @@ func (n *NAT) Engine(w int) *Engine {
 // Result is the engine's decision for one packet.
 type Result struct {
 	Verdict Verdict
-	Out     Side          // the side to send it on
-	Session uint32        // the session it belongs to (when Verdict is Forward)
-	Dir     flowtable.Dir // its direction in that session
-	Divert  bool          // hand it to the ALG (after translation)
+	Out     Side   // the side to send it on
+	Session uint32 // the session it belongs to (when Verdict is Forward)
+	// Gen is the generation of Session: whoever keeps the reference past
+	// this packet (the ALG) reads the session through it, so that a slot
+	// reused by another session is never taken for this one.
+	Gen    uint32
+	Dir    flowtable.Dir // its direction in that session
+	Divert bool          // hand it to the ALG (after translation)
 }
 
 // Process translates one parsed frame that arrived on side from, in
@@ -153,44 +160,50 @@ func NeedsLookup(p *packet.Parsed) bool {
 // (the pipeline looks up a whole burst first with LookupBatch).
 func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, h flowtable.Hit, r *Result) {
 	// A session found by the lookup may have expired and its slot been
-	// reused by another worker since: the generation says so, and then the
-	// packet is a miss like any other (flowtable's rule for readers).
-	if !h.Found || !e.n.table.Valid(h.ID, h.Gen) {
+	// reused by another worker since: forward's snapshot says so, and then
+	// the packet is a miss like any other (flowtable's rule for readers).
+	if !h.Found || !e.forward(frame, p, from, now, h.ID, h.Gen, h.Dir, r) {
 		e.create(frame, p, from, now, r)
-		return
 	}
-	e.forward(frame, p, from, now, h.ID, h.Dir, r)
 }
 
-// forward is the fast path: translate a packet of a known session.
-func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id uint32, dir flowtable.Dir, r *Result) {
+// forward is the fast path: translate a packet of session (id, gen). It
+// reads the session only through one snapshot (Table.Hot), copied and
+// then validated, so that everything it writes into the packet belongs
+// to the session the lookup found. It returns false, having touched
+// neither packet nor session, when that session has ended: a miss.
+func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id, gen uint32, dir flowtable.Dir, r *Result) bool {
 	t := e.n.table
-	s := t.Get(id)
-	if fromSide(s.Flags, dir) != from {
+	var h flowtable.Hot
+	if !t.Hot(id, gen, dir, &h) {
+		return false
+	}
+	if fromSide(h.Flags, dir) != from {
 		// A packet claiming to belong to the session on the wrong side.
 		r.Verdict = DropUnsolicited
-		return
+		return true
 	}
-	if v := rewrite(frame, p, s, dir); v != Forward {
+	if v := rewrite(frame, p, &h, dir); v != Forward {
 		r.Verdict = v
-		return
+		return true
 	}
 	t.Touch(id, dir, p.End-p.L3, now)
 	if p.Tuple.Proto == packet.ProtoTCP {
-		if st, _ := t.State(id); p.TCPFlags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 || st&tcpStateMask != tcpEstablished {
-			e.tcpTransition(id, st, dir, p.TCPFlags)
+		if p.TCPFlags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 || h.State&tcpStateMask != tcpEstablished {
+			e.tcpTransition(id, gen, h.State, dir, p.TCPFlags)
 		}
 	}
 	if p.Frag.More {
-		e.rememberFragment(frame, p, id, dir, now)
+		e.rememberFragment(frame, p, id, gen, dir, now)
 	}
-	r.Verdict, r.Out, r.Session, r.Dir, r.Divert = Forward, toSide(s.Flags, dir), id, dir, s.Flags&flagALG != 0
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, h.Flags&flagALG != 0
+	return true
 }
 
-func (e *Engine) tcpTransition(id uint32, st uint8, dir flowtable.Dir, flags uint8) {
+func (e *Engine) tcpTransition(id, gen uint32, st uint8, dir flowtable.Dir, flags uint8) {
 	ns, class := nextTCP(st, dir == flowtable.Reply, flags)
 	if ns != st {
-		e.n.table.SetState(id, ns, e.n.rules.Load().timeouts[class])
+		e.n.table.SetState(id, gen, ns, e.n.rules.Load().timeouts[class])
 	}
 }
 
@@ -220,36 +233,38 @@ func toSide(flags uint8, dir flowtable.Dir) Side {
 // word (TTL, protocol) loses 0x0100 whatever its value, as long as TTL ≥ 1.
 var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
 
-// rewrite applies the session's precomputed translation of direction dir
-// to the packet: addresses and TTL in the IPv4 header, ports or ICMP
-// identifier in the first fragment's transport header, and both checksums
-// by adding the stored deltas. Nothing is recomputed.
-func rewrite(frame []byte, p *packet.Parsed, s *flowtable.Session, dir flowtable.Dir) Verdict {
+// rewrite applies a session's precomputed translation of one direction,
+// from its snapshot h, to the packet: addresses and TTL in the IPv4
+// header, ports or ICMP identifier in the first fragment's transport
+// header, and both checksums by adding the stored deltas. Nothing is
+// recomputed.
+func rewrite(frame []byte, p *packet.Parsed, h *flowtable.Hot, dir flowtable.Dir) Verdict {
 	ip := frame[p.L3:p.End]
 	if ip[8] <= 1 {
 		return DropTTLExpired
 	}
-	nt := &s.Key[1-dir] // the other direction's arriving tuple, reversed, is ours after translation
+	nt := &h.Xlate
 	ip[8]--
-	binary.BigEndian.PutUint32(ip[12:], nt.DstAddr)
-	binary.BigEndian.PutUint32(ip[16:], nt.SrcAddr)
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(s.L3Delta[dir])))
+	binary.BigEndian.PutUint32(ip[12:], nt.SrcAddr)
+	binary.BigEndian.PutUint32(ip[16:], nt.DstAddr)
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta)))
 	if p.Frag.Offset > 0 {
 		return Forward
 	}
 	l4 := frame[p.L4:p.End]
 	switch p.Tuple.Proto {
 	case packet.ProtoTCP:
-		binary.BigEndian.PutUint16(l4[0:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), packet.Delta(s.L4Delta[dir])))
+		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
+		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
+		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), packet.Delta(h.L4Delta)))
 	case packet.ProtoUDP:
-		binary.BigEndian.PutUint16(l4[0:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), packet.Delta(s.L4Delta[dir])))
+		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
+		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
+		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), packet.Delta(h.L4Delta)))
 	case packet.ProtoICMP:
+		// An ICMP query's identifier stands in both port fields.
 		binary.BigEndian.PutUint16(l4[4:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), packet.Delta(s.L4Delta[dir])))
+		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), packet.Delta(h.L4Delta)))
 	}
 	return Forward
 }
@@ -287,18 +302,18 @@ func (e *Engine) Age(now flowtable.Time, budget int) int {
 
 // sessionEnded releases what a session held. It runs before its slot is
 // reused.
-func (e *Engine) sessionEnded(id uint32, s *flowtable.Session) {
-	e.n.release(id, s)
+func (e *Engine) sessionEnded(id, gen uint32, s flowtable.Session) {
+	e.n.release(id, gen, &s)
 }
 
-func (n *NAT) release(id uint32, s *flowtable.Session) {
+func (n *NAT) release(id, gen uint32, s *flowtable.Session) {
 	n.releasePorts(s)
 	if s.App == uint8(portmap.AppFTP) {
-		n.table.RemoveExpectations(id)
-		n.pending.releaseParent(id, n)
+		n.table.RemoveExpectations(id, gen)
+		n.pending.releaseParent(id, gen, n)
 	}
 	if f := n.onEnd.Load(); f != nil {
-		(*f)(id, s)
+		(*f)(id, gen, *s)
 	}
 }
 
@@ -337,17 +352,20 @@ type pendingKey struct {
 	class uint8
 }
 
+// pendingVal names the control session the port was claimed for by id
+// and generation, so that the end of the slot's next session does not
+// release it.
 type pendingVal struct {
-	parent  uint32
-	expires flowtable.Time
+	parent, gen uint32
+	expires     flowtable.Time
 }
 
-func (pp *pendingPorts) add(k pendingKey, parent uint32, exp flowtable.Time) {
+func (pp *pendingPorts) add(k pendingKey, parent, gen uint32, exp flowtable.Time) {
 	pp.mu.Lock()
 	if pp.m == nil {
 		pp.m = make(map[pendingKey]pendingVal)
 	}
-	pp.m[k] = pendingVal{parent: parent, expires: exp}
+	pp.m[k] = pendingVal{parent: parent, gen: gen, expires: exp}
 	pp.mu.Unlock()
 }
 
@@ -372,11 +390,11 @@ func (pp *pendingPorts) expire(now flowtable.Time, n *NAT) {
 	}
 }
 
-func (pp *pendingPorts) releaseParent(parent uint32, n *NAT) {
+func (pp *pendingPorts) releaseParent(parent, gen uint32, n *NAT) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	for k, v := range pp.m {
-		if v.parent == parent {
+		if v.parent == parent && v.gen == gen {
 			delete(pp.m, k)
 			n.pools.space(k.addr, int(k.class)).release(k.port)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/fastnat/fastnat/flowtable"
 	. "github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/packet"
@@ -64,8 +65,9 @@ func TestTCPServerConversation(t *testing.T) {
 		t.Fatalf("SYN/ACK out: %s -> %s", d.Src(), d.Dst())
 	}
 	// The session is labelled ftp by the 9091 port mapping.
-	id, _, _ := r.table.Lookup(packetTuple(t, layers.IPProtocolTCP, c, public+":9091"))
-	if s := r.table.Get(id); s.App != 1 /* portmap.AppFTP */ && s.MapEntry != 0 {
+	id, _, gen, _ := r.table.LookupGen(packetTuple(t, layers.IPProtocolTCP, c, public+":9091"))
+	var s flowtable.Session
+	if !r.table.Read(id, gen, &s) || s.App != 1 /* portmap.AppFTP */ && s.MapEntry != 0 {
 		t.Errorf("session app %d entry %d, want ftp via mapping 0", s.App, s.MapEntry)
 	}
 }

@@ -30,12 +30,11 @@ func newFTPRig(t *testing.T, mappings []portmap.Mapping) *ftpRig {
 		t.Fatal(err)
 	}
 	r := newRig(t, rigOpts{rules: rules, alg: link})
-	lt, ln := alg.Legacy(r.table, r.nat)
-	f, err := alg.New(alg.Config{Enabled: true}, lt, ln)
+	f, err := alg.New(alg.Config{Enabled: true}, r.table, r.nat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.nat.OnSessionEnd(f.LegacySessionEnded(r.table))
+	r.nat.OnSessionEnd(f.SessionEnded)
 	run, err := alg.NewRunner(f, []*alg.Ring{link.To}, []*alg.Ring{link.From}, 16, func() flowtable.Time { return 100 })
 	if err != nil {
 		t.Fatal(err)
@@ -169,8 +168,9 @@ func TestFTPServerInsidePassive(t *testing.T) {
 			if back.Src() != public+":50000" {
 				t.Fatalf("data SYN/ACK from %s", back.Src())
 			}
-			id, _, ok := r.table.Lookup(packetTuple(t, 6, remote1+":40001", public+":50000"))
-			if !ok || r.table.Get(id).App != uint8(portmap.AppFTPData) || r.table.Get(id).Parent == 0 {
+			id, _, gen, ok := r.table.LookupGen(packetTuple(t, 6, remote1+":40001", public+":50000"))
+			var ds flowtable.Session
+			if !ok || !r.table.Read(id, gen, &ds) || ds.App != uint8(portmap.AppFTPData) || ds.ParentGen == 0 {
 				t.Fatal("data session not labelled ftp-data with a parent")
 			}
 			// The control connection keeps its shifted sequence numbers.

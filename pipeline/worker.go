@@ -338,7 +338,7 @@ func (w *Worker) send(f Frame, op, in int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
-		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: w.table.Gen(r.Session),
+		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: r.Gen,
 			Dir: r.Dir, Port: uint8(op), In: uint8(in)})
 		return
 	}
