@@ -3,6 +3,7 @@ package alg
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/fastnat/fastnat/flowtable"
@@ -189,4 +190,64 @@ func TestWithNAT(t *testing.T) {
 			t.Fatalf("data SYN: %v from %s", r.Verdict, d.src)
 		}
 	})
+}
+
+// TestWithNATActiveFromPort20: the server inside opens every active data
+// connection from its port 20 (RFC 959: the server's data port, L-1), and
+// every one leaves from public port 20, not only the first.
+func TestWithNATActiveFromPort20(t *testing.T) {
+	g := newNATRig(t)
+	cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+	g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+	g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+	seq := uint32(101)
+	for i := 0; i < 3; i++ {
+		cmd := fmt.Sprintf("PORT 198,18,7,10,195,%d\r\n", 80+i)
+		g.send(nat.Outside, cli, pub, testutil.ACK, seq, 501, cmd)
+		seq += uint32(len(cmd))
+		d, r := g.send(nat.Inside, "10.77.0.226:20", fmt.Sprintf("198.18.7.10:%d", 195<<8|(80+i)), testutil.SYN, 7000+uint32(i)*100, 0, "")
+		if r.Verdict != nat.Forward || d.src != "198.18.0.204:20" {
+			t.Errorf("data connection %d: %v from %s, want 198.18.0.204:20", i, r.Verdict, d.src)
+		}
+	}
+	if use := g.n.PoolUse(); len(use) != 0 && use[0].TCP != 0 {
+		t.Errorf("pool use %+v: port 20 is shared, not claimed", use)
+	}
+}
+
+// TestWithNATExpectationLimit: nine passive replies with no data
+// connection: the ninth is rewritten like the first, the session keeps
+// eight expectations, and the public ports of the replaced ones go back
+// to the pool.
+func TestWithNATExpectationLimit(t *testing.T) {
+	g := newNATRig(t)
+	cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+	g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+	c, r := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+	_ = c
+	seq := uint32(501)
+	for i := 0; i < 9; i++ {
+		l := fmt.Sprintf("227 Entering Passive Mode (10,77,0,226,117,%d).\r\n", 48+i)
+		s, _ := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.ACK, seq, 101, l)
+		if !strings.Contains(s.payload, "(198,18,0,204,") {
+			t.Fatalf("reply %d: %q", i, s.payload)
+		}
+		seq += uint32(len(l))
+	}
+	if n := g.n.Table().ExpectationCount(r.Session, r.Gen); n != DefaultMaxExpectations {
+		t.Errorf("%d expectations, want %d", n, DefaultMaxExpectations)
+	}
+	if use := g.n.PoolUse(); len(use) != 1 || use[0].TCP != DefaultMaxExpectations {
+		t.Errorf("pool use %+v, want %d TCP ports", use, DefaultMaxExpectations)
+	}
+	if st := g.ftp.Stats().Total; st.Replaced != 1 || st.ExpectCreated != 9 {
+		t.Errorf("stats %+v", st)
+	}
+	// The newest expectation works; the oldest is gone.
+	if _, r := g.send(nat.Outside, "198.18.7.10:40001", fmt.Sprintf("198.18.0.204:%d", 117<<8|56), testutil.SYN, 9000, 0, ""); r.Verdict != nat.Forward {
+		t.Errorf("newest expectation: %v", r.Verdict)
+	}
+	if _, r := g.send(nat.Outside, "198.18.7.10:40002", fmt.Sprintf("198.18.0.204:%d", 117<<8|48), testutil.SYN, 9100, 0, ""); r.Verdict == nat.Forward {
+		t.Error("the replaced expectation still matched")
+	}
 }

@@ -206,16 +206,17 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 		s.Flags |= flagOwnDstPort
 	}
 	if reply.DstAddr != t.SrcAddr {
-		// The connecting side is translated too: give it a public port of
-		// its own, its source port when free.
-		pub, ok := e.n.claimPort(c, reply.DstAddr, class, t.SrcPort, e.rng)
+		// The connecting side is translated too: see dataSourcePort.
+		pub, own, ok := e.n.dataSourcePort(c, reply.DstAddr, class, t.SrcPort, e.rng)
 		if !ok {
 			e.n.releasePorts(&s)
 			r.Verdict = DropPortsExhausted
 			return
 		}
 		s.Key[flowtable.Reply].DstPort = pub
-		s.Flags |= flagOwnSrcPort
+		if own {
+			s.Flags |= flagOwnSrcPort
+		}
 	}
 	e.insert(frame, p, from, now, c, &s, r)
 }

@@ -140,3 +140,34 @@ func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
 func (n *NAT) ResetSession(id, gen uint32) {
 	n.table.SetState(id, gen, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
 }
+
+// dataSourcePort chooses the public source port of a data connection
+// opened from a translated host (an FTP server inside connecting out in
+// active mode, from public address addr): the connection's own source
+// port want when possible, so that it keeps FTP's conventions. RFC 959
+// (3.2, 5.2) has the server open the data connection from its data port,
+// L-1 — 20 for the standard control port — and clients and the firewalls
+// in front of them may expect it. A privileged port outside every dynamic
+// range of the outbound rules and published by no nat.server is never
+// handed out, so it is kept and shared by every such data connection, with
+// no claim (own false): the connections differ by the client's endpoint,
+// and the flow table keeps their keys apart. Any other port is claimed,
+// the source port when free (claimPort).
+func (n *NAT) dataSourcePort(c *compiled, addr uint32, class int, want uint16, rng *rand.Rand) (port uint16, own, ok bool) {
+	if want != 0 && want < 1024 && !c.reserved(addr, class, want) && !c.dynamic(want) {
+		return want, false, true
+	}
+	port, ok = n.claimPort(c, addr, class, want, rng)
+	return port, ok, ok
+}
+
+// dynamic reports whether port lies in the dynamic range of any outbound
+// rule.
+func (c *compiled) dynamic(port uint16) bool {
+	for i := range c.outbound {
+		if r := &c.outbound[i]; r.lo <= port && port <= r.hi {
+			return true
+		}
+	}
+	return false
+}
