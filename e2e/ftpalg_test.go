@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/fastnat/fastnat/internal/testnet"
 )
@@ -362,4 +366,261 @@ func (p *cutPlan) done() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.k >= p.last-1
+}
+
+// refusal is one way to make the ALG refuse a data endpoint: what the
+// client is told to do, or what the server is configured to announce.
+type refusal struct {
+	name   string
+	tool   testnet.Tool
+	mode   testnet.Mode
+	client func(self netip.Addr) ([]string, []string) // curl arguments, lftp settings
+	server func(inside bool) []string                 // vsftpd settings
+	reply  string                                     // what the client must be told
+}
+
+// TestFastnatFTPRefused: a PORT or EPRT naming a privileged port or
+// another host than the client, and a 227 naming another host than the
+// server or a 229 with a privileged port, in both directions and with
+// both clients: the client is told at once, by a reply the ALG makes (500
+// for the command, 425 in place of the passive reply), and fails within
+// seconds instead of hanging; the refused command never reaches the
+// server, and the control connection stays usable (the server receives
+// the client's QUIT after it).
+func TestFastnatFTPRefused(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, true)
+	fastnatRouter.setup(t, topo, true, nil)
+	priv := func(self netip.Addr) ([]string, []string) {
+		return []string{"--ftp-port", self.String() + ":1000-1000"}, []string{"ftp:port-range 1000-1000"}
+	}
+	third := func(netip.Addr) ([]string, []string) {
+		return nil, []string{"ftp:port-ipv4 " + thirdParty(true).String()}
+	}
+	refusals := []refusal{
+		{"privileged PORT", testnet.Curl, testnet.PORT, priv, nil, "500 Illegal PORT command: refused by the NAT"},
+		{"privileged EPRT", testnet.Curl, testnet.EPRT, priv, nil, "500 Illegal EPRT command: refused by the NAT"},
+		{"privileged PORT", testnet.LFTP, testnet.PORT, priv, nil, "500 Illegal PORT command: refused by the NAT"},
+		{"third-party PORT", testnet.LFTP, testnet.PORT, third, nil, "500 Illegal PORT command: refused by the NAT"},
+		{"third-party 227", testnet.Curl, testnet.PASV, nil, func(inside bool) []string {
+			return []string{"pasv_address=" + thirdParty(inside).String()}
+		}, "425 Can't open passive connection: refused by the NAT"},
+		{"third-party 227", testnet.LFTP, testnet.PASV, nil, func(inside bool) []string {
+			return []string{"pasv_address=" + thirdParty(inside).String()}
+		}, "425 Can't open passive connection: refused by the NAT"},
+	}
+	var last func(bool) []string
+	var sides []ftpSide
+	run := func(rf refusal, i int, side ftpSide) {
+		self := []netip.Addr{testnet.ClientAddr, testnet.HostAddr}[i]
+		t.Run(rf.name+"/"+side.name+"/"+rf.tool.String()+"/"+rf.mode.String(), func(t *testing.T) {
+			spec := testnet.FetchSpec{
+				NS: side.ns, Tool: rf.tool, Mode: rf.mode, URL: side.url,
+				Dst:            filepath.Join(t.TempDir(), side.f.name),
+				ConnectTimeout: 3 * time.Second, Timeout: 15 * time.Second,
+			}
+			if rf.client != nil {
+				spec.CurlArgs, spec.LFTPSet = rf.client(self)
+			}
+			quits := strings.Count(side.f.server.Log(), `"QUIT"`)
+			res, err := testnet.Fetch(ctx, spec)
+			if err == nil {
+				t.Fatal("the transfer succeeded; want the refusal")
+			}
+			if res.Elapsed > 8*time.Second {
+				t.Fatalf("the client took %v to fail: it waited instead of being told", res.Elapsed.Round(time.Millisecond))
+			}
+			if !strings.Contains(strings.Join(res.Received, "\n"), rf.reply) {
+				t.Fatalf("the client was not told %q; it got:\n%s", rf.reply, strings.Join(res.Received, "\n"))
+			}
+			log := side.f.server.Log()
+			if rf.client != nil && (strings.Contains(log, `"PORT `) || strings.Contains(log, `"EPRT `)) {
+				t.Errorf("the refused command reached the server:\n%s", tailString(log, 2048))
+			}
+			if rf.tool == testnet.Curl && strings.Count(log, `"QUIT"`) == quits {
+				t.Errorf("the server got no QUIT after the refusal: the control connection did not stay usable:\n%s", tailString(log, 2048))
+			}
+			t.Logf("failed in %v: %.200v", res.Elapsed.Round(time.Millisecond), err)
+		})
+	}
+	stop := func() {
+		for _, s := range sides {
+			if err := s.f.server.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, rf := range refusals {
+		if sides == nil || !sameSettings(rf.server, last) {
+			stop()
+			sides, last = bothSides(t, topo, rf.server), rf.server
+		}
+		for i, side := range sides {
+			run(rf, i, side)
+		}
+	}
+	// A 229 with a privileged port: vsftpd will not listen below 1024, so a
+	// relay beside each server puts port 21 in its 229 replies.
+	stop()
+	sides = editedSides(t, topo, func(line []byte) []byte {
+		if !strings.HasPrefix(string(line), "229 ") {
+			return nil
+		}
+		return []byte("229 Entering Extended Passive Mode (|||21|)\r\n")
+	})
+	for _, tool := range testnet.Tools {
+		for i, side := range sides {
+			run(refusal{"privileged 229", tool, testnet.EPSV, nil, nil, "425 Can't open passive connection: refused by the NAT"}, i, side)
+		}
+	}
+	waitClosed(ctx, t, topo)
+}
+
+// editedSides starts, for each direction, vsftpd behind a relay beside it
+// that writes edit(line) in place of every reply line for which edit
+// returns non-nil: a server that misbehaves as a real one would not.
+func editedSides(t *testing.T, topo *testnet.Topology, edit func(line []byte) []byte) []ftpSide {
+	t.Helper()
+	promiscuous := []string{"port_promiscuous=YES", "pasv_promiscuous=YES"}
+	split := func(_ netip.AddrPort, line []byte) testnet.Split { return testnet.Split{Line: edit(line)} }
+	var sides []ftpSide
+	for _, s := range []struct {
+		name, ns, client string
+		listen, backend  netip.AddrPort
+	}{
+		{"server-inside", topo.Server, topo.Client, insideFTP, relayedFTP},
+		{"client-inside", topo.Client, topo.Host, outsideFTP, netip.AddrPortFrom(testnet.ClientAddr, 9092)},
+	} {
+		f := startFTPSized(t, topo, testnet.FTPServerConfig{NS: s.ns, Addr: s.backend, Extra: promiscuous}, smallFile)
+		r, err := testnet.StartSplitRelay(s.ns, s.listen, s.backend, false, split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := r.Close(); err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		})
+		reach := publicFTP
+		if s.name == "client-inside" {
+			reach = outsideFTP
+		}
+		sides = append(sides, ftpSide{s.name, s.client, f.server.URL(reach, f.name), f})
+	}
+	return sides
+}
+
+// thirdParty is an address that is neither the client's nor the server's
+// on the side of the one that announces it.
+func thirdParty(inside bool) netip.Addr {
+	if inside {
+		return netip.MustParseAddr("10.77.0.99")
+	}
+	return netip.MustParseAddr("198.18.0.99")
+}
+
+func sameSettings(a, b func(bool) []string) bool {
+	get := func(f func(bool) []string) string {
+		if f == nil {
+			return ""
+		}
+		return strings.Join(f(true), ",") + "|" + strings.Join(f(false), ",")
+	}
+	return get(a) == get(b)
+}
+
+// TestFastnatFTPIdlePassive: a client asks for nine data connections it
+// never opens — nine PASV, EPSV, PORT or EPRT before its transfer, with
+// the default limit of eight expectations per session — and then
+// transfers in the same mode: each announcement replaces the session's
+// oldest expectation, so the transfer works on the first try, in both
+// directions and with both clients.
+func TestFastnatFTPIdlePassive(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, true)
+	fastnatRouter.setup(t, topo, true, nil)
+	for i, side := range bothSides(t, topo, nil) {
+		self := []netip.Addr{testnet.ClientAddr, testnet.HostAddr}[i].As4()
+		for _, tool := range testnet.Tools {
+			for _, mode := range testnet.Modes {
+				t.Run(side.name+"/"+tool.String()+"/"+mode.String(), func(t *testing.T) {
+					if !tool.Supports(mode) {
+						t.Skipf("%s: %v", tool, testnet.ErrModeUnsupported)
+					}
+					var quote []string
+					for k := range 9 {
+						p := 41000 + k
+						switch mode {
+						case testnet.PORT:
+							quote = append(quote, fmt.Sprintf("PORT %d,%d,%d,%d,%d,%d", self[0], self[1], self[2], self[3], p>>8, p&0xff))
+						case testnet.EPRT:
+							quote = append(quote, fmt.Sprintf("EPRT |1|%d.%d.%d.%d|%d|", self[0], self[1], self[2], self[3], p))
+						default:
+							quote = append(quote, mode.String())
+						}
+					}
+					res, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
+						NS: side.ns, Tool: tool, Mode: mode, URL: side.url,
+						Dst: filepath.Join(t.TempDir(), side.f.name), Quote: quote,
+						ConnectTimeout: 3 * time.Second, Timeout: 20 * time.Second,
+					}, side.f.sha256)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n := res.Count(mode.String()); n != 10 {
+						t.Fatalf("%d %s sent, want 10", n, mode)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFastnatFTPActiveFromPort20: every active-mode data connection of the
+// server inside reaches the client from public port 20, the server's data
+// port (RFC 959 3.2), not only the first one.
+func TestFastnatFTPActiveFromPort20(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, false)
+	fastnatRouter.setup(t, topo, true, nil)
+	f := startFTPSized(t, topo, testnet.FTPServerConfig{NS: topo.Server, Addr: insideFTP}, smallFile)
+	capt, err := testnet.StartCapture(topo.Client, testnet.NodeLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capt.Close()
+	runs := []struct {
+		tool testnet.Tool
+		mode testnet.Mode
+	}{{testnet.Curl, testnet.PORT}, {testnet.Curl, testnet.EPRT}, {testnet.LFTP, testnet.PORT}, {testnet.Curl, testnet.PORT}}
+	for _, r := range runs {
+		if _, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
+			NS: topo.Client, Tool: r.tool, Mode: r.mode, URL: f.server.URL(publicFTP, f.name),
+			Dst: filepath.Join(t.TempDir(), f.name),
+		}, f.sha256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capt.Close()
+	var ports []uint16
+	for _, fr := range capt.Frames() {
+		d := gopacket.NewPacket(fr.Data, layers.LayerTypeEthernet, gopacket.Default)
+		ip, _ := d.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := d.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if fr.Outgoing || ip == nil || tcp == nil || !tcp.SYN || tcp.ACK || !ip.SrcIP.Equal(testnet.PublicAddr.AsSlice()) {
+			continue
+		}
+		ports = append(ports, uint16(tcp.SrcPort))
+	}
+	if len(ports) != len(runs) {
+		t.Fatalf("%d data connections from the server seen, want %d (%v)", len(ports), len(runs), ports)
+	}
+	for i, p := range ports {
+		if p != 20 {
+			t.Errorf("data connection %d from public port %d, want 20 (all: %v)", i, p, ports)
+		}
+	}
 }

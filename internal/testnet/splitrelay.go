@@ -16,10 +16,12 @@ import (
 
 // Split is how SplitRelay writes one line: in pieces ending at the byte
 // offsets Cuts (ascending, inside the line), each written Gap after the
-// one before. A zero Split writes the line at once.
+// one before; Line, when not nil, is written in its place (a hostile peer
+// made of a real one). A zero Split writes the line at once.
 type Split struct {
 	Cuts []int
 	Gap  time.Duration
+	Line []byte
 }
 
 // Pieces returns a Split that cuts a line of n bytes into k pieces of
@@ -175,6 +177,9 @@ func (r *SplitRelay) writeSplit(dst io.Writer, line []byte, peer netip.AddrPort)
 	s := Split{}
 	if bytes.HasSuffix(line, []byte("\n")) {
 		s = r.split(peer, line)
+		if s.Line != nil {
+			line = s.Line
+		}
 	}
 	prev := 0
 	for i, c := range append(append([]int(nil), s.Cuts...), len(line)) {
