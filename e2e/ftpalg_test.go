@@ -219,12 +219,14 @@ func (s *splitSides) cutLines() int {
 func cutsRewritten(i int, mode testnet.Mode) bool { return (i == 0) == mode.Passive() }
 
 // TestFastnatFTPSplitLines: real clients and vsftpd with the line the ALG
-// must rewrite — the inside server's 227/229, the inside client's
-// PORT/EPRT — cut by a relay into five segments 150 ms apart (the issue's
-// reproduction: four or five segments at least 100 ms apart) and into two
-// segments a second apart, in every mode and both directions: the
-// transfer works on the first try, so the line was rewritten however it
-// came; the other modes of each direction run the same way as a baseline.
+// must rewrite — the inside server's 227 and 229, the inside client's
+// PORT and EPRT: every mode, each in the direction where it carries an
+// inside address — cut by a relay into five segments 150 ms apart (the
+// issue's reproduction: four or five segments at least 100 ms apart) and
+// into two segments a second apart: the transfer works on the first try,
+// so the line was rewritten however it came. (Through a relay the other
+// modes do not work at all: an EPSV client connects to the relay's
+// address, and vsftpd cannot connect from port 20 for a relayed session.)
 func TestFastnatFTPSplitLines(t *testing.T) {
 	requireFastnat(t)
 	ctx := testContext(t)
@@ -256,6 +258,9 @@ func TestFastnatFTPSplitLines(t *testing.T) {
 						if !tool.Supports(mode) {
 							t.Skipf("%s: %v", tool, testnet.ErrModeUnsupported)
 						}
+						if !cutsRewritten(i, mode) {
+							t.Skipf("%s carries no inside address %s", mode, side.name)
+						}
 						before := sides.cutLines()
 						res, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
 							NS: side.ns, Tool: tool, Mode: mode, URL: side.url,
@@ -264,7 +269,7 @@ func TestFastnatFTPSplitLines(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if cutsRewritten(i, mode) && sides.cutLines() == before {
+						if sides.cutLines() == before {
 							t.Fatal("the relay cut no line: the test did not test splitting")
 						}
 						t.Logf("%v", res.Elapsed.Round(time.Millisecond))
@@ -315,6 +320,7 @@ func TestFastnatFTPSplitEveryByte(t *testing.T) {
 					plan.set(k)
 					tr, err := c.List(ctx, mode)
 					if err != nil {
+						dumpNAT(t, topo)
 						t.Fatalf("cut at byte %d (gap %v): %v", k, gaps[k%len(gaps)], err)
 					}
 					if !strings.Contains(string(tr.Data), side.f.name) {
@@ -621,6 +627,22 @@ func TestFastnatFTPActiveFromPort20(t *testing.T) {
 	for i, p := range ports {
 		if p != 20 {
 			t.Errorf("data connection %d from public port %d, want 20 (all: %v)", i, p, ports)
+		}
+	}
+}
+
+// dumpNAT logs the running fastnat's sessions, expectations and counters,
+// to tell why a data connection failed.
+func dumpNAT(t *testing.T, topo *testnet.Topology) {
+	t.Helper()
+	for _, p := range topo.Processes() {
+		if p.Name != fastnatBinary(t) {
+			continue
+		}
+		sock := controlSocket(t, p)
+		for _, what := range []string{"sessions", "expectations", "stats"} {
+			_, out, errOut := fastnatCLI(t, "show", what, "--socket", sock)
+			t.Logf("fastnat show %s:\n%s%s", what, tailString(out, 6000), errOut)
 		}
 	}
 }
