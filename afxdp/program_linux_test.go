@@ -1,8 +1,8 @@
 package afxdp
 
 import (
-	"errors"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"

@@ -23,6 +23,7 @@ type Config struct {
 	ALG              ALG
 	Metrics          Metrics
 	Control          Control
+	Logging          Logging
 	Warnings         []Error // non-fatal findings, positioned, in document order
 }
 
@@ -118,7 +119,16 @@ type Outbound struct {
 	Pool    []netip.Addr // every address, ranges and prefixes expanded
 	Ports   PortRange
 	Mapping MappingMode
-	Line    int
+	// PortsPerHost is the size of every inside address's port range with
+	// Deterministic mapping (the default fills the pool evenly); 0
+	// otherwise.
+	PortsPerHost int
+	// BlockSize, when not 0, turns on port block allocation: an inside
+	// host gets ports in blocks of BlockSize on one pool address, at most
+	// BlocksPerHost blocks at a time.
+	BlockSize     int
+	BlocksPerHost int
+	Line          int
 }
 
 // PortRange is an inclusive range of ports, Lo <= Hi.
@@ -134,9 +144,13 @@ type MappingMode uint8
 const (
 	EndpointIndependent     MappingMode = iota // one public endpoint per inside endpoint (REQ-1)
 	AddressAndPortDependent                    // a new public port per destination
+	// Deterministic maps every inside address to a public address and
+	// port range computed from the configuration (RFC 7422), endpoint
+	// independent within the range.
+	Deterministic
 )
 
-var mappingNames = []string{"endpoint-independent", "address-and-port-dependent"}
+var mappingNames = []string{"endpoint-independent", "address-and-port-dependent", "deterministic"}
 
 // String returns the mode's name in the configuration file.
 func (m MappingMode) String() string { return nameOf(mappingNames, int(m)) }

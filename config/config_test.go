@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -69,6 +70,7 @@ func TestExampleFile(t *testing.T) {
 		ALG:              ALG{FTP: FTPALG{Enabled: true, AllowThirdParty: false, MaxExpectations: 8}},
 		Metrics:          Metrics{Listen: "127.0.0.1:9300"},
 		Control:          Control{Socket: "/run/fastnat.sock"},
+		Logging:          Logging{Ring: natlog.DefaultRing},
 		Warnings: []Error{{File: "../examples/fastnat.toml", Line: 45, Col: 10,
 			Msg: "nat.server[0].public: 198.18.0.204:9091/tcp lies in the port range 1024-65535 of the pool of nat.outbound[0] (line 37); the server keeps that port, outbound sessions never get it"}},
 	}
@@ -119,6 +121,7 @@ func TestDefaults(t *testing.T) {
 		Timeouts: DefaultTimeouts,
 		ALG:      ALG{FTP: FTPALG{Enabled: true, MaxExpectations: DefaultMaxExpectations}},
 		Control:  Control{Socket: DefaultSocket},
+		Logging:  Logging{Ring: natlog.DefaultRing},
 	}
 	got := *c
 	if got.PortMap == nil {

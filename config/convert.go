@@ -170,6 +170,7 @@ func (c *converter) convert(r *rawConfig) *Config {
 		ALG:       c.alg(&r.ALG),
 		Metrics:   c.metrics(&r.Metrics),
 		Control:   c.control(&r.Control),
+		Logging:   c.logging(&r.Logging),
 	}
 	cfg.Interfaces = c.interfaces(r.Interface)
 	if r.Flows.Max != nil {
@@ -605,6 +606,7 @@ func (c *converter) outbound(rs []rawOutbound) []Outbound {
 				o.Mapping = MappingMode(k)
 			}
 		}
+		c.allocation(p, &r, &o)
 		// A prefix an earlier rule covers never reaches this rule: the
 		// first rule whose inside prefix holds the source applies.
 		for k, q := range o.Inside {
@@ -619,6 +621,7 @@ func (c *converter) outbound(rs []rawOutbound) []Outbound {
 		}
 		out = append(out, o)
 	}
+	c.exclusivePools(out)
 	return out
 }
 

@@ -27,7 +27,7 @@ func TestErrorClasses(t *testing.T) {
 
 		// Schema: keys and the shape of tables.
 		{"unknown top-level table", "[dataplan]\nbatch = 1\n" + ifaces,
-			[]string{`1:2: unknown key "dataplan" at the top level; allowed: dataplane, interface, flows, timeouts, nat, port_mapping, alg, metrics, control`}},
+			[]string{`1:2: unknown key "dataplan" at the top level; allowed: dataplane, interface, flows, timeouts, nat, port_mapping, alg, metrics, control, logging`}},
 		{"unknown key in a table", "[dataplane]\nbatch = 1\n  btach = 2\n" + ifaces,
 			[]string{`3:3: unknown key "btach" in [dataplane]; allowed: workers, cpus, poll, batch, frames_per_queue, frame_size, xdp_mode`}},
 		{"unknown keys in array tables, all at once", "[[port_mapping]]\napplication = \"ftp\"\nport = 1\nproto = \"tcp\"\n[[port_mapping]]\napplication = \"ftp\"\nport = 2\nhost = \"x\"\n" + ifaces,
@@ -123,7 +123,7 @@ func TestErrorClasses(t *testing.T) {
 		{"ports as array", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.1\"]\nports = [1024, 2048]\n" + ifaces,
 			[]string{`4:9: nat.outbound[0].ports: want a range such as "1024-65535" (ports 1 to 65535), got an array`}},
 		{"mapping unknown", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.1\"]\nmapping = \"full-cone\"\n" + ifaces,
-			[]string{`4:11: nat.outbound[0].mapping: "full-cone" is not allowed; allowed: "endpoint-independent" or "address-and-port-dependent"`}},
+			[]string{`4:11: nat.outbound[0].mapping: "full-cone" is not allowed; allowed: "endpoint-independent", "address-and-port-dependent" or "deterministic"`}},
 
 		// [[nat.server]].
 		{"server missing everything", "[[nat.server]]\n" + ifaces,
@@ -179,6 +179,56 @@ func TestErrorClasses(t *testing.T) {
 		{"unknown keys together with bad values", "[dataplane]\nbatch = 0\nbtach = 1\n[[interface]]\nnmae = \"eth0\"\nrole = \"inside\"\n" + ifaces,
 			[]string{"2:9: dataplane.batch: 0 is out of range", `3:1: unknown key "btach" in [dataplane]`, `4:1: interface[0]: missing key "name"`, `5:1: unknown key "nmae" in [[interface]]; allowed: name, role, queues, gateway`}},
 
+		// [logging].
+		{"ring not a power of two", "[logging]\nring = 1000\n" + ifaces, []string{"2:8: logging.ring: 1000 is not a power of two"}},
+		{"ring too small", "[logging]\nring = 16\n" + ifaces, []string{"2:8: logging.ring: 16 is out of range; allowed: 64 to 4194304"}},
+		{"ipfix without collector", "[[logging.ipfix]]\ndomain = 1\n" + ifaces, []string{`1:1: logging.ipfix[0]: missing key "collector"`}},
+		{"ipfix collector without port", "[[logging.ipfix]]\ncollector = \"192.0.2.10\"\n" + ifaces,
+			[]string{`2:13: logging.ipfix[0].collector: "192.0.2.10" is not an IP address and port such as "192.0.2.10:4739"`}},
+		{"ipfix collector a host name", "[[logging.ipfix]]\ncollector = \"collector:4739\"\n" + ifaces,
+			[]string{`2:13: logging.ipfix[0].collector: "collector:4739" is not an IP address and port`}},
+		{"ipfix collector unspecified", "[[logging.ipfix]]\ncollector = \"0.0.0.0:4739\"\n" + ifaces,
+			[]string{`2:13: logging.ipfix[0].collector: 0.0.0.0 is not an address to send to`}},
+		{"ipfix bad values", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\ndomain = -1\ntemplate_refresh = \"0s\"\nmax_message = 100\n" + ifaces,
+			[]string{"3:10: logging.ipfix[0].domain: -1 is out of range; allowed: 0 to 4294967295",
+				"4:20: logging.ipfix[0].template_refresh: 0s is out of range",
+				"5:15: logging.ipfix[0].max_message: 100 is out of range; allowed: 512 to 65535"}},
+		{"events unknown, twice and empty", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\nevents = [\"session\", \"block-alloc\", \"block-alloc\"]\n[[logging.syslog]]\naddress = \"192.0.2.10:514\"\nevents = []\n" + ifaces,
+			[]string{`3:11: logging.ipfix[0].events[0]: "session" is not an event type; allowed: session-create, session-delete`,
+				"3:37: logging.ipfix[0].events[2]: block-alloc is listed twice (also at logging.ipfix[0].events[1])",
+				"6:10: logging.syslog[0].events: empty array"}},
+		{"syslog transport, facility and hostname", "[[logging.syslog]]\ntransport = \"tls\"\naddress = \"192.0.2.10:514\"\nfacility = \"local8\"\nhostname = \"my host\"\n" + ifaces,
+			[]string{`2:13: logging.syslog[0].transport: "tls" is not allowed; allowed: "udp", "tcp" or "unix"`,
+				`4:12: logging.syslog[0].facility: "local8" is not allowed; allowed: "kern", "user"`,
+				`5:12: logging.syslog[0].hostname: "my host": a syslog HOSTNAME is 1 to 255 printable ASCII characters`}},
+		{"syslog unix path relative", "[[logging.syslog]]\ntransport = \"unix\"\naddress = \"dev/log\"\n" + ifaces,
+			[]string{`3:11: logging.syslog[0].address: "dev/log" is not an absolute path`}},
+		{"syslog without address", "[[logging.syslog]]\ntransport = \"udp\"\n" + ifaces, []string{`1:1: logging.syslog[0]: missing key "address"`}},
+		{"unknown logging key", "[logging]\nrings = 1\n" + ifaces, []string{`2:1: unknown key "rings" in [logging]; allowed: ring, ipfix, syslog`}},
+
+		// Port blocks and deterministic mapping.
+		{"deterministic pool too small", detRule + "mapping = \"deterministic\"\nports_per_host = 1000\n" + ifaces,
+			[]string{"5:18: nat.outbound[0].ports_per_host: 256 inside addresses need 256 port ranges of 1000 ports, and 2 pool addresses hold 128 of them (64 each in 1024-65535); need 4 pool addresses, or ports_per_host of at most 504"}},
+		{"deterministic leaves less than a port", "[[nat.outbound]]\ninside = [\"10.0.0.0/16\"]\npool = [\"198.18.0.1\"]\nports = \"60000-60009\"\nmapping = \"deterministic\"\n" + ifaces,
+			[]string{"5:11: nat.outbound[0].mapping: 65536 inside addresses on 1 pool addresses of 10 ports (60000-60009) leave less than one port each"}},
+		{"deterministic overlapping prefixes", "[[nat.outbound]]\ninside = [\"10.0.0.0/16\", \"10.0.1.0/24\"]\npool = [\"198.18.0.1\"]\nmapping = \"deterministic\"\n" + ifaces,
+			[]string{"2:26: nat.outbound[0].inside[1]: 10.0.1.0/24 overlaps 10.0.0.0/16 (nat.outbound[0].inside[0])"}},
+		{"deterministic too many hosts", "[[nat.outbound]]\ninside = [\"10.0.0.0/7\"]\npool = [\"198.18.0.0/16\"]\nmapping = \"deterministic\"\n" + ifaces,
+			[]string{"2:11: nat.outbound[0].inside[0]: 10.0.0.0/7 has more than 16777216 addresses"}},
+		{"ports_per_host without deterministic", detRule + "ports_per_host = 100\n" + ifaces,
+			[]string{`4:18: nat.outbound[0].ports_per_host: applies to mapping = "deterministic" only; this rule's mapping is "endpoint-independent"`}},
+		{"blocks on a deterministic rule", detRule + "mapping = \"deterministic\"\nblock_size = 512\n" + ifaces,
+			[]string{"5:14: nat.outbound[0].block_size: a deterministic rule gives every inside host one fixed range"}},
+		{"blocks_per_host without block_size", detRule + "blocks_per_host = 2\n" + ifaces,
+			[]string{"4:19: nat.outbound[0].blocks_per_host: needs block_size"}},
+		{"block larger than the range", detRule + "ports = \"1024-2047\"\nblock_size = 2048\n" + ifaces,
+			[]string{"5:14: nat.outbound[0].block_size: 2048 ports do not fit the port range 1024-2047 (1024 ports); allowed: at most 1024"}},
+		{"block size and limit out of range", detRule + "block_size = 0\n[[nat.outbound]]\ninside = [\"10.78.0.0/24\"]\npool = [\"198.18.1.1\"]\nblock_size = 64\nblocks_per_host = 2000\n" + ifaces,
+			[]string{"4:14: nat.outbound[0].block_size: 0 is out of range; allowed: 16 to 32768",
+				"9:19: nat.outbound[1].blocks_per_host: 2000 is out of range; allowed: 1 to 1024"}},
+		{"shared pool address", detRule + "block_size = 512\n[[nat.outbound]]\ninside = [\"10.78.0.0/24\"]\npool = [\"198.18.0.205\"]\n" + ifaces,
+			[]string{"7:8: nat.outbound[1].pool: 198.18.0.205 is also in the pool of nat.outbound[0] (line 1); nat.outbound[0] allocates every port of its pool addresses itself"}},
+
 		// Columns count characters, not bytes.
 		{"column after non-ASCII", "[[interface]] # «inside»\nname = \"é\" ; role = 1\n", []string{"2:12: syntax error"}},
 	}
@@ -233,6 +283,16 @@ func TestWarnings(t *testing.T) {
 		{"server outside the pool's ports", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.1\"]\nports = \"10000-65535\"\n[[nat.server]]\nprotocol = \"tcp\"\npublic = \"198.18.0.1:21\"\ninside = \"10.0.0.2:21\"\n" + ifaces, nil},
 		{"server inside the pool's ports", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.0/29\"]\n[[nat.server]]\nprotocol = \"udp\"\npublic = \"198.18.0.3:5060\"\ninside = \"10.0.0.2:5060\"\n" + ifaces,
 			[]string{"6:10: nat.server[0].public: 198.18.0.3:5060/udp lies in the port range 1024-65535 of the pool of nat.outbound[0] (line 1)"}},
+		{"blocks leave ports over", detRule + "block_size = 1000\n" + ifaces,
+			[]string{"4:14: nat.outbound[0].block_size: ports 65024-65535 are never used: the port range 1024-65535 holds 64 whole blocks of 1000"}},
+		{"blocks_per_host above the blocks of an address", detRule + "ports = \"1024-4095\"\nblock_size = 1024\nblocks_per_host = 4\n" + ifaces,
+			[]string{"6:19: nat.outbound[0].blocks_per_host: a host's blocks are all on one pool address, which has 3 blocks of 1024 ports; no host gets more than 3"}},
+		{"deterministic leaves pool addresses unused", "[[nat.outbound]]\ninside = [\"10.77.0.0/26\"]\npool = [\"198.18.0.204-198.18.0.207\"]\nmapping = \"deterministic\"\nports_per_host = 2000\n" + ifaces,
+			[]string{"5:18: nat.outbound[0].ports_per_host: the 64 inside addresses use only the first 2 of the pool's 4 addresses (32 ranges of 2000 ports each)"}},
+		{"duplicate ipfix collector", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\n[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\n" + ifaces,
+			[]string{"4:13: logging.ipfix[1].collector: 192.0.2.10:4739 is already a collector of logging.ipfix[0] (line 1); it gets every event twice"}},
+		{"max_message over a 1500 MTU", "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\nmax_message = 9000\n" + ifaces,
+			[]string{"3:15: logging.ipfix[0].max_message: 9000 bytes do not fit a 1500-byte path MTU"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

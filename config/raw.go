@@ -16,6 +16,7 @@ type rawConfig struct {
 	ALG         rawALG           `toml:"alg"`
 	Metrics     rawMetrics       `toml:"metrics"`
 	Control     rawControl       `toml:"control"`
+	Logging     rawLogging       `toml:"logging"`
 }
 
 type rawDataplane struct {
@@ -54,10 +55,13 @@ type rawNAT struct {
 }
 
 type rawOutbound struct {
-	Inside  any `toml:"inside"`
-	Pool    any `toml:"pool"`
-	Ports   any `toml:"ports"`
-	Mapping any `toml:"mapping"`
+	Inside        any `toml:"inside"`
+	Pool          any `toml:"pool"`
+	Ports         any `toml:"ports"`
+	Mapping       any `toml:"mapping"`
+	PortsPerHost  any `toml:"ports_per_host"`
+	BlockSize     any `toml:"block_size"`
+	BlocksPerHost any `toml:"blocks_per_host"`
 }
 
 type rawServer struct {
@@ -89,4 +93,26 @@ type rawMetrics struct {
 
 type rawControl struct {
 	Socket any `toml:"socket"`
+}
+
+type rawLogging struct {
+	Ring   any         `toml:"ring"`
+	IPFIX  []rawIPFIX  `toml:"ipfix"`
+	Syslog []rawSyslog `toml:"syslog"`
+}
+
+type rawIPFIX struct {
+	Collector       any `toml:"collector"`
+	Domain          any `toml:"domain"`
+	TemplateRefresh any `toml:"template_refresh"`
+	MaxMessage      any `toml:"max_message"`
+	Events          any `toml:"events"`
+}
+
+type rawSyslog struct {
+	Transport any `toml:"transport"`
+	Address   any `toml:"address"`
+	Facility  any `toml:"facility"`
+	Hostname  any `toml:"hostname"`
+	Events    any `toml:"events"`
 }

@@ -11,6 +11,19 @@
 // Code (bad_request, refused, failed) and a message; the client turns it
 // into an *Error that matches ErrBadRequest or ErrRefused with errors.Is.
 //
+// Event streams. The one request that does not end with its Response is
+// CmdEvents (`fastnat events`): the Response says {"stream": true} and is
+// followed by one JSON Event per line, as the NAT makes them, for as long
+// as the client keeps its side of the connection open — closing its write
+// side, or the whole connection, ends the stream (so a streaming client,
+// unlike Call, must not half-close after its request). Each stream is a
+// natlog subscription filtered by the request's EventFilter and runs on a
+// goroutine of its own, so the other requests are answered as before
+// while streams are open (at most natlog.MaxSubscriptions at once). A
+// client that reads too slowly loses events from its own queue; the
+// stream then carries an Event of type "lost" with their number. The
+// daemon hands the server its event source with ServeEvents.
+//
 // Permissions. The socket is created with mode 0600 (set with chmod after
 // bind, so the daemon's umask does not matter): only its owner, root, may
 // ask for sessions or a reload. Listen removes a stale socket file left by

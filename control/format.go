@@ -163,5 +163,13 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 		tw.Flush()
 		fmt.Fprintf(w, "  %s: written %d, rate limited %d, queue full %d, write errors %d\n", c.File, c.Written, c.RateLimited, c.QueueFull, c.Errors)
 	}
+	if e := s.Events; e != nil {
+		section("event log")
+		tw.Flush()
+		fmt.Fprintf(w, "  %d events made, %d dropped at a full worker ring\n", e.Made, e.RingDropped)
+		for _, x := range e.Exporters {
+			fmt.Fprintf(w, "  %s: exported %d, queue dropped %d, failed %d\n", x.Name, x.Exported, x.QueueDropped, x.Failed)
+		}
+	}
 	tw.Flush()
 }

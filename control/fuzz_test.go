@@ -3,7 +3,11 @@ package control
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
+
+	"github.com/fastnat/fastnat/natlog/natlogtest"
 )
 
 // FuzzHandle feeds arbitrary bytes to the request parser: every input gets
@@ -30,6 +34,33 @@ func FuzzHandle(f *testing.F) {
 		}
 		if _, err := json.Marshal(&r); err != nil {
 			t.Fatalf("answer does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzEventFilter feeds arbitrary filter fields: every input either
+// gives a filter or an error that matches ErrBadRequest, and a filter it
+// gives never matches an event of a type it excludes.
+func FuzzEventFilter(f *testing.F) {
+	f.Add("session-create,block-alloc", "10.77.0.0/24", 40123, "tcp", "ftp")
+	f.Add("", "10.77.0.5", 0, "17", "")
+	f.Add("x", "::1", -1, "gre", "gopher")
+	f.Fuzz(func(t *testing.T, types, addr string, port int, proto, app string) {
+		ef := EventFilter{Addr: addr, Port: port, Protocol: proto, App: app}
+		if types != "" {
+			ef.Types = strings.Split(types, ",")
+		}
+		nf, err := ef.Filter()
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("%+v: error %v does not match ErrBadRequest", ef, err)
+			}
+			return
+		}
+		for _, e := range natlogtest.Events() {
+			if nf.Types != 0 && !nf.Types.Has(e.Type) && nf.Match(&e) {
+				t.Fatalf("%+v matches a %s", ef, e.Type)
+			}
 		}
 	})
 }

@@ -42,6 +42,8 @@ type Request struct {
 	// App and Limit apply to CmdSessions.
 	App   string `json:"app,omitempty"`   // only sessions of this application ("ftp", "ftp-data", "other", ...)
 	Limit int    `json:"limit,omitempty"` // at most this many sessions; 0: all
+	// Events selects the events of a CmdEvents stream; nil: all.
+	Events *EventFilter `json:"events,omitempty"`
 }
 
 // Response is the daemon's answer: on success the field of the command
@@ -49,6 +51,7 @@ type Request struct {
 type Response struct {
 	Code         string            `json:"code,omitempty"`
 	Error        string            `json:"error,omitempty"`
+	Stream       bool              `json:"stream,omitempty"` // CmdEvents: events follow, one JSON Event per line
 	Stats        *metrics.Snapshot `json:"stats,omitempty"`
 	Sessions     *SessionList      `json:"sessions,omitempty"`
 	Expectations []Expectation     `json:"expectations,omitempty"`

@@ -1,13 +1,18 @@
 package control
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/fastnat/fastnat/natlog"
 )
 
 // Deadlines of one connection: reading the request, and the whole answer
@@ -19,11 +24,30 @@ const (
 
 // Server answers requests on a control socket until Close.
 type Server struct {
-	ln   *net.UnixListener
-	path string
-	h    Handler
-	done chan struct{}
+	ln     *net.UnixListener
+	path   string
+	h      Handler
+	done   chan struct{}
+	events atomic.Pointer[eventSource]
+	// Open event streams, each on a goroutine of its own, so that a
+	// stream never holds up the requests answered one at a time.
+	mu      sync.Mutex
+	streams map[*net.UnixConn]struct{}
+	streamN atomic.Uint64 // names the streams in the event log's counters
+	closing bool
+	wg      sync.WaitGroup
 }
+
+// EventSource is where event streams come from: the daemon's natlog.Hub.
+type EventSource interface {
+	Subscribe(name string, f natlog.Filter) (*natlog.Subscription, error)
+}
+
+type eventSource struct{ EventSource }
+
+// ServeEvents makes the server answer CmdEvents from src: each stream is
+// a subscription of src. Without it, CmdEvents fails.
+func (s *Server) ServeEvents(src EventSource) { s.events.Store(&eventSource{src}) }
 
 // Listen creates the control socket at path with mode 0600 and serves h
 // on it. A socket file left behind by a dead daemon is removed first; a
@@ -44,7 +68,7 @@ func Listen(path string, h Handler) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	s := &Server{ln: ln, path: path, h: h, done: make(chan struct{})}
+	s := &Server{ln: ln, path: path, h: h, done: make(chan struct{}), streams: map[*net.UnixConn]struct{}{}}
 	go s.routineServe()
 	return s, nil
 }
@@ -74,11 +98,18 @@ func removeStale(path string) error {
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
 
-// Close stops accepting, waits for the request in progress and removes
-// the socket file.
+// Close stops accepting, waits for the request in progress, ends the
+// event streams and removes the socket file.
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	<-s.done
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.streams {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 	return err
 }
 
@@ -98,21 +129,39 @@ func (s *Server) routineServe() {
 	}
 }
 
-// serve answers the one request of connection c.
+// serve answers the one request of connection c, or hands c to an event
+// stream.
 func (s *Server) serve(c *net.UnixConn) {
-	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(readTimeout))
-	resp := s.handle(c)
+	req, resp, ok := s.read(c)
+	if ok && req.Cmd == CmdEvents {
+		if resp = s.startStream(c, req); resp.Code == "" {
+			return // the stream owns c now
+		}
+	} else if ok {
+		resp = s.answer(req)
+	}
+	defer c.Close()
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_ = json.NewEncoder(c).Encode(&resp) // a client that left needs no answer
 }
 
-// handle reads one request from r (at most MaxRequest bytes) and answers
-// it.
-func (s *Server) handle(r io.Reader) Response {
+// read reads one request from r (at most MaxRequest bytes); on failure it
+// returns the answer.
+func (s *Server) read(r io.Reader) (Request, Response, bool) {
 	var req Request
 	if err := json.NewDecoder(io.LimitReader(r, MaxRequest)).Decode(&req); err != nil {
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("read request: %v", err)}
+		return req, Response{Code: CodeBadRequest, Error: fmt.Sprintf("read request: %v", err)}, false
+	}
+	return req, Response{}, true
+}
+
+// handle reads one request from r and answers it (CmdEvents, which
+// streams, only with a failure).
+func (s *Server) handle(r io.Reader) Response {
+	req, resp, ok := s.read(r)
+	if !ok {
+		return resp
 	}
 	return s.answer(req)
 }
@@ -140,8 +189,10 @@ func (s *Server) answer(req Request) Response {
 		var rr ReloadResult
 		rr, err = s.h.Reload()
 		r.Reload = &rr
+	case CmdEvents:
+		return Response{Code: CodeBadRequest, Error: "events is a stream: read it with control.Stream"}
 	default:
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, reload", req.Cmd)}
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, reload, events", req.Cmd)}
 	}
 	if err != nil {
 		code := CodeFailed
@@ -154,4 +205,95 @@ func (s *Server) answer(req Request) Response {
 		return Response{Code: code, Error: err.Error()}
 	}
 	return r
+}
+
+// Event streams.
+const (
+	streamRead  = 500 * time.Millisecond // how long a stream waits for events before it looks at its client again
+	streamWrite = 10 * time.Second       // a client that reads nothing for this long is dropped
+)
+
+// startStream subscribes c to the events req asks for and streams them on
+// a goroutine of its own. It returns the failure to answer, or a zero
+// Response once the stream has started.
+func (s *Server) startStream(c *net.UnixConn, req Request) Response {
+	src := s.events.Load()
+	if src == nil {
+		return Response{Code: CodeFailed, Error: "this daemon has no event log"}
+	}
+	var f EventFilter
+	if req.Events != nil {
+		f = *req.Events
+	}
+	nf, err := f.Filter()
+	if err != nil {
+		return Response{Code: CodeBadRequest, Error: err.Error()}
+	}
+	sub, err := src.Subscribe(fmt.Sprintf("fastnat events #%d", s.streamN.Add(1)), nf)
+	if err != nil {
+		return Response{Code: CodeFailed, Error: fmt.Sprintf("events: %v", err)}
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		sub.Close()
+		return Response{Code: CodeFailed, Error: "the daemon is stopping"}
+	}
+	s.streams[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.routineStream(c, sub)
+	return Response{}
+}
+
+// routineStream writes the stream's header and then its events, one JSON
+// Event per line, until the client closes its side (it must keep its
+// write side open while it reads), the server closes, or the event log
+// ends.
+func (s *Server) routineStream(c *net.UnixConn, sub *natlog.Subscription) {
+	defer s.wg.Done()
+	defer func() {
+		sub.Close()
+		s.mu.Lock()
+		delete(s.streams, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	gone := make(chan struct{})
+	go func() {
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c) // returns when the client closes or c is closed
+		close(gone)
+	}()
+	w := bufio.NewWriter(c)
+	enc := json.NewEncoder(w)
+	flush := func() bool {
+		c.SetWriteDeadline(time.Now().Add(streamWrite))
+		return w.Flush() == nil
+	}
+	if enc.Encode(&Response{Stream: true}) != nil || !flush() {
+		return
+	}
+	buf := make([]natlog.Event, 256)
+	for {
+		select {
+		case <-gone:
+			return
+		default:
+		}
+		n, lost, err := sub.Read(buf, streamRead)
+		if err != nil {
+			return // the event log closed
+		}
+		if lost > 0 {
+			enc.Encode(&Event{Type: TypeLost, Time: time.Now().UTC(), Lost: lost})
+		}
+		for i := range buf[:n] {
+			v := EventView(&buf[i])
+			enc.Encode(&v)
+		}
+		if n+int(lost) > 0 && !flush() {
+			return
+		}
+	}
 }

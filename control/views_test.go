@@ -327,7 +327,9 @@ func TestWriteStats(t *testing.T) {
 		Sessions: []metrics.SessionCount{{Protocol: "tcp", App: "ftp", Count: 1}},
 		Pools:    []metrics.Pool{{Address: "198.18.0.204", TCP: 2}},
 		FTP:      metrics.FTPSnapshot(alg.Counters{Rewritten: 2}),
-		Reloads:  metrics.Reloads{OK: 1},
+		Events: &metrics.Events{Made: 103, RingDropped: 3, Exporters: []metrics.EventExporter{
+			{Name: "syslog udp 192.0.2.11:514", Queued: 100, Exported: 99, Failed: 1}}},
+		Reloads: metrics.Reloads{OK: 1},
 	}
 	var b bytes.Buffer
 	WriteStats(&b, &s)
@@ -339,6 +341,7 @@ func TestWriteStats(t *testing.T) {
 		`198\.18\.0\.204\s+2\s+0\s+0\n`,
 		`\n  rewritten\s+2\n`,
 		`\n  tcp\s+ftp\s+1\n`,
+		`\n  103 events made, 3 dropped at a full worker ring\n  syslog udp 192.0.2.11:514: exported 99, queue dropped 0, failed 1\n`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("stats lack %q:\n%s", want, out)

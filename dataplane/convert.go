@@ -9,6 +9,10 @@ import (
 	"github.com/fastnat/fastnat/pipeline"
 )
 
+// NATRules translates the configuration into the NAT engine's rules
+// (`fastnat lookup` inverts them offline).
+func NATRules(cfg *config.Config) nat.Rules { return natRules(cfg) }
+
 // natRules translates the configuration into the engine's rules.
 func natRules(cfg *config.Config) nat.Rules {
 	r := nat.Rules{
@@ -23,7 +27,12 @@ func natRules(cfg *config.Config) nat.Rules {
 	for _, o := range cfg.NAT.Outbound {
 		r.Outbound = append(r.Outbound, nat.Outbound{
 			Inside: o.Inside, Pool: o.Pool, PortLo: o.Ports.Lo, PortHi: o.Ports.Hi,
-			EndpointIndependent: o.Mapping == config.EndpointIndependent,
+			// A deterministic host's range is endpoint independent too.
+			EndpointIndependent: o.Mapping != config.AddressAndPortDependent,
+			Deterministic:       o.Mapping == config.Deterministic,
+			PortsPerHost:        o.PortsPerHost,
+			BlockSize:           o.BlockSize,
+			BlocksPerHost:       o.BlocksPerHost,
 		})
 	}
 	for _, s := range cfg.NAT.Server {

@@ -85,6 +85,7 @@ func (d *Daemon) serve(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		s.ServeEvents(d.dp.Events())
 		d.ctl = s
 		d.log.Info("control socket", "path", cfg.Control.Socket)
 	}

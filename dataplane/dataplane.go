@@ -16,6 +16,7 @@ import (
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 )
@@ -44,6 +45,7 @@ type Dataplane struct {
 	addrs   *afxdp.Addresses
 	xsks    []*afxdp.Worker
 	workers []*pipeline.Worker
+	events  *natlog.Hub // the NAT event log; its rings are the workers'
 	algStop chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
@@ -80,6 +82,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 		d.newTable,
 		d.loadInterfaces,
 		d.chooseQueues,
+		d.newEvents,
 		d.newNAT,
 		d.addPublicAddrs,
 		d.newALG,
@@ -347,8 +350,10 @@ func (d *Dataplane) Close() error {
 	return errors.Join(errs...)
 }
 
-// teardown frees what is left: sockets, interfaces, added addresses.
+// teardown frees what is left: sockets, interfaces, added addresses, the
+// event log.
 func (d *Dataplane) teardown() {
+	d.closeEvents()
 	for _, x := range d.xsks {
 		_ = x.Close()
 	}

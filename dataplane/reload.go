@@ -48,6 +48,7 @@ var restartKeys = []struct {
 	{"alg.ftp.enabled", func(n, r *config.Config) (string, string, bool) { return keep(&n.ALG.FTP.Enabled, r.ALG.FTP.Enabled) }},
 	{"metrics.listen", func(n, r *config.Config) (string, string, bool) { return keep(&n.Metrics.Listen, r.Metrics.Listen) }},
 	{"control.socket", func(n, r *config.Config) (string, string, bool) { return keep(&n.Control.Socket, r.Control.Socket) }},
+	{"logging", keepLogging},
 }
 
 // keep puts run into *next and reports both values and whether they

@@ -43,6 +43,9 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		s.FTP = metrics.FTPSnapshot(st.Total)
 		s.FTPMappings = metrics.FTPByMapping(st, ftpEntries(d.Config()))
 	}
+	if d.events != nil {
+		s.Events = metrics.EventsSnapshot(d.events.Stats())
+	}
 	return s
 }
 

@@ -23,6 +23,7 @@ type Collector struct {
 	poolPorts, bindings                                    *prometheus.Desc
 	ftp                                                    []*prometheus.Desc // in FTPCounters order
 	capture, reloads                                       *prometheus.Desc
+	eventsMade, eventsRingDropped, eventsExporter          *prometheus.Desc
 }
 
 // NewCollector returns a collector that calls snapshot once per scrape.
@@ -70,6 +71,10 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 
 		capture: d("drop_capture_frames_total", "Dropped frames offered to the pcap capture, by result.", "result"),
 		reloads: d("config_reloads_total", "Configuration reloads, by result.", "result"),
+
+		eventsMade:        d("events_total", "NAT events the workers made (queued or dropped)."),
+		eventsRingDropped: d("events_ring_dropped_total", "NAT events dropped because a worker's event ring was full."),
+		eventsExporter:    d("event_exporter_events_total", "NAT events per exporter or live stream, by result: queued, queue_dropped, exported, failed.", "exporter", "result"),
 	}
 	for _, fc := range FTPCounters {
 		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG, per port-mapping entry (\"port_mapping[i]\" or \"default\"): "+fc.Help, "mapping"))
@@ -87,6 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
 		c.expInserted, c.expRefused, c.expMatched, c.expExpired,
 		c.poolPorts, c.bindings, c.capture, c.reloads,
+		c.eventsMade, c.eventsRingDropped, c.eventsExporter,
 	} {
 		ch <- d
 	}
@@ -162,6 +168,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.capture, cp.RateLimited, "rate_limited")
 		counter(c.capture, cp.QueueFull, "queue_full")
 		counter(c.capture, cp.Errors, "write_error")
+	}
+	if e := s.Events; e != nil {
+		counter(c.eventsMade, e.Made)
+		counter(c.eventsRingDropped, e.RingDropped)
+		for _, x := range e.Exporters {
+			counter(c.eventsExporter, x.Queued, x.Name, "queued")
+			counter(c.eventsExporter, x.QueueDropped, x.Name, "queue_dropped")
+			counter(c.eventsExporter, x.Exported, x.Name, "exported")
+			counter(c.eventsExporter, x.Failed, x.Name, "failed")
+		}
 	}
 	counter(c.reloads, s.Reloads.OK, "ok")
 	counter(c.reloads, s.Reloads.Refused, "refused")

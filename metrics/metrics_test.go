@@ -13,6 +13,7 @@ import (
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 	"github.com/fastnat/fastnat/portmap"
@@ -52,7 +53,11 @@ func fakeSnapshot() Snapshot {
 		FTP:         FTPSnapshot(st.Total),
 		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
 		Capture:     &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
-		Reloads:     Reloads{OK: 1, Refused: 2},
+		Events: EventsSnapshot(natlog.Stats{
+			Producers: []natlog.RingStats{{Queued: 90, Dropped: 3}, {Queued: 10}},
+			Outlets:   []natlog.OutletStats{{Name: "ipfix 192.0.2.10:4739", Queued: 95, Dropped: 5, Exported: 93, Failed: 2}},
+		}),
+		Reloads: Reloads{OK: 1, Refused: 2},
 	}
 }
 
@@ -102,6 +107,18 @@ fastnat_drop_capture_frames_total{result="queue_full"} 0
 fastnat_drop_capture_frames_total{result="rate_limited"} 1
 fastnat_drop_capture_frames_total{result="write_error"} 0
 fastnat_drop_capture_frames_total{result="written"} 4
+# HELP fastnat_events_total NAT events the workers made (queued or dropped).
+# TYPE fastnat_events_total counter
+fastnat_events_total 103
+# HELP fastnat_events_ring_dropped_total NAT events dropped because a worker's event ring was full.
+# TYPE fastnat_events_ring_dropped_total counter
+fastnat_events_ring_dropped_total 3
+# HELP fastnat_event_exporter_events_total NAT events per exporter or live stream, by result: queued, queue_dropped, exported, failed.
+# TYPE fastnat_event_exporter_events_total counter
+fastnat_event_exporter_events_total{exporter="ipfix 192.0.2.10:4739",result="exported"} 93
+fastnat_event_exporter_events_total{exporter="ipfix 192.0.2.10:4739",result="failed"} 2
+fastnat_event_exporter_events_total{exporter="ipfix 192.0.2.10:4739",result="queue_dropped"} 5
+fastnat_event_exporter_events_total{exporter="ipfix 192.0.2.10:4739",result="queued"} 95
 # HELP fastnat_config_reloads_total Configuration reloads, by result.
 # TYPE fastnat_config_reloads_total counter
 fastnat_config_reloads_total{result="failed"} 0
@@ -113,6 +130,7 @@ fastnat_config_reloads_total{result="refused"} 2
 		"fastnat_interface_rx_packets_total", "fastnat_interface_drops_total", "fastnat_sessions",
 		"fastnat_flow_table_sessions", "fastnat_flow_table_insert_refused_total", "fastnat_pool_ports_in_use",
 		"fastnat_ftp_alg_rewritten_total", "fastnat_drop_capture_frames_total", "fastnat_config_reloads_total",
+		"fastnat_events_total", "fastnat_events_ring_dropped_total", "fastnat_event_exporter_events_total",
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 	"github.com/fastnat/fastnat/portmap"
@@ -27,6 +28,7 @@ type Snapshot struct {
 	FTP           map[string]uint64 `json:"ftp_alg,omitempty"` // nil: ALG off; keys as FTPSnapshot
 	FTPMappings   []FTPMapping      `json:"ftp_alg_by_mapping,omitempty"`
 	Capture       *Capture          `json:"drop_capture,omitempty"`
+	Events        *Events           `json:"event_log,omitempty"`
 	Reloads       Reloads           `json:"reloads"`
 }
 
@@ -103,6 +105,39 @@ type Capture struct {
 	RateLimited uint64 `json:"rate_limited"` // over the rate limit, skipped
 	QueueFull   uint64 `json:"queue_full"`   // writer behind, skipped
 	Errors      uint64 `json:"write_errors"` // frames lost to write errors
+}
+
+// Events counts the NAT event log: what the workers made and where any
+// was lost. For an exporter whose events filter passes every type, the
+// events made are Made; of those RingDropped never reached any exporter,
+// its own QueueDropped never reached it, its Failed its transport refused,
+// and the rest, once idle, are Exported.
+type Events struct {
+	Made        uint64          `json:"made"`         // pushed into a worker's ring, or dropped there
+	RingDropped uint64          `json:"ring_dropped"` // a worker's ring was full
+	Exporters   []EventExporter `json:"exporters"`    // sinks and live `fastnat events` streams
+}
+
+// EventExporter is one consumer of the event log.
+type EventExporter struct {
+	Name         string `json:"name"`
+	Queued       uint64 `json:"queued"`
+	QueueDropped uint64 `json:"queue_dropped"`
+	Exported     uint64 `json:"exported"`
+	Failed       uint64 `json:"failed"`
+}
+
+// EventsSnapshot converts the event log's counters.
+func EventsSnapshot(st natlog.Stats) *Events {
+	e := &Events{Exporters: []EventExporter{}}
+	for _, p := range st.Producers {
+		e.Made += p.Queued + p.Dropped
+		e.RingDropped += p.Dropped
+	}
+	for _, o := range st.Outlets {
+		e.Exporters = append(e.Exporters, EventExporter{Name: o.Name, Queued: o.Queued, QueueDropped: o.Dropped, Exported: o.Exported, Failed: o.Failed})
+	}
+	return e
 }
 
 // Reloads counts configuration reloads (SIGHUP or `fastnat reload`).

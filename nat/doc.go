@@ -31,6 +31,15 @@
 // table, its random source for port selection, its counters. Engines are not
 // safe for concurrent use; the NAT is.
 //
+// Allocation modes. Besides the dynamic pools, blocks.go holds the port
+// block allocator (a host's ports come from whole blocks on one address,
+// one event per block) and deterministic.go the RFC 7422 mapping (every
+// inside address has a computed public address and port range; Lookup
+// inverts it offline). Both are tested on their own; compile refuses
+// rules that ask for them (ErrNotWired) until session creation uses them.
+// Events go to a worker's natlog ring through eventLog, with a throttle
+// for the ones a refused packet can repeat.
+//
 // Filtering. Unsolicited traffic from outside — no session, no expectation,
 // no nat server rule — is dropped and counted (address-and-port-dependent
 // filtering, RFC 4787 REQ-8's secure choice); nothing crosses the NAT

@@ -20,6 +20,15 @@ type Outbound struct {
 	// destination. Otherwise every session gets its own public port
 	// (address-and-port-dependent mapping).
 	EndpointIndependent bool
+	// Deterministic maps every inside address to a fixed public address
+	// and range of PortsPerHost ports (RFC 7422; see Deterministic).
+	Deterministic bool
+	PortsPerHost  int
+	// BlockSize, when not 0, hands inside hosts ports in blocks of that
+	// many on one public address, at most BlocksPerHost at a time (port
+	// block allocation; see blocks.go).
+	BlockSize     int
+	BlocksPerHost int
 }
 
 // Server is one "nat server" rule: connections to Public are sent to Inside.
@@ -156,6 +165,9 @@ func compile(r Rules) (*compiled, error) {
 		}
 		if o.PortLo == 0 || o.PortLo > o.PortHi {
 			return nil, fmt.Errorf("outbound rule %d: bad port range %d-%d", i, o.PortLo, o.PortHi)
+		}
+		if o.Deterministic || o.BlockSize > 0 {
+			return nil, fmt.Errorf("outbound rule %d: %w (issue 13)", i, ErrNotWired)
 		}
 		or := outboundRule{lo: o.PortLo, hi: o.PortHi, eim: o.EndpointIndependent}
 		for _, p := range o.Inside {

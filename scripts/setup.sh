@@ -7,9 +7,10 @@
 #
 # What it installs, only when missing:
 #   - Debian packages the end-to-end tests and the demo drive: vsftpd lftp
-#     curl iproute2 nftables ethtool tcpdump procps (a vsftpd installed
-#     here is stopped and disabled again: the tests and the demo start
-#     their own inside namespaces);
+#     curl iproute2 nftables ethtool tcpdump procps, and the collectors the
+#     NAT event log is tested against: tshark, nfdump (nfcapd) and rsyslog
+#     (a vsftpd, nfcapd or rsyslogd service installed here is stopped and
+#     disabled again: the tests start their own);
 #   - Go: Debian's golang-go with GOTOOLCHAIN=auto, so that the toolchain
 #     go.mod asks for is fetched; if Debian's Go is too old to do that
 #     (before 1.21, as in Debian 12), the official release named in go.mod
@@ -22,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps)
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps tshark nfdump rsyslog)
 
 install_packages() {
 	local missing=() p
@@ -36,10 +37,13 @@ install_packages() {
 	log "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# tshark asks whether non-root users may capture; the default (no) is fine.
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	if [[ " ${missing[*]} " == *" vsftpd "* ]] && command -v systemctl >/dev/null; then
-		systemctl disable --now vsftpd >/dev/null 2>&1 || true
-	fi
+	for p in vsftpd nfdump rsyslog; do
+		if [[ " ${missing[*]} " == *" $p "* ]] && command -v systemctl >/dev/null; then
+			systemctl disable --now "$p" >/dev/null 2>&1 || true
+		fi
+	done
 }
 
 # go_minor prints the minor version of the go on PATH (1.21 -> 21), 0 if none.

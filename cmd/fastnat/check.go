@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,13 +32,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintf(stderr, "fastnat check: %v\n", err)
-		}
+	cfg, ok := loadConfig("check", *file, stderr)
+	if !ok {
 		return exitUsage
 	}
 	for _, w := range cfg.Warnings {
@@ -115,7 +109,7 @@ func printConfig(w io.Writer, c *config.Config) {
 			inside[k] = p.String()
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d-%d\t%s\t%d\n", i, strings.Join(inside, ","), poolString(o.Pool),
-			o.Ports.Lo, o.Ports.Hi, o.Mapping, o.Line)
+			o.Ports.Lo, o.Ports.Hi, allocation(o), o.Line)
 	}
 
 	section("nat server")
@@ -127,6 +121,10 @@ func printConfig(w io.Writer, c *config.Config) {
 	for i, s := range c.NAT.Server {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\n", i, portmap.ProtoName(s.Proto), s.Public, s.Inside, s.Line)
 	}
+
+	section("logging")
+	tw.Flush()
+	printLogging(w, c)
 
 	section("port mappings (for each port the first matching line applies; defaults come last)")
 	fmt.Fprintln(tw, "  APPLICATION\tPORT\tPROTOCOL\tSCOPE\tSOURCE")

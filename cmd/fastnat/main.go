@@ -27,6 +27,8 @@ func init() {
 		{"bench", "bench ...", "run the benchmark harness", cmdBench},
 		{"demo", "demo", "build a three-namespace topology and show an FTP download through port 9091", cmdDemo},
 		{"reload", "reload", "make the running daemon re-read its configuration file", cmdReload},
+		{"events", "events [--json] [--type T,...] [FILTERS]", "stream the running daemon's NAT events as they happen", cmdEvents},
+		{"lookup", "lookup PUBLIC:PORT|INSIDE... [-c FILE] [--json]", "which inside host a public address and port of a deterministic rule stood for, or an inside address's public ports", cmdLookup},
 		{"version", "version", "print the version", cmdVersion},
 		{"help", "help [COMMAND]", "print this help, or a command's", cmdHelp},
 	}

@@ -1,0 +1,266 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
+	"github.com/fastnat/fastnat/packet"
+	"github.com/fastnat/fastnat/portmap"
+)
+
+// CmdEvents asks for a live stream of the NAT's events.
+const CmdEvents = "events"
+
+// EventFilter selects the events of a stream (Request.Events). Every
+// field set must match; an event that lacks a field a filter names does
+// not (natlog.Filter).
+type EventFilter struct {
+	Types    []string `json:"types,omitempty"`    // event types ("session-create", ...); none: all
+	Addr     string   `json:"addr,omitempty"`     // an address or prefix any address of the event lies in
+	Port     int      `json:"port,omitempty"`     // a port of the event (or of its port block); 0: any
+	Protocol string   `json:"protocol,omitempty"` // "tcp", "udp", "icmp" or another protocol name or number
+	App      string   `json:"app,omitempty"`      // sessions of this application
+}
+
+// Event is one event of a stream, the JSON form of a natlog.Event. The
+// tuples are seen from the inside host's side whoever opened the session:
+// inside.src is the inside host and outside.src the public endpoint that
+// stood for it. A stream that fell behind says so with an event of type
+// "lost" carrying the number of events it lost.
+type Event struct {
+	Type     string     `json:"type"`
+	Time     time.Time  `json:"time"`
+	Protocol string     `json:"protocol,omitempty"`
+	Inside   *EventFlow `json:"inside,omitempty"`  // sessions and bindings
+	Outside  *EventFlow `json:"outside,omitempty"` // sessions and bindings
+	Host     netip.Addr `json:"host,omitzero"`     // port blocks, quota: the inside host
+	Public   netip.Addr `json:"public,omitzero"`   // port blocks, ports exhausted: the public address
+	Ports    *PortRange `json:"ports,omitempty"`   // port blocks
+	Rule     string     `json:"rule,omitempty"`    // "nat.outbound[0]", "nat.server[2]", "alg"
+	App      string     `json:"app,omitempty"`     // sessions
+	Inbound  bool       `json:"inbound,omitempty"` // a session opened from outside
+	Start    *time.Time `json:"start,omitempty"`   // when a deleted session, binding or released block began
+	// Initiator and Responder count a deleted session's packets and
+	// bytes, from the side that opened it and from the other.
+	Initiator *Traffic `json:"initiator,omitempty"`
+	Responder *Traffic `json:"responder,omitempty"`
+	Limit     uint32   `json:"limit,omitempty"` // quota: the ports a host may hold
+	Lost      uint64   `json:"lost,omitempty"`  // type "lost": events this stream lost
+}
+
+// EventFlow is a flow on one side of the NAT; a binding has no
+// destination.
+type EventFlow struct {
+	Src netip.AddrPort `json:"src"`
+	Dst netip.AddrPort `json:"dst,omitzero"`
+}
+
+// PortRange is a port block, inclusive.
+type PortRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
+}
+
+// TypeLost is the type of the Event that reports a stream's losses.
+const TypeLost = "lost"
+
+func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(nat.Addr(a), p) }
+
+func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
+
+// EventView returns the JSON form of e.
+func EventView(e *natlog.Event) Event {
+	v := Event{Type: e.Type.String(), Time: ms(e.Time), Rule: string(e.AppendRule(nil))}
+	if e.Start != 0 {
+		t := ms(e.Start)
+		v.Start = &t
+	}
+	switch e.Type {
+	case natlog.SessionCreate, natlog.SessionDelete:
+		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Inside = &EventFlow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort), Dst: ap(e.Inside.DstAddr, e.Inside.DstPort)}
+		v.Outside = &EventFlow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort), Dst: ap(e.Outside.DstAddr, e.Outside.DstPort)}
+		v.App, v.Inbound = portmap.App(e.App).String(), e.Inbound
+		if e.Type == natlog.SessionDelete {
+			v.Initiator = &Traffic{Packets: e.Packets[0], Bytes: e.Bytes[0]}
+			v.Responder = &Traffic{Packets: e.Packets[1], Bytes: e.Bytes[1]}
+		}
+	case natlog.BindingCreate, natlog.BindingDelete:
+		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Inside = &EventFlow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort)}
+		v.Outside = &EventFlow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort)}
+	case natlog.BlockAlloc, natlog.BlockRelease:
+		v.Host, v.Public = nat.Addr(e.Inside.SrcAddr), nat.Addr(e.Outside.SrcAddr)
+		v.Ports = &PortRange{First: e.First, Last: e.Last}
+	case natlog.PortsExhausted:
+		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Public = nat.Addr(e.Outside.SrcAddr)
+	case natlog.QuotaExceeded:
+		v.Host, v.Limit = nat.Addr(e.Inside.SrcAddr), e.Limit
+	}
+	return v
+}
+
+// Natlog returns the event v is the JSON form of, for printing it the way
+// natlog does. A "lost" event has no natlog form.
+func (v *Event) Natlog() (natlog.Event, error) {
+	t, err := natlog.ParseType(v.Type)
+	if err != nil {
+		return natlog.Event{}, err
+	}
+	e := natlog.Event{Type: t, Time: v.Time.UnixMilli(), Inbound: v.Inbound}
+	if v.Start != nil {
+		e.Start = v.Start.UnixMilli()
+	}
+	if e.RuleKind, e.Rule, err = parseRule(v.Rule); err != nil {
+		return e, err
+	}
+	if v.Protocol != "" {
+		if e.Inside.Proto, err = parseProtocol(v.Protocol); err != nil {
+			return e, err
+		}
+	}
+	if v.App != "" {
+		a, err := appOf(v.App)
+		if err != nil {
+			return e, err
+		}
+		e.App = uint8(a)
+	}
+	word := func(a netip.Addr) uint32 {
+		if !a.Is4() {
+			return 0
+		}
+		b := a.As4()
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	tuple := func(f *EventFlow, proto uint8) packet.Tuple {
+		if f == nil {
+			return packet.Tuple{Proto: proto}
+		}
+		return packet.Tuple{SrcAddr: word(f.Src.Addr()), SrcPort: f.Src.Port(), DstAddr: word(f.Dst.Addr()), DstPort: f.Dst.Port(), Proto: proto}
+	}
+	proto := e.Inside.Proto
+	e.Inside = tuple(v.Inside, proto)
+	if v.Outside != nil {
+		e.Outside = tuple(v.Outside, proto)
+	}
+	if v.Host.IsValid() {
+		e.Inside.SrcAddr = word(v.Host)
+	}
+	if v.Public.IsValid() {
+		e.Outside.SrcAddr = word(v.Public)
+	}
+	if v.Ports != nil {
+		e.First, e.Last = v.Ports.First, v.Ports.Last
+	}
+	if v.Initiator != nil {
+		e.Packets[0], e.Bytes[0] = v.Initiator.Packets, v.Initiator.Bytes
+	}
+	if v.Responder != nil {
+		e.Packets[1], e.Bytes[1] = v.Responder.Packets, v.Responder.Bytes
+	}
+	e.Limit = v.Limit
+	return e, nil
+}
+
+// parseRule reads "nat.outbound[3]", "nat.server[0]", "alg" or "".
+func parseRule(s string) (natlog.RuleKind, uint16, error) {
+	if s == "" {
+		return natlog.RuleNone, 0, nil
+	}
+	if s == natlog.RuleALG.String() {
+		return natlog.RuleALG, 0, nil
+	}
+	for _, k := range []natlog.RuleKind{natlog.RuleOutbound, natlog.RuleServer} {
+		rest, ok := strings.CutPrefix(s, k.String()+"[")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 16); err == nil && strings.HasSuffix(rest, "]") {
+			return k, uint16(n), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%w: rule %q", ErrBadRequest, s)
+}
+
+// parseProtocol reads a protocol name ("tcp", "icmp") or number.
+func parseProtocol(s string) (uint8, error) {
+	lower := strings.ToLower(s)
+	if lower == "icmp" {
+		return packet.ProtoICMP, nil
+	}
+	if p, err := portmap.ParseProto(lower); err == nil {
+		return p, nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 8); err == nil && n > 0 {
+		return uint8(n), nil
+	}
+	return 0, fmt.Errorf("%w: unknown protocol %q; known: icmp, %s, or a number 1-255", ErrBadRequest, s, strings.Join(portmap.ProtoNames(), ", "))
+}
+
+// Filter checks f and returns the natlog filter it asks for; its errors
+// wrap ErrBadRequest.
+func (f EventFilter) Filter() (natlog.Filter, error) {
+	var nf natlog.Filter
+	for _, name := range f.Types {
+		t, err := natlog.ParseType(name)
+		if err != nil {
+			return nf, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		nf.Types = nf.Types.With(t)
+	}
+	if f.Addr != "" {
+		p, err := netip.ParsePrefix(f.Addr)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f.Addr)
+			if aerr != nil || !a.Is4() {
+				return nf, fmt.Errorf("%w: %q is not an IPv4 address or prefix", ErrBadRequest, f.Addr)
+			}
+			p = netip.PrefixFrom(a, 32)
+		}
+		if !p.Addr().Is4() {
+			return nf, fmt.Errorf("%w: %q is not an IPv4 prefix", ErrBadRequest, f.Addr)
+		}
+		nf.Addr = p.Masked()
+	}
+	if f.Port < 0 || f.Port > 65535 {
+		return nf, fmt.Errorf("%w: port %d is out of range; allowed: 1 to 65535", ErrBadRequest, f.Port)
+	}
+	nf.Port = uint16(f.Port)
+	if f.Protocol != "" {
+		p, err := parseProtocol(f.Protocol)
+		if err != nil {
+			return nf, err
+		}
+		nf.Proto = p
+	}
+	if f.App != "" {
+		a, err := appOf(f.App)
+		if err != nil {
+			return nf, err
+		}
+		nf.Apps = 1 << a
+	}
+	return nf, nil
+}
+
+// appOf returns the application called name, "other" and "ftp-data"
+// included.
+func appOf(name string) (portmap.App, error) {
+	n, err := parseApp(name)
+	if err != nil {
+		return 0, err
+	}
+	for a := portmap.AppOther; a <= portmap.AppFTPData; a++ {
+		if a.String() == n {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: application %q", ErrBadRequest, name)
+}
