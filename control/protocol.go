@@ -44,6 +44,8 @@ type Request struct {
 	Limit int    `json:"limit,omitempty"` // at most this many sessions; 0: all
 	// Events selects the events of a CmdEvents stream; nil: all.
 	Events *EventFilter `json:"events,omitempty"`
+	// Explain is the connection or session CmdExplain asks about.
+	Explain *ExplainQuery `json:"explain,omitempty"`
 }
 
 // Response is the daemon's answer: on success the field of the command
@@ -57,6 +59,7 @@ type Response struct {
 	Expectations []Expectation     `json:"expectations,omitempty"`
 	Mappings     []Mapping         `json:"mappings,omitempty"`
 	Reload       *ReloadResult     `json:"reload,omitempty"`
+	Explain      *ExplainResult    `json:"explain,omitempty"`
 }
 
 // Error is a request the daemon answered with a failure code.

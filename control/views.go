@@ -54,7 +54,6 @@ func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery) (Sessi
 	}
 	l := SessionList{Sessions: []Session{}}
 	t.Range(func(id, gen uint32, s flowtable.Session) bool {
-		k0, k1 := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
 		name := portmap.App(s.App).String()
 		if app != "" && name != app {
 			return true
@@ -65,32 +64,42 @@ func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery) (Sessi
 			}
 			return true
 		}
-		v := Session{
-			ID: id, Protocol: metrics.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: name, Mapping: int(s.MapEntry),
-			Initiator: Flow{Src: addrPort(k0.SrcAddr, k0.SrcPort), Dst: addrPort(k0.DstAddr, k0.DstPort)},
-			Responder: Flow{Src: addrPort(k1.SrcAddr, k1.SrcPort), Dst: addrPort(k1.DstAddr, k1.DstPort)},
+		if v, ok := sessionView(t, now, id, gen, s); ok {
+			l.Sessions = append(l.Sessions, v)
+			l.Matched++
 		}
-		if s.ParentGen != 0 {
-			p := s.Parent
-			v.Parent = &p
-		}
-		state, timeout := t.State(id)
-		pkts, bytes := t.Counters(id)
-		last := t.LastSeen(id)
-		if !t.Valid(id, gen) { // ended or reused while we read it
-			return true
-		}
-		v.Orig = Traffic{Packets: pkts[flowtable.Orig], Bytes: bytes[flowtable.Orig]}
-		v.Reply = Traffic{Packets: pkts[flowtable.Reply], Bytes: bytes[flowtable.Reply]}
-		v.State = stateName(k0.Proto, state, v.Reply.Packets > 0)
-		v.Timeout = timeout
-		v.Idle = max(age(now, last), 0)
-		v.TTL = max(int64(timeout)-v.Idle, 0)
-		l.Sessions = append(l.Sessions, v)
-		l.Matched++
 		return true
 	})
 	return l, nil
+}
+
+// sessionView is the view of session (id, gen) whose copy is s, with its
+// state and counters read from t; ok is false when it ended or was
+// reused while they were read.
+func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowtable.Session) (Session, bool) {
+	k0, k1 := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
+	v := Session{
+		ID: id, Protocol: metrics.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: portmap.App(s.App).String(), Mapping: int(s.MapEntry),
+		Initiator: Flow{Src: addrPort(k0.SrcAddr, k0.SrcPort), Dst: addrPort(k0.DstAddr, k0.DstPort)},
+		Responder: Flow{Src: addrPort(k1.SrcAddr, k1.SrcPort), Dst: addrPort(k1.DstAddr, k1.DstPort)},
+	}
+	if s.ParentGen != 0 {
+		p := s.Parent
+		v.Parent = &p
+	}
+	state, timeout := t.State(id)
+	pkts, bytes := t.Counters(id)
+	last := t.LastSeen(id)
+	if !t.Valid(id, gen) { // ended or reused while we read it
+		return Session{}, false
+	}
+	v.Orig = Traffic{Packets: pkts[flowtable.Orig], Bytes: bytes[flowtable.Orig]}
+	v.Reply = Traffic{Packets: pkts[flowtable.Reply], Bytes: bytes[flowtable.Reply]}
+	v.State = stateName(k0.Proto, state, v.Reply.Packets > 0)
+	v.Timeout = timeout
+	v.Idle = max(age(now, last), 0)
+	v.TTL = max(int64(timeout)-v.Idle, 0)
+	return v, true
 }
 
 // stateName names a session's state the way the case's firewall does.
@@ -119,21 +128,25 @@ func stateName(proto, state uint8, replied bool) string {
 func ListExpectations(t *flowtable.Table, now flowtable.Time) []Expectation {
 	out := []Expectation{}
 	t.RangeExpectations(func(e flowtable.Expectation) bool {
-		src := "any"
-		if e.SrcAddr != 0 {
-			src = nat.Addr(e.SrcAddr).String()
-		}
-		out = append(out, Expectation{
-			Protocol: metrics.ProtoName(e.Proto), Source: src,
-			Dst:    addrPort(e.DstAddr, e.DstPort),
-			To:     addrPort(e.Xlate.SrcAddr, e.Xlate.SrcPort),
-			App:    portmap.App(e.App).String(),
-			Parent: e.Parent,
-			TTL:    max(age(e.Expires, now), 0),
-		})
+		out = append(out, expectationView(e, now))
 		return true
 	})
 	return out
+}
+
+func expectationView(e flowtable.Expectation, now flowtable.Time) Expectation {
+	src := "any"
+	if e.SrcAddr != 0 {
+		src = nat.Addr(e.SrcAddr).String()
+	}
+	return Expectation{
+		Protocol: metrics.ProtoName(e.Proto), Source: src,
+		Dst:    addrPort(e.DstAddr, e.DstPort),
+		To:     addrPort(e.Xlate.SrcAddr, e.Xlate.SrcPort),
+		App:    portmap.App(e.App).String(),
+		Parent: e.Parent,
+		TTL:    max(age(e.Expires, now), 0),
+	}
 }
 
 // ListMappings returns the effective port-mapping table of cfg, with the

@@ -196,4 +196,10 @@ func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations
 // Mappings implements control.Handler.
 func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
 
-var _ control.Handler = (*Daemon)(nil)
+// Explain implements control.Explainer.
+func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) { return d.dp.Explain(q) }
+
+var (
+	_ control.Handler   = (*Daemon)(nil)
+	_ control.Explainer = (*Daemon)(nil)
+)

@@ -1,12 +1,18 @@
 package dataplane
 
 import (
+	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/explain"
+	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/metrics"
+	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -80,4 +86,56 @@ func (d *Dataplane) Mappings() []control.Mapping {
 		st = &s
 	}
 	return control.ListMappings(d.Config(), st)
+}
+
+// Explain explains a connection under the running configuration (the
+// report `fastnat explain -c FILE` gives offline) and adds, when the flow
+// table holds it, the live session, its expectations and the FTP ALG's
+// counters for it. A session asked for by id is explained by its first
+// packet as it arrived.
+func (d *Dataplane) Explain(q control.ExplainQuery) (control.ExplainResult, error) {
+	cfg := d.Config()
+	var id, gen uint32
+	live := false
+	if q.Session != nil {
+		id = *q.Session
+		var s flowtable.Session
+		if id < uint32(d.table.Capacity()) {
+			gen = d.table.Gen(id)
+			live = d.table.Read(id, gen, &s)
+		}
+		if !live {
+			return control.ExplainResult{}, fmt.Errorf("%w: no live session %d", control.ErrBadRequest, id)
+		}
+		k := s.Key[flowtable.Orig]
+		q.Query = explain.Query{Proto: metrics.ProtoName(k.Proto),
+			Src: netip.AddrPortFrom(nat.Addr(k.SrcAddr), k.SrcPort), Dst: netip.AddrPortFrom(nat.Addr(k.DstAddr), k.DstPort)}
+	}
+	r, err := explain.Explain(cfg, NATRules(cfg), q.Query)
+	if err != nil {
+		if errors.Is(err, explain.ErrQuery) {
+			err = fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+		}
+		return control.ExplainResult{}, err
+	}
+	res := control.ExplainResult{Report: r}
+	if !live {
+		if t, err := q.Query.Tuple(); err == nil {
+			id, _, gen, live = d.table.LookupGen(t)
+		}
+	}
+	if !live {
+		return res, nil
+	}
+	now := d.clock()
+	if s, ok := control.SessionOf(d.table, now, id, gen); ok {
+		res.Session = &s
+		res.Expectations = control.ExpectationsOf(d.table, now, id, gen)
+		if d.ftp != nil {
+			if c, ok := d.ftp.SessionCounters(id, gen); ok {
+				res.ALG = metrics.FTPSnapshot(c)
+			}
+		}
+	}
+	return res, nil
 }

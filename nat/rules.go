@@ -114,6 +114,7 @@ type serverKey struct {
 type serverDest struct {
 	addr uint32
 	port uint16
+	rule int // index in Rules.Servers (Explain names it)
 }
 
 // compiled is an immutable, validated form of Rules. Workers read the
@@ -194,7 +195,7 @@ func compile(r Rules) (*compiled, error) {
 		if _, dup := c.servers[k]; dup {
 			return nil, fmt.Errorf("server rule %d: %v/%d defined twice", i, s.Public, s.Proto)
 		}
-		c.servers[k] = serverDest{addr: addr4(s.Inside.Addr()), port: s.Inside.Port()}
+		c.servers[k] = serverDest{addr: addr4(s.Inside.Addr()), port: s.Inside.Port(), rule: i}
 		c.public[k.addr] = true
 		c.insideNets = append(c.insideNets, prefix4{addr: addr4(s.Inside.Addr()), mask: ^uint32(0)})
 	}

@@ -29,6 +29,7 @@ func init() {
 		{"reload", "reload", "make the running daemon re-read its configuration file", cmdReload},
 		{"events", "events [--json] [--type T,...] [FILTERS]", "stream the running daemon's NAT events as they happen", cmdEvents},
 		{"lookup", "lookup PUBLIC:PORT|INSIDE... [-c FILE] [--json]", "which inside host a public address and port of a deterministic rule stood for, or an inside address's public ports", cmdLookup},
+		{"explain", "explain [--live] PROTO SRC:PORT DST:PORT | SESSION-ID", "how fastnat treats a connection and why: NAT rule, application, FTP ALG", cmdExplain},
 		{"version", "version", "print the version", cmdVersion},
 		{"help", "help [COMMAND]", "print this help, or a command's", cmdHelp},
 	}
