@@ -197,7 +197,9 @@ func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations
 func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
 
 // Explain implements control.Explainer.
-func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) { return d.dp.Explain(q) }
+func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) {
+	return d.dp.Explain(q)
+}
 
 var (
 	_ control.Handler   = (*Daemon)(nil)
