@@ -24,7 +24,6 @@ type Counters struct {
 	ExpectCreated uint64 // expectations installed
 	ExpectFailed  uint64 // expectations the NAT could not install (answered with an error)
 	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
-	ExpectExpired uint64 // expectations that expired unused (noted by the NAT)
 	DeltaBytes    uint64 // total |length change| of the rewrites
 }
 
@@ -60,7 +59,6 @@ const (
 	cExpectCreated
 	cExpectFailed
 	cExpectUsed
-	cExpectExpired
 	cDeltaBytes
 	numCounters
 )
@@ -76,7 +74,7 @@ func (c *counters) load() Counters {
 		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
 		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
-		ExpectUsed: c[cExpectUsed].Load(), ExpectExpired: c[cExpectExpired].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(),
 	}
 }
 
@@ -131,17 +129,17 @@ func (f *FTP) count(ss *session, c counter, n uint64) {
 }
 
 // ExpectationUsed notes that a data connection matched an expectation of
-// a control session classified by mapping entry (its Session.MapEntry).
-// Safe from any goroutine.
-func (f *FTP) ExpectationUsed(entry int16) { f.note(entry, cExpectUsed) }
-
-// ExpectationExpired notes that an expectation of a control session of
-// mapping entry expired unused. Safe from any goroutine.
-func (f *FTP) ExpectationExpired(entry int16) { f.note(entry, cExpectExpired) }
-
-func (f *FTP) note(entry int16, c counter) {
-	f.stats.total[c].Add(1)
-	f.stats.entry(entry)[c].Add(1)
+// control session (parent, gen), classified by mapping entry (its
+// Session.MapEntry): the callback for nat.NAT.OnExpectationUsed. Safe from
+// any goroutine.
+func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
+	f.stats.total[cExpectUsed].Add(1)
+	f.stats.entry(entry)[cExpectUsed].Add(1)
+	f.liveMu.Lock()
+	if c, ok := f.live[sessKey{parent, gen}]; ok {
+		c[cExpectUsed].Add(1)
+	}
+	f.liveMu.Unlock()
 }
 
 // SessionCounters returns the counters of control session (id, gen), if

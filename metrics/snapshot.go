@@ -230,7 +230,6 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"expectations_created", "Data-connection expectations installed."},
 	{"expectations_failed", "Expectations the NAT could not install (answered with an error reply)."},
 	{"expectations_used", "Expectations matched by a data connection."},
-	{"expectations_expired", "Expectations that expired unused."},
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
 }
 
@@ -238,7 +237,7 @@ var FTPCounters = []struct{ Name, Help string }{
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
-		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.ExpectExpired, c.DeltaBytes}
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]

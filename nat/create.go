@@ -194,7 +194,7 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 		s.MapEntry = ps.MapEntry
 	}
 	if f := e.n.onExpectUsed.Load(); f != nil {
-		(*f)(s.MapEntry)
+		(*f)(ex.Parent, ex.ParentGen, s.MapEntry)
 	}
 	if from == Inside {
 		s.Flags |= flagOrigFromInside
