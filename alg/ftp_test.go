@@ -568,8 +568,9 @@ func (s *stepper) step() Verdict {
 	s.i++
 	b := s.buf[:len(s.templates[k])]
 	copy(b, s.templates[k])
-	_, v := s.h.processAt(b, s.h.id, s.dirs[k], 1)
-	return v
+	it := Item{Buf: b, Session: s.h.id, Gen: 1, Dir: s.dirs[k]}
+	s.h.ftp.Process(&it, 1)
+	return it.Verdict
 }
 
 // steadyStreams builds frame sequences whose replay is a steady state:
