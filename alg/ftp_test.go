@@ -208,40 +208,66 @@ func TestSplitEverywhere(t *testing.T) {
 	})
 }
 
-func splitRun(t *testing.T, fm form, cuts []int) {
+// splitCase is one form sent cut at cuts: the harness after the
+// handshake, the form's direction and initial sequence numbers, the
+// receiver and the segment bounds.
+type splitCase struct {
+	h         *harness
+	fm        form
+	cuts      []int
+	d         flowtable.Dir
+	isn, peer uint32
+	r         *rcvr
+	bounds    []int
+}
+
+func newSplitCase(t *testing.T, fm form, cuts []int) *splitCase {
 	t.Helper()
 	h := newHarness(t, fm.sc(t), Config{})
 	h.handshake(isnC, isnS)
 	d := fm.dir
-	isn, peerISN := isnOf(d), isnOf(1-d)
-	r := newRcvr(t, isn)
-	bounds := append(append([]int{0}, cuts...), len(fm.in))
+	return &splitCase{h: h, fm: fm, cuts: cuts, d: d, isn: isnOf(d), peer: isnOf(1 - d),
+		r: newRcvr(t, isnOf(d)), bounds: append(append([]int{0}, cuts...), len(fm.in))}
+}
+
+// check verifies the stream the receiver got and the expectations, and
+// that the receiver's acknowledgement of the line reaches the sender as
+// its own end.
+func (c *splitCase) check(t *testing.T) {
+	t.Helper()
+	if got := c.r.stream(); got != c.fm.want {
+		t.Fatalf("cuts %v: stream\n got %q\nwant %q", c.cuts, got, c.fm.want)
+	}
+	if len(c.h.nat.calls) != c.fm.calls {
+		t.Fatalf("cuts %v: %d expectations, want %d", c.cuts, len(c.h.nat.calls), c.fm.calls)
+	}
+	s, _ := c.h.process(1-c.d, c.h.frame(1-c.d, testutil.ACK, c.peer+1, c.isn+1+uint32(len(c.fm.want)), nil))
+	if want := c.isn + 1 + uint32(len(c.fm.in)); s.ack != want {
+		t.Fatalf("cuts %v: ack %d, want %d", c.cuts, s.ack, want)
+	}
+}
+
+func splitRun(t *testing.T, fm form, cuts []int) {
+	t.Helper()
+	c := newSplitCase(t, fm, cuts)
+	h, d, isn := c.h, c.d, c.isn
 	send := func() {
-		for i := 0; i+1 < len(bounds); i++ {
-			a, b := bounds[i], bounds[i+1]
-			s, v := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(a), peerISN+1, []byte(fm.in[a:b])))
+		for i := 0; i+1 < len(c.bounds); i++ {
+			a, b := c.bounds[i], c.bounds[i+1]
+			s, v := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(a), c.peer+1, []byte(fm.in[a:b])))
 			if v != Forward {
 				t.Fatalf("cuts %v: segment %d verdict %v", cuts, i, v)
 			}
-			r.add(s)
+			c.r.add(s)
 		}
 	}
 	send()
 	send() // all retransmitted
-	if got := r.stream(); got != fm.want {
-		t.Fatalf("cuts %v: stream\n got %q\nwant %q", cuts, got, fm.want)
-	}
-	if len(h.nat.calls) != fm.calls {
-		t.Fatalf("cuts %v: %d expectations, want %d", cuts, len(h.nat.calls), fm.calls)
-	}
-	s, _ := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(len(fm.in)), peerISN+1, []byte("NOOP\r\n")))
+	s, _ := h.process(d, h.frame(d, testutil.ACK, isn+1+uint32(len(fm.in)), c.peer+1, []byte("NOOP\r\n")))
 	if want := isn + 1 + uint32(len(fm.want)); s.seq != want {
 		t.Fatalf("cuts %v: next seq %d, want %d", cuts, s.seq, want)
 	}
-	s, _ = h.process(1-d, h.frame(1-d, testutil.ACK, peerISN+1, isn+1+uint32(len(fm.want)), nil))
-	if want := isn + 1 + uint32(len(fm.in)); s.ack != want {
-		t.Fatalf("cuts %v: ack %d, want %d", cuts, s.ack, want)
-	}
+	c.check(t)
 }
 
 // TestRetransmissionIdentical: a retransmitted rewritten segment is
@@ -727,49 +753,35 @@ func TestSplitStalls(t *testing.T) {
 
 func stallRun(t *testing.T, fm form, cuts []int) {
 	t.Helper()
-	h := newHarness(t, fm.sc(t), Config{})
-	h.handshake(isnC, isnS)
-	d := fm.dir
-	isn, peerISN := isnOf(d), isnOf(1-d)
-	r := newRcvr(t, isn)
-	bounds := append(append([]int{0}, cuts...), len(fm.in))
+	c := newSplitCase(t, fm, cuts)
+	h, d, isn := c.h, c.d, c.isn
 	// The sender retransmits from una, the first byte not acknowledged
 	// (by the ALG: the receiver acknowledges nothing here).
 	una := 0
-	for i := 0; i+1 < len(bounds); i++ {
+	for i := 0; i+1 < len(c.bounds); i++ {
 		for rep := 0; rep < 2; rep++ {
-			a, b := bounds[i], bounds[i+1]
+			a, b := c.bounds[i], c.bounds[i+1]
 			if rep > 0 {
 				a = una
 			}
-			it := h.run(d, h.frame(d, testutil.ACK, isn+1+uint32(a), peerISN+1, []byte(fm.in[a:b])))
+			it := h.run(d, h.frame(d, testutil.ACK, isn+1+uint32(a), c.peer+1, []byte(fm.in[a:b])))
 			switch it.Verdict {
 			case Back:
-				s := h.checkBack(it.Buf, d, peerISN+1, isn+1+uint32(b), testutil.ACK, "")
+				s := h.checkBack(it.Buf, d, c.peer+1, isn+1+uint32(b), testutil.ACK, "")
 				una = int(s.ack - isn - 1)
 			case Forward:
 				s := decodeSeg(t, it.Buf)
-				if i == len(bounds)-2 && rep == 0 && len(cuts) > 0 {
+				if i == len(c.bounds)-2 && rep == 0 && len(cuts) > 0 {
 					continue // the frame completing the stream is lost
 				}
-				r.add(s)
+				c.r.add(s)
 			default:
 				t.Fatalf("cuts %v: segment %d: verdict %v", cuts, i, it.Verdict)
 			}
 		}
 	}
-	if got := r.stream(); got != fm.want {
-		t.Fatalf("cuts %v: stream\n got %q\nwant %q", cuts, got, fm.want)
-	}
-	if len(h.nat.calls) != fm.calls {
-		t.Fatalf("cuts %v: %d expectations, want %d", cuts, len(h.nat.calls), fm.calls)
-	}
 	if mayStart([]byte(fm.in[:cuts[0]]), d == flowtable.Orig) && h.ftp.Stats().Total.HeldAcked == 0 {
 		t.Fatalf("cuts %v: the stalled first segment was not acknowledged", cuts)
 	}
-	// The receiver acknowledges the line: the sender is told its own end.
-	s, _ := h.process(1-d, h.frame(1-d, testutil.ACK, peerISN+1, isn+1+uint32(len(fm.want)), nil))
-	if want := isn + 1 + uint32(len(fm.in)); s.ack != want {
-		t.Fatalf("cuts %v: ack %d, want %d", cuts, s.ack, want)
-	}
+	c.check(t)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -95,21 +94,10 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		r.WriteText(stdout)
 		return exitOK
 	}
-	socket, err := cf.socketPath()
-	if err != nil {
-		fmt.Fprintf(stderr, "fastnat explain: %v\n", err)
-		return exitUsage
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
-	defer cancel()
-	resp, err := control.Call(ctx, socket, control.Request{Cmd: control.CmdExplain, Explain: &q})
+	resp, code := askDaemon("explain", cf, control.Request{Cmd: control.CmdExplain, Explain: &q}, stderr)
 	switch {
-	case errors.Is(err, control.ErrBadRequest):
-		fmt.Fprintf(stderr, "fastnat explain: %v\n", err)
-		return exitUsage
-	case err != nil:
-		fmt.Fprintf(stderr, "fastnat explain: %v\n", err)
-		return exitFailure
+	case resp == nil:
+		return code
 	case resp.Explain == nil:
 		fmt.Fprintln(stderr, "fastnat explain: the daemon sent no explanation")
 		return exitFailure

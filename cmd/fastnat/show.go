@@ -49,6 +49,29 @@ func (f clientFlags) socketPath() (string, error) {
 	return cfg.Control.Socket, nil
 }
 
+// askDaemon sends req to the daemon whose control socket cf names and
+// returns its response, or nil and the exit status, the failure printed
+// as command's: 2 for a socket that cannot be found or a request the
+// daemon calls bad, 1 when it cannot be asked or fails.
+func askDaemon(command string, cf clientFlags, req control.Request, stderr io.Writer) (*control.Response, int) {
+	socket, err := cf.socketPath()
+	if err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		return nil, exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	resp, err := control.Call(ctx, socket, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		if errors.Is(err, control.ErrBadRequest) {
+			return nil, exitUsage
+		}
+		return nil, exitFailure
+	}
+	return resp, exitOK
+}
+
 // parseInterleaved parses fs over args, allowing flags after positional
 // arguments ("show sessions --app ftp"), and returns the positionals.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -107,20 +130,9 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fastnat show: --limit must not be negative")
 		return exitUsage
 	}
-	socket, err := cf.socketPath()
-	if err != nil {
-		fmt.Fprintf(stderr, "fastnat show: %v\n", err)
-		return exitUsage
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
-	defer cancel()
-	resp, err := control.Call(ctx, socket, req)
-	if err != nil {
-		fmt.Fprintf(stderr, "fastnat show: %v\n", err)
-		if errors.Is(err, control.ErrBadRequest) {
-			return exitUsage
-		}
-		return exitFailure
+	resp, code := askDaemon("show", cf, req, stderr)
+	if resp == nil {
+		return code
 	}
 	if *asJSON {
 		var v any
