@@ -163,9 +163,11 @@ func TestRefusedPORTStreams(t *testing.T) {
 }
 
 // TestRefusedPipelined: a refused command among others in one segment is
-// cut out; the others go on and the answer goes back beside them. A
-// second refused command in the same segment waits for a segment of its
-// own.
+// cut out; the others go on and the answer goes back beside them, with an
+// acknowledgement of nothing the server has not acknowledged (the NOOP
+// before it may yet be lost). A second refused command in the same
+// segment waits for a segment of its own; once the server has
+// acknowledged what precedes it, its answer acknowledges it too.
 func TestRefusedPipelined(t *testing.T) {
 	h := newHarness(t, clientInside(t), Config{})
 	h.handshake(isnC, isnS)
@@ -179,13 +181,16 @@ func TestRefusedPipelined(t *testing.T) {
 		t.Errorf("forwarded %q at +%d", s.payload, s.seq-isnC-1)
 	}
 	second := strings.Index(in, "PORT 192,0,2,2")
-	h.checkBack(it.Back, flowtable.Orig, isnS+1, isnC+1+uint32(strings.Index(in, "LIST")), testutil.ACK|testutil.PSH, string(messages[msgPORTRefused]))
+	h.checkBack(it.Back, flowtable.Orig, isnS+1, isnC+1, testutil.ACK|testutil.PSH, string(messages[msgPORTRefused]))
+	// The client has the answer; the server acknowledges NOOP and LIST.
+	ans := len(messages[msgPORTRefused])
+	h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(second), isnS+1+uint32(ans), nil))
+	h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1+uint32(len("NOOP\r\nLIST\r\n")), nil))
 	// The rest, retransmitted from the second refused command.
 	it = h.run(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK|testutil.PSH, isnC+1+uint32(second), isnS+1, []byte(in[second:])))
 	if it.Verdict != Forward || it.Back == nil {
 		t.Fatalf("second: verdict %v, back %v", it.Verdict, it.Back != nil)
 	}
-	ans := len(messages[msgPORTRefused])
 	h.checkBack(it.Back, flowtable.Orig, isnS+1+uint32(ans), isnC+1+uint32(strings.Index(in, "NLST")), testutil.ACK|testutil.PSH, string(messages[msgPORTRefused]))
 	if s := decodeSeg(t, it.Buf); s.payload != "NLST\r\n" || s.seq != isnC+1+uint32(len("NOOP\r\nLIST\r\n")) {
 		t.Errorf("forwarded %q at +%d", s.payload, s.seq-isnC-1)

@@ -297,6 +297,11 @@ func (f *FTP) compose(ss *session, dir flowtable.Dir, seq uint32, pl []byte, fin
 		return o, oe, Forward
 	}
 	if seqLT(st.next, e) || (fin && e == st.next && !st.fin) {
+		if seqLT(s, hs) {
+			// Text inserted where the new bytes start comes between what
+			// was rendered and them.
+			f.insertionsAt(ss, st, hs)
+		}
 		w := pl[st.next-s:]
 		if st.held > 0 {
 			w = append(append(f.work[:0], st.buf[:st.held]...), w...)
@@ -379,7 +384,7 @@ func (f *FTP) render(ss *session, st *stream, s, e uint32, pl []byte) (o, oe uin
 			f.count(ss, cReplayed, 1)
 		}
 		if r.answer != msgNone && !r.done && !f.ans.set {
-			f.ans = answer{set: true, msg: r.answer, seq: r.ans, ack: re}
+			f.ans = answer{set: true, msg: r.answer, seq: r.ans, ack: answerAck(st, r)}
 		}
 		pos = re
 	}
@@ -388,6 +393,19 @@ func (f *FTP) render(ss *session, st *stream, s, e uint32, pl []byte) (o, oe uin
 		pos = e
 	}
 	return o, pos
+}
+
+// insertionsAt appends the text inserted at original position at.
+func (f *FTP) insertionsAt(ss *session, st *stream, at uint32) {
+	for i := 0; i < st.nrec; i++ {
+		if r := &st.recs[i]; r.oldLen == 0 && r.seq == at {
+			txt := r.newText()
+			f.spans = append(f.spans, span{at: len(f.out), newLen: len(txt)})
+			f.out = append(f.out, txt...)
+			f.dirty = true
+			f.count(ss, cReplayed, 1)
+		}
+	}
 }
 
 // feed runs the line scanner over w, new bytes of the stream starting at
@@ -487,7 +505,7 @@ func (f *FTP) line(ss *session, dir flowtable.Dir, ls *lineState, line []byte, a
 	st := &ss.dirs[dir]
 	if r := st.find(at); r != nil {
 		// Refused before, in a segment that was then dropped or cut.
-		return f.replay(ss, r, line, content)
+		return f.replay(ss, st, r, line, content)
 	}
 	if !ok {
 		f.count(ss, cParseFailures, 1)
@@ -586,6 +604,12 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 		if f.ans.set {
 			return cutLine // one answer per segment: the line waits for the next
 		}
+		if peer.line.skip || peer.line.multi[0] != 0 {
+			// The server is in the middle of a line, or of a multi-line
+			// reply (RFC 959 4.2), inside which the answer would be text:
+			// the command waits, retransmitted, until the reply is whole.
+			return DropDeferred
+		}
 		if !st.room() || !peer.room() {
 			f.count(ss, cBacklog, 1)
 			return DropBacklog
@@ -602,8 +626,9 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 		pos := peer.holdStart()
 		ans := pos + uint32(peer.shift(pos))
 		peer.add(&record{seq: pos, newLen: uint8(len(messages[msg])), msg: msg, changed: true})
-		st.add(&record{seq: at, oldLen: uint16(len(line)), answer: msg, ans: ans, changed: true})
-		f.ans = answer{set: true, msg: msg, seq: ans, ack: at + uint32(len(line))}
+		r := record{seq: at, oldLen: uint16(len(line)), answer: msg, ans: ans, changed: true}
+		st.add(&r)
+		f.ans = answer{set: true, msg: msg, seq: ans, ack: answerAck(st, &r)}
 		f.dirty = true
 	} else {
 		if !st.room() {
@@ -635,15 +660,28 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 	return Forward
 }
 
+// answerAck is the acknowledgement the answer to deleted command r
+// carries: past the command when the server has acknowledged everything
+// before it, else only what the server has acknowledged — an answer never
+// tells the client that bytes before the command arrived, which only the
+// server can (the client then resends the command, and is answered again,
+// once they have).
+func answerAck(st *stream, r *record) uint32 {
+	if seqLEQ(r.seq, st.acked) {
+		return r.end()
+	}
+	return st.acked
+}
+
 // replay reproduces the record r of a whole line refused before: a
 // deleted command is answered again, a replaced reply gets its text.
-func (f *FTP) replay(ss *session, r *record, line, content []byte) Verdict {
+func (f *FTP) replay(ss *session, st *stream, r *record, line, content []byte) Verdict {
 	if r.newLen == 0 {
 		if r.answer != msgNone && !r.done {
 			if f.ans.set {
 				return cutLine
 			}
-			f.ans = answer{set: true, msg: r.answer, seq: r.ans, ack: r.end()}
+			f.ans = answer{set: true, msg: r.answer, seq: r.ans, ack: answerAck(st, r)}
 		}
 		f.dirty = true
 		return Forward
