@@ -291,7 +291,9 @@ func (s *simSide) insert(t *testing.T, off int, text string) {
 		t.Fatalf("%v: answer %q at %d, not between two lines", s.dir, text, at)
 	}
 	s.ins = append(s.ins, insertion{at: at, seq: s.isn + 1 + uint32(off), text: text})
-	slices.SortFunc(s.ins, func(a, b insertion) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq-s.isn, b.seq-s.isn)) })
+	slices.SortFunc(s.ins, func(a, b insertion) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq-s.isn, b.seq-s.isn))
+	})
 	var b strings.Builder
 	prev := 0
 	for _, in := range s.ins {
