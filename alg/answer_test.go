@@ -466,3 +466,47 @@ func TestLongLinesCounted(t *testing.T) {
 		t.Errorf("%d long lines, want 1", st.LongLines)
 	}
 }
+
+// TestRefusedDuringReply: a refused command that arrives while the server
+// is in the middle of a multi-line reply (RFC 959 4.2) is deleted at once,
+// but its answer waits: inside the reply it would be text. It goes into
+// the server's stream right after the reply's last line, with the server's
+// own bytes, and the client's acknowledgements of it map back.
+func TestRefusedDuringReply(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	first := "211-Features:\r\n EPRT\r\n"
+	s, _ := h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK|testutil.PSH, isnS+1, isnC+1, []byte(first)))
+	if s.payload != first {
+		t.Fatalf("first part %q", s.payload)
+	}
+	port := "PORT 192,0,2,1,195,80\r\n"
+	it := h.run(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK|testutil.PSH, isnC+1, isnS+1+uint32(len(first)), []byte(port)))
+	if it.Verdict != Forward || it.Back != nil {
+		t.Fatalf("verdict %v, back %v: the answer must wait for the reply's end", it.Verdict, it.Back != nil)
+	}
+	if s := decodeSeg(t, it.Buf); s.payload != "" {
+		t.Fatalf("the refused command went on: %q", s.payload)
+	}
+	rest := " PASV\r\n211 End\r\n200 Hello\r\n"
+	s, _ = h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK|testutil.PSH, isnS+1+uint32(len(first)), isnC+1, []byte(rest)))
+	ans := string(messages[msgPORTRefused])
+	want := " PASV\r\n211 End\r\n" + ans + "200 Hello\r\n"
+	if s.payload != want || s.seq != isnS+1+uint32(len(first)) {
+		t.Fatalf("rest of the reply at +%d %q, want %q", s.seq-isnS-1, s.payload, want)
+	}
+	// The client acknowledges it all: the server is told its own end, and
+	// the refused command now counts as received.
+	end := isnS + 1 + uint32(len(first)+len(want))
+	s, _ = h.process(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK, isnC+1+uint32(len(port)), end, nil))
+	if s.ack != isnS+1+uint32(len(first)+len(rest)) {
+		t.Errorf("client's ack maps to +%d, want +%d", s.ack-isnS-1, len(first)+len(rest))
+	}
+	s, _ = h.process(flowtable.Reply, h.frame(flowtable.Reply, testutil.ACK, isnS+1+uint32(len(first)+len(rest)), isnC+1, nil))
+	if s.ack != isnC+1+uint32(len(port)) {
+		t.Errorf("server's ack maps to +%d, want past the deleted command (+%d)", s.ack-isnC-1, len(port))
+	}
+	if st := h.ftp.Stats().Total; st.Refused != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

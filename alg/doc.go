@@ -81,7 +81,11 @@
 // destination). A refused PORT or EPRT is deleted from the client's
 // stream and answered at once with a 500 reply injected into the server's
 // stream (both accounted in the records), the command never reaching the
-// server; a refused 227 or 229 has its text replaced by a 425 reply; when
+// server — or, when the server is in the middle of a reply (inside which
+// the answer would be text), injected right after that reply ends, among
+// the server's own bytes; an answer acknowledges nothing before the
+// command that the server has not. A refused 227 or 229 has its text
+// replaced by a 425 reply; when
 // the NAT cannot install an expectation the client gets a 425 the same
 // way. Each is counted, and logged once per control session. At
 // MaxExpectations open expectations a new one replaces the session's

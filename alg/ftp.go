@@ -95,14 +95,13 @@ const (
 	DropInconsistent // a retransmission disagrees with data rewritten before
 	DropStale        // the session ended before the ALG saw the frame
 	DropReset        // a frame of a connection the ALG reset, needing no answer
-	DropDeferred     // a refused command waits until the server's reply in progress ends
 	DropRingFull     // the pipeline's: no room on the ring to the ALG
 	NumVerdicts
 )
 
 var verdictNames = [NumVerdicts]string{
 	"forward", "back", "alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission",
-	"alg_stale_session", "alg_reset_connection", "alg_answer_deferred", "alg_ring_full",
+	"alg_stale_session", "alg_reset_connection", "alg_ring_full",
 }
 
 // String returns a stable snake_case name, used as a drop-reason label.

@@ -57,6 +57,12 @@ func (f *FTP) segment(it *Item, p *packet.Parsed, ss *session, now flowtable.Tim
 		o := rawAck
 		if peer.nrec > 0 || peer.base != 0 {
 			o = peer.unshift(rawAck, false)
+			if hs := peer.holdStart(); peer.init && seqLT(hs, o) {
+				// Never past what the ALG has passed on: a record made for
+				// bytes a dropped segment carried (and that came again
+				// shorter since) must not acknowledge them.
+				o = hs
+			}
 			if o != rawAck {
 				binary.BigEndian.PutUint32(tcp[tcpAckOff:], o)
 				hdrChanged = true
@@ -383,7 +389,7 @@ func (f *FTP) render(ss *session, st *stream, s, e uint32, pl []byte) (o, oe uin
 			f.dirty = true
 			f.count(ss, cReplayed, 1)
 		}
-		if r.answer != msgNone && !r.done && !f.ans.set {
+		if r.answer != msgNone && !r.done && !r.waiting && !f.ans.set {
 			f.ans = answer{set: true, msg: r.answer, seq: r.ans, ack: answerAck(st, r)}
 		}
 		pos = re
@@ -435,6 +441,9 @@ func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 u
 			}
 			ls.newLine()
 			i += j + 1
+			if !client && ls.multi[0] == 0 {
+				f.inject(ss, dir, w0+uint32(i))
+			}
 			continue
 		}
 		ls.headN = 0
@@ -475,8 +484,38 @@ func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 u
 		}
 		ls.newLine()
 		i += j + 1
+		if !client && ls.multi[0] == 0 {
+			f.inject(ss, dir, w0+uint32(i))
+		}
 	}
 	return nil, len(w), Forward
+}
+
+// inject puts in the server's stream, at original position at (the end of
+// a reply), the text inserted there before (a segment processed again)
+// and the answers waiting for a reply to end; each answer's deleted
+// command learns where it went.
+func (f *FTP) inject(ss *session, dir flowtable.Dir, at uint32) {
+	st := &ss.dirs[dir]
+	f.insertionsAt(ss, st, at)
+	if st.npend == 0 {
+		return
+	}
+	peer := &ss.dirs[1-dir]
+	k := 0
+	for ; k < st.npend && st.room(); k++ {
+		p := &st.pend[k]
+		txt := messages[p.msg]
+		ans := at + uint32(st.shift(at))
+		st.add(&record{seq: at, newLen: uint8(len(txt)), msg: p.msg, changed: true})
+		f.spans = append(f.spans, span{at: len(f.out), newLen: len(txt)})
+		f.out = append(f.out, txt...)
+		f.dirty = true
+		if r := peer.find(p.del); r != nil && r.waiting {
+			r.ans, r.waiting = ans, false
+		}
+	}
+	st.npend = copy(st.pend[:], st.pend[k:st.npend]) // what found no room waits for the next reply
 }
 
 // line handles one complete line (terminator included) starting at
@@ -604,12 +643,6 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 		if f.ans.set {
 			return cutLine // one answer per segment: the line waits for the next
 		}
-		if peer.line.skip || peer.line.multi[0] != 0 {
-			// The server is in the middle of a line, or of a multi-line
-			// reply (RFC 959 4.2), inside which the answer would be text:
-			// the command waits, retransmitted, until the reply is whole.
-			return DropDeferred
-		}
 		if !st.room() || !peer.room() {
 			f.count(ss, cBacklog, 1)
 			return DropBacklog
@@ -621,15 +654,29 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 		case e.kind == kindEPRT:
 			msg = msgEPRTRefused
 		}
-		// The answer goes where the server's stream stands, before
-		// anything the server sends later.
-		pos := peer.holdStart()
-		ans := pos + uint32(peer.shift(pos))
-		peer.add(&record{seq: pos, newLen: uint8(len(messages[msg])), msg: msg, changed: true})
-		r := record{seq: at, oldLen: uint16(len(line)), answer: msg, ans: ans, changed: true}
-		st.add(&r)
-		f.ans = answer{set: true, msg: msg, seq: ans, ack: answerAck(st, &r)}
-		f.dirty = true
+		if peer.line.skip || peer.line.multi[0] != 0 {
+			// The server is in the middle of a line, or of a multi-line
+			// reply (RFC 959 4.2), inside which the answer would be text:
+			// the answer waits for the reply to end and goes in there,
+			// with the server's own bytes (inject).
+			if peer.npend == maxPending {
+				return cutLine
+			}
+			peer.pend[peer.npend].msg, peer.pend[peer.npend].del = msg, at
+			peer.npend++
+			st.add(&record{seq: at, oldLen: uint16(len(line)), answer: msg, waiting: true, changed: true})
+			f.dirty = true
+		} else {
+			// The answer goes where the server's stream stands, before
+			// anything the server sends later.
+			pos := peer.holdStart()
+			ans := pos + uint32(peer.shift(pos))
+			peer.add(&record{seq: pos, newLen: uint8(len(messages[msg])), msg: msg, changed: true})
+			r := record{seq: at, oldLen: uint16(len(line)), answer: msg, ans: ans, changed: true}
+			st.add(&r)
+			f.ans = answer{set: true, msg: msg, seq: ans, ack: answerAck(st, &r)}
+			f.dirty = true
+		}
 	} else {
 		if !st.room() {
 			f.count(ss, cBacklog, 1)
@@ -677,7 +724,7 @@ func answerAck(st *stream, r *record) uint32 {
 // deleted command is answered again, a replaced reply gets its text.
 func (f *FTP) replay(ss *session, st *stream, r *record, line, content []byte) Verdict {
 	if r.newLen == 0 {
-		if r.answer != msgNone && !r.done {
+		if r.answer != msgNone && !r.done && !r.waiting {
 			if f.ans.set {
 				return cutLine
 			}

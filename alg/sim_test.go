@@ -402,7 +402,7 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int, long bool) {
 			if ss := h.state(); ss != nil {
 				for d, st := range ss.dirs {
 					for i := 0; i < st.nrec; i++ {
-						if r := &st.recs[i]; r.answer != msgNone {
+						if r := &st.recs[i]; r.answer != msgNone && !r.waiting {
 							other := sides[1-d]
 							other.insert(t, int(int32(r.ans-other.isn-1)), string(messages[r.answer]))
 						}
@@ -434,7 +434,7 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int, long bool) {
 				x.nxt = max(x.nxt, x.una)
 			}
 			switch it.Verdict {
-			case DropOutOfOrder, DropBacklog, DropDeferred:
+			case DropOutOfOrder, DropBacklog:
 				continue
 			case Back:
 				b := decodeSeg(t, it.Buf)
@@ -469,6 +469,16 @@ func simulate(t *testing.T, r *rand.Rand, sc scenario, mtu int, long bool) {
 				continue
 			}
 			deliver(t, x, s)
+			if simTrace {
+				for _, z := range []*simSide{x, y} {
+					st := &h.state().dirs[z.dir]
+					for i := 0; i < st.nrec; i++ {
+						r := &st.recs[i]
+						t.Logf("  rec %v seq+%d old %d new %d msg %d ans %d done %v waiting %v cum %d", z.dir, r.seq-z.isn-1, r.oldLen, r.newLen, r.msg, r.answer, r.done, r.waiting, r.cum)
+					}
+					t.Logf("  %v base %d acked+%d next+%d held %d npend %d line %+v", z.dir, st.base, st.acked-z.isn-1, st.next-z.isn-1, st.held, st.npend, st.line)
+				}
+			}
 			acked(t, y, s)
 		}
 	}

@@ -10,6 +10,10 @@ package alg
 // arrive (TCP retransmits them).
 const maxRecords = 16
 
+// maxPending bounds the answers waiting per direction for a reply to end;
+// a refused command beyond it waits, unanswered, for a segment of its own.
+const maxPending = 4
+
 // textMax is room for the longest endpoint text:
 // "|1|255.255.255.255|65535|" (25 bytes).
 const textMax = 32
@@ -36,6 +40,7 @@ type record struct {
 	msg     msgID // the new text is messages[msg], not text
 	answer  msgID // a deletion answered with messages[answer]
 	done    bool  // a deletion: its answer has been acknowledged, or it needs none
+	waiting bool  // a deletion: its answer waits for the peer's reply in progress to end (ans not known yet)
 	cum     int32
 	ans     uint32 // a deletion's answer: its sequence number as the sender sees its peer's stream
 	text    [textMax]byte
@@ -103,16 +108,25 @@ type stream struct {
 	win    uint16 // the sender's last window field, as its peer reads it
 	tsVal  uint32 // the sender's last TSval (RFC 7323)
 	line   lineState
-	nrec   int
-	base   int32 // length change before the oldest kept record
-	recs   [maxRecords]record
-	buf    [maxLine]byte
-	own    [maxLine]byte
+	// pend are answers to the peer's refused commands that wait for this
+	// stream to reach the end of a reply (the line in progress, or a
+	// multi-line reply, RFC 959 4.2), where they are inserted; del is the
+	// deleted command's position in the peer's stream.
+	pend [maxPending]struct {
+		msg msgID
+		del uint32
+	}
+	npend int
+	nrec  int
+	base  int32 // length change before the oldest kept record
+	recs  [maxRecords]record
+	buf   [maxLine]byte
+	own   [maxLine]byte
 }
 
 func (s *stream) reset() {
 	s.init, s.fin, s.hasTS, s.next, s.acked, s.held, s.ownLen, s.ownAt = false, false, false, 0, 0, 0, 0, 0
-	s.win, s.tsVal, s.line, s.nrec, s.base = 0, 0, lineState{}, 0, 0
+	s.win, s.tsVal, s.line, s.nrec, s.base, s.npend = 0, 0, lineState{}, 0, 0, 0
 }
 
 // start begins tracking at original position seq.
@@ -189,10 +203,17 @@ func (s *stream) unshift(a uint32, left bool) uint32 {
 }
 
 // prune drops the records the receiver has acknowledged (acked is in the
-// sender's space): their data will not be retransmitted.
+// sender's space): their data will not be retransmitted. Text inserted at
+// a position stays until the receiver acknowledges past it: until then it
+// may yet acknowledge the position before the text, which without the
+// record would map back too far.
 func (s *stream) prune(acked uint32) {
 	k := 0
-	for k < s.nrec && seqLEQ(s.recs[k].end(), acked) && (s.recs[k].oldLen == 0 || s.recs[k].done || s.recs[k].newLen > 0) {
+	for k < s.nrec {
+		r := &s.recs[k]
+		if r.oldLen == 0 && !seqLT(r.seq, acked) || r.oldLen > 0 && !seqLEQ(r.end(), acked) || r.newLen == 0 && r.oldLen > 0 && !r.done {
+			break
+		}
 		k++
 	}
 	if k == 0 {
@@ -217,12 +238,13 @@ func (s *stream) find(seq uint32) *record {
 // room reports whether another record fits.
 func (s *stream) room() bool { return s.nrec < maxRecords }
 
-// add inserts a record in stream order (after records at the same
-// position) and recomputes the accumulated changes. The caller checked
-// that there is room.
+// add inserts a record in stream order and recomputes the accumulated
+// changes. At one position, inserted text comes first (in the order it
+// was inserted: before the bytes there), then the record replacing them.
+// The caller checked that there is room.
 func (s *stream) add(r *record) {
 	i := s.nrec
-	for i > 0 && seqLT(r.seq, s.recs[i-1].seq) {
+	for i > 0 && (seqLT(r.seq, s.recs[i-1].seq) || r.oldLen == 0 && r.seq == s.recs[i-1].seq && s.recs[i-1].oldLen > 0) {
 		i--
 	}
 	copy(s.recs[i+1:s.nrec+1], s.recs[i:s.nrec])
@@ -241,7 +263,7 @@ func (s *stream) add(r *record) {
 func (s *stream) answered(a uint32) {
 	for i := 0; i < s.nrec; i++ {
 		r := &s.recs[i]
-		if !r.done && r.answer != msgNone && seqLEQ(r.ans+uint32(len(messages[r.answer])), a) {
+		if !r.done && !r.waiting && r.answer != msgNone && seqLEQ(r.ans+uint32(len(messages[r.answer])), a) {
 			r.done = true
 		}
 	}
