@@ -384,7 +384,7 @@ func TestNeighbourResolution(t *testing.T) {
 	// starts resolution.
 	eventually := func(i *Interface, addr string) ([6]byte, bool) {
 		for range 300 {
-			if mac, ok := i.NextHop(ip(addr)); ok {
+			if mac, ok := resolved(i.NextHop(ip(addr))); ok {
 				return mac, true
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -399,10 +399,10 @@ func TestNeighbourResolution(t *testing.T) {
 	if mac, ok := eventually(plain, "198.18.2.2"); !ok || mac != bMAC {
 		t.Fatalf("on-link neighbour resolved to %v, %v; want %v", mac, ok, bMAC)
 	}
-	if _, ok := plain.NextHop(ip("203.0.113.5")); ok {
+	if _, ok := resolved(plain.NextHop(ip("203.0.113.5"))); ok {
 		t.Fatal("off-link destination resolved without a gateway")
 	}
-	if mac, ok := plain.NextHop(ip("198.18.2.77")); ok {
+	if mac, ok := resolved(plain.NextHop(ip("198.18.2.77"))); ok {
 		t.Fatalf("absent host resolved to %v", mac)
 	}
 
@@ -410,7 +410,7 @@ func TestNeighbourResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mac, ok := withGateway.NextHop(ip("203.0.113.5")); !ok || mac != bMAC {
+	if mac, ok := resolved(withGateway.NextHop(ip("203.0.113.5"))); !ok || mac != bMAC {
 		t.Fatalf("off-link via configured gateway: %v, %v; want %v (already in the neighbour table)", mac, ok, bMAC)
 	}
 
@@ -419,7 +419,7 @@ func TestNeighbourResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mac, ok := viaRoute.NextHop(ip("203.0.113.5")); !ok || mac != bMAC {
+	if mac, ok := resolved(viaRoute.NextHop(ip("203.0.113.5"))); !ok || mac != bMAC {
 		t.Fatalf("off-link via the default route's gateway: %v, %v; want %v", mac, ok, bMAC)
 	}
 
@@ -428,7 +428,7 @@ func TestNeighbourResolution(t *testing.T) {
 	r.ip(t, "neigh", "flush", "dev", "r2")
 	want := [6]byte{2, 0, 0, 0, 0, 0x42}
 	for range 300 {
-		if mac, ok := plain.NextHop(ip("198.18.2.2")); ok && mac == want {
+		if mac, ok := resolved(plain.NextHop(ip("198.18.2.2"))); ok && mac == want {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -103,7 +103,11 @@
 // address itself with an RTM_NEWNEIGH request carrying NTF_USE (as `ip
 // neigh replace ADDR dev IF use`): the kernel creates an INCOMPLETE entry
 // and sends an ARP request from the host stack, without any payload packet,
-// and the answer arrives as an event. The same request re-probes STALE
+// and the answer arrives as an event. NextHop tells the worker whether the
+// next hop is resolved, pending or has no route at all; the same snapshot
+// carries the interface's MTU and its own addresses (Port.MTU, Port.Addr:
+// the source of the ICMP errors the worker sends), which the resolver
+// follows from link and address events. The same request re-probes STALE
 // entries, which would otherwise age out because the kernel never sees the
 // traffic fastnat forwards. Off-link destinations go to the configured
 // gateway, or to the gateway of the kernel's default route through the
@@ -120,6 +124,8 @@
 // UDP checksum not yet filled in; the AF_XDP copy carries that hole to the
 // next hop, which drops the packet. Turn transmit checksum offload off on
 // the peers of the veths fastnat reads (ethtool -K IF tx off).
+// CheckPeerOffload finds a veth's peer (beside it, or in a named network
+// namespace) and reads that setting, so the dataplane can warn at start.
 //
 // # Measurements
 //

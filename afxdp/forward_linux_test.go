@@ -78,7 +78,7 @@ func (f *forwarder) run() {
 					drop = append(drop, fr)
 					continue
 				}
-				mac, ok := o.NextHop(binary.BigEndian.Uint32(b[30:]))
+				mac, ok := resolved(o.NextHop(binary.BigEndian.Uint32(b[30:])))
 				if !ok {
 					drop = append(drop, fr)
 					continue

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/fastnat/fastnat/pipeline"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
@@ -184,7 +186,11 @@ func (i *Interface) Mode() Mode {
 
 // NextHop is the interface's next-hop lookup, as every Port on it answers
 // it; see pipeline.Port.NextHop.
-func (i *Interface) NextHop(addr uint32) (mac [6]byte, ok bool) { return i.neigh.nextHop(addr) }
+func (i *Interface) NextHop(addr uint32) pipeline.Hop { return i.neigh.nextHop(addr) }
+
+// MTU returns the interface's MTU, as the kernel last reported it (the
+// resolver follows changes).
+func (i *Interface) MTU() int { return i.neigh.mtu() }
 
 // Attach attaches the XDP program in the configured mode through a BPF
 // link, so that the kernel detaches it when fastnat exits, however it

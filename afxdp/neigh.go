@@ -3,6 +3,8 @@ package afxdp
 import (
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/fastnat/fastnat/pipeline"
 )
 
 // prefix4 is an IPv4 prefix in host byte order.
@@ -13,14 +15,20 @@ type prefix4 struct {
 func (p prefix4) contains(a uint32) bool { return a&p.mask == p.addr }
 
 // neighSnapshot is an immutable view of one interface's next hops: its
-// connected prefixes, its gateway and the MAC addresses the kernel has
-// resolved. Workers read it through an atomic pointer; the resolver
-// replaces it whole.
+// connected prefixes (its own addresses with their prefix lengths), its
+// gateway, the MAC addresses the kernel has resolved, and its MTU.
+// Workers read it through an atomic pointer; the resolver replaces it
+// whole.
 type neighSnapshot struct {
 	onLink  []prefix4
-	gateway uint32 // 0: none
+	addrs   []uint32 // the interface's own addresses, in onLink's order
+	gateway uint32   // 0: none
 	macs    map[uint32][6]byte
+	mtu     int
 }
+
+// defaultMTU is an interface's MTU until the resolver has read it.
+const defaultMTU = 1500
 
 // pendingSlots is how many resolution requests can wait at once; a request
 // that lands on a busy slot replaces it, and the loser asks again on its
@@ -38,26 +46,44 @@ type neighTable struct {
 
 func newNeighTable() *neighTable {
 	t := &neighTable{}
-	t.snap.Store(&neighSnapshot{macs: map[uint32][6]byte{}})
+	t.snap.Store(&neighSnapshot{macs: map[uint32][6]byte{}, mtu: defaultMTU})
 	return t
 }
 
 // nextHop implements Port.NextHop for addr in host byte order.
-func (t *neighTable) nextHop(addr uint32) (mac [6]byte, ok bool) {
+func (t *neighTable) nextHop(addr uint32) pipeline.Hop {
 	s := t.snap.Load()
 	hop := addr
 	if !s.isOnLink(addr) {
 		hop = s.gateway
 		if hop == 0 {
-			return mac, false
+			return pipeline.Hop{}
 		}
 	}
-	if mac, ok = s.macs[hop]; ok {
-		return mac, true
+	if mac, ok := s.macs[hop]; ok {
+		return pipeline.Hop{State: pipeline.HopResolved, Addr: hop, MAC: mac}
 	}
 	t.request(hop)
-	return mac, false
+	return pipeline.Hop{State: pipeline.HopPending, Addr: hop}
 }
+
+// addr implements Port.Addr: the interface address whose prefix holds
+// dst, else its first, else 0.
+func (t *neighTable) addr(dst uint32) uint32 {
+	s := t.snap.Load()
+	for i, p := range s.onLink {
+		if p.contains(dst) {
+			return s.addrs[i]
+		}
+	}
+	if len(s.addrs) > 0 {
+		return s.addrs[0]
+	}
+	return 0
+}
+
+// mtu implements Port.MTU.
+func (t *neighTable) mtu() int { return t.snap.Load().mtu }
 
 func (s *neighSnapshot) isOnLink(addr uint32) bool {
 	for _, p := range s.onLink {

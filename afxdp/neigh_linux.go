@@ -52,6 +52,8 @@ type resolver struct {
 
 	macs     map[uint32][6]byte
 	onLink   []prefix4
+	addrs    []uint32
+	mtu      int
 	gw       uint32
 	tried    map[uint32]time.Time
 	lastSync time.Time
@@ -62,7 +64,7 @@ func startResolver(t *neighTable, h *netlink.Handle, ifindex int, gateway netip.
 	if err != nil {
 		return nil, fmt.Errorf("open neighbour event socket: %w", sysErr(err))
 	}
-	groups := uint32(1<<(unix.RTNLGRP_NEIGH-1) | 1<<(unix.RTNLGRP_IPV4_IFADDR-1))
+	groups := uint32(1<<(unix.RTNLGRP_NEIGH-1) | 1<<(unix.RTNLGRP_IPV4_IFADDR-1) | 1<<(unix.RTNLGRP_LINK-1))
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to neighbour events: %w", sysErr(err))
@@ -131,6 +133,11 @@ func (r *resolver) handle(b []byte) (resync, dirty bool) {
 		switch m.Header.Type {
 		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 			resync = true
+		case unix.RTM_NEWLINK:
+			// The MTU (or anything else of the link) may have changed.
+			if len(m.Data) >= unix.SizeofIfInfomsg && int(int32(nativeEndian.Uint32(m.Data[4:]))) == r.ifindex {
+				resync = true
+			}
 		case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
 			ev, ok := parseNeigh(m.Data)
 			if ok && r.apply(ev, m.Header.Type == unix.RTM_DELNEIGH) {
@@ -239,10 +246,12 @@ func (r *resolver) resync(now time.Time) error {
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("list addresses: %w", sysErr(err))
 	}
-	r.onLink = r.onLink[:0:0]
+	r.mtu = l.Attrs().MTU
+	r.onLink, r.addrs = r.onLink[:0:0], r.addrs[:0:0]
 	for _, a := range addrs {
 		if p, ok := prefixOf(a.IPNet); ok {
 			r.onLink = append(r.onLink, p)
+			r.addrs = append(r.addrs, addr4(netip.AddrFrom4([4]byte(a.IPNet.IP.To4()))))
 		}
 	}
 	r.gw = r.gateway
@@ -291,10 +300,16 @@ func (r *resolver) publish() {
 	for a, m := range r.macs {
 		macs[a] = m
 	}
+	mtu := r.mtu
+	if mtu <= 0 {
+		mtu = defaultMTU
+	}
 	r.t.snap.Store(&neighSnapshot{
 		onLink:  append([]prefix4(nil), r.onLink...),
+		addrs:   append([]uint32(nil), r.addrs...),
 		gateway: r.gw,
 		macs:    macs,
+		mtu:     mtu,
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+
+	"github.com/fastnat/fastnat/pipeline"
 )
 
 func ip(s string) uint32 { return addr4(netip.MustParseAddr(s)) }
@@ -52,7 +54,7 @@ func TestNextHop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tab := testTable(tt.gateway, macs, "10.77.0.0/24", "198.18.0.0/24")
-			mac, ok := tab.nextHop(ip(tt.addr))
+			mac, ok := resolved(tab.nextHop(ip(tt.addr)))
 			if mac != tt.wantMAC || ok != tt.wantOK {
 				t.Fatalf("nextHop(%s) = %v, %v; want %v, %v", tt.addr, mac, ok, tt.wantMAC, tt.wantOK)
 			}
@@ -141,7 +143,7 @@ func TestNextHopConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				if mac, ok := tab.nextHop(ip("10.0.0.0") + i%16); ok && mac[5] != byte(i%16) {
+				if mac, ok := resolved(tab.nextHop(ip("10.0.0.0") + i%16)); ok && mac[5] != byte(i%16) {
 					t.Errorf("wrong MAC %v for host %d", mac, i%16)
 					return
 				}
@@ -159,3 +161,6 @@ func TestNextHopConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// resolved unpacks a next hop the way the tests check it.
+func resolved(h pipeline.Hop) ([6]byte, bool) { return h.MAC, h.State == pipeline.HopResolved }

@@ -72,6 +72,9 @@ func (p *Port) Name() string { return p.name }
 // MAC returns the interface's hardware address.
 func (p *Port) MAC() [6]byte { return p.mac }
 
+// Interface returns the name of the interface the port is a queue of.
+func (p *Port) Interface() string { return p.iface.name }
+
 // FD returns the socket's file descriptor (for polling by callers that run
 // their own loop).
 func (p *Port) FD() int { return p.xsk.fd }
@@ -169,11 +172,15 @@ func (p *Port) Flush() {
 	p.refill()
 }
 
-// NextHop returns the MAC address of addr's next hop on this interface;
-// see pipeline.Port.
-func (p *Port) NextHop(addr uint32) (mac [6]byte, ok bool) {
-	return p.neigh.nextHop(addr)
-}
+// NextHop returns addr's next hop on this interface; see pipeline.Port.
+func (p *Port) NextHop(addr uint32) pipeline.Hop { return p.neigh.nextHop(addr) }
+
+// MTU returns the interface's MTU, as the kernel last reported it.
+func (p *Port) MTU() int { return p.neigh.mtu() }
+
+// Addr returns the interface's own address for ICMP errors to dst; see
+// pipeline.Port.
+func (p *Port) Addr(dst uint32) uint32 { return p.neigh.addr(dst) }
 
 // Alloc lends up to len(fs) free frames to the caller, for packets it
 // builds itself (generators, benchmarks); it returns how many. Each Buf is

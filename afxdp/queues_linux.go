@@ -15,16 +15,27 @@ import (
 // ethtool channels, the queues the kernel allocated. Workers own queues
 // 0..Queues-1 by default.
 func Queues(name string) (int, error) {
+	var n int
+	err := withLink(name, func(l netlink.Link) (err error) {
+		n, err = rxQueues(name, l)
+		return err
+	})
+	return n, err
+}
+
+// withLink calls fn with interface name, looked up over a netlink handle
+// in the calling thread's network namespace.
+func withLink(name string, fn func(l netlink.Link) error) error {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return 0, fmt.Errorf("open netlink: %w", sysErr(err))
+		return fmt.Errorf("open netlink: %w", sysErr(err))
 	}
 	defer h.Close()
 	l, err := linkByName(h, name)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return rxQueues(name, l)
+	return fn(l)
 }
 
 func rxQueues(name string, l netlink.Link) (int, error) {
@@ -57,20 +68,27 @@ type ifreqPtr struct {
 
 func ethtoolChannels(name string) (channels, error) {
 	ch := channels{cmd: unix.ETHTOOL_GCHANNELS}
-	if len(name) >= unix.IFNAMSIZ {
-		return ch, fmt.Errorf("interface name %q too long: %w", name, ErrNoInterface)
-	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return ch, err
 	}
 	defer unix.Close(fd)
-	ifr := ifreqPtr{data: unsafe.Pointer(&ch)}
+	return ch, ethtool(fd, name, unsafe.Pointer(&ch))
+}
+
+// ethtool makes the SIOCETHTOOL request whose command and result are at
+// data (a struct that starts with the ethtool command word) for interface
+// name, through socket fd (whose network namespace is the interface's).
+func ethtool(fd int, name string, data unsafe.Pointer) error {
+	if len(name) >= unix.IFNAMSIZ {
+		return fmt.Errorf("interface name %q too long: %w", name, ErrNoInterface)
+	}
+	ifr := ifreqPtr{data: data}
 	copy(ifr.name[:], name)
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(&ch)
+	runtime.KeepAlive(data)
 	if e != 0 {
-		return ch, e
+		return e
 	}
-	return ch, nil
+	return nil
 }

@@ -203,6 +203,33 @@ func TestRefusedPipelined(t *testing.T) {
 	}
 }
 
+// TestRefusedAckKeepsAnswered: an answer never acknowledges less than an
+// earlier answer did — a refused command the client has had answered
+// counts as arrived even though the server never acknowledged it (it
+// never saw it) — and never more than the server has acknowledged.
+func TestRefusedAckKeepsAnswered(t *testing.T) {
+	h := newHarness(t, clientInside(t), Config{})
+	h.handshake(isnC, isnS)
+	first := "PORT 192,0,2,1,195,80\r\n"
+	it := h.run(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK|testutil.PSH, isnC+1, isnS+1, []byte(first)))
+	if it.Verdict != Back {
+		t.Fatalf("verdict %v, want the frame turned around", it.Verdict)
+	}
+	end := isnC + 1 + uint32(len(first))
+	h.checkBack(it.Buf, flowtable.Orig, isnS+1, end, testutil.ACK|testutil.PSH, string(messages[msgPORTRefused]))
+	ans := uint32(len(messages[msgPORTRefused]))
+	// NOOP and another refused PORT, the first answer acknowledged; the
+	// server has acknowledged nothing since the handshake.
+	it = h.run(flowtable.Orig, h.frame(flowtable.Orig, testutil.ACK|testutil.PSH, end, isnS+1+ans, []byte("NOOP\r\nPORT 192,0,2,2,195,80\r\n")))
+	if it.Verdict != Forward || it.Back == nil {
+		t.Fatalf("second: verdict %v, back %v", it.Verdict, it.Back != nil)
+	}
+	h.checkBack(it.Back, flowtable.Orig, isnS+1+ans, end, testutil.ACK|testutil.PSH, string(messages[msgPORTRefused]))
+	if s := decodeSeg(t, it.Buf); s.payload != "NOOP\r\n" || s.seq != isnC+1 {
+		t.Errorf("forwarded %q at +%d", s.payload, s.seq-isnC-1)
+	}
+}
+
 // TestExpectationLimit: at the limit, a new announcement replaces the
 // session's oldest expectation and is rewritten like any other; the
 // replacement is counted.

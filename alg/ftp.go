@@ -38,8 +38,9 @@ type Config struct {
 	// 0 means DefaultMaxExpectations. A new one at the limit replaces the
 	// session's oldest.
 	MaxExpectations int
-	// MTU is the largest IPv4 packet the ALG makes by growing a segment;
-	// 0 means DefaultMTU. A segment that would exceed it is cut and TCP
+	// MTU is the largest IPv4 packet the ALG makes by growing a segment
+	// when the frame does not say (Item.MTU, the egress link's); 0 means
+	// DefaultMTU. A segment that would exceed it is cut and TCP
 	// retransmits the rest.
 	MTU int
 	// Log receives one message per control session whose command or reply
@@ -308,9 +309,10 @@ func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*sessi
 // translated by the NAT: it.Buf is the whole Ethernet frame (len the
 // packet, cap the frame size), it.Session, it.Gen and it.Dir say whose
 // and which way. The payload may be rewritten in place, growing up to
-// cap; Process sets it.Buf's length, it.Verdict and, when the ALG also
-// answers the frame's sender, it.Back. The IPv4 total length and header
-// checksum and the TCP checksum are fixed whenever anything changed.
+// cap and within the egress link's MTU (it.MTU; 0: Config.MTU); Process
+// sets it.Buf's length, it.Verdict and, when the ALG also answers the
+// frame's sender, it.Back. The IPv4 total length and header checksum and
+// the TCP checksum are fixed whenever anything changed.
 func (f *FTP) Process(it *Item, now flowtable.Time) {
 	it.Verdict, it.Back = Forward, nil
 	if !f.cfg.Enabled || it.Dir > flowtable.Reply {

@@ -144,7 +144,11 @@ func (f *FTP) segment(it *Item, p *packet.Parsed, ss *session, now flowtable.Tim
 	if dirty {
 		out := f.out
 		hdr := p.Payload - p.L3
-		maxIP := max(f.cfg.MTU, end-p.L3)
+		mtu := int(it.MTU)
+		if mtu <= 0 {
+			mtu = f.cfg.MTU
+		}
+		maxIP := max(mtu, end-p.L3)
 		limit := min(cap(buf), maxFrame)
 		if f.ans.set {
 			limit -= backRoom
@@ -712,12 +716,23 @@ func (f *FTP) refuse(ss *session, dir flowtable.Dir, e *endpoint, line, content 
 // before it, else only what the server has acknowledged — an answer never
 // tells the client that bytes before the command arrived, which only the
 // server can (the client then resends the command, and is answered again,
-// once they have).
+// once they have). Deleted commands whose answers the client has
+// acknowledged count as arrived: the ALG acknowledged them itself.
 func answerAck(st *stream, r *record) uint32 {
-	if seqLEQ(r.seq, st.acked) {
+	a := st.acked
+	for i := 0; i < st.nrec; i++ {
+		q := &st.recs[i]
+		if q.seq == r.seq || seqLT(a, q.seq) {
+			break
+		}
+		if q.newLen == 0 && q.oldLen > 0 && q.done && seqLT(a, q.end()) {
+			a = q.end()
+		}
+	}
+	if seqLEQ(r.seq, a) {
 		return r.end()
 	}
-	return st.acked
+	return a
 }
 
 // replay reproduces the record r of a whole line refused before: a

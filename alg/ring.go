@@ -16,6 +16,7 @@ type Item struct {
 	Dir     flowtable.Dir // the frame's direction in that session
 	Port    uint8         // the worker's output port index, opaque to the ALG
 	In      uint8         // the worker's port index the frame arrived on, opaque to the ALG
+	MTU     uint16        // the output port's MTU: the largest IPv4 packet the ALG makes; 0: Config.MTU
 	Verdict Verdict       // set by the ALG on the way back
 	// Back, set by the ALG beside a forwarded frame, is a second frame for
 	// the first one's sender (the answer to a refused command, a reset):

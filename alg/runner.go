@@ -10,14 +10,18 @@ import (
 )
 
 // Idle behaviour of the Runner: it keeps polling, yielding the processor
-// between rounds, for idleSpin after the last work, then sleeps until
-// woken or for idleSleep, whichever comes first. The spin keeps a
-// conversation's next packet from paying for a wake-up; the sleep also
-// bounds how late a batch waiting for room on a full return ring is
-// retried.
+// between rounds, for idleSpin after the last work, then sleeps until a
+// worker wakes it. The spin keeps a conversation's next packet from paying
+// for a wake-up. While a processed batch waits for room on a full return
+// ring the sleep lasts at most retrySleep, which bounds how late it is
+// retried; with nothing waiting it lasts up to idleSleep, so that an idle
+// runner costs nothing (a worker's Wake is never lost: the wake channel
+// keeps one). Forgotten sessions are applied before the next frame in any
+// case; the long sleep only delays freeing their state.
 const (
-	idleSpin  = 50 * time.Microsecond
-	idleSleep = 100 * time.Microsecond
+	idleSpin   = 50 * time.Microsecond
+	retrySleep = 100 * time.Microsecond
+	idleSleep  = time.Second
 )
 
 // Runner is the ALG goroutine. It serves one pair of rings per pipeline
@@ -102,7 +106,11 @@ func (r *Runner) Run(stop <-chan struct{}) {
 			continue
 		}
 		idleSince = time.Time{}
-		timer.Reset(idleSleep)
+		sleep := idleSleep
+		if r.waiting() {
+			sleep = retrySleep
+		}
+		timer.Reset(sleep)
 		select {
 		case <-stop:
 			timer.Stop()
@@ -112,6 +120,17 @@ func (r *Runner) Run(stop <-chan struct{}) {
 		}
 		timer.Stop()
 	}
+}
+
+// waiting reports whether a processed batch waits for room on its
+// return ring.
+func (r *Runner) waiting() bool {
+	for i := range r.lanes {
+		if r.lanes[i].sent < r.lanes[i].n {
+			return true
+		}
+	}
+	return false
 }
 
 // poll does one round over the workers' rings and reports whether it

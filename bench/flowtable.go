@@ -3,9 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -13,7 +15,6 @@ import (
 	"github.com/puzpuzpuz/xsync/v4"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/packet"
@@ -179,20 +180,71 @@ func (r *FlowtableReport) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Plot writes a bar chart of million lookups per second per case.
+// flowtableColors gives each table a fixed colour.
+var flowtableColors = map[string]color.Color{"fastnat": colorFastnat, "xsync": colorOrange, "sync.Map": colorGrey}
+
+// Plot writes a bar chart of ns per lookup to path: one group per case
+// (sessions, goroutines), one bar per table with its ns and M lookups/s,
+// a legend, and the goal (FlowtableGoalNs per lookup) as a dashed line.
 func (r *FlowtableReport) Plot(path string) error {
-	p := plot.New()
-	p.Title.Text = "fastnat bench flowtable: M lookups/s\n" + r.Machine.String()
-	vals := make(plotter.Values, len(r.Results))
-	names := make([]string, len(r.Results))
-	for i, x := range r.Results {
-		vals[i], names[i] = x.MLookupsSec, fmt.Sprintf("%s\n%d/%dg", x.Impl, x.Sessions, x.Goroutines)
-	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(20))
+	p, n, err := r.chart()
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	p.Add(bars)
+	return savePlot(p, n, path)
+}
+
+// chart builds Plot's chart and says how many groups it has.
+func (r *FlowtableReport) chart() (*plot.Plot, int, error) {
+	type group struct{ sessions, goroutines int }
+	var groups []group
+	var impls []string
+	for _, x := range r.Results {
+		if g := (group{x.Sessions, x.Goroutines}); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+		if !slices.Contains(impls, x.Impl) {
+			impls = append(impls, x.Impl)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, 0, fmt.Errorf("no results")
+	}
+	p := plot.New()
+	p.Title.Text = "fastnat bench flowtable: ns per random lookup hit (lower is better)\n" + r.Machine.String()
+	p.Y.Label.Text = "ns per lookup"
+	p.Y.Min = 0
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		gs := "goroutines"
+		if g.goroutines == 1 {
+			gs = "goroutine"
+		}
+		names[i] = fmt.Sprintf("%d sessions\n%d %s", g.sessions, g.goroutines, gs)
+	}
+	var series []barSeries
+	for _, impl := range impls {
+		s := barSeries{impl, flowtableColors[impl], make(plotter.Values, len(groups)), make([]string, len(groups))}
+		for i, g := range groups {
+			for _, x := range r.Results {
+				if x.Impl == impl && x.Sessions == g.sessions && x.Goroutines == g.goroutines {
+					s.vals[i] = x.NsPerLookup
+					s.labels[i] = fmt.Sprintf("%.0f ns\n%.1f M/s", x.NsPerLookup, x.MLookupsSec)
+				}
+			}
+		}
+		series = append(series, s)
+	}
+	ymax, err := groupedBars(p, series, 36)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := goalLine(p, -0.5, float64(len(groups))-0.5, FlowtableGoalNs, fmt.Sprintf("goal: %d ns per lookup", FlowtableGoalNs)); err != nil {
+		return nil, 0, err
+	}
 	p.NominalX(names...)
-	return p.Save(vg.Length(max(6, len(vals)))*vg.Inch, 4*vg.Inch, path)
+	p.Y.Max = max(ymax, FlowtableGoalNs) * 1.3
+	p.X.Min, p.X.Max = -0.6, float64(len(groups))-0.4
+	p.Legend.Top = true
+	return p, len(groups), nil
 }

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // PipelineBenchConfig is `fastnat bench pipeline`: the in-memory pipeline
@@ -95,21 +95,47 @@ func (r *PipelineReport) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Plot writes a bar chart of Mpps per flow count to path.
+// Plot writes a bar chart of Mpps per flow count to path: each bar
+// labelled with its Mpps and ns per packet, and the goal (PipelineGoalNs
+// per packet) as a dashed line.
 func (r *PipelineReport) Plot(path string) error {
-	p := plot.New()
-	p.Title.Text = "fastnat bench pipeline: Mpps on one core\n" + r.Machine.String()
-	p.Y.Label.Text = "Mpps"
-	vals := make(plotter.Values, len(r.Results))
-	names := make([]string, len(r.Results))
-	for i, x := range r.Results {
-		vals[i], names[i] = x.Mpps, fmt.Sprintf("%d flows", x.Flows)
-	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(30))
+	p, err := r.chart()
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	p.Add(bars)
+	return savePlot(p, len(r.Results), path)
+}
+
+// chart builds Plot's chart.
+func (r *PipelineReport) chart() (*plot.Plot, error) {
+	if len(r.Results) == 0 {
+		return nil, fmt.Errorf("no results")
+	}
+	p := plot.New()
+	p.Title.Text = "fastnat bench pipeline: Mpps on one core\n" + r.Machine.String()
+	p.Y.Label.Text = "Mpps"
+	p.Y.Min = 0
+	vals := make(plotter.Values, len(r.Results))
+	names := make([]string, len(r.Results))
+	labels := make([]string, len(r.Results))
+	for i, x := range r.Results {
+		vals[i], names[i] = x.Mpps, fmt.Sprintf("%d flows", x.Flows)
+		if x.Flows == 1 {
+			names[i] = "1 flow"
+		}
+		labels[i] = fmt.Sprintf("%.2f Mpps\n%.0f ns/pkt", x.Mpps, x.NsPerPacket)
+	}
+	name := fmt.Sprintf("fastnat, %d-byte frames", r.Results[0].FrameSize+4)
+	if _, err := groupedBars(p, []barSeries{{name, colorFastnat, vals, labels}}, 40); err != nil {
+		return nil, err
+	}
+	goal := 1e3 / PipelineGoalNs // Mpps
+	if err := goalLine(p, -0.5, float64(len(vals))-0.5, goal, fmt.Sprintf("goal: %d ns/pkt (%.1f Mpps) at 1M flows", PipelineGoalNs, goal)); err != nil {
+		return nil, err
+	}
 	p.NominalX(names...)
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+	p.Y.Max = max(goal, slices.Max(vals)) * 1.25
+	p.X.Min, p.X.Max = -0.6, float64(len(vals))-0.4
+	p.Legend.Top = true
+	return p, nil
 }

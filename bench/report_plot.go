@@ -7,23 +7,28 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
-	"gonum.org/v1/plot/vg"
 )
 
 // vethColors gives each DUT a fixed colour: the kernel grey, fastnat
 // blue, plain forwarding green.
-var vethColors = map[string]color.Color{
-	DUTKernel:  color.RGBA{R: 0x88, G: 0x88, B: 0x88, A: 0xff},
-	DUTFastnat: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	DUTNone:    color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-}
+var vethColors = map[string]color.Color{DUTKernel: colorGrey, DUTFastnat: colorFastnat, DUTNone: colorGreen}
 
 // Plot writes a bar chart of delivered Mpps to path (PNG, or any format
 // gonum/plot infers from the extension): one group of bars per case
-// (flows, frame size), one bar per DUT, each non-kernel bar labelled with
-// its ratio to the kernel ("≥" where fastnat was generator-bound).
+// (flows, frame size), one bar per DUT with its Mpps, each non-kernel bar
+// also with its ratio to the kernel ("≥" where fastnat was
+// generator-bound), a legend, and VethGoal times the kernel's rate as a
+// dashed goal over each case.
 func (r *VethReport) Plot(path string) error {
+	p, n, err := r.chart()
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	return savePlot(p, n, path)
+}
+
+// chart builds Plot's chart and says how many groups it has.
+func (r *VethReport) chart() (*plot.Plot, int, error) {
 	r.Compare()
 	var cases []caseKey
 	var duts []string
@@ -37,7 +42,7 @@ func (r *VethReport) Plot(path string) error {
 		}
 	}
 	if len(cases) == 0 {
-		return fmt.Errorf("plot %s: no results", path)
+		return nil, 0, fmt.Errorf("no results")
 	}
 	p := plot.New()
 	p.Title.Text = "fastnat bench veth: delivered Mpps\n" + r.Machine.String()
@@ -52,65 +57,53 @@ func (r *VethReport) Plot(path string) error {
 		names[i] = fmt.Sprintf("%d %s\n%d B", k.flows, unit, k.size)
 	}
 	p.NominalX(names...)
-	width := vg.Points(float64(min(40, 240/len(duts))))
 	ymax := 0.0
-	for d, dut := range duts {
+	var goals []plotter.XYs
+	var series []barSeries
+	for _, dut := range duts {
 		vals := make(plotter.Values, len(cases))
-		var xys plotter.XYs
-		var labels []string
+		labels := make([]string, len(cases))
 		for i, k := range cases {
 			for _, x := range r.Results {
-				if x.DUT == dut && x.Flows == k.flows && x.FrameSize == k.size && x.Error != "" {
-					xys = append(xys, plotter.XY{X: float64(i), Y: 0})
-					labels = append(labels, "failed")
+				if x.DUT != dut || x.Flows != k.flows || x.FrameSize != k.size {
+					continue
 				}
-				if x.DUT == dut && x.Flows == k.flows && x.FrameSize == k.size && x.Error == "" {
-					vals[i] = x.DeliveredPPS / 1e6
-					if q, ok := r.ratio(x); ok {
-						ge := ""
-						if q.Bound {
-							ge = "≥"
-						}
-						xys = append(xys, plotter.XY{X: float64(i), Y: vals[i]})
-						labels = append(labels, fmt.Sprintf("%s%.2fx", ge, q.PPS))
+				if x.Error != "" {
+					labels[i] = "failed"
+					continue
+				}
+				vals[i] = x.DeliveredPPS / 1e6
+				labels[i] = fmt.Sprintf("%.2f", vals[i])
+				if q, ok := r.ratio(x); ok {
+					ge := ""
+					if q.Bound {
+						ge = "≥"
 					}
+					labels[i] += fmt.Sprintf("\n%s%.2fx", ge, q.PPS)
+				}
+				if dut == DUTKernel && vals[i] > 0 && slices.Contains(duts, DUTFastnat) {
+					g := VethGoal * vals[i]
+					goals = append(goals, plotter.XYs{{X: float64(i) - 0.45, Y: g}, {X: float64(i) + 0.45, Y: g}})
+					ymax = max(ymax, g)
 				}
 			}
-			ymax = max(ymax, vals[i])
 		}
-		bars, err := plotter.NewBarChart(vals, width)
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", path, err)
-		}
-		bars.LineStyle.Width = 0
-		bars.Color = vethColors[dut]
-		if bars.Color == nil {
-			bars.Color = color.Black
-		}
-		offset := (vg.Length(d) - vg.Length(len(duts)-1)/2) * width
-		bars.Offset = offset
-		p.Add(bars)
-		p.Legend.Add(dut, bars)
-		if len(xys) > 0 {
-			l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-			if err != nil {
-				return fmt.Errorf("plot %s: %w", path, err)
-			}
-			for i := range l.TextStyle {
-				l.TextStyle[i].XAlign = text.XCenter
-				l.TextStyle[i].YAlign = text.YBottom
-			}
-			l.Offset = vg.Point{X: offset, Y: vg.Points(2)}
-			p.Add(l)
+		series = append(series, barSeries{dut, vethColors[dut], vals, labels})
+	}
+	bmax, err := groupedBars(p, series, 40)
+	if err != nil {
+		return nil, 0, err
+	}
+	ymax = max(ymax, bmax)
+	if len(goals) > 0 {
+		if err := goalSegments(p, goals, fmt.Sprintf("goal: %.1fx the kernel", VethGoal)); err != nil {
+			return nil, 0, err
 		}
 	}
 	// Room for the labels and the legend above the bars, and for the
 	// outer bars of the first and last group.
-	p.Y.Max = ymax * 1.3
+	p.Y.Max = ymax * 1.35
 	p.X.Min, p.X.Max = -0.6, float64(len(cases))-0.4
 	p.Legend.Top = true
-	if err := p.Save(vg.Length(max(6, 1.6*float64(len(cases))))*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return nil
+	return p, len(cases), nil
 }

@@ -185,6 +185,12 @@ func TestVethFlags(t *testing.T) {
 		{name: "bad count", args: []string{"--flows", "1,x"}, wantErr: true},
 		{name: "negative count", args: []string{"--sizes", "-64"}, wantErr: true},
 		{name: "empty list", args: []string{"--dut", " , "}, wantErr: true},
+		{name: "unknown dut", args: []string{"--dut", "kernel,pf"}, wantErr: true},
+		{name: "zero duration", args: []string{"--duration", "0s"}, wantErr: true},
+		{name: "too short a window", args: []string{"--duration", "1ms"}, wantErr: true},
+		{name: "zero rounds", args: []string{"--rounds", "0"}, wantErr: true},
+		{name: "frame too big", args: []string{"--sizes", "64,9000"}, wantErr: true},
+		{name: "negative rate", args: []string{"--rate", "-5"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("veth", flag.ContinueOnError)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastnat/fastnat/internal/cli"
 	"github.com/fastnat/fastnat/internal/testnet"
 )
 
@@ -175,12 +177,16 @@ func TestVethMeasure(t *testing.T) {
 		cfg.DUTs = strings.Split(s, ",")
 	}
 	if s := os.Getenv("FASTNAT_VETH_FLOWS"); s != "" {
-		if err := (*intList)(&cfg.Flows).Set(s); err != nil {
+		fs := flag.NewFlagSet("env", flag.ContinueOnError)
+		cli.IntListVar(fs, &cfg.Flows, "flows", nil, 1, vethMaxFlows, "")
+		if err := fs.Set("flows", s); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if s := os.Getenv("FASTNAT_VETH_SIZES"); s != "" {
-		if err := (*intList)(&cfg.Sizes).Set(s); err != nil {
+		fs := flag.NewFlagSet("env", flag.ContinueOnError)
+		cli.IntListVar(fs, &cfg.Sizes, "sizes", nil, vethMinFrame, vethMaxFrame, "")
+		if err := fs.Set("sizes", s); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -68,6 +68,8 @@ func TestExampleFile(t *testing.T) {
 			Hosts: []netip.Prefix{netip.MustParsePrefix("198.18.0.204/32")}}},
 		PortMappingLines: []int{48},
 		ALG:              ALG{FTP: FTPALG{Enabled: true, AllowThirdParty: false, MaxExpectations: 8}},
+		ICMP:             ICMP{RateLimit: time.Second, Burst: 6},
+		TCP:              TCP{MSSClamp: 0},
 		Metrics:          Metrics{Listen: "127.0.0.1:9300"},
 		Control:          Control{Socket: "/run/fastnat.sock"},
 		Logging:          Logging{Ring: natlog.DefaultRing},
@@ -120,6 +122,7 @@ func TestDefaults(t *testing.T) {
 		Flows:    Flows{Max: DefaultFlowsMax},
 		Timeouts: DefaultTimeouts,
 		ALG:      ALG{FTP: FTPALG{Enabled: true, MaxExpectations: DefaultMaxExpectations}},
+		ICMP:     ICMP{RateLimit: DefaultICMPRateLimit, Burst: DefaultICMPBurst},
 		Control:  Control{Socket: DefaultSocket},
 		Logging:  Logging{Ring: natlog.DefaultRing},
 	}
@@ -187,10 +190,19 @@ mapping = "address-and-port-dependent"
 		{"metrics and control off", "[metrics]\nlisten = \"\"\n[control]\nsocket = \"\"\n" + ifaces,
 			func(c *Config) bool { return c.Metrics.Listen == "" && c.Control.Socket == "" }},
 		{"metrics on every address", "[metrics]\nlisten = \":9300\"\n" + ifaces, func(c *Config) bool { return c.Metrics.Listen == ":9300" }},
+		{"operator group", "[control]\ngroup = \"fastnat\"\n" + ifaces,
+			func(c *Config) bool { return c.Control == Control{Socket: DefaultSocket, Group: "fastnat"} }},
 		{"alg", "[alg.ftp]\nenabled = false\nallow_third_party = true\nmax_expectations = 100\n" + ifaces,
 			func(c *Config) bool {
 				return c.ALG.FTP == FTPALG{Enabled: false, AllowThirdParty: true, MaxExpectations: 100}
 			}},
+		{"icmp rate limit in milliseconds", "[icmp]\nrate_limit = \"250ms\"\nburst = 3\n" + ifaces,
+			func(c *Config) bool { return c.ICMP == ICMP{RateLimit: 250 * time.Millisecond, Burst: 3} }},
+		{"icmp rate limit off", "[icmp]\nrate_limit = \"0s\"\n" + ifaces,
+			func(c *Config) bool { return c.ICMP == ICMP{RateLimit: 0, Burst: DefaultICMPBurst} }},
+		{"mss clamp to the mtu", "[tcp]\nmss_clamp = \"mtu\"\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == MSSClampMTU }},
+		{"mss clamp off", "[tcp]\nmss_clamp = \"off\"\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == 0 }},
+		{"mss clamp to a number", "[tcp]\nmss_clamp = 1400\n" + ifaces, func(c *Config) bool { return c.TCP.MSSClamp == 1400 }},
 		{"dotted keys", "dataplane.batch = 32\nalg.ftp.enabled = false\n" + ifaces,
 			func(c *Config) bool { return c.Dataplane.Batch == 32 && !c.ALG.FTP.Enabled }},
 	}
@@ -228,5 +240,16 @@ func TestErrorFormat(t *testing.T) {
 		"f.toml:3:8: dataplane.poll: \"fast\" is not allowed; allowed: \"adaptive\", \"busy\" or \"interrupt\""
 	if err.Error() != want {
 		t.Errorf("got\n%s\nwant\n%s", err, want)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 124 * time.Minute: "2h4m", 2 * time.Minute: "2m", 90 * time.Second: "1m30s",
+		100 * time.Millisecond: "100ms", 0: "0s", time.Hour + time.Second: "1h0m1s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %s, want %s", d, got, want)
+		}
 	}
 }

@@ -27,7 +27,7 @@ func TestErrorClasses(t *testing.T) {
 
 		// Schema: keys and the shape of tables.
 		{"unknown top-level table", "[dataplan]\nbatch = 1\n" + ifaces,
-			[]string{`1:2: unknown key "dataplan" at the top level; allowed: dataplane, interface, flows, timeouts, nat, port_mapping, alg, metrics, control, logging`}},
+			[]string{`1:2: unknown key "dataplan" at the top level; allowed: dataplane, interface, flows, timeouts, nat, port_mapping, alg, icmp, tcp, metrics, control, logging`}},
 		{"unknown key in a table", "[dataplane]\nbatch = 1\n  btach = 2\n" + ifaces,
 			[]string{`3:3: unknown key "btach" in [dataplane]; allowed: workers, cpus, poll, batch, frames_per_queue, frame_size, xdp_mode`}},
 		{"unknown keys in array tables, all at once", "[[port_mapping]]\napplication = \"ftp\"\nport = 1\nproto = \"tcp\"\n[[port_mapping]]\napplication = \"ftp\"\nport = 2\nhost = \"x\"\n" + ifaces,
@@ -166,9 +166,19 @@ func TestErrorClasses(t *testing.T) {
 
 		// [alg.ftp], [metrics], [control].
 		{"max expectations", "[alg.ftp]\nmax_expectations = 0\n" + ifaces, []string{"2:20: alg.ftp.max_expectations: 0 is out of range; allowed: 1 to 1024"}},
+		// [icmp], [tcp].
+		{"icmp rate limit not a duration", "[icmp]\nrate_limit = \"often\"\n" + ifaces, []string{`2:14: icmp.rate_limit: "often" is not a duration; want a duration such as "1s" or "250ms", or "0s" for no limit`}},
+		{"icmp rate limit too long", "[icmp]\nrate_limit = \"2h\"\n" + ifaces, []string{"2:14: icmp.rate_limit: 2h0m0s is out of range; allowed: 0s (no limit) to 1h0m0s"}},
+		{"icmp rate limit below a millisecond", "[icmp]\nrate_limit = \"1500us\"\n" + ifaces, []string{"2:14: icmp.rate_limit: 1.5ms is not a whole number of milliseconds"}},
+		{"icmp burst zero", "[icmp]\nburst = 0\n" + ifaces, []string{"2:9: icmp.burst: 0 is out of range; allowed: 1 to 1000"}},
+		{"mss clamp word", "[tcp]\nmss_clamp = \"auto\"\n" + ifaces, []string{`2:13: tcp.mss_clamp: "auto" is not allowed; allowed: "off", "mtu" or a number of bytes from 536 to 65495`}},
+		{"mss clamp too small", "[tcp]\nmss_clamp = 500\n" + ifaces, []string{"2:13: tcp.mss_clamp: 500 is out of range; allowed: 536 to 65495"}},
+		{"mss clamp boolean", "[tcp]\nmss_clamp = true\n" + ifaces, []string{`2:13: tcp.mss_clamp: want "off", "mtu" or an integer from 536 to 65495, got the boolean true`}},
 		{"metrics without port", "[metrics]\nlisten = \"127.0.0.1\"\n" + ifaces, []string{`2:10: metrics.listen: "127.0.0.1" is not host:port`}},
 		{"metrics bad host", "[metrics]\nlisten = \"example.com:9300\"\n" + ifaces, []string{`2:10: metrics.listen: "example.com:9300": the host must be an IP address`}},
 		{"metrics port zero", "[metrics]\nlisten = \":0\"\n" + ifaces, []string{`2:10: metrics.listen: ":0" has no valid port`}},
+		{"control group", "[control]\ngroup = \"Fast Nat\"\n" + ifaces, []string{`2:9: control.group: "Fast Nat" is not a group name; allowed: a lower-case letter or _`}},
+		{"control group type", "[control]\ngroup = 1000\n" + ifaces, []string{`2:9: control.group: want a string (a group name such as "fastnat", or "" for root only), got the integer 1000`}},
 		{"socket relative", "[control]\nsocket = \"fastnat.sock\"\n" + ifaces, []string{`2:10: control.socket: "fastnat.sock" is not an absolute path`}},
 		{"socket too long", "[control]\nsocket = \"/" + strings.Repeat("s", 120) + "\"\n" + ifaces, []string{"2:10: control.socket: path is 121 bytes long"}},
 
@@ -280,6 +290,10 @@ func TestWarnings(t *testing.T) {
 				"5:8: timeouts.icmp: 10s is below the RFC 5508 REQ-1 minimum of 1m0s"}},
 		{"outbound prefix shadowed", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.1\"]\n[[nat.outbound]]\ninside = [\"10.1.0.0/16\", \"192.168.0.0/16\"]\npool = [\"198.18.0.2\"]\n" + ifaces,
 			[]string{"5:11: nat.outbound[1].inside[0]: 10.1.0.0/16 is covered by 10.0.0.0/8 of nat.outbound[0] (line 1), which comes first; this rule never applies to it"}},
+		{"metrics on every address", "[metrics]\nlisten = \":9300\"\n" + ifaces,
+			[]string{`2:10: metrics.listen: ":9300" serves metrics on every address, the outside interfaces included; listen on 127.0.0.1 or a management address, or firewall the port`}},
+		{"metrics on 0.0.0.0", "[metrics]\nlisten = \"0.0.0.0:9300\"\n" + ifaces, []string{`2:10: metrics.listen: "0.0.0.0:9300" serves metrics on every address`}},
+		{"metrics on localhost", "[metrics]\nlisten = \"127.0.0.1:9300\"\n" + ifaces, nil},
 		{"server outside the pool's ports", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.1\"]\nports = \"10000-65535\"\n[[nat.server]]\nprotocol = \"tcp\"\npublic = \"198.18.0.1:21\"\ninside = \"10.0.0.2:21\"\n" + ifaces, nil},
 		{"server inside the pool's ports", "[[nat.outbound]]\ninside = [\"10.0.0.0/8\"]\npool = [\"198.18.0.0/29\"]\n[[nat.server]]\nprotocol = \"udp\"\npublic = \"198.18.0.3:5060\"\ninside = \"10.0.0.2:5060\"\n" + ifaces,
 			[]string{"6:10: nat.server[0].public: 198.18.0.3:5060/udp lies in the port range 1024-65535 of the pool of nat.outbound[0] (line 1)"}},

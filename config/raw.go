@@ -14,6 +14,8 @@ type rawConfig struct {
 	NAT         rawNAT           `toml:"nat"`
 	PortMapping []rawPortMapping `toml:"port_mapping"`
 	ALG         rawALG           `toml:"alg"`
+	ICMP        rawICMP          `toml:"icmp"`
+	TCP         rawTCP           `toml:"tcp"`
 	Metrics     rawMetrics       `toml:"metrics"`
 	Control     rawControl       `toml:"control"`
 	Logging     rawLogging       `toml:"logging"`
@@ -87,12 +89,22 @@ type rawFTP struct {
 	MaxExpectations any `toml:"max_expectations"`
 }
 
+type rawICMP struct {
+	RateLimit any `toml:"rate_limit"`
+	Burst     any `toml:"burst"`
+}
+
+type rawTCP struct {
+	MSSClamp any `toml:"mss_clamp"`
+}
+
 type rawMetrics struct {
 	Listen any `toml:"listen"`
 }
 
 type rawControl struct {
 	Socket any `toml:"socket"`
+	Group  any `toml:"group"`
 }
 
 type rawLogging struct {

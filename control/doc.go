@@ -25,9 +25,12 @@
 // stream then carries an Event of type "lost" with their number. The
 // daemon hands the server its event source with ServeEvents.
 //
-// Permissions. The socket is created with mode 0600 (set with chmod after
-// bind, so the daemon's umask does not matter): only its owner, root, may
-// ask for sessions or a reload. Listen removes a stale socket file left by
+// Permissions. The socket has mode 0600: only its owner, root, may ask for
+// sessions or a reload; with an operator group ([control] group,
+// ListenGroup) it is 0660 and that group's. It is bound in a private
+// directory (mode 0700) beside its path, given its mode and group there
+// and renamed into place, so it never exists at its path with other
+// permissions, whatever the daemon's umask. Listen removes a stale socket file left by
 // a daemon that died, after checking that nothing answers on it; it refuses
 // to touch a file that is not a socket or a socket something still listens
 // on. Close removes the socket file.

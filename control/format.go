@@ -84,20 +84,33 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 		tw.Flush()
 		fmt.Fprintf(w, "\n%s\n", title)
 	}
+	if s.Build.Version != "" {
+		fmt.Fprintf(w, "fastnat %s, ", s.Build.Version)
+	}
 	fmt.Fprintf(w, "up %s", seconds(s.UptimeSeconds))
 	if s.ConfigFile != "" {
 		fmt.Fprintf(w, ", configuration %s", s.ConfigFile)
 	}
 	fmt.Fprintf(w, ", reloads %d ok, %d refused, %d failed\n", s.Reloads.OK, s.Reloads.Refused, s.Reloads.Failed)
+	if r := s.LastReload; r.Time != 0 && !r.OK {
+		fmt.Fprintf(w, "last reload at %s FAILED: %s\n", time.Unix(r.Time, 0).UTC().Format(time.RFC3339), r.Error)
+	}
 
 	section("workers")
-	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS")
-	drops := map[string]uint64{}
+	fmt.Fprintln(tw, "  WORKER\tQUEUE\tRX PACKETS\tRX BYTES\tTX PACKETS\tTX BYTES\tTRANSLATED\tTO ALG\tDROPS\tBUSY")
+	drops, events := map[string]uint64{}, map[string]uint64{}
 	for _, wk := range s.Workers {
-		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", wk.ID, wk.Queue, wk.RxPackets, wk.RxBytes,
-			wk.TxPackets, wk.TxBytes, wk.Translated, wk.ALGDiverted, wk.TotalDrops())
+		busy := 0.0 // the average since the start
+		if s.UptimeSeconds > 0 {
+			busy = 100 * wk.BusySeconds / float64(s.UptimeSeconds)
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\n", wk.ID, wk.Queue, wk.RxPackets, wk.RxBytes,
+			wk.TxPackets, wk.TxBytes, wk.Translated, wk.ALGDiverted, wk.TotalDrops(), busy)
 		for r, n := range wk.Drops {
 			drops[r] += n
+		}
+		for e, n := range wk.Events {
+			events[e] += n
 		}
 	}
 	section("interfaces")
@@ -111,17 +124,21 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%d\n", wk.ID, p.Interface, p.Rx, p.Tx, kd, p.FillRingEmpty)
 		}
 	}
-	section("drops by reason (all workers)")
-	anyDrop := false
-	for _, r := range slices.Sorted(maps.Keys(drops)) {
-		if n := drops[r]; n > 0 {
-			fmt.Fprintf(tw, "  %s\t%d\n", r, n)
-			anyDrop = true
+	nonZero := func(title string, m map[string]uint64) {
+		section(title)
+		shown := false
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if n := m[k]; n > 0 {
+				fmt.Fprintf(tw, "  %s\t%d\n", k, n)
+				shown = true
+			}
+		}
+		if !shown {
+			fmt.Fprintln(tw, "  none")
 		}
 	}
-	if !anyDrop {
-		fmt.Fprintln(tw, "  none")
-	}
+	nonZero("drops by reason (all workers)", drops)
+	nonZero("router events (all workers)", events)
 
 	t := s.Table
 	section("flow table")
@@ -142,9 +159,13 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d\n", c.Protocol, c.App, c.Count)
 	}
 	section("port pools")
-	fmt.Fprintln(tw, "  ADDRESS\tTCP\tUDP\tICMP")
+	fmt.Fprintln(tw, "  ADDRESS\tTCP\tUDP\tICMP\tCAPACITY (EACH)")
 	for _, p := range s.Pools {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", p.Address, p.TCP, p.UDP, p.ICMP)
+		capacity := "-" // a server address outside every pool
+		if p.Capacity > 0 {
+			capacity = fmt.Sprint(p.Capacity)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\n", p.Address, p.TCP, p.UDP, p.ICMP, capacity)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  endpoint-independent bindings %d\n", s.Bindings)

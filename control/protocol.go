@@ -14,6 +14,7 @@ const (
 	CmdSessions     = "sessions"
 	CmdExpectations = "expectations"
 	CmdMappings     = "mappings"
+	CmdRules        = "rules"
 	CmdReload       = "reload"
 )
 
@@ -58,6 +59,7 @@ type Response struct {
 	Sessions     *SessionList      `json:"sessions,omitempty"`
 	Expectations []Expectation     `json:"expectations,omitempty"`
 	Mappings     []Mapping         `json:"mappings,omitempty"`
+	Rules        *Rules            `json:"rules,omitempty"`
 	Reload       *ReloadResult     `json:"reload,omitempty"`
 	Explain      *ExplainResult    `json:"explain,omitempty"`
 }
@@ -184,6 +186,8 @@ type Handler interface {
 	Sessions(q SessionQuery) (SessionList, error)
 	Expectations() []Expectation
 	Mappings() []Mapping
+	// Rules describes the NAT rules running now.
+	Rules() Rules
 	// Reload re-reads the configuration file. An error wrapping
 	// ErrRefused means the file has errors and nothing changed.
 	Reload() (ReloadResult, error)

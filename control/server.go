@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,20 +54,48 @@ func (s *Server) ServeEvents(src EventSource) { s.events.Store(&eventSource{src}
 // on it. A socket file left behind by a dead daemon is removed first; a
 // socket another process still listens on (ErrInUse) or a path that is
 // not a socket (ErrNotSocket) is an error.
-func Listen(path string, h Handler) (*Server, error) {
+func Listen(path string, h Handler) (*Server, error) { return ListenGroup(path, -1, h) }
+
+// ListenGroup is Listen with an operator group: with gid ≥ 0 the socket
+// belongs to that group with mode 0660, so its members may use `fastnat
+// show` and `fastnat reload` without root.
+//
+// The socket never exists at path with other permissions, whatever the
+// process's umask: it is bound in a fresh directory of mode 0700 beside
+// path, given its mode and group there, and renamed into place.
+func ListenGroup(path string, gid int, h Handler) (*Server, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	fail := func(err error) (*Server, error) { return nil, fmt.Errorf("control socket %s: %w", path, err) }
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".fastnat-socket-")
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return fail(err)
 	}
-	ln.SetUnlinkOnClose(true)
-	// bind(2) created the file with the process's umask; chmod it before
-	// the first accept so that only the owner can connect.
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(dir)
+	private := filepath.Join(dir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: private, Net: "unix"})
+	if err != nil {
+		return fail(err)
+	}
+	// The listener would unlink the name it was bound to; Close removes
+	// path instead.
+	ln.SetUnlinkOnClose(false)
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+		if err := os.Lchown(private, -1, gid); err != nil {
+			ln.Close()
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(private, mode); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return fail(err)
+	}
+	if err := os.Rename(private, path); err != nil {
+		ln.Close()
+		return fail(err)
 	}
 	s := &Server{ln: ln, path: path, h: h, done: make(chan struct{}), streams: map[*net.UnixConn]struct{}{}}
 	go s.routineServe()
@@ -110,6 +139,9 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
 	return err
 }
 
@@ -185,6 +217,9 @@ func (s *Server) answer(req Request) Response {
 		r.Expectations = s.h.Expectations()
 	case CmdMappings:
 		r.Mappings = s.h.Mappings()
+	case CmdRules:
+		rules := s.h.Rules()
+		r.Rules = &rules
 	case CmdReload:
 		var rr ReloadResult
 		rr, err = s.h.Reload()
@@ -203,7 +238,7 @@ func (s *Server) answer(req Request) Response {
 		er, err = e.Explain(*req.Explain)
 		r.Explain = &er
 	default:
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, reload, events, explain", req.Cmd)}
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload, events, explain", req.Cmd)}
 	}
 	if err != nil {
 		code := CodeFailed

@@ -48,6 +48,8 @@ func (h *fakeHandler) Mappings() []Mapping {
 	return []Mapping{{App: "ftp", Port: 9091, Protocol: "tcp", Scope: "any", Index: 0, Line: 3}}
 }
 
+func (h *fakeHandler) Rules() Rules { return Rules{File: "/etc/fastnat.toml"} }
+
 func (h *fakeHandler) Reload() (ReloadResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -189,6 +191,44 @@ func TestSocketMode(t *testing.T) {
 	}
 	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want a socket with 0600", fi.Mode())
+	}
+}
+
+// TestSocketGroup: with an operator group the socket is 0660 and the
+// group's, it answers at its path, nothing is left beside it, and Close
+// removes it.
+func TestSocketGroup(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ctl.sock")
+	gid := os.Getgid() // a group any process may give its files
+	if os.Geteuid() == 0 {
+		gid = 4242 // root may give any
+	}
+	s, err := ListenGroup(path, gid, &fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 || int(st.Gid) != gid {
+		t.Errorf("mode %v group %d, want a socket with 0660 and group %d", fi.Mode(), st.Gid, gid)
+	}
+	if _, err := Call(context.Background(), path, Request{Cmd: CmdStats}); err != nil {
+		t.Errorf("stats over the renamed socket: %v", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("%d entries beside the socket, want only it", len(es))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after Close: %v", err)
 	}
 }
 

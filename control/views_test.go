@@ -319,13 +319,14 @@ protocol = "tcp"
 
 func TestWriteStats(t *testing.T) {
 	s := metrics.Snapshot{
-		UptimeSeconds: 65, ConfigFile: "/etc/fastnat/fastnat.toml",
-		Workers: []metrics.Worker{{ID: 0, RxPackets: 10, TxPackets: 9, Translated: 9,
+		UptimeSeconds: 65, ConfigFile: "/etc/fastnat/fastnat.toml", Build: metrics.Build{Version: "v1.2.3"},
+		LastReload: metrics.LastReload{Time: 1700000000, Error: "t.toml:3:9: dataplane.batch: 0 is out of range"},
+		Workers: []metrics.Worker{{ID: 0, RxPackets: 10, TxPackets: 9, Translated: 9, BusySeconds: 13,
 			Drops: map[string]uint64{"nat_unsolicited": 1, "tx_full": 0},
 			Ports: []metrics.Port{{Interface: "outside", Rx: 6, Tx: 4}}}},
 		Table:    metrics.Table{Sessions: 3, Capacity: 100, Refused: map[string]uint64{}},
 		Sessions: []metrics.SessionCount{{Protocol: "tcp", App: "ftp", Count: 1}},
-		Pools:    []metrics.Pool{{Address: "198.18.0.204", TCP: 2}},
+		Pools:    []metrics.Pool{{Address: "198.18.0.204", TCP: 2, Capacity: 64512}, {Address: "198.18.0.205"}},
 		FTP:      metrics.FTPSnapshot(alg.Counters{Rewritten: 2}),
 		Events: &metrics.Events{Made: 103, RingDropped: 3, Exporters: []metrics.EventExporter{
 			{Name: "syslog udp 192.0.2.11:514", Queued: 100, Exported: 99, Failed: 1}}},
@@ -335,10 +336,13 @@ func TestWriteStats(t *testing.T) {
 	WriteStats(&b, &s)
 	out := b.String()
 	for _, want := range []string{
-		`up 1m5s, configuration /etc/fastnat/fastnat.toml, reloads 1 ok, 0 refused, 0 failed\n`,
+		`fastnat v1\.2\.3, up 1m5s, configuration /etc/fastnat/fastnat.toml, reloads 1 ok, 0 refused, 0 failed\n`,
+		`last reload at 2023-11-14T22:13:20Z FAILED: t\.toml:3:9: dataplane\.batch: 0 is out of range\n`,
+		`\n  0 +0 +10 +0 +9 +0 +9 +0 +1 +20\.0%\n`,
 		`sessions 3 of 100 \(3\.0%\)`,
 		`nat_unsolicited\s+1\n`,
-		`198\.18\.0\.204\s+2\s+0\s+0\n`,
+		`198\.18\.0\.204\s+2\s+0\s+0\s+64512\n`,
+		`198\.18\.0\.205\s+0\s+0\s+0\s+-\n`,
 		`\n  rewritten\s+2\n`,
 		`\n  tcp\s+ftp\s+1\n`,
 		`\n  103 events made, 3 dropped at a full worker ring\n  syslog udp 192.0.2.11:514: exported 99, queue dropped 0, failed 1\n`,

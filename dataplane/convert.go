@@ -91,6 +91,16 @@ func filter(cfg *config.Config, public []netip.Addr, addrs *afxdp.Addresses) (af
 	return f, nil
 }
 
+// routerConfig is what the workers do as routers besides translating:
+// the ICMP error rate limit and MSS clamping.
+func routerConfig(cfg *config.Config) pipeline.RouterConfig {
+	c := pipeline.RouterConfig{ICMPRateLimit: cfg.ICMP.RateLimit, ICMPBurst: cfg.ICMP.Burst, MSSClamp: cfg.TCP.MSSClamp}
+	if cfg.TCP.MSSClamp == config.MSSClampMTU {
+		c.MSSClamp = pipeline.MSSClampMTU
+	}
+	return c
+}
+
 func xdpMode(m config.XDPMode) afxdp.Mode {
 	switch m {
 	case config.XDPNative:

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/user"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/internal/sdnotify"
 	"github.com/fastnat/fastnat/metrics"
 )
 
@@ -24,8 +28,12 @@ type DaemonOptions struct {
 }
 
 // Daemon is a Dataplane as `fastnat run` serves it: its configuration file,
-// the control socket, the Prometheus endpoint and the drop capture. It
-// implements control.Handler.
+// the control socket, the Prometheus endpoint, the drop capture, and the
+// service manager: under systemd (Type=notify) it reports READY=1 once it
+// serves, RELOADING=1 and READY=1 around every reload, STOPPING=1 when it
+// stops, and, when the unit sets WatchdogSec, WATCHDOG=1 as long as every
+// worker makes progress (Dataplane.Alive), so that systemd restarts a
+// daemon whose workers hang. It implements control.Handler.
 type Daemon struct {
 	file    string
 	log     *slog.Logger
@@ -34,9 +42,13 @@ type Daemon struct {
 
 	mu                        sync.Mutex // held by Reload
 	reloadOK, refused, failed atomic.Uint64
+	lastReload                atomic.Pointer[metrics.LastReload]
 
 	ctl  *control.Server
 	prom *metrics.Server
+
+	watchdogStop chan struct{} // nil: no watchdog
+	watchdogDone chan struct{}
 }
 
 // Start brings up the dataplane of cfg, read from file, and serves it on
@@ -68,11 +80,53 @@ func Start(file string, cfg *config.Config, opts DaemonOptions) (_ *Daemon, err 
 	if err != nil {
 		return nil, err
 	}
+	d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), OK: true})
 	if err := d.serve(cfg); err != nil {
 		_ = d.dp.Close()
 		return nil, err
 	}
+	d.notify(sdnotify.Ready + "\n" + d.status("serving"))
+	if iv := sdnotify.WatchdogInterval(); iv > 0 {
+		d.watchdogStop, d.watchdogDone = make(chan struct{}), make(chan struct{})
+		go d.routineWatchdog(iv)
+	}
 	return d, nil
+}
+
+// status is a STATUS= line for systemctl status.
+func (d *Daemon) status(what string) string {
+	return fmt.Sprintf("STATUS=%s %s with %d workers", what, d.file, d.dp.Workers())
+}
+
+// notify tells the service manager state; not under systemd it does
+// nothing.
+func (d *Daemon) notify(state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		d.log.Warn("notify systemd", "err", err)
+	}
+}
+
+// routineWatchdog sends WATCHDOG=1 every interval while every worker
+// makes progress, and stops sending (systemd then restarts the service)
+// when one does not.
+func (d *Daemon) routineWatchdog(interval time.Duration) {
+	defer close(d.watchdogDone)
+	d.log.Info("watchdog", "interval", interval.String())
+	_ = d.dp.Alive() // the first call records where the workers are
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.watchdogStop:
+			return
+		case <-t.C:
+		}
+		if err := d.dp.Alive(); err != nil {
+			d.log.Error("watchdog: not telling systemd the daemon is alive", "err", err)
+			continue
+		}
+		d.notify(sdnotify.Watchdog)
+	}
 }
 
 // Dataplane returns the daemon's dataplane.
@@ -81,13 +135,23 @@ func (d *Daemon) Dataplane() *Dataplane { return d.dp }
 // serve starts the control socket and the metrics endpoint, as cfg asks.
 func (d *Daemon) serve(cfg *config.Config) error {
 	if cfg.Control.Socket != "" {
-		s, err := control.Listen(cfg.Control.Socket, d)
+		gid := -1
+		if name := cfg.Control.Group; name != "" {
+			g, err := user.LookupGroup(name)
+			if err != nil {
+				return fmt.Errorf("[control] group: %w", err)
+			}
+			if gid, err = strconv.Atoi(g.Gid); err != nil {
+				return fmt.Errorf("[control] group %s: gid %q: %w", name, g.Gid, err)
+			}
+		}
+		s, err := control.ListenGroup(cfg.Control.Socket, gid, d)
 		if err != nil {
 			return err
 		}
 		s.ServeEvents(d.dp.Events())
 		d.ctl = s
-		d.log.Info("control socket", "path", cfg.Control.Socket)
+		d.log.Info("control socket", "path", cfg.Control.Socket, "group", cfg.Control.Group)
 	}
 	if cfg.Metrics.Listen != "" {
 		s, err := metrics.Serve(cfg.Metrics.Listen, metrics.NewCollector(d.Stats))
@@ -131,9 +195,14 @@ func (d *Daemon) closeCapture() {
 	d.capture = nil
 }
 
-// Close stops serving, closes the dataplane (detaching first) and the drop
-// capture.
+// Close tells the service manager the daemon is stopping, stops serving,
+// closes the dataplane (detaching first) and the drop capture.
 func (d *Daemon) Close() error {
+	d.notify(sdnotify.Stopping)
+	if d.watchdogStop != nil {
+		close(d.watchdogStop)
+		<-d.watchdogDone
+	}
 	d.stopServing()
 	err := d.dp.Close()
 	d.closeCapture()
@@ -150,10 +219,18 @@ func (d *Daemon) Close() error {
 func (d *Daemon) Reload() (control.ReloadResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.notify(sdnotify.Reloading + "\n" + d.status("reloading"))
 	cfg, err := config.Load(d.file)
 	var pending []control.Pending
 	if err == nil {
 		pending, err = d.dp.Reload(cfg)
+	}
+	if err != nil {
+		d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), Error: err.Error()})
+		d.notify(sdnotify.Ready + "\n" + d.status("reload refused; serving the previous configuration of"))
+	} else {
+		d.lastReload.Store(&metrics.LastReload{Time: time.Now().Unix(), OK: true})
+		d.notify(sdnotify.Ready + "\n" + d.status("serving"))
 	}
 	if errors.Is(err, ErrReload) {
 		d.failed.Add(1)
@@ -179,6 +256,7 @@ func (d *Daemon) Stats() metrics.Snapshot {
 	s := d.dp.Stats()
 	s.ConfigFile = d.file
 	s.Reloads = metrics.Reloads{OK: d.reloadOK.Load(), Refused: d.refused.Load(), Failed: d.failed.Load()}
+	s.LastReload = *d.lastReload.Load()
 	if d.capture != nil {
 		s.Capture = d.capture.stats()
 	}
@@ -195,6 +273,10 @@ func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations
 
 // Mappings implements control.Handler.
 func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
+
+// Rules implements control.Handler: the running rules, and when they were
+// applied.
+func (d *Daemon) Rules() control.Rules { return d.dp.Rules() }
 
 // Explain implements control.Explainer.
 func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) {

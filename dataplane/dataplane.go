@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Dataplane struct {
 	log     *slog.Logger
 	opts    Options
 	cfg     atomic.Pointer[config.Config] // the configuration running now
+	loaded  atomic.Int64                  // when cfg was applied, ns since the epoch
 	start   time.Time
 	table   *flowtable.Table
 	nat     *nat.NAT
@@ -45,7 +47,9 @@ type Dataplane struct {
 	addrs   *afxdp.Addresses
 	xsks    []*afxdp.Worker
 	workers []*pipeline.Worker
-	events  *natlog.Hub // the NAT event log; its rings are the workers'
+	router  *pipeline.Policy // the workers' RouterConfig; Reload replaces it
+	badSum  sync.Map         // interface names logged for bad checksums
+	events  *natlog.Hub      // the NAT event log; its rings are the workers'
 	algStop chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
@@ -56,6 +60,9 @@ type Dataplane struct {
 	public []netip.Addr        // on the outside interfaces now
 	filter afxdp.Filter        // in the XDP programs now
 	links  []*pipeline.ALGLink // one per worker when the ALG is on
+
+	beatsMu sync.Mutex
+	beats   []uint64 // each worker's Beats at the last Alive
 
 	// commitFault, set by tests, fails Reload's commit step it returns an
 	// error for.
@@ -71,6 +78,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	}
 	d := &Dataplane{log: opts.Log, opts: opts, start: time.Now(), algStop: make(chan struct{})}
 	d.cfg.Store(cfg)
+	d.loaded.Store(d.start.UnixNano())
 	defer func() {
 		if err != nil {
 			d.teardown()
@@ -81,6 +89,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	for _, step := range []func(*config.Config) error{
 		d.newTable,
 		d.loadInterfaces,
+		d.checkOffload,
 		d.chooseQueues,
 		d.newEvents,
 		d.newNAT,
@@ -134,21 +143,58 @@ func (d *Dataplane) loadInterfaces(cfg *config.Config) error {
 	return nil
 }
 
-// chooseQueues picks the queue of every worker: the first interface's
-// queues (all of them by default), as many as [dataplane] workers asks,
-// each of which every interface must have.
-func (d *Dataplane) chooseQueues(cfg *config.Config) error {
-	queues := cfg.Interfaces[0].Queues
-	if queues == nil {
-		for q := 0; q < d.ifaces[0].Queues(); q++ {
-			queues = append(queues, q)
+// checkOffload warns about every interface that is a veth whose peer
+// transmits with checksum offload: its TCP and UDP frames arrive with
+// unfinished checksums, which fastnat would forward as they are, and
+// every TCP and UDP flow through it would fail while ping works. It never
+// fails the start.
+func (d *Dataplane) checkOffload(cfg *config.Config) error {
+	for _, ic := range cfg.Interfaces {
+		po, err := afxdp.CheckPeerOffload(ic.Name)
+		switch {
+		case err != nil:
+			d.log.Warn("cannot check the veth peer's checksum offload", "interface", ic.Name, "err", err)
+		case po.Visible && po.TxChecksum:
+			fix := "ethtool -K " + po.Peer + " tx off"
+			if po.Netns != "" {
+				fix = "ip netns exec " + po.Netns + " " + fix
+			}
+			d.log.Warn("veth peer transmits with checksum offload: its TCP and UDP packets reach fastnat with unfinished checksums and will be dropped as bad_l4_checksum; turn it off",
+				"interface", ic.Name, "peer", po.Peer, "netns", po.Netns, "fix", fix)
+		case po.Veth && !po.Visible:
+			d.log.Info("interface is a veth whose peer fastnat cannot see; make sure the peer transmits without checksum offload (ethtool -K PEER tx off)", "interface", ic.Name)
 		}
 	}
-	workers := cfg.Dataplane.Workers
-	if workers == 0 || workers > len(queues) {
-		workers = len(queues)
+	return nil
+}
+
+// badChecksum is every worker's OnBadChecksum: it logs, once per
+// interface, that packets arrive there with wrong TCP or UDP checksums,
+// and the fix.
+func (d *Dataplane) badChecksum(p pipeline.Port) {
+	name := p.Name()
+	if ap, ok := p.(*afxdp.Port); ok {
+		name = ap.Interface()
 	}
-	d.queues = queues[:workers]
+	if _, seen := d.badSum.LoadOrStore(name, true); seen {
+		return
+	}
+	d.log.Warn("TCP/UDP packets with wrong checksums arrive here and are dropped (bad_l4_checksum): the sending peer (a veth, virtio or tap device) transmits with checksum offload; turn it off on the peer: ethtool -K PEER tx off",
+		"interface", name)
+}
+
+// chooseQueues picks the queue of every worker: the first interface's
+// queues (all of them by default), as many as [dataplane] workers asks,
+// each of which every interface must have. Asking for more workers than
+// there are queues runs one per queue, with a warning.
+func (d *Dataplane) chooseQueues(cfg *config.Config) error {
+	var asked int
+	d.queues, asked = cfg.WorkerQueues(d.ifaces[0].Queues())
+	if asked > len(d.queues) {
+		d.log.Warn("fewer workers than [dataplane] workers asks: one per queue of the first interface",
+			"asked", asked, "running", len(d.queues), "interface", cfg.Interfaces[0].Name, "queues", d.ifaces[0].Queues(),
+			"fix", fmt.Sprintf("ethtool -L %s combined %d (on every interface), or workers = %d", cfg.Interfaces[0].Name, asked, len(d.queues)))
+	}
 	for i, iface := range d.ifaces {
 		for _, q := range d.queues {
 			if q >= iface.Queues() {
@@ -205,6 +251,7 @@ func (d *Dataplane) newALG(cfg *config.Config) (err error) {
 // openWorkers opens every worker's sockets (one per interface on its
 // queue, sharing one UMEM) and builds its pipeline worker.
 func (d *Dataplane) openWorkers(cfg *config.Config) error {
+	d.router = pipeline.NewPolicy(routerConfig(cfg))
 	for w, q := range d.queues {
 		xw, err := afxdp.Open(d.ifaces, q, afxdp.Options{FrameSize: cfg.Dataplane.FrameSize, FramesPerQueue: cfg.Dataplane.FramesPerQueue})
 		if err != nil {
@@ -230,6 +277,7 @@ func (d *Dataplane) openWorkers(cfg *config.Config) error {
 		d.workers = append(d.workers, pipeline.NewWorker(pipeline.Config{
 			ID: w, Ports: specs, Waker: xw, Poll: pollMode(cfg.Dataplane.Poll), Batch: cfg.Dataplane.Batch,
 			NAT: d.nat.Engine(w), Table: d.table, ALG: link, Clock: d.clock, DropTap: d.opts.DropTap,
+			Frames: cfg.Dataplane.FramesPerQueue * len(d.ifaces), Router: d.router, OnBadChecksum: d.badChecksum,
 		}))
 	}
 	return nil
@@ -296,14 +344,49 @@ func (d *Dataplane) attach(*config.Config) error {
 }
 
 // logServing logs one line per interface and queue served, with the XDP
-// mode the kernel actually took, and a summary.
+// mode the kernel actually took and whether the socket copies, and a
+// summary.
 func (d *Dataplane) logServing(cfg *config.Config) {
 	for w, q := range d.queues {
+		umem := "copy"
+		if d.xsks[w].ZeroCopy() {
+			umem = "zero-copy"
+		}
 		for i, ic := range cfg.Interfaces {
-			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(), "xdp", d.ifaces[i].Mode().String())
+			d.log.Info("serving", "interface", ic.Name, "queue", q, "worker", w, "role", ic.Role.String(),
+				"xdp", d.ifaces[i].Mode().String(), "umem", umem, "mtu", d.ifaces[i].MTU())
 		}
 	}
 	d.log.Info("fastnat running", "workers", len(d.workers), "flows", cfg.Flows.Max, "public", fmt.Sprint(d.public), "ftp_alg", cfg.ALG.FTP.Enabled)
+}
+
+// ErrStuck is returned by Alive when a worker has stopped making
+// progress.
+var ErrStuck = errors.New("worker stuck")
+
+// Alive reports whether every worker's loop has run since the previous
+// call (a worker beats every 64 polls and every sleep, busy or idle); the
+// daemon's watchdog calls it at intervals of seconds. The first call only
+// records.
+func (d *Dataplane) Alive() error {
+	d.beatsMu.Lock()
+	defer d.beatsMu.Unlock()
+	first := d.beats == nil
+	if first {
+		d.beats = make([]uint64, len(d.workers))
+	}
+	var stuck []string
+	for w, pw := range d.workers {
+		b := pw.Beats()
+		if !first && b == d.beats[w] {
+			stuck = append(stuck, fmt.Sprint(w))
+		}
+		d.beats[w] = b
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("%w: worker %s made no progress", ErrStuck, strings.Join(stuck, ", "))
+	}
+	return nil
 }
 
 // routineWorker runs one pipeline worker on a locked OS thread, pinned to
@@ -384,6 +467,11 @@ func counterAttrs(c *pipeline.Counters) []any {
 	for i := range c.Drop {
 		if n := c.Drop[i].Load(); n > 0 {
 			a = append(a, pipeline.DropReason(i).String(), n)
+		}
+	}
+	for i := range c.Event {
+		if n := c.Event[i].Load(); n > 0 {
+			a = append(a, pipeline.Event(i).String(), n)
 		}
 	}
 	return a

@@ -1,13 +1,16 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,6 +134,10 @@ func TestDataplane(t *testing.T) {
 		t.Errorf("public address not on the outside interface:\n%s", routerAddrs(t, topo))
 	}
 
+	loaded := d.Rules().Loaded
+	if r := d.Rules(); len(r.Servers) != 1 || r.Servers[0].Public != echoPublic || time.Since(loaded) > time.Minute {
+		t.Errorf("rules: %+v", r)
+	}
 	// A reload that publishes the echo server on a second port: new
 	// sessions use it, the running configuration is the new one.
 	second := netip.AddrPortFrom(testnet.PublicAddr, 7008)
@@ -141,12 +148,30 @@ func TestDataplane(t *testing.T) {
 	if n := len(d.Config().NAT.Server); n != 2 {
 		t.Errorf("Config() has %d server rules, want the reloaded configuration's 2", n)
 	}
+	if r := d.Rules(); len(r.Servers) != 2 || r.Servers[1].Public != second || !r.Loaded.After(loaded) {
+		t.Errorf("rules after the reload: %+v", r)
+	}
 	if got := echoes(t, topo, second, 3); got != 3 {
 		t.Fatalf("%d of 3 echoes through the rule the reload added", got)
 	}
 
+	// Every worker beats: Alive holds across two calls, and fails once
+	// the workers have stopped.
+	if err := d.Alive(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // as long as a loaded race-detector run needs for 64 polls
+	if err := d.Alive(); err != nil {
+		t.Errorf("running workers: %v", err)
+	}
+
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
+	}
+	_ = d.Alive() // a worker's last beat as it stopped
+	time.Sleep(50 * time.Millisecond)
+	if err := d.Alive(); !errors.Is(err, ErrStuck) {
+		t.Errorf("stopped workers: %v, want ErrStuck", err)
 	}
 	if a := routerAddrs(t, topo); strings.Contains(a, testnet.PublicAddr.String()) {
 		t.Errorf("public address left after Close:\n%s", a)
@@ -252,4 +277,50 @@ func TestReloadPending(t *testing.T) {
 	if got := echoes(t, topo, echoPublic, 2); got != 2 {
 		t.Errorf("%d of 2 echoes after the reload", got)
 	}
+}
+
+// TestWorkersClamped: more workers than the first interface has queues
+// runs one per queue and says so, with the fix; every socket's copy or
+// zero-copy mode is logged.
+func TestWorkersClamped(t *testing.T) {
+	requireRoot(t)
+	topo := testnet.MustNew(t, testnet.Options{Queues: 2})
+	cfg := testConfig(t, "")
+	cfg.Dataplane.Workers = 4
+	var logs syncBuffer
+	var d *Dataplane
+	err := testnet.Do(topo.Router, func() (err error) {
+		d, err = New(cfg, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	out := logs.String()
+	if d.Workers() != 2 || !strings.Contains(out, `level=WARN msg="fewer workers than [dataplane] workers asks: one per queue of the first interface" asked=4 running=2 interface=outside queues=2 fix="ethtool -L outside combined 4 (on every interface), or workers = 2"`) {
+		t.Errorf("%d workers; log:\n%s", d.Workers(), out)
+	}
+	if n := strings.Count(out, "umem=copy"); n != 4 {
+		t.Errorf("%d serving lines with umem=copy, want 4 (2 queues x 2 interfaces):\n%s", n, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines to log
+// into while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

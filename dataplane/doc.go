@@ -13,13 +13,19 @@
 // a queue without a socket); a step that fails tears down what the earlier
 // ones built. Close detaches first, so that traffic falls back to the
 // kernel, then stops the workers and frees everything. Reload applies a
-// new configuration to new sessions; existing sessions keep the
-// translation they were created with.
+// new configuration to new sessions, all or nothing: it prepares
+// everything first (rules compiled, public addresses diffed, the XDP
+// filter checked against every interface) and then commits in steps that
+// undo themselves if a later one fails; keys that size what New built
+// (restartKeys) keep their running values and are reported as pending.
+// Existing sessions keep the translation they were created with. Alive
+// tells whether every worker's loop still runs (the watchdog's question).
 //
 // A Daemon is a Dataplane as `fastnat run` serves it: with its
 // configuration file (re-read on Reload, serialised so that SIGHUP and
 // `fastnat reload` never interleave), the control socket (it implements
-// control.Handler), the Prometheus endpoint and the drop capture.
+// control.Handler), the Prometheus endpoint, the drop capture, and
+// systemd's notifications and watchdog (internal/sdnotify).
 //
 // New, Reload and Close are control-plane calls: New works in the network
 // namespace of the calling OS thread (afxdp's rule), and everything it

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fastnat/fastnat/afxdp"
 	"github.com/fastnat/fastnat/alg"
@@ -48,6 +49,7 @@ var restartKeys = []struct {
 	{"alg.ftp.enabled", func(n, r *config.Config) (string, string, bool) { return keep(&n.ALG.FTP.Enabled, r.ALG.FTP.Enabled) }},
 	{"metrics.listen", func(n, r *config.Config) (string, string, bool) { return keep(&n.Metrics.Listen, r.Metrics.Listen) }},
 	{"control.socket", func(n, r *config.Config) (string, string, bool) { return keep(&n.Control.Socket, r.Control.Socket) }},
+	{"control.group", func(n, r *config.Config) (string, string, bool) { return keep(&n.Control.Group, r.Control.Group) }},
 	{"logging", keepLogging},
 }
 
@@ -241,11 +243,13 @@ func (d *Dataplane) commit(p *plan) (err error) {
 		}
 	}
 	// Past the last step that can fail.
+	d.router.Set(routerConfig(p.cfg))
 	if d.ftp != nil {
 		d.ftp.SetPolicy(alg.Policy{AllowThirdParty: p.cfg.ALG.FTP.AllowThirdParty, MaxExpectations: p.cfg.ALG.FTP.MaxExpectations})
 	}
 	d.public, d.filter = p.public, p.filter
 	d.cfg.Store(p.cfg)
+	d.loaded.Store(time.Now().UnixNano())
 	return nil
 }
 

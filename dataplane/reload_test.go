@@ -56,6 +56,7 @@ func TestEffective(t *testing.T) {
 		{"ftp policy applies", baseConfig + "[alg.ftp]\nallow_third_party = true\n", ""},
 		{"metrics", baseConfig + "[metrics]\nlisten = \"127.0.0.1:9300\"\n", `metrics.listen (running "", file "127.0.0.1:9300")`},
 		{"control", baseConfig + "[control]\nsocket = \"\"\n", `control.socket (running "/run/fastnat.sock", file "")`},
+		{"control group", baseConfig + "[control]\ngroup = \"noc\"\n", `control.group (running "", file "noc")`},
 		{"logging", baseConfig + "[[logging.ipfix]]\ncollector = \"192.0.2.10:4739\"\n",
 			`logging (running ring 65536, file ring 65536; ipfix 192.0.2.10:4739 domain 1 refresh 1m0s max 1400 events 0x3fe)`},
 		{"logging lines only", "\n" + baseConfig + "[logging]\nring = 65536\n", ""},

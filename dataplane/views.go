@@ -11,6 +11,7 @@ import (
 	"github.com/fastnat/fastnat/control"
 	"github.com/fastnat/fastnat/explain"
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/version"
 	"github.com/fastnat/fastnat/metrics"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/portmap"
@@ -21,15 +22,19 @@ import (
 // port pools, bindings and the FTP ALG. The Daemon adds what it owns
 // (file, reloads, capture).
 func (d *Dataplane) Stats() metrics.Snapshot {
+	v := version.Get()
 	s := metrics.Snapshot{
+		Build:         metrics.Build{Version: v.Version, Revision: v.Revision, Go: v.Go},
+		StartTime:     d.start.Unix(),
 		UptimeSeconds: int64(time.Since(d.start) / time.Second),
 		Table:         metrics.TableSnapshot(d.table.Stats()),
 		Sessions:      metrics.CountSessions(d.table),
-		Pools:         metrics.PoolSnapshot(d.nat.PoolUse()),
+		Pools:         metrics.PoolSnapshot(d.nat.PoolUse(), poolCapacity(d.Config())),
 		Bindings:      d.nat.Bindings(),
 	}
 	for w, pw := range d.workers {
 		ws := metrics.WorkerSnapshot(w, d.queues[w], pw.Counters())
+		ws.BusySeconds = pw.Busy().Seconds()
 		for i, p := range d.xsks[w].Ports() {
 			st := p.Stats()
 			k := st.Kernel
@@ -67,6 +72,18 @@ func ftpEntries(cfg *config.Config) []int {
 	return es
 }
 
+// poolCapacity is the number of ports (and ICMP identifiers) each pool
+// address offers: its outbound rule's port range.
+func poolCapacity(cfg *config.Config) map[netip.Addr]int64 {
+	m := map[netip.Addr]int64{}
+	for _, o := range cfg.NAT.Outbound {
+		for _, a := range o.Pool {
+			m[a] += int64(o.Ports.Hi) - int64(o.Ports.Lo) + 1
+		}
+	}
+	return m
+}
+
 // Sessions lists the sessions q selects (control.Handler's view).
 func (d *Dataplane) Sessions(q control.SessionQuery) (control.SessionList, error) {
 	return control.ListSessions(d.table, d.clock(), q)
@@ -75,6 +92,11 @@ func (d *Dataplane) Sessions(q control.SessionQuery) (control.SessionList, error
 // Expectations lists the ALG's open expectations.
 func (d *Dataplane) Expectations() []control.Expectation {
 	return control.ListExpectations(d.table, d.clock())
+}
+
+// Rules describes the NAT rules running now and when they were applied.
+func (d *Dataplane) Rules() control.Rules {
+	return control.ListRules(d.Config(), time.Unix(0, d.loaded.Load()))
 }
 
 // Mappings lists the effective port-mapping table of the running

@@ -33,16 +33,14 @@ var (
 	buildErr  error
 )
 
-// fastnatBinary builds cmd/fastnat once per test process, or takes the
-// binary FASTNAT_E2E_BINARY names (to run these tests against another
-// build, such as an older commit's).
+// fastnatBinary builds cmd/fastnat once per test process, or returns
+// $FASTNAT_BIN when set (to measure another build, such as a baseline).
 func fastnatBinary(tb testing.TB) string {
 	tb.Helper()
+	if bin := os.Getenv("FASTNAT_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
-		if bin := os.Getenv("FASTNAT_E2E_BINARY"); bin != "" {
-			binPath = bin
-			return
-		}
 		dir, err := os.MkdirTemp("", "fastnat-e2e-bin-")
 		if err != nil {
 			buildErr = err

@@ -213,11 +213,16 @@ func TestFastnatReload(t *testing.T) {
 	for _, want := range []string{
 		`(?m)^fastnat_config_reloads_total\{result="ok"\} 1$`,
 		`(?m)^fastnat_config_reloads_total\{result="refused"\} 2$`,
-		`(?m)^fastnat_worker_drops_total\{reason="nat_unsolicited",worker="0"\} [1-9]\d*$`,
+		`(?m)^fastnat_worker_drops_total\{queue="0",reason="nat_unsolicited",worker="0"\} [1-9]\d*$`,
 		`(?m)^fastnat_ftp_alg_rewritten_total\{mapping="port_mapping\[0\]"\} [1-9]\d*$`,
 		`(?m)^fastnat_ftp_alg_rewritten_total\{mapping="default"\} 0$`,
 		`(?m)^fastnat_sessions\{app="ftp",protocol="tcp"\} [1-9]\d*$`,
-		`(?m)^fastnat_interface_rx_packets_total\{interface="outside",worker="0"\} [1-9]\d*$`,
+		`(?m)^fastnat_interface_rx_packets_total\{interface="outside",queue="0",worker="0"\} [1-9]\d*$`,
+		`(?m)^fastnat_worker_busy_seconds_total\{queue="0",worker="0"\} \d`,
+		`(?m)^fastnat_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1$`,
+		`(?m)^fastnat_config_last_reload_successful 0$`, // the last reload was refused
+		`(?m)^fastnat_start_time_seconds \d`,
+		`(?m)^fastnat_pool_ports_capacity\{address="198\.18\.0\.204",protocol="tcp"\} 64512$`,
 		`(?m)^fastnat_drop_capture_frames_total\{result="written"\} [1-9]\d*$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(m) {

@@ -139,6 +139,11 @@ func TestFastnatShow(t *testing.T) {
 	if out := show("stats"); !strings.Contains(out, "ftp alg") || !strings.Contains(out, "198.18.0.204") {
 		t.Errorf("show stats:\n%s", out)
 	}
+	// The rules the daemon runs.
+	if out := show("rules"); !regexp.MustCompile(`(?m)^  0 +tcp +198\.18\.0\.204:9091 +10\.77\.0\.226:2021 `).MatchString(out) ||
+		!strings.Contains(out, "10.77.0.0/24  198.18.0.204  1024-65535") {
+		t.Errorf("show rules:\n%s", out)
+	}
 }
 
 var trafficLine = regexp.MustCompile(`(?m)^(Initiator->Responder|Responder->Initiator): (\d+) packets (\d+) bytes$`)

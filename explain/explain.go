@@ -20,7 +20,7 @@ var ErrQuery = errors.New("bad connection to explain")
 
 // Query is a connection to explain: the protocol, source and destination
 // of its first packet as it arrives at the NAT, and the side it arrives
-// on ("inside", "outside", or "" to infer it from the source).
+// on ("inside", "outside", or "" or "auto" to infer it from the source).
 type Query struct {
 	Proto string         `json:"protocol"`
 	Src   netip.AddrPort `json:"src"`
@@ -143,10 +143,10 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 		from = nat.Inside
 	case "outside":
 		from = nat.Outside
-	case "":
+	case "", "auto":
 		infer = true
 	default:
-		return Report{}, fmt.Errorf("%w: side %q; known: inside, outside", ErrQuery, q.From)
+		return Report{}, fmt.Errorf("%w: side %q; known: inside, outside, auto", ErrQuery, q.From)
 	}
 	d, err := nat.Explain(rules, t, from, infer)
 	if err != nil {

@@ -14,7 +14,7 @@ type Collector struct {
 
 	uptime                                                 *prometheus.Desc
 	rxPackets, rxBytes, txPackets, txBytes, translated     *prometheus.Desc
-	algDiverted, algReturned, held, drops                  *prometheus.Desc
+	algDiverted, algReturned, held, drops, events          *prometheus.Desc
 	ifRx, ifTx, ifDrops, ifFillEmpty, ifTxEmpty            *prometheus.Desc
 	sessions                                               *prometheus.Desc
 	tableSessions, tableCapacity, tableExp, tableExpCap    *prometheus.Desc
@@ -23,6 +23,8 @@ type Collector struct {
 	poolPorts, bindings                                    *prometheus.Desc
 	ftp                                                    []*prometheus.Desc // in FTPCounters order
 	capture, reloads                                       *prometheus.Desc
+	buildInfo, startTime, lastReload, lastReloadOK         *prometheus.Desc
+	poolCapacity, busy                                     *prometheus.Desc
 	eventsMade, eventsRingDropped, eventsExporter          *prometheus.Desc
 }
 
@@ -36,21 +38,29 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		snapshot: snapshot,
 		uptime:   d("uptime_seconds", "Seconds since the daemon started."),
 
-		rxPackets:   d("worker_rx_packets_total", "Frames a worker received, on all its interfaces.", "worker"),
-		rxBytes:     d("worker_rx_bytes_total", "Bytes a worker received, on all its interfaces.", "worker"),
-		txPackets:   d("worker_tx_packets_total", "Frames a worker transmitted.", "worker"),
-		txBytes:     d("worker_tx_bytes_total", "Bytes a worker transmitted.", "worker"),
-		translated:  d("worker_translated_packets_total", "Frames the NAT translated and forwarded.", "worker"),
-		algDiverted: d("worker_alg_diverted_packets_total", "Frames handed to the FTP ALG.", "worker"),
-		algReturned: d("worker_alg_returned_packets_total", "Frames the FTP ALG handed back.", "worker"),
-		held:        d("worker_held_fragments_total", "Early fragments held until their first fragment arrived.", "worker"),
-		drops:       d("worker_drops_total", "Frames a worker dropped, by reason: parse_* (malformed), nat_* (NAT verdicts) or the pipeline's own.", "worker", "reason"),
+		buildInfo:    d("build_info", "Always 1; the labels say which fastnat runs.", "version", "revision", "goversion"),
+		startTime:    d("start_time_seconds", "When the daemon started, in seconds since the Unix epoch."),
+		lastReload:   d("config_last_reload_timestamp_seconds", "When the configuration was last loaded or a reload attempted, in seconds since the Unix epoch."),
+		lastReloadOK: d("config_last_reload_successful", "1 if the last reload (or the start) applied the configuration, 0 if it was refused or failed."),
+		busy: d("worker_busy_seconds_total", "Time a worker spent on polls that received frames (its rate is the busy ratio; "+
+			"empty polls and sleeps do not count).", "worker", "queue"),
+		events: d("worker_events_total", "What a worker did besides forwarding and dropping, by event: icmp_* (ICMP errors sent, rate-limited, suppressed), frag_out_* (fragmentation to the MTU), mss_clamped, neigh_waited, frag_* (fragment tracking).", "worker", "queue", "event"),
 
-		ifRx:        d("interface_rx_packets_total", "Frames received on one queue of an interface.", "worker", "interface"),
-		ifTx:        d("interface_tx_packets_total", "Frames queued for transmission on one queue of an interface.", "worker", "interface"),
-		ifDrops:     d("interface_drops_total", "Frames the kernel dropped for fastnat's AF_XDP socket (XDP_STATISTICS), by reason.", "worker", "interface", "reason"),
-		ifFillEmpty: d("interface_fill_ring_empty_total", "Times the kernel found the socket's fill ring empty.", "worker", "interface"),
-		ifTxEmpty:   d("interface_tx_ring_empty_total", "Times the kernel found the socket's tx ring empty.", "worker", "interface"),
+		rxPackets:   d("worker_rx_packets_total", "Frames a worker received, on all its interfaces.", "worker", "queue"),
+		rxBytes:     d("worker_rx_bytes_total", "Bytes a worker received, on all its interfaces.", "worker", "queue"),
+		txPackets:   d("worker_tx_packets_total", "Frames a worker transmitted.", "worker", "queue"),
+		txBytes:     d("worker_tx_bytes_total", "Bytes a worker transmitted.", "worker", "queue"),
+		translated:  d("worker_translated_packets_total", "Frames the NAT translated and forwarded.", "worker", "queue"),
+		algDiverted: d("worker_alg_diverted_packets_total", "Frames handed to the FTP ALG.", "worker", "queue"),
+		algReturned: d("worker_alg_returned_packets_total", "Frames the FTP ALG handed back.", "worker", "queue"),
+		held:        d("worker_held_fragments_total", "Early fragments held until their first fragment arrived.", "worker", "queue"),
+		drops:       d("worker_drops_total", "Frames a worker dropped, by reason: parse_* (malformed), nat_* (NAT verdicts) or the pipeline's own.", "worker", "queue", "reason"),
+
+		ifRx:        d("interface_rx_packets_total", "Frames received on one queue of an interface.", "worker", "queue", "interface"),
+		ifTx:        d("interface_tx_packets_total", "Frames queued for transmission on one queue of an interface.", "worker", "queue", "interface"),
+		ifDrops:     d("interface_drops_total", "Frames the kernel dropped for fastnat's AF_XDP socket (XDP_STATISTICS), by reason.", "worker", "queue", "interface", "reason"),
+		ifFillEmpty: d("interface_fill_ring_empty_total", "Times the kernel found the socket's fill ring empty.", "worker", "queue", "interface"),
+		ifTxEmpty:   d("interface_tx_ring_empty_total", "Times the kernel found the socket's tx ring empty.", "worker", "queue", "interface"),
 
 		sessions:      d("sessions", "Live sessions by protocol and application.", "protocol", "app"),
 		tableSessions: d("flow_table_sessions", "Live sessions in the flow table."),
@@ -67,7 +77,9 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		expExpired:    d("flow_table_expectations_expired_total", "Expectations that expired unused."),
 
 		poolPorts: d("pool_ports_in_use", "Public ports (ICMP: query identifiers) in use, per public address.", "address", "protocol"),
-		bindings:  d("nat_bindings", "Live endpoint-independent mappings."),
+		poolCapacity: d("pool_ports_capacity", "Public ports (ICMP: query identifiers) the outbound rules may allocate, per pool address.",
+			"address", "protocol"),
+		bindings: d("nat_bindings", "Live endpoint-independent mappings."),
 
 		capture: d("drop_capture_frames_total", "Dropped frames offered to the pcap capture, by result.", "result"),
 		reloads: d("config_reloads_total", "Configuration reloads, by result.", "result"),
@@ -86,12 +98,13 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.uptime, c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.translated,
-		c.algDiverted, c.algReturned, c.held, c.drops,
+		c.algDiverted, c.algReturned, c.held, c.drops, c.events,
 		c.ifRx, c.ifTx, c.ifDrops, c.ifFillEmpty, c.ifTxEmpty,
 		c.sessions, c.tableSessions, c.tableCapacity, c.tableExp, c.tableExpCap,
 		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
 		c.expInserted, c.expRefused, c.expMatched, c.expExpired,
 		c.poolPorts, c.bindings, c.capture, c.reloads,
+		c.buildInfo, c.startTime, c.lastReload, c.lastReloadOK, c.poolCapacity, c.busy,
 		c.eventsMade, c.eventsRingDropped, c.eventsExporter,
 	} {
 		ch <- d
@@ -111,27 +124,39 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(c.uptime, float64(s.UptimeSeconds))
+	gauge(c.buildInfo, 1, s.Build.Version, s.Build.Revision, s.Build.Go)
+	gauge(c.startTime, float64(s.StartTime))
+	gauge(c.lastReload, float64(s.LastReload.Time))
+	ok := 0.0
+	if s.LastReload.OK {
+		ok = 1
+	}
+	gauge(c.lastReloadOK, ok)
 	for _, w := range s.Workers {
-		id := strconv.Itoa(w.ID)
-		counter(c.rxPackets, w.RxPackets, id)
-		counter(c.rxBytes, w.RxBytes, id)
-		counter(c.txPackets, w.TxPackets, id)
-		counter(c.txBytes, w.TxBytes, id)
-		counter(c.translated, w.Translated, id)
-		counter(c.algDiverted, w.ALGDiverted, id)
-		counter(c.algReturned, w.ALGReturned, id)
-		counter(c.held, w.Held, id)
+		id, q := strconv.Itoa(w.ID), strconv.Itoa(w.Queue)
+		counter(c.rxPackets, w.RxPackets, id, q)
+		counter(c.rxBytes, w.RxBytes, id, q)
+		counter(c.txPackets, w.TxPackets, id, q)
+		counter(c.txBytes, w.TxBytes, id, q)
+		counter(c.translated, w.Translated, id, q)
+		counter(c.algDiverted, w.ALGDiverted, id, q)
+		counter(c.algReturned, w.ALGReturned, id, q)
+		counter(c.held, w.Held, id, q)
+		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, w.BusySeconds, id, q)
 		for reason, n := range w.Drops {
-			counter(c.drops, n, id, reason)
+			counter(c.drops, n, id, q, reason)
+		}
+		for event, n := range w.Events {
+			counter(c.events, n, id, q, event)
 		}
 		for _, p := range w.Ports {
-			counter(c.ifRx, p.Rx, id, p.Interface)
-			counter(c.ifTx, p.Tx, id, p.Interface)
+			counter(c.ifRx, p.Rx, id, q, p.Interface)
+			counter(c.ifTx, p.Tx, id, q, p.Interface)
 			for reason, n := range p.Drops {
-				counter(c.ifDrops, n, id, p.Interface, reason)
+				counter(c.ifDrops, n, id, q, p.Interface, reason)
 			}
-			counter(c.ifFillEmpty, p.FillRingEmpty, id, p.Interface)
-			counter(c.ifTxEmpty, p.TxRingEmpty, id, p.Interface)
+			counter(c.ifFillEmpty, p.FillRingEmpty, id, q, p.Interface)
+			counter(c.ifTxEmpty, p.TxRingEmpty, id, q, p.Interface)
 		}
 	}
 	for _, sc := range s.Sessions {
@@ -156,6 +181,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.poolPorts, float64(p.TCP), p.Address, "tcp")
 		gauge(c.poolPorts, float64(p.UDP), p.Address, "udp")
 		gauge(c.poolPorts, float64(p.ICMP), p.Address, "icmp")
+		if p.Capacity > 0 {
+			for _, proto := range []string{"tcp", "udp", "icmp"} {
+				gauge(c.poolCapacity, float64(p.Capacity), p.Address, proto)
+			}
+		}
 	}
 	gauge(c.bindings, float64(s.Bindings))
 	for _, m := range s.FTPMappings {

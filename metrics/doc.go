@@ -15,8 +15,14 @@
 // scrape time: a sequential read of the session array, 13 ms for a table of
 // 1M slots holding 100k sessions on the development machine
 // (BenchmarkCountSessions), acceptable once per scrape. Every metric
-// name starts with fastnat_; the labels are worker, interface, reason,
-// protocol, app, address and result.
+// name starts with fastnat_; the labels are worker and queue (together),
+// interface, reason, protocol, app, address, result, and the build's
+// version, revision and goversion on fastnat_build_info.
+//
+// deploy/prometheus/fastnat-alerts.yml and deploy/grafana/fastnat.json
+// are written against these names; deploy_test.go runs promtool test rules
+// on the alerts and checks that every name the rules and the dashboard
+// query is one the Collector describes.
 //
 // Serve runs the /metrics endpoint on its own net/http server; Close stops
 // it.

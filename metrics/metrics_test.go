@@ -4,6 +4,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -39,7 +40,11 @@ func fakeSnapshot() Snapshot {
 		{Entry: -1, Counters: alg.Counters{Sessions: 1, Rewritten: 1}},
 		{Entry: 2, Counters: alg.Counters{Sessions: 2, Rewritten: 3}},
 	}}
+	w.BusySeconds = 1.5
 	return Snapshot{
+		Build:         Build{Version: "v1.2.3", Revision: "abcdef", Go: "go1.26.8"},
+		StartTime:     1700000000,
+		LastReload:    LastReload{Time: 1700000100, OK: false, Error: "bad file"},
 		UptimeSeconds: 42,
 		Workers:       []Worker{w},
 		Table:         TableSnapshot(flowtable.Stats{Sessions: 3, Capacity: 1024, Inserts: 5, Expired: 2, InsertFull: 1}),
@@ -48,7 +53,8 @@ func fakeSnapshot() Snapshot {
 			{Protocol: "tcp", App: "ftp-data", Count: 1},
 			{Protocol: "udp", App: "other", Count: 1},
 		},
-		Pools:       PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}}),
+		Pools: PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}},
+			map[netip.Addr]int64{netip.MustParseAddr("198.18.0.204"): 64512, netip.MustParseAddr("198.18.0.205"): 1000}),
 		Bindings:    1,
 		FTP:         FTPSnapshot(st.Total),
 		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
@@ -66,18 +72,18 @@ func TestCollectorOutput(t *testing.T) {
 	want := `
 # HELP fastnat_worker_rx_packets_total Frames a worker received, on all its interfaces.
 # TYPE fastnat_worker_rx_packets_total counter
-fastnat_worker_rx_packets_total{worker="0"} 10
+fastnat_worker_rx_packets_total{queue="0",worker="0"} 10
 # HELP fastnat_worker_translated_packets_total Frames the NAT translated and forwarded.
 # TYPE fastnat_worker_translated_packets_total counter
-fastnat_worker_translated_packets_total{worker="0"} 7
+fastnat_worker_translated_packets_total{queue="0",worker="0"} 7
 # HELP fastnat_interface_rx_packets_total Frames received on one queue of an interface.
 # TYPE fastnat_interface_rx_packets_total counter
-fastnat_interface_rx_packets_total{interface="inside",worker="0"} 4
-fastnat_interface_rx_packets_total{interface="outside",worker="0"} 6
+fastnat_interface_rx_packets_total{interface="inside",queue="0",worker="0"} 4
+fastnat_interface_rx_packets_total{interface="outside",queue="0",worker="0"} 6
 # HELP fastnat_interface_drops_total Frames the kernel dropped for fastnat's AF_XDP socket (XDP_STATISTICS), by reason.
 # TYPE fastnat_interface_drops_total counter
-fastnat_interface_drops_total{interface="inside",reason="rx_ring_full",worker="0"} 0
-fastnat_interface_drops_total{interface="outside",reason="rx_ring_full",worker="0"} 5
+fastnat_interface_drops_total{interface="inside",queue="0",reason="rx_ring_full",worker="0"} 0
+fastnat_interface_drops_total{interface="outside",queue="0",reason="rx_ring_full",worker="0"} 5
 # HELP fastnat_sessions Live sessions by protocol and application.
 # TYPE fastnat_sessions gauge
 fastnat_sessions{app="ftp",protocol="tcp"} 1
@@ -96,6 +102,32 @@ fastnat_flow_table_insert_refused_total{reason="same_key"} 0
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="icmp"} 0
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="tcp"} 2
 fastnat_pool_ports_in_use{address="198.18.0.204",protocol="udp"} 1
+fastnat_pool_ports_in_use{address="198.18.0.205",protocol="icmp"} 0
+fastnat_pool_ports_in_use{address="198.18.0.205",protocol="tcp"} 0
+fastnat_pool_ports_in_use{address="198.18.0.205",protocol="udp"} 0
+# HELP fastnat_pool_ports_capacity Public ports (ICMP: query identifiers) the outbound rules may allocate, per pool address.
+# TYPE fastnat_pool_ports_capacity gauge
+fastnat_pool_ports_capacity{address="198.18.0.204",protocol="icmp"} 64512
+fastnat_pool_ports_capacity{address="198.18.0.204",protocol="tcp"} 64512
+fastnat_pool_ports_capacity{address="198.18.0.204",protocol="udp"} 64512
+fastnat_pool_ports_capacity{address="198.18.0.205",protocol="icmp"} 1000
+fastnat_pool_ports_capacity{address="198.18.0.205",protocol="tcp"} 1000
+fastnat_pool_ports_capacity{address="198.18.0.205",protocol="udp"} 1000
+# HELP fastnat_build_info Always 1; the labels say which fastnat runs.
+# TYPE fastnat_build_info gauge
+fastnat_build_info{goversion="go1.26.8",revision="abcdef",version="v1.2.3"} 1
+# HELP fastnat_start_time_seconds When the daemon started, in seconds since the Unix epoch.
+# TYPE fastnat_start_time_seconds gauge
+fastnat_start_time_seconds 1.7e+09
+# HELP fastnat_config_last_reload_timestamp_seconds When the configuration was last loaded or a reload attempted, in seconds since the Unix epoch.
+# TYPE fastnat_config_last_reload_timestamp_seconds gauge
+fastnat_config_last_reload_timestamp_seconds 1.7000001e+09
+# HELP fastnat_config_last_reload_successful 1 if the last reload (or the start) applied the configuration, 0 if it was refused or failed.
+# TYPE fastnat_config_last_reload_successful gauge
+fastnat_config_last_reload_successful 0
+# HELP fastnat_worker_busy_seconds_total Time a worker spent on polls that received frames (its rate is the busy ratio; empty polls and sleeps do not count).
+# TYPE fastnat_worker_busy_seconds_total counter
+fastnat_worker_busy_seconds_total{queue="0",worker="0"} 1.5
 # HELP fastnat_ftp_alg_rewritten_total FTP ALG, per port-mapping entry ("port_mapping[i]" or "default"): Inspected lines the ALG rewrote.
 # TYPE fastnat_ftp_alg_rewritten_total counter
 fastnat_ftp_alg_rewritten_total{mapping="default"} 1
@@ -129,6 +161,8 @@ fastnat_config_reloads_total{result="refused"} 2
 		"fastnat_worker_rx_packets_total", "fastnat_worker_translated_packets_total",
 		"fastnat_interface_rx_packets_total", "fastnat_interface_drops_total", "fastnat_sessions",
 		"fastnat_flow_table_sessions", "fastnat_flow_table_insert_refused_total", "fastnat_pool_ports_in_use",
+		"fastnat_pool_ports_capacity", "fastnat_build_info", "fastnat_start_time_seconds",
+		"fastnat_config_last_reload_timestamp_seconds", "fastnat_config_last_reload_successful", "fastnat_worker_busy_seconds_total",
 		"fastnat_ftp_alg_rewritten_total", "fastnat_drop_capture_frames_total", "fastnat_config_reloads_total",
 		"fastnat_events_total", "fastnat_events_ring_dropped_total", "fastnat_event_exporter_events_total",
 	}
@@ -145,7 +179,7 @@ func TestCollectorDrops(t *testing.T) {
 	for reason, n := range map[string]float64{
 		"parse_bad_ip_checksum": 1, "nat_unsolicited": 2, "tx_full": 3, "nat_no_rule": 0,
 	} {
-		if v, ok := got["reason="+reason+",worker=0"]; !ok || v != n {
+		if v, ok := got["queue=0,reason="+reason+",worker=0"]; !ok || v != n {
 			t.Errorf("drops{reason=%q} = %v (present %v), want %v", reason, v, ok, n)
 		}
 	}
@@ -218,7 +252,13 @@ func TestWorkerSnapshot(t *testing.T) {
 	for i := range c.Drop {
 		c.Drop[i].Store(uint64(300 + i))
 	}
+	for i := range c.Event {
+		c.Event[i].Store(uint64(400 + i))
+	}
 	w := WorkerSnapshot(3, 5, &c)
+	if len(w.Events) != int(pipeline.NumEvents) || w.Events[pipeline.EventICMPFragNeeded.String()] != 400+uint64(pipeline.EventICMPFragNeeded) {
+		t.Errorf("events %v", w.Events)
+	}
 	if len(w.Drops) != pipelineDropNames() {
 		t.Fatalf("%d drop reasons, want %d: %v", len(w.Drops), pipelineDropNames(), w.Drops)
 	}
@@ -237,7 +277,7 @@ func TestWorkerSnapshot(t *testing.T) {
 	}{
 		{"parse_" + packet.ErrBadIPChecksum.String(), 100 + uint64(packet.ErrBadIPChecksum)},
 		{"nat_" + nat.DropUnsolicited.String(), 200 + uint64(nat.DropUnsolicited)},
-		{pipeline.DropNoNeighbor.String(), 300 + uint64(pipeline.DropNoNeighbor)},
+		{pipeline.DropHostUnreachable.String(), 300 + uint64(pipeline.DropHostUnreachable)},
 	} {
 		if got := w.Drops[tc.name]; got != tc.want {
 			t.Errorf("Drops[%q] = %d, want %d", tc.name, got, tc.want)
@@ -337,7 +377,7 @@ func TestServe(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`fastnat_worker_rx_packets_total{worker="0"} 10`,
+		`fastnat_worker_rx_packets_total{queue="0",worker="0"} 10`,
 		`fastnat_uptime_seconds 42`,
 		`go_goroutines `,
 	} {

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"cmp"
+	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -18,8 +20,11 @@ import (
 // one moment. Counter maps are keyed by stable snake_case names and hold
 // every name, zero or not, so that a series never appears out of nowhere.
 type Snapshot struct {
+	Build         Build             `json:"build"`
+	StartTime     int64             `json:"start_time_seconds"` // Unix time
 	UptimeSeconds int64             `json:"uptime_seconds"`
 	ConfigFile    string            `json:"config_file,omitempty"`
+	LastReload    LastReload        `json:"last_reload"`
 	Workers       []Worker          `json:"workers"`
 	Table         Table             `json:"flow_table"`
 	Sessions      []SessionCount    `json:"sessions"` // live sessions by protocol and application
@@ -30,6 +35,21 @@ type Snapshot struct {
 	Capture       *Capture          `json:"drop_capture,omitempty"`
 	Events        *Events           `json:"event_log,omitempty"`
 	Reloads       Reloads           `json:"reloads"`
+}
+
+// Build says which fastnat runs (internal/version).
+type Build struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+	Go       string `json:"go"`
+}
+
+// LastReload is the outcome of the last configuration load: the start, or
+// the last reload attempted since.
+type LastReload struct {
+	Time  int64  `json:"time_seconds"` // Unix time
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
 }
 
 // Worker is one pipeline worker's totals.
@@ -44,10 +64,17 @@ type Worker struct {
 	ALGDiverted uint64 `json:"alg_diverted"`
 	ALGReturned uint64 `json:"alg_returned"`
 	Held        uint64 `json:"held_fragments"`
+	// BusySeconds is the time spent on polls that received frames; its
+	// rate is the worker's busy ratio (empty polls and sleeps are idle).
+	BusySeconds float64 `json:"busy_seconds"`
 	// Drops counts every drop by pipeline.DropName: "parse_*", "nat_*" and
 	// the pipeline's own reasons.
 	Drops map[string]uint64 `json:"drops"`
-	Ports []Port            `json:"ports"`
+	// Events counts what the worker did besides forwarding and dropping,
+	// by pipeline.Event name: ICMP errors sent or not, fragmentation,
+	// MSS clamping, fragment tracking.
+	Events map[string]uint64 `json:"events"`
+	Ports  []Port            `json:"ports"`
 }
 
 // Port is one AF_XDP socket of a worker: one queue of one interface.
@@ -90,12 +117,19 @@ type SessionCount struct {
 	Count    int    `json:"count"`
 }
 
-// Pool is the number of ports in use on one public address.
+// Pool is the number of ports in use on one public address, and how many
+// the outbound rules may allocate there.
 type Pool struct {
 	Address string `json:"address"`
 	TCP     int64  `json:"tcp"`
 	UDP     int64  `json:"udp"`
 	ICMP    int64  `json:"icmp"` // query identifiers
+	// Capacity is the size of the port range of the rule whose pool holds
+	// the address, the same for each protocol; 0 for a public address
+	// that is not in a pool (nat server only). A server's public port
+	// inside the range, once the allocator has skipped it, counts as in
+	// use.
+	Capacity int64 `json:"capacity"`
 }
 
 // Capture is the drop capture's state (`fastnat run --pcap-drops`).
@@ -155,8 +189,9 @@ func WorkerSnapshot(id, queue int, c *pipeline.Counters) Worker {
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
 		Translated:  c.Verdict[nat.Forward].Load(),
 		ALGDiverted: c.ALGDiverted.Load(), ALGReturned: c.ALGReturned.Load(),
-		Held:  c.Held.Load(),
-		Drops: make(map[string]uint64, len(c.Parse)+len(c.Verdict)+len(c.Drop)),
+		Held:   c.Held.Load(),
+		Drops:  make(map[string]uint64, len(c.Parse)+len(c.Verdict)+len(c.Drop)),
+		Events: make(map[string]uint64, len(c.Event)),
 	}
 	for i := range c.Parse {
 		if packet.Result(i) != packet.OK {
@@ -170,6 +205,9 @@ func WorkerSnapshot(id, queue int, c *pipeline.Counters) Worker {
 	}
 	for i := range c.Drop {
 		w.Drops[pipeline.DropName(pipeline.StagePipeline, uint8(i))] = c.Drop[i].Load()
+	}
+	for i := range c.Event {
+		w.Events[pipeline.Event(i).String()] = c.Event[i].Load()
 	}
 	return w
 }
@@ -199,12 +237,27 @@ func TableSnapshot(st flowtable.Stats) Table {
 	}
 }
 
-// PoolSnapshot converts the NAT's port use, ordered by address.
-func PoolSnapshot(use []nat.PoolUse) []Pool {
-	slices.SortFunc(use, func(a, b nat.PoolUse) int { return cmp.Compare(a.Addr, b.Addr) })
-	out := make([]Pool, len(use))
-	for i, u := range use {
-		out[i] = Pool{Address: nat.Addr(u.Addr).String(), TCP: u.TCP, UDP: u.UDP, ICMP: u.ICMP}
+// PoolSnapshot converts the NAT's port use, ordered by address, with the
+// capacity of every pool address (those not used yet included, so that
+// their series exist from the start).
+func PoolSnapshot(use []nat.PoolUse, capacity map[netip.Addr]int64) []Pool {
+	byAddr := map[netip.Addr]*Pool{}
+	for _, u := range use {
+		a := nat.Addr(u.Addr)
+		byAddr[a] = &Pool{Address: a.String(), TCP: u.TCP, UDP: u.UDP, ICMP: u.ICMP}
+	}
+	for a, n := range capacity {
+		p, ok := byAddr[a]
+		if !ok {
+			p = &Pool{Address: a.String()}
+			byAddr[a] = p
+		}
+		p.Capacity = n
+	}
+	addrs := slices.SortedFunc(maps.Keys(byAddr), func(a, b netip.Addr) int { return a.Compare(b) })
+	out := make([]Pool, len(addrs))
+	for i, a := range addrs {
+		out[i] = *byAddr[a]
 	}
 	return out
 }

@@ -39,6 +39,30 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 		return
 	}
+	if p.IPv4(frame).TTL() <= 1 {
+		// RFC 1812 §5.3.1: a packet the NAT would forward with its TTL
+		// run out is dropped, before anything is allocated for it, and
+		// the pipeline answers time exceeded. Outside, only a server
+		// rule forwards without a session; any other packet is for the
+		// NAT's own address, which is not forwarding (and an
+		// expectation it might match stays for a packet that can use
+		// it).
+		r.Verdict = DropTTLExpired
+		if from == Outside {
+			if _, ok := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]; !ok {
+				r.Verdict = DropUnsolicited
+			}
+		}
+		return
+	}
+	if !l4ChecksumOK(frame, p) {
+		// Checked once per session, on the slow path: a sender whose
+		// checksums are wrong (transmit checksum offload on a veth or
+		// virtio peer, see the package doc) would otherwise create
+		// sessions whose every packet the receiver drops.
+		r.Verdict = DropBadL4Checksum
+		return
+	}
 	if ex, ok := e.n.table.MatchExpectation(t, now); ok {
 		e.createExpected(frame, p, from, now, c, class, ex, r)
 		return
@@ -254,4 +278,29 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// far ahead of the session's timeout does that.
 		r.Verdict = DropRace
 	}
+}
+
+// l4ChecksumOK verifies the TCP or UDP checksum of an unfragmented packet
+// (RFC 9293 §3.1, RFC 768): the sum over the pseudo-header and the
+// segment, checksum included, is all ones. A UDP checksum of 0 means none
+// was computed; a first fragment's checksum covers data not here, and
+// other protocols are not checked.
+func l4ChecksumOK(frame []byte, p *packet.Parsed) bool {
+	if p.Frag.More {
+		return true
+	}
+	seg := frame[p.L4:p.End]
+	switch p.Tuple.Proto {
+	case packet.ProtoTCP:
+	case packet.ProtoUDP:
+		u := packet.UDP(seg)
+		if u.Checksum() == 0 {
+			return true
+		}
+		seg = seg[:u.Length()]
+	default:
+		return true
+	}
+	s := packet.PseudoHeaderSum(p.Tuple.SrcAddr, p.Tuple.DstAddr, p.Tuple.Proto, uint16(len(seg)))
+	return packet.Fold(packet.Sum(seg, s)) == 0xffff
 }

@@ -109,9 +109,6 @@ type Engine struct {
 	onExpire func(id, gen uint32, s flowtable.Session)
 	// lastSweep is when worker 0 last looked for expired pending ports.
 	lastSweep flowtable.Time
-	// FragReleased is set when a first fragment created a fragment entry
-	// during the current burst: held fragments may now be translatable.
-	FragReleased bool
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
@@ -195,7 +192,7 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 		}
 	}
 	if p.Frag.More {
-		e.rememberFragment(frame, p, id, gen, dir, now)
+		e.rememberFragment(p, id, gen, dir, now)
 	}
 	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, h.Flags&flagALG != 0
 	return true

@@ -14,13 +14,13 @@ const (
 	DropTableFull                      // flow table has no free slot
 	DropPortsExhausted                 // no free public port in the pool
 	DropTTLExpired                     // TTL would reach zero
-	DropFragNoSession                  // non-first fragment whose first fragment was not seen
-	DropFragTableFull                  // no room to remember a fragmented packet
+	DropFragNoSession                  // non-first fragment whose datagram's session is not on the side it came from
 	DropICMPNoSession                  // ICMP error whose embedded packet matches no session
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // transport protocol fastnat does not translate
 	DropRace                           // a concurrent creation won and the retry failed
-	Hold                               // not a drop: a fragment kept until its first fragment arrives
+	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
+	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
 
@@ -33,12 +33,12 @@ var verdictNames = [NumVerdicts]string{
 	"ports_exhausted",
 	"ttl_expired",
 	"frag_no_session",
-	"frag_table_full",
 	"icmp_no_session",
 	"icmp_unsupported",
 	"protocol",
 	"race",
-	"hold",
+	"bad_l4_checksum",
+	"frag_held",
 }
 
 // String returns the verdict's stable snake_case name.

@@ -207,11 +207,15 @@ func mustParse(tb testing.TB, frame []byte) Parsed {
 	return p
 }
 
-// randomOptions returns IPv4 options totalling 4*n bytes: record-route style
-// options with random data, padded with NOPs.
-func randomIPOptions(r *rand.Rand, words int) []layers.IPv4Option {
+// randomOptions returns IPv4 options totalling 4*n bytes: options of the
+// given types (record route, 0x07, when none is given) with random data,
+// padded with NOPs.
+func randomIPOptions(r *rand.Rand, words int, types ...uint8) []layers.IPv4Option {
 	if words == 0 {
 		return nil
+	}
+	if len(types) == 0 {
+		types = []uint8{0x07}
 	}
 	n := words * 4
 	var opts []layers.IPv4Option
@@ -226,7 +230,11 @@ func randomIPOptions(r *rand.Rand, words int) []layers.IPv4Option {
 		for i := range data {
 			data[i] = byte(r.Uint32())
 		}
-		opts = append(opts, layers.IPv4Option{OptionType: 0x07, OptionLength: uint8(l), OptionData: data})
+		typ := types[0]
+		if len(types) > 1 {
+			typ = types[r.IntN(len(types))]
+		}
+		opts = append(opts, layers.IPv4Option{OptionType: typ, OptionLength: uint8(l), OptionData: data})
 		n -= l
 	}
 	return opts

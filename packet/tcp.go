@@ -131,3 +131,36 @@ func (t TCP) Options() []byte { return t[TCPMinLen:t.HeaderLen()] }
 
 // Payload returns the segment data after the header.
 func (t TCP) Payload() []byte { return t[t.HeaderLen():] }
+
+// TCP option kinds (RFC 9293 §3.2).
+const (
+	tcpOptEnd = 0
+	tcpOptNOP = 1
+	tcpOptMSS = 2 // length 4: the Maximum Segment Size, 16 bits
+)
+
+// ClampMSS lowers the Maximum Segment Size option of a SYN to mss when it
+// is larger, patching the checksum incrementally, and returns the value it
+// found (0: none, or malformed options). A segment without the option is
+// left alone: its sender then assumes 536 (RFC 9293 §3.7.1), which no
+// clamp fastnat applies is below. Options are walked as RFC 9293 §3.2
+// lays them out; a malformed list stops the walk and changes nothing.
+func (t TCP) ClampMSS(mss uint16) uint16 {
+	i := t.option(tcpOptMSS, 4)
+	if i < 0 {
+		return 0
+	}
+	opts := t.Options()
+	old := binary.BigEndian.Uint16(opts[i+2:])
+	if old > mss {
+		binary.BigEndian.PutUint16(opts[i+2:], mss)
+		o, n := old, mss
+		if (TCPMinLen+i+2)&1 != 0 {
+			// The field straddles two checksum words: its bytes count in
+			// swapped positions (RFC 1071 §2(B)).
+			o, n = o>>8|o<<8, n>>8|n<<8
+		}
+		t.SetChecksum(UpdateChecksum16(t.Checksum(), o, n))
+	}
+	return old
+}

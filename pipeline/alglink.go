@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/fastnat/fastnat/alg"
@@ -53,10 +52,7 @@ func (w *Worker) toALG() {
 		w.drop(Frame{Buf: it.Buf, Handle: it.Handle}, dropNames[DropALGRingFull])
 	}
 	w.algOut = w.algOut[:0]
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
+	w.releaseDrops()
 }
 
 func (w *Worker) fromALG(now flowtable.Time) {
@@ -74,22 +70,19 @@ func (w *Worker) fromALG(now flowtable.Time) {
 			// The ALG's second frame, for the sender: it lives in the
 			// spare room of f, so it is copied out before f goes.
 			w.backCopy(it.Back, int(it.In), now)
+			it.Back = nil
 		}
 		switch it.Verdict {
 		case alg.Forward:
-			w.tx[it.Port] = append(w.tx[it.Port], f)
+			w.emit(f, int(it.Port))
 		case alg.Back:
 			w.sendBack(f, int(it.In), now)
 		default:
 			w.c.drop[DropALGVerdict]++
 			w.drop(f, dropNames[DropALGVerdict])
 		}
-		it.Back = nil
 	}
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
+	w.releaseDrops()
 }
 
 // backCopy copies a frame the ALG made for a sender into a frame of the
@@ -108,26 +101,16 @@ func (w *Worker) backCopy(b []byte, pi int, now flowtable.Time) {
 }
 
 // sendBack transmits a frame the ALG turned into an answer to its sender
-// out of port pi, where the sender's frame arrived, addressed to the next
-// hop of its IPv4 destination (waiting for resolution like any frame).
+// out of port pi, where the sender's frame arrived, to the next hop of its
+// IPv4 destination (waiting for resolution like any frame; never answered
+// with an ICMP error itself).
 func (w *Worker) sendBack(f Frame, pi int, now flowtable.Time) {
-	var p packet.Parsed
-	if packet.Parse(f.Buf, &p) != packet.OK {
+	l3 := l3Of(f.Buf)
+	if len(f.Buf)-l3 < packet.IPv4MinLen {
 		w.c.drop[DropALGVerdict]++
 		w.drop(f, dropNames[DropALGVerdict])
 		return
 	}
-	dst := binary.BigEndian.Uint32(f.Buf[p.L3+16:])
 	var r nat.Result
-	mac, ok := w.nextHop(pi, dst, now)
-	if !ok {
-		if len(w.arp) < arpMax {
-			w.arp = append(w.arp, arpWait{f: f, port: pi, in: pi, dst: dst, since: now, r: r})
-		} else {
-			w.c.drop[DropNoNeighbor]++
-			w.drop(f, dropNames[DropNoNeighbor])
-		}
-		return
-	}
-	w.send(f, pi, pi, mac, &r)
+	w.route(f, pi, pi, packet.IPv4(f.Buf[l3:]).DstAddr(), nil, &r, now)
 }

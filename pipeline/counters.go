@@ -13,21 +13,69 @@ type DropReason uint8
 
 // Pipeline drop reasons. Keep dropNames in the same order.
 const (
-	DropNoNeighbor   DropReason = iota // next hop's MAC not resolved yet
-	DropTxFull                         // the tx ring took fewer frames than offered
-	DropALGRingFull                    // the ALG's ring was full (TCP retransmits)
-	DropALGVerdict                     // the ALG dropped the frame (TCP retransmits)
-	DropHoldOverflow                   // no room to hold an early fragment
-	DropALGNoFrame                     // no free frame for an answer of the ALG's
+	DropHostUnreachable DropReason = iota // the next hop never resolved (ICMP host unreachable sent when allowed)
+	DropTxFull                            // the tx ring took fewer frames than offered
+	DropALGRingFull                       // the ALG's ring was full (TCP retransmits)
+	DropALGVerdict                        // the ALG dropped the frame (TCP retransmits)
+	DropFragHeldEvicted                   // an early fragment evicted, oldest first, to hold a newer one
+	DropFragHeldExpired                   // an early fragment whose first fragment never came
+	DropNetUnreachable                    // no route: off-link and no gateway (ICMP net unreachable sent when allowed)
+	DropNeighQueueFull                    // the oldest frame for an unresolved neighbour, pushed out by its byte bound
+	DropWaitFull                          // the worker's budget of frames waiting for neighbours was used up
+	DropMTUExceeded                       // Don't Fragment set and larger than the egress MTU (ICMP fragmentation needed sent when allowed)
+	DropFragNoFrame                       // no free frame to fragment a packet into
+	DropALGNoFrame                        // no free frame for an answer of the ALG's
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"no_neighbor", "tx_full", "alg_ring_full", "alg_dropped", "hold_overflow", "alg_no_frame"}
+var dropNames = [NumDropReasons]string{
+	"host_unreachable", "tx_full", "alg_ring_full", "alg_dropped", "frag_held_evicted", "frag_held_expired",
+	"net_unreachable", "neigh_queue_full", "wait_full", "mtu_exceeded", "frag_no_frame", "alg_no_frame",
+}
 
 // String returns the reason's stable snake_case name.
 func (d DropReason) String() string {
 	if d < NumDropReasons {
 		return dropNames[d]
+	}
+	return "unknown"
+}
+
+// Event is something a worker did that is not a drop: an ICMP error sent
+// or suppressed, a packet fragmented or clamped, a datagram's fragment
+// state freed. Events are counted per worker like drops.
+type Event uint8
+
+// Events. Keep eventNames in the same order.
+const (
+	EventICMPTimeExceeded    Event = iota // ICMP time exceeded sent (TTL ran out here)
+	EventICMPFragNeeded                   // ICMP fragmentation needed sent (with the egress MTU)
+	EventICMPHostUnreachable              // ICMP host unreachable sent (neighbour never resolved)
+	EventICMPNetUnreachable               // ICMP net unreachable sent (no route)
+	EventICMPRateLimited                  // an ICMP error not sent: rate limit
+	EventICMPSuppressed                   // an ICMP error not sent: RFC 1812 §4.3.2.7 (about an ICMP error, a non-first fragment, a broadcast or multicast) or no address on the port
+	EventFragmented                       // packets fragmented to fit the egress MTU
+	EventFragmentsSent                    // fragments made from them
+	EventMSSClamped                       // TCP SYNs whose MSS option was lowered
+	EventNeighWaited                      // frames that waited for their next hop's resolution
+	EventFragDatagrams                    // fragmented datagrams tracked (first fragment passed, or an early one held)
+	EventFragCompleted                    // datagrams whose every fragment passed; state freed at once
+	EventFragTimedOut                     // datagram state freed incomplete after the fragment timeout
+	EventFragEvicted                      // datagram state evicted, oldest first, to make room
+	EventFragUntracked                    // datagrams with overlapping or repeated fragments, left to time out
+	NumEvents
+)
+
+var eventNames = [NumEvents]string{
+	"icmp_time_exceeded", "icmp_frag_needed", "icmp_host_unreachable", "icmp_net_unreachable",
+	"icmp_rate_limited", "icmp_suppressed", "frag_out_packets", "frag_out_fragments", "mss_clamped",
+	"neigh_waited", "frag_datagrams", "frag_completed", "frag_timed_out", "frag_evicted", "frag_untracked",
+}
+
+// String returns the event's stable snake_case name.
+func (e Event) String() string {
+	if e < NumEvents {
+		return eventNames[e]
 	}
 	return "unknown"
 }
@@ -87,6 +135,7 @@ type counts struct {
 	parse                                  [packet.NumResults]uint64
 	verdict                                [nat.NumVerdicts]uint64
 	drop                                   [NumDropReasons]uint64
+	event                                  [NumEvents]uint64
 }
 
 // Counters are a worker's published totals: readable from any goroutine
@@ -109,25 +158,42 @@ type Counters struct {
 	Verdict [nat.NumVerdicts]atomic.Uint64
 	// Drop counts the pipeline's own drops.
 	Drop [NumDropReasons]atomic.Uint64
-	_    [64]byte
+	// Event counts what the worker did besides forwarding and dropping.
+	Event [NumEvents]atomic.Uint64
+	_     [64]byte
 }
 
-func (c *Counters) publish(k *counts) {
-	c.RxPackets.Store(k.rxPackets)
-	c.RxBytes.Store(k.rxBytes)
-	c.TxPackets.Store(k.txPackets)
-	c.TxBytes.Store(k.txBytes)
-	c.ALGDiverted.Store(k.algDiverted)
-	c.ALGReturned.Store(k.algReturned)
-	c.Held.Store(k.held)
+// publish stores the worker's running totals k into c, skipping those
+// that did not change since the last publish (last, the worker's copy of
+// what c holds): an atomic store is a locked instruction on most CPUs,
+// and most counters stand still between two polls.
+func (c *Counters) publish(k, last *counts) {
+	pub(&c.RxPackets, k.rxPackets, &last.rxPackets)
+	pub(&c.RxBytes, k.rxBytes, &last.rxBytes)
+	pub(&c.TxPackets, k.txPackets, &last.txPackets)
+	pub(&c.TxBytes, k.txBytes, &last.txBytes)
+	pub(&c.ALGDiverted, k.algDiverted, &last.algDiverted)
+	pub(&c.ALGReturned, k.algReturned, &last.algReturned)
+	pub(&c.Held, k.held, &last.held)
 	for i := range k.parse {
-		c.Parse[i].Store(k.parse[i])
+		pub(&c.Parse[i], k.parse[i], &last.parse[i])
 	}
 	for i := range k.verdict {
-		c.Verdict[i].Store(k.verdict[i])
+		pub(&c.Verdict[i], k.verdict[i], &last.verdict[i])
 	}
 	for i := range k.drop {
-		c.Drop[i].Store(k.drop[i])
+		pub(&c.Drop[i], k.drop[i], &last.drop[i])
+	}
+	for i := range k.event {
+		pub(&c.Event[i], k.event[i], &last.event[i])
+	}
+}
+
+// pub stores v into a when it differs from *last, the value a holds.
+func pub(a *atomic.Uint64, v uint64, last *uint64) {
+	if v != *last {
+		a.Store(v)
+		*last = v
 	}
 }
 

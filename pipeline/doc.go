@@ -18,6 +18,19 @@
 // (Item.Back, copied into a frame from Port.Alloc), leave by the port the
 // frame arrived on, to the next hop of their destination.
 //
+// The worker is also the router around the NAT: what needs more than a
+// rewrite happens here, off the path of established flows. It answers
+// packets whose TTL runs out, that are too big for the egress MTU with
+// Don't Fragment, or whose next hop never resolves or has no route with
+// the ICMP error a router sends, built in place in the dropped frame
+// (icmp.go), rate-limited like Linux (RouterConfig); it fragments packets
+// without Don't Fragment to the egress port's MTU, read once per poll
+// (fragment.go); it clamps TCP MSS if asked; it queues frames for an
+// unresolved neighbour per neighbour, bounded in bytes (neighbor.go); and
+// it holds fragments that arrive before their datagram's first
+// (hold.go). Waiting frames are bounded by the worker's frame space
+// (Config.Frames) so they never starve reception.
+//
 // Ownership: a Worker and its Ports are used by one goroutine only; no
 // locks. Counters are plain integers in the worker, published once per
 // burst into padded atomic Counters that any goroutine may read.

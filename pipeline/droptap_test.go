@@ -42,8 +42,8 @@ func TestDropTap(t *testing.T) {
 			func(c *Counters) uint64 { return c.Verdict[nat.DropNoRule].Load() }},
 		{"tcp without syn", true, func(t *testing.T) []byte { return TCP(t, inClient+":40000", remote1+":80", ACK, 1, 1, nil) }, 0, "nat_tcp_no_syn",
 			func(c *Counters) uint64 { return c.Verdict[nat.DropTCPNoSYN].Load() }},
-		{"neighbour never resolved", true, func(t *testing.T) []byte { return UDP(t, inClient+":5000", "198.18.0.77:7777", []byte("x")) }, arpSeconds + 1, "no_neighbor",
-			func(c *Counters) uint64 { return c.Drop[DropNoNeighbor].Load() }},
+		{"neighbour never resolved", true, func(t *testing.T) []byte { return UDP(t, inClient+":5000", "198.18.0.77:7777", []byte("x")) }, neighWaitSeconds + 1, "host_unreachable",
+			func(c *Counters) uint64 { return c.Drop[DropHostUnreachable].Load() }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -309,8 +309,10 @@ func TestFTPRefusedAnswered(t *testing.T) {
 	if s := Decode(t, toServer[0]); string(s.TCP.Payload) != "NOOP\r\n" {
 		t.Errorf("server got %q", s.TCP.Payload)
 	}
-	if a := Decode(t, toClient[0]); string(a.TCP.Payload) != answer || a.TCP.Ack != c.client.seq+26 {
-		t.Errorf("client got %q ack %d", a.TCP.Payload, a.TCP.Ack)
+	// The server has not acknowledged the NOOP yet: the answer does not
+	// either (it acknowledges the first PORT, which the ALG answered).
+	if a := Decode(t, toClient[0]); string(a.TCP.Payload) != answer || a.TCP.Ack != c.client.seq {
+		t.Errorf("client got %q ack %d, want ack %d", a.TCP.Payload, a.TCP.Ack, c.client.seq)
 	}
 	if free := r.pool.Free(); free == 0 {
 		t.Error("frames leaked")

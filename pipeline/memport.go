@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,34 +73,63 @@ func (p *MemPool) put(h uint64) {
 // MemPort is a Port backed by memory, for tests and benchmarks. Frames
 // given to Inject are received in order; frames transmitted are kept for
 // Sent (or, with SetSink, handed to a function and freed at once). It is
-// owned by one worker like any Port, except that Inject, Sent and
-// SetNeighbor may be called from a test goroutine: they take a mutex that
-// the worker's methods also take, unless the port runs a generator
-// (benchmarks), which is single-goroutine.
+// owned by one worker like any Port, except that Inject, Sent,
+// SetNeighbor, SetNoRoute, SetMTU and SetAddr may be called from a test
+// goroutine: they take a mutex that the worker's methods also take (or
+// store atomically), unless the port runs a generator (benchmarks), which
+// is single-goroutine.
+//
+// Its next hops are a table: an address given to SetNeighbor is resolved,
+// one given to SetNoRoute has no route, any other is pending forever. Its
+// MTU is 1500 until SetMTU; its own address 0 until SetAddr.
 type MemPort struct {
-	name  string
-	mac   [6]byte
-	pool  *MemPool
-	mu    sync.Mutex
-	rx    []Frame
-	sent  [][]byte
-	sink  func([]byte)
-	gen   func(buf []byte) int
-	neigh map[uint32][6]byte
+	name    string
+	mac     [6]byte
+	pool    *MemPool
+	mu      sync.Mutex
+	rx      []Frame
+	sent    [][]byte
+	sink    func([]byte)
+	gen     func(buf []byte) int
+	neigh   map[uint32][6]byte
+	noRoute map[uint32]bool
+	mtu     atomic.Int64
+	addr    atomic.Uint32
 }
+
+// DefaultMemMTU is a memory port's MTU until SetMTU.
+const DefaultMemMTU = 1500
 
 // NewMemPort returns a memory port named name with hardware address mac,
 // taking frames from pool.
 func NewMemPort(name string, mac [6]byte, pool *MemPool) *MemPort {
-	return &MemPort{name: name, mac: mac, pool: pool, neigh: make(map[uint32][6]byte)}
+	m := &MemPort{name: name, mac: mac, pool: pool, neigh: make(map[uint32][6]byte), noRoute: make(map[uint32]bool)}
+	m.mtu.Store(DefaultMemMTU)
+	return m
 }
 
 // SetNeighbor makes NextHop(addr) answer mac.
 func (m *MemPort) SetNeighbor(addr uint32, mac [6]byte) {
 	m.mu.Lock()
 	m.neigh[addr] = mac
+	delete(m.noRoute, addr)
 	m.mu.Unlock()
 }
+
+// SetNoRoute makes NextHop(addr) answer HopNoRoute.
+func (m *MemPort) SetNoRoute(addr uint32) {
+	m.mu.Lock()
+	m.noRoute[addr] = true
+	delete(m.neigh, addr)
+	m.mu.Unlock()
+}
+
+// SetMTU sets the port's MTU (the largest IP packet it sends).
+func (m *MemPort) SetMTU(mtu int) { m.mtu.Store(int64(mtu)) }
+
+// SetAddr sets the port's own address (host byte order), the source of the
+// ICMP errors the worker sends through it.
+func (m *MemPort) SetAddr(a uint32) { m.addr.Store(a) }
 
 // SetSink makes the port pass every transmitted frame to f (instead of
 // keeping it for Sent) and free it at once.
@@ -190,6 +220,30 @@ func (m *MemPort) Release(fs []Frame) {
 	}
 }
 
+// Flush implements Port.
+func (m *MemPort) Flush() {}
+
+// NextHop implements Port.
+func (m *MemPort) NextHop(addr uint32) Hop {
+	if m.gen == nil && m.sink == nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+	}
+	if mac, ok := m.neigh[addr]; ok {
+		return Hop{State: HopResolved, Addr: addr, MAC: mac}
+	}
+	if m.noRoute[addr] {
+		return Hop{}
+	}
+	return Hop{State: HopPending, Addr: addr}
+}
+
+// MTU implements Port.
+func (m *MemPort) MTU() int { return int(m.mtu.Load()) }
+
+// Addr implements Port.
+func (m *MemPort) Addr(uint32) uint32 { return m.addr.Load() }
+
 // Alloc implements Port.
 func (m *MemPort) Alloc(fs []Frame) int {
 	for i := range fs {
@@ -202,20 +256,8 @@ func (m *MemPort) Alloc(fs []Frame) int {
 	return len(fs)
 }
 
-// Flush implements Port.
-func (m *MemPort) Flush() {}
-
-// NextHop implements Port.
-func (m *MemPort) NextHop(addr uint32) ([6]byte, bool) {
-	if m.gen != nil || m.sink != nil {
-		mac, ok := m.neigh[addr]
-		return mac, ok
-	}
-	m.mu.Lock()
-	mac, ok := m.neigh[addr]
-	m.mu.Unlock()
-	return mac, ok
-}
+// Size returns the number of frames the pool holds.
+func (p *MemPool) Size() int { return len(p.mem) / p.frameSize }
 
 // Wait implements Waker for the worker whose ports share this pool: it
 // returns when a frame is injected into any of them, or after timeout.

@@ -34,21 +34,48 @@ type Port interface {
 	Transmit(fs []Frame) int
 	// Release returns frames to the free pool without sending them.
 	Release(fs []Frame)
-	// Alloc lends up to len(fs) free frames, empty with the capacity of a
-	// received frame, for packets the worker makes itself (the ALG's
-	// answers); it returns how many. They are passed to Transmit or
-	// Release like received frames.
+	// Alloc lends up to len(fs) free frames of the shared frame space, O(1)
+	// each and without allocating, and returns how many: empty (len 0)
+	// with the capacity of a received frame. The worker fragments packets
+	// into them and copies the ALG's second frames for a sender into them;
+	// it passes them to Transmit or Release like received frames.
 	Alloc(fs []Frame) int
 	// Flush pushes queued transmissions to the device (a kick on AF_XDP)
 	// and recycles frames whose transmission has completed.
 	Flush()
-	// NextHop returns the MAC address a packet for IPv4 destination addr
-	// (host byte order) is sent to on this port: addr's own when addr is on
-	// one of the interface's connected prefixes, else the configured
-	// gateway's. It never blocks: on a miss it starts resolution in the
-	// background and returns ok = false (the caller drops and counts).
-	NextHop(addr uint32) (mac [6]byte, ok bool)
+	// NextHop says where a packet for IPv4 destination addr (host byte
+	// order) goes on this port: its neighbour is addr itself when addr is
+	// on one of the interface's connected prefixes, else the gateway. It
+	// never blocks: when the neighbour's MAC is not known it starts
+	// resolution in the background and answers HopPending; HopNoRoute
+	// when addr is off-link and there is no gateway.
+	NextHop(addr uint32) Hop
+	// MTU is the largest IPv4 packet, header included, the interface may
+	// send (its link MTU). The worker reads it once per poll, so a change
+	// applies within a burst.
+	MTU() int
+	// Addr returns the interface's own IPv4 address to send ICMP errors to
+	// dst from: one whose prefix holds dst if there is one, else the
+	// interface's first; 0 when it has none.
+	Addr(dst uint32) uint32
 }
+
+// Hop is a Port's answer about a destination's next hop.
+type Hop struct {
+	State HopState
+	Addr  uint32  // the neighbour: the destination when on-link, else the gateway
+	MAC   [6]byte // the neighbour's hardware address, when State is HopResolved
+}
+
+// HopState says whether a next hop can be used.
+type HopState uint8
+
+// Next-hop states; the zero value is HopNoRoute.
+const (
+	HopNoRoute  HopState = iota // off-link and no gateway: ICMP net unreachable
+	HopPending                  // resolution under way: wait, or host unreachable when it fails
+	HopResolved                 // MAC known: send
+)
 
 // Waker blocks a worker until one of its ports may have frames to receive, or
 // until timeout. The adaptive and interrupt poll modes use it; busy polling

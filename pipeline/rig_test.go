@@ -66,7 +66,19 @@ type rigOpts struct {
 	maxFlows int
 	alg      *ALGLink
 	dropTap  func(frame []byte, reason string)
+	frames   int     // pool size (default 512)
+	router   *Policy // nil: DefaultRouterConfig
+	// addrs gives the ports their own addresses (inside 10.77.0.1,
+	// outside routerOut), so that the worker can send ICMP errors.
+	addrs         bool
+	onBadChecksum func(Port)
 }
+
+// The ports' own addresses with rigOpts.addrs.
+const (
+	routerIn  = "10.77.0.1"
+	routerOut = "198.18.0.254"
+)
 
 func newRig(tb testing.TB, o rigOpts) *rig {
 	tb.Helper()
@@ -81,9 +93,16 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &rig{t: tb, pool: NewMemPool(512, 2048), table: table, nat: n, now: 100}
+	if o.frames == 0 {
+		o.frames = 512
+	}
+	r := &rig{t: tb, pool: NewMemPool(o.frames, 2048), table: table, nat: n, now: 100}
 	r.in = NewMemPort("in", macIn, r.pool)
 	r.out = NewMemPort("out", macOut, r.pool)
+	if o.addrs {
+		r.in.SetAddr(testutil.Addr(tb, routerIn))
+		r.out.SetAddr(testutil.Addr(tb, routerOut))
+	}
 	for _, a := range []string{inClient, inServer, "10.77.0.6"} {
 		r.in.SetNeighbor(testutil.Addr(tb, a), macHost)
 	}
@@ -93,8 +112,8 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 	r.w = NewWorker(Config{
 		Ports: []PortSpec{{Port: r.in, Side: nat.Inside}, {Port: r.out, Side: nat.Outside}},
 		Poll:  PollBusy, Batch: 32, NAT: n.Engine(0), Table: table, ALG: o.alg,
-		DropTap: o.dropTap,
-		Clock:   func() flowtable.Time { return r.now },
+		DropTap: o.dropTap, Frames: o.frames, Router: o.router, OnBadChecksum: o.onBadChecksum,
+		Clock: func() flowtable.Time { return r.now },
 	})
 	return r
 }

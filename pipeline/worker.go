@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -27,17 +26,16 @@ const (
 )
 
 const (
-	maxBatch       = 256
-	ageBudget      = 64                    // sessions examined per poll
-	adaptiveSpins  = 2048                  // empty polls before an adaptive worker sleeps
-	idleWait       = 10 * time.Millisecond // longest sleep on the Waker
-	algWait        = 200 * time.Microsecond
-	holdMax        = 64 // early fragments held per worker
-	holdSeconds    = 2  // how long an early fragment may wait for its first
-	arpMax         = 64 // frames waiting for neighbour resolution per worker
-	arpSeconds     = 2  // how long a frame may wait for its next hop
-	neighborSlots  = 256
-	neighborMaxAge = 1 // seconds a cached next-hop MAC is trusted
+	maxBatch      = 256
+	ageBudget     = 64                    // sessions examined per poll
+	adaptiveSpins = 2048                  // empty polls before an adaptive worker sleeps
+	idleWait      = 10 * time.Millisecond // longest sleep on the Waker
+	algWait       = 200 * time.Microsecond
+	// DefaultFrames is the frame space a worker assumes when
+	// Config.Frames is 0: the daemon's default of 4096 frames per queue
+	// on two interfaces.
+	DefaultFrames = 8192
+	minWait       = 16 // frames a worker may always hold or queue, whatever its frame space
 )
 
 // PortSpec is one port of a worker and the side of the NAT it faces.
@@ -60,14 +58,30 @@ type Config struct {
 	// since the worker started.
 	Clock func() flowtable.Time
 	// DropTap, when set, sees every frame the worker drops, just before
-	// the frame goes back to its port: parse failures, NAT drop verdicts
-	// and the pipeline's own drops (not frames still held at Stop).
-	// reason is the drop's counter name ("parse_bad_ip_checksum",
-	// "nat_unsolicited", "tx_full", ...; see DropName). It runs on the
-	// worker's goroutine with a frame the worker still owns, so it must
-	// copy what it keeps and must not block. nil: no tap, one branch per
-	// drop.
+	// the frame goes back to its port (or, for a drop answered with an
+	// ICMP error, before the frame becomes the error): parse failures,
+	// NAT drop verdicts and the pipeline's own drops (not frames still
+	// held at Stop). reason is the drop's counter name
+	// ("parse_bad_ip_checksum", "nat_unsolicited", "tx_full", ...; see
+	// DropName). It runs on the worker's goroutine with a frame the
+	// worker still owns, so it must copy what it keeps and must not
+	// block. nil: no tap, one branch per drop.
 	DropTap func(frame []byte, reason string)
+	// Frames is the size of the frame space the worker's ports share
+	// (AF_XDP: frames per queue × interfaces; a MemPool: its frames); 0
+	// means DefaultFrames. An eighth of it may hold early fragments and
+	// another eighth frames waiting for their next hop, so that waiting
+	// frames never take those the worker needs to receive.
+	Frames int
+	// Router is the router behaviour (ICMP error rate, MSS clamping)
+	// shared by all workers; nil: DefaultRouterConfig.
+	Router *Policy
+	// OnBadChecksum, when set, is called on the worker's goroutine the
+	// first time a packet that would create a session arrives on a port
+	// with a wrong TCP or UDP checksum (nat's bad_l4_checksum): the sign
+	// of a peer transmitting with checksum offload, which the daemon
+	// logs with the fix. Once per port and worker.
+	OnBadChecksum func(port Port)
 }
 
 // Worker is a per-core poll loop: it owns one queue of every interface,
@@ -82,50 +96,37 @@ type Worker struct {
 	engine *nat.Engine
 	table  *flowtable.Table
 	clock  func() flowtable.Time
+	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
 	stop   atomic.Bool
 	c      counts
+	pubbed counts // what pub holds
 	pub    Counters
 	algOut []ALGItem
+	// per poll
+	mtu []int         // each port's MTU
+	rc  *RouterConfig // the Policy's current one
 	// per-burst scratch, reused
-	rx      []Frame
-	parsed  []packet.Parsed
-	results []nat.Result
-	keys    []packet.Tuple
-	hits    []flowtable.Hit
-	lookIdx []int // frames of the burst whose flow is looked up, in order
-	tx      [][]Frame
-	drops   []Frame
-	held    []heldFrame
-	arp     []arpWait
+	rx       []Frame
+	parsed   []packet.Parsed
+	results  []nat.Result
+	keys     []packet.Tuple
+	hits     []flowtable.Hit
+	lookIdx  []int // frames of the burst whose flow is looked up, in order
+	tx       [][]Frame
+	drops    []Frame
+	fragBuf  []Frame // frames allocated for fragments
+	frags    []Frame // the fragments of one packet, first included
+	released []nat.FragKey
+	algIn    []ALGItem
+	// state kept across polls
+	held    holdRing
+	nq      neighWait
+	waitMax int // frames all neighbour queues may hold together
 	neigh   [neighborSlots]neighborEntry
-	algIn   []ALGItem
-}
-
-type heldFrame struct {
-	f     Frame
-	port  int
-	since flowtable.Time
-}
-
-// arpWait is a translated frame waiting for its next hop's MAC address,
-// as the kernel queues packets on an unresolved neighbour: the first
-// packet to a new host is sent once resolution completes, not dropped.
-type arpWait struct {
-	f     Frame
-	port  int
-	in    int // the port the frame arrived on
-	dst   uint32
-	since flowtable.Time
-	alg   bool
-	r     nat.Result
-}
-
-type neighborEntry struct {
-	addr  uint32
-	mac   [6]byte
-	port  uint8
-	ok    bool
-	stamp flowtable.Time
+	lim     icmpLimiter
+	ipID    uint16 // Identification of the ICMP errors the worker sends
+	badSum  []bool // per port: OnBadChecksum called
+	busy    busyMeter
 }
 
 // NewWorker builds a worker; it panics on a broken Config (a programming
@@ -152,11 +153,23 @@ func NewWorker(cfg Config) *Worker {
 	if cfg.Poll != PollBusy && cfg.Waker == nil {
 		panic("pipeline: adaptive and interrupt polling need a Waker")
 	}
+	start := time.Now()
 	w.clock = cfg.Clock
 	if w.clock == nil {
-		start := time.Now()
 		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
 	}
+	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
+	if cfg.Frames <= 0 {
+		cfg.Frames = DefaultFrames
+		w.cfg.Frames = cfg.Frames
+	}
+	// An eighth of the frame space each for early fragments (a power of
+	// two, for the ring) and for frames waiting for a neighbour.
+	holdMax := minWait
+	for holdMax*2 <= cfg.Frames/8 {
+		holdMax *= 2
+	}
+	w.waitMax = max(minWait, cfg.Frames/8)
 	b := cfg.Batch
 	w.rx = make([]Frame, b)
 	w.parsed = make([]packet.Parsed, b)
@@ -166,14 +179,34 @@ func NewWorker(cfg Config) *Worker {
 	w.lookIdx = make([]int, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
-		w.tx[i] = make([]Frame, 0, 2*b+holdMax)
+		w.tx[i] = make([]Frame, 0, 4*b)
 	}
-	w.drops = make([]Frame, 0, 2*b+holdMax)
-	w.held = make([]heldFrame, 0, holdMax)
-	w.arp = make([]arpWait, 0, arpMax)
+	w.drops = make([]Frame, 0, 4*b)
+	w.fragBuf = make([]Frame, maxFragments)
+	w.frags = make([]Frame, 0, maxFragments)
+	w.released = make([]nat.FragKey, 0, 64)
+	w.held.slots = make([]heldFrame, holdMax)
+	w.nq.waits = make([]waitFrame, w.waitMax)
 	w.algOut = make([]ALGItem, 0, b)
 	w.algIn = make([]ALGItem, b)
+	w.mtu = make([]int, len(w.ports))
+	w.badSum = make([]bool, len(w.ports))
+	w.refresh()
 	return w
+}
+
+// refresh reads what may change between polls: each port's MTU and the
+// router configuration.
+func (w *Worker) refresh() {
+	for i, p := range w.ports {
+		w.mtu[i] = p.MTU()
+	}
+	w.rc = &DefaultRouterConfig
+	if w.cfg.Router != nil {
+		if c := w.cfg.Router.Get(); c != nil {
+			w.rc = c
+		}
+	}
 }
 
 // Counters returns the worker's published counters.
@@ -186,8 +219,11 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 // goroutine of its own (pinned to a core by the caller if wanted).
 func (w *Worker) Run() {
 	idle := 0
+	w.busy.start()
 	for !w.stop.Load() {
-		if w.Poll() > 0 {
+		n := w.Poll()
+		w.busy.mark(n > 0)
+		if n > 0 {
 			idle = 0
 			continue
 		}
@@ -199,17 +235,26 @@ func (w *Worker) Run() {
 			}
 		case PollAdaptive:
 			if idle >= adaptiveSpins {
-				w.cfg.Waker.Wait(w.waitTime())
+				w.sleep()
 			}
 		case PollInterrupt:
-			w.cfg.Waker.Wait(w.waitTime())
+			w.sleep()
 		}
 	}
+	w.busy.publish()
 	w.drain()
 }
 
+// sleep sleeps on the Waker until frames arrive or waitTime passes; the
+// sleep is idle time.
+func (w *Worker) sleep() {
+	w.busy.publish()
+	w.cfg.Waker.Wait(w.waitTime())
+	w.busy.start()
+}
+
 func (w *Worker) waitTime() time.Duration {
-	if w.cfg.ALG != nil && w.cfg.ALG.inFlight.Load() > 0 || len(w.held) > 0 || len(w.arp) > 0 {
+	if w.cfg.ALG != nil && w.cfg.ALG.inFlight.Load() > 0 || w.held.live > 0 || w.nq.live > 0 {
 		return algWait
 	}
 	return idleWait
@@ -221,6 +266,7 @@ func (w *Worker) waitTime() time.Duration {
 // it directly.
 func (w *Worker) Poll() int {
 	now := w.clock()
+	w.refresh()
 	total := 0
 	for pi, p := range w.ports {
 		n := p.Receive(w.rx[:w.cfg.Batch])
@@ -229,11 +275,14 @@ func (w *Worker) Poll() int {
 			total += n
 		}
 	}
-	if w.engine.FragReleased {
-		w.engine.FragReleased = false
-		w.retryHeld(now)
+	if keys, all := w.engine.Released(); len(keys) > 0 || all {
+		w.released = append(w.released[:0], keys...)
+		w.retryHeld(w.released, all, now)
 	}
-	if len(w.arp) > 0 {
+	if w.held.live > 0 {
+		w.expireHeld(now)
+	}
+	if w.nq.live > 0 {
 		w.retryNeighbors(now)
 	}
 	if w.cfg.ALG != nil {
@@ -241,8 +290,19 @@ func (w *Worker) Poll() int {
 	}
 	w.flush()
 	w.engine.Age(now, ageBudget)
-	w.pub.publish(&w.c)
+	w.countFrags()
+	w.pub.publish(&w.c, &w.pubbed)
 	return total
+}
+
+// countFrags copies the engine's fragment counters into the worker's.
+func (w *Worker) countFrags() {
+	st := w.engine.FragStats()
+	w.c.event[EventFragDatagrams] = st.Datagrams
+	w.c.event[EventFragCompleted] = st.Completed
+	w.c.event[EventFragTimedOut] = st.TimedOut
+	w.c.event[EventFragEvicted] = st.Evicted
+	w.c.event[EventFragUntracked] = st.Untracked
 }
 
 // burst processes frames received on port pi in three stages: parse them
@@ -289,46 +349,102 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		}
 		w.dispatch(f, pi, p, r, now)
 	}
-	if len(w.drops) > 0 {
-		w.ports[pi].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
+	w.releaseDrops()
 	if len(w.algOut) > 0 {
 		w.toALG()
 	}
 }
 
-// dispatch acts on the engine's verdict for one frame.
+// dispatch acts on the engine's verdict for one frame received on port
+// pi; p is the frame as parsed before translation.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
 	w.c.verdict[r.Verdict]++
 	switch r.Verdict {
 	case nat.Forward:
 	case nat.Hold:
-		if len(w.held) < holdMax {
-			w.held = append(w.held, heldFrame{f: f, port: pi, since: now})
-			w.c.held++
-		} else {
-			w.c.drop[DropHoldOverflow]++
-			w.drop(f, dropNames[DropHoldOverflow])
+		w.hold(f, pi, p, now)
+		return
+	case nat.DropTTLExpired:
+		// RFC 1812 §5.3.1: time exceeded, about the packet untouched
+		// (the engine checks the TTL before translating).
+		w.tap(f, verdictDropNames[r.Verdict])
+		w.answer(f, pi, p, icmpTimeExceeded, 0)
+		return
+	case nat.DropBadL4Checksum:
+		if !w.badSum[pi] && w.cfg.OnBadChecksum != nil {
+			w.badSum[pi] = true
+			w.cfg.OnBadChecksum(w.ports[pi])
 		}
+		w.drop(f, verdictDropNames[r.Verdict])
 		return
 	default:
 		w.drop(f, verdictDropNames[r.Verdict])
 		return
 	}
 	op := w.out[r.Out]
-	dst := binary.BigEndian.Uint32(f.Buf[p.L3+16:])
-	mac, ok := w.nextHop(op, dst, now)
-	if !ok {
-		if len(w.arp) < arpMax {
-			w.arp = append(w.arp, arpWait{f: f, port: op, in: pi, dst: dst, since: now, r: *r})
-		} else {
-			w.c.drop[DropNoNeighbor]++
-			w.drop(f, dropNames[DropNoNeighbor])
-		}
+	if p.End-p.L3 > w.mtu[op] {
+		w.tooBig(f, pi, op, p, r, now)
 		return
 	}
-	w.send(f, op, pi, mac, r)
+	if p.TCPFlags&packet.FlagSYN != 0 && w.rc.MSSClamp != 0 {
+		w.clampMSS(f, p, pi, op)
+	}
+	dst := p.IPv4(f.Buf).DstAddr()
+	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+		w.send(f, op, pi, e.mac, r)
+		return
+	}
+	w.route(f, pi, op, dst, p, r, now)
+}
+
+// tooBig handles a translated packet larger than port op's MTU: with
+// Don't Fragment it is answered with fragmentation needed carrying the
+// MTU (RFC 1191), quoting the packet as its sender wrote it; without, it
+// is fragmented (RFC 791) and each fragment sent. A frame for the ALG goes
+// to it whole: what the ALG returns is fragmented then (fromALG).
+func (w *Worker) tooBig(f Frame, pi, op int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
+	mtu := w.mtu[op]
+	if p.IPv4(f.Buf).Flags()&packet.IPv4DontFragment != 0 {
+		w.c.drop[DropMTUExceeded]++
+		w.tap(f, dropNames[DropMTUExceeded])
+		restore(f.Buf, p, p.Tuple)
+		w.answer(f, pi, p, icmpFragNeeded, uint32(mtu))
+		return
+	}
+	dst := p.IPv4(f.Buf).DstAddr()
+	if r.Divert && w.cfg.ALG != nil {
+		w.route(f, pi, op, dst, p, r, now)
+		return
+	}
+	if !w.split(f, p.L3, mtu) {
+		return
+	}
+	// The first fragment keeps the packet's header and may be answered;
+	// the others never are (RFC 1812 §4.3.2.7).
+	first := *p
+	first.End, first.Frag.More = p.L3+int(p.IPv4(w.frags[0].Buf).TotalLength()), true
+	for i, g := range w.frags {
+		q := &first
+		if i > 0 {
+			q = nil
+		}
+		w.route(g, pi, op, dst, q, r, now)
+	}
+}
+
+// clampMSS lowers the MSS option of a SYN or SYN-ACK crossing from port
+// pi to port op (RouterConfig.MSSClamp).
+func (w *Worker) clampMSS(f Frame, p *packet.Parsed, pi, op int) {
+	mss := w.rc.MSSClamp
+	if mss == MSSClampMTU {
+		mss = min(w.mtu[pi], w.mtu[op]) - packet.IPv4MinLen - packet.TCPMinLen
+	}
+	if mss <= 0 || mss > 0xffff {
+		return
+	}
+	if old := p.TCP(f.Buf).ClampMSS(uint16(mss)); int(old) > mss {
+		w.c.event[EventMSSClamped]++
+	}
 }
 
 // send addresses a translated frame to mac and queues it on port op, or
@@ -338,128 +454,112 @@ func (w *Worker) send(f Frame, op, in int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
-		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: r.Gen,
-			Dir: r.Dir, Port: uint8(op), In: uint8(in)})
+		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: r.Gen, Dir: r.Dir,
+			Port: uint8(op), In: uint8(in), MTU: uint16(min(w.mtu[op], 0xffff))})
+		if len(w.algOut) == cap(w.algOut) {
+			w.toALG()
+		}
 		return
+	}
+	q := w.tx[op]
+	if len(q) == cap(q) {
+		w.flushPort(op)
+		q = w.tx[op]
+	}
+	w.tx[op] = append(q, f)
+}
+
+// enqueue queues an addressed frame for transmission on port op, handing
+// the queue to the port first when it is full.
+func (w *Worker) enqueue(op int, f Frame) {
+	if len(w.tx[op]) == cap(w.tx[op]) {
+		w.flushPort(op)
 	}
 	w.tx[op] = append(w.tx[op], f)
 }
 
-// nextHop returns the MAC for dst on port op from a small per-worker
-// cache, asking the port at most once a second per destination.
-func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) ([6]byte, bool) {
-	e := &w.neigh[(dst*0x9e3779b1)>>24]
-	if e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		return e.mac, true
+// emit queues a frame the ALG returned on port op, fragmenting it first
+// if it exceeds the port's MTU.
+func (w *Worker) emit(f Frame, op int) {
+	if len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
+		w.enqueue(op, f)
+		return
 	}
-	mac, ok := w.ports[op].NextHop(dst)
-	*e = neighborEntry{addr: dst, mac: mac, port: uint8(op), ok: ok, stamp: now}
-	return mac, ok
-}
-
-// retryNeighbors sends frames whose next hop has been resolved since, and
-// drops those that waited too long.
-func (w *Worker) retryNeighbors(now flowtable.Time) {
-	keep := w.arp[:0]
-	for i := range w.arp {
-		a := w.arp[i]
-		if mac, ok := w.ports[a.port].NextHop(a.dst); ok {
-			w.neigh[(a.dst*0x9e3779b1)>>24] = neighborEntry{addr: a.dst, mac: mac, port: uint8(a.port), ok: true, stamp: now}
-			w.send(a.f, a.port, a.in, mac, &a.r)
-			continue
+	l3 := l3Of(f.Buf)
+	ip := packet.IPv4(f.Buf[l3:])
+	if len(f.Buf)-l3 < packet.IPv4MinLen || int(ip.TotalLength()) <= w.mtu[op] {
+		w.enqueue(op, f)
+		return
+	}
+	if ip.Flags()&packet.IPv4DontFragment != 0 {
+		w.c.drop[DropMTUExceeded]++
+		w.drop(f, dropNames[DropMTUExceeded])
+		return
+	}
+	if w.split(f, l3, w.mtu[op]) {
+		for _, g := range w.frags {
+			w.enqueue(op, g)
 		}
-		if now-a.since > arpSeconds {
-			w.c.drop[DropNoNeighbor]++
-			w.drop(a.f, dropNames[DropNoNeighbor])
-			continue
-		}
-		keep = append(keep, a)
-	}
-	w.arp = keep
-	if len(w.algOut) > 0 {
-		w.toALG()
-	}
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
-	}
-}
-
-// retryHeld runs held early fragments through the engine again, now that
-// a first fragment has been seen; it drops those held too long.
-func (w *Worker) retryHeld(now flowtable.Time) {
-	keep := w.held[:0]
-	for _, h := range w.held {
-		var p packet.Parsed
-		var r nat.Result
-		if res := packet.Parse(h.f.Buf, &p); res != packet.OK {
-			if w.cfg.DropTap != nil {
-				w.cfg.DropTap(h.f.Buf, parseDropNames[res])
-			}
-			w.ports[h.port].Release([]Frame{h.f})
-			continue
-		}
-		w.engine.Process(h.f.Buf, &p, w.sides[h.port], now, &r)
-		if r.Verdict == nat.Hold {
-			if now-h.since > holdSeconds {
-				w.c.verdict[nat.DropFragNoSession]++
-				w.drop(h.f, verdictDropNames[nat.DropFragNoSession])
-			} else {
-				keep = append(keep, h)
-			}
-			continue
-		}
-		w.dispatch(h.f, h.port, &p, &r, now)
-	}
-	w.held = keep
-	if len(w.drops) > 0 {
-		w.ports[0].Release(w.drops)
-		w.drops = w.drops[:0]
 	}
 }
 
 // drop queues f for release, showing it to the drop tap first.
 func (w *Worker) drop(f Frame, reason string) {
+	w.tap(f, reason)
+	w.drops = append(w.drops, f)
+}
+
+// tap shows a dropped frame to the drop tap, if there is one.
+func (w *Worker) tap(f Frame, reason string) {
 	if w.cfg.DropTap != nil {
 		w.cfg.DropTap(f.Buf, reason)
 	}
-	w.drops = append(w.drops, f)
+}
+
+// releaseDrops gives the frames dropped so far back to the frame space.
+func (w *Worker) releaseDrops() {
+	if len(w.drops) > 0 {
+		w.ports[0].Release(w.drops)
+		w.drops = w.drops[:0]
+	}
 }
 
 // flush hands queued frames to the ports' tx rings and kicks them.
 func (w *Worker) flush() {
-	for pi, q := range w.tx {
-		if len(q) > 0 {
-			n := w.ports[pi].Transmit(q)
-			for _, f := range q[:n] {
-				w.c.txBytes += uint64(len(f.Buf))
-			}
-			w.c.txPackets += uint64(n)
-			if n < len(q) {
-				w.c.drop[DropTxFull] += uint64(len(q) - n)
-				if w.cfg.DropTap != nil {
-					for _, f := range q[n:] {
-						w.cfg.DropTap(f.Buf, dropNames[DropTxFull])
-					}
-				}
-				w.ports[pi].Release(q[n:])
-			}
-			w.tx[pi] = q[:0]
-		}
+	for pi := range w.tx {
+		w.flushPort(pi)
 		w.ports[pi].Flush()
 	}
 }
 
+// flushPort hands port pi's queued frames to its tx ring.
+func (w *Worker) flushPort(pi int) {
+	q := w.tx[pi]
+	if len(q) == 0 {
+		return
+	}
+	n := w.ports[pi].Transmit(q)
+	for _, f := range q[:n] {
+		w.c.txBytes += uint64(len(f.Buf))
+	}
+	w.c.txPackets += uint64(n)
+	if n < len(q) {
+		w.c.drop[DropTxFull] += uint64(len(q) - n)
+		if w.cfg.DropTap != nil {
+			for _, f := range q[n:] {
+				w.cfg.DropTap(f.Buf, dropNames[DropTxFull])
+			}
+		}
+		w.ports[pi].Release(q[n:])
+	}
+	w.tx[pi] = q[:0]
+}
+
 // drain releases what the worker still holds when it stops.
 func (w *Worker) drain() {
-	for _, h := range w.held {
-		w.ports[h.port].Release([]Frame{h.f})
-	}
-	w.held = w.held[:0]
-	for _, a := range w.arp {
-		w.ports[a.port].Release([]Frame{a.f})
-	}
-	w.arp = w.arp[:0]
+	w.drainHeld()
+	w.drainNeighbors()
+	w.releaseDrops()
 	w.flush()
-	w.pub.publish(&w.c)
+	w.pub.publish(&w.c, &w.pubbed)
 }

@@ -7,10 +7,13 @@
 #
 # What it installs, only when missing:
 #   - Debian packages the end-to-end tests and the demo drive: vsftpd lftp
-#     curl iproute2 nftables ethtool tcpdump procps, and the collectors the
-#     NAT event log is tested against: tshark, nfdump (nfcapd) and rsyslog
-#     (a vsftpd, nfcapd or rsyslogd service installed here is stopped and
-#     disabled again: the tests start their own);
+#     curl iproute2 nftables ethtool tcpdump procps; the router tests'
+#     traceroute iputils-tracepath iputils-ping iperf3; the collectors the
+#     NAT event log is tested against: tshark, nfdump (nfcapd) and rsyslog;
+#     groff-base (the man page test) and prometheus (its promtool tests the
+#     alert rules and the metrics). A vsftpd, iperf3, nfcapd, rsyslogd or
+#     prometheus service installed here is stopped and disabled again: the
+#     tests start their own, and use only promtool;
 #   - Go: Debian's golang-go with GOTOOLCHAIN=auto, so that the toolchain
 #     go.mod asks for is fetched; if Debian's Go is too old to do that
 #     (before 1.21, as in Debian 12), the official release named in go.mod
@@ -23,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps tshark nfdump rsyslog)
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3 tshark nfdump rsyslog groff-base prometheus)
 
 install_packages() {
 	local missing=() p
@@ -39,7 +42,7 @@ install_packages() {
 	apt-get update -qq
 	# tshark asks whether non-root users may capture; the default (no) is fine.
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	for p in vsftpd nfdump rsyslog; do
+	for p in vsftpd iperf3 nfdump rsyslog prometheus; do
 		if [[ " ${missing[*]} " == *" $p "* ]] && command -v systemctl >/dev/null; then
 			systemctl disable --now "$p" >/dev/null 2>&1 || true
 		fi

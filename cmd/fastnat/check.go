@@ -4,42 +4,50 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
-	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/internal/cli"
 	"github.com/fastnat/fastnat/portmap"
 )
 
-// cmdCheck is "fastnat check -c FILE": validate, print the effective
-// configuration on stdout and warnings on stderr; exit 0, or 2 with every
-// problem as FILE:LINE:COL: message.
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "", "configuration `FILE` to check")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastnat check -c FILE")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if *file == "" && fs.NArg() == 1 {
-		*file = fs.Arg(0)
-	} else if *file == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, ok := loadConfig("check", *file, stderr)
+var checkCommand = &cli.Command{
+	Name: "check", Args: "[FILE]", MaxArgs: 1,
+	Summary: "validate a configuration file; print the interfaces, NAT rules and effective port mappings",
+	About: "Prints `ok: FILE` and then the interfaces, the dataplane settings, the NAT rules (outbound and " +
+		"server) and the effective port-mapping table: every mapping left after overwrites and every " +
+		"well-known default, in the order they are consulted, each with its source. Warnings go to stderr " +
+		"as FILE:LINE:COL: warning: .... An invalid file prints every problem found, one per line as " +
+		"FILE:LINE:COL: key: what is wrong; allowed: ..., and exits 2. The file may be given with -c or as " +
+		"the argument.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		file := fs.String("c", "", "configuration `FILE` to check")
+		return func(args []string, stdout, stderr io.Writer) int {
+			switch {
+			case *file == "" && len(args) == 1:
+				*file = args[0]
+			case *file == "" || len(args) > 0:
+				return usageError(stderr, "check", "want one file, with -c or as the argument")
+			}
+			return checkFile(*file, stdout, stderr)
+		}
+	},
+}
+
+// checkFile validates file, prints the effective configuration on stdout
+// and warnings on stderr; exit 0, or 2 with every problem as
+// FILE:LINE:COL: message.
+func checkFile(file string, stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig("check", file, stderr)
 	if !ok {
 		return exitUsage
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Col, w.Msg)
 	}
-	fmt.Fprintf(stdout, "ok: %s\n", *file)
+	fmt.Fprintf(stdout, "ok: %s\n", file)
 	printConfig(stdout, cfg)
 	return exitOK
 }
@@ -96,31 +104,21 @@ func printConfig(w io.Writer, c *config.Config) {
 		ftp = fmt.Sprintf("on (third-party addresses %s, at most %d expectations per session)", third, c.ALG.FTP.MaxExpectations)
 	}
 	fmt.Fprintf(tw, "  ftp alg %s; metrics %s; control socket %s\n", ftp, orDash(c.Metrics.Listen), orDash(c.Control.Socket))
+	icmp := "not rate-limited"
+	if c.ICMP.RateLimit > 0 {
+		icmp = fmt.Sprintf("one per %s per destination after a burst of %d", c.ICMP.RateLimit, c.ICMP.Burst)
+	}
+	mss := "off"
+	switch {
+	case c.TCP.MSSClamp == config.MSSClampMTU:
+		mss = "to the interfaces' MTU less 40"
+	case c.TCP.MSSClamp > 0:
+		mss = fmt.Sprint(c.TCP.MSSClamp)
+	}
+	fmt.Fprintf(tw, "  icmp errors %s; tcp mss clamp %s\n", icmp, mss)
 
-	section("nat outbound (the first rule whose inside prefix holds the source applies)")
-	if len(c.NAT.Outbound) == 0 {
-		fmt.Fprintln(tw, "  none")
-	} else {
-		fmt.Fprintln(tw, "  RULE\tINSIDE\tPOOL\tPORTS\tMAPPING\tLINE")
-	}
-	for i, o := range c.NAT.Outbound {
-		inside := make([]string, len(o.Inside))
-		for k, p := range o.Inside {
-			inside[k] = p.String()
-		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d-%d\t%s\t%d\n", i, strings.Join(inside, ","), poolString(o.Pool),
-			o.Ports.Lo, o.Ports.Hi, allocation(o), o.Line)
-	}
-
-	section("nat server")
-	if len(c.NAT.Server) == 0 {
-		fmt.Fprintln(tw, "  none")
-	} else {
-		fmt.Fprintln(tw, "  RULE\tPROTOCOL\tPUBLIC\tINSIDE\tLINE")
-	}
-	for i, s := range c.NAT.Server {
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\n", i, portmap.ProtoName(s.Proto), s.Public, s.Inside, s.Line)
-	}
+	tw.Flush()
+	control.WriteNATRules(w, control.ListRules(c, time.Time{}))
 
 	section("logging")
 	tw.Flush()
@@ -140,22 +138,4 @@ func printConfig(w io.Writer, c *config.Config) {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", e.App, e.Port, portmap.ProtoName(e.Proto), scope, src)
 	}
 	tw.Flush()
-}
-
-// poolString writes a pool as ranges of consecutive addresses.
-func poolString(pool []netip.Addr) string {
-	var parts []string
-	for i := 0; i < len(pool); {
-		j := i
-		for j+1 < len(pool) && pool[j].Next() == pool[j+1] {
-			j++
-		}
-		if i == j {
-			parts = append(parts, pool[i].String())
-		} else {
-			parts = append(parts, pool[i].String()+"-"+pool[j].String())
-		}
-		i = j + 1
-	}
-	return strings.Join(parts, ",")
 }

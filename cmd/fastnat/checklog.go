@@ -9,19 +9,6 @@ import (
 	"github.com/fastnat/fastnat/natlog"
 )
 
-// allocation describes how an outbound rule hands out public ports, for
-// `fastnat check`.
-func allocation(o config.Outbound) string {
-	switch {
-	case o.Mapping == config.Deterministic:
-		hosts := config.DeterministicHosts(&o)
-		return fmt.Sprintf("deterministic: %d inside addresses, %d ports each", hosts, o.PortsPerHost)
-	case o.BlockSize > 0:
-		return fmt.Sprintf("%s, blocks of %d ports, at most %d per host", o.Mapping, o.BlockSize, o.BlocksPerHost)
-	}
-	return o.Mapping.String()
-}
-
 // printLogging writes the [logging] section of `fastnat check`.
 func printLogging(w io.Writer, c *config.Config) {
 	l := c.Logging

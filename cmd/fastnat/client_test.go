@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
 	"github.com/fastnat/fastnat/metrics"
 )
@@ -38,6 +40,30 @@ func (s *stubDaemon) Expectations() []control.Expectation { return nil }
 func (s *stubDaemon) Mappings() []control.Mapping {
 	return []control.Mapping{{App: "ftp", Port: 21, Protocol: "tcp", Scope: "any", Index: -1}}
 }
+
+func (s *stubDaemon) Rules() control.Rules {
+	cfg, err := config.Parse("/etc/fastnat.toml", []byte(exampleRules))
+	if err != nil {
+		panic(err)
+	}
+	return control.ListRules(cfg, time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC))
+}
+
+// exampleRules is the configuration stubDaemon runs.
+const exampleRules = `[[interface]]
+name = "eth0"
+role = "inside"
+[[interface]]
+name = "eth1"
+role = "outside"
+[[nat.outbound]]
+inside = ["10.0.0.0/8"]
+pool = ["198.18.0.1-198.18.0.3", "198.18.0.9"]
+[[nat.server]]
+protocol = "tcp"
+public = "198.18.0.9:9091"
+inside = "10.0.0.5:21"
+`
 
 func (s *stubDaemon) Reload() (control.ReloadResult, error) {
 	if s.refuse {
@@ -75,10 +101,17 @@ func TestShowCommands(t *testing.T) {
 		{"stats", []string{"show", "stats", "--socket", socket}, exitOK, "sessions 1 of 10 (10.0%)", ""},
 		{"mappings", []string{"show", "mappings", "--socket", socket}, exitOK, "ftp          21    tcp       any    default", ""},
 		{"expectations", []string{"show", "expectations", "--socket", socket}, exitOK, "no expectations\n", ""},
+		{"rules", []string{"show", "rules", "--socket", socket}, exitOK, "rules of /etc/fastnat.toml, loaded 2025-01-31T12:00:00Z\n\n" +
+			"nat outbound (the first rule whose inside prefix holds the source applies)\n" +
+			"  RULE  INSIDE      POOL                              PORTS       MAPPING               LINE\n" +
+			"  0     10.0.0.0/8  198.18.0.1-198.18.0.3,198.18.0.9  1024-65535  endpoint-independent  7\n\n" +
+			"nat server\n  RULE  PROTOCOL  PUBLIC           INSIDE       LINE\n  0     tcp       198.18.0.9:9091  10.0.0.5:21  10\n\n" +
+			"timeouts: tcp_syn 30s, tcp_established 2h4m, tcp_transitory 4m, udp 5m, icmp 1m, expectation 5m\n" +
+			"ftp alg: on (third-party addresses refused, at most 8 expectations per session)\n", ""},
 		{"no subject", []string{"show", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
 		{"two subjects", []string{"show", "stats", "sessions", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
 		{"app without sessions", []string{"show", "stats", "--app", "ftp", "--socket", socket}, exitUsage, "", "apply to sessions only"},
-		{"negative limit", []string{"show", "sessions", "--limit", "-1", "--socket", socket}, exitUsage, "", "must not be negative"},
+		{"negative limit", []string{"show", "sessions", "--limit", "-1", "--socket", socket}, exitUsage, "", `invalid value "-1" for flag -limit: out of range; allowed: 0 to`},
 		{"config with the socket off", []string{"show", "stats", "-c", writeConfig(t, "[control]\nsocket = \"\"\n")}, exitUsage, "", "the control socket is off"},
 		{"missing config", []string{"show", "stats", "-c", "/nonexistent/f.toml"}, exitUsage, "", "no such file"},
 	}

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fastnat/fastnat/internal/cli"
 	"github.com/fastnat/fastnat/internal/testnet"
 )
 
@@ -131,22 +132,30 @@ type demoOptions struct {
 	queues   int           // rx/tx queues of the router's veths: fastnat workers
 }
 
-// cmdDemo is "fastnat demo": the case, live, on this machine.
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opt := demoOptions{}
-	fs.DurationVar(&opt.bench, "bench", 10*time.Second, "length of the UDP flood")
-	size := fs.Int("size", 8<<20, "`bytes` of the file each FTP transfer moves")
-	fs.IntVar(&opt.queues, "queues", min(2, runtime.NumCPU()), "queues of the router's veths, one fastnat worker each")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 || *size <= 0 || opt.bench <= 0 || opt.queues < 1 {
-		fmt.Fprintln(stderr, "usage: fastnat demo [-bench DURATION] [-size BYTES] [-queues N]")
-		return exitUsage
-	}
-	opt.fileSize = int64(*size)
+var demoCommand = &cli.Command{
+	Name:    "demo",
+	Summary: "the case, live: an FTP server published on port 9091, before and after the port mapping (root)",
+	About: "Builds three network namespaces joined by veth pairs (client, router, server), starts vsftpd " +
+		"inside and `fastnat run` in the router with the case's firewall configuration, shows a passive " +
+		"download fail without the port mapping and work in PASV and PORT mode after adding it and a reload " +
+		"(each checked by sha256), prints the sessions, floods UDP through the NAT, and removes everything. " +
+		"It needs root and the Debian packages iproute2, ethtool, procps, vsftpd and curl (scripts/demo " +
+		"installs them). Ctrl-C stops it at any step and still removes what it built.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		opt := demoOptions{}
+		var size int
+		cli.DurationVar(fs, &opt.bench, "bench", 3*time.Second, time.Second, time.Hour, "length of the UDP flood")
+		cli.IntVar(fs, &size, "size", 8<<20, 1, 1<<30, "`BYTES` of the file each FTP transfer moves")
+		cli.IntVar(fs, &opt.queues, "queues", 2, 1, 64, "queues of the router's veths, one fastnat worker each")
+		return func(args []string, stdout, stderr io.Writer) int {
+			opt.fileSize = int64(size)
+			return demoMain(opt, stdout, stderr)
+		}
+	},
+}
+
+// demoMain runs the demo with opt and reports its outcome.
+func demoMain(opt demoOptions, stdout, stderr io.Writer) int {
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "fastnat demo: %v\n", err)

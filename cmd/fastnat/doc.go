@@ -1,19 +1,19 @@
 // Command fastnat is the NAT44 dataplane's command-line tool: it runs the
-// daemon, validates configuration files, shows the running state, runs the
-// benchmark harness and the demo.
+// daemon, validates configuration files, shows and reloads the running
+// daemon, runs the benchmark harness and the demo.
 //
-// Usage:
+// Every command is one internal/cli.Command, defined in its own file
+// (run.go, check.go, show.go, ...): name, arguments, summary, a paragraph
+// about it, and the function that defines its flags and returns what runs
+// it. `fastnat help COMMAND`, `fastnat COMMAND -h`, the man page (`fastnat
+// man`), the shell completions (`fastnat completion bash|zsh|fish`) and the
+// README's synopsis (TestREADMESynopsis) are generated from those
+// definitions, so a command or flag added there is documented and
+// completed everywhere. A new command goes into program.Commands in
+// main.go.
 //
-//	fastnat run -c FILE          run the dataplane (root)
-//	fastnat check -c FILE        validate FILE and print the effective rules
-//	fastnat show stats|sessions|expectations|mappings [--json]
-//	fastnat bench ...            benchmark harness
-//	fastnat demo                 three-namespace FTP demo on this machine
-//	fastnat reload               make the running daemon re-read its file
-//	fastnat version | help
-//
-// main.go only dispatches: each subcommand lives in its own file
-// (check.go, run.go, ...) as a function from arguments and output streams
-// to an exit status, so that tests call it directly. Exit status 0 means
-// success, 1 a runtime failure, 2 a usage or configuration error.
+// Package main only parses flags and calls packages: the daemon is
+// dataplane.Start, the views are package control's. Each command returns
+// its exit status, so tests run it through dispatch: 0 success, 1 a
+// runtime failure, 2 a usage error or an invalid configuration.
 package main

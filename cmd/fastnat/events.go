@@ -9,48 +9,63 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/internal/cli"
+	"github.com/fastnat/fastnat/natlog"
 )
 
-// cmdEvents is "fastnat events": the running daemon's NAT events as they
-// happen, like `conntrack -E`, one line each (or one JSON object with
-// --json), until Ctrl-C. Exit 0 when stopped, 1 when the daemon ends the
-// stream or cannot be reached, 2 for bad arguments.
-func cmdEvents(args []string, stdout, stderr io.Writer) int {
-	return streamEvents(args, stdout, stderr, nil)
+var eventsCommand = &cli.Command{
+	Name:    "events",
+	Summary: "stream the running daemon's NAT events as they happen, like conntrack -E",
+	About: "One line per event (session-create, session-delete, binding-create, binding-delete, block-alloc, " +
+		"block-release, addresses-exhausted, ports-exhausted, quota-exceeded) with the inside and the outside " +
+		"tuple, the rule and the application, until Ctrl-C; --json prints one JSON object per line. The filters " +
+		"combine. A client that reads too slowly is told how many events it lost. Exit 0 when stopped, 1 when " +
+		"the daemon ends the stream or cannot be reached, 2 for bad arguments.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		o := addEventsFlags(fs)
+		return func(args []string, stdout, stderr io.Writer) int { return o.stream(stdout, stderr, nil) }
+	},
 }
 
-// streamEvents is cmdEvents; stop, when not nil, ends it as Ctrl-C does
-// (tests).
+// eventsOptions are the flags of `fastnat events`.
+type eventsOptions struct {
+	cf               clientFlags
+	asJSON           *bool
+	types            []string
+	addr, proto, app *string
+	port             int
+}
+
+func addEventsFlags(fs *flag.FlagSet) *eventsOptions {
+	o := &eventsOptions{cf: addClientFlags(fs)}
+	o.asJSON = fs.Bool("json", false, "print each event as a JSON object on one line")
+	cli.StringListVar(fs, &o.types, "type", nil, natlog.TypeNames(), "only events of these types, comma-separated")
+	o.addr = fs.String("addr", "", "only events with an address in `ADDR` (an address or prefix)")
+	cli.IntVar(fs, &o.port, "port", 0, 0, 65535, "only events with this `PORT` (a port of the flow, or in the port block; 0: any)")
+	o.proto = fs.String("proto", "", "only events of this `PROTOCOL` (tcp, udp, icmp, ...)")
+	o.app = fs.String("app", "", "only sessions of application `NAME` (ftp, ftp-data, http, other, ...)")
+	return o
+}
+
+// streamEvents parses args as `fastnat events` does and streams until
+// stop ends it as Ctrl-C does (tests).
 func streamEvents(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print each event as a JSON object on one line")
-	types := fs.String("type", "", "only events of these `TYPES`, comma-separated (session-create, session-delete, binding-create, binding-delete, block-alloc, block-release, addresses-exhausted, ports-exhausted, quota-exceeded)")
-	addr := fs.String("addr", "", "only events with an address in `ADDR` (an address or prefix)")
-	port := fs.Int("port", 0, "only events with this `PORT` (a port of the flow, or in the port block)")
-	proto := fs.String("proto", "", "only events of this `PROTOCOL` (tcp, udp, icmp, ...)")
-	app := fs.String("app", "", "only sessions of application `NAME` (ftp, ftp-data, http, other, ...)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastnat events [--json] [--type TYPES] [--addr ADDR] [--port PORT] [--proto PROTOCOL] [--app NAME] [-c FILE | --socket PATH]")
-		fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	o := addEventsFlags(fs)
+	if pos, err := cli.ParseInterleaved(fs, args); err != nil || len(pos) > 0 {
+		return usageError(stderr, "events", "bad arguments %q", args)
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	f := control.EventFilter{Addr: *addr, Port: *port, Protocol: *proto, App: *app}
-	if *types != "" {
-		f.Types = strings.Split(*types, ",")
-	}
+	return o.stream(stdout, stderr, stop)
+}
+
+// stream is `fastnat events` with its flags parsed.
+func (o *eventsOptions) stream(stdout, stderr io.Writer, stop <-chan struct{}) int {
+	cf, asJSON := o.cf, o.asJSON
+	f := control.EventFilter{Types: o.types, Addr: *o.addr, Port: o.port, Protocol: *o.proto, App: *o.app}
 	if _, err := f.Filter(); err != nil { // refuse a bad filter before connecting
 		fmt.Fprintf(stderr, "fastnat events: %v\n", err)
 		return exitUsage

@@ -75,7 +75,16 @@ func runEvents(t *testing.T, hub *natlog.Hub, push []natlog.Event, want int, arg
 		}
 	}
 	close(stop)
-	return <-done, out.String(), errOut.String()
+	code := <-done
+	// The hub drops the subscription after the stream ends; wait for it,
+	// so that the next run's wait for its own subscription is not
+	// satisfied by this one's (events pushed then would reach nobody).
+	for deadline := time.Now().Add(30 * time.Second); len(hub.Stats().Outlets) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream's subscription outlived it")
+		}
+	}
+	return code, out.String(), errOut.String()
 }
 
 func TestEventsCommand(t *testing.T) {
@@ -114,7 +123,7 @@ func TestEventsCommandErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"--socket", socket, "--type", "session"}, exitUsage, `unknown event type "session"`},
+		{[]string{"--socket", socket, "--type", "session"}, exitUsage, `invalid value "session" for flag -type: "session" is not allowed`},
 		{[]string{"--socket", socket, "--addr", "10.77"}, exitUsage, `"10.77" is not an IPv4 address or prefix`},
 		{[]string{"--socket", socket, "sessions"}, exitUsage, "usage: fastnat events"},
 		{[]string{"--socket", filepath.Join(t.TempDir(), "none.sock")}, exitFailure, "is fastnat running?"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/dataplane"
+	"github.com/fastnat/fastnat/internal/cli"
 	"github.com/fastnat/fastnat/nat"
 )
 
@@ -24,35 +25,31 @@ type lookupAnswer struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// cmdLookup is "fastnat lookup ADDR[:PORT]... -c FILE": who a public
-// address and port of a deterministic rule stood for, or an inside
-// address's public address and ports, from the configuration alone.
-// Exit 0 when every query has an answer, 1 when one has none, 2 for bad
-// arguments or configuration.
-func cmdLookup(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "/etc/fastnat/fastnat.toml", "configuration `FILE` whose rules to invert")
-	asJSON := fs.Bool("json", false, "print one JSON object per query")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastnat lookup PUBLIC:PORT|INSIDE... [-c FILE] [--json]")
-		fs.PrintDefaults()
-	}
-	queries, err := parseInterleaved(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(queries) == 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, ok := loadConfig("lookup", *file, stderr)
+var lookupCommand = &cli.Command{
+	Name: "lookup", Args: "PUBLIC:PORT|INSIDE...", MinArgs: 1, MaxArgs: -1,
+	Summary: "which inside host a public address and port of a deterministic rule stood for, or an inside address's public ports",
+	About: "Answers from the configuration alone, offline, for rules with mapping = \"deterministic\": a public " +
+		"address and port names the inside host it stood for; an inside address names its public address and " +
+		"port range. Exit 0 when every query has an answer, 1 when one has none, 2 for bad arguments or " +
+		"configuration.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		file := fs.String("c", defaultConfig, "configuration `FILE` whose rules to invert")
+		asJSON := fs.Bool("json", false, "print one JSON object per query")
+		return func(queries []string, stdout, stderr io.Writer) int {
+			return lookupAll(queries, *file, *asJSON, stdout, stderr)
+		}
+	},
+}
+
+// lookupAll answers every query of `fastnat lookup` from file.
+func lookupAll(queries []string, file string, asJSON bool, stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig("lookup", file, stderr)
 	if !ok {
 		return exitUsage
 	}
 	l, err := nat.NewLookup(dataplane.NATRules(cfg).Outbound)
 	if err != nil {
-		fmt.Fprintf(stderr, "fastnat lookup: %s: %v\n", *file, err)
+		fmt.Fprintf(stderr, "fastnat lookup: %s: %v\n", file, err)
 		return exitUsage
 	}
 	code := exitOK
@@ -65,7 +62,7 @@ func cmdLookup(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fastnat lookup: %v\n", err)
 			return exitUsage
 		}
-		if *asJSON {
+		if asJSON {
 			enc.Encode(a)
 		} else {
 			fmt.Fprintln(stdout, text)

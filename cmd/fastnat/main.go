@@ -1,37 +1,36 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/fastnat/fastnat/internal/cli"
 )
 
-// command is one subcommand: fn gets the arguments after its name and
-// returns the exit status.
-type command struct {
-	name    string
-	usage   string
-	summary string
-	fn      func(args []string, stdout, stderr io.Writer) int
+// program is fastnat's command line: every command is one cli.Command,
+// defined in its own file; help, the man page, the completions and the
+// README's synopsis are generated from these definitions.
+var program = &cli.Program{
+	Name:    "fastnat",
+	Summary: "a NAT44 dataplane on AF_XDP with an FTP ALG driven by port mappings",
+	Footer:  "Exit status: 0 success, 1 failure, 2 a usage error or an invalid configuration.",
 }
 
-// commands is filled in init to break the cycle through help.
-var commands []command
-
+// init lists the commands; the list refers to program (help does), so it
+// cannot be program's initializer.
 func init() {
-	commands = []command{
-		{"run", "run -c FILE", "run the dataplane with the configuration in FILE (root)", cmdRun},
-		{"check", "check -c FILE", "validate FILE; print the interfaces, NAT rules and effective port mappings", cmdCheck},
-		{"show", "show stats|sessions|expectations|mappings [--json]", "show the running daemon's state", cmdShow},
-		{"bench", "bench ...", "run the benchmark harness", cmdBench},
-		{"demo", "demo", "build a three-namespace topology and show an FTP download through port 9091", cmdDemo},
-		{"reload", "reload", "make the running daemon re-read its configuration file", cmdReload},
-		{"events", "events [--json] [--type T,...] [FILTERS]", "stream the running daemon's NAT events as they happen", cmdEvents},
-		{"lookup", "lookup PUBLIC:PORT|INSIDE... [-c FILE] [--json]", "which inside host a public address and port of a deterministic rule stood for, or an inside address's public ports", cmdLookup},
-		{"explain", "explain [--live] PROTO SRC:PORT DST:PORT | SESSION-ID", "how fastnat treats a connection and why: NAT rule, application, FTP ALG", cmdExplain},
-		{"version", "version", "print the version", cmdVersion},
-		{"help", "help [COMMAND]", "print this help, or a command's", cmdHelp},
+	program.Commands = []*cli.Command{
+		runCommand, checkCommand, doctorCommand, showCommand, reloadCommand, eventsCommand, lookupCommand, explainCommand,
+		benchCommand, demoCommand, versionCommand, helpCommand,
+		completionCommand, manCommand, completeCommand,
+	}
+	for _, c := range program.Commands {
+		if !c.Hidden && c != helpCommand {
+			helpCommand.Words = append(helpCommand.Words, c.Name)
+		}
 	}
 }
 
@@ -41,62 +40,46 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK      = 0
+	exitOK      = cli.ExitOK
 	exitFailure = 1
-	exitUsage   = 2 // bad arguments or an invalid configuration
+	exitUsage   = cli.ExitUsage // bad arguments or an invalid configuration
 )
 
+// defaultConfig is the configuration file of the daemon and the clients.
+const defaultConfig = "/etc/fastnat/fastnat.toml"
+
+// dispatch runs the command args name and returns the exit status.
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		args = append([]string{"version"}, args[1:]...)
 	}
-	name := args[0]
-	switch name {
-	case "-h", "-help", "--help":
-		name = "help"
-	case "-version", "--version":
-		name = "version"
-	}
-	for _, c := range commands {
-		if c.name == name {
-			return c.fn(args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "fastnat: unknown command %q\n\n", name)
-	usage(stderr)
-	return exitUsage
+	return program.Exec(args, stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "fastnat — a NAT44 dataplane on AF_XDP with an FTP ALG driven by port mappings")
-	fmt.Fprintln(w, "\nUsage:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  fastnat %-52s %s\n", c.usage, c.summary)
-	}
-	fmt.Fprintln(w, "\nExit status: 0 success, 1 failure, 2 usage or configuration error.")
+// usageError reports a usage error of the command name ("show", "bench
+// veth") with its usage line and returns exitUsage.
+func usageError(stderr io.Writer, name string, format string, args ...any) int {
+	return program.UsageError(stderr, program.Find(strings.Fields(name)...), format, args...)
 }
 
-func cmdHelp(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stdout)
-		return exitOK
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			fmt.Fprintf(stdout, "usage: fastnat %s\n\n%s\n", c.usage, c.summary)
+var helpCommand = &cli.Command{
+	Name: "help", Args: "[COMMAND [SUBCOMMAND]]", MaxArgs: 2,
+	Summary: "print the list of commands, or a command's help with every flag and its default",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		return func(args []string, stdout, stderr io.Writer) int {
+			if len(args) == 0 {
+				program.WriteUsage(stdout)
+				return exitOK
+			}
+			c := program.Find(args...)
+			if c == nil {
+				fmt.Fprintf(stderr, "fastnat help: unknown command %q\n", strings.Join(args, " "))
+				return exitUsage
+			}
+			program.WriteHelp(stdout, c)
 			return exitOK
 		}
-	}
-	fmt.Fprintf(stderr, "fastnat help: unknown command %q\n", args[0])
-	return exitUsage
-}
-
-// notImplemented is what a subcommand that a later issue fills says until
-// then.
-func notImplemented(name string, issue int, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "fastnat %s: not implemented yet (issue %d)\n", name, issue)
-	return exitUsage
+	},
 }
 
 // joinInts formats a list of small integers as "0,1,2".

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,8 +67,9 @@ func TestCheckUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no file", []string{"check"}, "usage: fastnat check -c FILE"},
-		{"two files", []string{"check", "a", "b"}, "usage: fastnat check -c FILE"},
+		{"no file", []string{"check"}, "fastnat check: want one file, with -c or as the argument\nusage: fastnat check [FILE] [flags]\n"},
+		{"two files", []string{"check", "a", "b"}, "fastnat check: unexpected argument \"b\"\nusage: fastnat check [FILE] [flags]\n"},
+		{"file twice", []string{"check", "-c", "a", "b"}, "fastnat check: want one file"},
 		{"bad flag", []string{"check", "-x"}, "flag provided but not defined: -x"},
 		{"missing file", []string{"check", "-c", "/nonexistent/fastnat.toml"}, "fastnat check: read config: open /nonexistent/fastnat.toml: no such file or directory"},
 	}
@@ -89,17 +91,18 @@ func TestDispatch(t *testing.T) {
 		stderr string
 	}{
 		{nil, exitUsage, "", "Usage:"},
-		{[]string{"help"}, exitOK, "fastnat check -c FILE", ""},
-		{[]string{"--help"}, exitOK, "fastnat run -c FILE", ""},
-		{[]string{"help", "show"}, exitOK, "usage: fastnat show stats|sessions|expectations|mappings [--json]", ""},
+		{[]string{"help"}, exitOK, "  fastnat check [FILE] [flags]\n      validate a configuration file", ""},
+		{[]string{"--help"}, exitOK, "  fastnat run [flags]\n", ""},
+		{[]string{"help", "show"}, exitOK, "usage: fastnat show stats|sessions|expectations|mappings|rules [flags]\n", ""},
+		{[]string{"help", "bench", "veth"}, exitOK, "  --duration DURATION    measured time per case (default 5s)\n", ""},
 		{[]string{"help", "nope"}, exitUsage, "", `unknown command "nope"`},
 		{[]string{"version"}, exitOK, "fastnat ", ""},
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
 		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
-		{[]string{"bench"}, exitUsage, "", "usage: fastnat bench pipeline|flowtable|veth [flags]   (fastnat bench KIND -h for the flags)\n"},
-		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown benchmark \"nope\" (want pipeline, flowtable or veth)\n"},
-		{[]string{"demo", "extra"}, exitUsage, "", "usage: fastnat demo"},
+		{[]string{"bench"}, exitUsage, "", "fastnat bench: missing subcommand\nusage: fastnat bench pipeline|flowtable|veth ...\n(fastnat help bench lists them)\n"},
+		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown subcommand \"nope\"\nusage: fastnat bench pipeline|flowtable|veth ...\n"},
+		{[]string{"demo", "extra"}, exitUsage, "", "fastnat demo: unexpected argument \"extra\"\nusage: fastnat demo [flags]\n"},
 		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}
 	for _, tc := range tests {
@@ -133,4 +136,52 @@ func writeConfig(t *testing.T, extra string) string {
 		t.Fatal(err)
 	}
 	return file
+}
+
+// TestExampleConfigs: fastnat check accepts every shipped configuration
+// (the examples and the packaged /etc/fastnat/fastnat.toml), with at most
+// the warnings listed here.
+func TestExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	files = append(files, "../../deploy/fastnat.toml")
+	// A server's public port inside the pool's range is reported, and fine.
+	allowed := "lies in the port range 1024-65535 of the pool of nat.outbound[0]"
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := runCmd("check", "-c", f)
+			if code != exitOK || !strings.HasPrefix(out, "ok: "+f+"\n") {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+				if line != "" && !strings.Contains(line, allowed) {
+					t.Errorf("unexpected warning: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// TestVersionStamp: a release's version, set at link time as scripts/build
+// does, is what fastnat version prints.
+func TestVersionStamp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "fastnat")
+	out, err := exec.Command("go", "build", "-o", bin,
+		"-ldflags", "-X github.com/fastnat/fastnat/internal/version.Version=v9.8.7", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "fastnat v9.8.7") || !strings.Contains(string(out), " go1.") {
+		t.Fatalf("fastnat version: %v %q", err, out)
+	}
+	out, _ = exec.Command(bin, "man").Output()
+	if !strings.Contains(string(out), `"fastnat v9.8.7"`) {
+		t.Errorf("the man page does not carry the version:\n%.200s", out)
+	}
 }

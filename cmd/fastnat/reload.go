@@ -9,29 +9,25 @@ import (
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/internal/cli"
 )
 
-// cmdReload is "fastnat reload": ask the running daemon, over its control
-// socket, to re-read its configuration file, as SIGHUP does. Exit 0 when
-// the daemon applied it (listing the changed keys that wait for a
-// restart); 2, with the file's positioned errors, when the daemon refused
-// it and kept its running configuration; 1 when the daemon could not be
-// asked or applying failed (and was rolled back).
-func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := addClientFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastnat reload [-c FILE | --socket PATH]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
+var reloadCommand = &cli.Command{
+	Name:    "reload",
+	Summary: "make the running daemon re-read its configuration file, as SIGHUP does",
+	About: "The reload is all or nothing: the daemon prepares the whole file and changes nothing if any of it " +
+		"cannot apply. Exit 0 when the daemon applied the file, listing the changed keys that wait for a " +
+		"restart; 2, with the file's positioned errors, when it refused the file and kept its running " +
+		"configuration; 1 when the daemon could not be asked, or applying failed and was rolled back. A -c " +
+		"file with errors is reported without asking the daemon (--socket asks it anyway).",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		cf := addClientFlags(fs)
+		return func(args []string, stdout, stderr io.Writer) int { return reload(cf, stdout, stderr) }
+	},
+}
+
+// reload asks the daemon to reload and prints what it did.
+func reload(cf clientFlags, stdout, stderr io.Writer) int {
 	socket, err := cf.socketPath()
 	if err != nil {
 		if errors.Is(err, config.ErrInvalid) {

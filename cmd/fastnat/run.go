@@ -12,28 +12,38 @@ import (
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/dataplane"
+	"github.com/fastnat/fastnat/internal/cli"
 )
 
-// cmdRun is "fastnat run -c FILE": the daemon. It runs until SIGTERM or
-// SIGINT (detach, free everything, exit 0); SIGHUP (or `fastnat reload`
-// on the control socket) re-reads FILE and keeps the running
-// configuration if the file has errors. --pcap-drops FILE writes dropped
-// frames to a pcap file, rate-limited.
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", "/etc/fastnat/fastnat.toml", "configuration `file`")
-	verbose := fs.Bool("v", false, "log debug messages")
-	pcapDrops := fs.String("pcap-drops", "", "write dropped frames to pcap `FILE` (at most 100 per second)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
+var runCommand = &cli.Command{
+	Name:    "run",
+	Summary: "run the dataplane with the configuration file (root)",
+	About: "Attaches fastnat's XDP program to every configured interface, opens one AF_XDP socket per " +
+		"interface and queue, and runs one worker per queue until SIGTERM or SIGINT, which detach the " +
+		"programs first (traffic falls back to the kernel) and exit 0. SIGHUP, `systemctl reload` or " +
+		"`fastnat reload` re-read the file, all or nothing: a file with errors is refused and the running " +
+		"configuration kept.\n\n" +
+		"It logs (to stderr) one line per interface and queue served with the XDP mode the kernel took, " +
+		"and each worker's totals when it stops. While it runs, [metrics] listen serves Prometheus metrics " +
+		"and [control] socket answers `fastnat show` and `fastnat reload`.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		file := fs.String("c", defaultConfig, "configuration `FILE`")
+		verbose := fs.Bool("v", false, "log debug messages")
+		pcapDrops := fs.String("pcap-drops", "", "write dropped frames to pcap `FILE` (at most 100 per second)")
+		return func(args []string, stdout, stderr io.Writer) int {
+			return runDaemon(*file, *verbose, *pcapDrops, stderr)
+		}
+	},
+}
+
+// runDaemon is `fastnat run`: the daemon until SIGTERM or SIGINT.
+func runDaemon(file string, verbose bool, pcapDrops string, stderr io.Writer) int {
 	level := slog.LevelInfo
-	if *verbose {
+	if verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := config.Load(*file)
+	cfg, err := config.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -46,7 +56,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	d, err := dataplane.Start(*file, cfg, dataplane.DaemonOptions{Log: log, PcapDrops: *pcapDrops})
+	d, err := dataplane.Start(file, cfg, dataplane.DaemonOptions{Log: log, PcapDrops: pcapDrops})
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitFailure
@@ -58,8 +68,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		_, _ = d.Reload() // logs the outcome
 	}
-	err = d.Close()
-	if err != nil {
+	if err := d.Close(); err != nil {
 		log.Error("stop", "err", errors.Unwrap(err))
 		return exitFailure
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/internal/cli"
 )
 
 // clientTimeout bounds one exchange with the daemon.
@@ -28,7 +29,7 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
-		file:   fs.String("c", "/etc/fastnat/fastnat.toml", "configuration `FILE` naming the control socket"),
+		file:   fs.String("c", defaultConfig, "configuration `FILE` naming the control socket"),
 		socket: fs.String("socket", "", "control socket `PATH` (instead of [control] socket of -c FILE)"),
 	}
 }
@@ -72,69 +73,51 @@ func askDaemon(command string, cf clientFlags, req control.Request, stderr io.Wr
 	return resp, exitOK
 }
 
-// parseInterleaved parses fs over args, allowing flags after positional
-// arguments ("show sessions --app ftp"), and returns the positionals.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+// showSubjects are what `fastnat show` shows.
+var showSubjects = []string{control.CmdStats, control.CmdSessions, control.CmdExpectations, control.CmdMappings, control.CmdRules}
+
+var showCommand = &cli.Command{
+	Name: "show", Args: "stats|sessions|expectations|mappings|rules", MinArgs: 1, MaxArgs: 1, Words: showSubjects,
+	Summary: "show the running daemon's state, over its control socket",
+	About: "stats: counters of every worker and socket, the flow table, sessions by protocol and application, " +
+		"port pools, the FTP ALG, reloads. sessions: each session like the case's firewall prints it " +
+		"(initiator and responder tuples, state, application, counters). expectations: the data connections " +
+		"the FTP ALG waits for. mappings: the running port-mapping table with the ALG's counts per mapping. rules: the NAT rules, timeouts and FTP ALG policy " +
+		"the daemon runs, and when it loaded them (a file changed since and not reloaded differs).\n\n" +
+		"The daemon is found through [control] socket of the -c file, or --socket. --json prints the daemon's " +
+		"answer as JSON.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		cf := addClientFlags(fs)
+		asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
+		app := fs.String("app", "", "sessions: only those of application `NAME` (ftp, ftp-data, other, ...)")
+		var limit int
+		cli.IntVar(fs, &limit, "limit", 100, 0, 1<<30, "sessions: show at most `N` (0: all)")
+		return func(args []string, stdout, stderr io.Writer) int {
+			req := control.Request{Cmd: args[0]}
+			switch req.Cmd {
+			case control.CmdSessions:
+				req.App, req.Limit = *app, limit
+			case control.CmdStats, control.CmdExpectations, control.CmdMappings, control.CmdRules:
+				sessionFlag := false
+				fs.Visit(func(f *flag.Flag) { sessionFlag = sessionFlag || f.Name == "app" || f.Name == "limit" })
+				if sessionFlag {
+					return usageError(stderr, "show", "--app and --limit apply to sessions only")
+				}
+			default:
+				return usageError(stderr, "show", "unknown subject %q", req.Cmd)
+			}
+			return show(req, cf, *asJSON, stdout, stderr)
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	},
 }
 
-// cmdShow is "fastnat show stats|sessions|expectations|mappings": ask the
-// running daemon over its control socket and print the answer, as text or
-// (--json) as the daemon's JSON.
-func cmdShow(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
-	app := fs.String("app", "", "sessions: only those of application `NAME` (ftp, ftp-data, other, ...)")
-	limit := fs.Int("limit", 100, "sessions: show at most `N` (0: all)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastnat show stats|sessions|expectations|mappings [--json] [--app NAME] [--limit N] [-c FILE | --socket PATH]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	req := control.Request{Cmd: pos[0]}
-	switch req.Cmd {
-	case control.CmdSessions:
-		req.App, req.Limit = *app, *limit
-	case control.CmdStats, control.CmdExpectations, control.CmdMappings:
-		sessionFlag := false
-		fs.Visit(func(f *flag.Flag) { sessionFlag = sessionFlag || f.Name == "app" || f.Name == "limit" })
-		if sessionFlag {
-			fmt.Fprintln(stderr, "fastnat show: --app and --limit apply to sessions only")
-			return exitUsage
-		}
-	default:
-		fmt.Fprintf(stderr, "fastnat show: unknown subject %q\n", req.Cmd)
-		fs.Usage()
-		return exitUsage
-	}
-	if req.Limit < 0 {
-		fmt.Fprintln(stderr, "fastnat show: --limit must not be negative")
-		return exitUsage
-	}
+// show asks the daemon for req and prints the answer, as text or JSON.
+func show(req control.Request, cf clientFlags, asJSON bool, stdout, stderr io.Writer) int {
 	resp, code := askDaemon("show", cf, req, stderr)
 	if resp == nil {
 		return code
 	}
-	if *asJSON {
+	if asJSON {
 		var v any
 		switch req.Cmd {
 		case control.CmdStats:
@@ -145,6 +128,8 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 			v = nonNil(resp.Expectations)
 		case control.CmdMappings:
 			v = nonNil(resp.Mappings)
+		case control.CmdRules:
+			v = resp.Rules
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -171,6 +156,12 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 		control.WriteExpectations(stdout, resp.Expectations)
 	case control.CmdMappings:
 		control.WriteMappings(stdout, resp.Mappings)
+	case control.CmdRules:
+		if resp.Rules == nil {
+			fmt.Fprintln(stderr, "fastnat show: the daemon sent no rules")
+			return exitFailure
+		}
+		control.WriteRules(stdout, *resp.Rules)
 	}
 	return exitOK
 }

@@ -1,36 +1,27 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
+
+	"github.com/fastnat/fastnat/internal/cli"
+	"github.com/fastnat/fastnat/internal/version"
 )
 
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); without
-// it the module version and VCS revision of the build are printed.
-var version = ""
-
-func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stdout, "fastnat", versionString())
-	return exitOK
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	v := "devel"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
+var versionCommand = &cli.Command{
+	Name:    "version",
+	Summary: "print the version, commit and Go toolchain of this build",
+	About: "A release is stamped at link time (-ldflags \"-X github.com/fastnat/fastnat/internal/version.Version=v1.2.3\", " +
+		"as scripts/package-deb does); any other build prints what Go recorded: the version from the " +
+		"repository's tag or a pseudo-version with the commit, and the commit's date.",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		return func(args []string, stdout, stderr io.Writer) int {
+			fmt.Fprintln(stdout, "fastnat", version.Get())
+			return exitOK
 		}
-	}
-	return v + " " + bi.GoVersion
+	},
 }
+
+// buildVersion is the build's version information.
+func buildVersion() version.Info { return version.Get() }

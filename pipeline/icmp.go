@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"github.com/fastnat/fastnat/packet"
+)
+
+// ICMP errors the worker originates (RFC 1812 §4.3.2): time exceeded when
+// a packet's TTL runs out here, fragmentation needed for a Don't Fragment
+// packet larger than the egress MTU, host unreachable when its next hop
+// never resolves, net unreachable when there is no route. Each is built in
+// place in the offending frame, which is being dropped anyway, and sent
+// back out of the port the packet came in on, from that interface's own
+// address (Port.Addr), to the link-layer address the packet came from.
+// The quoted packet is what its sender wrote: a frame translated before
+// the error was decided is restored first (restore), so the sender
+// recognises its own packet whichever side of the NAT it is on (RFC 5508
+// §4.2). None of this is on the path of an established flow.
+
+// icmpReason is one kind of error the worker sends.
+type icmpReason struct {
+	typ, code uint8
+	event     Event
+	limited   bool // subject to the rate limit
+}
+
+var (
+	icmpTimeExceeded    = icmpReason{packet.ICMPTimeExceeded, packet.ICMPCodeTTLExceeded, EventICMPTimeExceeded, true}
+	icmpFragNeeded      = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded, EventICMPFragNeeded, false}
+	icmpHostUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeHostUnreachable, EventICMPHostUnreachable, true}
+	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true}
+)
+
+// answer turns f — a frame being dropped, received on port in, whose
+// packet p describes as its sender wrote it and whose link-layer header is
+// the one it arrived with — into the ICMP error why about it and queues
+// it on port in. rest is the ICMP header's second word (the next-hop MTU
+// for fragmentation needed). When RFC 1812 forbids an error, the port has
+// no address or the rate limit says no, f is released instead.
+func (w *Worker) answer(f Frame, in int, p *packet.Parsed, why icmpReason, rest uint32) {
+	dst := p.Tuple.SrcAddr
+	var src uint32
+	if mayAnswer(f.Buf, p) {
+		src = w.ports[in].Addr(dst)
+	}
+	if src == 0 {
+		w.c.event[EventICMPSuppressed]++
+		w.drops = append(w.drops, f)
+		return
+	}
+	if why.limited && !w.lim.allow(dst, w.nanos(), w.rc) {
+		w.c.event[EventICMPRateLimited]++
+		w.drops = append(w.drops, f)
+		return
+	}
+	w.ipID++
+	end := packet.BuildICMPError(f.Buf, p.L3, p.End, packet.ICMPErrorSpec{
+		Type: why.typ, Code: why.code, Rest: rest, Src: src, ID: w.ipID,
+		MaxLen: min(packet.ICMPErrorMaxLen, w.mtu[in]),
+	})
+	f.Buf = f.Buf[:end]
+	eth := packet.Ethernet(f.Buf)
+	eth.SetDst(eth.Src())
+	eth.SetSrc(w.macs[in])
+	w.c.event[why.event]++
+	w.enqueue(in, f)
+}
+
+// mayAnswer applies RFC 1812 §4.3.2.7: no ICMP error about an ICMP error
+// (or an ICMP message of a type fastnat does not know), about a non-first
+// fragment, about a packet sent to a link-layer or IP broadcast or
+// multicast address, or about a packet whose source is not one host (the
+// unspecified network, loopback, multicast, reserved and broadcast
+// addresses).
+func mayAnswer(frame []byte, p *packet.Parsed) bool {
+	if packet.Ethernet(frame).Dst()[0]&1 != 0 || p.Frag.Offset != 0 {
+		return false
+	}
+	if p.Tuple.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery && p.ICMPKind != packet.ICMPQueryReply {
+		return false
+	}
+	dst := p.Tuple.DstAddr
+	return oneHost(p.Tuple.SrcAddr) && dst>>28 != 0xe && dst != 0xffffffff
+}
+
+// oneHost reports whether a is an address one host may have as a source:
+// not 0/8, 127/8, 224/4 (multicast) or 240/4 (reserved, broadcast).
+func oneHost(a uint32) bool {
+	switch a >> 24 {
+	case 0, 127:
+		return false
+	}
+	return a>>28 < 0xe
+}
+
+// restore gives a translated frame back the header its sender wrote: the
+// tuple orig and the TTL before the NAT decremented it.
+func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
+	p.SetTuple(frame, orig)
+	ip := p.IPv4(frame)
+	ip.SetTTL(ip.TTL() + 1)
+}
