@@ -296,12 +296,12 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 	case "fastnat/hitread":
 		var sum uint32
 		for range ops {
-			var h flowtable.Hot
 			id, dir, gen, ok := f.ft.LookupGen(benchKey(r.below(2 * n)))
-			if !ok || !f.ft.Hot(id, gen, dir, &h) {
+			h, valid := f.ft.Hot(id, gen, dir)
+			if !ok || !valid {
 				return "fastnat: miss on a present key"
 			}
-			sum += h.L4Delta
+			sum += h.L4Delta()
 		}
 		recordSink.Add(sum)
 	case "fastnat/miss":

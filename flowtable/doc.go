@@ -3,19 +3,19 @@
 // packet (Key[Orig]) and the tuple its replies arrive with (Key[Reply]) —
 // and the hit tells which direction the packet travels. A session holds
 // the translation nat precomputed (checksum deltas; the translated tuples
-// are the reverses of the keys), the application, nat's protocol state and
-// timeout, the last-seen time, per-direction packet and byte counters, and
-// its parent session (id and generation) for ALG data connections. A
-// Session is the plain value Insert takes and the readers copy out; the
-// table's own storage is never handed out. Beside the sessions the
-// table keeps expectations: single-use entries with a wildcard source port
+// are the reverses of the keys), the application, nat's protocol state,
+// timeout and per-direction tracking words (TCP), the last-seen time,
+// per-direction packet and byte counters, and its parent session (id and
+// generation) for ALG data connections. A Session is the plain value
+// Insert takes and the readers copy out; the table's own storage is never
+// handed out. Beside the sessions the table keeps expectations: single-use entries with a wildcard source port
 // (and optionally address) that an ALG inserts for a data connection it
 // saw negotiated.
 //
 // # Layout
 //
 // All storage is allocated by New and never grows. Sessions live in one
-// array of exactly MaxSessions pointer-free 104-byte entries addressed by
+// array of exactly MaxSessions pointer-free 120-byte entries addressed by
 // uint32 id, so the garbage collector never scans it; free slots form
 // per-shard free lists linked through the slots themselves. The index
 // maps a key to id<<1|dir. Keys are hashed with XXH64 under a random
@@ -29,7 +29,7 @@
 // words of the session an entry points to, so a hit usually costs two
 // cache lines (bucket and session). The index is sized for 85% of its
 // lanes at full capacity, about 13 bytes per session for both entries; with
-// the session and the expectation store a table costs under 128 bytes per
+// the session and the expectation store a table costs about 126 bytes per
 // session (the bench package measures it).
 //
 // # Concurrency
@@ -66,8 +66,9 @@
 // reused between the two. The readers are:
 //
 //   - Hot, for the per-packet path: one direction's rewrite (translated
-//     tuple, checksum deltas), the flags and the protocol state — a small
-//     copy that a later layout may keep in one cache line;
+//     tuple, checksum deltas) and the flags, three words that the
+//     storage keeps side by side, returned in registers (Hot inlines);
+//     HotTCP adds the protocol state and both tracking words;
 //   - Read, for the slow path: the whole Session (keys, deltas, parent,
 //     application, mapping entry);
 //   - Range, which walks live sessions and hands each out as a validated

@@ -31,10 +31,9 @@ func Example() {
 	// tuple (Key[Orig] reversed) and validates the generation after the
 	// copy; false means the session ended meanwhile and the packet is a
 	// miss.
-	var h flowtable.Hot
-	if t.Hot(got, gen, dir, &h) {
+	if h, ok := t.Hot(got, gen, dir); ok {
 		t.Touch(got, dir, 60, 101)
-		fmt.Printf("to %08x:%d\n", h.Xlate.DstAddr, h.Xlate.DstPort)
+		fmt.Printf("to %08x:%d\n", h.DstAddr(), h.DstPort())
 	}
 
 	n := t.Expire(131, 0, 1, 64, func(id, gen uint32, s flowtable.Session) {

@@ -35,6 +35,9 @@ func testSession(i uint64) *Session {
 		App:       uint8(i % 5),
 		Flags:     uint8(i % 3),
 		MapEntry:  int16(i%11) - 1,
+		Track:     [2]uint64{i << 20, i<<40 | 1},
+		Rule:      uint16(i % 13),
+		Ingress:   uint16(i % 4),
 	}
 }
 

@@ -43,7 +43,8 @@ type Session struct {
 	Key [2]packet.Tuple
 
 	// L3Delta and L4Delta are, per direction, the checksum adjustments
-	// (packet.Delta values) nat precomputes at creation. Opaque here.
+	// nat precomputes at creation: packet.Delta values, which are below
+	// 2^17 (the table keeps those 17 bits). Opaque here otherwise.
 	L3Delta [2]uint32
 	L4Delta [2]uint32 // see L3Delta
 
@@ -58,20 +59,60 @@ type Session struct {
 	App      uint8 // portmap.App of the session
 	Flags    uint8 // nat-owned bits
 	MapEntry int16 // index of the port-mapping entry that classified it, -1 none
+
+	// Track is nat's protocol tracking, one opaque word per direction
+	// (TCP: what that direction has sent and advertised), written after
+	// Insert by SetTrack.
+	Track [2]uint64
+
+	// Start is when the session was inserted: Insert sets it to its now
+	// argument, whatever the caller put here.
+	Start Time
+	// Rule and Ingress are opaque labels for display and logging: nat's
+	// name of the rule that created the session, and the caller's index of
+	// the interface its first packet arrived on.
+	Rule    uint16
+	Ingress uint16
 }
 
-// Hot is what the per-packet path reads of a session for a packet of one
-// direction, copied out of the table by Table.Hot. It is kept small: one
-// direction's rewrite, the flags and the protocol state.
+// Hot is one direction of a session as the per-packet path reads it,
+// copied out of the table by Table.Hot: the translated tuple, that
+// direction's checksum deltas and the flags. It is three words, as the
+// table stores them, so that Hot inlines and the copy stays in
+// registers; the accessors take the words apart and inline too.
 type Hot struct {
-	// Xlate is the packet's tuple after translation: the other direction's
-	// key reversed (Key[1-dir].Reverse()).
-	Xlate packet.Tuple
-	// L3Delta and L4Delta are the checksum deltas of this direction.
-	L3Delta, L4Delta uint32
-	Flags            uint8 // nat-owned bits, as inserted
-	State            uint8 // protocol state, as last set by Insert or SetState
+	addrs  uint64 // the other direction's key: SrcAddr<<32 | DstAddr
+	ports  uint64 // its ports and protocol, as packet.Tuple.Words' second word
+	deltas uint64 // L3Delta<<32 | Flags<<24 | L4Delta (entry.deltas)
 }
+
+// Xlate returns the packet's tuple after translation: the other
+// direction's key reversed (Key[1-dir].Reverse()).
+func (h Hot) Xlate() packet.Tuple {
+	return packet.Tuple{SrcAddr: h.SrcAddr(), DstAddr: h.DstAddr(), SrcPort: h.SrcPort(), DstPort: h.DstPort(), Proto: uint8(h.ports)}
+}
+
+// SrcAddr is the translated packet's source address.
+func (h Hot) SrcAddr() uint32 { return uint32(h.addrs) }
+
+// DstAddr is the translated packet's destination address.
+func (h Hot) DstAddr() uint32 { return uint32(h.addrs >> 32) }
+
+// SrcPort is the translated packet's source port (an ICMP query's
+// identifier).
+func (h Hot) SrcPort() uint16 { return uint16(h.ports >> 32) }
+
+// DstPort is the translated packet's destination port.
+func (h Hot) DstPort() uint16 { return uint16(h.ports >> 48) }
+
+// L3Delta is the direction's IPv4 header checksum delta (packet.Delta).
+func (h Hot) L3Delta() uint32 { return uint32(h.deltas>>32) & deltaMask }
+
+// L4Delta is the direction's transport checksum delta (packet.Delta).
+func (h Hot) L4Delta() uint32 { return uint32(h.deltas) & deltaMask }
+
+// Flags are the session's nat-owned bits, as inserted.
+func (h Hot) Flags() uint8 { return uint8(h.deltas >> 24) }
 
 // entry is the table's storage of one session slot. Every word a
 // lock-free reader loads while a writer may reuse the slot is accessed
@@ -86,18 +127,23 @@ type entry struct {
 	ports [2]uint64
 	// addrs[d] is the first word of Key[d].Words: both addresses.
 	addrs [2]uint64
-	l3    [2]uint32 // L3Delta
-	l4    [2]uint32 // L4Delta
-	meta  uint32    // Flags | App<<8 | uint16(MapEntry)<<16
-	seen  uint32    // Time of the last packet
-	life  uint32    // state<<24 | timeout in seconds
+	// deltas[d] is label<<52 | L3Delta[d]<<32 | Flags<<24 | L4Delta[d]: a
+	// direction's whole rewrite beside the other's key is three words.
+	// The deltas' spare high bits hold the session's labels (App,
+	// MapEntry; see packLabels), 12 bits in each direction's word, so that
+	// the entry stays small (120 bytes with the start time and origin).
+	deltas [2]uint64
+	track  [2]uint64 // Track
+	seen   uint32    // Time of the last packet
+	life   uint32    // state<<24 | timeout in seconds
 	// parent is Session.Parent while the slot lives and links the free
 	// list (id+1 of the next free slot) while it is free.
 	parent    uint32
 	parentGen uint32
-	_         uint32
 	pkts      [2]uint64 // per direction
 	bytes     [2]uint64 // per direction
+	start     uint32    // Session.Start
+	origin    uint32    // Session.Rule<<16 | Session.Ingress
 }
 
 // The generation field of entry.ports: bits 8..31, which a Tuple's second
@@ -112,8 +158,20 @@ const (
 
 func genOf(p uint64) uint32 { return uint32(p&genMask) >> genShift }
 
-func packMeta(s *Session) uint32 {
-	return uint32(s.Flags) | uint32(s.App)<<8 | uint32(uint16(s.MapEntry))<<16
+// deltaMask keeps the 17 bits of a packet.Delta; labelShift is where a
+// deltas word keeps its 12 bits of the session's labels.
+const (
+	deltaMask  = 1<<17 - 1
+	labelShift = 52
+)
+
+// packLabels returns a session's App and MapEntry as 24 bits, spread
+// 12 and 12 over the two deltas words.
+func packLabels(s *Session) uint32 { return uint32(s.App) | uint32(uint16(s.MapEntry))<<8 }
+
+func packDeltas(s *Session, d Dir) uint64 {
+	label := uint64(packLabels(s)>>(12*d)) & 0xfff
+	return label<<labelShift | uint64(s.L3Delta[d]&deltaMask)<<32 | uint64(s.Flags)<<24 | uint64(s.L4Delta[d]&deltaMask)
 }
 
 // Live reports whether slot id holds a live session.
@@ -139,31 +197,33 @@ func (t *Table) Valid(id, gen uint32) bool {
 	return p&liveBit != 0 && genOf(p) == gen
 }
 
-// Hot copies into h what a packet travelling in direction dir of session
-// (id, gen) needs — the translated tuple, that direction's checksum
-// deltas, the flags and the protocol state — and reports whether the slot
-// still held generation gen after the copy. On false h is garbage: the
-// session ended (and its slot may hold another session), and the packet
-// is a miss. It is a seqlock reader: atomic loads of the fields, then the
-// generation. It takes no lock, writes nothing and allocates nothing.
-func (t *Table) Hot(id, gen uint32, dir Dir, h *Hot) bool {
-	if id >= uint32(len(t.sessions)) {
-		return false
-	}
+// Hot copies out what a packet travelling in direction dir of session
+// (id, gen) needs and reports whether the slot still held generation gen
+// after the copy. On false the copy is garbage: the session ended (and
+// its slot may hold another session), and the packet is a miss. It is a
+// seqlock reader: atomic loads of the fields, then the generation. It
+// takes no lock, writes nothing shared, allocates nothing and inlines;
+// id must be below Capacity, as every id the table hands out is.
+func (t *Table) Hot(id, gen uint32, dir Dir) (h Hot, ok bool) {
 	s := &t.sessions[id]
-	o := (dir ^ 1) & 1
-	p := atomic.LoadUint64(&s.ports[o])
-	a := atomic.LoadUint64(&s.addrs[o])
-	h.L3Delta = atomic.LoadUint32(&s.l3[dir&1])
-	h.L4Delta = atomic.LoadUint32(&s.l4[dir&1])
-	h.Flags = uint8(atomic.LoadUint32(&s.meta))
-	h.State = uint8(atomic.LoadUint32(&s.life) >> 24)
-	// Key[o] reversed: its destination is the new source.
-	h.Xlate = packet.Tuple{
-		SrcAddr: uint32(a), DstAddr: uint32(a >> 32),
-		SrcPort: uint16(p >> 32), DstPort: uint16(p >> 48), Proto: uint8(p),
-	}
-	return genOf(atomic.LoadUint64(&s.ports[Orig])) == gen && gen&1 != 0
+	h.ports = atomic.LoadUint64(&s.ports[(dir^1)&1])
+	h.addrs = atomic.LoadUint64(&s.addrs[(dir^1)&1])
+	h.deltas = atomic.LoadUint64(&s.deltas[dir&1])
+	return h, atomic.LoadUint64(&s.ports[Orig])&genMask == uint64(gen)<<genShift && gen&1 != 0
+}
+
+// HotTCP is Hot for a TCP packet: under the same check it also copies
+// the protocol state and both directions' tracking words (Session.Track,
+// indexed by Dir).
+func (t *Table) HotTCP(id, gen uint32, dir Dir) (h Hot, state uint8, track [2]uint64, ok bool) {
+	s := &t.sessions[id]
+	h.ports = atomic.LoadUint64(&s.ports[(dir^1)&1])
+	h.addrs = atomic.LoadUint64(&s.addrs[(dir^1)&1])
+	h.deltas = atomic.LoadUint64(&s.deltas[dir&1])
+	state = uint8(atomic.LoadUint32(&s.life) >> 24)
+	track[0] = atomic.LoadUint64(&s.track[0])
+	track[1] = atomic.LoadUint64(&s.track[1])
+	return h, state, track, atomic.LoadUint64(&s.ports[Orig])&genMask == uint64(gen)<<genShift && gen&1 != 0
 }
 
 // Read copies session (id, gen) into s and reports whether the slot still
@@ -179,16 +239,22 @@ func (t *Table) Read(id, gen uint32, s *Session) bool {
 
 // copyOut copies e's Session fields with atomic loads.
 func (t *Table) copyOut(e *entry, s *Session) {
+	var labels uint32
 	for d := range 2 {
 		a, p := atomic.LoadUint64(&e.addrs[d]), atomic.LoadUint64(&e.ports[d])
 		s.Key[d] = packet.TupleFromWords(a, p&keyMask)
-		s.L3Delta[d] = atomic.LoadUint32(&e.l3[d])
-		s.L4Delta[d] = atomic.LoadUint32(&e.l4[d])
+		w := atomic.LoadUint64(&e.deltas[d])
+		s.L3Delta[d], s.L4Delta[d] = uint32(w>>32)&deltaMask, uint32(w)&deltaMask
+		s.Flags = uint8(w >> 24)
+		labels |= uint32(w>>labelShift) << (12 * d)
+		s.Track[d] = atomic.LoadUint64(&e.track[d])
 	}
-	m := atomic.LoadUint32(&e.meta)
-	s.Flags, s.App, s.MapEntry = uint8(m), uint8(m>>8), int16(m>>16)
+	s.App, s.MapEntry = uint8(labels), int16(labels>>8)
 	s.Parent = atomic.LoadUint32(&e.parent)
 	s.ParentGen = atomic.LoadUint32(&e.parentGen)
+	s.Start = Time(atomic.LoadUint32(&e.start))
+	o := atomic.LoadUint32(&e.origin)
+	s.Rule, s.Ingress = uint16(o>>16), uint16(o)
 }
 
 // Key returns Key[dir] of the session in slot id, read without a data race
@@ -235,6 +301,19 @@ func (t *Table) SetState(id, gen uint32, state uint8, timeout uint32) bool {
 		return false
 	}
 	atomic.StoreUint32(&t.sessions[id].life, packLife(state, timeout))
+	return true
+}
+
+// SetTrack replaces the tracking word of direction dir of session (id,
+// gen), if the slot still holds that generation, like SetState. It is one
+// plain atomic store: nat keeps each direction's word written by the
+// packets of that direction, so concurrent workers rarely write the same
+// word, and a lost update is repaired by the direction's next packet.
+func (t *Table) SetTrack(id, gen uint32, dir Dir, w uint64) bool {
+	if !t.Valid(id, gen) {
+		return false
+	}
+	atomic.StoreUint64(&t.sessions[id].track[dir&1], w)
 	return true
 }
 

@@ -173,15 +173,20 @@ func TestLookupDirections(t *testing.T) {
 	}
 	for i := range uint64(n) {
 		var s Session
-		if !tb.Read(ids[i], tb.Gen(ids[i]), &s) || s != *testSession(i) {
-			t.Fatalf("session %d: Read %+v, inserted %+v", i, s, *testSession(i))
+		want := *testSession(i)
+		want.Start = Time(i) // Insert's now
+		if !tb.Read(ids[i], tb.Gen(ids[i]), &s) || s != want {
+			t.Fatalf("session %d: Read %+v, inserted %+v", i, s, want)
 		}
 		for d := range Dir(2) {
-			var h Hot
 			k := testSession(i).Key[1-d].Reverse()
-			if !tb.Hot(ids[i], tb.Gen(ids[i]), d, &h) || h.Xlate != k || h.L3Delta != s.L3Delta[d] ||
-				h.L4Delta != s.L4Delta[d] || h.Flags != s.Flags || h.State != uint8(i) {
+			h, ok := tb.Hot(ids[i], tb.Gen(ids[i]), d)
+			if !ok || h.Xlate() != k || h.L3Delta() != s.L3Delta[d] || h.L4Delta() != s.L4Delta[d] || h.Flags() != s.Flags {
 				t.Fatalf("session %d %v: Hot %+v", i, d, h)
+			}
+			h2, state, track, ok := tb.HotTCP(ids[i], tb.Gen(ids[i]), d)
+			if !ok || h2 != h || state != uint8(i) || track != s.Track {
+				t.Fatalf("session %d %v: HotTCP %+v %d %v", i, d, h2, state, track)
 			}
 		}
 		st, to := tb.State(ids[i])
@@ -230,11 +235,11 @@ func TestDeleteAndReuse(t *testing.T) {
 		t.Fatal("DeleteGen with the current generation failed")
 	}
 	var s Session
-	var h Hot
-	if tb.Read(id2, gen2, &s) || tb.Hot(id2, gen2, Orig, &h) || tb.Read(id, gen, &s) {
+	_, hotOK := tb.Hot(id2, gen2, Orig)
+	if tb.Read(id2, gen2, &s) || hotOK || tb.Read(id, gen, &s) {
 		t.Fatal("Read or Hot of a deleted session succeeded")
 	}
-	if tb.Delete(5) || tb.Read(5, 1, &s) || tb.Hot(5, 1, Orig, &h) || tb.Valid(5, 1) || tb.Live(5) {
+	if tb.Delete(5) || tb.Read(5, 1, &s) || tb.Valid(5, 1) || tb.Live(5) {
 		t.Fatal("out-of-range id accepted")
 	}
 	st := tb.Stats()
@@ -254,6 +259,12 @@ func TestStateTouch(t *testing.T) {
 	}
 	if st, to := tb.State(id); st != 7 || to != 42 {
 		t.Fatalf("State after SetState = %d %d", st, to)
+	}
+	if !tb.SetTrack(id, tb.Gen(id), Reply, 77) || tb.SetTrack(id, tb.Gen(id)+2, Orig, 78) {
+		t.Fatal("SetTrack checked the wrong generation")
+	}
+	if _, _, track, ok := tb.HotTCP(id, tb.Gen(id), Orig); !ok || track != [2]uint64{testSession(1).Track[Orig], 77} {
+		t.Fatalf("Track after SetTrack = %v", track)
 	}
 	tb.Touch(id, Orig, 60, 101)
 	tb.Touch(id, Orig, 40, 102)
@@ -318,7 +329,6 @@ func TestZeroAllocs(t *testing.T) {
 	out := make([]Hit, len(keys))
 	s, dup := testSession(5000), testSession(3)
 	id, _, _ := tb.Lookup(k)
-	var hot Hot
 	var sess Session
 	cases := []struct {
 		name string
@@ -329,7 +339,8 @@ func TestZeroAllocs(t *testing.T) {
 		{"LookupGen", func() { tb.LookupGen(k) }},
 		{"LookupBatch", func() { tb.LookupBatch(keys, out) }},
 		{"Touch", func() { tb.Touch(id, Reply, 100, 5) }},
-		{"Hot", func() { tb.Hot(id, tb.Gen(id), Reply, &hot) }},
+		{"Hot", func() { tb.Hot(id, tb.Gen(id), Reply) }},
+		{"HotTCP", func() { tb.HotTCP(id, tb.Gen(id), Reply) }},
 		{"Read", func() { tb.Read(id, tb.Gen(id), &sess) }},
 		{"Insert+Delete", func() {
 			nid, _, r := tb.Insert(s, 1, 60, 0)
@@ -356,7 +367,7 @@ func TestLayout(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"entry", reflect.TypeFor[entry]().Size(), 104},
+		{"entry", reflect.TypeFor[entry]().Size(), 120},
 		{"bucket", reflect.TypeFor[bucket]().Size(), 64},
 		{"cursor", reflect.TypeFor[cursor]().Size(), 64},
 		{"shard%64", reflect.TypeFor[shard]().Size() % 64, 0},

@@ -6,6 +6,9 @@ import "sync"
 // session of inside endpoint (address, port) lives, new sessions from it to
 // any destination reuse the same public endpoint. Bindings are touched only
 // when sessions are created or expire, so a sharded mutex is cheap enough.
+//
+// bindKey names an endpoint of one port class: an inside endpoint in
+// bindings, a public one in publicMap.
 type bindKey struct {
 	addr  uint32
 	port  uint16
@@ -20,26 +23,50 @@ type binding struct {
 
 const bindShards = 64
 
-type bindings struct {
+// shardedMap is a map from endpoint to V split over bindShards mutexes,
+// for the slow path's shared maps.
+type shardedMap[V any] struct {
 	shards [bindShards]struct {
 		mu sync.Mutex
-		m  map[bindKey]*binding
+		m  map[bindKey]V
 		_  [40]byte
 	}
 }
 
-func (b *bindings) shard(k bindKey) int {
+// lock locks k's shard and returns its map, made on first use; the caller
+// unlocks with the returned function.
+func (s *shardedMap[V]) lock(k bindKey) (map[bindKey]V, func()) {
 	h := k.addr*0x9e3779b1 ^ uint32(k.port)*0x85ebca6b ^ uint32(k.class)
-	return int(h>>16) % bindShards
+	sh := &s.shards[int(h>>16)%bindShards]
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[bindKey]V)
+	}
+	return sh.m, sh.mu.Unlock
+}
+
+func (s *shardedMap[V]) count() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+type bindings struct {
+	shardedMap[*binding]
+	pub *publicMap // told of every binding made and gone
 }
 
 // acquire returns the existing binding of k with one more reference, or
 // calls alloc to create it. ok is false when alloc fails.
 func (b *bindings) acquire(k bindKey, alloc func() (uint32, uint16, bool)) (uint32, uint16, bool) {
-	s := &b.shards[b.shard(k)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.m[k]; ok {
+	m, unlock := b.lock(k)
+	defer unlock()
+	if e, ok := m[k]; ok {
 		e.refs++
 		return e.pubAddr, e.pubPort, true
 	}
@@ -47,36 +74,23 @@ func (b *bindings) acquire(k bindKey, alloc func() (uint32, uint16, bool)) (uint
 	if !ok {
 		return 0, 0, false
 	}
-	if s.m == nil {
-		s.m = make(map[bindKey]*binding)
-	}
-	s.m[k] = &binding{pubAddr: a, pubPort: p, refs: 1}
+	m[k] = &binding{pubAddr: a, pubPort: p, refs: 1}
+	b.pub.add(bindKey{addr: a, port: p, class: k.class}, k)
 	return a, p, true
 }
 
 // release drops one reference; at zero the binding goes and release is
 // called with its public endpoint so the port returns to the pool.
 func (b *bindings) release(k bindKey, free func(uint32, uint16)) {
-	s := &b.shards[b.shard(k)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[k]
+	m, unlock := b.lock(k)
+	defer unlock()
+	e, ok := m[k]
 	if !ok {
 		return
 	}
 	if e.refs--; e.refs <= 0 {
-		delete(s.m, k)
+		delete(m, k)
+		b.pub.remove(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
 		free(e.pubAddr, e.pubPort)
 	}
-}
-
-func (b *bindings) count() int {
-	n := 0
-	for i := range b.shards {
-		s := &b.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
 }

@@ -26,9 +26,12 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropICMPUnsupported
 		return
 	}
-	if t.Proto == packet.ProtoICMP && p.ICMPType == packet.ICMPEcho && from == Outside && c.public[t.DstAddr] {
-		// The NAT's own public address answers ping, as a router does.
-		echoReply(frame, p, r)
+	if t.Proto == packet.ProtoICMP && p.ICMPType == packet.ICMPEcho && c.public[t.DstAddr] {
+		// The NAT's own public address answers ping, as a router does —
+		// from inside too: an echo identifier names no inside host, so
+		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
+		// hairpinning of Basic NAT only).
+		echoReply(frame, p, from, r)
 		return
 	}
 	if t.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery {
@@ -83,6 +86,21 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	} else if from == Outside {
 		r.Verdict = DropUnsolicited
 		return
+	} else if c.public[t.DstAddr] {
+		// Hairpinning: to the inside endpoint the public endpoint is
+		// mapped to, from the sender's own public mapping. The NAT's
+		// filtering guards inside hosts from the outside; a hairpinned
+		// packet comes from an inside host that could reach the target
+		// directly, so any live mapping admits it.
+		in, ok := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)})
+		if !ok || t.Proto == packet.ProtoICMP {
+			r.Verdict = DropUnsolicited
+			return
+		}
+		x.DstAddr, x.DstPort = in.addr, in.port
+		if !e.snat(c, &s, &x, class, r) {
+			return
+		}
 	} else if !e.snat(c, &s, &x, class, r) {
 		return
 	}
@@ -272,6 +290,13 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 		r.Verdict = DropTableFull
 		return
+	}
+	if s.Flags&flagOwnSrcPort != 0 {
+		// The session's own public port is a mapping others may hairpin
+		// to while it lives.
+		if class, ok := portClass(s.Key[flowtable.Orig].Proto); ok {
+			e.n.public.add(ownMapping(s, class))
+		}
 	}
 	if !e.forward(frame, p, from, now, id, gen, flowtable.Orig, r) {
 		// Expired and reused before its first packet left: only a clock

@@ -2,6 +2,13 @@
 // outbound), port allocation, session creation, the per-packet rewrite, TCP
 // state for timeouts, ICMP query and error translation, and IPv4 fragments.
 //
+// TCP state follows sequence numbers the way Linux conntrack does (see
+// tcpStep): each direction's highest sequence end and largest window,
+// kept in the session's two tracking words, bound the receiver's window,
+// and a RST or FIN moves the state only inside it (RFC 5961 §3). What
+// falls outside is dropped and counted (DropTCPOutOfWindow), so a forger
+// off the path cannot end a connection.
+//
 // Design. A session is created once, on the slow path, when the first packet
 // of a flow misses the flow table: the rules decide the translated tuple, the
 // port allocator hands out a public port, portmap labels the application,
@@ -44,4 +51,17 @@
 // no nat server rule — is dropped and counted (address-and-port-dependent
 // filtering, RFC 4787 REQ-8's secure choice); nothing crosses the NAT
 // untranslated.
+//
+// Hairpinning. A new flow from inside to a public endpoint of the NAT
+// (RFC 4787 REQ-9, RFC 5382 REQ-8) goes to the inside endpoint mapped to
+// it — a nat server's, an endpoint-independent binding's, or an
+// address-and-port-dependent session's own port, found in a reverse map
+// kept where those mappings begin and end — with its source translated to
+// the sender's own public mapping, never its private address. Filtering
+// protects inside hosts from the outside; a hairpinned packet comes from
+// an inside host that could reach the target directly, so any live
+// mapping admits it. The session is an ordinary one (both keys, both
+// directions, released once). ICMP queries are not hairpinned (an
+// identifier names no inside host; RFC 5508 §3.5 asks it of Basic NAT
+// only): an echo request to a public address is answered by the NAT.
 package nat

@@ -321,19 +321,20 @@ func (e *Engine) fragment(frame []byte, p *packet.Parsed, from Side, now flowtab
 		r.Verdict = Hold
 		return
 	}
-	var h flowtable.Hot
-	if !e.n.table.Hot(fe.session, fe.gen, fe.dir, &h) || fromSide(h.Flags, fe.dir) != from {
+	h, ok := e.n.table.Hot(fe.session, fe.gen, fe.dir)
+	if !ok || fromSide(h.Flags(), fe.dir) != from {
 		r.Verdict = DropFragNoSession
 		return
 	}
-	if v := rewrite(frame, p, &h, fe.dir); v != Forward {
-		r.Verdict = v
+	if frame[p.L3+8] <= 1 {
+		r.Verdict = DropTTLExpired
 		return
 	}
+	rewrite(frame, p, h)
 	e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
 	off := uint32(p.Frag.Offset)
 	complete, stop := fe.received(off, off+uint32(p.End-p.L4), !p.Frag.More)
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, fe.dir), fe.session, fe.gen, fe.dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), fe.dir), fe.session, fe.gen, fe.dir, false
 	switch {
 	case complete:
 		f.stats.Completed++

@@ -20,7 +20,10 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	in := p.Inner.Tuple
 	id, dir, gen, ok := e.n.table.LookupGen(in.Reverse())
 	var h flowtable.Hot
-	if !ok || !e.n.table.Hot(id, gen, dir, &h) || fromSide(h.Flags, dir) != from {
+	if ok {
+		h, ok = e.n.table.Hot(id, gen, dir)
+	}
+	if !ok || fromSide(h.Flags(), dir) != from {
 		r.Verdict = DropICMPNoSession
 		return
 	}
@@ -29,7 +32,7 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 		r.Verdict = DropTTLExpired
 		return
 	}
-	orig := h.Xlate.Reverse() // Key[1-dir]
+	orig := h.Xlate().Reverse() // Key[1-dir]
 	// Outer header: to the original sender. The source is the reporting
 	// router or host; when that is the embedded packet's destination
 	// itself, or when the error leaves the inside, it takes the address
@@ -76,13 +79,14 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	icmp := frame[p.L4:p.End]
 	binary.BigEndian.PutUint16(icmp[2:], 0)
 	binary.BigEndian.PutUint16(icmp[2:], packet.ICMPChecksum(icmp))
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, false
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, false
 }
 
-// echoReply turns an echo request to one of the NAT's public addresses into
-// its reply, in place (RFC 792: swap the addresses, type 0, same
-// identifier, sequence and data).
-func echoReply(frame []byte, p *packet.Parsed, r *Result) {
+// echoReply turns an echo request to one of the NAT's public addresses,
+// arrived on side from, into its reply, in place (RFC 792: swap the
+// addresses, type 0, same identifier, sequence and data), sent back to
+// that side.
+func echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
 	ip := packet.IPv4(frame[p.L3:p.End])
 	src, dst := ip.SrcAddr(), ip.DstAddr()
 	binary.BigEndian.PutUint32(ip[12:], dst)
@@ -94,5 +98,5 @@ func echoReply(frame []byte, p *packet.Parsed, r *Result) {
 	old := binary.BigEndian.Uint16(icmp[0:])
 	icmp[0] = packet.ICMPEchoReply
 	binary.BigEndian.PutUint16(icmp[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(icmp[2:]), old, binary.BigEndian.Uint16(icmp[0:])))
-	r.Verdict, r.Out, r.Divert = Forward, Outside, false
+	r.Verdict, r.Out, r.Divert = Forward, from, false
 }

@@ -29,6 +29,7 @@ type NAT struct {
 	rules    atomic.Pointer[compiled]
 	pools    pools
 	bindings bindings
+	public   publicMap // public endpoint → inside endpoint, for hairpinning
 	pending  pendingPorts
 	workers  int
 	// onEnd, when set, is called for every session that ends (expiry or
@@ -52,6 +53,7 @@ func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
 		workers = 1
 	}
 	n := &NAT{table: table, workers: workers}
+	n.bindings.pub = &n.public
 	n.rules.Store(c)
 	return n, nil
 }
@@ -171,38 +173,70 @@ func (e *Engine) ProcessLooked(frame []byte, p *packet.Parsed, from Side, now fl
 // to the session the lookup found. It returns false, having touched
 // neither packet nor session, when that session has ended: a miss.
 func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id, gen uint32, dir flowtable.Dir, r *Result) bool {
-	t := e.n.table
-	var h flowtable.Hot
-	if !t.Hot(id, gen, dir, &h) {
-		return false
+	if p.Tuple.Proto == packet.ProtoTCP && p.Frag.Offset == 0 {
+		return e.forwardTCP(frame, p, from, now, id, gen, dir, r)
 	}
-	if fromSide(h.Flags, dir) != from {
+	t := e.n.table
+	h, ok := t.Hot(id, gen, dir)
+	switch {
+	case !ok:
+		return false
+	case fromSide(h.Flags(), dir) != from:
 		// A packet claiming to belong to the session on the wrong side.
 		r.Verdict = DropUnsolicited
+	case frame[p.L3+8] <= 1:
+		r.Verdict = DropTTLExpired
+	default:
+		rewrite(frame, p, h)
+		t.Touch(id, dir, p.End-p.L3, now)
+		if p.Frag.More {
+			e.rememberFragment(p, id, gen, dir, now)
+		}
+		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
+	}
+	return true
+}
+
+// forwardTCP is forward for a TCP segment (a first fragment or whole):
+// the tracker (tcpStep) decides before anything changes, and the state
+// and tracking words it moved are stored after the translation. It is
+// forward's twin rather than a branch in it so that other protocols
+// carry none of the tracker's state.
+func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, id, gen uint32, dir flowtable.Dir, r *Result) bool {
+	t := e.n.table
+	h, state, track, ok := t.HotTCP(id, gen, dir)
+	switch {
+	case !ok:
+		return false
+	case fromSide(h.Flags(), dir) != from:
+		r.Verdict = DropUnsolicited
+		return true
+	case frame[p.L3+8] <= 1:
+		r.Verdict = DropTTLExpired
 		return true
 	}
-	if v := rewrite(frame, p, &h, dir); v != Forward {
+	var g tcpSeg
+	readSeg(frame, p, &g)
+	st, class, next, v := tcpStep(state, track, dir, &g)
+	if v != Forward {
 		r.Verdict = v
 		return true
 	}
+	rewrite(frame, p, h)
 	t.Touch(id, dir, p.End-p.L3, now)
-	if p.Tuple.Proto == packet.ProtoTCP {
-		if p.TCPFlags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 || h.State&tcpStateMask != tcpEstablished {
-			e.tcpTransition(id, gen, h.State, dir, p.TCPFlags)
+	for d := range flowtable.Dir(2) {
+		if next[d] != track[d] {
+			t.SetTrack(id, gen, d, next[d])
 		}
+	}
+	if st != state {
+		t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
 	}
 	if p.Frag.More {
 		e.rememberFragment(p, id, gen, dir, now)
 	}
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags, dir), id, gen, dir, h.Flags&flagALG != 0
+	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
 	return true
-}
-
-func (e *Engine) tcpTransition(id, gen uint32, st uint8, dir flowtable.Dir, flags uint8) {
-	ns, class := nextTCP(st, dir == flowtable.Reply, flags)
-	if ns != st {
-		e.n.table.SetState(id, gen, ns, e.n.rules.Load().timeouts[class])
-	}
 }
 
 func fromSide(flags uint8, dir flowtable.Dir) Side {
@@ -235,36 +269,32 @@ var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
 // from its snapshot h, to the packet: addresses and TTL in the IPv4
 // header, ports or ICMP identifier in the first fragment's transport
 // header, and both checksums by adding the stored deltas. Nothing is
-// recomputed.
-func rewrite(frame []byte, p *packet.Parsed, h *flowtable.Hot, dir flowtable.Dir) Verdict {
+// recomputed. The caller has checked that the TTL is above 1.
+func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
 	ip := frame[p.L3:p.End]
-	if ip[8] <= 1 {
-		return DropTTLExpired
-	}
-	nt := &h.Xlate
 	ip[8]--
-	binary.BigEndian.PutUint32(ip[12:], nt.SrcAddr)
-	binary.BigEndian.PutUint32(ip[16:], nt.DstAddr)
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta)))
+	binary.BigEndian.PutUint32(ip[12:], h.SrcAddr())
+	binary.BigEndian.PutUint32(ip[16:], h.DstAddr())
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta())))
 	if p.Frag.Offset > 0 {
-		return Forward
+		return
 	}
 	l4 := frame[p.L4:p.End]
+	d := packet.Delta(h.L4Delta())
 	switch p.Tuple.Proto {
 	case packet.ProtoTCP:
-		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
+		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), d))
 	case packet.ProtoUDP:
-		binary.BigEndian.PutUint16(l4[0:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], nt.DstPort)
-		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
+		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), d))
 	case packet.ProtoICMP:
 		// An ICMP query's identifier stands in both port fields.
-		binary.BigEndian.PutUint16(l4[4:], nt.SrcPort)
-		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), packet.Delta(h.L4Delta)))
+		binary.BigEndian.PutUint16(l4[4:], h.SrcPort())
+		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), d))
 	}
-	return Forward
 }
 
 // deltas precomputes the checksum changes of translating packets of
@@ -326,8 +356,9 @@ func (n *NAT) releasePorts(s *flowtable.Session) {
 				n.pools.space(a, class).release(p)
 			})
 		case s.Flags&flagOwnSrcPort != 0:
-			k := s.Key[flowtable.Reply]
-			n.pools.space(k.DstAddr, class).release(k.DstPort)
+			pub, in := ownMapping(s, class)
+			n.public.remove(pub, in)
+			n.pools.space(pub.addr, class).release(pub.port)
 		}
 		if s.Flags&flagOwnDstPort != 0 {
 			k := s.Key[flowtable.Orig]

@@ -1,10 +1,14 @@
 package nat
 
-import "github.com/fastnat/fastnat/packet"
+import (
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+)
 
 // TCP connection states kept in the session for timeouts (RFC 5382 §5:
-// established idle timeout at least 2h4m, transitory 4 minutes). The two
-// high bits remember which sides have sent a FIN.
+// established idle timeout at least 2h4m, transitory 4 minutes). The high
+// bits remember which sides have sent a FIN and, in a closing or closed
+// connection, which sides have since sent valid traffic (see tcpStep).
 const (
 	tcpNone uint8 = iota
 	tcpSynSent
@@ -13,9 +17,15 @@ const (
 	tcpClosing // a FIN from one side, or both
 	tcpClosed  // RST seen
 
-	tcpStateMask       = 0x0f
-	tcpFinOrig   uint8 = 0x10
-	tcpFinReply  uint8 = 0x20
+	tcpStateMask         = 0x0f
+	tcpFinOrig     uint8 = 0x10
+	tcpFinReply    uint8 = 0x20
+	tcpAliveOrig   uint8 = 0x40 // valid traffic from Orig since the last FIN or RST
+	tcpAliveReply  uint8 = 0x80 // the same from Reply
+	tcpFins              = tcpFinOrig | tcpFinReply
+	tcpAlive             = tcpAliveOrig | tcpAliveReply
+	tcpFinShift          = 4 // tcpFinOrig << dir is that direction's FIN bit
+	tcpAliveOffset       = 6 // 1 << (tcpAliveOffset + dir) is its alive bit
 )
 
 // TCPStateName names a session's TCP state for display.
@@ -35,36 +45,216 @@ func TCPStateName(state uint8) string {
 	return "-"
 }
 
-// nextTCP returns the state after a segment with flags travelling in
-// direction reply (false = Orig) and the timeout class that state uses.
-func nextTCP(state uint8, reply bool, flags uint8) (uint8, int) {
-	s, fins := state&tcpStateMask, state&^tcpStateMask
+// A tracking word (flowtable.Session.Track[d], 64 bits) records what
+// direction d of a TCP session has sent, the way Linux conntrack's
+// td_end and td_maxwin do (and the RFC 5961 §3 window the receiver
+// checks a RST against):
+//
+//	bits  0..31  end: the highest sequence number sent plus one (SEG.SEQ + SEG.LEN)
+//	bits 32..55  the largest window d advertised, scaled, in 64-byte units rounded up
+//	bits 56..59  the window scale shift d announced in its SYN (RFC 7323 §2.2)
+//	bit  60      init: d's SYN (or first segment) has been seen
+//	bit  61      d's SYN carried the Window Scale option
+//	bit  62      liberal: d's tracking was resynchronised mid-connection
+//
+// Each word is written only for packets of its own direction (except
+// when a reopening SYN clears the other), which is one worker in
+// practice; a racing update is lost at worst, and the next segment of
+// that direction repairs it.
+const (
+	trEndMask    = 1<<32 - 1
+	trWinShift   = 32
+	trWinMask    = 1<<24 - 1
+	trWinUnit    = 6 // log2 of the window unit
+	trScaleShift = 56
+	trInit       = 1 << 60
+	trWS         = 1 << 61
+	trLiberal    = 1 << 62
+)
+
+func trEnd(w uint64) uint32 { return uint32(w) }
+
+// trWin returns the largest window the direction advertised, in bytes.
+func trWin(w uint64) uint32 { return uint32(w>>trWinShift&trWinMask) << trWinUnit }
+
+func trScale(w uint64) uint8 { return uint8(w>>trScaleShift) & 0xf }
+
+func trWith(w uint64, end, win uint32) uint64 {
+	units := min((uint64(win)+1<<trWinUnit-1)>>trWinUnit, trWinMask)
+	return w&^(trEndMask|trWinMask<<trWinShift) | uint64(end) | units<<trWinShift
+}
+
+// before reports a < b in sequence space (RFC 9293 §3.4: modulo 2^32).
+func before(a, b uint32) bool { return int32(a-b) < 0 }
+
+// tcpSeg is what tcpStep needs of a segment.
+type tcpSeg struct {
+	flags    uint8
+	seq, ack uint32
+	win      uint32 // the window field, unscaled
+	len      uint32 // payload bytes
+	ws       uint8  // Window Scale shift, if wsOK (SYN segments only)
+	wsOK     bool
+}
+
+func readSeg(frame []byte, p *packet.Parsed, g *tcpSeg) {
+	t := packet.TCP(frame[p.L4:p.End])
+	g.flags, g.seq, g.ack, g.win = p.TCPFlags, t.Seq(), t.Ack(), uint32(t.Window())
+	g.len = uint32(p.End - p.Payload)
+	g.ws, g.wsOK = 0, false
+	if g.flags&packet.FlagSYN != 0 {
+		g.ws, g.wsOK = t.WindowScale()
+	}
+}
+
+// synWord is the tracking word of the direction that sent SYN segment g
+// whose sequence space ends at end. A SYN's window is never scaled (RFC
+// 7323 §2.2).
+func synWord(g *tcpSeg, end uint32) uint64 {
+	w := uint64(trInit) | uint64(g.ws)<<trScaleShift
+	if g.wsOK {
+		w |= trWS
+	}
+	return trWith(w, end, max(g.win, 1))
+}
+
+// tcpStep is the TCP tracker: given the session's state and both
+// tracking words, it returns the state, timeout class and words after
+// segment g travelling in direction d, or the verdict DropTCPOutOfWindow
+// for a segment the receiver would discard and that would otherwise move
+// the state (state and words then stay as they were).
+//
+// A segment is in the receiver's window when it ends no earlier than
+// end−W and starts no later than end+W, where end is what its sender
+// has sent so far and W the largest window the receiver advertised
+// (conntrack's tcp_in_window, with the sender's td_maxend bounded by
+// end+W). RFC 5961 §3 accepts a RST only inside the receiver's window,
+// and a FIN likewise moves the state only when in window; a SYN/ACK must
+// acknowledge its peer's SYN, and a RST answering a SYN must acknowledge
+// it (RFC 9293 §3.10.7.3). Out-of-window RST, FIN and SYN/ACK are
+// dropped and counted: the receiver would discard them anyway. Other
+// out-of-window segments are forwarded and change nothing, so a forger
+// cannot widen the window either.
+//
+// A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
+// endpoints ignored (an in-window RST that is not exactly at RCV.NXT
+// draws a challenge ACK, RFC 5961 §3.2) returns to ESTABLISHED once valid
+// segments other than SYN, FIN and RST have been seen in both directions
+// since; once both sides have sent a FIN it stays closing.
+func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2]uint64, Verdict) {
+	o := 1 - d
+	s, r := tr[d], tr[o]
+	base := st & tcpStateMask
+	syn, ack := g.flags&packet.FlagSYN != 0, g.flags&packet.FlagACK != 0
+	fin, rst := g.flags&packet.FlagFIN != 0, g.flags&packet.FlagRST != 0
+	end := g.seq + g.len
+	if syn {
+		end++
+	}
+	if fin {
+		end++
+	}
+
 	switch {
-	case flags&packet.FlagRST != 0:
-		s = tcpClosed
-	case flags&packet.FlagSYN != 0 && flags&packet.FlagACK == 0 && !reply:
-		if s == tcpNone || s >= tcpClosing {
-			s, fins = tcpSynSent, 0 // a new connection reusing the tuple
+	case syn && !ack:
+		switch {
+		case d == flowtable.Orig && (base == tcpNone || base == tcpSynSent):
+			// The first SYN, or a retransmission (perhaps with a new ISN).
+			s = synWord(g, end)
+		case d == flowtable.Orig && (base == tcpClosed || base == tcpClosing && st&tcpFins == tcpFins):
+			// A new connection reusing the tuple.
+			s, r = synWord(g, end), 0
+		case d == flowtable.Reply && base == tcpSynSent && s&trInit == 0:
+			// Simultaneous open (RFC 9293 §3.5).
+			s = synWord(g, end)
+		default:
+			return st, timeoutClass(st), tr, Forward
 		}
-	case flags&packet.FlagSYN != 0 && reply:
-		if s == tcpSynSent {
-			s = tcpSynRecv
+	case syn: // SYN/ACK: must acknowledge the peer's SYN
+		if r&trInit == 0 || g.ack != trEnd(r) || base == tcpNone {
+			return st, timeoutClass(st), tr, DropTCPOutOfWindow
 		}
-	case flags&packet.FlagFIN != 0:
-		if reply {
-			fins |= tcpFinReply
-		} else {
-			fins |= tcpFinOrig
+		s = synWord(g, end)
+	case s&trInit == 0:
+		switch {
+		case rst:
+			// A RST answering a SYN: acceptable if it acknowledges it.
+			if !ack || r&trInit == 0 || g.ack != trEnd(r) {
+				return st, timeoutClass(st), tr, DropTCPOutOfWindow
+			}
+		case base == tcpNone || base == tcpSynSent || base == tcpSynRecv:
+			// The handshake is not through: nothing to track yet.
+			if fin {
+				return st, timeoutClass(st), tr, DropTCPOutOfWindow
+			}
+			return st, timeoutClass(st), tr, Forward
+		default:
+			// Tracking was lost (a racing reset of the word): take up the
+			// direction where it is, liberally, as conntrack picks up a
+			// connection it did not see open.
+			s = trWith(trInit|trLiberal, end, g.win<<14)
 		}
-		s = tcpClosing
-	case flags&packet.FlagACK != 0 && s == tcpSynRecv && !reply:
-		s = tcpEstablished
+	default:
+		if (s|r)&trLiberal == 0 {
+			var w uint32
+			if r&trInit != 0 {
+				w = trWin(r)
+			}
+			sent := trEnd(s)
+			if before(end, sent-w) || before(sent+w, g.seq) {
+				if rst || fin {
+					return st, timeoutClass(st), tr, DropTCPOutOfWindow
+				}
+				return st, timeoutClass(st), tr, Forward
+			}
+		}
+		sent, win := trEnd(s), trWin(s)
+		if before(sent, end) {
+			sent = end
+		}
+		if !rst {
+			scale := uint8(0)
+			if s&r&trWS != 0 {
+				scale = trScale(s)
+			}
+			win = max(win, g.win<<scale)
+		}
+		s = trWith(s, sent, win)
 	}
-	switch s {
+
+	fins, alive := st&tcpFins, st&tcpAlive
+	switch {
+	case rst:
+		base, alive = tcpClosed, 0
+	case syn && !ack && d == flowtable.Orig:
+		base, fins, alive = tcpSynSent, 0, 0
+	case syn && d == flowtable.Reply:
+		if base == tcpSynSent {
+			base = tcpSynRecv
+		}
+	case fin:
+		base, fins, alive = tcpClosing, fins|tcpFinOrig<<d, 0
+	case syn:
+	case base == tcpSynRecv && d == flowtable.Orig && ack:
+		base = tcpEstablished
+	case base == tcpClosed || base == tcpClosing && fins != tcpFins:
+		// Valid traffic after a RST or a single FIN.
+		if alive |= 1 << (tcpAliveOffset + d); alive == tcpAlive {
+			base, fins, alive = tcpEstablished, 0, 0
+		}
+	}
+	st = base | fins | alive
+	tr[d], tr[o] = s, r
+	return st, timeoutClass(st), tr, Forward
+}
+
+// timeoutClass returns the idle timeout class of a TCP state.
+func timeoutClass(st uint8) int {
+	switch st & tcpStateMask {
 	case tcpSynSent, tcpSynRecv:
-		return s | fins, toTCPSyn
+		return toTCPSyn
 	case tcpEstablished:
-		return s | fins, toTCPEstablished
+		return toTCPEstablished
 	}
-	return s | fins, toTCPTransitory
+	return toTCPTransitory
 }

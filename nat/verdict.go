@@ -19,6 +19,7 @@ const (
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // transport protocol fastnat does not translate
 	DropRace                           // a concurrent creation won and the retry failed
+	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
@@ -37,6 +38,7 @@ var verdictNames = [NumVerdicts]string{
 	"icmp_unsupported",
 	"protocol",
 	"race",
+	"tcp_out_of_window",
 	"bad_l4_checksum",
 	"frag_held",
 }

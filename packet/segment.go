@@ -8,43 +8,14 @@ const (
 	tcpOptTSLen     = 10
 )
 
-// option returns the offset in Options of the first option of the kind and
-// length given, or -1. Options are walked as RFC 9293 3.2 lays them out; a
-// malformed list stops the walk.
-func (t TCP) option(kind uint8, length int) int {
-	opts := t.Options()
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case tcpOptEnd:
-			return -1
-		case tcpOptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return -1
-		}
-		l := int(opts[i+1])
-		if l < 2 || i+l > len(opts) {
-			return -1
-		}
-		if opts[i] == kind && l == length {
-			return i
-		}
-		i += l
-	}
-	return -1
-}
-
 // Timestamps returns the TSval and TSecr of the segment's Timestamps
 // option (RFC 7323 3), if it carries one.
 func (t TCP) Timestamps() (val, ecr uint32, ok bool) {
-	i := t.option(tcpOptTimestamp, tcpOptTSLen)
-	if i < 0 {
+	at := t.option(tcpOptTimestamp, tcpOptTSLen)
+	if at < 0 {
 		return 0, 0, false
 	}
-	opts := t.Options()
-	return binary.BigEndian.Uint32(opts[i+2:]), binary.BigEndian.Uint32(opts[i+6:]), true
+	return binary.BigEndian.Uint32(t[at:]), binary.BigEndian.Uint32(t[at+4:]), true
 }
 
 // Segment describes a TCP segment that WriteSegment builds from scratch:

@@ -132,12 +132,42 @@ func (t TCP) Options() []byte { return t[TCPMinLen:t.HeaderLen()] }
 // Payload returns the segment data after the header.
 func (t TCP) Payload() []byte { return t[t.HeaderLen():] }
 
-// TCP option kinds (RFC 9293 §3.2).
+// TCP option kinds (RFC 9293 §3.2, RFC 7323 §2.2).
 const (
-	tcpOptEnd = 0
-	tcpOptNOP = 1
-	tcpOptMSS = 2 // length 4: the Maximum Segment Size, 16 bits
+	tcpOptEnd    = 0
+	tcpOptNOP    = 1
+	tcpOptMSS    = 2 // length 4: the Maximum Segment Size, 16 bits
+	tcpOptWScale = 3 // length 3: the window scale shift count
 )
+
+// option returns the offset in t of the value of the first option of the
+// given kind and length n (kind and length bytes included in n), walking
+// the options as RFC 9293 §3.2 lays them out, or -1 when there is none
+// before the end of the list; a malformed list ends the walk.
+func (t TCP) option(kind byte, n int) int {
+	opts := t.Options()
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case tcpOptEnd:
+			return -1
+		case tcpOptNOP:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return -1
+		}
+		l := int(opts[i+1])
+		if l < 2 || i+l > len(opts) {
+			return -1
+		}
+		if opts[i] == kind && l == n {
+			return TCPMinLen + i + 2
+		}
+		i += l
+	}
+	return -1
+}
 
 // ClampMSS lowers the Maximum Segment Size option of a SYN to mss when it
 // is larger, patching the checksum incrementally, and returns the value it
@@ -146,16 +176,15 @@ const (
 // clamp fastnat applies is below. Options are walked as RFC 9293 §3.2
 // lays them out; a malformed list stops the walk and changes nothing.
 func (t TCP) ClampMSS(mss uint16) uint16 {
-	i := t.option(tcpOptMSS, 4)
-	if i < 0 {
+	at := t.option(tcpOptMSS, 4)
+	if at < 0 {
 		return 0
 	}
-	opts := t.Options()
-	old := binary.BigEndian.Uint16(opts[i+2:])
+	old := binary.BigEndian.Uint16(t[at:])
 	if old > mss {
-		binary.BigEndian.PutUint16(opts[i+2:], mss)
+		binary.BigEndian.PutUint16(t[at:], mss)
 		o, n := old, mss
-		if (TCPMinLen+i+2)&1 != 0 {
+		if at&1 != 0 {
 			// The field straddles two checksum words: its bytes count in
 			// swapped positions (RFC 1071 §2(B)).
 			o, n = o>>8|o<<8, n>>8|n<<8
@@ -163,4 +192,16 @@ func (t TCP) ClampMSS(mss uint16) uint16 {
 		t.SetChecksum(UpdateChecksum16(t.Checksum(), o, n))
 	}
 	return old
+}
+
+// WindowScale returns the shift count of the Window Scale option (RFC
+// 7323 §2), which only SYN segments carry, and whether the option is
+// present. A shift above 14 is read as 14 (RFC 7323 §2.3: the receiver
+// "MUST use 14").
+func (t TCP) WindowScale() (uint8, bool) {
+	at := t.option(tcpOptWScale, 3)
+	if at < 0 {
+		return 0, false
+	}
+	return min(t[at], 14), true
 }

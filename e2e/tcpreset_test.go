@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/fastnat/fastnat/internal/testnet"
+	"github.com/fastnat/fastnat/metrics"
+)
+
+// TestFastnatForgedRST: an established TCP connection from inside to a
+// server outside, through nat outbound. A RST forged from the outside
+// namespace with a random sequence number far from the window changes
+// nothing — it is counted as tcp_out_of_window, the session stays
+// ESTABLISHED with its packet counts as they were, and the connection
+// carries on — while a RST at the receiver's next expected sequence
+// number (RFC 5961 §3.2) resets the connection and closes the session.
+func TestFastnatForgedRST(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, false)
+	fastnatRouter.setup(t, topo, false, nil)
+	sock := fastnatSocket(t, topo)
+
+	server := netip.AddrPortFrom(testnet.ClientAddr, 7100)
+	ln, err := testnet.ListenTCP(topo.Client, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	capture, err := testnet.StartCapture(topo.Client, testnet.NodeLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	inside, err := testnet.DialTCP(ctx, topo.Server, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inside.Close()
+	_ = ln.SetDeadline(time.Now().Add(10 * time.Second))
+	outside, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outside.Close()
+	roundTrip(t, inside, outside, "before")
+
+	session := func() (state string, reply uint64) {
+		t.Helper()
+		out := fastnatShow(t, sock, "sessions")
+		m := regexp.MustCompile(`(?m)^State: (\S+)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no session state in:\n%s", out)
+		}
+		_, r := traffic(t, out)
+		return m[1], r[0]
+	}
+	if st, _ := session(); st != "TCP_ESTABLISHED" {
+		t.Fatalf("session state %s after the handshake and a round trip", st)
+	}
+
+	// The outside peer's next sequence number, the public port and the
+	// MACs, from the last segment the peer sent.
+	seg := lastSegment(t, capture, server)
+	_, replyBefore := session()
+	// At least 2^30 away from it in both directions: outside any window.
+	forged := seg.next + 1<<30 + rand.Uint32N(1<<31)
+	sendRST(t, topo, seg, forged)
+	waitDrop(t, sock, "nat_tcp_out_of_window", 1)
+	if st, reply := session(); st != "TCP_ESTABLISHED" || reply != replyBefore {
+		t.Fatalf("after a forged RST (seq %d, window at %d): session %s, %d packets from outside (was %d)",
+			forged, seg.next, st, reply, replyBefore)
+	}
+	roundTrip(t, inside, outside, "after the forged RST")
+	if st, _ := session(); st != "TCP_ESTABLISHED" {
+		t.Fatalf("session %s after traffic", st)
+	}
+
+	// A RST exactly at RCV.NXT is the peer's own: the inside host resets
+	// the connection and the session closes.
+	seg = lastSegment(t, capture, server)
+	sendRST(t, topo, seg, seg.next)
+	_ = inside.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := inside.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("inside read after the in-window RST: %v, want connection reset", err)
+	}
+	if st, _ := session(); st != "TCP_CLOSED" {
+		t.Fatalf("session %s after the in-window RST, want TCP_CLOSED", st)
+	}
+}
+
+// roundTrip sends a line each way and checks it arrives.
+func roundTrip(t *testing.T, a, b net.Conn, when string) {
+	t.Helper()
+	for _, c := range [][2]net.Conn{{a, b}, {b, a}} {
+		msg := []byte("hello " + when + "\n")
+		if _, err := c[0].Write(msg); err != nil {
+			t.Fatalf("%s: write: %v", when, err)
+		}
+		got := make([]byte, len(msg))
+		_ = c[1].SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c[1], got); err != nil || string(got) != string(msg) {
+			t.Fatalf("%s: read %q, %v", when, got, err)
+		}
+	}
+}
+
+// peerSegment is what a forger needs to know of a connection: the last
+// segment the outside peer sent and the sequence number after it.
+type peerSegment struct {
+	eth  *layers.Ethernet
+	ip   *layers.IPv4
+	tcp  *layers.TCP
+	next uint32
+}
+
+// lastSegment returns the last TCP segment the capture saw leave from
+// the outside peer at src.
+func lastSegment(t *testing.T, c *testnet.Capture, src netip.AddrPort) peerSegment {
+	t.Helper()
+	var last *peerSegment
+	for _, f := range c.Frames() {
+		p := gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if !f.Outgoing || eth == nil || ip == nil || tcp == nil ||
+			!ip.SrcIP.Equal(src.Addr().AsSlice()) || uint16(tcp.SrcPort) != src.Port() {
+			continue
+		}
+		next := tcp.Seq + uint32(len(tcp.Payload))
+		if tcp.SYN || tcp.FIN {
+			next++
+		}
+		last = &peerSegment{eth: eth, ip: ip, tcp: tcp, next: next}
+	}
+	if last == nil {
+		t.Fatalf("no segment from %s captured", src)
+	}
+	return *last
+}
+
+// sendRST injects, on the outside peer's link, a RST with sequence
+// number seq from the peer to the public endpoint of the connection.
+func sendRST(t *testing.T, topo *testnet.Topology, s peerSegment, seq uint32) {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s.ip.SrcIP, DstIP: s.ip.DstIP}
+	tcp := &layers.TCP{SrcPort: s.tcp.SrcPort, DstPort: s.tcp.DstPort, Seq: seq, RST: true, Window: 0}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	eth := &layers.Ethernet{SrcMAC: s.eth.SrcMAC, DstMAC: s.eth.DstMAC, EthernetType: layers.EthernetTypeIPv4}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testnet.SendFrames(topo.Client, testnet.NodeLink, [][]byte{buf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fastnatSocket returns the control socket of the topology's fastnat.
+func fastnatSocket(t *testing.T, topo *testnet.Topology) string {
+	t.Helper()
+	for _, p := range topo.Processes() {
+		if p.Name == fastnatBinary(t) {
+			return controlSocket(t, p)
+		}
+	}
+	t.Fatal("fastnat not among the topology's processes")
+	return ""
+}
+
+// fastnatShow runs `fastnat show args...` against the daemon at sock.
+func fastnatShow(t *testing.T, sock string, args ...string) string {
+	t.Helper()
+	code, out, errOut := fastnatCLI(t, append(append([]string{"show"}, args...), "--socket", sock)...)
+	if code != 0 {
+		t.Fatalf("fastnat show %v: exit %d: %s", args, code, errOut)
+	}
+	return out
+}
+
+// waitDrop waits until the workers have counted at least n drops of
+// reason, summed over workers.
+func waitDrop(t *testing.T, sock, reason string, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var s metrics.Snapshot
+		if err := json.Unmarshal([]byte(fastnatShow(t, sock, "stats", "--json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		var got uint64
+		for _, w := range s.Workers {
+			got += w.Drops[reason]
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s drops counted, want %d", got, reason, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
