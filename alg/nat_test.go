@@ -215,6 +215,45 @@ func TestWithNATActiveFromPort20(t *testing.T) {
 	}
 }
 
+// TestWithNATActiveReusedPort: a client inside that listens again on the
+// data port of an active connection that has just closed (both FINs; its
+// session lingers for the transitory timeout, holding the public port)
+// gets a new public port, and the server's connection from its port 20
+// to it reaches the client: the closed session, whose inside tuple the
+// new one repeats, gives way, as a SYN reopens a closed tuple.
+func TestWithNATActiveReusedPort(t *testing.T) {
+	g := newNATRig(t)
+	cli, srv := "10.77.0.5:40000", "198.18.7.10:9091"
+	g.send(nat.Inside, cli, srv, testutil.SYN, 100, 0, "")
+	g.send(nat.Outside, srv, "198.18.0.204:40000", testutil.SYN|testutil.ACK, 500, 101, "")
+	seq := uint32(101)
+	var public []string
+	for i := 0; i < 2; i++ {
+		cmd := "PORT 10,77,0,5,195,80\r\n"
+		s, _ := g.send(nat.Inside, cli, srv, testutil.ACK, seq, 501, cmd)
+		seq += uint32(len(cmd))
+		var p1, p2 int
+		if _, err := fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2); err != nil {
+			t.Fatalf("PORT %d rewritten to %q", i, s.payload)
+		}
+		pub := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+		public = append(public, pub)
+		isn := 7000 + uint32(i)*1000
+		d, r := g.send(nat.Outside, "198.18.7.10:20", pub, testutil.SYN, isn, 0, "")
+		if r.Verdict != nat.Forward || d.dst != "10.77.0.5:50000" {
+			t.Fatalf("data connection %d to %s: %v to %s, want 10.77.0.5:50000", i, pub, r.Verdict, d.dst)
+		}
+		g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.SYN|testutil.ACK, 9000, isn+1, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.ACK, isn+1, 9001, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.FIN|testutil.ACK, isn+1, 9001, "")
+		g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.FIN|testutil.ACK, 9001, isn+2, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.ACK, isn+2, 9002, "")
+	}
+	if public[0] == public[1] {
+		t.Errorf("both data connections on %s: the first still holds it", public[0])
+	}
+}
+
 // TestWithNATExpectationLimit: nine passive replies with no data
 // connection: the ninth is rewritten like the first, the session keeps
 // eight expectations, and the public ports of the replaced ones go back

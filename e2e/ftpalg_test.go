@@ -631,6 +631,42 @@ func TestFastnatFTPActiveFromPort20(t *testing.T) {
 	}
 }
 
+// TestFastnatFTPActiveReusedPort: a client inside that listens on the
+// same data port for every active-mode data connection (as clients that
+// bind their data port do) gets every listing, not only the first: the
+// previous data connection's session, closed but lingering for the
+// transitory timeout with the same inside tuple (the client's port and
+// the server's port 20), gives way to the new one.
+func TestFastnatFTPActiveReusedPort(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, true)
+	fastnatRouter.setup(t, topo, true, nil)
+	startFTPSized(t, topo, testnet.FTPServerConfig{NS: topo.Client, Addr: outsideFTP}, smallFile)
+	for _, mode := range []testnet.Mode{testnet.PORT, testnet.EPRT} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c, err := testnet.DialFTP(ctx, topo.Host, outsideFTP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.DataPort = 40020
+			if mode == testnet.EPRT {
+				c.DataPort = 40021
+			}
+			for i := 0; i < 3; i++ {
+				if _, err := c.List(ctx, mode); err != nil {
+					dumpNAT(t, topo)
+					t.Fatalf("listing %d from data port %d: %v", i, c.DataPort, err)
+				}
+			}
+			if err := c.Quit(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // dumpNAT logs the running fastnat's sessions, expectations and counters,
 // to tell why a data connection failed.
 func dumpNAT(t *testing.T, topo *testnet.Topology) {

@@ -28,6 +28,10 @@ type GoFTP struct {
 	r    *bufio.Reader
 	// Timeout bounds every reply and data connection; zero means 20 s.
 	Timeout time.Duration
+	// DataPort is the port PORT and EPRT listen on; zero means any. A
+	// fixed one is listened on again for every data connection, as
+	// clients that bind their data port do (SO_REUSEADDR).
+	DataPort uint16
 }
 
 // Reply is one FTP reply (RFC 959 4.2): its code and its lines, without
@@ -158,7 +162,7 @@ func (f *GoFTP) List(ctx context.Context, mode Mode) (Transfer, error) {
 		}
 	case PORT, EPRT:
 		local := f.conn.LocalAddr().(*net.TCPAddr).AddrPort().Addr()
-		ln, err := ListenTCP(f.ns, netip.AddrPortFrom(local, 0))
+		ln, err := ListenTCP(f.ns, netip.AddrPortFrom(local, f.DataPort))
 		if err != nil {
 			return t, err
 		}
