@@ -252,6 +252,24 @@ func TestWithNATActiveReusedPort(t *testing.T) {
 	if public[0] == public[1] {
 		t.Errorf("both data connections on %s: the first still holds it", public[0])
 	}
+	// A data connection not over is not ended for a new one.
+	cmd := "PORT 10,77,0,5,195,80\r\n"
+	s, _ := g.send(nat.Inside, cli, srv, testutil.ACK, seq, 501, cmd)
+	var p1, p2 int
+	fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2)
+	third := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+	g.send(nat.Outside, "198.18.7.10:20", third, testutil.SYN, 20000, 0, "")
+	g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.SYN|testutil.ACK, 30000, 20001, "")
+	g.send(nat.Outside, "198.18.7.10:20", third, testutil.ACK, 20001, 30001, "")
+	s, _ = g.send(nat.Inside, cli, srv, testutil.ACK, seq+uint32(len(cmd)), 501, cmd)
+	fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2)
+	fourth := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+	if _, r := g.send(nat.Outside, "198.18.7.10:20", fourth, testutil.SYN, 40000, 0, ""); r.Verdict == nat.Forward || fourth == third {
+		t.Errorf("a SYN to %s replaced the established data connection to %s: %v", fourth, third, r.Verdict)
+	}
+	if d, r := g.send(nat.Outside, "198.18.7.10:20", third, testutil.ACK, 20001, 30001, "x"); r.Verdict != nat.Forward || d.dst != "10.77.0.5:50000" {
+		t.Errorf("the established data connection: %v to %s", r.Verdict, d.dst)
+	}
 }
 
 // TestWithNATExpectationLimit: nine passive replies with no data
