@@ -211,8 +211,10 @@ const maxFrame = 4096
 
 // sessKey names a control session: a flow-table slot and the generation
 // the session lived with there, so that a slot's next session is never
-// taken for the one before it.
-type sessKey struct{ id, gen uint32 }
+// taken for the one before it. One word, for the map's fast path.
+type sessKey uint64
+
+func keyOf(id, gen uint32) sessKey { return sessKey(id)<<32 | sessKey(gen) }
 
 // session is the ALG's state of one control connection.
 type session struct {
@@ -240,7 +242,7 @@ func (f *FTP) SessionEnded(id, gen uint32, s flowtable.Session) {
 // a queue slot until applied.
 func (f *FTP) Forget(id, gen uint32) {
 	f.forgetMu.Lock()
-	f.forgetQueue = append(f.forgetQueue, sessKey{id, gen})
+	f.forgetQueue = append(f.forgetQueue, keyOf(id, gen))
 	f.forgetPending.Store(true)
 	f.forgetMu.Unlock()
 }
@@ -269,7 +271,7 @@ func (f *FTP) applyForget() {
 // left alone); nil with DropStale that the session ended before the ALG
 // could read it.
 func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*session, Verdict) {
-	k := sessKey{id, gen}
+	k := keyOf(id, gen)
 	// A frame of direction d had tuple Key[d] before translation and has
 	// Key[1-d].Reverse() after it.
 	if ss := f.sessions[k]; ss != nil {

@@ -506,7 +506,7 @@ func TestReusedSlot(t *testing.T) {
 	}
 	h.ftp.SessionEnded(h.id, old, flowtable.Session{App: uint8(portmap.AppFTP)})
 	h.ftp.applyForget()
-	if _, ok := h.ftp.sessions[sessKey{h.id, old + 2}]; !ok || len(h.ftp.sessions) != 1 {
+	if _, ok := h.ftp.sessions[keyOf(h.id, old+2)]; !ok || len(h.ftp.sessions) != 1 {
 		t.Errorf("forgetting the old generation touched the new: %d states", len(h.ftp.sessions))
 	}
 }

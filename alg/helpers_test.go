@@ -324,5 +324,5 @@ func (h *harness) processAt(fr []byte, id uint32, dir flowtable.Dir, now flowtab
 
 // state returns the ALG's state of the harness's session.
 func (h *harness) state() *session {
-	return h.ftp.sessions[sessKey{h.id, h.table.gen(h.id)}]
+	return h.ftp.sessions[keyOf(h.id, h.table.gen(h.id))]
 }

@@ -136,7 +136,7 @@ func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
 	f.stats.total[cExpectUsed].Add(1)
 	f.stats.entry(entry)[cExpectUsed].Add(1)
 	f.liveMu.Lock()
-	if c, ok := f.live[sessKey{parent, gen}]; ok {
+	if c, ok := f.live[keyOf(parent, gen)]; ok {
 		c[cExpectUsed].Add(1)
 	}
 	f.liveMu.Unlock()
@@ -147,7 +147,7 @@ func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
 // has not ended). Safe from any goroutine.
 func (f *FTP) SessionCounters(id, gen uint32) (Counters, bool) {
 	f.liveMu.Lock()
-	c, ok := f.live[sessKey{id, gen}]
+	c, ok := f.live[keyOf(id, gen)]
 	f.liveMu.Unlock()
 	if !ok {
 		return Counters{}, false
