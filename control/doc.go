@@ -1,7 +1,8 @@
-// Package control is fastnat's control socket: the protocol `fastnat show`
-// and `fastnat reload` speak with a running daemon, its server and client,
-// the views of sessions, expectations and port mappings the daemon answers
-// with, and their text form.
+// Package control is fastnat's control socket: the protocol `fastnat show`,
+// `fastnat reload` and `fastnat explain --live` speak with a running
+// daemon, its server and client, the views of sessions, expectations and
+// port mappings the daemon answers with, and their text form. CmdExplain
+// is answered by a Handler that is also an Explainer (the daemon is).
 //
 // Protocol. The socket is a unix stream socket. A client connects, writes
 // one JSON Request, and reads one JSON Response until the server closes

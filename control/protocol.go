@@ -49,6 +49,8 @@ type Request struct {
 	All    bool           `json:"all,omitempty"`   // CmdClear: every session, when Filter selects none
 	// Events selects the events of a CmdEvents stream; nil: all.
 	Events *EventFilter `json:"events,omitempty"`
+	// Explain is the connection or session CmdExplain asks about.
+	Explain *ExplainQuery `json:"explain,omitempty"`
 }
 
 // Response is the daemon's answer: on success the field of the command
@@ -64,6 +66,7 @@ type Response struct {
 	Rules        *Rules            `json:"rules,omitempty"`
 	Reload       *ReloadResult     `json:"reload,omitempty"`
 	Cleared      *ClearResult      `json:"cleared,omitempty"`
+	Explain      *ExplainResult    `json:"explain,omitempty"`
 }
 
 // Error is a request the daemon answered with a failure code.

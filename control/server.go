@@ -234,8 +234,19 @@ func (s *Server) answer(req Request) Response {
 		r.Reload = &rr
 	case CmdEvents:
 		return Response{Code: CodeBadRequest, Error: "events is a stream: read it with control.Stream"}
+	case CmdExplain:
+		e, ok := s.h.(Explainer)
+		switch {
+		case !ok:
+			return Response{Code: CodeFailed, Error: "this daemon does not explain connections"}
+		case req.Explain == nil:
+			return Response{Code: CodeBadRequest, Error: "explain: no connection or session given"}
+		}
+		var er ExplainResult
+		er, err = e.Explain(*req.Explain)
+		r.Explain = &er
 	default:
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload, clear, events", req.Cmd)}
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload, clear, events, explain", req.Cmd)}
 	}
 	if err != nil {
 		code := CodeFailed

@@ -281,4 +281,12 @@ func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
 // applied.
 func (d *Daemon) Rules() control.Rules { return d.dp.Rules() }
 
-var _ control.Handler = (*Daemon)(nil)
+// Explain implements control.Explainer.
+func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) {
+	return d.dp.Explain(q)
+}
+
+var (
+	_ control.Handler   = (*Daemon)(nil)
+	_ control.Explainer = (*Daemon)(nil)
+)

@@ -95,7 +95,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		eventsExporter:    d("event_exporter_events_total", "NAT events per exporter or live stream, by result: queued, queue_dropped, exported, failed.", "exporter", "result"),
 	}
 	for _, fc := range FTPCounters {
-		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG: "+fc.Help))
+		c.ftp = append(c.ftp, d("ftp_alg_"+fc.Name+"_total", "FTP ALG, per port-mapping entry (\"port_mapping[i]\" or \"default\"): "+fc.Help, "mapping"))
 	}
 	return c
 }
@@ -202,9 +202,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.blocksRefused, b.QuotaExceeded, rule, "quota_exceeded")
 		counter(c.blocksRefused, b.Exhausted, rule, "exhausted")
 	}
-	if s.FTP != nil {
+	for _, m := range s.FTPMappings {
 		for i, fc := range FTPCounters {
-			counter(c.ftp[i], s.FTP[fc.Name])
+			counter(c.ftp[i], m.Counters[fc.Name], m.Mapping)
 		}
 	}
 	if cp := s.Capture; cp != nil {

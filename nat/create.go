@@ -337,7 +337,7 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 	}
 	s.Rule, s.Ingress = o.label, e.ingress
 	if f := e.n.onExpectUsed.Load(); f != nil {
-		(*f)(s.MapEntry)
+		(*f)(ex.Parent, ex.ParentGen, s.MapEntry)
 	}
 	if from == Inside {
 		s.Flags |= flagOrigFromInside
@@ -349,17 +349,17 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 		s.Flags |= flagOwnDstPort
 	}
 	if reply.DstAddr != t.SrcAddr {
-		// The connecting side is translated too: give it a public port of
-		// its own, its source port when free (in its port blocks or range
-		// when its address has them).
-		pub, ok := e.n.claimFor(c, reply.DstAddr, t.SrcAddr, class, t.SrcPort, e.rng, &e.log, e.wall)
+		// The connecting side is translated too: see dataSourcePort.
+		pub, own, ok := e.n.dataSourcePort(c, reply.DstAddr, t.SrcAddr, class, t.SrcPort, e.rng, &e.log, e.wall)
 		if !ok {
 			e.n.releasePorts(&s, &e.log, e.wall)
 			r.Verdict = DropPortsExhausted
 			return
 		}
 		s.Key[flowtable.Reply].DstPort = pub
-		s.Flags |= flagOwnSrcPort
+		if own {
+			s.Flags |= flagOwnSrcPort
+		}
 	}
 	e.insert(frame, p, from, now, c, &s, o, r)
 }
@@ -380,6 +380,9 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		timeout = c.timeouts[toICMP]
 	}
 	id, gen, res := e.n.table.Insert(s, state, timeout, now)
+	if res == flowtable.ErrExists && e.reclaim(s) {
+		id, gen, res = e.n.table.Insert(s, state, timeout, now)
+	}
 	if res != flowtable.Inserted {
 		e.n.releasePorts(s, &e.log, e.wall)
 		if res == flowtable.ErrExists {
@@ -410,6 +413,35 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// far ahead of the session's timeout does that.
 		r.Verdict = DropRace
 	}
+}
+
+// reclaim ends the TCP sessions that hold a key of new session s and are
+// over — reset, or closed by FINs both ways — and reports whether it
+// ended any: a SYN reopens a closed tuple (tcpStep), and this is the same
+// for a tuple the new session repeats on its other side only. An active
+// FTP data connection is the case: the client listens again on the data
+// port of one that has just closed, whose session lingers for the
+// transitory timeout holding its public port; the new expectation's
+// public port differs, but its inside tuple (client and server port 20)
+// is the closed one's. Conntrack lets such a SYN replace a connection in
+// TIME_WAIT or CLOSE likewise. A session not over is left alone, and the
+// insert fails as it did.
+func (e *Engine) reclaim(s *flowtable.Session) bool {
+	if s.Key[flowtable.Orig].Proto != packet.ProtoTCP {
+		return false
+	}
+	ended := false
+	for d := flowtable.Orig; d <= flowtable.Reply; d++ {
+		id, dir, gen, ok := e.n.table.LookupGen(s.Key[d])
+		if !ok {
+			continue
+		}
+		if _, st, _, ok := e.n.table.HotTCP(id, gen, dir); !ok || !tcpOver(st) {
+			return false
+		}
+		ended = e.n.table.End(id, gen, e.onExpire) || ended
+	}
+	return ended
 }
 
 // l4ChecksumOK verifies the TCP or UDP checksum of an unfragmented packet

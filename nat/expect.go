@@ -172,3 +172,65 @@ func (n *NAT) claimPort(c *compiled, addr uint32, class int, want uint16, rng *r
 	}
 	return 0, false
 }
+
+// DropOldestExpectation removes the oldest open expectation of control
+// session (parent, gen) and gives back the public port it had claimed, if
+// any. It reports whether there was one. The ALG calls it at its
+// per-session limit, so that a new announcement replaces the oldest
+// instead of being refused.
+func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
+	ex, ok := n.table.RemoveOldestExpectation(parent, gen)
+	if !ok {
+		return false
+	}
+	class, ok := portClass(ex.Proto)
+	if !ok {
+		return true
+	}
+	if host, ok := n.pending.take(pendingKey{addr: ex.DstAddr, port: ex.DstPort, class: uint8(class)}); ok {
+		// The ALG's goroutine, as ExpectData's: its ring.
+		n.algLog.mu.Lock()
+		n.releasePort(ex.DstAddr, ex.DstPort, class, host, &n.algLog.log, time.Now().UnixMilli())
+		n.algLog.mu.Unlock()
+	}
+	return true
+}
+
+// ResetSession moves TCP session (id, gen) to the closed state with the
+// transitory timeout: the ALG reset both of its ends, and nothing will
+// close it otherwise.
+func (n *NAT) ResetSession(id, gen uint32) {
+	n.table.SetState(id, gen, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
+}
+
+// dataSourcePort chooses the public source port of a data connection
+// opened from a translated host (an FTP server inside connecting out in
+// active mode, from public address addr): the connection's own source
+// port want when possible, so that it keeps FTP's conventions. RFC 959
+// (3.2, 5.2) has the server open the data connection from its data port,
+// L-1 — 20 for the standard control port — and clients and the firewalls
+// in front of them may expect it. A privileged port outside every dynamic
+// range of the outbound rules and published by no nat.server is never
+// handed out, so it is kept and shared by every such data connection, with
+// no claim (own false): the connections differ by the client's endpoint,
+// and the flow table keeps their keys apart. Any other port is claimed
+// for host, the source port when free (claimFor: in host's port blocks or
+// deterministic range when addr has them; log and wall for the events).
+func (n *NAT) dataSourcePort(c *compiled, addr, host uint32, class int, want uint16, rng *rand.Rand, log *eventLog, wall int64) (port uint16, own, ok bool) {
+	if want != 0 && want < 1024 && !c.reserved(addr, class, want) && !c.dynamic(want) {
+		return want, false, true
+	}
+	port, ok = n.claimFor(c, addr, host, class, want, rng, log, wall)
+	return port, ok, ok
+}
+
+// dynamic reports whether port lies in the dynamic range of any outbound
+// rule.
+func (c *compiled) dynamic(port uint16) bool {
+	for i := range c.outbound {
+		if r := &c.outbound[i]; r.lo <= port && port <= r.hi {
+			return true
+		}
+	}
+	return false
+}

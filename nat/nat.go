@@ -47,9 +47,10 @@ type NAT struct {
 	// onEnd, when set, is called for every session that ends (expiry or
 	// deletion by the engine) after its resources are released. Slow path.
 	onEnd atomic.Pointer[func(id, gen uint32, s flowtable.Session)]
-	// onExpectUsed, when set, is told the port-mapping entry of the
-	// control session whose expectation a new data connection used.
-	onExpectUsed atomic.Pointer[func(entry int16)]
+	// onExpectUsed, when set, is told the control session (id,
+	// generation, port-mapping entry) whose expectation a new data
+	// connection used.
+	onExpectUsed atomic.Pointer[func(parent, gen uint32, entry int16)]
 	clock        atomic.Uint32 // newest burst time seen, for slow-path callers
 }
 
@@ -130,10 +131,10 @@ func (n *NAT) Table() *flowtable.Table { return n.table }
 // LastSeen of id still read the ended session.
 func (n *NAT) OnSessionEnd(f func(id, gen uint32, s flowtable.Session)) { n.onEnd.Store(&f) }
 
-// OnExpectationUsed registers f to be told, with the control session's
-// port-mapping entry, whenever a data connection uses an expectation (the
-// ALG's per-mapping statistics).
-func (n *NAT) OnExpectationUsed(f func(entry int16)) { n.onExpectUsed.Store(&f) }
+// OnExpectationUsed registers f to be told, with the control session's id,
+// generation and port-mapping entry, whenever a data connection uses an
+// expectation (the ALG's per-mapping and per-session statistics).
+func (n *NAT) OnExpectationUsed(f func(parent, gen uint32, entry int16)) { n.onExpectUsed.Store(&f) }
 
 // PoolUse reports the ports in use per public address.
 func (n *NAT) PoolUse() []PoolUse { return n.pools.use() }

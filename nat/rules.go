@@ -122,7 +122,7 @@ type serverKey struct {
 type serverDest struct {
 	addr uint32
 	port uint16
-	rule int    // index in Rules.Servers
+	rule int    // index in Rules.Servers (Explain and the events name it)
 	id   uint16 // its identity's id (label.go)
 }
 

@@ -104,7 +104,7 @@ func (w *Worker) route(f Frame, in, op int, dst uint32, p *packet.Parsed, r *nat
 			// Frames already waiting for this neighbour go first.
 			w.releaseQueue(op, h)
 		}
-		w.send(f, op, h.MAC, r)
+		w.send(f, op, in, h.MAC, r)
 	case HopPending:
 		w.wait(f, in, op, dst, h.Addr, p, r, now)
 	default:
@@ -210,7 +210,7 @@ func (w *Worker) releaseQueue(op int, h Hop) {
 	q := w.queueFor(op, h.Addr)
 	for q != nil && q.head != 0 {
 		wf := w.dequeue(q)
-		w.send(wf.f, op, h.MAC, &wf.r)
+		w.send(wf.f, op, int(wf.in), h.MAC, &wf.r)
 	}
 }
 
@@ -230,7 +230,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 			w.neigh[neighborSlot(q.dst)] = neighborEntry{addr: q.dst, mac: h.MAC, port: q.port, ok: true, stamp: now}
 			for q.head != 0 {
 				wf := w.dequeue(q)
-				w.send(wf.f, int(q.port), h.MAC, &wf.r)
+				w.send(wf.f, int(q.port), int(wf.in), h.MAC, &wf.r)
 			}
 		case h.State == HopNoRoute:
 			for q.head != 0 {

@@ -292,7 +292,7 @@ func (w *Worker) Poll() int {
 		w.retryNeighbors(now)
 	}
 	if w.cfg.ALG != nil {
-		w.fromALG()
+		w.fromALG(now)
 	}
 	w.flush()
 	w.engine.Age(now, ageBudget)
@@ -398,7 +398,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
 	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		w.send(f, op, e.mac, r)
+		w.send(f, op, pi, e.mac, r)
 		return
 	}
 	w.route(f, pi, op, dst, p, r, now)
@@ -455,12 +455,14 @@ func (w *Worker) clampMSS(f Frame, p *packet.Parsed, pi, op int) {
 }
 
 // send addresses a translated frame to mac and queues it on port op, or
-// hands it to the ALG first.
-func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
+// hands it to the ALG first (in is the port it arrived on, where the
+// ALG's answers to its sender go).
+func (w *Worker) send(f Frame, op, in int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
-		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Dir: r.Dir, Port: uint8(op), MTU: uint16(min(w.mtu[op], 0xffff))})
+		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: r.Gen, Dir: r.Dir,
+			Port: uint8(op), In: uint8(in), MTU: uint16(min(w.mtu[op], 0xffff))})
 		if len(w.algOut) == cap(w.algOut) {
 			w.toALG()
 		}

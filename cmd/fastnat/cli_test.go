@@ -239,7 +239,7 @@ func TestCompletion(t *testing.T) {
 		return strings.Join(strings.Fields(out), " ")
 	}
 	tests := []struct{ line, want string }{
-		{"", "run check doctor show clear reload events lookup bench demo version help completion man"},
+		{"", "run check doctor show clear reload events lookup explain bench demo version help completion man"},
 		{"events --type session-c", "session-create"},
 		{"events --type ", "session-create session-delete binding-create binding-delete block-alloc block-release addresses-exhausted ports-exhausted quota-exceeded"},
 		{"re", "reload"},
@@ -256,6 +256,8 @@ func TestCompletion(t *testing.T) {
 		{"run --pcap-drops=", cli.CompleteFiles},
 		{"completion ", "bash zsh fish"},
 		{"help b", "bench"},
+		{"explain ", "tcp udp icmp sctp dccp udp-lite"},
+		{"explain tcp --from ", "auto inside outside"},
 		{"nope ", ""},
 	}
 	for _, tc := range tests {

@@ -52,6 +52,29 @@ func (f clientFlags) socketPath() (string, error) {
 	return cfg.Control.Socket, nil
 }
 
+// askDaemon sends req to the daemon whose control socket cf names and
+// returns its response, or nil and the exit status, the failure printed
+// as command's: 2 for a socket that cannot be found or a request the
+// daemon calls bad, 1 when it cannot be asked or fails.
+func askDaemon(command string, cf clientFlags, req control.Request, stderr io.Writer) (*control.Response, int) {
+	socket, err := cf.socketPath()
+	if err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		return nil, exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	resp, err := control.Call(ctx, socket, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		if errors.Is(err, control.ErrBadRequest) {
+			return nil, exitUsage
+		}
+		return nil, exitFailure
+	}
+	return resp, exitOK
+}
+
 // showSubjects are what `fastnat show` shows.
 var showSubjects = []string{control.CmdStats, control.CmdSessions, control.CmdExpectations, control.CmdMappings, control.CmdRules}
 
@@ -129,29 +152,6 @@ func sessionFlagsSet(fs *flag.FlagSet, extra ...string) []string {
 		}
 	})
 	return set
-}
-
-// askDaemon sends req to the daemon whose control socket cf names and
-// returns its response, or nil and the exit status, the failure printed
-// as command's: 2 for a socket that cannot be found or a request the
-// daemon calls bad, 1 when it cannot be asked or fails.
-func askDaemon(command string, cf clientFlags, req control.Request, stderr io.Writer) (*control.Response, int) {
-	socket, err := cf.socketPath()
-	if err != nil {
-		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
-		return nil, exitUsage
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
-	defer cancel()
-	resp, err := control.Call(ctx, socket, req)
-	if err != nil {
-		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
-		if errors.Is(err, control.ErrBadRequest) {
-			return nil, exitUsage
-		}
-		return nil, exitFailure
-	}
-	return resp, exitOK
 }
 
 // show asks the daemon for req and prints the answer, as text or JSON;
