@@ -18,18 +18,7 @@ import (
 // 198.18.0.205, and the rest of the inside network gets blocks of 64
 // ports of 198.18.0.204, two per host at most.
 func cgnConfig(socket string) string {
-	return fmt.Sprintf(`[dataplane]
-poll = "adaptive"
-xdp_mode = %q
-
-[[interface]]
-name = %q
-role = "outside"
-
-[[interface]]
-name = %q
-role = "inside"
-
+	return fmt.Sprintf(`%s
 [flows]
 max = 65536
 
@@ -48,7 +37,7 @@ blocks_per_host = 2
 
 [control]
 socket = %q
-`, fastnatXDPMode, testnet.RouterOutsideLink, testnet.RouterInsideLink, testnet.InsideNet.String(), testnet.PublicAddr.String(), socket)
+`, fastnatInterfaces(), testnet.InsideNet.String(), testnet.PublicAddr.String(), socket)
 }
 
 // TestFastnatCGN: fastnat with a deterministic and a port-block rule.

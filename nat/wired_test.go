@@ -288,21 +288,6 @@ func clearAll(n *NAT) int {
 // taken reports whether port is claimed.
 func (s *portSpace) taken(port uint16) bool { return s.bits[port>>6].Load()&(1<<(port&63)) != 0 }
 
-// process runs a copy of frame through the engine without decoding what
-// comes out (random ports would make gopacket guess protocols).
-func (g *rig) process(from Side, frame []byte) Result {
-	g.tb.Helper()
-	f := append([]byte(nil), frame...)
-	var p packet.Parsed
-	if res := packet.Parse(f, &p); res != packet.OK {
-		g.tb.Fatalf("test frame does not parse: %v", res)
-	}
-	var r Result
-	g.e.SetIngress(g.ingress)
-	g.e.Process(f, &p, from, g.now, &r)
-	return r
-}
-
 // TestBlocksAcrossReloads: a reload that keeps a port-block rule's
 // layout keeps every host's blocks (its blocks per host may change); one
 // that changes the layout gives out no block on an address while blocks

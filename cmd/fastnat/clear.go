@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -41,12 +40,7 @@ var clearCommand = &cli.Command{
 				return exitFailure
 			}
 			if *asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(resp.Cleared); err != nil {
-					return exitFailure
-				}
-				return exitOK
+				return printJSON("clear", stdout, stderr, resp.Cleared)
 			}
 			control.WriteCleared(stdout, *resp.Cleared)
 			return exitOK

@@ -175,13 +175,7 @@ func show(req control.Request, cf clientFlags, asJSON, verbose bool, stdout, std
 		case control.CmdRules:
 			v = resp.Rules
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
-			fmt.Fprintf(stderr, "fastnat show: %v\n", err)
-			return exitFailure
-		}
-		return exitOK
+		return printJSON("show", stdout, stderr, v)
 	}
 	switch req.Cmd {
 	case control.CmdStats:
@@ -210,6 +204,19 @@ func show(req control.Request, cf clientFlags, asJSON, verbose bool, stdout, std
 			return exitFailure
 		}
 		control.WriteRules(stdout, *resp.Rules)
+	}
+	return exitOK
+}
+
+// printJSON prints v indented, as the client commands' --json do; a
+// failure is command's.
+func printJSON(command string, stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		return exitFailure
 	}
 	return exitOK
 }
