@@ -48,11 +48,13 @@ func BenchmarkProcess(b *testing.B) {
 			f := buf[:len(data)]
 			copy(f, data)
 			binary.BigEndian.PutUint32(f[14+20+4:], isnS+1+i*uint32(len(in)))
-			h.ftp.Process(f, h.id, flowtable.Reply, 1)
+			it := Item{Buf: f, Session: h.id, Gen: 1, Dir: flowtable.Reply}
+			h.ftp.Process(&it, 1)
 			f = buf[:len(ack)]
 			copy(f, ack)
 			binary.BigEndian.PutUint32(f[14+20+8:], isnS+1+(i+1)*(uint32(len(in))+grow))
-			h.ftp.Process(f, h.id, flowtable.Orig, 1)
+			it = Item{Buf: f, Session: h.id, Gen: 1, Dir: flowtable.Orig}
+			h.ftp.Process(&it, 1)
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
@@ -119,7 +121,7 @@ func BenchmarkDivert(b *testing.B) {
 					t := s.templates[(i*batch+k)%len(s.templates)]
 					f := bufs[k][:len(t)]
 					copy(f, t)
-					items[k] = Item{Buf: f, Session: s.h.id, Dir: flowtable.Reply}
+					items[k] = Item{Buf: f, Session: s.h.id, Gen: 1, Dir: flowtable.Reply}
 				}
 				start := time.Now()
 				for pushed := 0; pushed < batch; {

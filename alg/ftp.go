@@ -35,36 +35,44 @@ type Config struct {
 	// and 227 may name a host other than the peer announcing them.
 	AllowThirdParty bool
 	// MaxExpectations bounds the open expectations of one control session;
-	// 0 means DefaultMaxExpectations.
+	// 0 means DefaultMaxExpectations. A new one at the limit replaces the
+	// session's oldest.
 	MaxExpectations int
 	// MTU is the largest IPv4 packet the ALG makes by growing a segment
 	// when the frame does not say (Item.MTU, the egress link's); 0 means
 	// DefaultMTU. A segment that would exceed it is cut and TCP
 	// retransmits the rest.
 	MTU int
-	// Log receives one message per control session whose command is
-	// refused. nil discards.
+	// Log receives one message per control session whose command or reply
+	// is refused, and one per connection the ALG resets. nil discards.
 	Log *slog.Logger
 }
 
-// Expecter makes an announced data endpoint reachable through the NAT.
-// nat.NAT implements it.
+// Expecter is what the ALG asks of the NAT. nat.NAT implements it.
 type Expecter interface {
 	// ExpectData: the endpoint addr:port (host byte order) was announced in
 	// the payload of a packet travelling in direction dir of control
-	// session parent. It installs the expectation (with the right
+	// session (parent, gen). It installs the expectation (with the right
 	// translation, App ftp-data, expiry) and returns the endpoint the
 	// receiver must be told — equal to the input when no rewrite is needed
-	// — or ok=false with a reason (pool exhausted, expectation limit, table
-	// full). Third-party and low-port policy is the ALG's, checked before.
+	// — or ok=false (pool exhausted, table full). Third-party and low-port
+	// policy and the per-session limit are the ALG's, checked before.
 	ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (newAddr uint32, newPort uint16, ok bool)
+	// DropOldestExpectation removes the oldest open expectation of control
+	// session (parent, gen), with what it holds (a claimed public port),
+	// and reports whether there was one.
+	DropOldestExpectation(parent, gen uint32) bool
+	// ResetSession tells the NAT that the ALG reset both ends of session
+	// (id, gen): it may let the session go like any closed connection.
+	ResetSession(id, gen uint32)
 }
 
 // Table is the part of the flow table the ALG reads: a control session's
 // keys and mapping entry (once per session), and its open expectations
 // (once per announced endpoint). *flowtable.Table implements it.
 type Table interface {
-	Gen(id uint32) uint32
+	// Read copies session (id, gen) into s and reports whether it is still
+	// live with that generation.
 	Read(id, gen uint32, s *flowtable.Session) bool
 	ExpectationCount(parent, gen uint32) int
 }
@@ -72,22 +80,29 @@ type Table interface {
 // Verdict is the ALG's decision for one frame.
 type Verdict uint8
 
-// Verdicts. Every verdict but Forward drops the frame; TCP retransmits it.
+// Verdicts. Forward and Back transmit the frame; every other verdict drops
+// it, and TCP retransmits it.
 const (
-	Forward          Verdict = iota
-	DropRefused              // PORT/EPRT/227 naming a third host (RFC 2577), or a port below 1024
-	DropLimit                // the control session has MaxExpectations open expectations
-	DropExpectFailed         // the NAT could not install the expectation
-	DropBacklog              // too many unacknowledged rewrites in one direction
-	DropOutOfOrder           // data beyond a gap in the control stream
-	DropInconsistent         // a retransmission disagrees with data rewritten before
-	DropRingFull             // the pipeline's: no room on the ring to the ALG
+	// Forward: transmit the frame, possibly rewritten, towards its
+	// receiver (Item.Port).
+	Forward Verdict = iota
+	// Back: the frame became the ALG's own answer to its sender (an
+	// acknowledgement of held bytes, the error reply to a refused command,
+	// a reset): transmit it back out of the port it arrived on (Item.In),
+	// to the next hop of its new destination.
+	Back
+	DropBacklog      // too many unacknowledged records in one direction
+	DropOutOfOrder   // data beyond a gap in the control stream
+	DropInconsistent // a retransmission disagrees with data rewritten before
+	DropStale        // the session ended before the ALG saw the frame
+	DropReset        // a frame of a connection the ALG reset, needing no answer
+	DropRingFull     // the pipeline's: no room on the ring to the ALG
 	NumVerdicts
 )
 
 var verdictNames = [NumVerdicts]string{
-	"forward", "alg_refused", "alg_expectation_limit", "alg_expectation_failed",
-	"alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission", "alg_ring_full",
+	"forward", "back", "alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission",
+	"alg_stale_session", "alg_reset_connection", "alg_ring_full",
 }
 
 // String returns a stable snake_case name, used as a drop-reason label.
@@ -99,8 +114,8 @@ func (v Verdict) String() string {
 }
 
 // FTP is the FTP ALG of one ALG goroutine. Process is not safe for
-// concurrent use; Forget, Stats and the ExpectationUsed/Expired notes are,
-// from any goroutine.
+// concurrent use; Forget, Stats, SessionCounters and the
+// ExpectationUsed/Expired notes are, from any goroutine.
 type FTP struct {
 	cfg Config
 	// policy holds the settings a reload may change (SetPolicy), read by
@@ -110,24 +125,32 @@ type FTP struct {
 	exp    Expecter
 	log    *slog.Logger
 
-	sessions map[uint32]*session
+	sessions map[sessKey]*session
 	free     []*session
+
+	// live finds a session's counters for other goroutines
+	// (SessionCounters); written by the ALG goroutine once per session.
+	liveMu sync.Mutex
+	live   map[sessKey]*counters
 
 	// Forget requests from other goroutines, applied by the ALG goroutine.
 	forgetMu      sync.Mutex
-	forgetQueue   []uint32
-	forgetSpare   []uint32
+	forgetQueue   []sessKey
+	forgetSpare   []sessKey
 	forgetPending atomic.Bool
 
 	stats stats
 
 	// Per-frame scratch, reused: the payload being composed, the rewritten
-	// spans in it, the held line joined with new bytes.
+	// spans in it, the held line joined with new bytes, owned bytes put
+	// back in front of a retransmission, the answer to the sender.
 	out   []byte
 	spans []span
 	work  []byte
+	pre   []byte
 	txt   [textMax]byte
 	dirty bool
+	ans   answer
 }
 
 // Policy is the part of the configuration a reload changes while the ALG
@@ -170,10 +193,12 @@ func New(cfg Config, table Table, exp Expecter) (*FTP, error) {
 	}
 	f := &FTP{
 		cfg: cfg, table: table, exp: exp, log: log,
-		sessions: make(map[uint32]*session),
+		sessions: make(map[sessKey]*session),
+		live:     make(map[sessKey]*counters),
 		out:      make([]byte, 0, maxFrame),
-		spans:    make([]span, 0, maxRecords), // a span per record at most
+		spans:    make([]span, 0, 2*maxRecords), // a span per record at most, in each of render and feed
 		work:     make([]byte, 0, maxLine+maxFrame),
+		pre:      make([]byte, 0, maxLine+maxFrame),
 	}
 	f.stats.init()
 	f.SetPolicy(Policy{AllowThirdParty: cfg.AllowThirdParty, MaxExpectations: cfg.MaxExpectations})
@@ -184,32 +209,40 @@ func New(cfg Config, table Table, exp Expecter) (*FTP, error) {
 // chunk); larger capacities are used only up to this.
 const maxFrame = 4096
 
+// sessKey names a control session: a flow-table slot and the generation
+// the session lived with there, so that a slot's next session is never
+// taken for the one before it. One word, for the map's fast path.
+type sessKey uint64
+
+func keyOf(id, gen uint32) sessKey { return sessKey(id)<<32 | sessKey(gen) }
+
 // session is the ALG's state of one control connection.
 type session struct {
-	key    [2]packet.Tuple // the flow-table keys, cached at first sight
-	gen    uint32          // the flow-table generation read at first sight
+	key    [2]packet.Tuple // the flow-table keys, read at first sight
 	entry  *counters       // statistics of the session's mapping entry
+	own    counters        // the session's own statistics
 	logged bool            // a refusal has been logged
+	dead   bool            // the ALG reset the connection
 	dirs   [2]stream
 }
 
 // SessionEnded is the callback for nat.NAT.OnSessionEnd: it forgets the
 // session if it was an FTP control connection and ignores every other.
 // Safe from any goroutine.
-func (f *FTP) SessionEnded(id, _ uint32, s flowtable.Session) {
+func (f *FTP) SessionEnded(id, gen uint32, s flowtable.Session) {
 	if portmap.App(s.App) == portmap.AppFTP {
-		f.Forget(id)
+		f.Forget(id, gen)
 	}
 }
 
-// Forget drops the state of control session id when the session ends.
-// Safe from any goroutine: the ALG goroutine applies it before it
+// Forget drops the state of control session (id, gen) when the session
+// ends. Safe from any goroutine: the ALG goroutine applies it before it
 // processes its next frame (and the Runner between polls). Call it for
 // control sessions only (SessionEnded filters): each call costs a lock and
 // a queue slot until applied.
-func (f *FTP) Forget(id uint32) {
+func (f *FTP) Forget(id, gen uint32) {
 	f.forgetMu.Lock()
-	f.forgetQueue = append(f.forgetQueue, id)
+	f.forgetQueue = append(f.forgetQueue, keyOf(id, gen))
 	f.forgetPending.Store(true)
 	f.forgetMu.Unlock()
 }
@@ -220,82 +253,87 @@ func (f *FTP) applyForget() {
 	f.forgetQueue = f.forgetSpare[:0]
 	f.forgetPending.Store(false)
 	f.forgetMu.Unlock()
-	for _, id := range q {
-		if ss, ok := f.sessions[id]; ok {
-			delete(f.sessions, id)
+	for _, k := range q {
+		if ss, ok := f.sessions[k]; ok {
+			delete(f.sessions, k)
+			f.liveMu.Lock()
+			delete(f.live, k)
+			f.liveMu.Unlock()
 			f.free = append(f.free, ss)
 		}
 	}
 	f.forgetSpare = q[:0]
 }
 
-// session returns the state of control session id for a frame of
-// direction dir whose (translated) tuple is t, creating it on first sight
-// or when id has been recycled for another connection. nil means the flow
-// table does not know the frame's session.
-func (f *FTP) session(id uint32, dir flowtable.Dir, t packet.Tuple) *session {
-	ss := f.sessions[id]
+// session returns the state of control session (id, gen) for a frame of
+// direction dir whose (translated) tuple is t, creating it on first
+// sight. nil with Forward means the frame is not the session's (it is
+// left alone); nil with DropStale that the session ended before the ALG
+// could read it.
+func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*session, Verdict) {
+	k := keyOf(id, gen)
 	// A frame of direction d had tuple Key[d] before translation and has
 	// Key[1-d].Reverse() after it.
-	if ss != nil && ss.key[1-dir].Reverse() == t {
-		return ss
-	}
-	// The generation is read here until the pipeline hands the ALG the
-	// one its Result carries; the tuple check below confirms the copy.
-	gen := f.table.Gen(id)
-	var s flowtable.Session
-	if !f.table.Read(id, gen, &s) || s.Key[1-dir].Reverse() != t {
-		return nil
-	}
-	if ss == nil {
-		if n := len(f.free); n > 0 {
-			ss = f.free[n-1]
-			f.free = f.free[:n-1]
-		} else {
-			ss = new(session)
+	if ss := f.sessions[k]; ss != nil {
+		if ss.key[1-dir].Reverse() != t {
+			return nil, Forward
 		}
-		f.sessions[id] = ss
+		return ss, Forward
 	}
-	ss.key, ss.gen, ss.logged = s.Key, gen, false
+	var s flowtable.Session
+	if !f.table.Read(id, gen, &s) {
+		return nil, DropStale
+	}
+	if s.Key[1-dir].Reverse() != t {
+		return nil, Forward
+	}
+	var ss *session
+	if n := len(f.free); n > 0 {
+		ss = f.free[n-1]
+		f.free = f.free[:n-1]
+	} else {
+		ss = new(session)
+	}
+	ss.key, ss.logged, ss.dead = s.Key, false, false
 	ss.dirs[0].reset()
 	ss.dirs[1].reset()
+	ss.own.reset()
 	ss.entry = f.stats.entry(s.MapEntry)
+	f.sessions[k] = ss
+	f.liveMu.Lock()
+	f.live[k] = &ss.own
+	f.liveMu.Unlock()
 	f.count(ss, cSessions, 1)
-	return ss
+	return ss, Forward
 }
 
-// Process runs the ALG on one frame of control session id travelling in
-// direction dir, already translated by the NAT. buf is the whole Ethernet
-// frame: len is the packet, cap the frame size. The payload may be
-// rewritten in place, growing up to cap; n is the new frame length. The
-// IPv4 total length and header checksum and the TCP checksum are fixed
-// whenever anything changed.
-func (f *FTP) Process(buf []byte, id uint32, dir flowtable.Dir, now flowtable.Time) (n int, v Verdict) {
-	return f.ProcessMTU(buf, id, dir, 0, now)
-}
-
-// ProcessMTU is Process for a frame that leaves by a link of the given MTU:
-// a segment the ALG grows stays within it (0: Config.MTU).
-func (f *FTP) ProcessMTU(buf []byte, id uint32, dir flowtable.Dir, mtu int, now flowtable.Time) (n int, v Verdict) {
-	n = len(buf)
-	if !f.cfg.Enabled || dir > flowtable.Reply {
-		return n, Forward
+// Process runs the ALG on one frame of a control session, already
+// translated by the NAT: it.Buf is the whole Ethernet frame (len the
+// packet, cap the frame size), it.Session, it.Gen and it.Dir say whose
+// and which way. The payload may be rewritten in place, growing up to
+// cap and within the egress link's MTU (it.MTU; 0: Config.MTU); Process
+// sets it.Buf's length, it.Verdict and, when the ALG also answers the
+// frame's sender, it.Back. The IPv4 total length and header checksum and
+// the TCP checksum are fixed whenever anything changed.
+func (f *FTP) Process(it *Item, now flowtable.Time) {
+	it.Verdict, it.Back = Forward, nil
+	if !f.cfg.Enabled || it.Dir > flowtable.Reply {
+		return
 	}
 	if f.forgetPending.Load() {
 		f.applyForget()
 	}
 	var p packet.Parsed
-	if packet.Parse(buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP || p.Frag.Offset != 0 || p.Frag.More {
-		return n, Forward
+	if packet.Parse(it.Buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP || p.Frag.Offset != 0 || p.Frag.More {
+		return
 	}
-	ss := f.session(id, dir, p.Tuple)
+	ss, v := f.session(it.Session, it.Gen, it.Dir, p.Tuple)
 	if ss == nil {
-		return n, Forward
+		it.Verdict = v
+		return
 	}
-	if mtu <= 0 {
-		mtu = f.cfg.MTU
-	}
-	return f.segment(buf, &p, ss, id, dir, mtu, now)
+	n, v := f.segment(it, &p, ss, now)
+	it.Buf, it.Verdict = it.Buf[:n], v
 }
 
 // The flow table is what the ALG reads sessions from.

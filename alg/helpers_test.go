@@ -83,20 +83,28 @@ func ep(a uint32, p uint16) string {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), p).String()
 }
 
-// fakeTable is the flow table as the ALG sees it.
+// fakeTable is the flow table as the ALG sees it. A session's generation
+// is gens[id] (1 when unset).
 type fakeTable struct {
 	sessions map[uint32]*flowtable.Session
+	gens     map[uint32]uint32
 	open     map[uint32]int
 }
 
-func (t *fakeTable) Gen(id uint32) uint32 { return 1 }
+func (t *fakeTable) gen(id uint32) uint32 {
+	if g, ok := t.gens[id]; ok {
+		return g
+	}
+	return 1
+}
 
 func (t *fakeTable) Read(id, gen uint32, s *flowtable.Session) bool {
-	if ss, ok := t.sessions[id]; ok && gen == 1 {
-		*s = *ss
-		return true
+	ss, ok := t.sessions[id]
+	if !ok || gen != t.gen(id) {
+		return false
 	}
-	return false
+	*s = *ss
+	return true
 }
 
 func (t *fakeTable) ExpectationCount(parent, gen uint32) int { return t.open[parent] }
@@ -116,10 +124,12 @@ type call struct {
 // translated announcer gets its public address and a public port (pub),
 // any other endpoint is told unchanged.
 type fakeNAT struct {
-	table *fakeTable
-	pub   func(port uint16) uint16
-	fail  bool
-	calls []call
+	table   *fakeTable
+	pub     func(port uint16) uint16
+	fail    bool
+	calls   []call
+	dropped int // DropOldestExpectation calls that dropped one
+	resets  int
 }
 
 func (x *fakeNAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
@@ -138,6 +148,17 @@ func (x *fakeNAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32,
 	}
 	return c.newAddr, c.newPort, true
 }
+
+func (x *fakeNAT) DropOldestExpectation(parent, gen uint32) bool {
+	if x.table.open[parent] == 0 {
+		return false
+	}
+	x.table.open[parent]--
+	x.dropped++
+	return true
+}
+
+func (x *fakeNAT) ResetSession(id, gen uint32) { x.resets++ }
 
 // pubPort is the fake NAT's public port choice: different digits, so the
 // port text changes length too.
@@ -161,7 +182,7 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n++; return len(p), nil }
 func newHarness(tb testing.TB, sc scenario, cfg Config) *harness {
 	tb.Helper()
 	h := &harness{tb: tb, sc: sc, id: 7, logs: &countWriter{}}
-	h.table = &fakeTable{sessions: map[uint32]*flowtable.Session{}, open: map[uint32]int{}}
+	h.table = &fakeTable{sessions: map[uint32]*flowtable.Session{}, gens: map[uint32]uint32{}, open: map[uint32]int{}}
 	h.table.sessions[h.id] = &flowtable.Session{Key: sc.key, MapEntry: sc.entry}
 	h.nat = &fakeNAT{table: h.table, pub: pubPort, calls: make([]call, 0, 4096)}
 	cfg.Enabled = true
@@ -197,18 +218,28 @@ type seg struct {
 	src, dst string
 }
 
+// run runs the ALG on a frame of direction dir of the harness's session
+// and returns the item as the ALG left it.
+func (h *harness) run(dir flowtable.Dir, fr []byte) Item {
+	h.tb.Helper()
+	it := Item{Buf: fr, Session: h.id, Gen: h.table.gen(h.id), Dir: dir}
+	h.ftp.Process(&it, 100)
+	if len(it.Buf) > cap(fr) {
+		h.tb.Fatalf("frame grew to %d beyond its capacity %d", len(it.Buf), cap(fr))
+	}
+	return it
+}
+
 // process runs the ALG on a frame and decodes the result with gopacket,
-// which also verifies the IPv4 and TCP checksums from scratch.
+// which also verifies the IPv4 and TCP checksums from scratch. A frame
+// sent back to its sender (Back) is decoded too.
 func (h *harness) process(dir flowtable.Dir, fr []byte) (seg, Verdict) {
 	h.tb.Helper()
-	n, v := h.ftp.Process(fr, h.id, dir, 100)
-	if n > cap(fr) {
-		h.tb.Fatalf("frame grew to %d beyond its capacity %d", n, cap(fr))
+	it := h.run(dir, fr)
+	if it.Verdict != Forward && it.Verdict != Back {
+		return seg{}, it.Verdict
 	}
-	if v != Forward {
-		return seg{}, v
-	}
-	return decodeSeg(h.tb, fr[:n]), v
+	return decodeSeg(h.tb, it.Buf), it.Verdict
 }
 
 func decodeSeg(tb testing.TB, fr []byte) seg {
@@ -280,4 +311,18 @@ func ipStr(a uint32) string { return addrString(a) }
 // hostPort renders addr:port in PORT/227 form.
 func hostPort(a uint32, p uint16) string {
 	return fmt.Sprintf("%d,%d,%d,%d,%d,%d", a>>24, a>>16&0xff, a>>8&0xff, a&0xff, p>>8, p&0xff)
+}
+
+// processAt runs the ALG on fr as a frame of session id (with its current
+// generation) at time now, and returns the frame's new length and the
+// verdict.
+func (h *harness) processAt(fr []byte, id uint32, dir flowtable.Dir, now flowtable.Time) (int, Verdict) {
+	it := Item{Buf: fr, Session: id, Gen: h.table.gen(id), Dir: dir}
+	h.ftp.Process(&it, now)
+	return len(it.Buf), it.Verdict
+}
+
+// state returns the ALG's state of the harness's session.
+func (h *harness) state() *session {
+	return h.ftp.sessions[keyOf(h.id, h.table.gen(h.id))]
 }

@@ -3,6 +3,7 @@ package alg
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/fastnat/fastnat/flowtable"
@@ -73,11 +74,12 @@ func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32
 	}
 	n := len(fr)
 	if r.Divert {
-		var v Verdict
-		n, v = g.ftp.Process(fr, r.Session, r.Dir, g.now)
-		if v != Forward {
-			g.tb.Fatalf("alg verdict %v", v)
+		it := Item{Buf: fr, Session: r.Session, Gen: r.Gen, Dir: r.Dir}
+		g.ftp.Process(&it, g.now)
+		if it.Verdict != Forward {
+			g.tb.Fatalf("alg verdict %v", it.Verdict)
 		}
+		n = len(it.Buf)
 	}
 	return decodeSeg(g.tb, fr[:n]), r
 }
@@ -188,4 +190,121 @@ func TestWithNAT(t *testing.T) {
 			t.Fatalf("data SYN: %v from %s", r.Verdict, d.src)
 		}
 	})
+}
+
+// TestWithNATActiveFromPort20: the server inside opens every active data
+// connection from its port 20 (RFC 959: the server's data port, L-1), and
+// every one leaves from public port 20, not only the first.
+func TestWithNATActiveFromPort20(t *testing.T) {
+	g := newNATRig(t)
+	cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+	g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+	g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+	seq := uint32(101)
+	for i := 0; i < 3; i++ {
+		cmd := fmt.Sprintf("PORT 198,18,7,10,195,%d\r\n", 80+i)
+		g.send(nat.Outside, cli, pub, testutil.ACK, seq, 501, cmd)
+		seq += uint32(len(cmd))
+		d, r := g.send(nat.Inside, "10.77.0.226:20", fmt.Sprintf("198.18.7.10:%d", 195<<8|(80+i)), testutil.SYN, 7000+uint32(i)*100, 0, "")
+		if r.Verdict != nat.Forward || d.src != "198.18.0.204:20" {
+			t.Errorf("data connection %d: %v from %s, want 198.18.0.204:20", i, r.Verdict, d.src)
+		}
+	}
+	if use := g.n.PoolUse(); len(use) != 0 && use[0].TCP != 0 {
+		t.Errorf("pool use %+v: port 20 is shared, not claimed", use)
+	}
+}
+
+// TestWithNATActiveReusedPort: a client inside that listens again on the
+// data port of an active connection that has just closed (both FINs; its
+// session lingers for the transitory timeout, holding the public port)
+// gets a new public port, and the server's connection from its port 20
+// to it reaches the client: the closed session, whose inside tuple the
+// new one repeats, gives way, as a SYN reopens a closed tuple.
+func TestWithNATActiveReusedPort(t *testing.T) {
+	g := newNATRig(t)
+	cli, srv := "10.77.0.5:40000", "198.18.7.10:9091"
+	g.send(nat.Inside, cli, srv, testutil.SYN, 100, 0, "")
+	g.send(nat.Outside, srv, "198.18.0.204:40000", testutil.SYN|testutil.ACK, 500, 101, "")
+	seq := uint32(101)
+	var public []string
+	for i := 0; i < 2; i++ {
+		cmd := "PORT 10,77,0,5,195,80\r\n"
+		s, _ := g.send(nat.Inside, cli, srv, testutil.ACK, seq, 501, cmd)
+		seq += uint32(len(cmd))
+		var p1, p2 int
+		if _, err := fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2); err != nil {
+			t.Fatalf("PORT %d rewritten to %q", i, s.payload)
+		}
+		pub := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+		public = append(public, pub)
+		isn := 7000 + uint32(i)*1000
+		d, r := g.send(nat.Outside, "198.18.7.10:20", pub, testutil.SYN, isn, 0, "")
+		if r.Verdict != nat.Forward || d.dst != "10.77.0.5:50000" {
+			t.Fatalf("data connection %d to %s: %v to %s, want 10.77.0.5:50000", i, pub, r.Verdict, d.dst)
+		}
+		g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.SYN|testutil.ACK, 9000, isn+1, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.ACK, isn+1, 9001, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.FIN|testutil.ACK, isn+1, 9001, "")
+		g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.FIN|testutil.ACK, 9001, isn+2, "")
+		g.send(nat.Outside, "198.18.7.10:20", pub, testutil.ACK, isn+2, 9002, "")
+	}
+	if public[0] == public[1] {
+		t.Errorf("both data connections on %s: the first still holds it", public[0])
+	}
+	// A data connection not over is not ended for a new one.
+	cmd := "PORT 10,77,0,5,195,80\r\n"
+	s, _ := g.send(nat.Inside, cli, srv, testutil.ACK, seq, 501, cmd)
+	var p1, p2 int
+	fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2)
+	third := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+	g.send(nat.Outside, "198.18.7.10:20", third, testutil.SYN, 20000, 0, "")
+	g.send(nat.Inside, "10.77.0.5:50000", "198.18.7.10:20", testutil.SYN|testutil.ACK, 30000, 20001, "")
+	g.send(nat.Outside, "198.18.7.10:20", third, testutil.ACK, 20001, 30001, "")
+	s, _ = g.send(nat.Inside, cli, srv, testutil.ACK, seq+uint32(len(cmd)), 501, cmd)
+	fmt.Sscanf(s.payload, "PORT 198,18,0,204,%d,%d\r\n", &p1, &p2)
+	fourth := fmt.Sprintf("198.18.0.204:%d", p1<<8|p2)
+	if _, r := g.send(nat.Outside, "198.18.7.10:20", fourth, testutil.SYN, 40000, 0, ""); r.Verdict == nat.Forward || fourth == third {
+		t.Errorf("a SYN to %s replaced the established data connection to %s: %v", fourth, third, r.Verdict)
+	}
+	if d, r := g.send(nat.Outside, "198.18.7.10:20", third, testutil.ACK, 20001, 30001, "x"); r.Verdict != nat.Forward || d.dst != "10.77.0.5:50000" {
+		t.Errorf("the established data connection: %v to %s", r.Verdict, d.dst)
+	}
+}
+
+// TestWithNATExpectationLimit: nine passive replies with no data
+// connection: the ninth is rewritten like the first, the session keeps
+// eight expectations, and the public ports of the replaced ones go back
+// to the pool.
+func TestWithNATExpectationLimit(t *testing.T) {
+	g := newNATRig(t)
+	cli, pub := "198.18.7.10:40000", "198.18.0.204:9091"
+	g.send(nat.Outside, cli, pub, testutil.SYN, 100, 0, "")
+	c, r := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.SYN|testutil.ACK, 500, 101, "")
+	_ = c
+	seq := uint32(501)
+	for i := 0; i < 9; i++ {
+		l := fmt.Sprintf("227 Entering Passive Mode (10,77,0,226,117,%d).\r\n", 48+i)
+		s, _ := g.send(nat.Inside, "10.77.0.226:2021", cli, testutil.ACK, seq, 101, l)
+		if !strings.Contains(s.payload, "(198,18,0,204,") {
+			t.Fatalf("reply %d: %q", i, s.payload)
+		}
+		seq += uint32(len(l))
+	}
+	if n := g.n.Table().ExpectationCount(r.Session, r.Gen); n != DefaultMaxExpectations {
+		t.Errorf("%d expectations, want %d", n, DefaultMaxExpectations)
+	}
+	if use := g.n.PoolUse(); len(use) != 1 || use[0].TCP != DefaultMaxExpectations {
+		t.Errorf("pool use %+v, want %d TCP ports", use, DefaultMaxExpectations)
+	}
+	if st := g.ftp.Stats().Total; st.Replaced != 1 || st.ExpectCreated != 9 {
+		t.Errorf("stats %+v", st)
+	}
+	// The newest expectation works; the oldest is gone.
+	if _, r := g.send(nat.Outside, "198.18.7.10:40001", fmt.Sprintf("198.18.0.204:%d", 117<<8|56), testutil.SYN, 9000, 0, ""); r.Verdict != nat.Forward {
+		t.Errorf("newest expectation: %v", r.Verdict)
+	}
+	if _, r := g.send(nat.Outside, "198.18.7.10:40002", fmt.Sprintf("198.18.0.204:%d", 117<<8|48), testutil.SYN, 9100, 0, ""); r.Verdict == nat.Forward {
+		t.Error("the replaced expectation still matched")
+	}
 }

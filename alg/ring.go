@@ -12,10 +12,18 @@ type Item struct {
 	Buf     []byte        // the whole frame; len = packet length, cap = frame size
 	Handle  uint64        // the port's name for the buffer (pipeline.Frame.Handle)
 	Session uint32        // the control session's id
+	Gen     uint32        // and its generation (nat.Result.Gen)
 	Dir     flowtable.Dir // the frame's direction in that session
 	Port    uint8         // the worker's output port index, opaque to the ALG
+	In      uint8         // the worker's port index the frame arrived on, opaque to the ALG
 	MTU     uint16        // the output port's MTU: the largest IPv4 packet the ALG makes; 0: Config.MTU
 	Verdict Verdict       // set by the ALG on the way back
+	// Back, set by the ALG beside a forwarded frame, is a second frame for
+	// the first one's sender (the answer to a refused command, a reset):
+	// Ethernet header (addresses to be filled in) and IPv4 packet, in the
+	// spare capacity of Buf's frame. The worker copies it into a frame of
+	// its own and sends it out of port In.
+	Back []byte
 }
 
 // cacheLine pads the ring's indices apart so that producer and consumer
@@ -90,7 +98,7 @@ func (r *Ring) Pop(items []Item) int {
 	for i := uint64(0); i < n; i++ {
 		s := &r.items[(h+i)&r.mask]
 		items[i] = *s
-		s.Buf = nil // the frame now belongs to the consumer
+		s.Buf, s.Back = nil, nil // the frame now belongs to the consumer
 	}
 	if n > 0 {
 		r.head.Store(h + n)

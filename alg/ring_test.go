@@ -144,7 +144,7 @@ func TestRunner(t *testing.T) {
 		for w := 0; w < 2; w++ {
 			if pushed[w] < n {
 				dir := []flowtable.Dir{flowtable.Reply, flowtable.Orig}[w]
-				it := Item{Buf: frames[w][pushed[w]], Handle: uint64(pushed[w]), Session: h.id, Dir: dir, Port: uint8(w)}
+				it := Item{Buf: frames[w][pushed[w]], Handle: uint64(pushed[w]), Session: h.id, Gen: 1, Dir: dir, Port: uint8(w)}
 				if in[w].Push([]Item{it}) == 1 {
 					pushed[w]++
 					run.Wake()

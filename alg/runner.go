@@ -147,9 +147,7 @@ func (r *Runner) poll() bool {
 			if l.n > 0 {
 				now := r.clock()
 				for k := range l.items[:l.n] {
-					it := &l.items[k]
-					n, v := r.ftp.ProcessMTU(it.Buf, it.Session, it.Dir, int(it.MTU), now)
-					it.Buf, it.Verdict = it.Buf[:n], v
+					r.ftp.Process(&l.items[k], now)
 				}
 				moved = true
 			}

@@ -6,23 +6,24 @@ import (
 )
 
 // Counters are the FTP ALG's statistics for one scope: every control
-// session, or those classified by one port-mapping entry.
+// session, those classified by one port-mapping entry, or one session.
 type Counters struct {
 	Sessions      uint64 // control sessions the ALG has seen
 	Commands      uint64 // PORT, EPRT, 227 and 229 lines inspected
 	Rewritten     uint64 // of those, rewritten
-	Refused       uint64 // refused: third-party address (RFC 2577) or privileged port
-	LimitReached  uint64 // dropped at the per-session expectation limit
+	Refused       uint64 // refused by policy (third-party address, RFC 2577, or privileged port) and answered with an error
+	Replaced      uint64 // expectations replaced, the session's oldest, at the per-session limit
 	ParseFailures uint64 // malformed PORT/EPRT/227/229, passed through untouched
-	LongLines     uint64 // lines longer than 512 bytes, passed through untouched
+	LongLines     uint64 // lines longer than 512 bytes
 	OutOfOrder    uint64 // data segments beyond a gap, dropped for retransmission
-	Backlog       uint64 // dropped: too many unacknowledged rewrites
-	Released      uint64 // held partial lines given up on and passed untouched
-	Replayed      uint64 // rewrites repeated in retransmitted segments
+	Backlog       uint64 // dropped: too many unacknowledged records
+	HeldAcked     uint64 // held partial lines the ALG acknowledged itself to a sender that stalled on them
+	Discarded     uint64 // held partial lines discarded at the sender's FIN, never completed
+	Resets        uint64 // connections reset: a PORT/EPRT/227/229 line longer than 512 bytes
+	Replayed      uint64 // records reproduced in retransmitted segments
 	ExpectCreated uint64 // expectations installed
-	ExpectFailed  uint64 // expectations the NAT could not install
+	ExpectFailed  uint64 // expectations the NAT could not install (answered with an error)
 	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
-	ExpectExpired uint64 // expectations that expired unused (noted by the NAT)
 	DeltaBytes    uint64 // total |length change| of the rewrites
 }
 
@@ -46,17 +47,18 @@ const (
 	cCommands
 	cRewritten
 	cRefused
-	cLimit
+	cReplaced
 	cParseFailures
 	cLongLines
 	cOutOfOrder
 	cBacklog
-	cReleased
+	cHeldAcked
+	cDiscarded
+	cResets
 	cReplayed
 	cExpectCreated
 	cExpectFailed
 	cExpectUsed
-	cExpectExpired
 	cDeltaBytes
 	numCounters
 )
@@ -68,10 +70,17 @@ type counters [numCounters]atomic.Uint64
 func (c *counters) load() Counters {
 	return Counters{
 		Sessions: c[cSessions].Load(), Commands: c[cCommands].Load(), Rewritten: c[cRewritten].Load(),
-		Refused: c[cRefused].Load(), LimitReached: c[cLimit].Load(), ParseFailures: c[cParseFailures].Load(),
-		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(), Released: c[cReleased].Load(),
+		Refused: c[cRefused].Load(), Replaced: c[cReplaced].Load(), ParseFailures: c[cParseFailures].Load(),
+		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
+		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
-		ExpectUsed: c[cExpectUsed].Load(), ExpectExpired: c[cExpectExpired].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+	}
+}
+
+func (c *counters) reset() {
+	for i := range c {
+		c[i].Store(0)
 	}
 }
 
@@ -111,24 +120,39 @@ func (s *stats) entry(e int16) *counters {
 	return n[i]
 }
 
-// count adds n to counter c of the total and of the session's entry.
+// count adds n to counter c of the total, the session's entry and the
+// session.
 func (f *FTP) count(ss *session, c counter, n uint64) {
 	f.stats.total[c].Add(n)
 	ss.entry[c].Add(n)
+	ss.own[c].Add(n)
 }
 
 // ExpectationUsed notes that a data connection matched an expectation of
-// a control session classified by mapping entry (its Session.MapEntry).
-// Safe from any goroutine.
-func (f *FTP) ExpectationUsed(entry int16) { f.note(entry, cExpectUsed) }
+// control session (parent, gen), classified by mapping entry (its
+// Session.MapEntry): the callback for nat.NAT.OnExpectationUsed. Safe from
+// any goroutine.
+func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
+	f.stats.total[cExpectUsed].Add(1)
+	f.stats.entry(entry)[cExpectUsed].Add(1)
+	f.liveMu.Lock()
+	if c, ok := f.live[keyOf(parent, gen)]; ok {
+		c[cExpectUsed].Add(1)
+	}
+	f.liveMu.Unlock()
+}
 
-// ExpectationExpired notes that an expectation of a control session of
-// mapping entry expired unused. Safe from any goroutine.
-func (f *FTP) ExpectationExpired(entry int16) { f.note(entry, cExpectExpired) }
-
-func (f *FTP) note(entry int16, c counter) {
-	f.stats.total[c].Add(1)
-	f.stats.entry(entry)[c].Add(1)
+// SessionCounters returns the counters of control session (id, gen), if
+// the ALG holds state for it (it has seen a frame of it and the session
+// has not ended). Safe from any goroutine.
+func (f *FTP) SessionCounters(id, gen uint32) (Counters, bool) {
+	f.liveMu.Lock()
+	c, ok := f.live[keyOf(id, gen)]
+	f.liveMu.Unlock()
+	if !ok {
+		return Counters{}, false
+	}
+	return c.load(), true
 }
 
 // Stats returns a snapshot of the counters. Safe from any goroutine.

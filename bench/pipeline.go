@@ -9,6 +9,7 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 )
@@ -26,6 +27,12 @@ type PipelineConfig struct {
 	// translation). The worker's own cost is a run's ns/pkt minus the
 	// baseline's.
 	Baseline bool
+	// Logging turns the NAT event log on, as [logging] does in the
+	// daemon: the NAT records every session and binding into its ring,
+	// and the event log's goroutine drains the rings into a sink that
+	// discards (the exporters' own cost is on their goroutines, not the
+	// worker's).
+	Logging bool
 }
 
 // PipelineRig is a built pipeline benchmark: its sessions exist, ready to
@@ -45,6 +52,7 @@ type PipelineRig struct {
 	macs            uint64
 	macs2           uint32
 	ipBase, udpBase uint32
+	hub             *natlog.Hub // the event log when Logging
 	// Setup is how long creating the sessions took (slow path, one core).
 	Setup time.Duration
 	// Memory is what the sessions cost (see SessionMemory).
@@ -69,9 +77,6 @@ type SessionMemory struct {
 
 // Total is the memory of one session, all parts.
 func (m SessionMemory) Total() float64 { return m.Index + m.Hot + m.Cold + m.Expect + m.NAT }
-
-// Close frees the rig's flow table.
-func (r *PipelineRig) Close() { r.table.Close() }
 
 const benchPoolAddrs = 64
 
@@ -106,6 +111,19 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 		return nil, err
 	}
 	r := &PipelineRig{cfg: cfg, table: table, rng: 0x9e3779b97f4a7c15}
+	if cfg.Logging {
+		if r.hub, err = natlog.NewHub(natlog.HubConfig{Producers: nat.Producers(1)}); err != nil {
+			return nil, err
+		}
+		if err := r.hub.Add("discard", discard{}, natlog.Filter{}); err != nil {
+			return nil, err
+		}
+		r.hub.Start()
+		if err := n.LogTo(r.hub, time.Now()); err != nil {
+			r.hub.Close()
+			return nil, err
+		}
+	}
 	r.base = udpTemplate(cfg.FrameSize)
 	r.macs, r.macs2 = binary.BigEndian.Uint64(r.base[0:]), binary.BigEndian.Uint32(r.base[8:])
 	// ~HC + ~m of RFC 1624 eqn. 3 for the template's checksums and the
@@ -143,7 +161,7 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	}
 	r.Setup = time.Since(start)
 	if got := table.Stats().Sessions; got < cfg.Flows {
-		table.Close()
+		r.Close()
 		return nil, fmt.Errorf("bench: %d sessions created, want %d (counters: %d dropped)", got, cfg.Flows, r.worker.Counters().Drops())
 	}
 	runtime.GC()
@@ -157,6 +175,34 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	r.random = true
 	return r, nil
 }
+
+// Events reports what the event log made and dropped at the worker's
+// ring (zero without Logging).
+func (r *PipelineRig) Events() (made, dropped uint64) {
+	if r.hub == nil {
+		return 0, 0
+	}
+	for _, p := range r.hub.Stats().Producers {
+		made, dropped = made+p.Queued+p.Dropped, dropped+p.Dropped
+	}
+	return made, dropped
+}
+
+// Close stops the rig's event log, if it has one, and frees its flow
+// table.
+func (r *PipelineRig) Close() {
+	if r.hub != nil {
+		r.hub.Close()
+	}
+	r.table.Close()
+}
+
+// discard is an event sink that drops everything, counted as exported.
+type discard struct{}
+
+func (discard) Export(events []natlog.Event) (int, error) { return 0, nil }
+func (discard) Tick(time.Time) error                      { return nil }
+func (discard) Close() error                              { return nil }
 
 // Run pushes at least packets frames through the worker and returns how
 // many went through and how long it took.

@@ -20,6 +20,7 @@ type PipelineBenchConfig struct {
 	FrameSize int
 	Batch     int
 	Packets   int       // per flow count
+	Logging   bool      // the NAT event log on (PipelineConfig.Logging)
 	Progress  io.Writer // a line per case; nil: silent
 }
 
@@ -36,12 +37,17 @@ type PipelineResult struct {
 	NewSessionsSec float64       `json:"new_sessions_per_second"`
 	Memory         SessionMemory `json:"bytes_per_session"`
 	Drops          uint64        `json:"drops"`
+	// Events and EventsDropped are what the event log made and dropped at
+	// the worker's full ring, with Logging.
+	Events        uint64 `json:"events,omitempty"`
+	EventsDropped uint64 `json:"events_dropped,omitempty"`
 }
 
 // PipelineReport is the outcome of RunPipeline.
 type PipelineReport struct {
 	Machine Machine `json:"machine"`
 	Batch   int     `json:"batch"`
+	Logging bool    `json:"logging"`
 	// BaselineNs is the harness alone (PipelineConfig.Baseline): the
 	// generator, the memory ports and the sink, per packet.
 	BaselineNs float64 `json:"baseline_ns_per_packet"`
@@ -62,7 +68,7 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
 	}
-	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch}
+	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch, Logging: cfg.Logging}
 	progress := func(format string, a ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "pipeline: "+format+"\n", a...)
@@ -84,19 +90,21 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 	}
 	for _, flows := range cfg.Flows {
 		progress("%d flows: creating sessions...", flows)
-		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch})
+		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch, Logging: cfg.Logging})
 		if err != nil {
 			return rep, err
 		}
 		r.Run(min(cfg.Packets/10, 1_000_000)) // warm caches and branch predictors
 		progress("%d flows: %d sessions in %v; forwarding %d frames...", flows, flows, r.Setup.Round(time.Millisecond), cfg.Packets)
 		n, d := r.Run(cfg.Packets)
+		r.Close()
 		ns := float64(d.Nanoseconds()) / float64(n)
+		made, dropped := r.Events()
 		rep.Results = append(rep.Results, PipelineResult{
 			Flows: flows, FrameSize: r.cfg.FrameSize + 4, Packets: n, NsPerPacket: ns, WorkerNs: ns - rep.BaselineNs, Mpps: 1e3 / ns,
 			NewSessionsSec: float64(flows) / r.Setup.Seconds(), Memory: r.Memory, Drops: r.Drops(),
+			Events: made, EventsDropped: dropped,
 		})
-		r.Close()
 	}
 	return rep, nil
 }
@@ -104,17 +112,29 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 // WriteTable prints the report as a table, with the machine, the harness's
 // cost and the memory floor first.
 func (r *PipelineReport) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d\n%s\n\n", r.Batch, r.Machine)
+	log := "off"
+	if r.Logging {
+		log = "on"
+	}
+	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d, event log %s\n%s\n\n", r.Batch, log, r.Machine)
 	fmt.Fprintf(w, "harness alone (generator, memory ports, sink): %.1f ns/pkt; worker = total - harness\n", r.BaselineNs)
 	fmt.Fprintf(w, "memory floor (%d MiB, %d%% on huge pages): one random read %.0f ns alone, %.1f ns with %d in flight;\n",
 		r.Floor.Bytes>>20, percent(r.Floor.Huge, r.Floor.Bytes), r.Floor.Alone, r.Floor.Overlapped, floorChains)
 	fmt.Fprintf(w, "  a packet of a large table reads 2 random lines (index bucket, session): at least %.0f ns\n\n", 2*r.Floor.Overlapped)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flows\tframe B\tns/pkt\tworker ns/pkt\tMpps\tnew sessions/s\tB/session\t(index+hot+cold+expect+NAT)\thuge\tdrops\t")
+	head := "flows\tframe B\tns/pkt\tworker ns/pkt\tMpps\tnew sessions/s\tB/session\t(index+hot+cold+expect+NAT)\thuge\tdrops\t"
+	if r.Logging {
+		head += "events\tevents dropped\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, x := range r.Results {
 		m := x.Memory
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%.0f+%.0f+%.0f+%.0f+%.0f\t%.0f%%\t%d\t\n", x.Flows, x.FrameSize, x.NsPerPacket, x.WorkerNs, x.Mpps,
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%.0f+%.0f+%.0f+%.0f+%.0f\t%.0f%%\t%d\t", x.Flows, x.FrameSize, x.NsPerPacket, x.WorkerNs, x.Mpps,
 			x.NewSessionsSec, m.Total(), m.Index, m.Hot, m.Cold, m.Expect, m.NAT, 100*m.HugeShare, x.Drops)
+		if r.Logging {
+			fmt.Fprintf(tw, "%d\t%d\t", x.Events, x.EventsDropped)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -158,3 +158,16 @@ func BenchmarkNewSessions(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N<<16)/total.Seconds(), "new-sessions/s")
 }
+
+// TestPipelineRigLogs: with the event log on, creating the sessions
+// records each one and its binding, and the worker's ring drops none.
+func TestPipelineRigLogs(t *testing.T) {
+	r, err := NewPipelineRig(PipelineConfig{Flows: 1000, Logging: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if made, dropped := r.Events(); made != 2000 || dropped != 0 {
+		t.Fatalf("%d events made, %d dropped; want 2000 and 0", made, dropped)
+	}
+}

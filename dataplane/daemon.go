@@ -268,6 +268,9 @@ func (d *Daemon) Sessions(q control.SessionQuery) (control.SessionList, error) {
 	return d.dp.Sessions(q)
 }
 
+// Clear implements control.Handler.
+func (d *Daemon) Clear(f control.SessionFilter) (control.ClearResult, error) { return d.dp.Clear(f) }
+
 // Expectations implements control.Handler.
 func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations() }
 
@@ -278,4 +281,12 @@ func (d *Daemon) Mappings() []control.Mapping { return d.dp.Mappings() }
 // applied.
 func (d *Daemon) Rules() control.Rules { return d.dp.Rules() }
 
-var _ control.Handler = (*Daemon)(nil)
+// Explain implements control.Explainer.
+func (d *Daemon) Explain(q control.ExplainQuery) (control.ExplainResult, error) {
+	return d.dp.Explain(q)
+}
+
+var (
+	_ control.Handler   = (*Daemon)(nil)
+	_ control.Explainer = (*Daemon)(nil)
+)

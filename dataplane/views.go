@@ -1,14 +1,20 @@
 package dataplane
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"
+	"github.com/fastnat/fastnat/explain"
+	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/version"
 	"github.com/fastnat/fastnat/metrics"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/portmap"
 )
 
 // Stats reads every counter of the dataplane into one snapshot: workers
@@ -24,6 +30,7 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		Table:         metrics.TableSnapshot(d.table.Stats()),
 		Sessions:      metrics.CountSessions(d.table),
 		Pools:         metrics.PoolSnapshot(d.nat.PoolUse(), poolCapacity(d.Config())),
+		Blocks:        metrics.BlocksSnapshot(d.nat.BlockUse()),
 		Bindings:      d.nat.Bindings(),
 	}
 	for w, pw := range d.workers {
@@ -44,12 +51,26 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		s.Workers = append(s.Workers, ws)
 	}
 	if d.ftp != nil {
-		s.FTP = metrics.FTPSnapshot(d.ftp.Stats().Total)
+		st := d.ftp.Stats()
+		s.FTP = metrics.FTPSnapshot(st.Total)
+		s.FTPMappings = metrics.FTPByMapping(st, ftpEntries(d.Config()))
 	}
 	if d.events != nil {
 		s.Events = metrics.EventsSnapshot(d.events.Stats())
 	}
 	return s
+}
+
+// ftpEntries lists the port-mapping entries of cfg that classify ftp: the
+// built-in default (-1) and every [[port_mapping]] of application ftp.
+func ftpEntries(cfg *config.Config) []int {
+	es := []int{-1}
+	for i, m := range cfg.PortMappings {
+		if m.App == portmap.AppFTP {
+			es = append(es, i)
+		}
+	}
+	return es
 }
 
 // poolCapacity is the number of ports (and ICMP identifiers) each pool
@@ -66,12 +87,29 @@ func poolCapacity(cfg *config.Config) map[netip.Addr]int64 {
 
 // Sessions lists the sessions q selects (control.Handler's view).
 func (d *Dataplane) Sessions(q control.SessionQuery) (control.SessionList, error) {
-	return control.ListSessions(d.table, d.clock(), q)
+	return control.ListSessions(d.table, d.clock(), q, d.sessionNames())
+}
+
+// Clear ends the sessions f selects, each released as its expiry would
+// release it (nat.NAT.Delete): ports, bindings and port blocks go back,
+// and each session's delete event is recorded.
+func (d *Dataplane) Clear(f control.SessionFilter) (control.ClearResult, error) {
+	return control.ClearSessions(d.table, d.clock(), f, d.sessionNames(), d.nat.Delete)
 }
 
 // Expectations lists the ALG's open expectations.
 func (d *Dataplane) Expectations() []control.Expectation {
-	return control.ListExpectations(d.table, d.clock())
+	return control.ListExpectations(d.table, d.clock(), d.sessionNames())
+}
+
+// sessionNames names the rules and interfaces sessions record.
+func (d *Dataplane) sessionNames() control.Names {
+	return control.Names{Rule: d.nat.Rule, Epoch: d.start, Ingress: func(i uint16) string {
+		if int(i) < len(d.names) {
+			return d.names[i]
+		}
+		return fmt.Sprint(i)
+	}}
 }
 
 // Rules describes the NAT rules running now and when they were applied.
@@ -88,4 +126,56 @@ func (d *Dataplane) Mappings() []control.Mapping {
 		st = &s
 	}
 	return control.ListMappings(d.Config(), st)
+}
+
+// Explain explains a connection under the running configuration (the
+// report `fastnat explain -c FILE` gives offline) and adds, when the flow
+// table holds it, the live session, its expectations and the FTP ALG's
+// counters for it. A session asked for by id is explained by its first
+// packet as it arrived.
+func (d *Dataplane) Explain(q control.ExplainQuery) (control.ExplainResult, error) {
+	cfg := d.Config()
+	var id, gen uint32
+	live := false
+	if q.Session != nil {
+		id = *q.Session
+		var s flowtable.Session
+		if id < uint32(d.table.Capacity()) {
+			gen = d.table.Gen(id)
+			live = d.table.Read(id, gen, &s)
+		}
+		if !live {
+			return control.ExplainResult{}, fmt.Errorf("%w: no live session %d", control.ErrBadRequest, id)
+		}
+		k := s.Key[flowtable.Orig]
+		q.Query = explain.Query{Proto: metrics.ProtoName(k.Proto),
+			Src: netip.AddrPortFrom(nat.Addr(k.SrcAddr), k.SrcPort), Dst: netip.AddrPortFrom(nat.Addr(k.DstAddr), k.DstPort)}
+	}
+	r, err := explain.Explain(cfg, NATRules(cfg), q.Query)
+	if err != nil {
+		if errors.Is(err, explain.ErrQuery) {
+			err = fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+		}
+		return control.ExplainResult{}, err
+	}
+	res := control.ExplainResult{Report: r}
+	if !live {
+		if t, err := q.Query.Tuple(); err == nil {
+			id, _, gen, live = d.table.LookupGen(t)
+		}
+	}
+	if !live {
+		return res, nil
+	}
+	now := d.clock()
+	if s, ok := control.SessionOf(d.table, now, id, gen, d.sessionNames()); ok {
+		res.Session = &s
+		res.Expectations = control.ExpectationsOf(d.table, now, id, gen, d.sessionNames())
+		if d.ftp != nil {
+			if c, ok := d.ftp.SessionCounters(id, gen); ok {
+				res.ALG = metrics.FTPSnapshot(c)
+			}
+		}
+	}
+	return res, nil
 }

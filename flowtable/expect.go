@@ -334,3 +334,26 @@ func (x *expectations) stats(st *Stats) {
 func (x *expectations) bytes() int64 {
 	return int64(len(x.ents))*int64(reflect.TypeFor[expEntry]().Size()) + int64(len(x.byKey)+len(x.byParent))*4
 }
+
+// RemoveOldestExpectation drops the expectation of parent session
+// (parent, gen) that was stored first and returns it (an ALG at its
+// per-session limit makes way for a new one).
+func (t *Table) RemoveOldestExpectation(parent, gen uint32) (Expectation, bool) {
+	x := &t.exp
+	if x.count.Load() == 0 {
+		return Expectation{}, false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	_, i, ok := x.findParent(parent, gen)
+	if !ok {
+		return Expectation{}, false
+	}
+	// link puts a parent's newest entry at the head: the oldest is the tail.
+	for x.ents[i].next != 0 {
+		i = x.ents[i].next - 1
+	}
+	e := x.ents[i].e
+	x.drop(i)
+	return e, true
+}

@@ -248,6 +248,38 @@ func TestDeleteAndReuse(t *testing.T) {
 	}
 }
 
+// TestEnd: End removes the session of the given generation only, and
+// hands its copy to the callback before the slot can be reused.
+func TestEnd(t *testing.T) {
+	tb := mustNew(t, Config{MaxSessions: 1})
+	id, gen, r := tb.Insert(testSession(1), 0, 10, 0)
+	if r != Inserted {
+		t.Fatal(r)
+	}
+	var got []Session
+	onEnd := func(eid, egen uint32, s Session) {
+		if eid != id || egen != gen {
+			t.Errorf("onEnd(%d, %d), want (%d, %d)", eid, egen, id, gen)
+		}
+		if _, _, ok := tb.Lookup(origKey(1)); ok {
+			t.Error("the key is still found in onEnd")
+		}
+		got = append(got, s)
+	}
+	if tb.End(id, gen+2, onEnd) {
+		t.Fatal("End with another generation ended the session")
+	}
+	if !tb.End(id, gen, onEnd) || len(got) != 1 || got[0].Key[Orig] != origKey(1) {
+		t.Fatalf("End: %d callbacks, %+v", len(got), got)
+	}
+	if tb.End(id, gen, onEnd) || len(got) != 1 {
+		t.Fatal("second End succeeded")
+	}
+	if _, _, r := tb.Insert(testSession(2), 0, 10, 0); r != Inserted {
+		t.Fatalf("slot not freed: %v", r)
+	}
+}
+
 func TestStateTouch(t *testing.T) {
 	tb := mustNew(t, Config{MaxSessions: 4})
 	id, _, _ := tb.Insert(testSession(1), 3, 1<<30, 100)

@@ -136,6 +136,14 @@ func (t *Table) Delete(id uint32) bool { return t.unpublish(id, 0, anyGen, 0, ni
 // DeleteGen is Delete only if slot id still holds generation gen.
 func (t *Table) DeleteGen(id, gen uint32) bool { return t.unpublish(id, gen, sameGen, 0, nil) }
 
+// End is DeleteGen that, like Expire, calls onEnd with a copy of the
+// session between its removal and the slot's reuse, so that the caller
+// releases what it held: a session ended before its time (a closed TCP
+// connection whose tuple a new one reuses).
+func (t *Table) End(id, gen uint32, onEnd func(id, gen uint32, s Session)) bool {
+	return t.unpublish(id, gen, sameGen, 0, onEnd)
+}
+
 // Conditions of unpublish.
 const (
 	anyGen  = iota // whatever session is live in the slot

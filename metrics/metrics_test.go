@@ -36,7 +36,10 @@ func fakeSnapshot() Snapshot {
 		{Interface: "outside", Rx: 6, Tx: 4, Drops: map[string]uint64{"rx_ring_full": 5}, FillRingEmpty: 1},
 		{Interface: "inside", Rx: 4, Tx: 3, Drops: map[string]uint64{"rx_ring_full": 0}},
 	}
-	ftp := FTPSnapshot(alg.Counters{Sessions: 2, Rewritten: 3})
+	st := alg.Stats{Total: alg.Counters{Sessions: 3, Rewritten: 4}, Entries: []alg.EntryCounters{
+		{Entry: -1, Counters: alg.Counters{Sessions: 1, Rewritten: 1}},
+		{Entry: 2, Counters: alg.Counters{Sessions: 2, Rewritten: 3}},
+	}}
 	w.BusySeconds = 1.5
 	return Snapshot{
 		Build:         Build{Version: "v1.2.3", Revision: "abcdef", Go: "go1.26.8"},
@@ -52,9 +55,11 @@ func fakeSnapshot() Snapshot {
 		},
 		Pools: PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}},
 			map[netip.Addr]int64{netip.MustParseAddr("198.18.0.204"): 64512, netip.MustParseAddr("198.18.0.205"): 1000}),
-		Bindings: 1,
-		FTP:      ftp,
-		Capture:  &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
+		Blocks:      BlocksSnapshot([]nat.BlockUse{{Rule: 1, Size: 512, Held: 3, Capacity: 126, QuotaExceeded: 2}}),
+		Bindings:    1,
+		FTP:         FTPSnapshot(st.Total),
+		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
+		Capture:     &Capture{File: "/tmp/x.pcap", Written: 4, RateLimited: 1},
 		Events: EventsSnapshot(natlog.Stats{
 			Producers: []natlog.RingStats{{Queued: 90, Dropped: 3}, {Queued: 10}},
 			Outlets:   []natlog.OutletStats{{Name: "ipfix 192.0.2.10:4739", Queued: 95, Dropped: 5, Exported: 93, Failed: 2}},
@@ -109,6 +114,16 @@ fastnat_pool_ports_capacity{address="198.18.0.204",protocol="udp"} 64512
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="icmp"} 1000
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="tcp"} 1000
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="udp"} 1000
+# HELP fastnat_port_blocks_held Port blocks inside hosts hold now, per port-block rule (nat.outbound index).
+# TYPE fastnat_port_blocks_held gauge
+fastnat_port_blocks_held{block_size="512",rule="1"} 3
+# HELP fastnat_port_blocks_capacity Port blocks a port-block rule's pool has.
+# TYPE fastnat_port_blocks_capacity gauge
+fastnat_port_blocks_capacity{block_size="512",rule="1"} 126
+# HELP fastnat_port_block_refusals_total New sessions a port-block rule refused, by reason: quota_exceeded (the host holds its blocks per host, all full), exhausted (no free block).
+# TYPE fastnat_port_block_refusals_total counter
+fastnat_port_block_refusals_total{reason="exhausted",rule="1"} 0
+fastnat_port_block_refusals_total{reason="quota_exceeded",rule="1"} 2
 # HELP fastnat_build_info Always 1; the labels say which fastnat runs.
 # TYPE fastnat_build_info gauge
 fastnat_build_info{goversion="go1.26.8",revision="abcdef",version="v1.2.3"} 1
@@ -124,9 +139,11 @@ fastnat_config_last_reload_successful 0
 # HELP fastnat_worker_busy_seconds_total Time a worker spent on polls that received frames (its rate is the busy ratio; empty polls and sleeps do not count).
 # TYPE fastnat_worker_busy_seconds_total counter
 fastnat_worker_busy_seconds_total{queue="0",worker="0"} 1.5
-# HELP fastnat_ftp_alg_rewritten_total FTP ALG: Inspected lines the ALG rewrote.
+# HELP fastnat_ftp_alg_rewritten_total FTP ALG, per port-mapping entry ("port_mapping[i]" or "default"): Inspected lines the ALG rewrote.
 # TYPE fastnat_ftp_alg_rewritten_total counter
-fastnat_ftp_alg_rewritten_total 3
+fastnat_ftp_alg_rewritten_total{mapping="default"} 1
+fastnat_ftp_alg_rewritten_total{mapping="port_mapping[0]"} 0
+fastnat_ftp_alg_rewritten_total{mapping="port_mapping[2]"} 3
 # HELP fastnat_drop_capture_frames_total Dropped frames offered to the pcap capture, by result.
 # TYPE fastnat_drop_capture_frames_total counter
 fastnat_drop_capture_frames_total{result="queue_full"} 0
@@ -155,7 +172,8 @@ fastnat_config_reloads_total{result="refused"} 2
 		"fastnat_worker_rx_packets_total", "fastnat_worker_translated_packets_total",
 		"fastnat_interface_rx_packets_total", "fastnat_interface_drops_total", "fastnat_sessions",
 		"fastnat_flow_table_sessions", "fastnat_flow_table_insert_refused_total", "fastnat_pool_ports_in_use",
-		"fastnat_pool_ports_capacity", "fastnat_build_info", "fastnat_start_time_seconds",
+		"fastnat_pool_ports_capacity", "fastnat_port_blocks_held", "fastnat_port_blocks_capacity", "fastnat_port_block_refusals_total",
+		"fastnat_build_info", "fastnat_start_time_seconds",
 		"fastnat_config_last_reload_timestamp_seconds", "fastnat_config_last_reload_successful", "fastnat_worker_busy_seconds_total",
 		"fastnat_ftp_alg_rewritten_total", "fastnat_drop_capture_frames_total", "fastnat_config_reloads_total",
 		"fastnat_events_total", "fastnat_events_ring_dropped_total", "fastnat_event_exporter_events_total",
@@ -283,14 +301,14 @@ func TestWorkerSnapshot(t *testing.T) {
 }
 
 func TestFTPSnapshot(t *testing.T) {
-	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, LimitReached: 5, ParseFailures: 6,
-		LongLines: 7, OutOfOrder: 8, Backlog: 9, Released: 10, Replayed: 11, ExpectCreated: 12,
-		ExpectFailed: 13, ExpectUsed: 14, ExpectExpired: 15, DeltaBytes: 16}
+	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, Replaced: 5, ParseFailures: 6,
+		LongLines: 7, OutOfOrder: 8, Backlog: 9, HeldAcked: 10, Discarded: 11, Resets: 12, Replayed: 13,
+		ExpectCreated: 14, ExpectFailed: 15, ExpectUsed: 16, DeltaBytes: 17}
 	m := FTPSnapshot(c)
-	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "limit_reached": 5,
-		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "released": 10, "replayed": 11,
-		"expectations_created": 12, "expectations_failed": 13, "expectations_used": 14,
-		"expectations_expired": 15, "delta_bytes": 16}
+	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "expectations_replaced": 5,
+		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "held_acked": 10, "discarded": 11,
+		"resets": 12, "replayed": 13, "expectations_created": 14, "expectations_failed": 15, "expectations_used": 16,
+		"delta_bytes": 17}
 	if len(m) != len(want) {
 		t.Fatalf("%d counters, want %d", len(m), len(want))
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/flowtable"
@@ -28,8 +29,10 @@ type Snapshot struct {
 	Table         Table             `json:"flow_table"`
 	Sessions      []SessionCount    `json:"sessions"` // live sessions by protocol and application
 	Pools         []Pool            `json:"pools"`
-	Bindings      int               `json:"bindings"`          // endpoint-independent mappings
-	FTP           map[string]uint64 `json:"ftp_alg,omitempty"` // nil: ALG off; keys as FTPSnapshot
+	Blocks        []Blocks          `json:"port_blocks,omitempty"` // port-block rules
+	Bindings      int               `json:"bindings"`              // endpoint-independent mappings
+	FTP           map[string]uint64 `json:"ftp_alg,omitempty"`     // nil: ALG off; keys as FTPSnapshot
+	FTPMappings   []FTPMapping      `json:"ftp_alg_by_mapping,omitempty"`
 	Capture       *Capture          `json:"drop_capture,omitempty"`
 	Events        *Events           `json:"event_log,omitempty"`
 	Reloads       Reloads           `json:"reloads"`
@@ -128,6 +131,27 @@ type Pool struct {
 	// inside the range, once the allocator has skipped it, counts as in
 	// use.
 	Capacity int64 `json:"capacity"`
+}
+
+// Blocks are the port blocks of one port-block rule (nat.outbound with
+// block_size).
+type Blocks struct {
+	Rule          int    `json:"rule"`       // index of the nat.outbound rule
+	BlockSize     int    `json:"block_size"` // ports per block
+	Held          int64  `json:"held"`       // blocks inside hosts hold now
+	Capacity      int    `json:"capacity"`   // blocks the rule's pool has
+	QuotaExceeded uint64 `json:"quota_exceeded"`
+	Exhausted     uint64 `json:"exhausted"` // allocations refused for want of a free block
+}
+
+// BlocksSnapshot converts the NAT's port block counts.
+func BlocksSnapshot(use []nat.BlockUse) []Blocks {
+	out := make([]Blocks, 0, len(use))
+	for _, u := range use {
+		out = append(out, Blocks{Rule: u.Rule, BlockSize: u.Size, Held: u.Held, Capacity: u.Capacity,
+			QuotaExceeded: u.QuotaExceeded, Exhausted: u.Exhausted})
+	}
+	return out
 }
 
 // Capture is the drop capture's state (`fastnat run --pcap-drops`).
@@ -261,36 +285,81 @@ func PoolSnapshot(use []nat.PoolUse, capacity map[netip.Addr]int64) []Pool {
 }
 
 // FTPCounters names the FTP ALG's counters as FTPSnapshot keys them, with
-// what each means; the metric of key k is fastnat_ftp_alg_<k>_total.
+// what each means; the metric of key k is fastnat_ftp_alg_<k>_total, with
+// the port-mapping entry that classified the control sessions as its
+// "mapping" label.
 var FTPCounters = []struct{ Name, Help string }{
 	{"sessions", "FTP control sessions the ALG has seen."},
 	{"commands", "PORT, EPRT, 227 and 229 lines the ALG inspected."},
 	{"rewritten", "Inspected lines the ALG rewrote."},
-	{"refused", "Lines refused: third-party address (RFC 2577) or privileged port."},
-	{"limit_reached", "Lines dropped at the per-session expectation limit."},
+	{"refused", "Lines refused (third-party address, RFC 2577, or privileged port) and answered with an error reply."},
+	{"expectations_replaced", "Expectations replaced, the session's oldest, at the per-session limit."},
 	{"parse_failures", "Malformed PORT/EPRT/227/229 lines passed through untouched."},
-	{"long_lines", "Lines longer than 512 bytes passed through untouched."},
+	{"long_lines", "Lines longer than 512 bytes."},
 	{"out_of_order", "Data segments beyond a gap, dropped for retransmission."},
 	{"backlog", "Segments dropped: too many unacknowledged rewrites."},
-	{"released", "Held partial lines given up on and passed untouched."},
+	{"held_acked", "Held partial lines the ALG acknowledged itself to a sender that stalled on them."},
+	{"discarded", "Held partial lines discarded at the sender's FIN, never completed."},
+	{"resets", "Control connections reset both ways: a PORT/EPRT/227/229 line longer than 512 bytes."},
 	{"replayed", "Rewrites repeated in retransmitted segments."},
 	{"expectations_created", "Data-connection expectations installed."},
-	{"expectations_failed", "Expectations the NAT could not install."},
+	{"expectations_failed", "Expectations the NAT could not install (answered with an error reply)."},
 	{"expectations_used", "Expectations matched by a data connection."},
-	{"expectations_expired", "Expectations that expired unused."},
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
-	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.LimitReached, c.ParseFailures,
-		c.LongLines, c.OutOfOrder, c.Backlog, c.Released, c.Replayed, c.ExpectCreated,
-		c.ExpectFailed, c.ExpectUsed, c.ExpectExpired, c.DeltaBytes}
+	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
+		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]
 	}
 	return m
+}
+
+// FTPMapping is the FTP ALG's counters for the control sessions one
+// port-mapping entry classified.
+type FTPMapping struct {
+	// Mapping names the entry: "port_mapping[i]" for the i-th
+	// [[port_mapping]] of the file, "default" for the built-in ftp port.
+	Mapping  string            `json:"mapping"`
+	Counters map[string]uint64 `json:"counters"` // keyed as FTPSnapshot
+}
+
+// MappingName is the "mapping" label of port-mapping entry i (-1: the
+// built-in default).
+func MappingName(i int) string {
+	if i < 0 {
+		return "default"
+	}
+	return "port_mapping[" + strconv.Itoa(i) + "]"
+}
+
+// FTPByMapping converts the ALG's per-entry counters, with a zero series
+// for every entry in ftpEntries that has counted nothing yet (the ftp
+// entries of the running configuration, so that their series exist from
+// the start), ordered by entry.
+func FTPByMapping(st alg.Stats, ftpEntries []int) []FTPMapping {
+	by := map[int]alg.Counters{}
+	for _, e := range ftpEntries {
+		by[e] = alg.Counters{}
+	}
+	for _, ec := range st.Entries {
+		by[int(ec.Entry)] = ec.Counters
+	}
+	keys := make([]int, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]FTPMapping, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, FTPMapping{Mapping: MappingName(k), Counters: FTPSnapshot(by[k])})
+	}
+	return out
 }
 
 // ProtoName names an IP protocol for labels and `show` output: "tcp",

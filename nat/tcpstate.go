@@ -161,7 +161,7 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 		case d == flowtable.Orig && (base == tcpNone || base == tcpSynSent):
 			// The first SYN, or a retransmission (perhaps with a new ISN).
 			s = synWord(g, end)
-		case d == flowtable.Orig && (base == tcpClosed || base == tcpClosing && st&tcpFins == tcpFins):
+		case d == flowtable.Orig && tcpOver(st):
 			// A new connection reusing the tuple.
 			s, r = synWord(g, end), 0
 		case d == flowtable.Reply && base == tcpSynSent && s&trInit == 0:
@@ -246,6 +246,13 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 	st = base | fins | alive
 	tr[d], tr[o] = s, r
 	return st, timeoutClass(st), tr, Forward
+}
+
+// tcpOver reports whether a connection in state st is over: reset, or
+// closed by a FIN from each side. A SYN may reuse its tuple.
+func tcpOver(st uint8) bool {
+	base := st & tcpStateMask
+	return base == tcpClosed || base == tcpClosing && st&tcpFins == tcpFins
 }
 
 // timeoutClass returns the idle timeout class of a TCP state.

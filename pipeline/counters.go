@@ -16,7 +16,7 @@ const (
 	DropHostUnreachable DropReason = iota // the next hop never resolved (ICMP host unreachable sent when allowed)
 	DropTxFull                            // the tx ring took fewer frames than offered
 	DropALGRingFull                       // the ALG's ring was full (TCP retransmits)
-	DropALGVerdict                        // the ALG refused the frame
+	DropALGVerdict                        // the ALG dropped the frame (TCP retransmits)
 	DropFragHeldEvicted                   // an early fragment evicted, oldest first, to hold a newer one
 	DropFragHeldExpired                   // an early fragment whose first fragment never came
 	DropNetUnreachable                    // no route: off-link and no gateway (ICMP net unreachable sent when allowed)
@@ -24,12 +24,13 @@ const (
 	DropWaitFull                          // the worker's budget of frames waiting for neighbours was used up
 	DropMTUExceeded                       // Don't Fragment set and larger than the egress MTU (ICMP fragmentation needed sent when allowed)
 	DropFragNoFrame                       // no free frame to fragment a packet into
+	DropALGNoFrame                        // no free frame for an answer of the ALG's
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{
-	"host_unreachable", "tx_full", "alg_ring_full", "alg_refused", "frag_held_evicted", "frag_held_expired",
-	"net_unreachable", "neigh_queue_full", "wait_full", "mtu_exceeded", "frag_no_frame",
+	"host_unreachable", "tx_full", "alg_ring_full", "alg_dropped", "frag_held_evicted", "frag_held_expired",
+	"net_unreachable", "neigh_queue_full", "wait_full", "mtu_exceeded", "frag_no_frame", "alg_no_frame",
 }
 
 // String returns the reason's stable snake_case name.

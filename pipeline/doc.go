@@ -13,7 +13,10 @@
 // goroutine over a single-producer/single-consumer ring (ALGLink); the ALG
 // returns them, possibly rewritten, on a second ring and the worker
 // transmits them. A full ring drops the frame with a counter, so the fast
-// path never waits for the ALG.
+// path never waits for the ALG. A frame the ALG turned into its answer to
+// the frame's sender (alg.Back), and a second frame it made for the sender
+// (Item.Back, copied into a frame from Port.Alloc), leave by the port the
+// frame arrived on, to the next hop of their destination.
 //
 // The worker is also the router around the NAT: what needs more than a
 // rewrite happens here, off the path of established flows. It answers

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func newFTPRig(t *testing.T, mappings []portmap.Mapping) *ftpRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.nat.OnSessionEnd(func(id, _ uint32, _ flowtable.Session) { f.Forget(id) })
+	r.nat.OnSessionEnd(f.SessionEnded)
 	run, err := alg.NewRunner(f, []*alg.Ring{link.To}, []*alg.Ring{link.From}, 16, func() flowtable.Time { return 100 })
 	if err != nil {
 		t.Fatal(err)
@@ -261,5 +262,59 @@ func TestFTPMappingOnInsidePort(t *testing.T) {
 	c.say(t, true, "PASV\r\n")
 	if got := c.say(t, false, "227 Entering Passive Mode (10,77,0,226,195,80).\r\n"); !strings.Contains(got, "198,18,0,204") {
 		t.Fatalf("reply not rewritten: %q", got)
+	}
+}
+
+// TestFTPRefusedAnswered: a PORT naming a third host is answered by the
+// ALG through the worker — the frame turned around leaves by the port it
+// came in on, addressed to the client's next hop, from the router's own
+// MAC — and never reaches the server; with another command in the same
+// segment, that one goes on and the answer comes back as a second frame.
+func TestFTPRefusedAnswered(t *testing.T) {
+	r := newFTPRig(t, nil) // ftp on 21
+	c := &ctlConn{r: r, cport: r.in, sport: r.out,
+		client: tcpPeer{addr: inClient + ":40000", peer: remote1 + ":21", seq: 1000},
+		server: tcpPeer{seq: 5000, addr: remote1 + ":21"}}
+	c.handshake(t)
+	c.say(t, false, "220 outside server\r\n")
+	answer := "500 Illegal PORT command: refused by the NAT (RFC 2577).\r\n"
+
+	d := r.exchange(r.in, r.in, TCP(t, c.client.addr, c.client.peer, ACK|PSH, c.client.seq, c.client.ack, []byte("PORT 192,0,2,1,4,1\r\n")))
+	if string(d.TCP.Payload) != answer || d.Src() != remote1+":21" || d.Dst() != inClient+":40000" {
+		t.Fatalf("answer %s -> %s %q", d.Src(), d.Dst(), d.TCP.Payload)
+	}
+	if d.Eth.SrcMAC.String() != net.HardwareAddr(macIn[:]).String() || d.Eth.DstMAC.String() != net.HardwareAddr(macHost[:]).String() {
+		t.Errorf("answer from %v to %v", d.Eth.SrcMAC, d.Eth.DstMAC)
+	}
+	if d.TCP.Seq != c.client.ack || d.TCP.Ack != c.client.seq+20 {
+		t.Errorf("answer seq %d ack %d, want %d %d", d.TCP.Seq, d.TCP.Ack, c.client.ack, c.client.seq+20)
+	}
+	if got := r.out.Sent(); len(got) != 0 {
+		t.Fatalf("%d frames reached the server", len(got))
+	}
+	c.client.seq += 20
+	c.client.ack += uint32(len(answer))
+
+	// Pipelined: NOOP and a refused PORT in one segment.
+	r.in.Inject(TCP(t, c.client.addr, c.client.peer, ACK|PSH, c.client.seq, c.client.ack, []byte("NOOP\r\nPORT 192,0,2,1,4,2\r\n")))
+	var toServer, toClient [][]byte
+	for deadline := time.Now().Add(5 * time.Second); (len(toServer) == 0 || len(toClient) == 0) && time.Now().Before(deadline); {
+		r.w.Poll()
+		toServer = append(toServer, r.out.Sent()...)
+		toClient = append(toClient, r.in.Sent()...)
+	}
+	if len(toServer) != 1 || len(toClient) != 1 {
+		t.Fatalf("%d frames to the server, %d to the client; drops %s", len(toServer), len(toClient), r.drops())
+	}
+	if s := Decode(t, toServer[0]); string(s.TCP.Payload) != "NOOP\r\n" {
+		t.Errorf("server got %q", s.TCP.Payload)
+	}
+	// The server has not acknowledged the NOOP yet: the answer does not
+	// either (it acknowledges the first PORT, which the ALG answered).
+	if a := Decode(t, toClient[0]); string(a.TCP.Payload) != answer || a.TCP.Ack != c.client.seq {
+		t.Errorf("client got %q ack %d, want ack %d", a.TCP.Payload, a.TCP.Ack, c.client.seq)
+	}
+	if free := r.pool.Free(); free == 0 {
+		t.Error("frames leaked")
 	}
 }

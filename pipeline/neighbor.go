@@ -114,7 +114,7 @@ func (w *Worker) route(f Frame, in, op int, dst uint32, p *packet.Parsed, r *nat
 			// Frames already waiting for this neighbour go first.
 			w.releaseQueue(op, h)
 		}
-		w.send(f, op, h.MAC, r)
+		w.send(f, op, in, h.MAC, r)
 	case HopPending:
 		w.wait(f, in, op, dst, h.Addr, p, r, now)
 	default:
@@ -220,7 +220,7 @@ func (w *Worker) releaseQueue(op int, h Hop) {
 	q := w.queueFor(op, h.Addr)
 	for q != nil && q.head != 0 {
 		wf := w.dequeue(q)
-		w.send(wf.f, op, h.MAC, &wf.r)
+		w.send(wf.f, op, int(wf.in), h.MAC, &wf.r)
 	}
 }
 
@@ -240,7 +240,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 			w.setNeighbor(q.dst, int(q.port), h.MAC, true, now)
 			for q.head != 0 {
 				wf := w.dequeue(q)
-				w.send(wf.f, int(q.port), h.MAC, &wf.r)
+				w.send(wf.f, int(q.port), int(wf.in), h.MAC, &wf.r)
 			}
 		case h.State == HopNoRoute:
 			for q.head != 0 {

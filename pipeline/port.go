@@ -37,8 +37,8 @@ type Port interface {
 	// Alloc lends up to len(fs) free frames of the shared frame space, O(1)
 	// each and without allocating, and returns how many: empty (len 0)
 	// with the capacity of a received frame. The worker fragments packets
-	// into them; it passes them to Transmit or Release like received
-	// frames.
+	// into them and copies the ALG's second frames for a sender into them;
+	// it passes them to Transmit or Release like received frames.
 	Alloc(fs []Frame) int
 	// Flush pushes queued transmissions to the device (a kick on AF_XDP)
 	// and recycles frames whose transmission has completed.

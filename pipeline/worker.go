@@ -108,10 +108,14 @@ type Worker struct {
 	table  *flowtable.Table
 	clock  func() flowtable.Time
 	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
-	stop   atomic.Bool
-	c      counts
-	pubbed counts // what pub holds
-	pub    Counters
+	// startMS is the wall-clock time of nanos' 0, in Unix ms: a poll's
+	// wall-clock time, which the NAT's events carry, is read from the
+	// monotonic clock.
+	startMS int64
+	stop    atomic.Bool
+	c       counts
+	pubbed  counts // what pub holds
+	pub     Counters
 	// time-driven work: nanos() at the last publication and aging, the
 	// clock at the last aging, and the aging budget earned not yet spent
 	lastPub, lastAge int64
@@ -174,6 +178,7 @@ func NewWorker(cfg Config) *Worker {
 	start := time.Now()
 	w.clock = cfg.Clock // nil: whole seconds of nanos
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
+	w.startMS = start.UnixMilli()
 	if cfg.Frames <= 0 {
 		cfg.Frames = DefaultFrames
 		w.cfg.Frames = cfg.Frames
@@ -285,6 +290,7 @@ func (w *Worker) Poll() int {
 	if w.clock != nil {
 		now = w.clock()
 	}
+	w.engine.SetTime(w.startMS + t/int64(time.Millisecond))
 	w.refresh()
 	w.engine.Enter()
 	total := 0
@@ -308,7 +314,7 @@ func (w *Worker) Poll() int {
 		w.retryNeighbors(now)
 	}
 	if w.cfg.ALG != nil {
-		w.fromALG()
+		w.fromALG(now)
 	}
 	stages.Mark(stages.Flush)
 	w.flush()
@@ -377,6 +383,7 @@ const (
 // dispatch each.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
+	w.engine.SetIngress(uint16(pi))
 	nk := 0
 	stages.Mark(stages.Parse)
 	var rxBytes uint64
@@ -518,7 +525,7 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
 	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		w.send(f, op, [6]byte(e.hdr[:6]), r)
+		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
 	}
 	w.route(f, pi, op, dst, p, r, now)
@@ -575,12 +582,14 @@ func (w *Worker) clampMSS(f Frame, p *packet.Parsed, pi, op int) {
 }
 
 // send addresses a translated frame to mac and queues it on port op, or
-// hands it to the ALG first.
-func (w *Worker) send(f Frame, op int, mac [6]byte, r *nat.Result) {
+// hands it to the ALG first (in is the port it arrived on, where the
+// ALG's answers to its sender go).
+func (w *Worker) send(f Frame, op, in int, mac [6]byte, r *nat.Result) {
 	copy(f.Buf[0:6], mac[:])
 	copy(f.Buf[6:12], w.macs[op][:])
 	if r.Divert && w.cfg.ALG != nil {
-		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Dir: r.Dir, Port: uint8(op), MTU: uint16(min(w.mtu[op], 0xffff))})
+		w.algOut = append(w.algOut, ALGItem{Buf: f.Buf, Handle: f.Handle, Session: r.Session, Gen: r.Gen, Dir: r.Dir,
+			Port: uint8(op), In: uint8(in), MTU: uint16(min(w.mtu[op], 0xffff))})
 		if len(w.algOut) == cap(w.algOut) {
 			w.toALG()
 		}

@@ -362,10 +362,18 @@ func (t *Table) find(k uint64) *cell {
 // it arrives (dst, port) first, and only when that maps to nothing (not
 // even a default) the destination after translation (xdst, xport).
 func (t *Table) Classify(proto uint8, dst uint32, port uint16, xdst uint32, xport uint16) (App, int) {
+	app, i, _ := t.ClassifyTranslated(proto, dst, port, xdst, xport)
+	return app, i
+}
+
+// ClassifyTranslated is Classify that also reports whether the match was
+// on the destination after translation (for `fastnat explain`).
+func (t *Table) ClassifyTranslated(proto uint8, dst uint32, port uint16, xdst uint32, xport uint16) (App, int, bool) {
 	if app, i := t.Lookup(proto, dst, port); app != AppOther {
-		return app, i
+		return app, i, false
 	}
-	return t.Lookup(proto, xdst, xport)
+	app, i := t.Lookup(proto, xdst, xport)
+	return app, i, app != AppOther
 }
 
 // Entries returns the effective table, every user mapping left after

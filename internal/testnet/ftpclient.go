@@ -98,6 +98,15 @@ type FetchSpec struct {
 	ConnectTimeout time.Duration
 	// Timeout bounds the whole run; zero means 60 s.
 	Timeout time.Duration
+	// Quote are raw commands the client sends after logging in and before
+	// the transfer (curl -Q, lftp quote); curl fails when one gets a reply
+	// of 400 or more. Commands of the mode's verb among them do not count
+	// against the one the transfer must use.
+	Quote []string
+	// CurlArgs are extra curl arguments; LFTPSet extra lftp settings, as
+	// "NAME VALUE" (each becomes "set NAME VALUE").
+	CurlArgs []string
+	LFTPSet  []string
 }
 
 // FetchResult is what a download did.
@@ -172,7 +181,7 @@ func Fetch(ctx context.Context, spec FetchSpec) (FetchResult, error) {
 	if runErr != nil {
 		return res, fmt.Errorf("%s: %w\n%s", what, runErr, tail(res.Transcript, 4096))
 	}
-	if err := checkMode(res, spec.Mode); err != nil {
+	if err := checkMode(res, spec.Mode, spec.Quote); err != nil {
 		return res, fmt.Errorf("%s: %w\n%s", what, err, tail(res.Transcript, 4096))
 	}
 	res.SHA256, res.Size, err = FileSHA256(spec.Dst)
@@ -196,13 +205,15 @@ func FetchCheck(ctx context.Context, spec FetchSpec, sha256 string) (FetchResult
 	return res, nil
 }
 
-// checkMode verifies that a successful transfer used mode exactly once,
-// never its fallback, and retrieved exactly once.
-func checkMode(res FetchResult, mode Mode) error {
-	if n := res.Count(mode.String()); n != 1 {
+// checkMode verifies that a successful transfer used mode exactly once
+// (besides the quoted commands), never its fallback, and retrieved exactly
+// once.
+func checkMode(res FetchResult, mode Mode, quote []string) error {
+	quoted := FetchResult{Sent: quote}.Count(mode.String())
+	if n := res.Count(mode.String()) - quoted; n != 1 {
 		return fmt.Errorf("%w: %d %s commands sent", ErrModeNotUsed, n, mode)
 	}
-	if n := res.Count(mode.fallback()); n != 0 {
+	if n := res.Count(mode.fallback()) - (FetchResult{Sent: quote}).Count(mode.fallback()); n != 0 {
 		return fmt.Errorf("%w: fell back to %s", ErrModeNotUsed, mode.fallback())
 	}
 	if n := res.Count("RETR"); n != 1 {
@@ -240,6 +251,10 @@ func clientArgs(spec FetchSpec) ([]string, error) {
 		default:
 			return nil, fmt.Errorf("curl: %w: %s", ErrModeUnsupported, spec.Mode)
 		}
+		for _, q := range spec.Quote {
+			args = append(args, "--quote", q)
+		}
+		args = append(args, spec.CurlArgs...)
 		return append(args, spec.URL), nil
 	case LFTP:
 		u, err := url.Parse(spec.URL)
@@ -268,9 +283,15 @@ func clientArgs(spec FetchSpec) ([]string, error) {
 			"set ftp:fix-pasv-address no",
 			"set ftp:ignore-pasv-address no",
 			"set xfer:clobber on",
-			"open " + lftpQuote("ftp://"+u.Host),
-			"get " + lftpQuote(u.Path) + " -o " + lftpQuote(spec.Dst),
 		}
+		for _, set := range spec.LFTPSet {
+			script = append(script, "set "+set)
+		}
+		script = append(script, "open "+lftpQuote("ftp://"+u.Host))
+		for _, q := range spec.Quote {
+			script = append(script, "quote "+q)
+		}
+		script = append(script, "get "+lftpQuote(u.Path)+" -o "+lftpQuote(spec.Dst))
 		return []string{"-c", strings.Join(script, "; ")}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown tool %v", ErrMissingTool, spec.Tool)

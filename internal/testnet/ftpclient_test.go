@@ -139,7 +139,7 @@ func TestCheckMode(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkMode(FetchResult{Sent: c.sent}, c.mode)
+			err := checkMode(FetchResult{Sent: c.sent}, c.mode, nil)
 			if c.ok && err != nil {
 				t.Fatal(err)
 			}

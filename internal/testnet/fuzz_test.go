@@ -26,7 +26,7 @@ func FuzzParseTranscript(f *testing.F) {
 			}
 		}
 		r := FetchResult{Sent: sent, Received: received}
-		_ = checkMode(r, PASV)
+		_ = checkMode(r, PASV, nil)
 		_ = r.Reply("227")
 	})
 }

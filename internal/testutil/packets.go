@@ -265,7 +265,11 @@ func CheckChecksums(tb testing.TB, frame []byte) {
 	if len(want) != len(l4) {
 		tb.Fatalf("transport length %d, reserialized %d", len(l4), len(want))
 	}
-	if got, exp := l4[field:field+2], want[field:field+2]; !bytes.Equal(got, exp) {
+	exp := want[field : field+2]
+	if _, udp := p.TransportLayer().(*layers.UDP); udp && exp[0] == 0 && exp[1] == 0 {
+		exp = []byte{0xff, 0xff} // a zero sum is sent as all ones (RFC 768); gopacket leaves it zero
+	}
+	if got := l4[field : field+2]; !bytes.Equal(got, exp) {
 		tb.Errorf("transport checksum %x, recomputed by gopacket %x", got, exp)
 	}
 }

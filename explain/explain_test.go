@@ -1,0 +1,211 @@
+package explain_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/dataplane"
+	. "github.com/fastnat/fastnat/explain"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden text reports in testdata")
+
+func load(t *testing.T, file string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func q(proto, src, dst, from string) Query {
+	return Query{Proto: proto, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), From: from}
+}
+
+// TestExplain runs the case's connections and their neighbours through
+// the example configurations: the case before its fix (nothing maps 9091:
+// not inspected, and the mapping that would fix it suggested) and after
+// it, the repository's example, the FTP ALG off, hairpinning, a client
+// inside, a server on the well-known port classified after translation,
+// and connections the NAT drops.
+func TestExplain(t *testing.T) {
+	tests := []struct {
+		name, file string
+		q          Query
+		verdict    string
+		from       string
+		rules      []string // Name() of each rule
+		translated string   // "src -> dst"
+		app        string
+		by         string // port mapping Name(), "default", or ""
+		on         string
+		inspected  bool
+		suggest    bool
+	}{
+		{"the case before its fix", "testdata/case.toml", q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""),
+			"translated", "outside", []string{"nat.server[0]"}, "198.18.0.1:40000 -> 10.77.0.226:2021", "other", "", "", false, true},
+		{"the case after its fix", "testdata/case-mapped.toml", q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""),
+			"translated", "outside", []string{"nat.server[0]"}, "198.18.0.1:40000 -> 10.77.0.226:2021", "ftp", "port_mapping[0]", "arriving", true, false},
+		{"the repository's example", "../examples/fastnat.toml", q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""),
+			"translated", "outside", []string{"nat.server[0]"}, "198.18.0.1:40000 -> 10.77.0.226:2021", "ftp", "port_mapping[0]", "arriving", true, false},
+		{"the FTP ALG off", "testdata/alg-off.toml", q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""),
+			"translated", "outside", []string{"nat.server[0]"}, "198.18.0.1:40000 -> 10.77.0.226:2021", "ftp", "port_mapping[0]", "arriving", false, false},
+		{"ftp on 21 after translation", "testdata/case.toml", q("tcp", "198.18.0.1:40000", "198.18.0.204:2121", ""),
+			"translated", "outside", []string{"nat.server[1]"}, "198.18.0.1:40000 -> 10.77.0.227:21", "ftp", "default", "translated", true, false},
+		{"a client inside to an ftp server on 21", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "192.0.2.7:21", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 192.0.2.7:21", "ftp", "default", "arriving", true, false},
+		{"a client inside to an ftp server on 9091", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "192.0.2.7:9091", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 192.0.2.7:9091", "other", "", "", false, true},
+		{"a client inside with a low source port", "testdata/case.toml", q("tcp", "10.77.0.5:1000", "192.0.2.7:80", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:0 -> 192.0.2.7:80", "http", "default", "arriving", false, false},
+		{"hairpinning to the published server", "testdata/case-mapped.toml", q("tcp", "10.77.0.5:40000", "198.18.0.204:9091", ""),
+			"translated", "inside", []string{"nat.server[0]", "nat.outbound[0]"}, "198.18.0.204:40000 -> 10.77.0.226:2021", "ftp", "port_mapping[0]", "arriving", true, false},
+		{"udp to the server's public address", "testdata/case.toml", q("udp", "198.18.0.1:5000", "198.18.0.204:9091", ""),
+			"unsolicited", "outside", nil, "", "", "", "", false, false},
+		{"from inside, no rule", "testdata/case.toml", q("udp", "10.99.0.5:5000", "192.0.2.7:53", "inside"),
+			"no_rule", "inside", nil, "", "", "", "", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := load(t, tc.file)
+			r, err := Explain(cfg, dataplane.NATRules(cfg), tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Verdict != tc.verdict || r.Connection.From != tc.from {
+				t.Fatalf("verdict %q arriving %q, want %q %q (%s)", r.Verdict, r.Connection.From, tc.verdict, tc.from, r.Why)
+			}
+			var names []string
+			for _, rule := range r.Rules {
+				names = append(names, rule.Name())
+				if rule.Line == 0 || rule.File != cfg.File {
+					t.Errorf("%s without its place in the file: %+v", rule.Name(), rule)
+				}
+			}
+			if strings.Join(names, ",") != strings.Join(tc.rules, ",") {
+				t.Errorf("rules %v, want %v", names, tc.rules)
+			}
+			if tc.verdict != "translated" {
+				if r.Translated != nil || r.ALG.Inspected || r.Suggestion != nil {
+					t.Errorf("a dropped connection explained as passing: %+v", r)
+				}
+				return
+			}
+			if got := r.Translated.Src.String() + " -> " + r.Translated.Dst.String(); got != tc.translated {
+				t.Errorf("translated %s, want %s", got, tc.translated)
+			}
+			a := r.Application
+			by := ""
+			switch {
+			case a.By != nil:
+				by = a.By.Name()
+				if a.By.Line != cfg.PortMappingLines[a.By.Index] {
+					t.Errorf("mapping at line %d, the file has it at %d", a.By.Line, cfg.PortMappingLines[a.By.Index])
+				}
+			case a.Default != "":
+				by = "default"
+			}
+			if a.Name != tc.app || by != tc.by || a.On != tc.on {
+				t.Errorf("application %q by %q on %q, want %q by %q on %q", a.Name, by, a.On, tc.app, tc.by, tc.on)
+			}
+			if r.ALG.Inspected != tc.inspected {
+				t.Errorf("inspected %v (%s), want %v", r.ALG.Inspected, r.ALG.Why, tc.inspected)
+			}
+			if (r.Suggestion != nil) != tc.suggest {
+				t.Fatalf("suggestion %+v, want one: %v", r.Suggestion, tc.suggest)
+			}
+			if r.Suggestion != nil {
+				// The suggestion, added to the file, makes the connection ftp.
+				fixed := appendSuggestion(t, tc.file, r.Suggestion)
+				r2, err := Explain(fixed, dataplane.NATRules(fixed), tc.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r2.Application.Name != "ftp" || r2.Application.By == nil || r2.Application.On != "arriving" || !r2.ALG.Inspected || r2.Suggestion != nil {
+					t.Errorf("with the suggestion: %+v, ALG %+v", r2.Application, r2.ALG)
+				}
+			}
+		})
+	}
+}
+
+// appendSuggestion writes file with s's table at the end to a new file and
+// loads it.
+func appendSuggestion(t *testing.T, file string, s *Suggestion) *config.Config {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "fixed.toml")
+	if err := os.WriteFile(p, append(append(b, '\n'), s.TOML()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return load(t, p)
+}
+
+// TestExplainText: the two reports of the case the README shows, before
+// and after the mapping, as golden files (go test ./explain -update
+// rewrites them).
+func TestExplainText(t *testing.T) {
+	for _, name := range []string{"case", "case-mapped"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := load(t, filepath.Join("testdata", name+".toml"))
+			r, err := Explain(cfg, dataplane.NATRules(cfg), q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			r.WriteText(&b)
+			golden := filepath.Join("testdata", name+".txt")
+			if *update {
+				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("report\n%s\nwant\n%s", b.String(), want)
+			}
+			// And as JSON for scripts: it round-trips.
+			j, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Report
+			if err := json.Unmarshal(j, &back); err != nil {
+				t.Fatal(err)
+			}
+			var b2 bytes.Buffer
+			back.WriteText(&b2)
+			if b2.String() != b.String() {
+				t.Errorf("JSON round trip changed the report:\n%s", b2.String())
+			}
+		})
+	}
+}
+
+func TestExplainBadQuery(t *testing.T) {
+	cfg := load(t, "testdata/case.toml")
+	for _, bad := range []Query{
+		q("gre", "198.18.0.1:1", "198.18.0.204:9091", ""),
+		q("tcp", "198.18.0.1:1", "198.18.0.204:9091", "sideways"),
+		{Proto: "tcp", Src: netip.MustParseAddrPort("[::1]:1"), Dst: netip.MustParseAddrPort("198.18.0.204:9091")},
+	} {
+		if _, err := Explain(cfg, dataplane.NATRules(cfg), bad); !errors.Is(err, ErrQuery) {
+			t.Errorf("%+v: %v, want ErrQuery", bad, err)
+		}
+	}
+}
