@@ -43,9 +43,9 @@ const (
 	idleWait      = 10 * time.Millisecond // longest sleep on the Waker
 	algWait       = 200 * time.Microsecond
 	// DefaultFrames is the frame space a worker assumes when
-	// Config.Frames is 0: the daemon's default of 4096 frames per queue
+	// Config.Frames is 0: the daemon's default of 8192 frames per queue
 	// on two interfaces.
-	DefaultFrames = 8192
+	DefaultFrames = 16384
 	minWait       = 16 // frames a worker may always hold or queue, whatever its frame space
 )
 
