@@ -92,7 +92,7 @@ type shard struct {
 	// shard locks.
 	freeMu sync.Mutex
 	// Freed slots wait in a FIFO, oldest first, each for its grace token
-	// (cold.start); linked through cold.parent.
+	// (cold.pkts[0]); linked through cold.parent.
 	freeHead  uint32 // id+1 of the oldest freed slot, 0 none
 	freeTail  uint32 // id+1 of the newest
 	freeNext  uint32 // never-used ids freeNext..freeEnd-1
