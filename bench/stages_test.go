@@ -24,17 +24,7 @@ import (
 // FASTNAT_STAGE_FLOWS (default 1,1048576), FASTNAT_STAGE_PACKETS (per
 // run, default 3000000) and FASTNAT_STAGE_RUNS (default 5) change it.
 func TestStageProfile(t *testing.T) {
-	flows := []int{1, 1 << 20}
-	if v := os.Getenv("FASTNAT_STAGE_FLOWS"); v != "" {
-		flows = nil
-		for _, f := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			flows = append(flows, n)
-		}
-	}
+	flows := envInts(t, "FASTNAT_STAGE_FLOWS", []int{1, 1 << 20})
 	packets, runs := envInt(t, "FASTNAT_STAGE_PACKETS", 3_000_000), envInt(t, "FASTNAT_STAGE_RUNS", 5)
 	cols := make([][stages.NumStages + 1][]float64, len(flows))
 	for c, n := range flows {
@@ -80,6 +70,24 @@ func TestStageProfile(t *testing.T) {
 	t.Log(sb.String())
 }
 
+// envInts is the comma-separated list of integers in environment
+// variable name, or def when it is unset.
+func envInts(t *testing.T, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
@@ -98,17 +106,7 @@ func envInt(t *testing.T, name string, def int) int {
 //
 //	go test -tags fastnat_stages ./bench -run TestLookupStageProfile -v
 func TestLookupStageProfile(t *testing.T) {
-	sizes := []int{1 << 20, 10_000_000}
-	if v := os.Getenv("FASTNAT_STAGE_SESSIONS"); v != "" {
-		sizes = nil
-		for _, f := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := envInts(t, "FASTNAT_STAGE_SESSIONS", []int{1 << 20, 10_000_000})
 	for _, n := range sizes {
 		tb, err := flowtable.New(flowtable.Config{MaxSessions: n})
 		if err != nil {

@@ -85,13 +85,8 @@ var benchVethCommand = &cli.Command{
 	Flags: func(fs *flag.FlagSet) cli.Run {
 		cfg := bench.VethFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
-			if cfg.FastnatBinary == "" {
-				self, err := os.Executable()
-				if err != nil {
-					fmt.Fprintln(stderr, "fastnat bench veth:", err)
-					return exitFailure
-				}
-				cfg.FastnatBinary = self
+			if !defaultBinary("fastnat bench veth", &cfg.FastnatBinary, stderr) {
+				return exitFailure
 			}
 			cfg.Progress = stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -132,13 +127,8 @@ var benchTCPCommand = &cli.Command{
 		fs.StringVar(&cfg.FastnatBinary, "fastnat-bin", "", "fastnat executable `FILE` to benchmark (default: this one)")
 		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
-			if cfg.FastnatBinary == "" {
-				self, err := os.Executable()
-				if err != nil {
-					fmt.Fprintln(stderr, "fastnat bench tcp:", err)
-					return exitFailure
-				}
-				cfg.FastnatBinary = self
+			if !defaultBinary("fastnat bench tcp", &cfg.FastnatBinary, stderr) {
+				return exitFailure
 			}
 			cfg.Progress = stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -153,6 +143,22 @@ var benchTCPCommand = &cli.Command{
 			return out.write(rep, stdout, stderr)
 		}
 	},
+}
+
+// defaultBinary sets *bin, the fastnat executable a benchmark runs, to
+// this one when it is empty. It reports false, having printed why under
+// cmd, when this executable cannot be found.
+func defaultBinary(cmd string, bin *string, stderr io.Writer) bool {
+	if *bin != "" {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, cmd+":", err)
+		return false
+	}
+	*bin = self
+	return true
 }
 
 // report is what every benchmark report can do.
