@@ -9,6 +9,7 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/pipeline"
 )
@@ -20,6 +21,12 @@ type PipelineConfig struct {
 	Flows     int // established sessions the traffic is spread over uniformly
 	FrameSize int // bytes on the wire without FCS (60 = a 64-byte frame)
 	Batch     int // rx burst size
+	// Logging turns the NAT event log on, as [logging] does in the
+	// daemon: the NAT records every session and binding into its ring,
+	// and the event log's goroutine drains the rings into a sink that
+	// discards (the exporters' own cost is on their goroutines, not the
+	// worker's).
+	Logging bool
 }
 
 // PipelineRig is a built pipeline benchmark: its sessions exist, ready to
@@ -33,6 +40,7 @@ type PipelineRig struct {
 	random bool
 	rng    uint64
 	base   []byte
+	hub    *natlog.Hub // the event log when Logging
 	// Setup is how long creating the sessions took (slow path, one core).
 	Setup time.Duration
 	// BytesPerSession is the flow table's memory divided by its capacity.
@@ -77,6 +85,19 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	}
 	r := &PipelineRig{cfg: cfg, table: table, rng: 0x9e3779b97f4a7c15,
 		BytesPerSession: float64(after.HeapAlloc-before.HeapAlloc) / float64(cfg.Flows+cfg.Flows/8+16)}
+	if cfg.Logging {
+		if r.hub, err = natlog.NewHub(natlog.HubConfig{Producers: nat.Producers(1)}); err != nil {
+			return nil, err
+		}
+		if err := r.hub.Add("discard", discard{}, natlog.Filter{}); err != nil {
+			return nil, err
+		}
+		r.hub.Start()
+		if err := n.LogTo(r.hub, time.Now()); err != nil {
+			r.hub.Close()
+			return nil, err
+		}
+	}
 	r.base = udpTemplate(cfg.FrameSize)
 	mem := pipeline.NewMemPoolUnlocked(4*cfg.Batch+64, 2048)
 	in := pipeline.NewMemPort("bench-in", [6]byte{2, 0, 0, 0, 0, 1}, mem)
@@ -98,11 +119,38 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	}
 	r.Setup = time.Since(start)
 	if got := table.Stats().Sessions; got < cfg.Flows {
+		r.Close()
 		return nil, fmt.Errorf("bench: %d sessions created, want %d (counters: %d dropped)", got, cfg.Flows, r.worker.Counters().Drops())
 	}
 	r.random = true
 	return r, nil
 }
+
+// Events reports what the event log made and dropped at the worker's
+// ring (zero without Logging).
+func (r *PipelineRig) Events() (made, dropped uint64) {
+	if r.hub == nil {
+		return 0, 0
+	}
+	for _, p := range r.hub.Stats().Producers {
+		made, dropped = made+p.Queued+p.Dropped, dropped+p.Dropped
+	}
+	return made, dropped
+}
+
+// Close stops the rig's event log, if it has one.
+func (r *PipelineRig) Close() {
+	if r.hub != nil {
+		r.hub.Close()
+	}
+}
+
+// discard is an event sink that drops everything, counted as exported.
+type discard struct{}
+
+func (discard) Export(events []natlog.Event) (int, error) { return 0, nil }
+func (discard) Tick(time.Time) error                      { return nil }
+func (discard) Close() error                              { return nil }
 
 // Run pushes at least packets frames through the worker and returns how
 // many went through and how long it took.

@@ -20,6 +20,7 @@ type PipelineBenchConfig struct {
 	FrameSize int
 	Batch     int
 	Packets   int       // per flow count
+	Logging   bool      // the NAT event log on (PipelineConfig.Logging)
 	Progress  io.Writer // a line per case; nil: silent
 }
 
@@ -33,12 +34,17 @@ type PipelineResult struct {
 	NewSessionsSec float64 `json:"new_sessions_per_second"`
 	BytesPerFlow   float64 `json:"table_bytes_per_session"`
 	Drops          uint64  `json:"drops"`
+	// Events and EventsDropped are what the event log made and dropped at
+	// the worker's full ring, with Logging.
+	Events        uint64 `json:"events,omitempty"`
+	EventsDropped uint64 `json:"events_dropped,omitempty"`
 }
 
 // PipelineReport is the outcome of RunPipeline.
 type PipelineReport struct {
 	Machine Machine          `json:"machine"`
 	Batch   int              `json:"batch"`
+	Logging bool             `json:"logging"`
 	Results []PipelineResult `json:"results"`
 }
 
@@ -52,12 +58,12 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
 	}
-	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch}
+	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch, Logging: cfg.Logging}
 	for _, flows := range cfg.Flows {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: creating sessions...\n", flows)
 		}
-		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch})
+		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch, Logging: cfg.Logging})
 		if err != nil {
 			return rep, err
 		}
@@ -66,10 +72,13 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: %d sessions in %v; forwarding %d frames...\n", flows, flows, r.Setup.Round(time.Millisecond), cfg.Packets)
 		}
 		n, d := r.Run(cfg.Packets)
+		r.Close()
 		ns := float64(d.Nanoseconds()) / float64(n)
+		made, dropped := r.Events()
 		rep.Results = append(rep.Results, PipelineResult{
 			Flows: flows, FrameSize: r.cfg.FrameSize + 4, Packets: n, NsPerPacket: ns, Mpps: 1e3 / ns,
 			NewSessionsSec: float64(flows) / r.Setup.Seconds(), BytesPerFlow: r.BytesPerSession, Drops: r.Drops(),
+			Events: made, EventsDropped: dropped,
 		})
 	}
 	return rep, nil
@@ -77,11 +86,23 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 
 // WriteTable prints the report as a table, with the machine first.
 func (r *PipelineReport) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d\n%s\n\n", r.Batch, r.Machine)
+	log := "off"
+	if r.Logging {
+		log = "on"
+	}
+	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d, event log %s\n%s\n\n", r.Batch, log, r.Machine)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flows\tframe B\tns/pkt\tMpps\tnew sessions/s\ttable B/session\tdrops\t")
+	head := "flows\tframe B\tns/pkt\tMpps\tnew sessions/s\ttable B/session\tdrops\t"
+	if r.Logging {
+		head += "events\tevents dropped\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.2f\t%.0f\t%.0f\t%d\t\n", x.Flows, x.FrameSize, x.NsPerPacket, x.Mpps, x.NewSessionsSec, x.BytesPerFlow, x.Drops)
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.2f\t%.0f\t%.0f\t%d\t", x.Flows, x.FrameSize, x.NsPerPacket, x.Mpps, x.NewSessionsSec, x.BytesPerFlow, x.Drops)
+		if r.Logging {
+			fmt.Fprintf(tw, "%d\t%d\t", x.Events, x.EventsDropped)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -79,3 +79,16 @@ func TestPipelineRigFramesAreValid(t *testing.T) {
 		t.Fatalf("ran %d packets with %d drops", n, r.Drops())
 	}
 }
+
+// TestPipelineRigLogs: with the event log on, creating the sessions
+// records each one and its binding, and the worker's ring drops none.
+func TestPipelineRigLogs(t *testing.T) {
+	r, err := NewPipelineRig(PipelineConfig{Flows: 1000, Logging: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if made, dropped := r.Events(); made != 2000 || dropped != 0 {
+		t.Fatalf("%d events made, %d dropped; want 2000 and 0", made, dropped)
+	}
+}

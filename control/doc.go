@@ -38,6 +38,16 @@
 // Views. ListSessions walks the flow table with flowtable.Range (slow path,
 // no lock) and reads each key with its generation, so a session deleted
 // or reused under the walk is skipped rather than shown half old, half new.
+// A SessionFilter selects by what the keys say first (address, port,
+// protocol, application), then by the rule the session's label names
+// (resolved once per label and walk) and its state. ClearSessions walks
+// the same way and hands each match, id and generation, to the NAT's
+// Delete, which ends it only if it still has that generation. Session,
+// Expectation and Event name what they share the same way (protocol,
+// inside, outside, rule, app, inbound, start, traffic): one JSON shape
+// for every view of a session. Names says what a session's numbers stand
+// for: its rule (the NAT resolves labels), its ingress interface, and the
+// wall-clock time of the table's clock 0.
 // The daemon (package dataplane) implements Handler with these views; this
 // package does not know the daemon.
 package control

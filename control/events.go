@@ -27,37 +27,31 @@ type EventFilter struct {
 	App      string   `json:"app,omitempty"`      // sessions of this application
 }
 
-// Event is one event of a stream, the JSON form of a natlog.Event. The
-// tuples are seen from the inside host's side whoever opened the session:
-// inside.src is the inside host and outside.src the public endpoint that
+// Event is one event of a stream, the JSON form of a natlog.Event. A
+// session event names what it says of the session as Session does
+// (protocol, inside, outside, rule, app, inbound, start, traffic): the
+// tuples are seen from the inside host's side whoever opened the session,
+// inside.src the inside host and outside.src the public endpoint that
 // stood for it. A stream that fell behind says so with an event of type
 // "lost" carrying the number of events it lost.
 type Event struct {
 	Type     string     `json:"type"`
 	Time     time.Time  `json:"time"`
 	Protocol string     `json:"protocol,omitempty"`
-	Inside   *EventFlow `json:"inside,omitempty"`  // sessions and bindings
-	Outside  *EventFlow `json:"outside,omitempty"` // sessions and bindings
+	Inside   *Flow      `json:"inside,omitempty"`  // sessions and bindings
+	Outside  *Flow      `json:"outside,omitempty"` // sessions and bindings
 	Host     netip.Addr `json:"host,omitzero"`     // port blocks, quota: the inside host
 	Public   netip.Addr `json:"public,omitzero"`   // port blocks, ports exhausted: the public address
 	Ports    *PortRange `json:"ports,omitempty"`   // port blocks
-	Rule     string     `json:"rule,omitempty"`    // "nat.outbound[0]", "nat.server[2]", "alg"
+	Rule     string     `json:"rule,omitempty"`    // "nat.outbound[0]", "nat.server[2]/hairpin", "alg", as Session.Rule
 	App      string     `json:"app,omitempty"`     // sessions
 	Inbound  bool       `json:"inbound,omitempty"` // a session opened from outside
 	Start    *time.Time `json:"start,omitempty"`   // when a deleted session, binding or released block began
-	// Initiator and Responder count a deleted session's packets and
-	// bytes, from the side that opened it and from the other.
-	Initiator *Traffic `json:"initiator,omitempty"`
-	Responder *Traffic `json:"responder,omitempty"`
-	Limit     uint32   `json:"limit,omitempty"` // quota: the ports a host may hold
-	Lost      uint64   `json:"lost,omitempty"`  // type "lost": events this stream lost
-}
-
-// EventFlow is a flow on one side of the NAT; a binding has no
-// destination.
-type EventFlow struct {
-	Src netip.AddrPort `json:"src"`
-	Dst netip.AddrPort `json:"dst,omitzero"`
+	// Traffic counts a deleted session's packets and bytes, from the side
+	// that opened it and from the other.
+	Traffic *Counters `json:"traffic,omitempty"`
+	Limit   uint32    `json:"limit,omitempty"` // quota: the ports a host may hold
+	Lost    uint64    `json:"lost,omitempty"`  // type "lost": events this stream lost
 }
 
 // PortRange is a port block, inclusive.
@@ -83,17 +77,17 @@ func EventView(e *natlog.Event) Event {
 	switch e.Type {
 	case natlog.SessionCreate, natlog.SessionDelete:
 		v.Protocol = natlog.ProtoName(e.Inside.Proto)
-		v.Inside = &EventFlow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort), Dst: ap(e.Inside.DstAddr, e.Inside.DstPort)}
-		v.Outside = &EventFlow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort), Dst: ap(e.Outside.DstAddr, e.Outside.DstPort)}
+		in, out := flowOf(e.Inside), flowOf(e.Outside)
+		v.Inside, v.Outside = &in, &out
 		v.App, v.Inbound = portmap.App(e.App).String(), e.Inbound
 		if e.Type == natlog.SessionDelete {
-			v.Initiator = &Traffic{Packets: e.Packets[0], Bytes: e.Bytes[0]}
-			v.Responder = &Traffic{Packets: e.Packets[1], Bytes: e.Bytes[1]}
+			v.Traffic = &Counters{Initiator: Traffic{Packets: e.Packets[0], Bytes: e.Bytes[0]},
+				Responder: Traffic{Packets: e.Packets[1], Bytes: e.Bytes[1]}}
 		}
 	case natlog.BindingCreate, natlog.BindingDelete:
 		v.Protocol = natlog.ProtoName(e.Inside.Proto)
-		v.Inside = &EventFlow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort)}
-		v.Outside = &EventFlow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort)}
+		v.Inside = &Flow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort)}
+		v.Outside = &Flow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort)}
 	case natlog.BlockAlloc, natlog.BlockRelease:
 		v.Host, v.Public = nat.Addr(e.Inside.SrcAddr), nat.Addr(e.Outside.SrcAddr)
 		v.Ports = &PortRange{First: e.First, Last: e.Last}
@@ -117,7 +111,7 @@ func (v *Event) Natlog() (natlog.Event, error) {
 	if v.Start != nil {
 		e.Start = v.Start.UnixMilli()
 	}
-	if e.RuleKind, e.Rule, err = parseRule(v.Rule); err != nil {
+	if e.RuleKind, e.Rule, e.Via, err = parseRule(v.Rule); err != nil {
 		return e, err
 	}
 	if v.Protocol != "" {
@@ -139,7 +133,7 @@ func (v *Event) Natlog() (natlog.Event, error) {
 		b := a.As4()
 		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	}
-	tuple := func(f *EventFlow, proto uint8) packet.Tuple {
+	tuple := func(f *Flow, proto uint8) packet.Tuple {
 		if f == nil {
 			return packet.Tuple{Proto: proto}
 		}
@@ -159,34 +153,42 @@ func (v *Event) Natlog() (natlog.Event, error) {
 	if v.Ports != nil {
 		e.First, e.Last = v.Ports.First, v.Ports.Last
 	}
-	if v.Initiator != nil {
-		e.Packets[0], e.Bytes[0] = v.Initiator.Packets, v.Initiator.Bytes
-	}
-	if v.Responder != nil {
-		e.Packets[1], e.Bytes[1] = v.Responder.Packets, v.Responder.Bytes
+	if c := v.Traffic; c != nil {
+		e.Packets = [2]uint64{c.Initiator.Packets, c.Responder.Packets}
+		e.Bytes = [2]uint64{c.Initiator.Bytes, c.Responder.Bytes}
 	}
 	e.Limit = v.Limit
 	return e, nil
 }
 
-// parseRule reads "nat.outbound[3]", "nat.server[0]", "alg" or "".
-func parseRule(s string) (natlog.RuleKind, uint16, error) {
-	if s == "" {
-		return natlog.RuleNone, 0, nil
+// parseRule reads what natlog's AppendRule writes: "nat.outbound[3]",
+// "nat.server[0]/hairpin", "alg" or "".
+func parseRule(s string) (natlog.RuleKind, uint16, natlog.Via, error) {
+	switch s {
+	case "":
+		return natlog.RuleNone, 0, natlog.ViaRule, nil
+	case natlog.ViaALG.String():
+		return natlog.RuleNone, 0, natlog.ViaALG, nil
 	}
-	if s == natlog.RuleALG.String() {
-		return natlog.RuleALG, 0, nil
+	m := rulePattern.FindStringSubmatch(s)
+	if m == nil || m[2] == "" {
+		return 0, 0, 0, fmt.Errorf("%w: rule %q", ErrBadRequest, s)
 	}
-	for _, k := range []natlog.RuleKind{natlog.RuleOutbound, natlog.RuleServer} {
-		rest, ok := strings.CutPrefix(s, k.String()+"[")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 16); err == nil && strings.HasSuffix(rest, "]") {
-			return k, uint16(n), nil
-		}
+	n, err := strconv.ParseUint(m[2], 10, 16)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("%w: rule %q", ErrBadRequest, s)
 	}
-	return 0, 0, fmt.Errorf("%w: rule %q", ErrBadRequest, s)
+	k, v := natlog.RuleOutbound, natlog.ViaRule
+	if m[1] == natlog.RuleServer.String() {
+		k = natlog.RuleServer
+	}
+	switch m[3] {
+	case "hairpin":
+		v = natlog.ViaHairpin
+	case "alg":
+		v = natlog.ViaALG
+	}
+	return k, uint16(n), v, nil
 }
 
 // parseProtocol reads a protocol name ("tcp", "icmp") or number.
@@ -215,24 +217,15 @@ func (f EventFilter) Filter() (natlog.Filter, error) {
 		}
 		nf.Types = nf.Types.With(t)
 	}
+	var err error
 	if f.Addr != "" {
-		p, err := netip.ParsePrefix(f.Addr)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f.Addr)
-			if aerr != nil || !a.Is4() {
-				return nf, fmt.Errorf("%w: %q is not an IPv4 address or prefix", ErrBadRequest, f.Addr)
-			}
-			p = netip.PrefixFrom(a, 32)
+		if nf.Addr, err = parsePrefix(f.Addr); err != nil {
+			return nf, err
 		}
-		if !p.Addr().Is4() {
-			return nf, fmt.Errorf("%w: %q is not an IPv4 prefix", ErrBadRequest, f.Addr)
-		}
-		nf.Addr = p.Masked()
 	}
-	if f.Port < 0 || f.Port > 65535 {
-		return nf, fmt.Errorf("%w: port %d is out of range; allowed: 1 to 65535", ErrBadRequest, f.Port)
+	if nf.Port, err = parsePort(f.Port); err != nil {
+		return nf, err
 	}
-	nf.Port = uint16(f.Port)
 	if f.Protocol != "" {
 		p, err := parseProtocol(f.Protocol)
 		if err != nil {
@@ -248,19 +241,4 @@ func (f EventFilter) Filter() (natlog.Filter, error) {
 		nf.Apps = 1 << a
 	}
 	return nf, nil
-}
-
-// appOf returns the application called name, "other" and "ftp-data"
-// included.
-func appOf(name string) (portmap.App, error) {
-	n, err := parseApp(name)
-	if err != nil {
-		return 0, err
-	}
-	for a := portmap.AppOther; a <= portmap.AppFTPData; a++ {
-		if a.String() == n {
-			return a, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: application %q", ErrBadRequest, name)
 }

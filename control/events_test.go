@@ -18,10 +18,16 @@ import (
 	"github.com/fastnat/fastnat/portmap"
 )
 
-// TestEventViewRoundTrip: the JSON form of every sample event decodes
-// back to the same event.
+// TestEventViewRoundTrip: the JSON form of every sample event, and of
+// sessions made by hairpinning and by an ALG, decodes back to the same
+// event.
 func TestEventViewRoundTrip(t *testing.T) {
-	for _, e := range natlogtest.Events() {
+	samples := natlogtest.Events()
+	hairpin, alg, orphan := samples[0], samples[1], samples[0]
+	hairpin.RuleKind, hairpin.Rule, hairpin.Via = natlog.RuleServer, 2, natlog.ViaHairpin
+	alg.Via, alg.App = natlog.ViaALG, uint8(portmap.AppFTPData)
+	orphan.RuleKind, orphan.Via = natlog.RuleNone, natlog.ViaALG
+	for _, e := range append(samples, hairpin, alg, orphan) {
 		v := EventView(&e)
 		b, err := json.Marshal(&v)
 		if err != nil {
@@ -47,6 +53,13 @@ func TestEventViewRoundTrip(t *testing.T) {
 	e := natlogtest.Events()[0]
 	b, _ := json.Marshal(EventView(&e))
 	want := `{"type":"session-create","time":"2025-12-03T09:18:26.295Z","protocol":"tcp","inside":{"src":"10.77.0.5:40000","dst":"198.51.100.1:80"},"outside":{"src":"198.18.0.204:40123","dst":"198.51.100.1:80"},"rule":"nat.outbound[0]","app":"http"}`
+	if string(b) != want {
+		t.Errorf("JSON\n got %s\nwant %s", b, want)
+	}
+	e = samples[1]
+	e.Via = natlog.ViaALG
+	b, _ = json.Marshal(EventView(&e))
+	want = `{"type":"session-delete","time":"2025-12-03T09:20:26.795Z","protocol":"tcp","inside":{"src":"10.77.0.5:40000","dst":"198.51.100.1:80"},"outside":{"src":"198.18.0.204:40123","dst":"198.51.100.1:80"},"rule":"nat.outbound[0]/alg","app":"http","start":"2025-12-03T09:18:26.295Z","traffic":{"initiator":{"packets":17,"bytes":822},"responder":{"packets":16,"bytes":1289}}}`
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
 	}

@@ -37,22 +37,22 @@ type Explainer interface {
 }
 
 // SessionOf returns the view of session (id, gen) of t at time now, if it
-// is still live.
-func SessionOf(t *flowtable.Table, now flowtable.Time, id, gen uint32) (Session, bool) {
+// is still live: the Session `fastnat show sessions` shows.
+func SessionOf(t *flowtable.Table, now flowtable.Time, id, gen uint32, names Names) (Session, bool) {
 	var s flowtable.Session
 	if !t.Read(id, gen, &s) {
 		return Session{}, false
 	}
-	return sessionView(t, now, id, gen, s)
+	return sessionView(t, now, id, gen, s, names.rule(s.Rule), &names)
 }
 
 // ExpectationsOf returns the live expectations of control session (id,
 // gen) of t at time now.
-func ExpectationsOf(t *flowtable.Table, now flowtable.Time, id, gen uint32) []Expectation {
+func ExpectationsOf(t *flowtable.Table, now flowtable.Time, id, gen uint32, names Names) []Expectation {
 	var out []Expectation
 	t.RangeExpectations(func(e flowtable.Expectation) bool {
 		if e.Parent == id && e.ParentGen == gen {
-			out = append(out, expectationView(e, now))
+			out = append(out, expectationView(t, e, now, &names))
 		}
 		return true
 	})
@@ -68,8 +68,8 @@ func WriteExplain(w io.Writer, r *ExplainResult) {
 		return
 	}
 	s := r.Session
-	fmt.Fprintf(w, "%-12s %d, %s, %s, mapping %d; idle %ds, expires in %ds; %d/%d packets\n", "session",
-		s.ID, s.State, s.App, s.Mapping, s.Idle, s.TTL, s.Orig.Packets, s.Reply.Packets)
+	fmt.Fprintf(w, "%-12s %d, %s, %s, mapping %d, rule %s, in on %s; idle %ds, expires in %ds; %d/%d packets\n", "session",
+		s.ID, s.State, s.App, s.Mapping, dash(s.Rule), s.Ingress, s.Idle, s.TTL, s.Traffic.Initiator.Packets, s.Traffic.Responder.Packets)
 	if len(r.Expectations) == 0 {
 		fmt.Fprintf(w, "%-12s none\n", "expectations")
 	}

@@ -66,22 +66,23 @@ func TestSessionOf(t *testing.T) {
 	}
 	k := packet.Tuple{SrcAddr: 0xc6120001, DstAddr: 0xc61200cc, SrcPort: 40000, DstPort: 9091, Proto: packet.ProtoTCP}
 	x := packet.Tuple{SrcAddr: 0x0a4d00e2, DstAddr: 0xc6120001, SrcPort: 2021, DstPort: 40000, Proto: packet.ProtoTCP}
-	id, gen, res := tb.Insert(&flowtable.Session{Key: [2]packet.Tuple{k, x}, App: 1, MapEntry: 0}, 3, 100, 10)
+	id, gen, res := tb.Insert(&flowtable.Session{Key: [2]packet.Tuple{k, x}, App: 1, MapEntry: 0, Rule: labelServer, Ingress: 1}, 3, 100, 10)
 	if res != flowtable.Inserted {
 		t.Fatal(res)
 	}
 	tb.Expect(flowtable.Expectation{Proto: packet.ProtoTCP, SrcAddr: 0xc6120001, DstAddr: 0xc61200cc, DstPort: 30000,
 		Parent: id, ParentGen: gen, Expires: 100})
 	tb.Expect(flowtable.Expectation{Proto: packet.ProtoTCP, DstAddr: 0xc61200cc, DstPort: 30001, Parent: id + 1, ParentGen: gen, Expires: 100})
-	s, ok := SessionOf(tb, 12, id, gen)
-	if !ok || s.ID != id || s.Initiator.Dst.String() != "198.18.0.204:9091" || s.Idle != 2 {
+	// The view `fastnat show sessions` gives, rule and interface included.
+	s, ok := SessionOf(tb, 12, id, gen, caseNames)
+	if !ok || s.ID != id || s.Initiator.Dst.String() != "198.18.0.204:9091" || s.Idle != 2 || s.Rule != "nat.server[0]" || s.Ingress != "outside" {
 		t.Errorf("session %+v (%v)", s, ok)
 	}
-	if es := ExpectationsOf(tb, 12, id, gen); len(es) != 1 || es[0].Dst.Port() != 30000 {
+	if es := ExpectationsOf(tb, 12, id, gen, caseNames); len(es) != 1 || es[0].Dst.Port() != 30000 || es[0].Rule != "nat.server[0]/alg" {
 		t.Errorf("expectations %+v", es)
 	}
 	tb.Delete(id)
-	if _, ok := SessionOf(tb, 12, id, gen); ok {
+	if _, ok := SessionOf(tb, 12, id, gen, caseNames); ok {
 		t.Error("an ended session shown")
 	}
 }

@@ -14,19 +14,60 @@ import (
 
 func seconds(s int64) string { return (time.Duration(s) * time.Second).String() }
 
-// WriteSessions writes one block per session in the layout of the case's
-// firewall output, then the count.
+// WriteSessions writes the sessions one per line under a header, as
+// `conntrack -L` does — the initiator's and the responder's tuples, the
+// state without its protocol, the application, the rule, the interface
+// the first packet came in on, the age and the time left — then the
+// count.
 func WriteSessions(w io.Writer, l SessionList) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(l.Sessions) > 0 {
+		fmt.Fprintln(tw, "ID\tPROTO\tSTATE\tINITIATOR\tRESPONDER\tAPP\tRULE\tIN\tAGE\tTTL")
+	}
+	for _, s := range l.Sessions {
+		state := s.State
+		if _, rest, ok := strings.Cut(state, "_"); ok {
+			state = rest
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s->%s\t%s->%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Protocol, state,
+			s.Initiator.Src, s.Initiator.Dst, s.Responder.Src, s.Responder.Dst, s.App, dash(s.Rule), s.Ingress,
+			seconds(s.Age), seconds(s.TTL))
+	}
+	tw.Flush()
+	writeTotal(w, l)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// writeTotal writes how many sessions matched and how many were shown.
+func writeTotal(w io.Writer, l SessionList) {
+	fmt.Fprintf(w, "Total sessions found: %d", l.Matched)
+	if n := len(l.Sessions); n < l.Matched {
+		fmt.Fprintf(w, " (%d shown; raise --limit to see more)", n)
+	}
+	fmt.Fprintln(w)
+}
+
+// WriteSessionsVerbose writes one block per session in the layout of the
+// case's firewall (Comware's `display session table verbose`), then the
+// count.
+func WriteSessionsVerbose(w io.Writer, l SessionList) {
 	for _, s := range l.Sessions {
 		proto := fmt.Sprintf("%s(%d)", strings.ToUpper(s.Protocol), s.ProtoNum)
-		fmt.Fprintf(w, "Initiator:\n  Source IP/port: %s/%d\n  Destination IP/port: %s/%d\n  Protocol: %s\n",
-			s.Initiator.Src.Addr(), s.Initiator.Src.Port(), s.Initiator.Dst.Addr(), s.Initiator.Dst.Port(), proto)
+		fmt.Fprintf(w, "Initiator:\n  Source IP/port: %s/%d\n  Destination IP/port: %s/%d\n  Protocol: %s\n  Inbound interface: %s\n",
+			s.Initiator.Src.Addr(), s.Initiator.Src.Port(), s.Initiator.Dst.Addr(), s.Initiator.Dst.Port(), proto, s.Ingress)
 		fmt.Fprintf(w, "Responder:\n  Source IP/port: %s/%d\n  Destination IP/port: %s/%d\n  Protocol: %s\n",
 			s.Responder.Src.Addr(), s.Responder.Src.Port(), s.Responder.Dst.Addr(), s.Responder.Dst.Port(), proto)
-		fmt.Fprintf(w, "State: %s\nApplication: %s\n", s.State, strings.ToUpper(s.App))
-		fmt.Fprintf(w, "Idle: %s  TTL: %s  Timeout: %s\n", seconds(s.Idle), seconds(s.TTL), seconds(int64(s.Timeout)))
-		fmt.Fprintf(w, "Initiator->Responder: %d packets %d bytes\n", s.Orig.Packets, s.Orig.Bytes)
-		fmt.Fprintf(w, "Responder->Initiator: %d packets %d bytes\n", s.Reply.Packets, s.Reply.Bytes)
+		fmt.Fprintf(w, "State: %s\nApplication: %s\nRule: %s\n", s.State, strings.ToUpper(s.App), dash(s.Rule))
+		fmt.Fprintf(w, "Start time: %s  TTL: %s\n", s.Start.Format("2006-01-02 15:04:05"), seconds(s.TTL))
+		fmt.Fprintf(w, "Idle: %s  Timeout: %s\n", seconds(s.Idle), seconds(int64(s.Timeout)))
+		fmt.Fprintf(w, "Initiator->Responder: %d packets %d bytes\n", s.Traffic.Initiator.Packets, s.Traffic.Initiator.Bytes)
+		fmt.Fprintf(w, "Responder->Initiator: %d packets %d bytes\n", s.Traffic.Responder.Packets, s.Traffic.Responder.Bytes)
 		fmt.Fprintf(w, "Session ID: %d", s.ID)
 		if s.Parent != nil {
 			fmt.Fprintf(w, "  Parent session: %d", *s.Parent)
@@ -36,9 +77,14 @@ func WriteSessions(w io.Writer, l SessionList) {
 		}
 		fmt.Fprint(w, "\n\n")
 	}
-	fmt.Fprintf(w, "Total sessions found: %d", l.Matched)
-	if n := len(l.Sessions); n < l.Matched {
-		fmt.Fprintf(w, " (%d shown; raise --limit to see more)", n)
+	writeTotal(w, l)
+}
+
+// WriteCleared writes what `fastnat clear sessions` did.
+func WriteCleared(w io.Writer, c ClearResult) {
+	fmt.Fprintf(w, "cleared %d sessions", c.Cleared)
+	if n := c.Matched - c.Cleared; n > 0 {
+		fmt.Fprintf(w, " (%d more matched and ended on their own meanwhile)", n)
 	}
 	fmt.Fprintln(w)
 }
@@ -50,9 +96,9 @@ func WriteExpectations(w io.Writer, es []Expectation) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROTOCOL\tSOURCE\tDESTINATION\tTRANSLATED TO\tAPPLICATION\tPARENT\tEXPIRES IN")
+	fmt.Fprintln(tw, "PROTOCOL\tSOURCE\tDESTINATION\tTRANSLATED TO\tAPPLICATION\tRULE\tPARENT\tEXPIRES IN")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Protocol, e.Source, e.Dst, e.To, e.App, e.Parent, seconds(e.TTL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Protocol, e.Source, e.Dst, e.To, e.App, dash(e.Rule), e.Parent, seconds(e.TTL))
 	}
 	tw.Flush()
 }
@@ -169,6 +215,13 @@ func WriteStats(w io.Writer, s *metrics.Snapshot) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  endpoint-independent bindings %d\n", s.Bindings)
+	if len(s.Blocks) > 0 {
+		section("port blocks")
+		fmt.Fprintln(tw, "  RULE\tBLOCK SIZE\tHELD\tCAPACITY\tQUOTA EXCEEDED\tEXHAUSTED")
+		for _, b := range s.Blocks {
+			fmt.Fprintf(tw, "  nat.outbound[%d]\t%d\t%d\t%d\t%d\t%d\n", b.Rule, b.BlockSize, b.Held, b.Capacity, b.QuotaExceeded, b.Exhausted)
+		}
+	}
 
 	section("ftp alg")
 	if s.FTP == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/fastnat/fastnat/metrics"
 )
@@ -16,6 +17,7 @@ const (
 	CmdMappings     = "mappings"
 	CmdRules        = "rules"
 	CmdReload       = "reload"
+	CmdClear        = "clear" // clear sessions: end the sessions Request.Filter selects
 )
 
 // Response codes of a failed request.
@@ -40,9 +42,11 @@ const MaxRequest = 64 << 10
 // Request is what a client asks.
 type Request struct {
 	Cmd string `json:"cmd"`
-	// App and Limit apply to CmdSessions.
-	App   string `json:"app,omitempty"`   // only sessions of this application ("ftp", "ftp-data", "other", ...)
-	Limit int    `json:"limit,omitempty"` // at most this many sessions; 0: all
+	// Filter selects the sessions of CmdSessions and CmdClear; nil: all
+	// (CmdClear also needs All).
+	Filter *SessionFilter `json:"filter,omitempty"`
+	Limit  int            `json:"limit,omitempty"` // CmdSessions: at most this many; 0: all
+	All    bool           `json:"all,omitempty"`   // CmdClear: every session, when Filter selects none
 	// Events selects the events of a CmdEvents stream; nil: all.
 	Events *EventFilter `json:"events,omitempty"`
 	// Explain is the connection or session CmdExplain asks about.
@@ -61,6 +65,7 @@ type Response struct {
 	Mappings     []Mapping         `json:"mappings,omitempty"`
 	Rules        *Rules            `json:"rules,omitempty"`
 	Reload       *ReloadResult     `json:"reload,omitempty"`
+	Cleared      *ClearResult      `json:"cleared,omitempty"`
 	Explain      *ExplainResult    `json:"explain,omitempty"`
 }
 
@@ -79,8 +84,8 @@ func (e *Error) Is(target error) bool {
 
 // SessionQuery selects the sessions ListSessions returns.
 type SessionQuery struct {
-	App   string // "" for every application
-	Limit int    // 0: no limit
+	Filter SessionFilter
+	Limit  int // 0: no limit
 }
 
 // SessionList is a page of sessions.
@@ -89,16 +94,41 @@ type SessionList struct {
 	Matched  int       `json:"matched"` // sessions that matched the query, shown or not
 }
 
-// Session is one session as `show sessions` reports it, in the terms of
-// the case's firewall output: the initiator's tuple (its first packet as
-// it arrived) and the responder's (a reply as it arrives, so after NAT).
+// ClearResult is what `fastnat clear sessions` did.
+type ClearResult struct {
+	Matched int `json:"matched"` // sessions the filter selected
+	Cleared int `json:"cleared"` // of those, ended by the clear (the others ended on their own meanwhile)
+}
+
+// Session is one session as every view shows it — `fastnat show
+// sessions`, the live session of `fastnat explain` — and, under the same
+// names, as a session event carries it: protocol, inside, outside, rule,
+// app, inbound, start and traffic mean the same in Event.
+//
+// Initiator and responder are the terms of the case's firewall output:
+// the initiator's tuple is its first packet as it arrived, the
+// responder's a reply as it arrives (so after NAT). Inside and outside
+// are the same flow seen from the inside host, as the event log sees it:
+// inside.src is the inside host, outside.src the public endpoint that
+// stands for it.
 type Session struct {
 	ID        uint32 `json:"id"`
 	Protocol  string `json:"protocol"` // "tcp", "udp", "icmp", ...
 	ProtoNum  uint8  `json:"protocol_number"`
 	Initiator Flow   `json:"initiator"`
 	Responder Flow   `json:"responder"`
+	Inside    Flow   `json:"inside"`
+	Outside   Flow   `json:"outside"`
+	Inbound   bool   `json:"inbound,omitempty"` // opened from outside
 	App       string `json:"app"`
+	// Rule names the rule that made the session, as events do:
+	// "nat.outbound[0]", "nat.server[1]/hairpin", "nat.server[0]/alg",
+	// with " (removed)" when a reload has removed it.
+	Rule string `json:"rule"`
+	// Ingress is the interface the session's first packet arrived on.
+	Ingress string    `json:"ingress"`
+	Start   time.Time `json:"start"`       // to the flow table clock's second, as its delete event says
+	Age     int64     `json:"age_seconds"` // since it started
 	// State is TCP_ESTABLISHED and the like for TCP; for UDP and others
 	// *_OPEN once a reply was seen, else *_READY; ICMP_REQUEST or
 	// ICMP_REPLY for ICMP queries.
@@ -110,16 +140,15 @@ type Session struct {
 	Parent *uint32 `json:"parent,omitempty"`
 	// Mapping is the index of the [[port_mapping]] that classified it; -1
 	// for a built-in default or none.
-	Mapping int     `json:"mapping"`
-	Orig    Traffic `json:"initiator_to_responder"`
-	Reply   Traffic `json:"responder_to_initiator"`
+	Mapping int      `json:"mapping"`
+	Traffic Counters `json:"traffic"`
 }
 
 // Flow is one direction's tuple. For ICMP queries both ports hold the
-// query identifier.
+// query identifier; a binding's has no destination.
 type Flow struct {
 	Src netip.AddrPort `json:"src"`
-	Dst netip.AddrPort `json:"dst"`
+	Dst netip.AddrPort `json:"dst,omitzero"`
 }
 
 // Traffic counts one direction of a session.
@@ -128,7 +157,14 @@ type Traffic struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// Expectation is a data connection an ALG is waiting for.
+// Counters counts a session's traffic by the side that sent it.
+type Counters struct {
+	Initiator Traffic `json:"initiator"`
+	Responder Traffic `json:"responder"`
+}
+
+// Expectation is a data connection an ALG is waiting for, named as
+// sessions are where they say the same.
 type Expectation struct {
 	Protocol string `json:"protocol"`
 	// Source is the only address the connection may come from, or "any";
@@ -137,8 +173,9 @@ type Expectation struct {
 	Dst    netip.AddrPort `json:"dst"`           // where it connects, as it arrives
 	To     netip.AddrPort `json:"translated_to"` // where the NAT sends it
 	App    string         `json:"app"`
-	Parent uint32         `json:"parent"`          // the control session
-	TTL    int64          `json:"expires_seconds"` // until it expires unused
+	Rule   string         `json:"rule"`        // the rule its session will name, as Session.Rule
+	Parent uint32         `json:"parent"`      // the control session
+	TTL    int64          `json:"ttl_seconds"` // until it expires unused
 }
 
 // Mapping is one line of the effective port-mapping table of the running
@@ -184,6 +221,9 @@ func (p Pending) String() string {
 type Handler interface {
 	Stats() metrics.Snapshot
 	Sessions(q SessionQuery) (SessionList, error)
+	// Clear ends the sessions f selects, releasing what they held as
+	// expiry does.
+	Clear(f SessionFilter) (ClearResult, error)
 	Expectations() []Expectation
 	Mappings() []Mapping
 	// Rules describes the NAT rules running now.

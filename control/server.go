@@ -211,8 +211,16 @@ func (s *Server) answer(req Request) Response {
 			return Response{Code: CodeBadRequest, Error: fmt.Sprintf("limit %d: must not be negative", req.Limit)}
 		}
 		var l SessionList
-		l, err = s.h.Sessions(SessionQuery{App: req.App, Limit: req.Limit})
+		l, err = s.h.Sessions(SessionQuery{Filter: req.filter(), Limit: req.Limit})
 		r.Sessions = &l
+	case CmdClear:
+		f := req.filter()
+		if f == (SessionFilter{}) && !req.All {
+			return Response{Code: CodeBadRequest, Error: "clear sessions needs a filter, or all to end every session"}
+		}
+		var c ClearResult
+		c, err = s.h.Clear(f)
+		r.Cleared = &c
 	case CmdExpectations:
 		r.Expectations = s.h.Expectations()
 	case CmdMappings:
@@ -238,7 +246,7 @@ func (s *Server) answer(req Request) Response {
 		er, err = e.Explain(*req.Explain)
 		r.Explain = &er
 	default:
-		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload, events, explain", req.Cmd)}
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q; known: stats, sessions, expectations, mappings, rules, reload, clear, events, explain", req.Cmd)}
 	}
 	if err != nil {
 		code := CodeFailed
@@ -251,6 +259,14 @@ func (s *Server) answer(req Request) Response {
 		return Response{Code: code, Error: err.Error()}
 	}
 	return r
+}
+
+// filter is the request's session filter, the zero one when it has none.
+func (req *Request) filter() SessionFilter {
+	if req.Filter == nil {
+		return SessionFilter{}
+	}
+	return *req.Filter
 }
 
 // Event streams.

@@ -21,6 +21,7 @@ import (
 type fakeHandler struct {
 	mu      sync.Mutex
 	queries []SessionQuery
+	clears  []SessionFilter
 	reloads int
 	refuse  bool
 }
@@ -33,11 +34,18 @@ func (h *fakeHandler) Sessions(q SessionQuery) (SessionList, error) {
 	h.mu.Lock()
 	h.queries = append(h.queries, q)
 	h.mu.Unlock()
-	if q.App == "nope" {
+	if q.Filter.App == "nope" {
 		return SessionList{}, fmt.Errorf("%w: unknown application", ErrBadRequest)
 	}
-	return SessionList{Sessions: []Session{{ID: 3, Protocol: "tcp", ProtoNum: 6, App: q.App,
+	return SessionList{Sessions: []Session{{ID: 3, Protocol: "tcp", ProtoNum: 6, App: q.Filter.App,
 		Initiator: Flow{Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.18.0.204:9091")}}}, Matched: 5}, nil
+}
+
+func (h *fakeHandler) Clear(f SessionFilter) (ClearResult, error) {
+	h.mu.Lock()
+	h.clears = append(h.clears, f)
+	h.mu.Unlock()
+	return ClearResult{Matched: 2, Cleared: 2}, nil
 }
 
 func (h *fakeHandler) Expectations() []Expectation {
@@ -91,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("stats %+v", r.Stats)
 			}
 		}},
-		{"sessions", Request{Cmd: CmdSessions, App: "ftp", Limit: 1}, func(t *testing.T, r *Response) {
+		{"sessions", Request{Cmd: CmdSessions, Filter: &SessionFilter{App: "ftp", Port: 21}, Limit: 1}, func(t *testing.T, r *Response) {
 			if r.Sessions == nil || r.Sessions.Matched != 5 || len(r.Sessions.Sessions) != 1 {
 				t.Fatalf("sessions %+v", r.Sessions)
 			}
@@ -99,8 +107,21 @@ func TestRoundTrip(t *testing.T) {
 			if s.ID != 3 || s.App != "ftp" || s.Initiator.Dst.String() != "198.18.0.204:9091" {
 				t.Errorf("session %+v", s)
 			}
-			if q := h.queries[len(h.queries)-1]; q != (SessionQuery{App: "ftp", Limit: 1}) {
+			if q := h.queries[len(h.queries)-1]; q != (SessionQuery{Filter: SessionFilter{App: "ftp", Port: 21}, Limit: 1}) {
 				t.Errorf("handler asked %+v", q)
+			}
+		}},
+		{"clear", Request{Cmd: CmdClear, Filter: &SessionFilter{Rule: "nat.server[0]"}}, func(t *testing.T, r *Response) {
+			if r.Cleared == nil || *r.Cleared != (ClearResult{Matched: 2, Cleared: 2}) {
+				t.Fatalf("cleared %+v", r.Cleared)
+			}
+			if f := h.clears[len(h.clears)-1]; f != (SessionFilter{Rule: "nat.server[0]"}) {
+				t.Errorf("handler asked to clear %+v", f)
+			}
+		}},
+		{"clear all", Request{Cmd: CmdClear, All: true}, func(t *testing.T, r *Response) {
+			if r.Cleared == nil || h.clears[len(h.clears)-1] != (SessionFilter{}) {
+				t.Fatalf("cleared %+v, asked %+v", r.Cleared, h.clears)
 			}
 		}},
 		{"expectations", Request{Cmd: CmdExpectations}, func(t *testing.T, r *Response) {
@@ -142,7 +163,9 @@ func TestRequestErrors(t *testing.T) {
 		{"refused reload", Request{Cmd: CmdReload}, ErrRefused, "fastnat.toml:4:9: dataplane.batch"},
 		{"unknown command", Request{Cmd: "frobnicate"}, ErrBadRequest, `unknown command "frobnicate"`},
 		{"negative limit", Request{Cmd: CmdSessions, Limit: -1}, ErrBadRequest, "limit -1"},
-		{"handler's bad request", Request{Cmd: CmdSessions, App: "nope"}, ErrBadRequest, "unknown application"},
+		{"handler's bad request", Request{Cmd: CmdSessions, Filter: &SessionFilter{App: "nope"}}, ErrBadRequest, "unknown application"},
+		{"clear without a filter", Request{Cmd: CmdClear}, ErrBadRequest, "needs a filter, or all"},
+		{"clear with an empty filter", Request{Cmd: CmdClear, Filter: &SessionFilter{}}, ErrBadRequest, "needs a filter, or all"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,36 +4,17 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/metrics"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
-
-// appNames lists every application a session may carry, for the --app
-// filter: the mappable ones, "other" and "ftp-data".
-func appNames() []string {
-	var names []string
-	for a := portmap.AppOther; a <= portmap.AppFTPData; a++ {
-		names = append(names, a.String())
-	}
-	return names
-}
-
-// parseApp checks an --app filter and returns it in lower case.
-func parseApp(name string) (string, error) {
-	lower := strings.ToLower(name)
-	for _, n := range appNames() {
-		if n == lower {
-			return n, nil
-		}
-	}
-	return "", fmt.Errorf("%w: unknown application %q; known: %s", ErrBadRequest, name, strings.Join(appNames(), ", "))
-}
 
 // age returns now - then as a signed number of seconds (the table's clock
 // wraps modulo 2^32).
@@ -41,47 +22,110 @@ func age(now, then flowtable.Time) int64 { return int64(int32(now - then)) }
 
 func addrPort(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(nat.Addr(a), p) }
 
+func flowOf(t packet.Tuple) Flow {
+	return Flow{Src: addrPort(t.SrcAddr, t.SrcPort), Dst: addrPort(t.DstAddr, t.DstPort)}
+}
+
+// Names tells the views what a session's numbers stand for: the rule its
+// label names (the NAT's Rule), the interface its first packet came in on
+// (the dataplane's interfaces, in the order of every worker's ports), and
+// the wall-clock time of the flow table's clock 0. Nil functions leave
+// rules and interfaces unnamed.
+type Names struct {
+	Rule    func(label uint16) nat.RuleRef
+	Ingress func(index uint16) string
+	Epoch   time.Time
+}
+
+func (n *Names) rule(label uint16) nat.RuleRef {
+	if n.Rule == nil {
+		return nat.RuleRef{}
+	}
+	return n.Rule(label)
+}
+
+func (n *Names) ingress(i uint16) string {
+	if n.Ingress == nil {
+		return fmt.Sprint(i)
+	}
+	return n.Ingress(i)
+}
+
 // ListSessions returns the sessions of t that match q, in slot order, at
 // time now (the daemon's flow-table clock). It walks the whole table to
 // count the matches even after q.Limit sessions were collected.
-func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery) (SessionList, error) {
-	app := ""
-	if q.App != "" {
-		var err error
-		if app, err = parseApp(q.App); err != nil {
-			return SessionList{}, err
-		}
+func ListSessions(t *flowtable.Table, now flowtable.Time, q SessionQuery, names Names) (SessionList, error) {
+	m, err := q.Filter.compile()
+	if err != nil {
+		return SessionList{}, err
 	}
 	l := SessionList{Sessions: []Session{}}
-	t.Range(func(id, gen uint32, s flowtable.Session) bool {
-		name := portmap.App(s.App).String()
-		if app != "" && name != app {
-			return true
+	walkSessions(t, now, &m, names, func(v *Session, _, _ uint32) {
+		if q.Limit == 0 || len(l.Sessions) < q.Limit {
+			l.Sessions = append(l.Sessions, *v)
 		}
-		if q.Limit > 0 && len(l.Sessions) >= q.Limit {
-			if t.Valid(id, gen) {
-				l.Matched++
-			}
-			return true
-		}
-		if v, ok := sessionView(t, now, id, gen, s); ok {
-			l.Sessions = append(l.Sessions, v)
-			l.Matched++
-		}
-		return true
+		l.Matched++
 	})
 	return l, nil
 }
 
-// sessionView is the view of session (id, gen) whose copy is s, with its
-// state and counters read from t; ok is false when it ended or was
-// reused while they were read.
-func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowtable.Session) (Session, bool) {
+// ClearSessions ends the sessions of t that f selects with end (the NAT's
+// Delete, which releases what each held exactly once), and counts them.
+func ClearSessions(t *flowtable.Table, now flowtable.Time, f SessionFilter, names Names, end func(id, gen uint32) bool) (ClearResult, error) {
+	m, err := f.compile()
+	if err != nil {
+		return ClearResult{}, err
+	}
+	var r ClearResult
+	walkSessions(t, now, &m, names, func(_ *Session, id, gen uint32) {
+		r.Matched++
+		if end(id, gen) {
+			r.Cleared++
+		}
+	})
+	return r, nil
+}
+
+// walkSessions calls fn with the view, id and generation of every live
+// session m selects. What m can tell from the keys it checks first; the
+// view is built only for those, and a session that ends while it is read
+// is skipped.
+func walkSessions(t *flowtable.Table, now flowtable.Time, m *sessionMatch, names Names, fn func(v *Session, id, gen uint32)) {
+	rules := map[uint16]nat.RuleRef{} // a walk resolves each label once
+	t.Range(func(id, gen uint32, s flowtable.Session) bool {
+		if !m.keys(&s) {
+			return true
+		}
+		ref, ok := rules[s.Rule]
+		if !ok {
+			ref = names.rule(s.Rule)
+			rules[s.Rule] = ref
+		}
+		if !m.rule.match(ref) {
+			return true
+		}
+		v, ok := sessionView(t, now, id, gen, s, ref, &names)
+		if !ok || !m.state(v.State) {
+			return true
+		}
+		fn(&v, id, gen)
+		return true
+	})
+}
+
+// sessionView is the view of session (id, gen), whose copy is s and whose
+// rule is ref, with its state and counters read from t; ok is false when
+// the session ended or was reused while they were read.
+func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowtable.Session, ref nat.RuleRef, names *Names) (Session, bool) {
 	k0, k1 := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
+	in, out, inbound := nat.Tuples(&s)
 	v := Session{
 		ID: id, Protocol: metrics.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: portmap.App(s.App).String(), Mapping: int(s.MapEntry),
-		Initiator: Flow{Src: addrPort(k0.SrcAddr, k0.SrcPort), Dst: addrPort(k0.DstAddr, k0.DstPort)},
-		Responder: Flow{Src: addrPort(k1.SrcAddr, k1.SrcPort), Dst: addrPort(k1.DstAddr, k1.DstPort)},
+		Initiator: flowOf(k0), Responder: flowOf(k1), Inside: flowOf(in), Outside: flowOf(out), Inbound: inbound,
+		Rule: ref.String(), Ingress: names.ingress(s.Ingress),
+		// As the session's delete event will say: the table's clock, in
+		// whole seconds since the epoch.
+		Start: time.UnixMilli(names.Epoch.UnixMilli() + int64(s.Start)*1000).UTC(),
 	}
 	if s.ParentGen != 0 {
 		p := s.Parent
@@ -93,12 +137,15 @@ func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowt
 	if !t.Valid(id, gen) { // ended or reused while we read it
 		return Session{}, false
 	}
-	v.Orig = Traffic{Packets: pkts[flowtable.Orig], Bytes: bytes[flowtable.Orig]}
-	v.Reply = Traffic{Packets: pkts[flowtable.Reply], Bytes: bytes[flowtable.Reply]}
-	v.State = stateName(k0.Proto, state, v.Reply.Packets > 0)
+	v.Traffic = Counters{
+		Initiator: Traffic{Packets: pkts[flowtable.Orig], Bytes: bytes[flowtable.Orig]},
+		Responder: Traffic{Packets: pkts[flowtable.Reply], Bytes: bytes[flowtable.Reply]},
+	}
+	v.State = stateName(k0.Proto, state, v.Traffic.Responder.Packets > 0)
 	v.Timeout = timeout
 	v.Idle = max(age(now, last), 0)
 	v.TTL = max(int64(timeout)-v.Idle, 0)
+	v.Age = max(age(now, flowtable.Time(s.Start)), 0)
 	return v, true
 }
 
@@ -125,25 +172,36 @@ func stateName(proto, state uint8, replied bool) string {
 }
 
 // ListExpectations returns the live expectations of t at time now.
-func ListExpectations(t *flowtable.Table, now flowtable.Time) []Expectation {
+func ListExpectations(t *flowtable.Table, now flowtable.Time, names Names) []Expectation {
 	out := []Expectation{}
 	t.RangeExpectations(func(e flowtable.Expectation) bool {
-		out = append(out, expectationView(e, now))
+		out = append(out, expectationView(t, e, now, &names))
 		return true
 	})
 	return out
 }
 
-func expectationView(e flowtable.Expectation, now flowtable.Time) Expectation {
+func expectationView(t *flowtable.Table, e flowtable.Expectation, now flowtable.Time, names *Names) Expectation {
 	src := "any"
 	if e.SrcAddr != 0 {
 		src = nat.Addr(e.SrcAddr).String()
+	}
+	// The data session will be named by its control session's rule, the
+	// ALG's way (nat makes its label so).
+	ref := nat.RuleRef{Via: natlog.ViaALG}
+	var ps flowtable.Session
+	if t.Read(e.Parent, e.ParentGen, &ps) {
+		ref = names.rule(ps.Rule)
+		if ref.Kind != natlog.RuleNone {
+			ref.Via = natlog.ViaALG
+		}
 	}
 	return Expectation{
 		Protocol: metrics.ProtoName(e.Proto), Source: src,
 		Dst:    addrPort(e.DstAddr, e.DstPort),
 		To:     addrPort(e.Xlate.SrcAddr, e.Xlate.SrcPort),
 		App:    portmap.App(e.App).String(),
+		Rule:   ref.String(),
 		Parent: e.Parent,
 		TTL:    max(age(e.Expires, now), 0),
 	}

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/metrics"
+	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
@@ -29,13 +33,46 @@ func tuple(t *testing.T, proto uint8, src, dst string) packet.Tuple {
 
 // caseTable holds the case's FTP control session (with its firewall's
 // packet counts), a passive data connection, a one-way UDP flow and an
-// answered ping, created at time 100.
+// answered ping, created at time 100 of a clock that began at epoch.
 type caseTable struct {
 	t                    *flowtable.Table
 	ctl, data, udp, icmp uint32
 }
 
 const tcpEstablished, tcpSynSent = 3, 1 // nat's state numbers
+
+// The case table's rule labels, which caseNames resolves as the NAT
+// would: the server rule, the ALG's data connection of its control
+// session, the outbound rule, and a rule a reload removed (the ping).
+const (
+	labelServer uint16 = iota + 1
+	labelServerALG
+	labelOutbound
+	labelRemoved
+)
+
+var epoch = time.Date(2025, 12, 3, 9, 18, 0, 0, time.UTC)
+
+// caseNames are the names the case table's numbers stand for.
+var caseNames = Names{
+	Rule: func(label uint16) nat.RuleRef {
+		switch label {
+		case labelServer:
+			return nat.RuleRef{Kind: natlog.RuleServer}
+		case labelServerALG:
+			return nat.RuleRef{Kind: natlog.RuleServer, Via: natlog.ViaALG}
+		case labelOutbound:
+			return nat.RuleRef{Kind: natlog.RuleOutbound}
+		case labelRemoved:
+			return nat.RuleRef{Kind: natlog.RuleOutbound, Index: 1, Removed: true}
+		}
+		return nat.RuleRef{}
+	},
+	Ingress: func(i uint16) string { return []string{"inside", "outside"}[i] },
+	Epoch:   epoch,
+}
+
+const fromInside = 1 // nat's flag: the first packet came from inside
 
 func newCaseTable(t *testing.T) caseTable {
 	t.Helper()
@@ -58,7 +95,7 @@ func newCaseTable(t *testing.T) caseTable {
 			tuple(t, packet.ProtoTCP, "125.77.89.113:36755", "220.160.54.204:9091"),
 			tuple(t, packet.ProtoTCP, "192.168.0.226:21", "125.77.89.113:36755"),
 		},
-		App: uint8(portmap.AppFTP), MapEntry: 0,
+		App: uint8(portmap.AppFTP), MapEntry: 0, Rule: labelServer, Ingress: 1,
 	}, tcpEstablished, 7440)
 	// 17 packets of 822 bytes in all one way, 16 of 1289 the other.
 	for i := range 17 {
@@ -72,14 +109,14 @@ func newCaseTable(t *testing.T) caseTable {
 			tuple(t, packet.ProtoTCP, "125.77.89.113:40001", "220.160.54.204:30001"),
 			tuple(t, packet.ProtoTCP, "192.168.0.226:30001", "125.77.89.113:40001"),
 		},
-		App: uint8(portmap.AppFTPData), MapEntry: -1, Parent: c.ctl, ParentGen: ft.Gen(c.ctl),
+		App: uint8(portmap.AppFTPData), MapEntry: -1, Parent: c.ctl, ParentGen: ft.Gen(c.ctl), Rule: labelServerALG, Ingress: 1,
 	}, tcpSynSent, 30)
 	c.udp = insert(flowtable.Session{
 		Key: [2]packet.Tuple{
 			tuple(t, packet.ProtoUDP, "192.168.0.5:5000", "8.8.8.8:53"),
 			tuple(t, packet.ProtoUDP, "8.8.8.8:53", "220.160.54.204:1024"),
 		},
-		App: uint8(portmap.AppDNS), MapEntry: -1,
+		App: uint8(portmap.AppDNS), MapEntry: -1, Rule: labelOutbound, Flags: fromInside,
 	}, 0, 300)
 	ft.Touch(c.udp, flowtable.Orig, 60, 100)
 	c.icmp = insert(flowtable.Session{
@@ -87,7 +124,7 @@ func newCaseTable(t *testing.T) caseTable {
 			tuple(t, packet.ProtoICMP, "192.168.0.5:7", "8.8.8.8:7"),
 			tuple(t, packet.ProtoICMP, "8.8.8.8:1025", "220.160.54.204:1025"),
 		},
-		MapEntry: -1,
+		MapEntry: -1, Rule: labelRemoved, Flags: fromInside,
 	}, 0, 60)
 	ft.Touch(c.icmp, flowtable.Orig, 98, 100)
 	ft.Touch(c.icmp, flowtable.Reply, 98, 101)
@@ -96,7 +133,7 @@ func newCaseTable(t *testing.T) caseTable {
 
 func TestListSessions(t *testing.T) {
 	c := newCaseTable(t)
-	l, err := ListSessions(c.t, 102, SessionQuery{})
+	l, err := ListSessions(c.t, 102, SessionQuery{}, caseNames)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,17 +145,28 @@ func TestListSessions(t *testing.T) {
 		byID[s.ID] = s
 	}
 	tests := []struct {
-		name              string
-		id                uint32
-		app, state, proto string
-		idle, ttl         int64
-		orig, reply       Traffic
-		parent            *uint32
+		name                 string
+		id                   uint32
+		app, state, proto    string
+		rule, ingress        string
+		inside, outside      string // src->dst
+		inbound              bool
+		idle, ttl            int64
+		initiator, responder Traffic
+		parent               *uint32
 	}{
-		{"ftp control", c.ctl, "ftp", "TCP_ESTABLISHED", "tcp", 2, 7438, Traffic{17, 822}, Traffic{16, 1289}, nil},
-		{"ftp data", c.data, "ftp-data", "TCP_SYN_SENT", "tcp", 2, 28, Traffic{}, Traffic{}, &c.ctl},
-		{"udp without reply", c.udp, "dns", "UDP_READY", "udp", 2, 298, Traffic{1, 60}, Traffic{}, nil},
-		{"answered ping", c.icmp, "other", "ICMP_REPLY", "icmp", 1, 59, Traffic{1, 98}, Traffic{1, 98}, nil},
+		{"ftp control", c.ctl, "ftp", "TCP_ESTABLISHED", "tcp", "nat.server[0]", "outside",
+			"192.168.0.226:21->125.77.89.113:36755", "220.160.54.204:9091->125.77.89.113:36755", true,
+			2, 7438, Traffic{17, 822}, Traffic{16, 1289}, nil},
+		{"ftp data", c.data, "ftp-data", "TCP_SYN_SENT", "tcp", "nat.server[0]/alg", "outside",
+			"192.168.0.226:30001->125.77.89.113:40001", "220.160.54.204:30001->125.77.89.113:40001", true,
+			2, 28, Traffic{}, Traffic{}, &c.ctl},
+		{"udp without reply", c.udp, "dns", "UDP_READY", "udp", "nat.outbound[0]", "inside",
+			"192.168.0.5:5000->8.8.8.8:53", "220.160.54.204:1024->8.8.8.8:53", false,
+			2, 298, Traffic{1, 60}, Traffic{}, nil},
+		{"answered ping", c.icmp, "other", "ICMP_REPLY", "icmp", "nat.outbound[1] (removed)", "inside",
+			"192.168.0.5:7->8.8.8.8:7", "220.160.54.204:1025->8.8.8.8:1025", false,
+			1, 59, Traffic{1, 98}, Traffic{1, 98}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,14 +174,20 @@ func TestListSessions(t *testing.T) {
 			if !ok {
 				t.Fatalf("session %d not listed", tc.id)
 			}
-			if s.App != tc.app || s.State != tc.state || s.Protocol != tc.proto {
-				t.Errorf("app %q state %q protocol %q", s.App, s.State, s.Protocol)
+			if s.App != tc.app || s.State != tc.state || s.Protocol != tc.proto || s.Rule != tc.rule || s.Ingress != tc.ingress {
+				t.Errorf("app %q state %q protocol %q rule %q ingress %q", s.App, s.State, s.Protocol, s.Rule, s.Ingress)
 			}
-			if s.Idle != tc.idle || s.TTL != tc.ttl {
-				t.Errorf("idle %d ttl %d, want %d %d", s.Idle, s.TTL, tc.idle, tc.ttl)
+			if in, out := s.Inside.Src.String()+"->"+s.Inside.Dst.String(), s.Outside.Src.String()+"->"+s.Outside.Dst.String(); in != tc.inside || out != tc.outside || s.Inbound != tc.inbound {
+				t.Errorf("inside %s outside %s inbound %t, want %s %s %t", in, out, s.Inbound, tc.inside, tc.outside, tc.inbound)
 			}
-			if s.Orig != tc.orig || s.Reply != tc.reply {
-				t.Errorf("traffic %+v / %+v, want %+v / %+v", s.Orig, s.Reply, tc.orig, tc.reply)
+			if s.Idle != tc.idle || s.TTL != tc.ttl || s.Age != 2 {
+				t.Errorf("idle %d ttl %d age %d, want %d %d 2", s.Idle, s.TTL, s.Age, tc.idle, tc.ttl)
+			}
+			if want := epoch.Add(100 * time.Second); !s.Start.Equal(want) {
+				t.Errorf("start %v, want %v", s.Start, want)
+			}
+			if s.Traffic.Initiator != tc.initiator || s.Traffic.Responder != tc.responder {
+				t.Errorf("traffic %+v, want %+v / %+v", s.Traffic, tc.initiator, tc.responder)
 			}
 			if (s.Parent == nil) != (tc.parent == nil) || s.Parent != nil && *s.Parent != *tc.parent {
 				t.Errorf("parent %v, want %v", s.Parent, tc.parent)
@@ -146,34 +200,93 @@ func TestListSessions(t *testing.T) {
 	}
 }
 
-func TestListSessionsFilter(t *testing.T) {
+// TestSessionFilters runs every filter, alone and combined, over the case
+// table: which sessions each selects, and that a bad filter is refused
+// with what is allowed.
+func TestSessionFilters(t *testing.T) {
 	c := newCaseTable(t)
 	tests := []struct {
-		name    string
-		q       SessionQuery
-		shown   int
-		matched int
+		name string
+		f    SessionFilter
+		want []uint32
 	}{
-		{"ftp", SessionQuery{App: "ftp"}, 1, 1},
-		{"case-insensitive", SessionQuery{App: "FTP-DATA"}, 1, 1},
-		{"other", SessionQuery{App: "other"}, 1, 1},
-		{"none of it", SessionQuery{App: "sip"}, 0, 0},
-		{"limit", SessionQuery{Limit: 3}, 3, 4},
-		{"limit over matches", SessionQuery{Limit: 10}, 4, 4},
+		{"none", SessionFilter{}, []uint32{c.ctl, c.data, c.udp, c.icmp}},
+		{"app", SessionFilter{App: "ftp"}, []uint32{c.ctl}},
+		{"app in any case", SessionFilter{App: "FTP-DATA"}, []uint32{c.data}},
+		{"app other", SessionFilter{App: "other"}, []uint32{c.icmp}},
+		{"app none of it", SessionFilter{App: "sip"}, nil},
+		{"address of the initiator", SessionFilter{Addr: "125.77.89.113"}, []uint32{c.ctl, c.data}},
+		{"inside address", SessionFilter{Addr: "192.168.0.226"}, []uint32{c.ctl, c.data}},
+		{"public address", SessionFilter{Addr: "220.160.54.204"}, []uint32{c.ctl, c.data, c.udp, c.icmp}},
+		{"prefix", SessionFilter{Addr: "192.168.0.0/30"}, nil},
+		{"prefix of hosts", SessionFilter{Addr: "192.168.0.0/29"}, []uint32{c.udp, c.icmp}},
+		{"destination port", SessionFilter{Port: 9091}, []uint32{c.ctl}},
+		{"translated port", SessionFilter{Port: 1024}, []uint32{c.udp}},
+		{"port of either tuple", SessionFilter{Port: 53}, []uint32{c.udp}},
+		{"icmp identifier", SessionFilter{Port: 1025}, []uint32{c.icmp}},
+		{"protocol", SessionFilter{Protocol: "tcp"}, []uint32{c.ctl, c.data}},
+		{"protocol icmp", SessionFilter{Protocol: "ICMP"}, []uint32{c.icmp}},
+		{"protocol number", SessionFilter{Protocol: "17"}, []uint32{c.udp}},
+		{"state", SessionFilter{State: "established"}, []uint32{c.ctl}},
+		{"state with protocol", SessionFilter{State: "TCP_SYN_SENT"}, []uint32{c.data}},
+		{"state of udp", SessionFilter{State: "ready"}, []uint32{c.udp}},
+		{"state open is udp's", SessionFilter{State: "udp_open"}, nil},
+		{"state reply", SessionFilter{State: "reply"}, []uint32{c.icmp}},
+		{"rule", SessionFilter{Rule: "nat.server[0]"}, []uint32{c.ctl, c.data}},
+		{"rule and way", SessionFilter{Rule: "nat.server[0]/alg"}, []uint32{c.data}},
+		{"way", SessionFilter{Rule: "alg"}, []uint32{c.data}},
+		{"kind", SessionFilter{Rule: "nat.outbound"}, []uint32{c.udp}},
+		{"outbound rule 0", SessionFilter{Rule: "nat.outbound[0]"}, []uint32{c.udp}},
+		{"a removed rule's index is another rule's", SessionFilter{Rule: "nat.outbound[1]"}, nil},
+		{"removed", SessionFilter{Rule: "removed"}, []uint32{c.icmp}},
+		{"hairpin", SessionFilter{Rule: "hairpin"}, nil},
+		{"combined", SessionFilter{Protocol: "tcp", Port: 9091, State: "established", App: "ftp", Rule: "nat.server", Addr: "125.77.89.0/24"}, []uint32{c.ctl}},
+		{"combined, one fails", SessionFilter{Protocol: "tcp", Port: 9091, State: "syn_sent"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := ListSessions(c.t, 102, tc.q)
+			l, err := ListSessions(c.t, 102, SessionQuery{Filter: tc.f}, caseNames)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(l.Sessions) != tc.shown || l.Matched != tc.matched {
-				t.Errorf("%d shown of %d, want %d of %d", len(l.Sessions), l.Matched, tc.shown, tc.matched)
+			var got []uint32
+			for _, s := range l.Sessions {
+				got = append(got, s.ID)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) || l.Matched != len(want) {
+				t.Errorf("got %v (matched %d), want %v", got, l.Matched, want)
 			}
 		})
 	}
-	if _, err := ListSessions(c.t, 102, SessionQuery{App: "gopher"}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "ftp-data") {
-		t.Errorf("unknown app: %v", err)
+	bad := []struct {
+		f    SessionFilter
+		says string
+	}{
+		{SessionFilter{App: "gopher"}, "ftp-data"},
+		{SessionFilter{Addr: "10.0.0.300"}, "not an IPv4 address or prefix"},
+		{SessionFilter{Addr: "::1"}, "not an IPv4"},
+		{SessionFilter{Port: 70000}, "allowed: 1 to 65535"},
+		{SessionFilter{Protocol: "gre"}, "known: icmp"},
+		{SessionFilter{State: "listening"}, "known: syn_sent"},
+		{SessionFilter{State: "tcp_"}, "known: syn_sent"},
+		{SessionFilter{Rule: "nat.outbound[x]"}, "nat.outbound[N]"},
+		{SessionFilter{Rule: "port_mapping[0]"}, "nat.outbound[N]"},
+	}
+	for _, b := range bad {
+		if _, err := ListSessions(c.t, 102, SessionQuery{Filter: b.f}, caseNames); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), b.says) {
+			t.Errorf("%+v: %v, want a bad request saying %q", b.f, err, b.says)
+		}
+	}
+	for _, q := range []struct {
+		limit, shown int
+	}{{3, 3}, {10, 4}} {
+		l, _ := ListSessions(c.t, 102, SessionQuery{Limit: q.limit}, caseNames)
+		if len(l.Sessions) != q.shown || l.Matched != 4 {
+			t.Errorf("limit %d: %d shown of %d", q.limit, len(l.Sessions), l.Matched)
+		}
 	}
 }
 
@@ -182,7 +295,7 @@ func TestListSessionsFilter(t *testing.T) {
 func TestListSessionsSkipsDeleted(t *testing.T) {
 	c := newCaseTable(t)
 	c.t.Delete(c.ctl)
-	l, _ := ListSessions(c.t, 102, SessionQuery{})
+	l, _ := ListSessions(c.t, 102, SessionQuery{}, caseNames)
 	for _, s := range l.Sessions {
 		if s.ID == c.ctl || s.App == "ftp" {
 			t.Errorf("deleted session listed: %+v", s)
@@ -193,22 +306,92 @@ func TestListSessionsSkipsDeleted(t *testing.T) {
 	}
 }
 
-func TestWriteSessionsCaseLayout(t *testing.T) {
+// TestClearSessions: clear ends what the filter selects through the
+// callback, by id and generation, and counts a session that ended on its
+// own meanwhile as matched but not cleared.
+func TestClearSessions(t *testing.T) {
 	c := newCaseTable(t)
-	l, _ := ListSessions(c.t, 102, SessionQuery{App: "ftp"})
+	var ended []uint32
+	end := func(id, gen uint32) bool {
+		if id == c.data {
+			return false // expired under the walk
+		}
+		ended = append(ended, id)
+		return c.t.DeleteGen(id, gen)
+	}
+	r, err := ClearSessions(c.t, 102, SessionFilter{Protocol: "tcp"}, caseNames, end)
+	if err != nil || r.Matched != 2 || r.Cleared != 1 || !slices.Equal(ended, []uint32{c.ctl}) {
+		t.Fatalf("clear tcp: %+v %v, ended %v", r, err, ended)
+	}
+	if c.t.Live(c.ctl) || !c.t.Live(c.udp) {
+		t.Fatal("clear ended the wrong sessions")
+	}
+	if _, err := ClearSessions(c.t, 102, SessionFilter{State: "nope"}, caseNames, end); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("bad filter: %v", err)
+	}
 	var b bytes.Buffer
-	WriteSessions(&b, l)
+	WriteCleared(&b, r)
+	if b.String() != "cleared 1 sessions (1 more matched and ended on their own meanwhile)\n" {
+		t.Errorf("%q", b.String())
+	}
+}
+
+// TestWriteSessions checks the brief format, one line per session under a
+// header, against the whole expected text.
+func TestWriteSessions(t *testing.T) {
+	c := newCaseTable(t)
+	tests := []struct {
+		name string
+		q    SessionQuery
+		want string
+	}{
+		{"all", SessionQuery{}, `ID  PROTO  STATE        INITIATOR                                  RESPONDER                                 APP       RULE                       IN       AGE  TTL
+0   tcp    ESTABLISHED  125.77.89.113:36755->220.160.54.204:9091   192.168.0.226:21->125.77.89.113:36755     ftp       nat.server[0]              outside  2s   2h3m58s
+1   tcp    SYN_SENT     125.77.89.113:40001->220.160.54.204:30001  192.168.0.226:30001->125.77.89.113:40001  ftp-data  nat.server[0]/alg          outside  2s   28s
+2   udp    READY        192.168.0.5:5000->8.8.8.8:53               8.8.8.8:53->220.160.54.204:1024           dns       nat.outbound[0]            inside   2s   4m58s
+3   icmp   REPLY        192.168.0.5:7->8.8.8.8:7                   8.8.8.8:1025->220.160.54.204:1025         other     nat.outbound[1] (removed)  inside   2s   59s
+Total sessions found: 4
+`},
+		{"limited", SessionQuery{Limit: 1, Filter: SessionFilter{Protocol: "tcp"}}, `ID  PROTO  STATE        INITIATOR                                 RESPONDER                              APP  RULE           IN       AGE  TTL
+0   tcp    ESTABLISHED  125.77.89.113:36755->220.160.54.204:9091  192.168.0.226:21->125.77.89.113:36755  ftp  nat.server[0]  outside  2s   2h3m58s
+Total sessions found: 2 (1 shown; raise --limit to see more)
+`},
+		{"none", SessionQuery{Filter: SessionFilter{App: "sip"}}, "Total sessions found: 0\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := ListSessions(c.t, 102, tc.q, caseNames)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			WriteSessions(&b, l)
+			if b.String() != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", b.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestWriteSessionsVerboseCaseLayout(t *testing.T) {
+	c := newCaseTable(t)
+	l, _ := ListSessions(c.t, 102, SessionQuery{Filter: SessionFilter{App: "ftp"}}, caseNames)
+	var b bytes.Buffer
+	WriteSessionsVerbose(&b, l)
 	want := `Initiator:
   Source IP/port: 125.77.89.113/36755
   Destination IP/port: 220.160.54.204/9091
   Protocol: TCP(6)
+  Inbound interface: outside
 Responder:
   Source IP/port: 192.168.0.226/21
   Destination IP/port: 125.77.89.113/36755
   Protocol: TCP(6)
 State: TCP_ESTABLISHED
 Application: FTP
-Idle: 2s  TTL: 2h3m58s  Timeout: 2h4m0s
+Rule: nat.server[0]
+Start time: 2025-12-03 09:19:40  TTL: 2h3m58s
+Idle: 2s  Timeout: 2h4m0s
 Initiator->Responder: 17 packets 822 bytes
 Responder->Initiator: 16 packets 1289 bytes
 Session ID: 0  Port mapping: port_mapping[0]
@@ -219,14 +402,14 @@ Total sessions found: 1
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 	b.Reset()
-	l, _ = ListSessions(c.t, 102, SessionQuery{Limit: 1})
-	WriteSessions(&b, l)
+	l, _ = ListSessions(c.t, 102, SessionQuery{Limit: 1}, caseNames)
+	WriteSessionsVerbose(&b, l)
 	if !strings.HasSuffix(b.String(), "Total sessions found: 4 (1 shown; raise --limit to see more)\n") {
 		t.Errorf("truncated listing ends %q", b.String()[max(0, b.Len()-80):])
 	}
 	b.Reset()
-	l, _ = ListSessions(c.t, 102, SessionQuery{App: "ftp-data"})
-	WriteSessions(&b, l)
+	l, _ = ListSessions(c.t, 102, SessionQuery{Filter: SessionFilter{App: "ftp-data"}}, caseNames)
+	WriteSessionsVerbose(&b, l)
 	if !strings.Contains(b.String(), "Session ID: 1  Parent session: 0\n") {
 		t.Errorf("data session lacks its parent:\n%s", b.String())
 	}
@@ -234,28 +417,29 @@ Total sessions found: 1
 
 func TestListExpectations(t *testing.T) {
 	c := newCaseTable(t)
-	if got := ListExpectations(c.t, 100); len(got) != 0 {
+	if got := ListExpectations(c.t, 100, caseNames); len(got) != 0 {
 		t.Fatalf("expectations in an empty store: %+v", got)
 	}
 	e := flowtable.Expectation{
 		Proto: packet.ProtoTCP, SrcAddr: tuple(t, 6, "125.77.89.113:0", "0.0.0.0:0").SrcAddr,
 		DstAddr: tuple(t, 6, "220.160.54.204:0", "0.0.0.0:0").SrcAddr, DstPort: 30002,
 		Xlate:  tuple(t, 6, "192.168.0.226:30002", "125.77.89.113:0"),
-		Parent: c.ctl, App: uint8(portmap.AppFTPData), Expires: 400,
+		Parent: c.ctl, ParentGen: c.t.Gen(c.ctl), App: uint8(portmap.AppFTPData), Expires: 400,
 	}
 	if r := c.t.Expect(e); r != flowtable.Inserted {
 		t.Fatal(r)
 	}
 	e.SrcAddr, e.DstPort = 0, 30003
 	c.t.Expect(e)
-	got := ListExpectations(c.t, 100)
+	got := ListExpectations(c.t, 100, caseNames)
 	if len(got) != 2 {
 		t.Fatalf("%d expectations, want 2", len(got))
 	}
 	sources := map[string]bool{}
 	for _, x := range got {
 		sources[x.Source] = true
-		if x.To.String() != "192.168.0.226:30002" || x.App != "ftp-data" || x.Parent != c.ctl || x.TTL != 300 || x.Protocol != "tcp" {
+		if x.To.String() != "192.168.0.226:30002" || x.App != "ftp-data" || x.Parent != c.ctl || x.TTL != 300 || x.Protocol != "tcp" ||
+			x.Rule != "nat.server[0]/alg" {
 			t.Errorf("expectation %+v", x)
 		}
 	}
@@ -327,6 +511,7 @@ func TestWriteStats(t *testing.T) {
 		Table:    metrics.Table{Sessions: 3, Capacity: 100, Refused: map[string]uint64{}},
 		Sessions: []metrics.SessionCount{{Protocol: "tcp", App: "ftp", Count: 1}},
 		Pools:    []metrics.Pool{{Address: "198.18.0.204", TCP: 2, Capacity: 64512}, {Address: "198.18.0.205"}},
+		Blocks:   []metrics.Blocks{{Rule: 1, BlockSize: 512, Held: 3, Capacity: 126, QuotaExceeded: 2}},
 		FTP:      metrics.FTPSnapshot(alg.Counters{Rewritten: 2}),
 		Events: &metrics.Events{Made: 103, RingDropped: 3, Exporters: []metrics.EventExporter{
 			{Name: "syslog udp 192.0.2.11:514", Queued: 100, Exported: 99, Failed: 1}}},
@@ -344,6 +529,7 @@ func TestWriteStats(t *testing.T) {
 		`198\.18\.0\.204\s+2\s+0\s+0\s+64512\n`,
 		`198\.18\.0\.205\s+0\s+0\s+0\s+-\n`,
 		`\n  rewritten\s+2\n`,
+		`\nport blocks\n  RULE +BLOCK SIZE +HELD +CAPACITY +QUOTA EXCEEDED +EXHAUSTED\n  nat\.outbound\[1\] +512 +3 +126 +2 +0\n`,
 		`\n  tcp\s+ftp\s+1\n`,
 		`\n  103 events made, 3 dropped at a full worker ring\n  syslog udp 192.0.2.11:514: exported 99, queue dropped 0, failed 1\n`,
 	} {

@@ -268,6 +268,9 @@ func (d *Daemon) Sessions(q control.SessionQuery) (control.SessionList, error) {
 	return d.dp.Sessions(q)
 }
 
+// Clear implements control.Handler.
+func (d *Daemon) Clear(f control.SessionFilter) (control.ClearResult, error) { return d.dp.Clear(f) }
+
 // Expectations implements control.Handler.
 func (d *Daemon) Expectations() []control.Expectation { return d.dp.Expectations() }
 

@@ -205,10 +205,13 @@ func (d *Dataplane) chooseQueues(cfg *config.Config) error {
 	return nil
 }
 
-// newNAT compiles the rules into the NAT shared by every worker.
+// newNAT compiles the rules into the NAT shared by every worker and
+// makes it record its events into the event log.
 func (d *Dataplane) newNAT(cfg *config.Config) (err error) {
-	d.nat, err = nat.New(natRules(cfg), d.table, len(d.queues))
-	return err
+	if d.nat, err = nat.New(natRules(cfg), d.table, len(d.queues)); err != nil {
+		return err
+	}
+	return d.nat.LogTo(d.events, d.start)
 }
 
 // addPublicAddrs puts the public addresses on the outside interfaces, so

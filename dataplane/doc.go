@@ -30,5 +30,9 @@
 // New, Reload and Close are control-plane calls: New works in the network
 // namespace of the calling OS thread (afxdp's rule), and everything it
 // opens keeps that namespace, so a Reload may come from any goroutine.
-// Stats and the views are safe to call concurrently with the workers.
+// Stats, the views and Clear (`fastnat clear sessions`: the NAT's Delete
+// of every session a filter selects) are safe to call concurrently with
+// the workers. The NAT records its events into the event log's rings
+// (nat.Producers of them: one per worker, one for Clear, one for the FTP
+// ALG).
 package dataplane

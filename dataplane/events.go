@@ -5,17 +5,18 @@ import (
 	"strings"
 
 	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/natlog/ipfix"
 	"github.com/fastnat/fastnat/natlog/syslog"
 )
 
-// newEvents builds the NAT event log: one ring per worker, the exporters
-// [logging] names, and the Hub's goroutine. The workers' rings are
-// Events().Ring(w); the NAT does not write them yet (issue 13, phase 2),
-// so the exporters and `fastnat events` get what later phases record.
+// newEvents builds the NAT event log: one ring per worker and one each
+// for `clear sessions` and the FTP ALG (nat.Producers), the exporters
+// [logging] names, and the Hub's goroutine. The NAT writes the rings
+// (newNAT).
 func (d *Dataplane) newEvents(cfg *config.Config) error {
-	hub, err := natlog.NewHub(natlog.HubConfig{Producers: len(d.queues), Ring: cfg.Logging.Ring, Log: d.log})
+	hub, err := natlog.NewHub(natlog.HubConfig{Producers: nat.Producers(len(d.queues)), Ring: cfg.Logging.Ring, Log: d.log})
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func (d *Dataplane) newEvents(cfg *config.Config) error {
 }
 
 // Events returns the NAT event log: the live source of `fastnat events`
-// and, per worker, the ring its NAT engine records into.
+// and the rings the NAT records into (nat.NAT.LogTo).
 func (d *Dataplane) Events() *natlog.Hub { return d.events }
 
 // closeEvents lets the exporters send what is queued and closes them;

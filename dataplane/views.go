@@ -30,6 +30,7 @@ func (d *Dataplane) Stats() metrics.Snapshot {
 		Table:         metrics.TableSnapshot(d.table.Stats()),
 		Sessions:      metrics.CountSessions(d.table),
 		Pools:         metrics.PoolSnapshot(d.nat.PoolUse(), poolCapacity(d.Config())),
+		Blocks:        metrics.BlocksSnapshot(d.nat.BlockUse()),
 		Bindings:      d.nat.Bindings(),
 	}
 	for w, pw := range d.workers {
@@ -86,12 +87,29 @@ func poolCapacity(cfg *config.Config) map[netip.Addr]int64 {
 
 // Sessions lists the sessions q selects (control.Handler's view).
 func (d *Dataplane) Sessions(q control.SessionQuery) (control.SessionList, error) {
-	return control.ListSessions(d.table, d.clock(), q)
+	return control.ListSessions(d.table, d.clock(), q, d.sessionNames())
+}
+
+// Clear ends the sessions f selects, each released as its expiry would
+// release it (nat.NAT.Delete): ports, bindings and port blocks go back,
+// and each session's delete event is recorded.
+func (d *Dataplane) Clear(f control.SessionFilter) (control.ClearResult, error) {
+	return control.ClearSessions(d.table, d.clock(), f, d.sessionNames(), d.nat.Delete)
 }
 
 // Expectations lists the ALG's open expectations.
 func (d *Dataplane) Expectations() []control.Expectation {
-	return control.ListExpectations(d.table, d.clock())
+	return control.ListExpectations(d.table, d.clock(), d.sessionNames())
+}
+
+// sessionNames names the rules and interfaces sessions record.
+func (d *Dataplane) sessionNames() control.Names {
+	return control.Names{Rule: d.nat.Rule, Epoch: d.start, Ingress: func(i uint16) string {
+		if int(i) < len(d.names) {
+			return d.names[i]
+		}
+		return fmt.Sprint(i)
+	}}
 }
 
 // Rules describes the NAT rules running now and when they were applied.
@@ -150,9 +168,9 @@ func (d *Dataplane) Explain(q control.ExplainQuery) (control.ExplainResult, erro
 		return res, nil
 	}
 	now := d.clock()
-	if s, ok := control.SessionOf(d.table, now, id, gen); ok {
+	if s, ok := control.SessionOf(d.table, now, id, gen, d.sessionNames()); ok {
 		res.Session = &s
-		res.Expectations = control.ExpectationsOf(d.table, now, id, gen)
+		res.Expectations = control.ExpectationsOf(d.table, now, id, gen, d.sessionNames())
 		if d.ftp != nil {
 			if c, ok := d.ftp.SessionCounters(id, gen); ok {
 				res.ALG = metrics.FTPSnapshot(c)

@@ -68,12 +68,12 @@ func requireFastnat(t *testing.T) {
 // ("auto" unless a test needs another).
 var fastnatXDPMode = "auto"
 
-// fastnatConfig is the case's configuration for the topology.
-func fastnatConfig(ftpMapping bool, extra []testnet.Forward, socket string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
+// fastnatInterfaces is the start of every fastnat configuration for the
+// topology: the dataplane and the router's two interfaces.
+func fastnatInterfaces() string {
+	return fmt.Sprintf(`[dataplane]
 poll = "adaptive"
-xdp_mode = "`+fastnatXDPMode+`"
+xdp_mode = %q
 
 [[interface]]
 name = %q
@@ -82,7 +82,13 @@ role = "outside"
 [[interface]]
 name = %q
 role = "inside"
+`, fastnatXDPMode, testnet.RouterOutsideLink, testnet.RouterInsideLink)
+}
 
+// fastnatConfig is the case's configuration for the topology.
+func fastnatConfig(ftpMapping bool, extra []testnet.Forward, socket string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `%s
 [flows]
 max = 65536
 
@@ -94,8 +100,7 @@ pool = [%q]
 protocol = "tcp"
 public = %q
 inside = %q
-`, testnet.RouterOutsideLink, testnet.RouterInsideLink, testnet.InsideNet.String(), testnet.PublicAddr.String(),
-		publicFTP.String(), insideFTP.String())
+`, fastnatInterfaces(), testnet.InsideNet.String(), testnet.PublicAddr.String(), publicFTP.String(), insideFTP.String())
 	for _, f := range extra {
 		fmt.Fprintf(&b, "\n[[nat.server]]\nprotocol = %q\npublic = %q\ninside = %q\n", f.Proto, f.Public.String(), f.Inside.String())
 	}

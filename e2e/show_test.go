@@ -50,13 +50,15 @@ func TestFastnatShow(t *testing.T) {
 	}
 
 	// The control session, as the case's firewall shows it.
-	out := show("sessions", "--app", "ftp")
+	out := show("sessions", "--app", "ftp", "--verbose")
 	for _, re := range []string{
-		`(?m)^Initiator:\n  Source IP/port: 198\.18\.0\.1/\d+\n  Destination IP/port: 198\.18\.0\.204/9091\n  Protocol: TCP\(6\)$`,
+		`(?m)^Initiator:\n  Source IP/port: 198\.18\.0\.1/\d+\n  Destination IP/port: 198\.18\.0\.204/9091\n  Protocol: TCP\(6\)\n  Inbound interface: outside$`,
 		`(?m)^Responder:\n  Source IP/port: 10\.77\.0\.226/2021\n  Destination IP/port: 198\.18\.0\.1/\d+\n  Protocol: TCP\(6\)$`,
 		`(?m)^State: TCP_\w+$`,
 		`(?m)^Application: FTP$`,
-		`(?m)^Idle: \S+  TTL: \S+  Timeout: \S+$`,
+		`(?m)^Rule: nat\.server\[0\]$`,
+		`(?m)^Start time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  TTL: \S+$`,
+		`(?m)^Idle: \S+  Timeout: \S+$`,
 		`(?m)^Total sessions found: 1$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
@@ -70,8 +72,9 @@ func TestFastnatShow(t *testing.T) {
 
 	// Its data connection: the client connected to the port the rewritten
 	// 227 named; the file came back from the responder.
-	out = show("sessions", "--app", "ftp-data")
-	if !regexp.MustCompile(`(?m)^Application: FTP-DATA$`).MatchString(out) || !strings.Contains(out, "Parent session: ") {
+	out = show("sessions", "--app", "ftp-data", "--verbose")
+	if !regexp.MustCompile(`(?m)^Application: FTP-DATA$`).MatchString(out) || !strings.Contains(out, "Parent session: ") ||
+		!strings.Contains(out, "Rule: nat.server[0]/alg\n") {
 		t.Errorf("show sessions --app ftp-data:\n%s", out)
 	}
 	if _, reply := traffic(t, out); reply[1] < fileSize {

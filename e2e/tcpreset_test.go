@@ -59,7 +59,7 @@ func TestFastnatForgedRST(t *testing.T) {
 
 	session := func() (state string, reply uint64) {
 		t.Helper()
-		out := fastnatShow(t, sock, "sessions")
+		out := fastnatShow(t, sock, "sessions", "--verbose")
 		m := regexp.MustCompile(`(?m)^State: (\S+)$`).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no session state in:\n%s", out)

@@ -25,6 +25,7 @@ type Collector struct {
 	capture, reloads                                       *prometheus.Desc
 	buildInfo, startTime, lastReload, lastReloadOK         *prometheus.Desc
 	poolCapacity, busy                                     *prometheus.Desc
+	blocksHeld, blocksCapacity, blocksRefused              *prometheus.Desc
 	eventsMade, eventsRingDropped, eventsExporter          *prometheus.Desc
 }
 
@@ -80,6 +81,11 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 		poolCapacity: d("pool_ports_capacity", "Public ports (ICMP: query identifiers) the outbound rules may allocate, per pool address.",
 			"address", "protocol"),
 		bindings: d("nat_bindings", "Live endpoint-independent mappings."),
+		blocksHeld: d("port_blocks_held", "Port blocks inside hosts hold now, per port-block rule (nat.outbound index).",
+			"rule", "block_size"),
+		blocksCapacity: d("port_blocks_capacity", "Port blocks a port-block rule's pool has.", "rule", "block_size"),
+		blocksRefused: d("port_block_refusals_total", "New sessions a port-block rule refused, by reason: "+
+			"quota_exceeded (the host holds its blocks per host, all full), exhausted (no free block).", "rule", "reason"),
 
 		capture: d("drop_capture_frames_total", "Dropped frames offered to the pcap capture, by result.", "result"),
 		reloads: d("config_reloads_total", "Configuration reloads, by result.", "result"),
@@ -104,6 +110,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.tableInserts, c.tableDeletes, c.tableExpired, c.tableRefused,
 		c.expInserted, c.expRefused, c.expMatched, c.expExpired,
 		c.poolPorts, c.bindings, c.capture, c.reloads,
+		c.blocksHeld, c.blocksCapacity, c.blocksRefused,
 		c.buildInfo, c.startTime, c.lastReload, c.lastReloadOK, c.poolCapacity, c.busy,
 		c.eventsMade, c.eventsRingDropped, c.eventsExporter,
 	} {
@@ -188,6 +195,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(c.bindings, float64(s.Bindings))
+	for _, b := range s.Blocks {
+		rule, size := strconv.Itoa(b.Rule), strconv.Itoa(b.BlockSize)
+		gauge(c.blocksHeld, float64(b.Held), rule, size)
+		gauge(c.blocksCapacity, float64(b.Capacity), rule, size)
+		counter(c.blocksRefused, b.QuotaExceeded, rule, "quota_exceeded")
+		counter(c.blocksRefused, b.Exhausted, rule, "exhausted")
+	}
 	for _, m := range s.FTPMappings {
 		for i, fc := range FTPCounters {
 			counter(c.ftp[i], m.Counters[fc.Name], m.Mapping)

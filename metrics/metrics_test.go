@@ -55,6 +55,7 @@ func fakeSnapshot() Snapshot {
 		},
 		Pools: PoolSnapshot([]nat.PoolUse{{Addr: 0xc61200cc, TCP: 2, UDP: 1}},
 			map[netip.Addr]int64{netip.MustParseAddr("198.18.0.204"): 64512, netip.MustParseAddr("198.18.0.205"): 1000}),
+		Blocks:      BlocksSnapshot([]nat.BlockUse{{Rule: 1, Size: 512, Held: 3, Capacity: 126, QuotaExceeded: 2}}),
 		Bindings:    1,
 		FTP:         FTPSnapshot(st.Total),
 		FTPMappings: FTPByMapping(st, []int{-1, 0, 2}),
@@ -113,6 +114,16 @@ fastnat_pool_ports_capacity{address="198.18.0.204",protocol="udp"} 64512
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="icmp"} 1000
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="tcp"} 1000
 fastnat_pool_ports_capacity{address="198.18.0.205",protocol="udp"} 1000
+# HELP fastnat_port_blocks_held Port blocks inside hosts hold now, per port-block rule (nat.outbound index).
+# TYPE fastnat_port_blocks_held gauge
+fastnat_port_blocks_held{block_size="512",rule="1"} 3
+# HELP fastnat_port_blocks_capacity Port blocks a port-block rule's pool has.
+# TYPE fastnat_port_blocks_capacity gauge
+fastnat_port_blocks_capacity{block_size="512",rule="1"} 126
+# HELP fastnat_port_block_refusals_total New sessions a port-block rule refused, by reason: quota_exceeded (the host holds its blocks per host, all full), exhausted (no free block).
+# TYPE fastnat_port_block_refusals_total counter
+fastnat_port_block_refusals_total{reason="exhausted",rule="1"} 0
+fastnat_port_block_refusals_total{reason="quota_exceeded",rule="1"} 2
 # HELP fastnat_build_info Always 1; the labels say which fastnat runs.
 # TYPE fastnat_build_info gauge
 fastnat_build_info{goversion="go1.26.8",revision="abcdef",version="v1.2.3"} 1
@@ -161,7 +172,8 @@ fastnat_config_reloads_total{result="refused"} 2
 		"fastnat_worker_rx_packets_total", "fastnat_worker_translated_packets_total",
 		"fastnat_interface_rx_packets_total", "fastnat_interface_drops_total", "fastnat_sessions",
 		"fastnat_flow_table_sessions", "fastnat_flow_table_insert_refused_total", "fastnat_pool_ports_in_use",
-		"fastnat_pool_ports_capacity", "fastnat_build_info", "fastnat_start_time_seconds",
+		"fastnat_pool_ports_capacity", "fastnat_port_blocks_held", "fastnat_port_blocks_capacity", "fastnat_port_block_refusals_total",
+		"fastnat_build_info", "fastnat_start_time_seconds",
 		"fastnat_config_last_reload_timestamp_seconds", "fastnat_config_last_reload_successful", "fastnat_worker_busy_seconds_total",
 		"fastnat_ftp_alg_rewritten_total", "fastnat_drop_capture_frames_total", "fastnat_config_reloads_total",
 		"fastnat_events_total", "fastnat_events_ring_dropped_total", "fastnat_event_exporter_events_total",

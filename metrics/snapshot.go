@@ -29,8 +29,9 @@ type Snapshot struct {
 	Table         Table             `json:"flow_table"`
 	Sessions      []SessionCount    `json:"sessions"` // live sessions by protocol and application
 	Pools         []Pool            `json:"pools"`
-	Bindings      int               `json:"bindings"`          // endpoint-independent mappings
-	FTP           map[string]uint64 `json:"ftp_alg,omitempty"` // nil: ALG off; keys as FTPSnapshot
+	Blocks        []Blocks          `json:"port_blocks,omitempty"` // port-block rules
+	Bindings      int               `json:"bindings"`              // endpoint-independent mappings
+	FTP           map[string]uint64 `json:"ftp_alg,omitempty"`     // nil: ALG off; keys as FTPSnapshot
 	FTPMappings   []FTPMapping      `json:"ftp_alg_by_mapping,omitempty"`
 	Capture       *Capture          `json:"drop_capture,omitempty"`
 	Events        *Events           `json:"event_log,omitempty"`
@@ -130,6 +131,27 @@ type Pool struct {
 	// inside the range, once the allocator has skipped it, counts as in
 	// use.
 	Capacity int64 `json:"capacity"`
+}
+
+// Blocks are the port blocks of one port-block rule (nat.outbound with
+// block_size).
+type Blocks struct {
+	Rule          int    `json:"rule"`       // index of the nat.outbound rule
+	BlockSize     int    `json:"block_size"` // ports per block
+	Held          int64  `json:"held"`       // blocks inside hosts hold now
+	Capacity      int    `json:"capacity"`   // blocks the rule's pool has
+	QuotaExceeded uint64 `json:"quota_exceeded"`
+	Exhausted     uint64 `json:"exhausted"` // allocations refused for want of a free block
+}
+
+// BlocksSnapshot converts the NAT's port block counts.
+func BlocksSnapshot(use []nat.BlockUse) []Blocks {
+	out := make([]Blocks, 0, len(use))
+	for _, u := range use {
+		out = append(out, Blocks{Rule: u.Rule, BlockSize: u.Size, Held: u.Held, Capacity: u.Capacity,
+			QuotaExceeded: u.QuotaExceeded, Exhausted: u.Exhausted})
+	}
+	return out
 }
 
 // Capture is the drop capture's state (`fastnat run --pcap-drops`).

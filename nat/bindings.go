@@ -19,6 +19,8 @@ type binding struct {
 	pubAddr uint32
 	pubPort uint16
 	refs    int32
+	rule    uint16 // label of the rule that made it (label.go)
+	since   int64  // Unix ms it was made, for its delete event
 }
 
 const bindShards = 64
@@ -61,27 +63,30 @@ type bindings struct {
 	pub *publicMap // told of every binding made and gone
 }
 
-// acquire returns the existing binding of k with one more reference, or
-// calls alloc to create it. ok is false when alloc fails.
-func (b *bindings) acquire(k bindKey, alloc func() (uint32, uint16, bool)) (uint32, uint16, bool) {
+// acquire returns the public endpoint of k's binding, taking one more
+// reference, or makes the binding: alloc fills in a new binding's public
+// endpoint, rule and time and returns Forward, or the verdict that
+// refuses it. Both run under k's shard lock, so a binding is made once.
+func (b *bindings) acquire(k bindKey, alloc func(*binding) Verdict) (uint32, uint16, Verdict) {
 	m, unlock := b.lock(k)
 	defer unlock()
 	if e, ok := m[k]; ok {
 		e.refs++
-		return e.pubAddr, e.pubPort, true
+		return e.pubAddr, e.pubPort, Forward
 	}
-	a, p, ok := alloc()
-	if !ok {
-		return 0, 0, false
+	e := &binding{refs: 1}
+	if v := alloc(e); v != Forward {
+		return 0, 0, v
 	}
-	m[k] = &binding{pubAddr: a, pubPort: p, refs: 1}
-	b.pub.add(bindKey{addr: a, port: p, class: k.class}, k)
-	return a, p, true
+	m[k] = e
+	b.pub.add(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
+	return e.pubAddr, e.pubPort, Forward
 }
 
-// release drops one reference; at zero the binding goes and release is
-// called with its public endpoint so the port returns to the pool.
-func (b *bindings) release(k bindKey, free func(uint32, uint16)) {
+// release drops one reference; at zero the binding goes (from the
+// hairpin map first) and free is called with it, under k's shard lock, to
+// give its port back and record its end.
+func (b *bindings) release(k bindKey, free func(bindKey, *binding)) {
 	m, unlock := b.lock(k)
 	defer unlock()
 	e, ok := m[k]
@@ -91,6 +96,6 @@ func (b *bindings) release(k bindKey, free func(uint32, uint16)) {
 	if e.refs--; e.refs <= 0 {
 		delete(m, k)
 		b.pub.remove(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
-		free(e.pubAddr, e.pubPort)
+		free(k, e)
 	}
 }

@@ -12,16 +12,22 @@ import (
 const blockT0 = 1764753506295 // Unix ms
 
 // newTestBlocks is a pool of 2 addresses, ports 1024-1535 in blocks of
-// 32 (16 blocks an address), at most 2 blocks per host.
+// 32 (16 blocks an address); the tests allow 2 blocks per host
+// (testLimit) and name rule 3.
 func newTestBlocks(t testing.TB) (*blockPool, []uint32) {
 	t.Helper()
 	addrs := []uint32{addr4(ipa("198.18.0.204")), addr4(ipa("198.18.0.205"))}
-	b, err := newBlockPool(3, addrs, 1024, 1535, 32, 2, &pools{})
+	b, err := newBlockPool(addrs, 1024, 1535, 32, &pools{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b, addrs
 }
+
+const (
+	testLimit = 2
+	testRule  = 3
+)
 
 func noneReserved(uint32, uint16) bool { return false }
 
@@ -79,7 +85,7 @@ type held struct {
 // holds at most its limit of blocks; a refusal happens only when the model
 // says so; and the block events tell the same story.
 func TestBlocksModel(t *testing.T) {
-	b, err := newBlockPool(3, []uint32{addr4(ipa("198.18.0.204")), addr4(ipa("198.18.0.205"))}, 1024, 1151, 8, 2, &pools{})
+	b, err := newBlockPool([]uint32{addr4(ipa("198.18.0.204")), addr4(ipa("198.18.0.205"))}, 1024, 1151, 8, &pools{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +119,8 @@ func TestBlocksModel(t *testing.T) {
 			perHost[o]++
 		}
 		for h, n := range perHost {
-			if n > b.limit {
-				t.Fatalf("step %d: %v holds %d blocks, limit %d", step, Addr(h), n, b.limit)
+			if n > testLimit {
+				t.Fatalf("step %d: %v holds %d blocks, limit %d", step, Addr(h), n, testLimit)
 			}
 		}
 		for h, ps := range hostPorts {
@@ -149,7 +155,7 @@ func TestBlocksModel(t *testing.T) {
 		}
 		class := rng.IntN(numClasses)
 		sport := uint16(1024 + rng.IntN(600))
-		addr, port, res := b.allocate(class, host, sport, rng.Uint32(), noneReserved, log, now)
+		addr, port, res := b.allocate(class, host, sport, rng.Uint32(), noneReserved, testLimit, testRule, 0, log, now)
 		switch res {
 		case blockOK:
 			p := held{class, addr, port}
@@ -178,7 +184,7 @@ func TestBlocksModel(t *testing.T) {
 					n++
 				}
 			}
-			if n != b.limit || free != 0 {
+			if n != testLimit || free != 0 {
 				t.Fatalf("step %d: quota exceeded for %v holding %d blocks with %d free ports", step, Addr(host), n, free)
 			}
 		case blockPortsExhausted, blockAddressesExhausted:
@@ -240,7 +246,7 @@ func TestBlocksConcurrent(t *testing.T) {
 				}
 				host := addr4(ipa("10.77.0.0")) + rng.Uint32N(24)
 				class := rng.IntN(numClasses)
-				addr, port, res := b.allocate(class, host, uint16(rng.IntN(65536)), rng.Uint32(), noneReserved, log, blockT0)
+				addr, port, res := b.allocate(class, host, uint16(rng.IntN(65536)), rng.Uint32(), noneReserved, testLimit, testRule, 0, log, blockT0)
 				if res != blockOK {
 					continue
 				}
@@ -275,7 +281,7 @@ func TestBlocksEventsAndPreservation(t *testing.T) {
 	log := newLog(t)
 	host := addr4(ipa("10.77.0.5"))
 	// The first session gets a block on the host's paired address.
-	addr, port, res := b.allocate(classUDP, host, 5000, 0, noneReserved, log, blockT0)
+	addr, port, res := b.allocate(classUDP, host, 5000, 0, noneReserved, testLimit, testRule, 0, log, blockT0)
 	if res != blockOK || (addr != addrs[0] && addr != addrs[1]) {
 		t.Fatalf("first allocation: %v:%d %v", Addr(addr), port, res)
 	}
@@ -286,7 +292,7 @@ func TestBlocksEventsAndPreservation(t *testing.T) {
 	}
 	// A source port inside its block is kept (RFC 4787 REQ-3 where possible).
 	want := evs[0].First + 7
-	if a2, p2, res := b.allocate(classTCP, host, want, 0, noneReserved, log, blockT0); res != blockOK || a2 != addr || p2 != want {
+	if a2, p2, res := b.allocate(classTCP, host, want, 0, noneReserved, testLimit, testRule, 0, log, blockT0); res != blockOK || a2 != addr || p2 != want {
 		t.Fatalf("preserving %d: got %v:%d %v", want, Addr(a2), p2, res)
 	}
 	if evs := drainEvents(log); len(evs) != 0 {
@@ -303,7 +309,7 @@ func TestBlocksEventsAndPreservation(t *testing.T) {
 
 func TestBlocksQuotaIsThrottledAndReservedPortsSkipped(t *testing.T) {
 	addrs := []uint32{addr4(ipa("198.18.0.204"))}
-	b, err := newBlockPool(0, addrs, 1024, 1039, 8, 1, &pools{}) // two blocks of 8, one per host
+	b, err := newBlockPool(addrs, 1024, 1039, 8, &pools{}, nil) // two blocks of 8, one per host
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +318,7 @@ func TestBlocksQuotaIsThrottledAndReservedPortsSkipped(t *testing.T) {
 	reserved := func(a uint32, p uint16) bool { return p == 1027 || p == 1035 } // a nat server in each block
 	got := map[uint16]bool{}
 	for i := 0; i < 7; i++ {
-		_, p, res := b.allocate(classTCP, host, 0, uint32(i), reserved, log, blockT0)
+		_, p, res := b.allocate(classTCP, host, 0, uint32(i), reserved, 1, testRule, 0, log, blockT0)
 		if res != blockOK || got[p] || p == 1027 || p == 1035 {
 			t.Fatalf("allocation %d: port %d %v (reserved or repeated)", i, p, res)
 		}
@@ -320,7 +326,7 @@ func TestBlocksQuotaIsThrottledAndReservedPortsSkipped(t *testing.T) {
 	}
 	drainEvents(log)
 	for i := 0; i < 5; i++ {
-		if _, _, res := b.allocate(classTCP, host, 0, 0, reserved, log, blockT0+int64(i)*100); res != blockQuotaExceeded {
+		if _, _, res := b.allocate(classTCP, host, 0, 0, reserved, 1, testRule, 0, log, blockT0+int64(i)*100); res != blockQuotaExceeded {
 			t.Fatalf("over the quota: %v", res)
 		}
 	}
@@ -332,10 +338,10 @@ func TestBlocksQuotaIsThrottledAndReservedPortsSkipped(t *testing.T) {
 		t.Fatalf("quota counter %d, want 5", b.use().QuotaExceeded)
 	}
 	// Another host takes the second block; a third finds none.
-	if _, _, res := b.allocate(classUDP, host+1, 0, 0, reserved, log, blockT0); res != blockOK {
+	if _, _, res := b.allocate(classUDP, host+1, 0, 0, reserved, 1, testRule, 0, log, blockT0); res != blockOK {
 		t.Fatalf("second host: %v", res)
 	}
-	if _, _, res := b.allocate(classUDP, host+2, 0, 0, reserved, log, blockT0); res != blockAddressesExhausted {
+	if _, _, res := b.allocate(classUDP, host+2, 0, 0, reserved, 1, testRule, 0, log, blockT0); res != blockAddressesExhausted {
 		t.Fatalf("third host: %v", res)
 	}
 	if evs := drainEvents(log); len(evs) != 2 || evs[1].Type != natlog.AddressesExhausted {

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
@@ -80,12 +81,15 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	s.Key[flowtable.Orig] = t
 	s.MapEntry = -1
 	x := t // the translated tuple
+	var o origin
 	if srv, ok := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]; ok {
 		// nat server: DNAT. From inside it is hairpinning and needs source
 		// NAT too, or the server would answer the client directly.
 		x.DstAddr, x.DstPort = srv.addr, srv.port
+		o = serverOrigin(srv, natlog.ViaRule)
 		if from == Inside {
-			if !e.snat(c, &s, &x, class, r) {
+			o = serverOrigin(srv, natlog.ViaHairpin)
+			if _, ok := e.snat(c, &s, &x, class, r); !ok {
 				return
 			}
 		}
@@ -104,11 +108,17 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 			return
 		}
 		x.DstAddr, x.DstPort = in.addr, in.port
-		if !e.snat(c, &s, &x, class, r) {
+		rule, ok := e.snat(c, &s, &x, class, r)
+		if !ok {
 			return
 		}
-	} else if !e.snat(c, &s, &x, class, r) {
-		return
+		o = outboundOrigin(rule, natlog.ViaHairpin)
+	} else {
+		rule, ok := e.snat(c, &s, &x, class, r)
+		if !ok {
+			return
+		}
+		o = outboundOrigin(rule, natlog.ViaRule)
 	}
 	if from == Inside {
 		s.Flags |= flagOrigFromInside
@@ -124,43 +134,114 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 	}
 	s.Key[flowtable.Reply] = x.Reverse()
-	e.insert(frame, p, from, now, c, &s, r)
+	s.Rule, s.Ingress = o.label, e.ingress
+	e.insert(frame, p, from, now, c, &s, o, r)
+}
+
+// origin is which rule makes a session: the label the session keeps
+// (label.go) and, for its create event, the rule's kind, index and way as
+// the rules that make it have them.
+type origin struct {
+	label uint16
+	ref   RuleRef
+}
+
+func outboundOrigin(rule *outboundRule, v natlog.Via) origin {
+	return origin{label: makeLabel(natlog.RuleOutbound, v, rule.id), ref: RuleRef{Kind: natlog.RuleOutbound, Via: v, Index: rule.index}}
+}
+
+func serverOrigin(srv serverDest, v natlog.Via) origin {
+	return origin{label: makeLabel(natlog.RuleServer, v, srv.id), ref: RuleRef{Kind: natlog.RuleServer, Via: v, Index: uint16(srv.rule)}}
+}
+
+// algOrigin is the origin of an ALG's data connection announced inside a
+// control session that parent, its label, made.
+func (n *NAT) algOrigin(parent uint16) origin {
+	kind, _, id := splitLabel(parent)
+	label := makeLabel(kind, natlog.ViaALG, id)
+	return origin{label: label, ref: n.Rule(label)}
 }
 
 // snat chooses the public source endpoint for an inside source: through the
 // outbound rule whose prefixes hold it, with an endpoint-independent
-// binding or a port of its own.
-func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class int, r *Result) bool {
+// binding or a port of its own. It returns the rule.
+func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class int, r *Result) (*outboundRule, bool) {
 	rule := c.outboundFor(x.SrcAddr)
 	if rule == nil {
 		r.Verdict = DropNoRule
-		return false
+		return nil, false
 	}
 	var (
 		addr uint32
 		port uint16
-		ok   bool
+		v    Verdict
 	)
 	if rule.eim {
 		k := bindKey{addr: x.SrcAddr, port: x.SrcPort, class: uint8(class)}
-		addr, port, ok = e.n.bindings.acquire(k, func() (uint32, uint16, bool) {
-			return e.allocate(c, rule, class, x.SrcAddr, x.SrcPort)
+		addr, port, v = e.n.bindings.acquire(k, func(b *binding) Verdict {
+			a, p, v := e.claim(c, rule, class, x.SrcAddr, x.SrcPort)
+			if v != Forward {
+				return v
+			}
+			b.pubAddr, b.pubPort, b.since, b.rule = a, p, e.wall, makeLabel(natlog.RuleOutbound, natlog.ViaRule, rule.id)
+			if e.log.on() {
+				proto := protoOfClass(class)
+				e.log.emit(&natlog.Event{Type: natlog.BindingCreate, Time: e.wall, RuleKind: natlog.RuleOutbound, Rule: rule.index,
+					Inside:  packet.Tuple{SrcAddr: x.SrcAddr, SrcPort: x.SrcPort, Proto: proto},
+					Outside: packet.Tuple{SrcAddr: a, SrcPort: p, Proto: proto}})
+			}
+			return Forward
 		})
 		s.Flags |= flagBinding
 	} else {
-		addr, port, ok = e.allocate(c, rule, class, x.SrcAddr, x.SrcPort)
+		addr, port, v = e.claim(c, rule, class, x.SrcAddr, x.SrcPort)
 		s.Flags |= flagOwnSrcPort
 	}
-	if !ok {
-		r.Verdict = DropPortsExhausted
-		return false
+	if v != Forward {
+		r.Verdict = v
+		return nil, false
 	}
 	x.SrcAddr, x.SrcPort = addr, port
 	if class == classICMP {
 		// An ICMP query's identifier stands in both port fields.
 		x.DstPort = port
 	}
-	return true
+	return rule, true
+}
+
+// claim claims the public endpoint of inside endpoint (src, sport) under
+// rule: a port of the host's port blocks, of its deterministic range, or
+// of the rule's pool (allocate). A refusal is recorded as an event
+// (throttled: it repeats for every refused packet) and returned as the
+// verdict.
+func (e *Engine) claim(c *compiled, rule *outboundRule, class int, src uint32, sport uint16) (uint32, uint16, Verdict) {
+	switch {
+	case rule.blocks != nil:
+		a, p, res := rule.blocks.allocate(class, src, sport, e.rng.Uint32(), func(a uint32, p uint16) bool { return c.reserved(a, class, p) },
+			rule.limit, rule.index, 0, &e.log, e.wall)
+		switch res {
+		case blockOK:
+			return a, p, Forward
+		case blockQuotaExceeded:
+			return 0, 0, DropQuotaExceeded
+		}
+		return 0, 0, DropPortsExhausted
+	case rule.det != nil:
+		a, first, last, _ := rule.det.Forward(src)
+		if p, ok := e.n.claimIn(c, a, class, first, last, sport, e.rng.Uint32()); ok {
+			return a, p, Forward
+		}
+		e.log.quotaExceeded(rule, src, rule.det.PortsPerHost(), e.wall)
+		return 0, 0, DropQuotaExceeded
+	}
+	a, p, ok := e.allocate(c, rule, class, src, sport)
+	if !ok {
+		e.log.emitLimited(&natlog.Event{Type: natlog.PortsExhausted, Time: e.wall, RuleKind: natlog.RuleOutbound, Rule: rule.index,
+			Inside: packet.Tuple{Proto: protoOfClass(class)}, Outside: packet.Tuple{SrcAddr: a}},
+			natlog.ThrottleKey(natlog.PortsExhausted, a, uint16(class)))
+		return 0, 0, DropPortsExhausted
+	}
+	return a, p, Forward
 }
 
 // allocate claims a public endpoint for inside endpoint (src, sport): the
@@ -168,7 +249,8 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 // appears as the same public address ("paired" pooling, RFC 4787 REQ-2);
 // the port is preserved when it is in range and free, otherwise a random
 // free port is taken, searching this worker's partition of the range first
-// (RFC 6056 randomization, no shared lock).
+// (RFC 6056 randomization, no shared lock). On failure the address is
+// still the one whose ports ran out.
 func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32, sport uint16) (uint32, uint16, bool) {
 	addr := rule.pool[int(mix32(src)%uint32(len(rule.pool)))]
 	space := e.n.pools.space(addr, class)
@@ -182,22 +264,38 @@ func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32
 	if part > 0 {
 		start += e.rng.Uint32N(part)
 	}
-	for tries := 0; tries < 4; tries++ {
-		port, ok := space.claimRange(lo, hi, uint16(start))
+	port, ok := claimFree(c, space, addr, class, lo, hi, uint16(start))
+	return addr, port, ok
+}
+
+// claimFree claims a free port of class on addr in lo..hi, searching from
+// start with wrap-around. A port a nat server owns is left claimed (so
+// that it is never handed out) and the search goes on past it.
+func claimFree(c *compiled, space *portSpace, addr uint32, class int, lo, hi, start uint16) (uint16, bool) {
+	for range uint32(hi) - uint32(lo) + 1 {
+		port, ok := space.claimRange(lo, hi, start)
 		if !ok {
-			return 0, 0, false
+			return 0, false
 		}
 		if !c.reserved(addr, class, port) {
-			return addr, port, true
+			return port, true
 		}
-		// A nat server owns this public port: leave it claimed (so it is
-		// never handed out) and look further.
-		start = uint32(port) + 1
-		if start > uint32(hi) {
-			start = uint32(lo)
+		start = port + 1
+		if port == hi {
+			start = lo
 		}
 	}
-	return 0, 0, false
+	return 0, false
+}
+
+// claimIn claims a port of class on addr in first..last: want when it
+// lies there and is free, else a free one from an offset r draws.
+func (n *NAT) claimIn(c *compiled, addr uint32, class int, first, last, want uint16, r uint32) (uint16, bool) {
+	space := n.pools.space(addr, class)
+	if want >= first && want <= last && !c.reserved(addr, class, want) && space.claim(want) {
+		return want, true
+	}
+	return claimFree(c, space, addr, class, first, last, first+uint16(r%(uint32(last-first)+1)))
 }
 
 // reserved reports whether a nat server rule owns the public port.
@@ -237,10 +335,13 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 	s.MapEntry = -1
 	// The data connection was negotiated while the control session lived;
 	// if it has ended since, the session is made all the same, unlabelled.
+	o := e.n.algOrigin(0)
 	var ps flowtable.Session
 	if e.n.table.Read(ex.Parent, ex.ParentGen, &ps) {
 		s.MapEntry = ps.MapEntry
+		o = e.n.algOrigin(ps.Rule)
 	}
+	s.Rule, s.Ingress = o.label, e.ingress
 	if f := e.n.onExpectUsed.Load(); f != nil {
 		(*f)(ex.Parent, ex.ParentGen, s.MapEntry)
 	}
@@ -250,14 +351,14 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 	if c.isInside(reply.SrcAddr) {
 		s.Flags |= flagOrigToInside
 	}
-	if e.n.pending.take(pendingKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)}) {
+	if _, ok := e.n.pending.take(pendingKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)}); ok {
 		s.Flags |= flagOwnDstPort
 	}
 	if reply.DstAddr != t.SrcAddr {
 		// The connecting side is translated too: see dataSourcePort.
-		pub, own, ok := e.n.dataSourcePort(c, reply.DstAddr, class, t.SrcPort, e.rng)
+		pub, own, ok := e.n.dataSourcePort(c, reply.DstAddr, t.SrcAddr, class, t.SrcPort, e.rng, &e.log, e.wall)
 		if !ok {
-			e.n.releasePorts(&s)
+			e.n.releasePorts(&s, &e.log, e.wall)
 			r.Verdict = DropPortsExhausted
 			return
 		}
@@ -266,12 +367,13 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 			s.Flags |= flagOwnSrcPort
 		}
 	}
-	e.insert(frame, p, from, now, c, &s, r)
+	e.insert(frame, p, from, now, c, &s, o, r)
 }
 
-// insert publishes a new session and translates its first packet. On
-// failure it gives back what the session had claimed.
-func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, s *flowtable.Session, r *Result) {
+// insert publishes a new session, records its create event and
+// translates its first packet. On failure it gives back what the session
+// had claimed.
+func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, s *flowtable.Session, o origin, r *Result) {
 	for d := flowtable.Orig; d <= flowtable.Reply; d++ {
 		l3, l4 := deltas(&s.Key, d)
 		s.L3Delta[d], s.L4Delta[d] = uint32(l3), uint32(l4)
@@ -288,7 +390,7 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		id, gen, res = e.n.table.Insert(s, state, timeout, now)
 	}
 	if res != flowtable.Inserted {
-		e.n.releasePorts(s)
+		e.n.releasePorts(s, &e.log, e.wall)
 		if res == flowtable.ErrExists {
 			// Another worker created the same flow a moment ago.
 			if id, dir, gen, ok := e.n.table.LookupGen(p.Tuple); ok && e.forward(frame, p, from, now, id, gen, dir, r) {
@@ -306,6 +408,11 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		if class, ok := portClass(s.Key[flowtable.Orig].Proto); ok {
 			e.n.public.add(ownMapping(s, class))
 		}
+	}
+	if e.log.on() {
+		in, out := natlog.SessionTuples(s.Key[flowtable.Orig], s.Key[flowtable.Reply], from == Inside)
+		e.log.emit(&natlog.Event{Type: natlog.SessionCreate, Time: e.wall, Inside: in, Outside: out,
+			RuleKind: o.ref.Kind, Via: o.ref.Via, Rule: o.ref.Index, App: s.App, Inbound: from == Outside})
 	}
 	if !e.forward(frame, p, from, now, id, gen, flowtable.Orig, r) {
 		// Expired and reused before its first packet left: only a clock

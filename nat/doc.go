@@ -42,10 +42,24 @@
 // block allocator (a host's ports come from whole blocks on one address,
 // one event per block) and deterministic.go the RFC 7422 mapping (every
 // inside address has a computed public address and port range; Lookup
-// inverts it offline). Both are tested on their own; compile refuses
-// rules that ask for them (ErrNotWired) until session creation uses them.
-// Events go to a worker's natlog ring through eventLog, with a throttle
-// for the ones a refused packet can repeat.
+// inverts it offline). Session creation claims through the outbound
+// rule's mode (claim), inside endpoint-independent bindings too; the FTP
+// ALG's data ports claim in the announcing host's block or range
+// (claimFor); every port goes back through releasePort. A host at its
+// blocks' or range's end gets DropQuotaExceeded.
+//
+// Events. The NAT records what it decides — sessions created and ended,
+// bindings, port blocks, exhaustion — into natlog rings (LogTo): each
+// Engine into its worker's, Delete and ExpectData into rings of their own
+// behind a mutex, so that every ring has one producer. Events are made on
+// the slow path only (creation, release), at the poll's time (SetTime);
+// the ones a refused packet can repeat pass a per-producer throttle.
+//
+// Rules and sessions. A session records the rule that made it as a label
+// (label.go): how (directly, hairpin, ALG) and the id of the rule's
+// identity, which the NAT keeps across reloads, so that Rule names it at
+// its current index, or as removed. Delete ends a session on demand
+// (`clear sessions`) through the release that expiry runs, exactly once.
 //
 // Filtering. Unsolicited traffic from outside — no session, no expectation,
 // no nat server rule — is dropped and counted (address-and-port-dependent

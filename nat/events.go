@@ -1,6 +1,11 @@
 package nat
 
-import "github.com/fastnat/fastnat/natlog"
+import (
+	"sync"
+
+	"github.com/fastnat/fastnat/natlog"
+	"github.com/fastnat/fastnat/packet"
+)
 
 // eventLog is how one producer — a worker's Engine, on the slow path —
 // records NAT events: its own natlog.Ring, and a Throttle for the events
@@ -10,6 +15,10 @@ type eventLog struct {
 	ring     *natlog.Ring
 	throttle natlog.Throttle
 }
+
+// on reports whether the log records anything, so that a caller builds
+// an event only for a log that takes it.
+func (l *eventLog) on() bool { return l != nil && l.ring != nil }
 
 // emit records e; a full ring counts it as dropped.
 func (l *eventLog) emit(e *natlog.Event) {
@@ -23,5 +32,23 @@ func (l *eventLog) emit(e *natlog.Event) {
 func (l *eventLog) emitLimited(e *natlog.Event, key uint64) {
 	if l != nil && l.ring != nil && l.throttle.Allow(key, e.Time) {
 		l.ring.Push(e)
+	}
+}
+
+// lockedLog is the eventLog of a producer that is not one goroutine (the
+// callers of Delete, of ExpectData): its mutex makes them one producer at
+// a time, as a ring needs.
+type lockedLog struct {
+	mu  sync.Mutex
+	log eventLog
+}
+
+// quotaExceeded records (throttled) that inside host hit the limit of
+// ports rule gives it.
+func (l *eventLog) quotaExceeded(rule *outboundRule, host uint32, limit int, now int64) {
+	if l.on() {
+		l.emitLimited(&natlog.Event{Type: natlog.QuotaExceeded, Time: now, RuleKind: natlog.RuleOutbound, Rule: rule.index,
+			Inside: packet.Tuple{SrcAddr: host}, Limit: uint32(limit)},
+			natlog.ThrottleKey(natlog.QuotaExceeded, host, rule.index))
 	}
 }

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/packet"
@@ -34,7 +35,16 @@ import (
 // ftp-data, is linked to the control session and expires after the
 // configured expectation timeout. ok is false when no public port or
 // expectation slot is free, or when the control session has ended.
+//
+// A public port on an address of a port-block or deterministic rule comes
+// from A's own blocks or range there (claimFor), so that the block and
+// range logs, and `fastnat lookup`, still name the host behind every
+// port. ExpectData runs on one goroutine at a time (the ALG's): its
+// events share one ring.
 func (n *NAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, port uint16, now flowtable.Time) (uint32, uint16, bool) {
+	n.algLog.mu.Lock()
+	defer n.algLog.mu.Unlock()
+	log, wall := &n.algLog.log, time.Now().UnixMilli()
 	c := n.rules.Load()
 	var s flowtable.Session
 	if !n.table.Read(parent, gen, &s) {
@@ -59,36 +69,81 @@ func (n *NAT) ExpectData(parent, gen uint32, dir flowtable.Dir, addr uint32, por
 		Expires:   now + flowtable.Time(c.expectTTL),
 	}
 	if addr == aReal && aReal != aSeen {
-		pub, ok := n.claimPort(c, aSeen, class, port, nil)
+		pub, ok := n.claimFor(c, aSeen, aReal, class, port, nil, log, wall)
 		if !ok {
 			return 0, 0, false
 		}
 		ex.DstAddr, ex.DstPort = aSeen, pub
 		if n.table.Expect(ex) != flowtable.Inserted {
-			n.pools.space(aSeen, class).release(pub)
+			n.releasePort(aSeen, pub, class, aReal, log, wall)
 			return 0, 0, false
 		}
-		n.pending.add(pendingKey{addr: aSeen, port: pub, class: uint8(class)}, parent, gen, ex.Expires)
-		return aSeen, pub, n.parentStillLives(parent, gen)
+		n.pending.add(pendingKey{addr: aSeen, port: pub, class: uint8(class)}, parent, gen, aReal, ex.Expires)
+		return aSeen, pub, n.parentStillLives(parent, gen, log, wall)
 	}
 	if n.table.Expect(ex) != flowtable.Inserted {
 		return 0, 0, false
 	}
-	return addr, port, n.parentStillLives(parent, gen)
+	return addr, port, n.parentStillLives(parent, gen, log, wall)
 }
 
 // parentStillLives reports whether the control session is still live
 // after ExpectData stored what it made for it. If the session ended
 // meanwhile, its release may have run before the store, so the
 // expectation and its port are released here (both releases are
-// idempotent).
-func (n *NAT) parentStillLives(parent, gen uint32) bool {
+// idempotent: what one of them took, the other no longer finds).
+func (n *NAT) parentStillLives(parent, gen uint32, log *eventLog, wall int64) bool {
 	if n.table.Valid(parent, gen) {
 		return true
 	}
 	n.table.RemoveExpectations(parent, gen)
-	n.pending.releaseParent(parent, gen, n)
+	n.pending.releaseParent(parent, gen, n, log, wall)
 	return false
+}
+
+// claimFor claims a public port of class on addr for a connection an ALG
+// announced, which inside host's public endpoint stands for: want when
+// possible. On the address of a port-block rule the port comes from the
+// host's blocks there (a block of its own if it has none yet); on the
+// address of a deterministic rule from the host's range when addr is the
+// host's public address, else — a host the rule does not map, such as a
+// nat server's — from the ports outside the rule's range, which no host
+// owns; on any other address from 1024-65535 (claimPort).
+func (n *NAT) claimFor(c *compiled, addr, host uint32, class int, want uint16, rng *rand.Rand, log *eventLog, wall int64) (uint16, bool) {
+	rule := c.owner[addr]
+	if rule == nil {
+		return n.claimPort(c, addr, class, want, rng)
+	}
+	var r uint32
+	if rng != nil {
+		r = rng.Uint32()
+	} else {
+		r = rand.Uint32()
+	}
+	if rule.blocks != nil {
+		_, p, res := rule.blocks.allocate(class, host, want, r, func(a uint32, p uint16) bool { return c.reserved(a, class, p) },
+			rule.limit, rule.index, addr, log, wall)
+		return p, res == blockOK
+	}
+	if pub, first, last, ok := rule.det.Forward(host); ok {
+		if pub != addr {
+			return 0, false
+		}
+		p, ok := n.claimIn(c, addr, class, first, last, want, r)
+		if !ok {
+			log.quotaExceeded(rule, host, rule.det.PortsPerHost(), wall)
+		}
+		return p, ok
+	}
+	if rule.lo > 1024 {
+		if p, ok := n.claimIn(c, addr, class, 1024, rule.lo-1, want, r); ok {
+			return p, true
+		}
+	}
+	if rule.hi < 65535 {
+		return n.claimIn(c, addr, class, rule.hi+1, 65535, want, r)
+	}
+	return 0, false
 }
 
 // claimPort claims a port on public address addr for an ALG-created flow:
@@ -128,8 +183,15 @@ func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
 	if !ok {
 		return false
 	}
-	if class, ok := portClass(ex.Proto); ok && n.pending.take(pendingKey{addr: ex.DstAddr, port: ex.DstPort, class: uint8(class)}) {
-		n.pools.space(ex.DstAddr, class).release(ex.DstPort)
+	class, ok := portClass(ex.Proto)
+	if !ok {
+		return true
+	}
+	if host, ok := n.pending.take(pendingKey{addr: ex.DstAddr, port: ex.DstPort, class: uint8(class)}); ok {
+		// The ALG's goroutine, as ExpectData's: its ring.
+		n.algLog.mu.Lock()
+		n.releasePort(ex.DstAddr, ex.DstPort, class, host, &n.algLog.log, time.Now().UnixMilli())
+		n.algLog.mu.Unlock()
 	}
 	return true
 }
@@ -151,13 +213,14 @@ func (n *NAT) ResetSession(id, gen uint32) {
 // range of the outbound rules and published by no nat.server is never
 // handed out, so it is kept and shared by every such data connection, with
 // no claim (own false): the connections differ by the client's endpoint,
-// and the flow table keeps their keys apart. Any other port is claimed,
-// the source port when free (claimPort).
-func (n *NAT) dataSourcePort(c *compiled, addr uint32, class int, want uint16, rng *rand.Rand) (port uint16, own, ok bool) {
+// and the flow table keeps their keys apart. Any other port is claimed
+// for host, the source port when free (claimFor: in host's port blocks or
+// deterministic range when addr has them; log and wall for the events).
+func (n *NAT) dataSourcePort(c *compiled, addr, host uint32, class int, want uint16, rng *rand.Rand, log *eventLog, wall int64) (port uint16, own, ok bool) {
 	if want != 0 && want < 1024 && !c.reserved(addr, class, want) && !c.dynamic(want) {
 		return want, false, true
 	}
-	port, ok = n.claimPort(c, addr, class, want, rng)
+	port, ok = n.claimFor(c, addr, host, class, want, rng, log, wall)
 	return port, ok, ok
 }
 

@@ -55,11 +55,12 @@ func testRules(tb testing.TB) Rules {
 
 // rig is one engine over a small table with a fake clock.
 type rig struct {
-	tb    testing.TB
-	table *flowtable.Table
-	n     *NAT
-	e     *Engine
-	now   flowtable.Time
+	tb      testing.TB
+	table   *flowtable.Table
+	n       *NAT
+	e       *Engine
+	now     flowtable.Time
+	ingress uint16 // the interface index frames arrive on (Result.Ingress)
 }
 
 func newRig(tb testing.TB, r Rules) *rig {
@@ -80,17 +81,34 @@ func newRig(tb testing.TB, r Rules) *rig {
 // its IPv4 and transport checksums from scratch.
 func (g *rig) send(from Side, frame []byte) (Result, *testutil.Decoded) {
 	g.tb.Helper()
+	r, f := g.run(from, frame)
+	if r.Verdict != Forward {
+		return r, nil
+	}
+	return r, testutil.Decode(g.tb, f)
+}
+
+// process runs a copy of frame through the engine without decoding what
+// comes out (random ports would make gopacket guess protocols).
+func (g *rig) process(from Side, frame []byte) Result {
+	g.tb.Helper()
+	r, _ := g.run(from, frame)
+	return r
+}
+
+// run runs a copy of frame, arriving on side from, through the engine and
+// returns the copy as the engine left it.
+func (g *rig) run(from Side, frame []byte) (Result, []byte) {
+	g.tb.Helper()
 	f := append([]byte(nil), frame...)
 	var p packet.Parsed
 	if res := packet.Parse(f, &p); res != packet.OK {
 		g.tb.Fatalf("test frame does not parse: %v", res)
 	}
 	var r Result
+	g.e.SetIngress(g.ingress)
 	g.e.Process(f, &p, from, g.now, &r)
-	if r.Verdict != Forward {
-		return r, nil
-	}
-	return r, testutil.Decode(g.tb, f)
+	return r, f
 }
 
 // session reads the session of a forwarded result, which must be live.

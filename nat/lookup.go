@@ -10,10 +10,9 @@ import (
 var (
 	// ErrRules is wrapped by errors about rules the engine cannot build.
 	ErrRules = errors.New("invalid NAT rules")
-	// ErrNotWired refuses deterministic mapping and port block
-	// allocation in the dataplane: their allocators exist (Deterministic,
-	// the block pool) but session creation does not use them yet.
-	ErrNotWired = errors.New("deterministic mapping and port block allocation are not in the dataplane yet")
+	// ErrProducers: the event log has fewer rings than the NAT writes
+	// (Producers).
+	ErrProducers = errors.New("the event log has too few producer rings")
 	// ErrNoRule: no outbound rule holds the address.
 	ErrNoRule = errors.New("no outbound rule holds this address")
 	// ErrDynamic: the rule holding the address maps dynamically, so only

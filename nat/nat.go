@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
@@ -27,11 +29,21 @@ const (
 type NAT struct {
 	table    *flowtable.Table
 	rules    atomic.Pointer[compiled]
+	reg      registry // rule ids and port block pools, kept across reloads
 	pools    pools
 	bindings bindings
 	public   publicMap // public endpoint → inside endpoint, for hairpinning
 	pending  pendingPorts
 	workers  int
+	// The event log (LogTo): the hub whose rings the engines write, the
+	// wall-clock time of the flow table's clock 0 in Unix ms, and the logs
+	// of the two producers that are not workers — Delete (the control
+	// socket's `clear sessions`) and ExpectData (the ALG's goroutine) —
+	// each behind a mutex, since a ring has one producer at a time.
+	hub      *natlog.Hub
+	epochMS  int64
+	clearLog lockedLog
+	algLog   lockedLog
 	// onEnd, when set, is called for every session that ends (expiry or
 	// deletion by the engine) after its resources are released. Slow path.
 	onEnd atomic.Pointer[func(id, gen uint32, s flowtable.Session)]
@@ -45,18 +57,46 @@ type NAT struct {
 // New compiles the rules and returns a NAT over table for the given number
 // of workers (each worker gets one Engine).
 func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
-	c, err := compile(r)
-	if err != nil {
-		return nil, err
-	}
 	if workers < 1 {
 		workers = 1
 	}
-	n := &NAT{table: table, workers: workers}
+	n := &NAT{table: table, workers: workers, epochMS: time.Now().UnixMilli()}
+	n.reg.pools = &n.pools
 	n.bindings.pub = &n.public
-	n.rules.Store(c)
+	c, err := compileIn(r, &n.reg)
+	if err != nil {
+		return nil, err
+	}
+	n.install(c)
 	return n, nil
 }
+
+// install makes c the rules for new sessions.
+func (n *NAT) install(c *compiled) {
+	n.rules.Store(c)
+	n.reg.ids.installed(c)
+}
+
+// LogTo makes the NAT record its events into hub: engine w (made after
+// this call) into hub.Ring(w), Delete into hub.Ring(workers) and
+// ExpectData into hub.Ring(workers+1), so the hub needs workers+2
+// producers (ErrProducers otherwise). epoch is the wall-clock time of the
+// flow table's clock 0 (Session.Start and the `now` Process is given are
+// seconds since epoch), from which deleted sessions' start times are
+// told.
+func (n *NAT) LogTo(hub *natlog.Hub, epoch time.Time) error {
+	if hub.Producers() < n.workers+2 {
+		return fmt.Errorf("%w: %d workers need %d event rings, the hub has %d", ErrProducers, n.workers, n.workers+2, hub.Producers())
+	}
+	n.hub, n.epochMS = hub, epoch.UnixMilli()
+	n.clearLog.log.ring = hub.Ring(n.workers)
+	n.algLog.log.ring = hub.Ring(n.workers + 1)
+	return nil
+}
+
+// Producers is the number of event rings a NAT of workers workers
+// writes (LogTo).
+func Producers(workers int) int { return max(workers, 1) + 2 }
 
 // Reload replaces the rules for new sessions. Existing sessions keep the
 // translation they were created with; ports they hold stay claimed.
@@ -74,11 +114,11 @@ func (n *NAT) Reload(r Rules) error {
 // fail. A caller that changes more than the rules (a daemon's reload)
 // prepares everything first and installs last.
 func (n *NAT) Prepare(r Rules) (install func(), err error) {
-	c, err := compile(r)
+	c, err := compileIn(r, &n.reg)
 	if err != nil {
 		return nil, err
 	}
-	return func() { n.rules.Store(c) }, nil
+	return func() { n.install(c) }, nil
 }
 
 // Table returns the flow table the NAT creates sessions in.
@@ -99,6 +139,21 @@ func (n *NAT) OnExpectationUsed(f func(parent, gen uint32, entry int16)) { n.onE
 // PoolUse reports the ports in use per public address.
 func (n *NAT) PoolUse() []PoolUse { return n.pools.use() }
 
+// BlockUse reports the port blocks of every port-block rule running now,
+// in rule order.
+func (n *NAT) BlockUse() []BlockUse {
+	c := n.rules.Load()
+	var out []BlockUse
+	for i := range c.outbound {
+		if b := c.outbound[i].blocks; b != nil {
+			u := b.use()
+			u.Rule = i
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // Bindings reports the number of live endpoint-independent bindings.
 func (n *NAT) Bindings() int { return n.bindings.count() }
 
@@ -111,14 +166,35 @@ type Engine struct {
 	onExpire func(id, gen uint32, s flowtable.Session)
 	// lastSweep is when worker 0 last looked for expired pending ports.
 	lastSweep flowtable.Time
+	// log is the worker's event ring (none without LogTo); wall the time
+	// of the current poll in Unix ms (SetTime), the events' Time; ingress
+	// the interface the current burst arrived on (SetIngress).
+	log     eventLog
+	wall    int64
+	ingress uint16
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
 func (n *NAT) Engine(w int) *Engine {
-	e := &Engine{n: n, worker: w, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(w)))}
+	e := &Engine{n: n, worker: w, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(w))), wall: time.Now().UnixMilli()}
+	if n.hub != nil {
+		e.log.ring = n.hub.Ring(w)
+	}
 	e.onExpire = e.sessionEnded
 	return e
 }
+
+// SetTime gives the engine the wall-clock time of the poll, in Unix
+// milliseconds: the time of the events it records until the next call
+// (the pipeline reads the clock once per poll; see Process's now).
+func (e *Engine) SetTime(unixMS int64) { e.wall = unixMS }
+
+// SetIngress tells the engine which interface the next packets arrive on
+// (the caller's index of it): a session their first packet creates
+// records it (flowtable.Session.Ingress). The pipeline calls it once per
+// burst, since a burst comes from one port; the established path never
+// reads it.
+func (e *Engine) SetIngress(port uint16) { e.ingress = port }
 
 // Result is the engine's decision for one packet.
 type Result struct {
@@ -322,7 +398,7 @@ func (e *Engine) Age(now flowtable.Time, budget int) int {
 	if e.worker == 0 && now != e.lastSweep {
 		// Once a second is plenty for unused expectations' ports.
 		e.lastSweep = now
-		e.n.pending.expire(now, e.n)
+		e.n.pending.expire(now, e.n, &e.log, e.wall)
 	}
 	e.frags.expire(now)
 	return n
@@ -331,39 +407,102 @@ func (e *Engine) Age(now flowtable.Time, budget int) int {
 // sessionEnded releases what a session held. It runs before its slot is
 // reused.
 func (e *Engine) sessionEnded(id, gen uint32, s flowtable.Session) {
-	e.n.release(id, gen, &s)
+	e.n.release(id, gen, &s, &e.log, e.wall)
 }
 
-func (n *NAT) release(id, gen uint32, s *flowtable.Session) {
-	n.releasePorts(s)
+// release records the end of session (id, gen), a copy of which is s,
+// and gives back what it held: its ports and binding, and a control
+// session's expectations. It runs once per session, on whichever
+// goroutine unlinked it from the table (expiry or Delete), before the
+// slot can be reused, so the table's counters of id are still the
+// session's; log is that goroutine's, now its time in Unix ms.
+func (n *NAT) release(id, gen uint32, s *flowtable.Session, log *eventLog, now int64) {
+	if log.on() {
+		pkts, bytes := n.table.Counters(id)
+		in, out, inbound := Tuples(s)
+		ref := n.Rule(s.Rule)
+		log.emit(&natlog.Event{Type: natlog.SessionDelete, Time: now, Start: n.epochMS + int64(s.Start)*1000,
+			Inside: in, Outside: out, Packets: pkts, Bytes: bytes,
+			RuleKind: ref.Kind, Via: ref.Via, Rule: ref.Index, App: s.App, Inbound: inbound})
+	}
+	n.releasePorts(s, log, now)
 	if s.App == uint8(portmap.AppFTP) {
 		n.table.RemoveExpectations(id, gen)
-		n.pending.releaseParent(id, gen, n)
+		n.pending.releaseParent(id, gen, n, log, now)
 	}
 	if f := n.onEnd.Load(); f != nil {
 		(*f)(id, gen, *s)
 	}
 }
 
-// releasePorts returns the public ports a session holds to their pools.
-func (n *NAT) releasePorts(s *flowtable.Session) {
+// Delete ends session (id, gen) now, as expiry would: it unlinks the
+// session from the flow table, records its session-delete event and gives
+// back what it held — public ports, its binding, its port block,
+// expectations — exactly once: an expiry on a worker and Delete race for
+// the session's generation under the table's shard locks, and only the
+// one that unlinks it releases. It reports false when the session had
+// ended already (its slot may hold another). Safe from any goroutine;
+// Deletes run one at a time (their events share one ring).
+func (n *NAT) Delete(id, gen uint32) bool {
+	n.clearLog.mu.Lock()
+	defer n.clearLog.mu.Unlock()
+	now := time.Now().UnixMilli()
+	// Expire, Delete and End of one session race for it under its
+	// shards' locks: exactly one of them removes it and calls its
+	// callback.
+	return n.table.End(id, gen, func(id, gen uint32, s flowtable.Session) {
+		n.release(id, gen, &s, &n.clearLog.log, now)
+	})
+}
+
+// Tuples returns session s's flow on either side of the NAT, as events
+// name it (natlog.SessionTuples): inside from the inside host, outside
+// from the public endpoint that stands for it; inbound reports a session
+// opened from outside.
+func Tuples(s *flowtable.Session) (inside, outside packet.Tuple, inbound bool) {
+	fromInside := s.Flags&flagOrigFromInside != 0
+	inside, outside = natlog.SessionTuples(s.Key[flowtable.Orig], s.Key[flowtable.Reply], fromInside)
+	return inside, outside, !fromInside
+}
+
+// releasePorts returns the public ports a session holds to their pools
+// (to its host's port blocks, through releasePort), ending its binding
+// when it was the binding's last session.
+func (n *NAT) releasePorts(s *flowtable.Session, log *eventLog, now int64) {
 	class, ok := portClass(s.Key[flowtable.Orig].Proto)
 	if ok {
 		switch {
 		case s.Flags&flagBinding != 0:
 			o := s.Key[flowtable.Orig]
-			n.bindings.release(bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}, func(a uint32, p uint16) {
-				n.pools.space(a, class).release(p)
+			n.bindings.release(bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}, func(k bindKey, b *binding) {
+				n.releasePort(b.pubAddr, b.pubPort, class, k.addr, log, now)
+				if log.on() {
+					ref := n.Rule(b.rule)
+					log.emit(&natlog.Event{Type: natlog.BindingDelete, Time: now, Start: b.since, RuleKind: ref.Kind, Rule: ref.Index,
+						Inside:  packet.Tuple{SrcAddr: k.addr, SrcPort: k.port, Proto: protoOfClass(class)},
+						Outside: packet.Tuple{SrcAddr: b.pubAddr, SrcPort: b.pubPort, Proto: protoOfClass(class)}})
+				}
 			})
 		case s.Flags&flagOwnSrcPort != 0:
 			pub, in := ownMapping(s, class)
 			n.public.remove(pub, in)
-			n.pools.space(pub.addr, class).release(pub.port)
+			n.releasePort(pub.addr, pub.port, class, in.addr, log, now)
 		}
 		if s.Flags&flagOwnDstPort != 0 {
+			// An ALG data connection to the port an inside host announced:
+			// Key[Reply]'s source is that host.
 			k := s.Key[flowtable.Orig]
-			n.pools.space(k.DstAddr, class).release(k.DstPort)
+			n.releasePort(k.DstAddr, k.DstPort, class, s.Key[flowtable.Reply].SrcAddr, log, now)
 		}
+	}
+}
+
+// releasePort gives back public port of class on addr, which inside host
+// held: to the host's port block if a port-block pool gave it, else to
+// the address's port space.
+func (n *NAT) releasePort(addr uint32, port uint16, class int, host uint32, log *eventLog, now int64) {
+	if !n.reg.blocks.release(class, host, addr, port, log, now) {
+		n.pools.space(addr, class).release(port)
 	}
 }
 
@@ -383,49 +522,51 @@ type pendingKey struct {
 
 // pendingVal names the control session the port was claimed for by id
 // and generation, so that the end of the slot's next session does not
-// release it.
+// release it, and the inside host it stands for (whose port block may
+// hold it).
 type pendingVal struct {
 	parent, gen uint32
+	host        uint32
 	expires     flowtable.Time
 }
 
-func (pp *pendingPorts) add(k pendingKey, parent, gen uint32, exp flowtable.Time) {
+func (pp *pendingPorts) add(k pendingKey, parent, gen, host uint32, exp flowtable.Time) {
 	pp.mu.Lock()
 	if pp.m == nil {
 		pp.m = make(map[pendingKey]pendingVal)
 	}
-	pp.m[k] = pendingVal{parent: parent, gen: gen, expires: exp}
+	pp.m[k] = pendingVal{parent: parent, gen: gen, host: host, expires: exp}
 	pp.mu.Unlock()
 }
 
 // take removes k, reporting whether it was pending (the port passes to the
-// session the expectation created).
-func (pp *pendingPorts) take(k pendingKey) bool {
+// session the expectation created) and for which inside host.
+func (pp *pendingPorts) take(k pendingKey) (host uint32, ok bool) {
 	pp.mu.Lock()
-	_, ok := pp.m[k]
+	v, ok := pp.m[k]
 	delete(pp.m, k)
 	pp.mu.Unlock()
-	return ok
+	return v.host, ok
 }
 
-func (pp *pendingPorts) expire(now flowtable.Time, n *NAT) {
+func (pp *pendingPorts) expire(now flowtable.Time, n *NAT, log *eventLog, wall int64) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	for k, v := range pp.m {
 		if int32(now-v.expires) > 0 {
 			delete(pp.m, k)
-			n.pools.space(k.addr, int(k.class)).release(k.port)
+			n.releasePort(k.addr, k.port, int(k.class), v.host, log, wall)
 		}
 	}
 }
 
-func (pp *pendingPorts) releaseParent(parent, gen uint32, n *NAT) {
+func (pp *pendingPorts) releaseParent(parent, gen uint32, n *NAT, log *eventLog, wall int64) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	for k, v := range pp.m {
 		if v.parent == parent && v.gen == gen {
 			delete(pp.m, k)
-			n.pools.space(k.addr, int(k.class)).release(k.port)
+			n.releasePort(k.addr, k.port, int(k.class), v.host, log, wall)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -103,6 +104,13 @@ type outboundRule struct {
 	pool   []uint32
 	lo, hi uint16
 	eim    bool
+	index  uint16 // in Rules.Outbound
+	id     uint16 // its identity's id (label.go)
+	// det is the rule's deterministic mapping, blocks its port block
+	// pool with limit blocks per host; nil for a dynamic rule.
+	det    *Deterministic
+	blocks *blockPool
+	limit  int
 }
 
 type serverKey struct {
@@ -114,7 +122,8 @@ type serverKey struct {
 type serverDest struct {
 	addr uint32
 	port uint16
-	rule int // index in Rules.Servers (Explain names it)
+	rule int    // index in Rules.Servers (Explain and the events name it)
+	id   uint16 // its identity's id (label.go)
 }
 
 // compiled is an immutable, validated form of Rules. Workers read the
@@ -128,6 +137,11 @@ type compiled struct {
 	timeouts   [numTimeouts]uint32 // seconds
 	expectTTL  uint32
 	ftpALG     bool
+	// owner maps the pool addresses of deterministic and port-block rules
+	// to their rule: such a rule hands out every port of its addresses.
+	owner map[uint32]*outboundRule
+	// index maps a rule id to the rule's index, per kind (kindSlot).
+	index [2]map[uint16]uint16
 }
 
 const (
@@ -147,12 +161,29 @@ func seconds(d time.Duration) uint32 {
 	return uint32(s)
 }
 
-func compile(r Rules) (*compiled, error) {
+// registry is what compiled rules share across reloads: the ids of rule
+// identities and the port block pools.
+type registry struct {
+	ids    ruleIDs
+	blocks blockPools
+	pools  *pools
+}
+
+// compile validates r and compiles it alone (no NAT's ids and block
+// pools): for checks and explanations of a configuration.
+func compile(r Rules) (*compiled, error) { return compileIn(r, &registry{pools: &pools{}}) }
+
+// compileIn compiles r with the ids and block pools of reg, giving new
+// rule identities ids and new port-block layouts pools there (a
+// configuration compiled but never installed leaves them unused).
+func compileIn(r Rules, reg *registry) (*compiled, error) {
 	c := &compiled{
 		servers: make(map[serverKey]serverDest),
 		public:  make(map[uint32]bool),
 		portmap: r.PortMap,
 		ftpALG:  r.FTPALG,
+		owner:   make(map[uint32]*outboundRule),
+		index:   [2]map[uint16]uint16{{}, {}},
 	}
 	t := r.Timeouts
 	if t == (Timeouts{}) {
@@ -167,10 +198,11 @@ func compile(r Rules) (*compiled, error) {
 		if o.PortLo == 0 || o.PortLo > o.PortHi {
 			return nil, fmt.Errorf("outbound rule %d: bad port range %d-%d", i, o.PortLo, o.PortHi)
 		}
-		if o.Deterministic || o.BlockSize > 0 {
-			return nil, fmt.Errorf("outbound rule %d: %w (issue 13)", i, ErrNotWired)
+		if o.Deterministic && o.BlockSize > 0 {
+			return nil, fmt.Errorf("outbound rule %d: deterministic mapping has no port blocks: %w", i, ErrRules)
 		}
-		or := outboundRule{lo: o.PortLo, hi: o.PortHi, eim: o.EndpointIndependent}
+		or := outboundRule{lo: o.PortLo, hi: o.PortHi, eim: o.EndpointIndependent || o.Deterministic,
+			index: uint16(i), id: reg.ids.id(natlog.RuleOutbound, outboundIdentity(&o))}
 		for _, p := range o.Inside {
 			if !p.Addr().Is4() {
 				return nil, fmt.Errorf("outbound rule %d: %v is not IPv4", i, p)
@@ -185,7 +217,43 @@ func compile(r Rules) (*compiled, error) {
 			or.pool = append(or.pool, addr4(a))
 			c.public[addr4(a)] = true
 		}
+		switch {
+		case o.Deterministic:
+			d, err := NewDeterministic(o.Inside, o.Pool, o.PortLo, o.PortHi, o.PortsPerHost)
+			if err != nil {
+				return nil, fmt.Errorf("outbound rule %d: %w", i, err)
+			}
+			or.det = d
+		case o.BlockSize > 0:
+			b, err := reg.blocks.pool(or.pool, o.PortLo, o.PortHi, o.BlockSize, reg.pools)
+			if err != nil {
+				return nil, fmt.Errorf("outbound rule %d: %w", i, err)
+			}
+			or.blocks, or.limit = b, max(o.BlocksPerHost, 1)
+		}
 		c.outbound = append(c.outbound, or)
+	}
+	for i := range c.outbound {
+		or := &c.outbound[i]
+		c.index[kindSlot(natlog.RuleOutbound)][or.id] = or.index
+		if or.det == nil && or.blocks == nil {
+			continue
+		}
+		for _, a := range or.pool {
+			if prev, dup := c.owner[a]; dup {
+				return nil, fmt.Errorf("outbound rules %d and %d both have pool address %v; a deterministic or port-block rule's addresses are its own: %w",
+					prev.index, i, Addr(a), ErrRules)
+			}
+			c.owner[a] = or
+		}
+	}
+	for i := range c.outbound {
+		for _, a := range c.outbound[i].pool {
+			if or, ok := c.owner[a]; ok && or != &c.outbound[i] {
+				return nil, fmt.Errorf("outbound rules %d and %d both have pool address %v; a deterministic or port-block rule's addresses are its own: %w",
+					or.index, i, Addr(a), ErrRules)
+			}
+		}
 	}
 	for i, s := range r.Servers {
 		if !s.Public.Addr().Is4() || !s.Inside.Addr().Is4() {
@@ -195,7 +263,9 @@ func compile(r Rules) (*compiled, error) {
 		if _, dup := c.servers[k]; dup {
 			return nil, fmt.Errorf("server rule %d: %v/%d defined twice", i, s.Public, s.Proto)
 		}
-		c.servers[k] = serverDest{addr: addr4(s.Inside.Addr()), port: s.Inside.Port(), rule: i}
+		id := reg.ids.id(natlog.RuleServer, serverIdentity(&s))
+		c.servers[k] = serverDest{addr: addr4(s.Inside.Addr()), port: s.Inside.Port(), rule: i, id: id}
+		c.index[kindSlot(natlog.RuleServer)][id] = uint16(i)
 		c.public[k.addr] = true
 		c.insideNets = append(c.insideNets, prefix4{addr: addr4(s.Inside.Addr()), mask: ^uint32(0)})
 	}

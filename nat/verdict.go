@@ -21,6 +21,7 @@ const (
 	DropRace                           // a concurrent creation won and the retry failed
 	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
+	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -40,6 +41,7 @@ var verdictNames = [NumVerdicts]string{
 	"race",
 	"tcp_out_of_window",
 	"bad_l4_checksum",
+	"quota_exceeded",
 	"frag_held",
 }
 

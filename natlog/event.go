@@ -69,18 +69,37 @@ const (
 	RuleNone     RuleKind = iota // no rule: Event.Rule means nothing
 	RuleOutbound                 // nat.outbound[Rule]
 	RuleServer                   // nat.server[Rule]
-	RuleALG                      // a data connection an ALG announced; Rule is the control session's rule index, or 0
 )
 
-// String returns the rule's configuration path, such as "nat.outbound[2]";
-// "alg" for a data connection, "" for none.
+// String returns the rule list's configuration path, such as
+// "nat.outbound"; "" for none.
 func (k RuleKind) String() string {
 	switch k {
 	case RuleOutbound:
 		return "nat.outbound"
 	case RuleServer:
 		return "nat.server"
-	case RuleALG:
+	}
+	return ""
+}
+
+// Via says how a rule made a session when the session is not the rule's
+// plain translation.
+type Via uint8
+
+// Ways a rule makes a session.
+const (
+	ViaRule    Via = iota // the rule itself: an outbound or a published flow
+	ViaHairpin            // an inside host reached a public endpoint of the NAT (RFC 4787 REQ-9): the server rule published it, or the outbound rule gave the sender its source
+	ViaALG                // a data connection an ALG announced inside a control session the rule made (RuleNone: that session's rule is not known)
+)
+
+// String returns "hairpin", "alg", or "" for ViaRule.
+func (v Via) String() string {
+	switch v {
+	case ViaHairpin:
+		return "hairpin"
+	case ViaALG:
 		return "alg"
 	}
 	return ""
@@ -101,7 +120,7 @@ func (k RuleKind) String() string {
 //
 // Which fields mean something depends on Type:
 //
-//	SessionCreate       Time, Inside, Outside, Rule, App, Inbound
+//	SessionCreate       Time, Inside, Outside, Rule (and Via), App, Inbound
 //	SessionDelete       as SessionCreate, plus Start, Packets, Bytes
 //	BindingCreate       Time, Inside.Src (inside endpoint), Outside.Src (public endpoint), Inside.Proto, Rule
 //	BindingDelete       as BindingCreate, plus Start
@@ -114,7 +133,9 @@ type Event struct {
 	// Time is when it happened, in Unix milliseconds.
 	Time int64
 	// Start is when what ended began (a session, binding or block), in
-	// Unix milliseconds; 0 when unknown.
+	// Unix milliseconds; 0 when unknown. A session's start is kept to the
+	// second of the flow table's clock, so a deleted session's Start is
+	// its create event's Time rounded down to that second.
 	Start int64
 	// Inside and Outside are the flow on either side of the NAT (see
 	// above); Inside.Proto is the transport protocol of every event that
@@ -134,6 +155,9 @@ type Event struct {
 	First, Last uint16
 	Type        Type
 	RuleKind    RuleKind
+	// Via says how the rule made a session: directly, by hairpinning or
+	// as an ALG's data connection.
+	Via Via
 	// App is the session's portmap.App.
 	App uint8
 	// Inbound is set when the session was opened from outside (a nat

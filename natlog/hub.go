@@ -191,7 +191,7 @@ func (h *Hub) Close() error {
 		close(h.stop)
 		<-h.done
 	} else {
-		h.drain(make([]Event, batch))
+		h.drainAll(make([]Event, batch))
 	}
 	h.mu.Lock()
 	outs := *h.outlets.Load()
@@ -228,10 +228,18 @@ func (h *Hub) routineHub() {
 		t.Reset(wait)
 		select {
 		case <-h.stop:
-			h.drain(buf)
+			h.drainAll(buf)
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// drainAll drains until the producer rings are empty (the producers have
+// stopped), so that every event made is either handed on or counted as
+// dropped.
+func (h *Hub) drainAll(buf []Event) {
+	for h.drain(buf) > 0 {
 	}
 }
 

@@ -288,3 +288,30 @@ func TestSubscriptionLimitAndHubClose(t *testing.T) {
 		t.Fatalf("subscribe after close: %v", err)
 	}
 }
+
+// TestHubCloseDrainsEveryRing: Close hands on everything the rings still
+// hold, however much (a pass of the Hub takes a few batches per ring), so
+// that every event made is exported or counted as dropped — started or
+// not.
+func TestHubCloseDrainsEveryRing(t *testing.T) {
+	for _, started := range []bool{true, false} {
+		h := newHub(t, 2, 1<<14)
+		rec := &recorder{}
+		if err := h.Add("rec", rec, Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		if started {
+			h.Start()
+		}
+		const n = 20 * batch
+		for i := range n {
+			h.Ring(i % 2).Push(&Event{Type: SessionCreate, Time: int64(i + 1)})
+		}
+		if err := h.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(rec.got()); got != n {
+			t.Errorf("started %t: %d of %d events exported after Close", started, got, n)
+		}
+	}
+}

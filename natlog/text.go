@@ -95,23 +95,38 @@ func (e *Event) AppendBody(b []byte) []byte {
 // String returns AppendText's line.
 func (e *Event) String() string { return string(e.AppendText(nil)) }
 
+// HasRule reports whether the event names a rule (AppendRule appends
+// something).
+func (e *Event) HasRule() bool { return e.RuleKind != RuleNone || e.Via != ViaRule }
+
 // AppendRule appends the rule's configuration path, such as
-// "nat.outbound[2]", or nothing for RuleNone.
+// "nat.outbound[2]", with "/hairpin" or "/alg" for a session the rule
+// made that way ("nat.server[0]/alg"); "alg" alone for an ALG's data
+// connection whose control session's rule is not known; nothing for no
+// rule. Sessions in `fastnat show sessions` name their rules the same way.
 func (e *Event) AppendRule(b []byte) []byte {
-	if e.RuleKind == RuleNone {
-		return b
+	return AppendRuleName(b, e.RuleKind, e.Rule, e.Via)
+}
+
+// AppendRuleName appends the name of rule index of kind, made via v, as
+// AppendRule does.
+func AppendRuleName(b []byte, kind RuleKind, index uint16, v Via) []byte {
+	if kind == RuleNone {
+		return append(b, v.String()...)
 	}
-	b = append(b, e.RuleKind.String()...)
-	if e.RuleKind == RuleALG {
-		return b
-	}
+	b = append(b, kind.String()...)
 	b = append(b, '[')
-	b = strconv.AppendUint(b, uint64(e.Rule), 10)
-	return append(b, ']')
+	b = strconv.AppendUint(b, uint64(index), 10)
+	b = append(b, ']')
+	if v != ViaRule {
+		b = append(b, '/')
+		b = append(b, v.String()...)
+	}
+	return b
 }
 
 func appendRule(b []byte, e *Event) []byte {
-	if e.RuleKind == RuleNone {
+	if !e.HasRule() {
 		return b
 	}
 	return e.AppendRule(append(b, ' '))

@@ -77,6 +77,7 @@ func (w *Worker) retryHeld(keys []nat.FragKey, all bool, now flowtable.Time) {
 			w.drop(hf.f, parseDropNames[res])
 			continue
 		}
+		w.engine.SetIngress(uint16(hf.port))
 		w.engine.Process(hf.f.Buf, &p, w.sides[hf.port], now, &r)
 		if r.Verdict == nat.Hold {
 			continue

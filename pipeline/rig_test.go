@@ -8,6 +8,7 @@ import (
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
@@ -72,6 +73,7 @@ type rigOpts struct {
 	// outside routerOut), so that the worker can send ICMP errors.
 	addrs         bool
 	onBadChecksum func(Port)
+	events        *natlog.Hub // the NAT records its events here
 }
 
 // The ports' own addresses with rigOpts.addrs.
@@ -92,6 +94,11 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 	n, err := nat.New(o.rules, table, 1)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if o.events != nil {
+		if err := n.LogTo(o.events, time.Now()); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if o.frames == 0 {
 		o.frames = 512

@@ -97,11 +97,15 @@ type Worker struct {
 	table  *flowtable.Table
 	clock  func() flowtable.Time
 	nanos  func() int64 // monotonic nanoseconds, for the ICMP rate limit
-	stop   atomic.Bool
-	c      counts
-	pubbed counts // what pub holds
-	pub    Counters
-	algOut []ALGItem
+	// startMS is the wall-clock time of nanos' 0, in Unix ms: a poll's
+	// wall-clock time, which the NAT's events carry, is read from the
+	// monotonic clock.
+	startMS int64
+	stop    atomic.Bool
+	c       counts
+	pubbed  counts // what pub holds
+	pub     Counters
+	algOut  []ALGItem
 	// per poll
 	mtu []int         // each port's MTU
 	rc  *RouterConfig // the Policy's current one
@@ -159,6 +163,7 @@ func NewWorker(cfg Config) *Worker {
 		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
 	}
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
+	w.startMS = start.UnixMilli()
 	if cfg.Frames <= 0 {
 		cfg.Frames = DefaultFrames
 		w.cfg.Frames = cfg.Frames
@@ -266,6 +271,7 @@ func (w *Worker) waitTime() time.Duration {
 // it directly.
 func (w *Worker) Poll() int {
 	now := w.clock()
+	w.engine.SetTime(w.startMS + w.nanos()/int64(time.Millisecond))
 	w.refresh()
 	total := 0
 	for pi, p := range w.ports {
@@ -311,6 +317,7 @@ func (w *Worker) countFrags() {
 // dispatch each.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
+	w.engine.SetIngress(uint16(pi))
 	nk := 0
 	for i := range frames {
 		w.c.rxPackets++

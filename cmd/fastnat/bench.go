@@ -26,7 +26,10 @@ var benchPipelineCommand = &cli.Command{
 	Name:    "pipeline",
 	Summary: "the in-memory pipeline on one core: ns per packet and Mpps over established sessions",
 	About: "One worker on memory ports processes 64-byte (by default) UDP frames over sessions picked at " +
-		"random, created before the measurement; new-session cost is measured apart. No kernel, no root.",
+		"random, created before the measurement; new-session cost is measured apart. No kernel, no root. " +
+		"--logging turns the NAT event log on, as [logging] does: every session and binding is recorded into " +
+		"the worker's ring and drained by the event log's goroutine (into a sink that discards), so the " +
+		"new-session rate shows what logging costs the worker.",
 	Flags: func(fs *flag.FlagSet) cli.Run {
 		cfg := bench.PipelineBenchConfig{}
 		var size int
@@ -34,6 +37,7 @@ var benchPipelineCommand = &cli.Command{
 		cli.IntVar(fs, &size, "size", 64, 64, 1518, "frame size on the wire, FCS included")
 		cli.IntVar(fs, &cfg.Batch, "batch", 64, 1, 256, "rx burst size")
 		cli.IntVar(fs, &cfg.Packets, "packets", 10_000_000, 1000, 1<<40, "frames per case")
+		fs.BoolVar(&cfg.Logging, "logging", false, "record the NAT's events, as [logging] does")
 		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
 			cfg.FrameSize, cfg.Progress = size-4, stderr

@@ -152,7 +152,7 @@ func TestFlagValidation(t *testing.T) {
 		{"show", "fastnat show: missing argument"},
 		{"show stats sessions", `fastnat show: unexpected argument "sessions"`},
 		{"show frobs", `fastnat show: unknown subject "frobs"`},
-		{"show stats --app ftp", "fastnat show: --app and --limit apply to sessions only"},
+		{"show stats --app ftp", "fastnat show: --app: only for sessions"},
 		{"completion tcsh", `fastnat completion: no completion for shell "tcsh"; want one of bash, zsh, fish`},
 		{"completion", "fastnat completion: missing argument"},
 		{"help bench nope", `fastnat help: unknown command "bench nope"`},
@@ -239,7 +239,7 @@ func TestCompletion(t *testing.T) {
 		return strings.Join(strings.Fields(out), " ")
 	}
 	tests := []struct{ line, want string }{
-		{"", "run check doctor show reload events lookup explain bench demo version help completion man"},
+		{"", "run check doctor show clear reload events lookup explain bench demo version help completion man"},
 		{"events --type session-c", "session-create"},
 		{"events --type ", "session-create session-delete binding-create binding-delete block-alloc block-release addresses-exhausted ports-exhausted quota-exceeded"},
 		{"re", "reload"},
@@ -248,7 +248,9 @@ func TestCompletion(t *testing.T) {
 		{"bench veth --dut kernel,", "kernel,kernel kernel,fastnat kernel,none"},
 		{"bench veth --json ", cli.CompleteFiles},
 		{"show ", "stats sessions expectations mappings rules"},
-		{"show sessions -", "--app -c --json --limit --socket"},
+		{"show sessions -", "--addr --app -c --json --limit --port --proto --rule --socket --state --verbose"},
+		{"clear ", "sessions"},
+		{"clear sessions --a", "--addr --all --app"},
 		{"show sessions -c ", cli.CompleteFiles},
 		{"check ", cli.CompleteFiles},
 		{"run --pcap-drops=", cli.CompleteFiles},

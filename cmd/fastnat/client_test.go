@@ -19,6 +19,7 @@ import (
 // dataplane.
 type stubDaemon struct {
 	asked   []control.SessionQuery
+	cleared []control.SessionFilter
 	refuse  bool
 	pending []control.Pending
 }
@@ -31,9 +32,15 @@ func (s *stubDaemon) Sessions(q control.SessionQuery) (control.SessionList, erro
 	s.asked = append(s.asked, q)
 	return control.SessionList{Matched: 1, Sessions: []control.Session{{
 		ID: 4, Protocol: "tcp", ProtoNum: 6, App: "ftp", State: "TCP_ESTABLISHED", Mapping: -1,
+		Rule: "nat.server[0]", Ingress: "eth1", Start: time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC), Age: 63, TTL: 7437,
 		Initiator: control.Flow{Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.18.0.204:9091")},
 		Responder: control.Flow{Src: netip.MustParseAddrPort("10.77.0.226:2021"), Dst: netip.MustParseAddrPort("198.18.0.1:40000")},
 	}}}, nil
+}
+
+func (s *stubDaemon) Clear(f control.SessionFilter) (control.ClearResult, error) {
+	s.cleared = append(s.cleared, f)
+	return control.ClearResult{Matched: 3, Cleared: 3}, nil
 }
 
 func (s *stubDaemon) Expectations() []control.Expectation { return nil }
@@ -95,8 +102,13 @@ func TestShowCommands(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"sessions via -c, flags after the subject", []string{"show", "sessions", "-c", cfgFile, "--app", "ftp", "--limit", "5"}, exitOK,
-			"Initiator:\n  Source IP/port: 198.18.0.1/40000\n  Destination IP/port: 198.18.0.204/9091\n", ""},
+		{"sessions via -c, flags after the subject", []string{"show", "sessions", "-c", cfgFile, "--app", "ftp", "--limit", "5",
+			"--addr", "198.18.0.0/24", "--port", "9091", "--proto", "tcp", "--state", "established", "--rule", "nat.server[0]"}, exitOK,
+			"ID  PROTO  STATE        INITIATOR                            RESPONDER                           APP  RULE           IN    AGE   TTL\n" +
+				"4   tcp    ESTABLISHED  198.18.0.1:40000->198.18.0.204:9091  10.77.0.226:2021->198.18.0.1:40000  ftp  nat.server[0]  eth1  1m3s  2h3m57s\n" +
+				"Total sessions found: 1\n", ""},
+		{"sessions verbose", []string{"show", "sessions", "--verbose", "--socket", socket}, exitOK,
+			"Initiator:\n  Source IP/port: 198.18.0.1/40000\n  Destination IP/port: 198.18.0.204/9091\n  Protocol: TCP(6)\n  Inbound interface: eth1\n", ""},
 		{"sessions via --socket, flags first", []string{"show", "--socket", socket, "sessions"}, exitOK, "Total sessions found: 1\n", ""},
 		{"stats", []string{"show", "stats", "--socket", socket}, exitOK, "sessions 1 of 10 (10.0%)", ""},
 		{"mappings", []string{"show", "mappings", "--socket", socket}, exitOK, "ftp          21    tcp       any    default", ""},
@@ -110,7 +122,9 @@ func TestShowCommands(t *testing.T) {
 			"ftp alg: on (third-party addresses refused, at most 8 expectations per session)\n", ""},
 		{"no subject", []string{"show", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
 		{"two subjects", []string{"show", "stats", "sessions", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
-		{"app without sessions", []string{"show", "stats", "--app", "ftp", "--socket", socket}, exitUsage, "", "apply to sessions only"},
+		{"app without sessions", []string{"show", "stats", "--app", "ftp", "--socket", socket}, exitUsage, "", "--app: only for sessions"},
+		{"filters without sessions", []string{"show", "rules", "--verbose", "--state", "open", "--socket", socket}, exitUsage, "", "--state, --verbose: only for sessions"},
+		{"port out of range", []string{"show", "sessions", "--port", "65536", "--socket", socket}, exitUsage, "", `invalid value "65536" for flag -port`},
 		{"negative limit", []string{"show", "sessions", "--limit", "-1", "--socket", socket}, exitUsage, "", `invalid value "-1" for flag -limit: out of range; allowed: 0 to`},
 		{"config with the socket off", []string{"show", "stats", "-c", writeConfig(t, "[control]\nsocket = \"\"\n")}, exitUsage, "", "the control socket is off"},
 		{"missing config", []string{"show", "stats", "-c", "/nonexistent/f.toml"}, exitUsage, "", "no such file"},
@@ -123,11 +137,49 @@ func TestShowCommands(t *testing.T) {
 			}
 		})
 	}
-	if q := d.asked[0]; q != (control.SessionQuery{App: "ftp", Limit: 5}) {
+	if q := d.asked[0]; q != (control.SessionQuery{Filter: control.SessionFilter{App: "ftp", Addr: "198.18.0.0/24", Port: 9091,
+		Protocol: "tcp", State: "established", Rule: "nat.server[0]"}, Limit: 5}) {
 		t.Errorf("daemon asked %+v", q)
 	}
-	if q := d.asked[1]; q != (control.SessionQuery{Limit: 100}) {
+	if q := d.asked[2]; q != (control.SessionQuery{Limit: 100}) {
 		t.Errorf("default query %+v, want limit 100", q)
+	}
+}
+
+func TestClearCommand(t *testing.T) {
+	d := &stubDaemon{}
+	socket, _ := startStub(t, d)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+		asked  *control.SessionFilter
+	}{
+		{"by rule and address", []string{"clear", "sessions", "--rule", "nat.outbound[0]", "--addr", "10.77.0.5", "--socket", socket}, exitOK,
+			"cleared 3 sessions\n", "", &control.SessionFilter{Rule: "nat.outbound[0]", Addr: "10.77.0.5"}},
+		{"all", []string{"clear", "sessions", "--all", "--socket", socket}, exitOK, "cleared 3 sessions\n", "", &control.SessionFilter{}},
+		{"json", []string{"clear", "sessions", "--proto", "udp", "--json", "--socket", socket}, exitOK,
+			"{\n  \"matched\": 3,\n  \"cleared\": 3\n}\n", "", &control.SessionFilter{Protocol: "udp"}},
+		{"no filter", []string{"clear", "sessions", "--socket", socket}, exitUsage, "", "no filter given", nil},
+		{"no subject", []string{"clear", "--socket", socket}, exitUsage, "", "usage: fastnat clear sessions", nil},
+		{"another subject", []string{"clear", "bindings", "--all", "--socket", socket}, exitUsage, "", `unknown subject "bindings"`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := len(d.cleared)
+			code, out, errOut := runCmd(tc.args...)
+			if code != tc.code || out != tc.stdout || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+			}
+			switch {
+			case tc.asked == nil && len(d.cleared) != n:
+				t.Errorf("the daemon was asked %+v", d.cleared[n:])
+			case tc.asked != nil && (len(d.cleared) != n+1 || d.cleared[n] != *tc.asked):
+				t.Errorf("the daemon was asked %+v, want %+v", d.cleared[n:], *tc.asked)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -87,7 +86,7 @@ func runExplain(q control.ExplainQuery, cf clientFlags, live, asJSON bool, stdou
 			return exitUsage
 		}
 		if asJSON {
-			return printJSON(stdout, stderr, &r)
+			return printJSON("explain", stdout, stderr, &r)
 		}
 		r.WriteText(stdout)
 		return exitOK
@@ -101,20 +100,8 @@ func runExplain(q control.ExplainQuery, cf clientFlags, live, asJSON bool, stdou
 		return exitFailure
 	}
 	if asJSON {
-		return printJSON(stdout, stderr, resp.Explain)
+		return printJSON("explain", stdout, stderr, resp.Explain)
 	}
 	control.WriteExplain(stdout, resp.Explain)
-	return exitOK
-}
-
-// printJSON prints v indented, as explain --json does.
-func printJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "fastnat explain: %v\n", err)
-		return exitFailure
-	}
 	return exitOK
 }

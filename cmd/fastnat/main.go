@@ -23,7 +23,7 @@ var program = &cli.Program{
 // cannot be program's initializer.
 func init() {
 	program.Commands = []*cli.Command{
-		runCommand, checkCommand, doctorCommand, showCommand, reloadCommand, eventsCommand, lookupCommand, explainCommand,
+		runCommand, checkCommand, doctorCommand, showCommand, clearCommand, reloadCommand, eventsCommand, lookupCommand, explainCommand,
 		benchCommand, demoCommand, versionCommand, helpCommand,
 		completionCommand, manCommand, completeCommand,
 	}

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fastnat/fastnat/config"
@@ -80,39 +82,81 @@ var showCommand = &cli.Command{
 	Name: "show", Args: "stats|sessions|expectations|mappings|rules", MinArgs: 1, MaxArgs: 1, Words: showSubjects,
 	Summary: "show the running daemon's state, over its control socket",
 	About: "stats: counters of every worker and socket, the flow table, sessions by protocol and application, " +
-		"port pools, the FTP ALG, reloads. sessions: each session like the case's firewall prints it " +
-		"(initiator and responder tuples, state, application, counters). expectations: the data connections " +
-		"the FTP ALG waits for. mappings: the running port-mapping table with the ALG's counts per mapping. rules: the NAT rules, timeouts and FTP ALG policy " +
-		"the daemon runs, and when it loaded them (a file changed since and not reloaded differs).\n\n" +
+		"port pools, the FTP ALG, reloads. sessions: one line per session, like conntrack -L (initiator and " +
+		"responder tuples, state, application, the rule that made it, the interface its first packet came in " +
+		"on, age and time left); --verbose prints each like the case's firewall (its start time and counters " +
+		"too); the filters combine. expectations: the data connections the FTP ALG waits for. mappings: the " +
+		"running port-mapping table with the ALG's counts per mapping. rules: the NAT rules, timeouts and FTP " +
+		"ALG policy the daemon runs, and when it loaded them (a file changed since and not reloaded differs).\n\n" +
 		"The daemon is found through [control] socket of the -c file, or --socket. --json prints the daemon's " +
 		"answer as JSON.",
 	Flags: func(fs *flag.FlagSet) cli.Run {
 		cf := addClientFlags(fs)
 		asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
-		app := fs.String("app", "", "sessions: only those of application `NAME` (ftp, ftp-data, other, ...)")
+		sf := addSessionFlags(fs, "sessions: ")
+		verbose := fs.Bool("verbose", false, "sessions: one block per session, like the case's firewall")
 		var limit int
 		cli.IntVar(fs, &limit, "limit", 100, 0, 1<<30, "sessions: show at most `N` (0: all)")
 		return func(args []string, stdout, stderr io.Writer) int {
 			req := control.Request{Cmd: args[0]}
 			switch req.Cmd {
 			case control.CmdSessions:
-				req.App, req.Limit = *app, limit
+				f := sf.filter()
+				req.Filter, req.Limit = &f, limit
 			case control.CmdStats, control.CmdExpectations, control.CmdMappings, control.CmdRules:
-				sessionFlag := false
-				fs.Visit(func(f *flag.Flag) { sessionFlag = sessionFlag || f.Name == "app" || f.Name == "limit" })
-				if sessionFlag {
-					return usageError(stderr, "show", "--app and --limit apply to sessions only")
+				if names := sessionFlagsSet(fs, "verbose", "limit"); len(names) > 0 {
+					return usageError(stderr, "show", "%s: only for sessions", strings.Join(names, ", "))
 				}
 			default:
 				return usageError(stderr, "show", "unknown subject %q", req.Cmd)
 			}
-			return show(req, cf, *asJSON, stdout, stderr)
+			return show(req, cf, *asJSON, *verbose, stdout, stderr)
 		}
 	},
 }
 
-// show asks the daemon for req and prints the answer, as text or JSON.
-func show(req control.Request, cf clientFlags, asJSON bool, stdout, stderr io.Writer) int {
+// sessionFlags are the session filters of `fastnat show sessions` and
+// `fastnat clear sessions`.
+type sessionFlags struct {
+	addr, proto, state, app, rule *string
+	port                          int
+}
+
+// sessionFilterNames are the names of the session filter flags.
+var sessionFilterNames = []string{"addr", "port", "proto", "state", "app", "rule"}
+
+func addSessionFlags(fs *flag.FlagSet, prefix string) *sessionFlags {
+	f := &sessionFlags{}
+	f.addr = fs.String("addr", "", prefix+"only those with an address in `ADDR` (an address or prefix; any address of either tuple)")
+	cli.IntVar(fs, &f.port, "port", 0, 0, 65535, prefix+"only those with this `PORT` in either tuple (0: any)")
+	f.proto = fs.String("proto", "", prefix+"only those of this `PROTOCOL` (tcp, udp, icmp, ...)")
+	f.state = fs.String("state", "", prefix+"only those in this `STATE` (established, syn_sent, fin_wait, closed, open, ready, ...; "+
+		"with the protocol or without: tcp_established)")
+	f.app = fs.String("app", "", prefix+"only those of application `NAME` (ftp, ftp-data, http, other, ...)")
+	f.rule = fs.String("rule", "", prefix+"only those made by `RULE`: nat.outbound[N], nat.server[N] (with /hairpin or /alg for one way), "+
+		"nat.outbound, nat.server, hairpin, alg, or removed (by a reload)")
+	return f
+}
+
+func (f *sessionFlags) filter() control.SessionFilter {
+	return control.SessionFilter{Addr: *f.addr, Port: f.port, Protocol: *f.proto, State: *f.state, App: *f.app, Rule: *f.rule}
+}
+
+// sessionFlagsSet lists the session flags given on the command line: the
+// filters and extra.
+func sessionFlagsSet(fs *flag.FlagSet, extra ...string) []string {
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(sessionFilterNames, f.Name) || slices.Contains(extra, f.Name) {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	return set
+}
+
+// show asks the daemon for req and prints the answer, as text or JSON;
+// verbose prints sessions as blocks.
+func show(req control.Request, cf clientFlags, asJSON, verbose bool, stdout, stderr io.Writer) int {
 	resp, code := askDaemon("show", cf, req, stderr)
 	if resp == nil {
 		return code
@@ -131,13 +175,7 @@ func show(req control.Request, cf clientFlags, asJSON bool, stdout, stderr io.Wr
 		case control.CmdRules:
 			v = resp.Rules
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
-			fmt.Fprintf(stderr, "fastnat show: %v\n", err)
-			return exitFailure
-		}
-		return exitOK
+		return printJSON("show", stdout, stderr, v)
 	}
 	switch req.Cmd {
 	case control.CmdStats:
@@ -151,7 +189,11 @@ func show(req control.Request, cf clientFlags, asJSON bool, stdout, stderr io.Wr
 			fmt.Fprintln(stderr, "fastnat show: the daemon sent no sessions")
 			return exitFailure
 		}
-		control.WriteSessions(stdout, *resp.Sessions)
+		if verbose {
+			control.WriteSessionsVerbose(stdout, *resp.Sessions)
+		} else {
+			control.WriteSessions(stdout, *resp.Sessions)
+		}
 	case control.CmdExpectations:
 		control.WriteExpectations(stdout, resp.Expectations)
 	case control.CmdMappings:
@@ -162,6 +204,19 @@ func show(req control.Request, cf clientFlags, asJSON bool, stdout, stderr io.Wr
 			return exitFailure
 		}
 		control.WriteRules(stdout, *resp.Rules)
+	}
+	return exitOK
+}
+
+// printJSON prints v indented, as the client commands' --json do; a
+// failure is command's.
+func printJSON(command string, stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "fastnat %s: %v\n", command, err)
+		return exitFailure
 	}
 	return exitOK
 }

@@ -68,7 +68,7 @@ func (h *header) appendMessage(b []byte, e *natlog.Event) []byte {
 
 // appendSD appends the SD-PARAMs of e.
 func appendSD(b []byte, e *natlog.Event) []byte {
-	if e.RuleKind != natlog.RuleNone {
+	if e.HasRule() {
 		b = append(b, ` rule="`...)
 		start := len(b)
 		b = e.AppendRule(b)
