@@ -223,13 +223,12 @@ func ftpMatrix(t *testing.T, r router, cells []ftpCell) {
 			// up behind a NAT: its 227 names the NAT's address already.
 			t.Run("server-inside/curl/PASV/public-address", func(t *testing.T) {
 				c := ftpCell{false, d, testnet.Curl, testnet.PASV}
-				s := topo.MustStartFTPServer(t, testnet.FTPServerConfig{NS: topo.Server, Addr: insideFTP, Daemon: d, PasvAddress: testnet.PublicAddr})
-				defer s.Stop()
-				sum := testnet.MustWriteRandomFile(t, filepath.Join(s.Root(), "payload.bin"), matrixGetSize, 0x204)
+				f := startFTPSized(t, topo, testnet.FTPServerConfig{NS: topo.Server, Addr: insideFTP, Daemon: d, PasvAddress: testnet.PublicAddr}, matrixGetSize)
+				defer f.server.Stop()
 				res, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
-					NS: topo.Client, Tool: c.tool, Mode: c.mode, URL: s.URL(publicFTP, "payload.bin"), Dst: filepath.Join(t.TempDir(), "payload.bin"),
+					NS: topo.Client, Tool: c.tool, Mode: c.mode, URL: f.server.URL(publicFTP, f.name), Dst: filepath.Join(t.TempDir(), f.name),
 					ConnectTimeout: 3 * time.Second, Timeout: 20 * time.Second,
-				}, sum)
+				}, f.sha256)
 				if reply := res.Reply("227"); !strings.Contains(reply, "(198,18,0,204,") {
 					t.Errorf("227 reply %q: want the public address the server announces", reply)
 				}
@@ -294,15 +293,7 @@ func startMatrixServer(t *testing.T, topo *testnet.Topology, d testnet.Daemon, o
 	if outside {
 		cfg.NS, cfg.Addr = topo.Client, outsideFTP
 	}
-	s := topo.MustStartFTPServer(t, cfg)
-	const name = "payload.bin"
-	sum := testnet.MustWriteRandomFile(t, filepath.Join(s.Root(), name), matrixGetSize, 0x9091)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s %s log:\n%s", d, cfg.Addr, tailString(s.Log(), 8192))
-		}
-	})
-	return ftpFixture{server: s, name: name, sha256: sum}
+	return startFTPSized(t, topo, cfg, matrixGetSize)
 }
 
 // ftpMatrixCell downloads and, where the client can, uploads in one cell,

@@ -36,41 +36,33 @@ func (s *STUNServer) Addr() netip.AddrPort { return netip.AddrPortFrom(s.Primary
 // and port+1 (UDP only, no authentication, no CLI), and waits until it
 // answers a binding request.
 func (t *Topology) StartSTUNServer(ctx context.Context, ns string, primary, alternate netip.Addr, port uint16) (*STUNServer, error) {
-	if err := CheckTools("turnserver"); err != nil {
-		return nil, err
-	}
-	p, err := t.Start(ns, "turnserver",
+	return t.startSTUN(ctx, ns, primary, alternate, port, "turnserver",
 		"-c", "/dev/null", // no /etc/turnserver.conf
 		"-L", primary.String(), "-L", alternate.String(),
 		"-p", strconv.Itoa(int(port)), "--alt-listening-port", strconv.Itoa(int(port)+1),
 		"--stun-only", "--no-auth", "--no-cli", "--no-tcp", "--no-tls", "--no-dtls",
 		"--log-file", "stdout", "--simple-log",
 		"--pidfile", filepath.Join(t.Dir, "turnserver-"+primary.String()+".pid"))
-	if err != nil {
-		return nil, fmt.Errorf("start turnserver: %w", err)
-	}
-	p.Name = "turnserver " + primary.String()
-	s := &STUNServer{Primary: primary, Alternate: alternate, Port: port, Process: p}
-	if err := waitSTUN(ctx, ns, s); err != nil {
-		_ = p.Stop()
-		return nil, err
-	}
-	return s, nil
 }
 
 // StartClassicSTUNServer starts the Vovida stund (RFC 3489) in ns on
 // primary and alternate, ports port and port+1, and waits until it
 // answers a binding request.
 func (t *Topology) StartClassicSTUNServer(ctx context.Context, ns string, primary, alternate netip.Addr, port uint16) (*STUNServer, error) {
-	if err := CheckTools("stund"); err != nil {
+	return t.startSTUN(ctx, ns, primary, alternate, port, "stund", "-h", primary.String(), "-a", alternate.String(),
+		"-p", strconv.Itoa(int(port)), "-o", strconv.Itoa(int(port)+1))
+}
+
+// startSTUN starts STUN server prog with args and waits until it answers.
+func (t *Topology) startSTUN(ctx context.Context, ns string, primary, alternate netip.Addr, port uint16, prog string, args ...string) (*STUNServer, error) {
+	if err := CheckTools(prog); err != nil {
 		return nil, err
 	}
-	p, err := t.Start(ns, "stund", "-h", primary.String(), "-a", alternate.String(),
-		"-p", strconv.Itoa(int(port)), "-o", strconv.Itoa(int(port)+1))
+	p, err := t.Start(ns, prog, args...)
 	if err != nil {
-		return nil, fmt.Errorf("start stund: %w", err)
+		return nil, fmt.Errorf("start %s: %w", prog, err)
 	}
-	p.Name = "stund " + primary.String()
+	p.Name = prog + " " + primary.String()
 	s := &STUNServer{Primary: primary, Alternate: alternate, Port: port, Process: p}
 	if err := waitSTUN(ctx, ns, s); err != nil {
 		_ = p.Stop()
