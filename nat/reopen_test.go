@@ -99,8 +99,11 @@ func TestReopenIsANewSession(t *testing.T) {
 
 // TestSYNOnLiveConnection: a SYN on a tuple whose connection is not over
 // (established, or closed one way only) passes and leaves the session as
-// it was; the answering SYN/ACK, which acknowledges none of what the
-// session tracks, is dropped.
+// it was. The peer that still holds the connection answers it with a
+// challenge ACK (RFC 5961 §4.2), which passes; the SYN's sender, which
+// holds none, answers that with a RST at the acknowledged number (RFC
+// 9293 §3.10.7.3), inside the window: the connection is over, and the
+// SYN's retransmission gets a session of its own.
 func TestSYNOnLiveConnection(t *testing.T) {
 	g := newRig(t, testRules(t))
 	client, server := hostA+":40000", remote+":9091"
@@ -116,6 +119,16 @@ func TestSYNOnLiveConnection(t *testing.T) {
 	if st := g.state(r); TCPStateName(st) != "FIN_WAIT" {
 		t.Errorf("state %s after the SYN, want FIN_WAIT", TCPStateName(st))
 	}
+	g.mustForward(Outside, testutil.TCP(t, server, back, testutil.ACK, 5001, 1002, nil)) // the challenge ACK
+	g.mustForward(Inside, testutil.TCP(t, client, server, testutil.RST, 1002, 0, nil))
+	if st := g.state(r); TCPStateName(st) != "CLOSED" {
+		t.Fatalf("state %s after the RST, want CLOSED", TCPStateName(st))
+	}
+	s, d = g.send(Inside, testutil.TCP(t, client, server, testutil.SYN, 90000, 0, nil))
+	if s.Verdict != Forward || s.Session == r.Session && s.Gen == r.Gen {
+		t.Fatalf("the SYN again: %v, session %d/%d", s.Verdict, s.Session, s.Gen)
+	}
+	g.mustForward(Outside, testutil.TCP(t, server, d.Src(), testutil.SYN|testutil.ACK, 70000, 90001, nil))
 }
 
 // mustForward runs frame through the engine and fails the test unless it
