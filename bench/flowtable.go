@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -177,11 +175,7 @@ func (r *FlowtableReport) WriteTable(w io.Writer) error {
 
 // WriteJSON writes the report to path.
 func (r *FlowtableReport) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return writeJSON(path, r)
 }
 
 // flowtableColors gives each table a fixed colour.

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -148,11 +146,7 @@ func percent(part, whole int64) int64 {
 
 // WriteJSON writes the report to path.
 func (r *PipelineReport) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return writeJSON(path, r)
 }
 
 // Plot writes a bar chart of Mpps per flow count to path: each bar

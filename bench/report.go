@@ -229,7 +229,12 @@ func (r *VethReport) WriteTable(w io.Writer) error {
 // WriteJSON writes the report, ratios included, to path.
 func (r *VethReport) WriteJSON(path string) error {
 	r.Compare()
-	b, err := json.MarshalIndent(r, "", "  ")
+	return writeJSON(path, r)
+}
+
+// writeJSON writes report v to path as indented JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}

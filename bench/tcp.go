@@ -280,11 +280,7 @@ func (x TCPResult) caseName() string {
 
 // WriteJSON writes the report to path.
 func (r *TCPReport) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return writeJSON(path, r)
 }
 
 // Plot writes a grouped bar chart of Gbit/s per case and DUT to path.
