@@ -306,6 +306,45 @@ func TestFragmentsToFitTheMTU(t *testing.T) {
 	}
 }
 
+// TestMTUFollowed: a port's MTU is read again at every poll, so a change
+// between polls (ip link set IF mtu N, which the afxdp resolver picks up)
+// applies to the next packet of a flow that already passed: a DF packet
+// that fit before gets fragmentation needed carrying the new MTU, one
+// without DF is split to it, and when the MTU grows again both pass whole.
+func TestMTUFollowed(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	df := UDP(t, inClient+":5000", remote1+":7777", bytes.Repeat([]byte("mtu!"), 350)) // 1428 bytes of IP
+	if d := r.one(r.in, r.out, df); d.IP.Length != 1428 {
+		t.Fatalf("at MTU 1500 the packet left as %d bytes", d.IP.Length)
+	}
+	for _, mtu := range []int{1400, 1280, 576} {
+		r.out.SetMTU(mtu)
+		toIn, toOut := r.send(r.in, df)
+		if len(toIn) != 1 || len(toOut) != 0 {
+			t.Fatalf("MTU %d: %d in, %d out; %s", mtu, len(toIn), len(toOut), r.drops())
+		}
+		d := icmpErr(t, toIn[0], routerIn, df, packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded)
+		if got := binary.BigEndian.Uint16(d.ICMP.Contents[6:]); int(got) != mtu {
+			t.Errorf("next-hop MTU %d, want the new %d", got, mtu)
+		}
+		_, out := r.send(r.in, withoutDF(df))
+		per := (mtu - 20) &^ 7 // data bytes a fragment carries (RFC 791: multiples of 8)
+		if want := (1428 - 20 + per - 1) / per; len(out) != want {
+			t.Fatalf("MTU %d: %d fragments, want %d; %s", mtu, len(out), want, r.drops())
+		}
+		checkFragmentsOut(t, out, mtu, public)
+		CheckReassembled(t, out)
+	}
+	r.out.SetMTU(1500)
+	r.one(r.in, r.out, df)
+	if n := r.w.Counters().Drop[DropMTUExceeded].Load(); n != 3 {
+		t.Errorf("mtu_exceeded = %d, want 3", n)
+	}
+	if free := r.pool.Free(); free != 512 {
+		t.Errorf("%d of 512 frames free", free)
+	}
+}
+
 // checkFragmentsOut decodes the fragments a worker sent and checks that
 // each fits mtu, comes from src, and that their offsets follow each other.
 func checkFragmentsOut(t *testing.T, frags [][]byte, mtu int, src string) {
