@@ -161,6 +161,56 @@ func TestICMPNeverAnswers(t *testing.T) {
 	}
 }
 
+// TestICMPNeverAboutDirectedBroadcasts: RFC 1812 §4.3.2.7 — no error
+// about a packet whose source is the directed broadcast address of a
+// connected prefix of any port (it names no one host), nor about one sent
+// to such an address; a /31 has no broadcast address (RFC 3021), so there
+// the same packets are answered.
+func TestICMPNeverAboutDirectedBroadcasts(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	r.in.SetPrefix(Addr(t, routerIn), 24)
+	r.out.SetPrefix(Addr(t, routerOut), 24)
+	r.out.SetMTU(1000)
+	r.out.SetNeighbor(Addr(t, "198.18.0.255"), [6]byte{2, 0, 0, 0, 9, 9})
+	cases := []struct {
+		name  string
+		port  *MemPort
+		frame []byte
+	}{
+		{"from the inside prefix's broadcast", r.in, withTTL(UDP(t, "10.77.0.255:5000", remote1+":7777", nil), 1)},
+		{"from the outside prefix's broadcast", r.in, withTTL(UDP(t, "198.18.0.255:5000", remote1+":7777", nil), 1)},
+		{"to the outside prefix's broadcast, ttl", r.in, withTTL(UDP(t, inClient+":5001", "198.18.0.255:7777", nil), 1)},
+		{"to the outside prefix's broadcast, too big", r.in, UDP(t, inClient+":5002", "198.18.0.255:7777", make([]byte, 1200))},
+		{"to a nat server from a broadcast", r.out, withTTL(UDP(t, "198.18.0.255:999", public+":5353", nil), 1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := r.w.Counters().Event[EventICMPSuppressed].Load()
+			r.none(c.port, c.frame)
+			if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
+				t.Fatalf("not counted as suppressed; %s", r.drops())
+			}
+		})
+	}
+	// The prefixes' other addresses are hosts: answered.
+	f := withTTL(UDP(t, "10.77.0.254:5000", remote1+":7777", nil), 1)
+	r.in.SetNeighbor(Addr(t, "10.77.0.254"), [6]byte{2, 0, 0, 0, 9, 9})
+	if toIn, _ := r.send(r.in, f); len(toIn) != 1 {
+		t.Fatalf("no error for a host of the prefix; %s", r.drops())
+	}
+	// On /31 links there is no broadcast address.
+	r.in.SetPrefix(Addr(t, routerIn), 31)
+	r.out.SetPrefix(Addr(t, routerOut), 31)
+	for _, c := range cases[:4] {
+		if toIn, _ := r.send(c.port, c.frame); len(toIn) != 1 {
+			t.Fatalf("%s on a /31: no error; %s", c.name, r.drops())
+		}
+	}
+	if free := r.pool.Free(); free != 512 {
+		t.Errorf("%d of 512 frames free", free)
+	}
+}
+
 func TestICMPRateLimit(t *testing.T) {
 	r := routerRig(t, rigOpts{})
 	now := int64(time.Hour)
