@@ -12,7 +12,7 @@ func TestOptionsDefaults(t *testing.T) {
 		want    Options
 		wantErr error
 	}{
-		{"all defaults", Options{}, Options{FrameSize: 2048, FramesPerQueue: 4096, RingSize: 2048}, nil},
+		{"all defaults", Options{}, Options{FrameSize: 2048, FramesPerQueue: 8192, RingSize: 4096}, nil},
 		{"few frames shrink the default ring", Options{FramesPerQueue: 1024}, Options{FrameSize: 2048, FramesPerQueue: 1024, RingSize: 512}, nil},
 		{"tiny", Options{FramesPerQueue: 40}, Options{FrameSize: 2048, FramesPerQueue: 40, RingSize: 32}, nil},
 		{"explicit ring", Options{FrameSize: 4096, FramesPerQueue: 256, RingSize: 256}, Options{FrameSize: 4096, FramesPerQueue: 256, RingSize: 256}, nil},

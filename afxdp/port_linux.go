@@ -165,8 +165,19 @@ func (p *Port) Release(fs []pipeline.Frame) {
 // tops up the fill ring.
 func (p *Port) Flush() {
 	s := p.xsk
-	if s.tx.pending() > 0 && s.tx.needWakeup() {
+	// A sendto in copy mode transmits at most 32 frames (the kernel's
+	// TX_BATCH_SIZE) and reports EAGAIN when more wait: kick until the
+	// ring is empty or a kick sends nothing, so that a burst leaves in
+	// this poll instead of a batch per poll.
+	for range maxKicks {
+		n := s.tx.pending()
+		if n == 0 || !s.tx.needWakeup() {
+			break
+		}
 		p.kick()
+		if s.tx.pending() == n {
+			break
+		}
 	}
 	p.complete()
 	p.refill()
@@ -261,6 +272,10 @@ func (p *Port) refill() {
 		unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	}
 }
+
+// maxKicks bounds the kicks of one Flush: a full 2048-descriptor ring in
+// copy mode's batches of 32, twice over.
+const maxKicks = 128
 
 // kick asks the kernel to transmit what the tx ring holds. Errors are
 // counted, never returned or panicked: the frames stay on the ring and the

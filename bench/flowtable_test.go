@@ -137,8 +137,7 @@ func fixtureFor(b *testing.B, impl string, n int) *fixture {
 			b.Fatal(err)
 		}
 		f.ft = t
-		runtime.ReadMemStats(&m1)
-		f.bytes = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n)
+		f.bytes = float64(t.Memory().Total()) / float64(n)
 		prefill(n, func(lo, hi int) {
 			var s flowtable.Session
 			for j := lo; j < hi; j++ {
@@ -411,43 +410,31 @@ func (f *fixture) run(op string, w, g, ops int, r *rng, n uint64) string {
 	return ""
 }
 
-// BenchmarkMemoryFloor is the floor under every table's lookup: one random
-// 8-byte read in an array the size of a 1M or 10M fastnat table, either
-// dependent on the previous read (pure latency, as in a single lookup,
-// which makes two such reads: bucket, then session) or independent (as
-// many in flight as the core allows, as in LookupBatch). On a virtual
-// machine with 4 KiB pages both include a nested page walk.
+// BenchmarkMemoryFloor is the floor under every table's lookup
+// (MeasureFloor's pointer chases): one random cache-line read in an array
+// the size of a 1M or 10M fastnat table, allocated as the table is (huge
+// pages where the kernel has them), either dependent on the previous read
+// (pure latency, as in a single lookup, which makes two such reads:
+// bucket, then session) or with 16 chains in flight (as in LookupBatch).
 func BenchmarkMemoryFloor(b *testing.B) {
 	for _, sz := range benchSessions {
-		words := sz.n * 128 / 8
-		a := make([]uint64, words)
-		for i := range a {
-			a[i] = uint64(i)
-		}
 		for _, mode := range []string{"dependent", "independent"} {
 			b.Run("sessions="+sz.name+"/read="+mode, func(b *testing.B) {
-				r := rng{x: 0x9e3779b97f4a7c15}
-				var x uint64
-				for range b.N {
-					i := r.below(uint64(words))
-					if mode == "dependent" {
-						i = (i + x) % uint64(words)
-						x = a[i] & 1
-					} else {
-						x += a[i]
-					}
+				f, err := MeasureFloor(int64(sz.n)*128, max(b.N, 1<<20))
+				if err != nil {
+					b.Fatal(err)
 				}
-				floorSink = x
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/read")
+				ns := f.Alone
+				if mode == "independent" {
+					ns = f.Overlapped
+				}
+				b.ReportMetric(ns, "ns/read")
 			})
 		}
 	}
 }
 
-var (
-	floorSink  uint64
-	recordSink atomic.Uint32
-)
+var recordSink atomic.Uint32
 
 // sideBySide formats the recorded figures: one row per size, op and
 // goroutine count, one column per implementation, plus fastnat's

@@ -26,14 +26,17 @@ type PipelineBenchConfig struct {
 
 // PipelineResult is one case of a pipeline benchmark.
 type PipelineResult struct {
-	Flows          int     `json:"flows"`
-	FrameSize      int     `json:"frame_size"`
-	Packets        uint64  `json:"packets"`
-	NsPerPacket    float64 `json:"ns_per_packet"`
-	Mpps           float64 `json:"mpps"`
-	NewSessionsSec float64 `json:"new_sessions_per_second"`
-	BytesPerFlow   float64 `json:"table_bytes_per_session"`
-	Drops          uint64  `json:"drops"`
+	Flows       int     `json:"flows"`
+	FrameSize   int     `json:"frame_size"`
+	Packets     uint64  `json:"packets"`
+	NsPerPacket float64 `json:"ns_per_packet"`
+	// WorkerNs is NsPerPacket less the harness's own cost (the report's
+	// BaselineNs): what the worker spends on a packet.
+	WorkerNs       float64       `json:"worker_ns_per_packet"`
+	Mpps           float64       `json:"mpps"`
+	NewSessionsSec float64       `json:"new_sessions_per_second"`
+	Memory         SessionMemory `json:"bytes_per_session"`
+	Drops          uint64        `json:"drops"`
 	// Events and EventsDropped are what the event log made and dropped at
 	// the worker's full ring, with Logging.
 	Events        uint64 `json:"events,omitempty"`
@@ -42,15 +45,22 @@ type PipelineResult struct {
 
 // PipelineReport is the outcome of RunPipeline.
 type PipelineReport struct {
-	Machine Machine          `json:"machine"`
-	Batch   int              `json:"batch"`
-	Logging bool             `json:"logging"`
+	Machine Machine `json:"machine"`
+	Batch   int     `json:"batch"`
+	Logging bool    `json:"logging"`
+	// BaselineNs is the harness alone (PipelineConfig.Baseline): the
+	// generator, the memory ports and the sink, per packet.
+	BaselineNs float64 `json:"baseline_ns_per_packet"`
+	// Floor is the machine's memory floor for an array the size of the
+	// largest case's table.
+	Floor   Floor            `json:"memory_floor"`
 	Results []PipelineResult `json:"results"`
 }
 
-// RunPipeline builds a PipelineRig per flow count (timing session
-// creation: the new-session rate) and pushes cfg.Packets frames through
-// it (the forwarding rate over established sessions, one core).
+// RunPipeline measures the harness alone (the baseline) and the memory
+// floor, then builds a PipelineRig per flow count (timing session
+// creation: the new-session rate) and pushes cfg.Packets frames through it
+// (the forwarding rate over established sessions, one core).
 func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 	if cfg.Packets <= 0 {
 		cfg.Packets = 5_000_000
@@ -59,52 +69,81 @@ func RunPipeline(cfg PipelineBenchConfig) (*PipelineReport, error) {
 		cfg.Batch = 64
 	}
 	rep := &PipelineReport{Machine: ThisMachine(), Batch: cfg.Batch, Logging: cfg.Logging}
-	for _, flows := range cfg.Flows {
+	progress := func(format string, a ...any) {
 		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: creating sessions...\n", flows)
+			fmt.Fprintf(cfg.Progress, "pipeline: "+format+"\n", a...)
 		}
+	}
+	progress("the harness alone (generator, memory ports, sink)...")
+	base, err := NewPipelineRig(PipelineConfig{FrameSize: cfg.FrameSize, Batch: cfg.Batch, Baseline: true})
+	if err != nil {
+		return rep, err
+	}
+	base.Run(min(cfg.Packets/10, 1_000_000))
+	n, d := base.Run(cfg.Packets)
+	base.Close()
+	rep.BaselineNs = float64(d.Nanoseconds()) / float64(n)
+	largest := slices.Max(cfg.Flows)
+	progress("the memory floor over %d MiB...", int64(largest)*160>>20)
+	if rep.Floor, err = MeasureFloor(int64(largest)*160, 4_000_000); err != nil {
+		return rep, err
+	}
+	for _, flows := range cfg.Flows {
+		progress("%d flows: creating sessions...", flows)
 		r, err := NewPipelineRig(PipelineConfig{Flows: flows, FrameSize: cfg.FrameSize, Batch: cfg.Batch, Logging: cfg.Logging})
 		if err != nil {
 			return rep, err
 		}
 		r.Run(min(cfg.Packets/10, 1_000_000)) // warm caches and branch predictors
-		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "pipeline: %d flows: %d sessions in %v; forwarding %d frames...\n", flows, flows, r.Setup.Round(time.Millisecond), cfg.Packets)
-		}
+		progress("%d flows: %d sessions in %v; forwarding %d frames...", flows, flows, r.Setup.Round(time.Millisecond), cfg.Packets)
 		n, d := r.Run(cfg.Packets)
 		r.Close()
 		ns := float64(d.Nanoseconds()) / float64(n)
 		made, dropped := r.Events()
 		rep.Results = append(rep.Results, PipelineResult{
-			Flows: flows, FrameSize: r.cfg.FrameSize + 4, Packets: n, NsPerPacket: ns, Mpps: 1e3 / ns,
-			NewSessionsSec: float64(flows) / r.Setup.Seconds(), BytesPerFlow: r.BytesPerSession, Drops: r.Drops(),
+			Flows: flows, FrameSize: r.cfg.FrameSize + 4, Packets: n, NsPerPacket: ns, WorkerNs: ns - rep.BaselineNs, Mpps: 1e3 / ns,
+			NewSessionsSec: float64(flows) / r.Setup.Seconds(), Memory: r.Memory, Drops: r.Drops(),
 			Events: made, EventsDropped: dropped,
 		})
 	}
 	return rep, nil
 }
 
-// WriteTable prints the report as a table, with the machine first.
+// WriteTable prints the report as a table, with the machine, the harness's
+// cost and the memory floor first.
 func (r *PipelineReport) WriteTable(w io.Writer) error {
 	log := "off"
 	if r.Logging {
 		log = "on"
 	}
 	fmt.Fprintf(w, "fastnat bench pipeline — one worker, memory ports, batch %d, event log %s\n%s\n\n", r.Batch, log, r.Machine)
+	fmt.Fprintf(w, "harness alone (generator, memory ports, sink): %.1f ns/pkt; worker = total - harness\n", r.BaselineNs)
+	fmt.Fprintf(w, "memory floor (%d MiB, %d%% on huge pages): one random read %.0f ns alone, %.1f ns with %d in flight;\n",
+		r.Floor.Bytes>>20, percent(r.Floor.Huge, r.Floor.Bytes), r.Floor.Alone, r.Floor.Overlapped, floorChains)
+	fmt.Fprintf(w, "  a packet of a large table reads 2 random lines (index bucket, session): at least %.0f ns\n\n", 2*r.Floor.Overlapped)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "flows\tframe B\tns/pkt\tMpps\tnew sessions/s\ttable B/session\tdrops\t"
+	head := "flows\tframe B\tns/pkt\tworker ns/pkt\tMpps\tnew sessions/s\tB/session\t(index+hot+cold+expect+NAT)\thuge\tdrops\t"
 	if r.Logging {
 		head += "events\tevents dropped\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.2f\t%.0f\t%.0f\t%d\t", x.Flows, x.FrameSize, x.NsPerPacket, x.Mpps, x.NewSessionsSec, x.BytesPerFlow, x.Drops)
+		m := x.Memory
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%.0f+%.0f+%.0f+%.0f+%.0f\t%.0f%%\t%d\t", x.Flows, x.FrameSize, x.NsPerPacket, x.WorkerNs, x.Mpps,
+			x.NewSessionsSec, m.Total(), m.Index, m.Hot, m.Cold, m.Expect, m.NAT, 100*m.HugeShare, x.Drops)
 		if r.Logging {
 			fmt.Fprintf(tw, "%d\t%d\t", x.Events, x.EventsDropped)
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+func percent(part, whole int64) int64 {
+	if whole == 0 {
+		return 0
+	}
+	return 100 * part / whole
 }
 
 // WriteJSON writes the report to path.
@@ -144,7 +183,7 @@ func (r *PipelineReport) chart() (*plot.Plot, error) {
 		if x.Flows == 1 {
 			names[i] = "1 flow"
 		}
-		labels[i] = fmt.Sprintf("%.2f Mpps\n%.0f ns/pkt", x.Mpps, x.NsPerPacket)
+		labels[i] = fmt.Sprintf("%.2f Mpps\n%.0f ns/pkt\n(worker %.0f)", x.Mpps, x.NsPerPacket, x.WorkerNs)
 	}
 	name := fmt.Sprintf("fastnat, %d-byte frames", r.Results[0].FrameSize+4)
 	if _, err := groupedBars(p, []barSeries{{name, colorFastnat, vals, labels}}, 40); err != nil {

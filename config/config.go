@@ -228,7 +228,7 @@ func nameOf(names []string, i int) string {
 // Defaults, also the documented ones.
 const (
 	DefaultBatch           = 64
-	DefaultFramesPerQueue  = 4096
+	DefaultFramesPerQueue  = 8192
 	DefaultFrameSize       = 2048
 	DefaultFlowsMax        = 1 << 20
 	DefaultPortLo          = 1024

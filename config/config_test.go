@@ -42,7 +42,7 @@ func TestExampleFile(t *testing.T) {
 	want := &Config{
 		File: "../examples/fastnat.toml",
 		Dataplane: Dataplane{Workers: 2, CPUs: []int{0, 1}, Poll: PollAdaptive, Batch: 64,
-			FramesPerQueue: 4096, FrameSize: 2048, XDPMode: XDPAuto},
+			FramesPerQueue: 8192, FrameSize: 2048, XDPMode: XDPAuto},
 		Interfaces: []Interface{
 			{Name: "eth1", Role: RoleOutside, Gateway: netip.MustParseAddr("198.18.0.254"), Line: 16},
 			{Name: "eth0", Role: RoleInside, Line: 22},

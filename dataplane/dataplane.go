@@ -81,6 +81,7 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 	d.loaded.Store(d.start.UnixNano())
 	defer func() {
 		if err != nil {
+			d.halt()
 			d.teardown()
 		}
 	}()
@@ -424,11 +425,7 @@ func (d *Dataplane) Close() error {
 		}
 	}
 	d.ifaces = nil
-	for _, w := range d.workers {
-		w.Stop()
-	}
-	close(d.algStop)
-	d.wg.Wait()
+	d.halt()
 	for i, w := range d.workers {
 		d.log.Info("worker totals", append([]any{"worker", i}, counterAttrs(w.Counters())...)...)
 	}
@@ -436,10 +433,26 @@ func (d *Dataplane) Close() error {
 	return errors.Join(errs...)
 }
 
-// teardown frees what is left: sockets, interfaces, added addresses, the
-// event log.
+// halt stops the workers and the ALG and waits for them.
+func (d *Dataplane) halt() {
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	select {
+	case <-d.algStop:
+	default:
+		close(d.algStop)
+	}
+	d.wg.Wait()
+}
+
+// teardown frees what is left once nothing runs (halt): sockets,
+// interfaces, added addresses, the event log, the flow table's memory.
 func (d *Dataplane) teardown() {
 	d.closeEvents()
+	if d.table != nil {
+		d.table.Close()
+	}
 	for _, x := range d.xsks {
 		_ = x.Close()
 	}

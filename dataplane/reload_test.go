@@ -45,7 +45,7 @@ func TestEffective(t *testing.T) {
 		{"cpus", "[dataplane]\ncpus = [1]\n" + baseConfig, "dataplane.cpus (running [], file [1])"},
 		{"poll", "[dataplane]\npoll = \"busy\"\n" + baseConfig, `dataplane.poll (running "adaptive", file "busy")`},
 		{"batch", "[dataplane]\nbatch = 32\n" + baseConfig, "dataplane.batch (running 64, file 32)"},
-		{"frames", "[dataplane]\nframes_per_queue = 8192\n" + baseConfig, "dataplane.frames_per_queue (running 4096, file 8192)"},
+		{"frames", "[dataplane]\nframes_per_queue = 16384\n" + baseConfig, "dataplane.frames_per_queue (running 8192, file 16384)"},
 		{"frame size", "[dataplane]\nframe_size = 4096\n" + baseConfig, "dataplane.frame_size (running 2048, file 4096)"},
 		{"xdp mode", "[dataplane]\nxdp_mode = \"generic\"\n" + baseConfig, `dataplane.xdp_mode (running "auto", file "generic")`},
 		{"interface queues", strings.Replace(baseConfig, "role = \"inside\"", "role = \"inside\"\nqueues = [0]", 1),

@@ -219,7 +219,7 @@ func TestBadBox(t *testing.T) {
 		{"memlock", "", func(h *fakeHost) {
 			h.files["/proc/self/status"] = "CapEff:\t0000000000000000\n"
 			h.files["/proc/self/limits"] = "Limit                     Soft Limit           Hard Limit           Units\nMax locked memory         8388608              8388608              bytes\n"
-		}, "warn memlock : without CAP_IPC_LOCK, RLIMIT_MEMLOCK (8388608 bytes here) must hold the 64 MiB of UMEM the workers pin"},
+		}, "warn memlock : without CAP_IPC_LOCK, RLIMIT_MEMLOCK (8388608 bytes here) must hold the 128 MiB of UMEM the workers pin"},
 		{"missing CPU", strings.Replace(boxConfig, "cpus = [2, 3, 4, 5]", "cpus = [2, 3, 4, 40]", 1), nil,
 			"FAIL cpus : [dataplane] cpus names CPU 40, which is not online"},
 		{"missing interface", strings.Replace(boxConfig, `"ens1f1"`, `"ens9f9"`, 1), nil,

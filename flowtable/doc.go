@@ -8,29 +8,68 @@
 // per-direction packet and byte counters, and its parent session (id and
 // generation) for ALG data connections. A Session is the plain value
 // Insert takes and the readers copy out; the table's own storage is never
-// handed out. Beside the sessions the table keeps expectations: single-use entries with a wildcard source port
+// handed out. Beside the sessions the table keeps expectations:
+// single-use entries with a wildcard source port
 // (and optionally address) that an ALG inserts for a data connection it
 // saw negotiated.
 //
 // # Layout
 //
-// All storage is allocated by New and never grows. Sessions live in one
-// array of exactly MaxSessions pointer-free 120-byte entries addressed by
-// uint32 id, so the garbage collector never scans it; free slots form
-// per-shard free lists linked through the slots themselves. The index
-// maps a key to id<<1|dir. Keys are hashed with XXH64 under a random
-// per-table seed (hash2; a hash-flooder cannot aim at buckets it cannot
-// compute). The top hash bits choose one of a power-of-two number of
-// shards, the next bits a home bucket in the shard. A bucket is one
+// All storage is allocated by New and never grows. A session slot is
+// addressed by uint32 id and split in two pointer-free arrays of exactly
+// MaxSessions entries, both 64-byte aligned:
+//
+//   - hot, one 64-byte cache line a session: everything the
+//     established-flow path reads and writes — both keys' address and
+//     port words, the meta word (the first packet's checksum deltas
+//     folded to 16 bits, the generation, the protocol; a reply's deltas
+//     are their negation), both TCP tracking words, the last-seen time,
+//     state, hot flags and timeout, and per direction a 32-bit counter
+//     word (packets and bytes not yet spilled). A hit touches this line
+//     and its index bucket, nothing else;
+//   - cold, 56 bytes a session: the spilled per-direction packet and
+//     byte counters, parent (id and generation), start time, rule and
+//     ingress labels, application, mapping entry and the other flags —
+//     what Read, Range and the slow paths need.
+//
+// Free slots form per-shard FIFO free lists linked through cold.parent,
+// each slot tagged (in cold.pkts[0]) with the grace token it waits for.
+// The index maps a key to id<<1|dir. Keys are hashed with XXH64 under a
+// random per-table seed (hash2; a hash-flooder cannot aim at buckets it
+// cannot compute). The top hash bits choose one of a power-of-two number
+// of shards, the next bits a home bucket in the shard. A bucket is one
 // 64-byte cache line with 12 lanes: 8-bit tags (more hash bits) in two
 // words and 12 entry words, plus an overflow count; lanes are filled by
 // linear probing across buckets. Index entries hold no key: a lookup
 // compares tags in a bucket with a few word operations and then the key
-// words of the session an entry points to, so a hit usually costs two
-// cache lines (bucket and session). The index is sized for 85% of its
-// lanes at full capacity, about 13 bytes per session for both entries; with
-// the session and the expectation store a table costs about 126 bytes per
-// session (the bench package measures it).
+// words in the hot line an entry points to, so a hit costs two cache
+// lines (bucket and hot line). The index is sized for 85% of its lanes at
+// full capacity, about 13 bytes per session for both entries; with the
+// hot and cold lines and the expectation store a table costs about 134
+// bytes per session (Memory reports it by part; `fastnat bench pipeline`
+// prints it beside the NAT's own share).
+//
+// The hot, cold and index arrays are mapped outside the Go heap
+// (internal/hugepage: mmap aligned to 2 MiB with MADV_HUGEPAGE, ordinary
+// pages where transparent huge pages are off), so that a random lookup in
+// a table of a gigabyte is not also a TLB miss per line; Close unmaps
+// them.
+//
+// # Batched lookups
+//
+// LookupBatch, the pipeline's path, runs a chunk of up to 64 keys as a
+// prefetch pipeline: hash every key and prefetch its home bucket; read
+// every bucket and prefetch the hot lines of the (at most two) entries
+// whose tags match, and the next bucket of a key whose home overflowed;
+// then confirm each key from cache. The prefetches are real prefetch
+// instructions (small assembly stubs, PREFETCHT0 on amd64 and PRFM on
+// arm64, a plain loop elsewhere), which retire at once where a load would
+// hold up the ones behind it, so a chunk's misses are all in flight
+// together. Fusing lookup with translation — the steps cut apart so that
+// pipeline.Worker translated chunk c while chunks c+1 and c+2 loaded
+// (chunks of 16, two chunks ahead), in two schedules — measured no faster
+// than one LookupBatch per burst on the development machine, so the
+// pipeline looks a whole burst up first.
 //
 // # Concurrency
 //
@@ -38,19 +77,42 @@
 // Expire — lock the shards of the session's two keys (in shard order),
 // and a leaf lock per free list. A reader trusts nothing it loads from the
 // index: every word it reads concurrently with a writer is accessed
-// atomically, and it confirms a candidate against the session's own copy
-// of the key under a per-session seqlock. The key's ports and protocol are
-// mirrored, with a 24-bit generation in spare bits, in one atomic word per
-// direction; the generation is odd while the session lives and is bumped
+// atomically, and it confirms a candidate against the hot line's own copy
+// of the key under a per-session seqlock. The meta word holds a 24-bit
+// generation; the generation is odd while the session lives and is bumped
 // when it is deleted and again when the slot is reused. The reader loads
-// that word, the addresses' word, and the word again, and accepts the
-// session only if the word is unchanged, live and matches — so it never
+// the key words and then meta, and accepts the session only if meta is
+// live, of the generation it expects and the key matches — so it never
 // returns a session whose key differs from the one it looked up, and never
-// sees a half-written one (Insert writes everything and publishes the
-// generation last, then adds the index entries). Index entries never move:
-// a delete clears its lane and lowers the overflow counts of the buckets
-// its insert passed, so a lookup cannot miss a key that stays in the table
-// while it runs. Counters are per shard and written only by writers.
+// sees a half-written one (Insert fills the slot with plain stores and
+// publishes meta last with one atomic store, then adds the index
+// entries). Index entries never move: a delete clears its lane and lowers
+// the overflow counts of the buckets its insert passed, so a lookup
+// cannot miss a key that stays in the table while it runs. Shard counters
+// are written only by writers.
+//
+// The per-packet writes — Touch (last-seen time and counters), SetState,
+// SetTrack — are plain stores into the hot line, no locked instruction:
+// a worker makes them only for a session it validated in its current
+// poll. Grace periods (qsbr.go, as DPDK's RCU QSBR) make that safe: a
+// worker brackets every poll with Enter and Leave (one locked store per
+// poll), and a freed slot is reused only once every worker that was
+// inside a poll when it was freed has left it, so a store never lands on
+// the slot's next session. Under the race detector the same stores are
+// atomic (relaxed_race.go), so that the detector checks the protocol.
+//
+// # Exact counters without locked adds
+//
+// Each direction's counter word holds packets (10 bits) and bytes (22
+// bits) not yet added to the cold counters; Touch adds to it with a
+// plain store, and once in about a thousand packets (or 4 MiB) spills it
+// into the cold 64-bit counters with atomic adds, the word marked as
+// spilling meanwhile. Counters reads the cold counters, the word, and the
+// cold counters again, and retries if they moved or the word was
+// mid-spill: `show sessions` and the event log see every packet counted
+// so far, exactly. A direction's word is written by that direction's
+// packets, which one queue (one worker) receives; two workers counting
+// one direction at the same instant could lose one update.
 //
 // # Rule for readers
 //
@@ -66,8 +128,8 @@
 // reused between the two. The readers are:
 //
 //   - Hot, for the per-packet path: one direction's rewrite (translated
-//     tuple, checksum deltas) and the flags, three words that the
-//     storage keeps side by side, returned in registers (Hot inlines);
+//     tuple, checksum deltas) and the flags, four loads from the hot
+//     line returned in registers (Hot inlines);
 //     HotTCP adds the protocol state and both tracking words;
 //   - Read, for the slow path: the whole Session (keys, deltas, parent,
 //     application, mapping entry);

@@ -1,6 +1,7 @@
 package flowtable
 
 import (
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -327,6 +328,11 @@ func (x *expectations) stats(st *Stats) {
 	st.ExpectFull = x.full
 	st.ExpectMatched = x.matched
 	st.ExpectExpired = x.expired
+}
+
+// bytes is the memory of the store: entries and both indexes.
+func (x *expectations) bytes() int64 {
+	return int64(len(x.ents))*int64(reflect.TypeFor[expEntry]().Size()) + int64(len(x.byKey)+len(x.byParent))*4
 }
 
 // RemoveOldestExpectation drops the expectation of parent session

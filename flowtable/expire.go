@@ -26,7 +26,7 @@ func (t *Table) Expire(now Time, worker, workers, budget int, onExpire func(id, 
 	if workers < 1 || workers > MaxWorkers || worker < 0 || worker >= workers {
 		panic(fmt.Sprintf("flowtable: Expire worker %d of %d", worker, workers))
 	}
-	c := uint64(len(t.sessions))
+	c := uint64(len(t.hots))
 	lo := uint32(c * uint64(worker) / uint64(workers))
 	hi := uint32(c * uint64(worker+1) / uint64(workers))
 	if worker == 0 {
@@ -46,12 +46,12 @@ func (t *Table) Expire(now Time, worker, workers, budget int, onExpire func(id, 
 		if pos++; pos == hi {
 			pos = lo
 		}
-		s := &t.sessions[id]
-		p := atomic.LoadUint64(&s.ports[Orig])
-		if p&liveBit == 0 || !expired(s, now) {
+		e := &t.hots[id]
+		m := atomic.LoadUint64(&e.meta)
+		if m&liveBit == 0 || !expired(e, now) {
 			continue
 		}
-		if t.unpublish(id, genOf(p), expiry, now, onExpire) {
+		if t.unpublish(id, genOf(m), expiry, now, onExpire) {
 			n++
 		}
 	}

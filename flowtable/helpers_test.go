@@ -28,12 +28,12 @@ func replyKey(i uint64) packet.Tuple {
 func testSession(i uint64) *Session {
 	return &Session{
 		Key:       [2]packet.Tuple{origKey(i), replyKey(i)},
-		L3Delta:   [2]uint32{uint32(i), uint32(i) + 1},
-		L4Delta:   [2]uint32{uint32(i) + 2, uint32(i) + 3},
+		L3Delta:   [2]uint32{uint32(i) & 0xffff, ^uint32(i) & 0xffff}, // Reply's the negation of Orig's
+		L4Delta:   [2]uint32{uint32(i+2) & 0xffff, ^uint32(i+2) & 0xffff},
 		Parent:    uint32(i % 7),
 		ParentGen: uint32(i%3)*2 + 1,
 		App:       uint8(i % 5),
-		Flags:     uint8(i % 3),
+		Flags:     uint8(i%3) | uint8(i%5)<<5,
 		MapEntry:  int16(i%11) - 1,
 		Track:     [2]uint64{i << 20, i<<40 | 1},
 		Rule:      uint16(i % 13),
@@ -100,7 +100,7 @@ func checkIndex(tb testing.TB, t *Table) {
 		}
 	}
 	live := 0
-	for id := range t.sessions {
+	for id := range t.hots {
 		if !t.Live(uint32(id)) {
 			continue
 		}

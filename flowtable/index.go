@@ -58,11 +58,11 @@ func (t *Table) home(h uint64) (base, i uint32) {
 
 // lookup finds the live session with key words (w0, w1) whose hash is h.
 // It takes no lock and writes nothing. For each lane whose tag matches it
-// confirms the entry against the session's own copy of the key, reading
-// it as a seqlock on entry.ports: ports, both addresses, ports again. A
-// slot deleted and reused between the two reads of ports changes its
-// generation, so an unchanged word means that the addresses belong to the
-// same session as the ports.
+// confirms the entry against the session's own copy of the key in its
+// hot line, reading it as a seqlock on hot.meta: meta, the key's
+// addresses and ports, meta again. A slot deleted and reused between the
+// two reads of meta changes its generation, so an unchanged word means
+// that the key belongs to the generation meta names.
 func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok bool) {
 	pat := tagOf(h) * lanes8
 	base, i := t.home(h)
@@ -81,14 +81,8 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 				m1 &= m1 - 1
 			}
 			e := bk.ids[lane].Load()
-			s := &t.sessions[e>>1]
-			d := e & 1
-			p := atomic.LoadUint64(&s.ports[d])
-			if (p^w1)&keyMask != 0 || p&liveBit == 0 {
-				continue
-			}
-			if atomic.LoadUint64(&s.addrs[d]) == w0 && atomic.LoadUint64(&s.ports[d]) == p {
-				return e >> 1, Dir(d), genOf(p), true
+			if g, ok := t.confirm(e, w0, w1); ok {
+				return e >> 1, Dir(e & 1), g, true
 			}
 		}
 		if c1 < ovfOne {
@@ -99,6 +93,17 @@ func (t *Table) lookup(h, w0, w1 uint64) (id uint32, dir Dir, gen uint32, ok boo
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// confirm reports whether index entry e (id<<1 | dir) names a live
+// session whose key in that direction has words (w0, w1), and its
+// generation: the seqlock read of the session's hot line.
+func (t *Table) confirm(e uint32, w0, w1 uint64) (gen uint32, ok bool) {
+	s := &t.hots[e>>1]
+	m := atomic.LoadUint64(&s.meta)
+	ok = m&liveBit != 0 && uint8(m) == uint8(w1) && atomic.LoadUint64(&s.addrs[e&1]) == w0 &&
+		atomic.LoadUint32(&s.ports[e&1]) == uint32(w1>>32) && atomic.LoadUint64(&s.meta) == m
+	return genOf(m), ok
 }
 
 // add stores entry e with hash h in the first free lane of h's probe

@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,6 +69,12 @@ func TestConcurrentStress(t *testing.T) {
 					continue
 				}
 				id, gen, r := tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
+				// The table has no slot to spare: a slot freed while a
+				// reader is inside a poll waits for it to leave.
+				for tries := 0; r == ErrFull && tries < 100000; tries++ {
+					runtime.Gosched()
+					id, gen, r = tb.Insert(testSession(f), 0, uint32(rng.IntN(2)), 0)
+				}
 				if r != Inserted {
 					fail("writer %d: Insert flow %d = %v", w, f, r)
 					return
@@ -94,7 +101,15 @@ func TestConcurrentStress(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 11))
 			keys := make([]packet.Tuple, 8)
 			hits := make([]Hit, 8)
+			// Each reader is a worker: Touch only inside Enter and Leave,
+			// for a session validated there.
+			tb.Enter(r)
+			defer tb.Leave(r)
 			for i := 0; i < readOps && !failed.Load(); i++ {
+				if i%64 == 0 {
+					tb.Leave(r)
+					tb.Enter(r)
+				}
 				f := uint64(rng.IntN(stable + churn))
 				k := origKey(f)
 				if rng.IntN(2) == 1 {
@@ -112,7 +127,7 @@ func TestConcurrentStress(t *testing.T) {
 				}
 				id, dir, gen, ok := tb.LookupGen(k)
 				checkHit(tb, k, Hit{ID: id, Gen: gen, Dir: dir, Found: ok}, fail)
-				if ok {
+				if _, valid := tb.Hot(id, gen, dir); ok && valid {
 					tb.Touch(id, dir, 64, 0)
 				}
 			}

@@ -6,8 +6,11 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fastnat/fastnat/internal/hugepage"
 )
 
 // ErrConfig is wrapped by New for a Config it cannot honour.
@@ -48,11 +51,25 @@ type Table struct {
 	nbPer      uint32 // buckets per shard
 	shardMask  uint32
 
-	sessions []entry
-	buckets  []bucket // shard s owns buckets[s*nbPer : (s+1)*nbPer]
-	shards   []shard
-	cursors  []cursor // Expire position per worker
-	exp      expectations
+	hots    []hot    // per session slot: the per-packet path's line
+	colds   []cold   // per session slot: the rest
+	buckets []bucket // shard s owns buckets[s*nbPer : (s+1)*nbPer]
+	shards  []shard
+	cursors []cursor // Expire position per worker
+	exp     expectations
+
+	// The arrays above hot, cold and buckets, mapped (huge pages) when
+	// large; Close unmaps them.
+	hotMem    hugepage.Array[hot]
+	coldMem   hugepage.Array[cold]
+	bucketMem hugepage.Array[bucket]
+	closed    atomic.Bool
+
+	// Grace periods (qsbr.go).
+	token    atomic.Uint64 // the newest grace token, starts at 1
+	safe     atomic.Uint64 // tokens up to this one are reclaimable
+	nreaders atomic.Int32  // reader slots in use
+	readers  []reader
 }
 
 // shard is the writer side of one hash shard: its lock, its free list of
@@ -73,12 +90,15 @@ type shard struct {
 	// The free list is a leaf lock: nothing else is locked while freeMu
 	// is held, so Insert may take another shard's freeMu while it holds
 	// shard locks.
-	freeMu    sync.Mutex
-	freeTop   uint32 // id+1 of the most recently freed slot; linked through entry.parent
+	freeMu sync.Mutex
+	// Freed slots wait in a FIFO, oldest first, each for its grace token
+	// (cold.pkts[0]); linked through cold.parent.
+	freeHead  uint32 // id+1 of the oldest freed slot, 0 none
+	freeTail  uint32 // id+1 of the newest
 	freeNext  uint32 // never-used ids freeNext..freeEnd-1
 	freeEnd   uint32
 	freeCount atomic.Int64
-	_         [32]byte // to 64 bytes
+	_         [28]byte // to 64 bytes
 }
 
 // cursor is one worker's position in its slice of the session array.
@@ -120,11 +140,14 @@ func newSeeded(cfg Config, seed uint64) (*Table, error) {
 		shardShift: uint(64 - bits.TrailingZeros(uint(shards))),
 		shardMask:  uint32(shards - 1),
 		nbPer:      bucketsPerShard(n, shards),
-		sessions:   make([]entry, n),
 		shards:     make([]shard, shards),
 		cursors:    make([]cursor, MaxWorkers),
+		readers:    make([]reader, MaxWorkers),
 	}
-	t.buckets = make([]bucket, int(t.nbPer)*shards)
+	t.token.Store(1)
+	if err := t.allocStorage(n, int(t.nbPer)*shards); err != nil {
+		return nil, err
+	}
 	for s := range t.shards {
 		sh := &t.shards[s]
 		sh.freeNext = uint32(n * s / shards)
@@ -133,6 +156,64 @@ func newSeeded(cfg Config, seed uint64) (*Table, error) {
 	}
 	t.exp.init(ne, seed)
 	return t, nil
+}
+
+// allocStorage maps the session and index arrays (hugepage: huge pages when
+// they are large) and arranges for them to be unmapped if the table is
+// dropped without Close.
+func (t *Table) allocStorage(sessions, buckets int) error {
+	var err error
+	if t.hotMem, err = hugepage.Alloc[hot](sessions); err != nil {
+		return fmt.Errorf("flow table sessions: %w", err)
+	}
+	if t.coldMem, err = hugepage.Alloc[cold](sessions); err != nil {
+		t.hotMem.Free()
+		return fmt.Errorf("flow table sessions: %w", err)
+	}
+	if t.bucketMem, err = hugepage.Alloc[bucket](buckets); err != nil {
+		t.hotMem.Free()
+		t.coldMem.Free()
+		return fmt.Errorf("flow table index: %w", err)
+	}
+	t.hots, t.colds, t.buckets = t.hotMem.S, t.coldMem.S, t.bucketMem.S
+	frees := [3]func(){t.hotMem.Freer(), t.coldMem.Freer(), t.bucketMem.Freer()}
+	runtime.AddCleanup(t, func(fs [3]func()) {
+		for _, f := range fs {
+			f()
+		}
+	}, frees)
+	return nil
+}
+
+// Close unmaps the table's storage. Nothing may use the table after Close
+// (the dataplane stops its workers first): every method but Close then
+// panics or faults. Close of a closed table does nothing.
+func (t *Table) Close() {
+	if t.closed.Swap(true) {
+		return
+	}
+	t.hots, t.colds, t.buckets = nil, nil, nil
+	t.hotMem.Free()
+	t.coldMem.Free()
+	t.bucketMem.Free()
+}
+
+// Memory describes the table's storage: what each part takes and how
+// much of it the kernel backs with huge pages.
+type Memory struct {
+	Hot, Cold, Index, Expect int64 // bytes of each part
+	Huge                     int64 // bytes on huge pages (of Hot, Cold and Index)
+}
+
+// Total is the table's storage in bytes.
+func (m Memory) Total() int64 { return m.Hot + m.Cold + m.Index + m.Expect }
+
+// Memory reports the table's storage (reads /proc/self/smaps: slow path).
+func (t *Table) Memory() Memory {
+	return Memory{
+		Hot: t.hotMem.Bytes(), Cold: t.coldMem.Bytes(), Index: t.bucketMem.Bytes(), Expect: t.exp.bytes(),
+		Huge: t.hotMem.Huge() + t.coldMem.Huge() + t.bucketMem.Huge(),
+	}
 }
 
 // bucketsPerShard sizes a shard's index for its share of the 2n keys at
@@ -145,7 +226,7 @@ func bucketsPerShard(n, shards int) uint32 {
 }
 
 // Capacity returns MaxSessions as configured.
-func (t *Table) Capacity() int { return len(t.sessions) }
+func (t *Table) Capacity() int { return len(t.hots) }
 
 func (t *Table) shardOf(h uint64) uint32 { return uint32(h >> t.shardShift) }
 
@@ -177,16 +258,15 @@ func (t *Table) unlock2(a, b uint32) {
 // end while fn runs (for `show sessions`; slow path).
 func (t *Table) Range(fn func(id, gen uint32, s Session) bool) {
 	var s Session
-	for id := range t.sessions {
-		e := &t.sessions[id]
-		p := atomic.LoadUint64(&e.ports[Orig])
-		if p&liveBit == 0 {
+	for id := range t.hots {
+		m := atomic.LoadUint64(&t.hots[id].meta)
+		if m&liveBit == 0 {
 			continue
 		}
-		if !t.Read(uint32(id), genOf(p), &s) {
+		if !t.Read(uint32(id), genOf(m), &s) {
 			continue
 		}
-		if !fn(uint32(id), genOf(p), s) {
+		if !fn(uint32(id), genOf(m), s) {
 			return
 		}
 	}
@@ -228,7 +308,7 @@ func (s Stats) Occupancy() float64 { return float64(s.Sessions) / float64(s.Capa
 // Stats sums the per-shard counters, taking each shard's lock in turn
 // (slow path).
 func (t *Table) Stats() Stats {
-	st := Stats{Capacity: len(t.sessions), IndexBuckets: len(t.buckets)}
+	st := Stats{Capacity: len(t.hots), IndexBuckets: len(t.buckets)}
 	var live int64
 	for i := range t.shards {
 		sh := &t.shards[i]

@@ -2,8 +2,6 @@ package flowtable
 
 import (
 	"sync/atomic"
-
-	"github.com/fastnat/fastnat/packet"
 )
 
 // Insert stores *s in a free slot with protocol state state, timeout
@@ -39,8 +37,7 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id, g
 		home.refused[ErrFull].Add(1)
 		return 0, 0, ErrFull
 	}
-	slot := &t.sessions[id]
-	gen = t.fill(slot, s, k0, k1, packLife(state, timeout), now)
+	gen = t.fill(id, s, packLife(state, s.Flags, timeout), now)
 
 	n0 := t.add(h0, id<<1|uint32(Orig))
 	n1 := 0
@@ -52,7 +49,7 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id, g
 	if n1 == 0 {
 		// An index shard is full: far beyond its design load, which only a
 		// hash flood or a tiny table with many shards reaches.
-		t.kill(slot, gen)
+		t.kill(id, gen)
 		t.unlock2(sa, sc)
 		t.free(sa, id)
 		home.refused[ErrFull].Add(1)
@@ -81,43 +78,45 @@ func (t *Table) has(h, w0, w1 uint64) bool {
 	return ok
 }
 
-// fill writes a free slot and publishes it with a new odd generation.
-// Every word is stored atomically, because a reader that raced the slot's
-// previous session may still be loading it (and discards what it loaded
-// when it checks the generation); the ports words go last, Orig's very
-// last, so a reader that sees the new generation sees everything else.
-func (t *Table) fill(slot *entry, s *Session, k0, k1 packet.Tuple, life uint32, now Time) uint32 {
-	gen := (genOf(atomic.LoadUint64(&slot.ports[Orig])) + 1) & (1<<genBits - 1)
+// fill writes a free slot and publishes it with a new odd generation. A
+// reader that raced the slot's previous session may still be loading it
+// (and discards what it loaded when it checks the generation), so every
+// word is stored whole — with plain stores (store32, store64: an atomic
+// store is a locked instruction and a full fence on amd64, and twenty of
+// them, each waiting for its line, were a quarter of a session's
+// creation) — and meta goes last with an atomic store, whose release
+// makes everything before it visible to a reader that sees the new
+// generation.
+func (t *Table) fill(id uint32, s *Session, life uint32, now Time) uint32 {
+	e, c := &t.hots[id], &t.colds[id]
+	gen := (genOf(atomic.LoadUint64(&e.meta)) + 1) & (1<<genBits - 1)
 	for d := range 2 {
 		a, _ := s.Key[d].Words()
-		atomic.StoreUint64(&slot.addrs[d], a)
-		atomic.StoreUint64(&slot.deltas[d], packDeltas(s, Dir(d)))
-		atomic.StoreUint64(&slot.track[d], s.Track[d])
-		atomic.StoreUint64(&slot.pkts[d], 0)
-		atomic.StoreUint64(&slot.bytes[d], 0)
+		store64(&e.addrs[d], a)
+		store32(&e.ports[d], keyPorts(s.Key[d]))
+		store64(&e.track[d], s.Track[d])
+		store32(&e.cnt[d], 0)
+		store64(&c.pkts[d], 0)
+		store64(&c.bytes[d], 0)
 	}
-	atomic.StoreUint32(&slot.parent, s.Parent)
-	atomic.StoreUint32(&slot.parentGen, s.ParentGen)
-	atomic.StoreUint32(&slot.seen, uint32(now))
-	atomic.StoreUint32(&slot.start, uint32(now))
-	atomic.StoreUint32(&slot.origin, uint32(s.Rule)<<16|uint32(s.Ingress))
-	atomic.StoreUint32(&slot.life, life)
-	_, p1 := k1.Words()
-	_, p0 := k0.Words()
-	atomic.StoreUint64(&slot.ports[Reply], p1|uint64(gen)<<genShift)
-	atomic.StoreUint64(&slot.ports[Orig], p0|uint64(gen)<<genShift)
+	store32(&e.seen, uint32(now))
+	store32(&e.life, life)
+	store32(&c.parent, s.Parent)
+	store32(&c.parentGen, s.ParentGen)
+	store32(&c.start, uint32(now))
+	store32(&c.origin, uint32(s.Rule)<<16|uint32(s.Ingress))
+	store32(&c.labels, uint32(s.App)|uint32(uint16(s.MapEntry))<<8|uint32(s.Flags)<<24)
+	atomic.StoreUint64(&e.meta, packMeta(s, gen))
 	return gen
 }
 
-// kill marks a slot dead by moving it to the next (even) generation,
-// Orig's ports word first so that seqlock readers fail from then on. Its
-// fields stay as they were until the slot is reused.
-func (t *Table) kill(slot *entry, gen uint32) {
-	g := uint64((gen+1)&(1<<genBits-1)) << genShift
-	for d := range slot.ports {
-		p := atomic.LoadUint64(&slot.ports[d])
-		atomic.StoreUint64(&slot.ports[d], p&keyMask|g)
-	}
+// kill marks a slot dead by moving it to the next (even) generation, so
+// that seqlock readers fail from then on. Its fields stay as they were
+// until the slot is reused.
+func (t *Table) kill(id, gen uint32) {
+	e := &t.hots[id]
+	m := atomic.LoadUint64(&e.meta)
+	atomic.StoreUint64(&e.meta, m&^genMask|uint64((gen+1)&(1<<genBits-1))<<genShift)
 }
 
 // countProbe records an index insert that probed n buckets in shard s.
@@ -156,10 +155,10 @@ const (
 // and frees the slot, if cond holds. Between removal and reuse it calls
 // onExpire, if not nil, outside any lock, with a copy of the session.
 func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(id, gen uint32, s Session)) bool {
-	if id >= uint32(len(t.sessions)) {
+	if id >= uint32(len(t.hots)) {
 		return false
 	}
-	slot := &t.sessions[id]
+	e := &t.hots[id]
 	for {
 		k0, g := t.Key(id, Orig)
 		if g&1 == 0 || cond != anyGen && g != gen {
@@ -167,7 +166,7 @@ func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(id, 
 		}
 		k1, g1 := t.Key(id, Reply)
 		if g1 != g {
-			continue // a writer is between the two ports words
+			continue // a writer reused the slot between the two reads
 		}
 		a0, a1 := k0.Words()
 		b0, b1 := k1.Words()
@@ -175,18 +174,18 @@ func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(id, 
 		sa, sc := t.shardOf(h0), t.shardOf(h1)
 		t.touch(h0, h1)
 		t.lock2(sa, sc)
-		if genOf(atomic.LoadUint64(&slot.ports[Orig])) != g {
+		if genOf(atomic.LoadUint64(&e.meta)) != g {
 			t.unlock2(sa, sc)
 			continue
 		}
-		if cond == expiry && !expired(slot, now) {
+		if cond == expiry && !expired(e, now) {
 			t.unlock2(sa, sc)
 			return false // touched since the caller looked
 		}
 		if !t.remove(h0, id<<1|uint32(Orig)) || !t.remove(h1, id<<1|uint32(Reply)) {
 			panic("flowtable: live session missing from the index")
 		}
-		t.kill(slot, g)
+		t.kill(id, g)
 		if cond == expiry {
 			t.shards[sa].expired++
 		} else {
@@ -197,7 +196,7 @@ func (t *Table) unpublish(id, gen uint32, cond int, now Time, onExpire func(id, 
 			// The slot is unlinked and dead but not yet free: nobody
 			// writes what Insert stored, so the copy is the session's.
 			var c Session
-			t.copyOut(slot, &c)
+			t.copyOut(id, &c)
 			onExpire(id, g, c)
 		}
 		t.free(sa, id)
@@ -227,13 +226,15 @@ func (t *Table) pop(s uint32) (uint32, bool) {
 	sh := &t.shards[s]
 	sh.freeMu.Lock()
 	defer sh.freeMu.Unlock()
-	switch {
-	case sh.freeTop != 0:
-		id := sh.freeTop - 1
-		sh.freeTop = atomic.LoadUint32(&t.sessions[id].parent)
+	if h := sh.freeHead; h != 0 && t.reclaimable(atomic.LoadUint64(&t.colds[h-1].pkts[0])) {
+		id := h - 1
+		if sh.freeHead = atomic.LoadUint32(&t.colds[id].parent); sh.freeHead == 0 {
+			sh.freeTail = 0
+		}
 		sh.freeCount.Add(-1)
 		return id, true
-	case sh.freeNext < sh.freeEnd:
+	}
+	if sh.freeNext < sh.freeEnd {
 		id := sh.freeNext
 		sh.freeNext++
 		sh.freeCount.Add(-1)
@@ -242,12 +243,21 @@ func (t *Table) pop(s uint32) (uint32, bool) {
 	return 0, false
 }
 
-// free pushes a dead slot on shard s's free list.
+// free appends a dead slot to shard s's free list, to wait there for the
+// end of the grace period that begins now (qsbr.go).
 func (t *Table) free(s uint32, id uint32) {
+	tok := t.retire()
 	sh := &t.shards[s]
 	sh.freeMu.Lock()
-	atomic.StoreUint32(&t.sessions[id].parent, sh.freeTop)
-	sh.freeTop = id + 1
+	c := &t.colds[id]
+	atomic.StoreUint64(&c.pkts[0], tok)
+	atomic.StoreUint32(&c.parent, 0)
+	if sh.freeTail != 0 {
+		atomic.StoreUint32(&t.colds[sh.freeTail-1].parent, id+1)
+	} else {
+		sh.freeHead = id + 1
+	}
+	sh.freeTail = id + 1
 	sh.freeCount.Add(1)
 	sh.freeMu.Unlock()
 }

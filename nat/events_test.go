@@ -248,6 +248,10 @@ func TestDeleteReleases(t *testing.T) {
 func TestDeleteRacesExpiry(t *testing.T) {
 	r := testRules(t)
 	r.Outbound[0].BlockSize, r.Outbound[0].BlocksPerHost = 64, 4
+	// No nat server: a block that holds a server's public port keeps
+	// that port claimed for the server whenever its scan meets it
+	// (claimIn), which the pool's count below would show as a leak.
+	r.Servers = nil
 	g := newLogRig(t, r, 1<<16)
 	var mu sync.Mutex
 	ended := map[[2]uint32]int{}

@@ -85,8 +85,7 @@ func reflect(frame []byte, p *packet.Parsed, r *Result) {
 	copy(a[:], ip[12:16])
 	copy(ip[12:16], ip[16:20])
 	copy(ip[16:20], a[:])
-	ip[8]--
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), ttlDelta))
+	packet.IPv4(ip).DecTTL()
 	l4 := frame[p.L4:p.End]
 	sport := binary.BigEndian.Uint16(l4[0:])
 	binary.BigEndian.PutUint16(l4[0:], binary.BigEndian.Uint16(l4[2:]))

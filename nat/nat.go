@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -52,8 +51,11 @@ type NAT struct {
 	// generation, port-mapping entry) whose expectation a new data
 	// connection used.
 	onExpectUsed atomic.Pointer[func(parent, gen uint32, entry int16)]
-	clock        atomic.Uint32 // newest burst time seen, for slow-path callers
 }
+
+// The flags the per-packet path reads must be among the flow table's hot
+// flags (a compile-time check: the index is out of range otherwise).
+var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG)&^flowtable.HotFlags]
 
 // New compiles the rules and returns a NAT over table for the given number
 // of workers (each worker gets one Engine).
@@ -197,7 +199,10 @@ func (e *Engine) SetTime(unixMS int64) { e.wall = unixMS }
 // reads it.
 func (e *Engine) SetIngress(port uint16) { e.ingress = port }
 
-// Result is the engine's decision for one packet.
+// Result is the engine's decision for one packet. Process sets Verdict
+// always and, for Forward, Out and Divert; Session, Gen and Dir when the
+// packet belongs to a session (always when Divert). The other fields keep
+// whatever they held, so the caller need not clear a Result it reuses.
 type Result struct {
 	Verdict Verdict
 	Out     Side   // the side to send it on
@@ -337,69 +342,39 @@ func (e *Engine) held(id uint32, dir flowtable.Dir) bool {
 	return pkts[flowtable.Reply] == 0
 }
 
+// fromSide is the side packets of direction dir of a session with these
+// flags arrive on: Orig's from the inside when flagOrigFromInside is set,
+// Reply's when flagOrigToInside is (bits 0 and 1, Inside being 0).
 func fromSide(flags uint8, dir flowtable.Dir) Side {
-	in := flags&flagOrigFromInside != 0
-	if dir == flowtable.Reply {
-		in = flags&flagOrigToInside != 0
-	}
-	if in {
-		return Inside
-	}
-	return Outside
+	return Side(flags>>(dir&1)&1 ^ 1)
 }
 
+// toSide is the side they leave by: the other bit.
 func toSide(flags uint8, dir flowtable.Dir) Side {
-	in := flags&flagOrigToInside != 0
-	if dir == flowtable.Reply {
-		in = flags&flagOrigFromInside != 0
-	}
-	if in {
-		return Inside
-	}
-	return Outside
+	return Side(flags>>(dir&1^1)&1 ^ 1)
 }
 
-// ttlDelta is the constant checksum change of decrementing the TTL: the
-// word (TTL, protocol) loses 0x0100 whatever its value, as long as TTL ≥ 1.
-var ttlDelta = packet.Delta(0).Add16(0x0100, 0x0000)
+// The bit arithmetic of fromSide and toSide.
+var _ = [1]struct{}{}[flagOrigFromInside-1|flagOrigToInside-2|uint8(Inside)]
 
 // rewrite applies a session's precomputed translation of one direction,
-// from its snapshot h, to the packet: addresses and TTL in the IPv4
-// header, ports or ICMP identifier in the first fragment's transport
-// header, and both checksums by adding the stored deltas. Nothing is
-// recomputed. The caller has checked that the TTL is above 1.
+// from its snapshot h, to the packet: the translated tuple and the
+// checksum deltas (packet.Parsed.Translate, which also decrements the
+// TTL). Nothing is recomputed. The caller has checked that the TTL is
+// above 1.
 func rewrite(frame []byte, p *packet.Parsed, h flowtable.Hot) {
-	ip := frame[p.L3:p.End]
-	ip[8]--
-	binary.BigEndian.PutUint32(ip[12:], h.SrcAddr())
-	binary.BigEndian.PutUint32(ip[16:], h.DstAddr())
-	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), packet.Delta(h.L3Delta())))
-	if p.Frag.Offset > 0 {
-		return
-	}
-	l4 := frame[p.L4:p.End]
-	d := packet.Delta(h.L4Delta())
-	switch p.Tuple.Proto {
-	case packet.ProtoTCP:
-		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
-		binary.BigEndian.PutUint16(l4[16:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[16:]), d))
-	case packet.ProtoUDP:
-		binary.BigEndian.PutUint16(l4[0:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], h.DstPort())
-		binary.BigEndian.PutUint16(l4[6:], packet.ApplyDeltaUDP(binary.BigEndian.Uint16(l4[6:]), d))
-	case packet.ProtoICMP:
-		// An ICMP query's identifier stands in both port fields.
-		binary.BigEndian.PutUint16(l4[4:], h.SrcPort())
-		binary.BigEndian.PutUint16(l4[2:], packet.ApplyDelta(binary.BigEndian.Uint16(l4[2:]), d))
-	}
+	addrs, ports := h.XlateWords()
+	p.Translate(frame, addrs, ports, packet.Delta(h.L3Delta()), packet.Delta(h.L4Delta()))
 }
 
 // deltas precomputes the checksum changes of translating packets of
 // direction dir of a session with keys k: from k[dir] to k[1-dir].Reverse().
+// The IPv4 header's leaves out the TTL, which Translate adds: so each
+// direction's deltas are the negation of the other's, which is how the
+// flow table keeps them (one pair per session, see flowtable.Session).
 func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 	from, to := k[dir], k[1-dir].Reverse()
-	l3 = ttlDelta.Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr)
+	l3 = packet.Delta(0).Add32(from.SrcAddr, to.SrcAddr).Add32(from.DstAddr, to.DstAddr)
 	switch from.Proto {
 	case packet.ProtoICMP:
 		// The identifier sits once in the ICMP header, which has no
@@ -412,10 +387,22 @@ func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 	return l3, l4
 }
 
+// Enter and Leave bracket each of the worker's polls: the sessions the
+// engine validates in between keep their slots until Leave, so that its
+// stores into them (counters, TCP tracking) never land on a slot's next
+// session (the flow table's grace periods). Leave before sleeping.
+func (e *Engine) Enter() { e.n.table.Enter(e.worker) }
+
+// Leave ends what Enter began.
+func (e *Engine) Leave() { e.n.table.Leave(e.worker) }
+
+// Slots is the number of session slots this engine's Age walks: its share
+// of the table. A caller that ages by time sizes its budgets from it.
+func (e *Engine) Slots() int { return e.n.table.Capacity() / e.n.workers }
+
 // Age reclaims up to budget expired sessions of this worker's slice of the
-// table, releasing their ports. Call it once per burst or tick.
+// table, releasing their ports.
 func (e *Engine) Age(now flowtable.Time, budget int) int {
-	e.n.clock.Store(uint32(now))
 	n := e.n.table.Expire(now, e.worker, e.n.workers, budget, e.onExpire)
 	if e.worker == 0 && now != e.lastSweep {
 		// Once a second is plenty for unused expectations' ports.

@@ -62,7 +62,73 @@ type Parsed struct {
 // bytes present and verifies the IPv4 header checksum; it does not verify
 // transport checksums. It never allocates and never panics, whatever frame
 // holds.
+//
+// The common frame — untagged, a 20-byte IPv4 header, not a fragment, UDP
+// or TCP — takes a fast path that reads each header through a fixed-size
+// array (one bounds check each) and writes p once; every other frame, and
+// every frame the fast path finds wanting, takes the general decoder,
+// which gives the same answer (a differential test holds them to it).
 func Parse(frame []byte, p *Parsed) Result {
+	if len(frame) >= EthernetLen+IPv4MinLen+UDPLen {
+		h := (*[EthernetLen + IPv4MinLen]byte)(frame)
+		ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
+		tl := int(binary.BigEndian.Uint16(ip[ipTotalLen:]))
+		ff := binary.BigEndian.Uint16(ip[ipFlagsFrag:])
+		if binary.BigEndian.Uint16(h[ethType:]) == EtherTypeIPv4 && ip[ipVerIHL] == 0x45 && ff&0x3fff == 0 &&
+			tl <= len(frame)-EthernetLen && headerSum20(ip) == 0xffff {
+			seg := frame[EthernetLen+IPv4MinLen : EthernetLen+max(tl, IPv4MinLen)]
+			switch ip[ipProto] {
+			case ProtoUDP:
+				if len(seg) >= UDPLen {
+					u := (*[UDPLen]byte)(seg)
+					if n := int(binary.BigEndian.Uint16(u[udpLength:])); n >= UDPLen && n <= len(seg) {
+						p.fast(ip, tl, UDPLen, 0, binary.BigEndian.Uint32(u[udpSrcPort:]))
+						return OK
+					}
+				}
+			case ProtoTCP:
+				if len(seg) >= TCPMinLen {
+					t := (*[TCPMinLen]byte)(seg)
+					if doff := int(t[tcpDataOff]>>4) * 4; doff >= TCPMinLen && doff <= len(seg) {
+						p.fast(ip, tl, doff, t[tcpFlags], binary.BigEndian.Uint32(t[tcpSrcPort:]))
+						return OK
+					}
+				}
+			}
+		}
+	}
+	return parse(frame, p)
+}
+
+// fast fills p for the fast path of Parse: an untagged frame with a
+// 20-byte IPv4 header of total length tl, not a fragment, and a TCP or UDP
+// header of hl bytes whose ports are ports (SrcPort<<16 | DstPort).
+func (p *Parsed) fast(ip *[IPv4MinLen]byte, tl, hl int, flags uint8, ports uint32) {
+	const l4 = EthernetLen + IPv4MinLen
+	// Zero p and then store each field: a composite literal assigned to
+	// *p is built in a temporary and copied, and the copy's wide loads
+	// then wait on the narrow stores just made (a store-forwarding
+	// stall): 12–15 ns more a packet (BenchmarkParse/udp64).
+	*p = Parsed{}
+	p.L3, p.L4, p.Payload, p.End = EthernetLen, l4, l4+hl, EthernetLen+tl
+	p.Tuple.SrcAddr, p.Tuple.DstAddr = binary.BigEndian.Uint32(ip[ipSrc:]), binary.BigEndian.Uint32(ip[ipDst:])
+	p.Tuple.SrcPort, p.Tuple.DstPort, p.Tuple.Proto = uint16(ports>>16), uint16(ports), ip[ipProto]
+	p.Frag.ID = binary.BigEndian.Uint16(ip[ipID:])
+	p.TCPFlags = flags
+}
+
+// headerSum20 is Fold(headerSum(h)) for a 20-byte header: five words,
+// no loop.
+func headerSum20(h *[IPv4MinLen]byte) uint16 {
+	s := uint64(binary.BigEndian.Uint32(h[0:])) + uint64(binary.BigEndian.Uint32(h[4:])) +
+		uint64(binary.BigEndian.Uint32(h[8:])) + uint64(binary.BigEndian.Uint32(h[12:])) + uint64(binary.BigEndian.Uint32(h[16:]))
+	s = s>>32 + s&0xffffffff
+	s = s>>32 + s&0xffffffff
+	return Fold(uint32(s))
+}
+
+// parse is Parse's general decoder.
+func parse(frame []byte, p *Parsed) Result {
 	*p = Parsed{}
 	if len(frame) < EthernetLen {
 		return ErrTooShort

@@ -1,7 +1,9 @@
 package packet
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -419,5 +421,49 @@ func TestParseAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("%v allocations per run, want 0", n)
+	}
+}
+
+// TestParseFastPathMatchesGeneral holds Parse's fast path to the general
+// decoder: over every test case, random frames and each of them with
+// single bytes of its headers changed (checksums fixed or not), both give
+// the same result and the same Parsed.
+func TestParseFastPathMatchesGeneral(t *testing.T) {
+	var frames [][]byte
+	for _, tc := range parseCases(t) {
+		frames = append(frames, tc.frame(t))
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 300 {
+		frames = append(frames, randomSpec(r).frame(t))
+	}
+	n := 0
+	for _, f := range frames {
+		checkSameParse(t, f)
+		for range 40 {
+			g := bytes.Clone(f)
+			if len(g) == 0 {
+				break
+			}
+			off := r.IntN(min(len(g), EthernetLen+IPv4MinLen+TCPMinLen+4))
+			g[off] = byte(r.IntN(256))
+			if r.IntN(2) == 0 && len(g) >= EthernetLen+IPv4MinLen {
+				fixIPChecksum(g, EthernetLen)
+			}
+			checkSameParse(t, g)
+			n++
+		}
+		checkSameParse(t, f[:r.IntN(len(f)+1)])
+	}
+	t.Logf("%d frames and %d mutations", len(frames), n)
+}
+
+func checkSameParse(t *testing.T, f []byte) {
+	t.Helper()
+	var a, b Parsed
+	a.Inner.L3, b.TCPFlags = 99, 7 // leftovers both must clear
+	ra, rb := Parse(f, &a), parse(f, &b)
+	if ra != rb || a != b {
+		t.Fatalf("frame % x:\nParse %v %+v\nparse %v %+v", f, ra, a, rb, b)
 	}
 }

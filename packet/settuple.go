@@ -42,3 +42,45 @@ func (p *Parsed) SetTuple(frame []byte, t Tuple) {
 		}
 	}
 }
+
+// ttlDelta is the checksum change of decrementing the TTL: the word (TTL,
+// protocol) loses 0x0100 whatever its value, as long as the TTL is at
+// least 1.
+var ttlDelta = Delta(0).Add16(0x0100, 0x0000)
+
+// Translate rewrites the packet p describes to a translated tuple the
+// way a NAT's fast path does: it stores the tuple's addresses, and in a
+// first (or only) fragment of TCP or UDP its ports or in an ICMP query or
+// reply its identifier (the source port), decrements the TTL, and adds
+// precomputed checksum deltas instead of reading what it replaces — l3
+// for the IPv4 header (Translate adds the TTL's change itself), l4 for
+// the transport header. The tuple comes packed, as a flow table stores
+// it: addrs is SrcAddr<<32 | DstAddr (Tuple.Words' first word), ports is
+// SrcPort<<16 | DstPort; scalars cross the call in registers. The caller
+// has checked that the TTL is above 1 and computed the deltas for exactly
+// the change from p.Tuple to the new tuple; p.Tuple is left as parsed.
+// Each header is bounds-checked once, as the fixed-size array Parse
+// established it holds. It allocates nothing.
+func (p *Parsed) Translate(frame []byte, addrs uint64, ports uint32, l3, l4 Delta) {
+	ip := (*[IPv4MinLen]byte)(frame[p.L3:])
+	ip[ipTTL]--
+	binary.BigEndian.PutUint64(ip[ipSrc:], addrs) // source, then destination
+	binary.BigEndian.PutUint16(ip[ipChecksum:], ApplyDelta(binary.BigEndian.Uint16(ip[ipChecksum:]), l3.Add(ttlDelta)))
+	if p.Frag.Offset != 0 {
+		return
+	}
+	switch p.Tuple.Proto {
+	case ProtoUDP:
+		u := (*[UDPLen]byte)(frame[p.L4:])
+		binary.BigEndian.PutUint32(u[udpSrcPort:], ports)
+		binary.BigEndian.PutUint16(u[udpChecksum:], ApplyDeltaUDP(binary.BigEndian.Uint16(u[udpChecksum:]), l4))
+	case ProtoTCP:
+		tcp := (*[TCPMinLen]byte)(frame[p.L4:])
+		binary.BigEndian.PutUint32(tcp[tcpSrcPort:], ports)
+		binary.BigEndian.PutUint16(tcp[tcpChecksum:], ApplyDelta(binary.BigEndian.Uint16(tcp[tcpChecksum:]), l4))
+	case ProtoICMP:
+		ic := (*[ICMPLen]byte)(frame[p.L4:])
+		binary.BigEndian.PutUint16(ic[icmpID:], uint16(ports>>16))
+		binary.BigEndian.PutUint16(ic[icmpChecksum:], ApplyDelta(binary.BigEndian.Uint16(ic[icmpChecksum:]), l4))
+	}
+}

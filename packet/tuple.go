@@ -27,7 +27,9 @@ type Tuple struct {
 	SrcPort uint16
 	DstPort uint16
 	Proto   uint8
-	_       [3]uint8
+	// No explicit padding: a struct with an array field is passed in
+	// memory, one of scalars in registers, and a Tuple crosses the
+	// per-packet calls by value.
 }
 
 // Reverse returns the tuple of the opposite direction of the same flow.

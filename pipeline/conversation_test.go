@@ -286,8 +286,8 @@ func TestEstablishedForwardingAllocatesNothing(t *testing.T) {
 	r.one(r.in, r.out, syn)
 	data := UDP(t, inClient+":5000", remote1+":7777", []byte("x"))
 	r.one(r.in, r.out, data)
-	r.in.SetSink(func([]byte) {})
-	r.out.SetSink(func([]byte) {})
+	r.in.SetSink(func([]Frame) {})
+	r.out.SetSink(func([]Frame) {})
 	allocs := testing.AllocsPerRun(200, func() {
 		r.in.Inject(data)
 		r.w.Poll()

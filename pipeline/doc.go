@@ -5,8 +5,13 @@
 // burst, look up every flow, then translate and dispatch each frame (the
 // lookups of a burst overlap their cache misses instead of stalling one by
 // one), rewrite the Ethernet header for the next hop, and hand the frames
-// to the output ports' tx rings. The clock is read once per burst; aging
-// takes a small slice of the flow table per poll.
+// to the output ports' tx rings. The clock is read once per poll; aging
+// walks the share of the worker's slice of the flow table that the time
+// since the last poll calls for (all of it once a second). A poll is
+// bracketed by the flow table's Enter and Leave (its grace periods): the
+// per-packet stores into a session's hot line are plain stores, and a
+// slot is reused only after every poll that might still store into it
+// has ended.
 //
 // Frames of sessions that have an application-layer gateway (FTP control
 // connections) are translated like any other and then handed to the ALG
@@ -32,8 +37,9 @@
 // (Config.Frames) so they never starve reception.
 //
 // Ownership: a Worker and its Ports are used by one goroutine only; no
-// locks. Counters are plain integers in the worker, published once per
-// burst into padded atomic Counters that any goroutine may read.
+// locks. Counters are plain integers in the worker, published into
+// padded atomic Counters that any goroutine may read once a millisecond
+// while the worker is busy and on its first empty poll.
 //
 // Port is the seam between the loop and the packet I/O: package afxdp
 // implements it over AF_XDP sockets; MemPort implements it in memory, so

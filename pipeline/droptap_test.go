@@ -94,6 +94,7 @@ func TestDropTapTxFull(t *testing.T) {
 		Ports: []PortSpec{{Port: r.in, Side: nat.Inside}, {Port: refusingPort{r.out}, Side: nat.Outside}},
 		Poll:  PollBusy, NAT: r.nat.Engine(0), Table: r.table, DropTap: rec.tap,
 	})
+	r.w.pubEvery = 0
 	r.in.Inject(UDP(t, inClient+":5000", remote1+":7777", []byte("x")))
 	r.in.Inject(UDP(t, inClient+":5001", remote1+":7777", []byte("y")))
 	r.w.Poll()

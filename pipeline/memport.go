@@ -90,8 +90,8 @@ type MemPort struct {
 	mu      sync.Mutex
 	rx      []Frame
 	sent    [][]byte
-	sink    func([]byte)
-	gen     func(buf []byte) int
+	sink    func([]Frame)
+	gen     func([]Frame)
 	neigh   map[uint32][6]byte
 	noRoute map[uint32]bool
 	mtu     atomic.Int64
@@ -143,14 +143,17 @@ func (m *MemPort) SetPrefix(addr uint32, bits int) {
 	m.bcast.Store(b)
 }
 
-// SetSink makes the port pass every transmitted frame to f (instead of
-// keeping it for Sent) and free it at once.
-func (m *MemPort) SetSink(f func([]byte)) { m.sink = f }
+// SetSink makes the port pass every batch of transmitted frames to f
+// (instead of keeping copies for Sent) and free them at once.
+func (m *MemPort) SetSink(f func([]Frame)) { m.sink = f }
 
-// SetGenerator makes Receive produce frames forever: gen writes a frame
-// into buf (cap = frame size) and returns its length. Benchmarks use it as
-// a traffic source.
-func (m *MemPort) SetGenerator(gen func(buf []byte) int) { m.gen = gen }
+// SetGenerator makes Receive produce frames forever: Receive takes as many
+// free frames as it may return, each Buf empty with the pool's frame size
+// as capacity, and gen writes a frame into each and sets its length. Only
+// one goroutine may use a generator's port and its pool (benchmarks: no
+// locking at all). Frames come back from the worker translated; gen
+// writes every byte that matters.
+func (m *MemPort) SetGenerator(gen func([]Frame)) { m.gen = gen }
 
 // Inject queues a copy of frame for reception. It reports false when the
 // pool has no free frame.
@@ -188,16 +191,17 @@ func (m *MemPort) MAC() [6]byte { return m.mac }
 // Receive implements Port.
 func (m *MemPort) Receive(fs []Frame) int {
 	if m.gen != nil {
-		n := 0
-		for n < len(fs) {
-			f, ok := m.pool.get()
-			if !ok {
-				break
-			}
-			f.Buf = f.Buf[:m.gen(f.Buf[:cap(f.Buf)])]
-			fs[n] = f
-			n++
+		// A generator's port is one goroutine's: take the frames from
+		// the free stack at once, without the pool's lock.
+		p := m.pool
+		n := min(len(fs), len(p.free))
+		top := len(p.free) - n
+		for i, h := range p.free[top:] {
+			off := int(h) * p.frameSize
+			fs[i] = Frame{Buf: p.mem[off : off : off+p.frameSize], Handle: h}
 		}
+		p.free = p.free[:top]
+		m.gen(fs[:n])
 		return n
 	}
 	m.mu.Lock()
@@ -210,8 +214,14 @@ func (m *MemPort) Receive(fs []Frame) int {
 // Transmit implements Port.
 func (m *MemPort) Transmit(fs []Frame) int {
 	if m.sink != nil {
+		m.sink(fs)
+		if !m.pool.locked {
+			for _, f := range fs {
+				m.pool.free = append(m.pool.free, f.Handle)
+			}
+			return len(fs)
+		}
 		for _, f := range fs {
-			m.sink(f.Buf)
 			m.pool.put(f.Handle)
 		}
 		return len(fs)

@@ -35,10 +35,20 @@ const (
 
 type neighborEntry struct {
 	addr  uint32
-	mac   [6]byte
 	port  uint8
 	ok    bool
 	stamp flowtable.Time
+	// hdr is the Ethernet addresses a frame to addr through port gets:
+	// the next hop's MAC, then the port's own.
+	hdr [12]byte
+}
+
+// setNeighbor caches dst's next hop mac on port op.
+func (w *Worker) setNeighbor(dst uint32, op int, mac [6]byte, ok bool, now flowtable.Time) {
+	e := &w.neigh[neighborSlot(dst)]
+	*e = neighborEntry{addr: dst, port: uint8(op), ok: ok, stamp: now}
+	copy(e.hdr[:6], mac[:])
+	copy(e.hdr[6:], w.macs[op][:])
 }
 
 // neighQueue is the frames waiting for one neighbour, oldest first.
@@ -84,10 +94,10 @@ func neighborSlot(dst uint32) uint32 { return (dst * 0x9e3779b1) >> 24 }
 func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) Hop {
 	e := &w.neigh[neighborSlot(dst)]
 	if e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		return Hop{State: HopResolved, MAC: e.mac}
+		return Hop{State: HopResolved, MAC: [6]byte(e.hdr[:6])}
 	}
 	h := w.ports[op].NextHop(dst)
-	*e = neighborEntry{addr: dst, mac: h.MAC, port: uint8(op), ok: h.State == HopResolved, stamp: now}
+	w.setNeighbor(dst, op, h.MAC, h.State == HopResolved, now)
 	return h
 }
 
@@ -227,7 +237,7 @@ func (w *Worker) retryNeighbors(now flowtable.Time) {
 		h := w.ports[q.port].NextHop(q.dst)
 		switch {
 		case h.State == HopResolved:
-			w.neigh[neighborSlot(q.dst)] = neighborEntry{addr: q.dst, mac: h.MAC, port: q.port, ok: true, stamp: now}
+			w.setNeighbor(q.dst, int(q.port), h.MAC, true, now)
 			for q.head != 0 {
 				wf := w.dequeue(q)
 				w.send(wf.f, int(q.port), int(wf.in), h.MAC, &wf.r)

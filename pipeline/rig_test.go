@@ -122,6 +122,7 @@ func newRig(tb testing.TB, o rigOpts) *rig {
 		DropTap: o.dropTap, Frames: o.frames, Router: o.router, OnBadChecksum: o.onBadChecksum,
 		Clock: func() flowtable.Time { return r.now },
 	})
+	r.w.pubEvery = 0 // counters exact after every poll
 	return r
 }
 

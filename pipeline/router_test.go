@@ -648,8 +648,8 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 	for _, f := range [][]byte{big, df, syn} {
 		r.send(r.in, f)
 	}
-	r.in.SetSink(func([]byte) {})
-	r.out.SetSink(func([]byte) {})
+	r.in.SetSink(func([]Frame) {})
+	r.out.SetSink(func([]Frame) {})
 	now := int64(time.Hour)
 	r.w.nanos = func() int64 { now += int64(time.Second); return now }
 	id := uint16(0)

@@ -1,11 +1,13 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/stages"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/packet"
 )
@@ -26,15 +28,24 @@ const (
 )
 
 const (
-	maxBatch      = 256
-	ageBudget     = 64                    // sessions examined per poll
+	maxBatch = 256
+	// agePeriod is how long a worker takes to walk its slice of the flow
+	// table once, looking for expired sessions: the longest a session
+	// outlives its timeout. The walk is spread over the polls by elapsed
+	// time, at most ageMax slots a poll (a poll after a long stall catches
+	// up over the next ones).
+	agePeriod = time.Second
+	ageMax    = 4096
+	// publishEvery is how often a busy worker publishes its counters; an
+	// idle one publishes on its first empty poll.
+	publishEvery  = time.Millisecond
 	adaptiveSpins = 2048                  // empty polls before an adaptive worker sleeps
 	idleWait      = 10 * time.Millisecond // longest sleep on the Waker
 	algWait       = 200 * time.Microsecond
 	// DefaultFrames is the frame space a worker assumes when
-	// Config.Frames is 0: the daemon's default of 4096 frames per queue
+	// Config.Frames is 0: the daemon's default of 8192 frames per queue
 	// on two interfaces.
-	DefaultFrames = 8192
+	DefaultFrames = 16384
 	minWait       = 16 // frames a worker may always hold or queue, whatever its frame space
 )
 
@@ -105,7 +116,14 @@ type Worker struct {
 	c       counts
 	pubbed  counts // what pub holds
 	pub     Counters
-	algOut  []ALGItem
+	// time-driven work: nanos() at the last publication and aging, the
+	// clock at the last aging, and the aging budget earned not yet spent
+	lastPub, lastAge int64
+	pubEvery         int64 // publishEvery in ns (tests set 0: every poll)
+	ageNow           flowtable.Time
+	ageCredit        float64
+	dirty            bool // counts changed since the last publication
+	algOut           []ALGItem
 	// per poll
 	mtu []int         // each port's MTU
 	rc  *RouterConfig // the Policy's current one
@@ -115,7 +133,7 @@ type Worker struct {
 	results  []nat.Result
 	keys     []packet.Tuple
 	hits     []flowtable.Hit
-	lookIdx  []int // frames of the burst whose flow is looked up, in order
+	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -142,7 +160,7 @@ func NewWorker(cfg Config) *Worker {
 	if cfg.Batch > maxBatch {
 		cfg.Batch = maxBatch
 	}
-	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}}
+	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}, pubEvery: int64(publishEvery)}
 	for i, ps := range cfg.Ports {
 		w.ports = append(w.ports, ps.Port)
 		w.macs = append(w.macs, ps.Port.MAC())
@@ -158,10 +176,7 @@ func NewWorker(cfg Config) *Worker {
 		panic("pipeline: adaptive and interrupt polling need a Waker")
 	}
 	start := time.Now()
-	w.clock = cfg.Clock
-	if w.clock == nil {
-		w.clock = func() flowtable.Time { return flowtable.Time(time.Since(start) / time.Second) }
-	}
+	w.clock = cfg.Clock // nil: whole seconds of nanos
 	w.nanos = func() int64 { return int64(time.Since(start)) + 1 }
 	w.startMS = start.UnixMilli()
 	if cfg.Frames <= 0 {
@@ -181,7 +196,7 @@ func NewWorker(cfg Config) *Worker {
 	w.results = make([]nat.Result, b)
 	w.keys = make([]packet.Tuple, b)
 	w.hits = make([]flowtable.Hit, b)
-	w.lookIdx = make([]int, b)
+	w.kind = make([]uint8, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 4*b)
@@ -266,16 +281,23 @@ func (w *Worker) waitTime() time.Duration {
 }
 
 // Poll runs one round: a burst from every port, frames back from the ALG,
-// transmission, and a slice of session aging. It returns the number of
-// frames received. Run calls it in a loop; tests and benchmarks may call
-// it directly.
+// transmission, and as much session aging as the time since the last
+// poll calls for. It returns the number of frames received. Run calls it
+// in a loop; tests and benchmarks may call it directly.
 func (w *Worker) Poll() int {
-	now := w.clock()
-	w.engine.SetTime(w.startMS + w.nanos()/int64(time.Millisecond))
+	t := w.nanos()
+	now := flowtable.Time(t / int64(time.Second))
+	if w.clock != nil {
+		now = w.clock()
+	}
+	w.engine.SetTime(w.startMS + t/int64(time.Millisecond))
 	w.refresh()
+	w.engine.Enter()
 	total := 0
 	for pi, p := range w.ports {
+		stages.Mark(stages.Receive)
 		n := p.Receive(w.rx[:w.cfg.Batch])
+		stages.Mark(stages.Other)
 		if n > 0 {
 			w.burst(pi, w.rx[:n], now)
 			total += n
@@ -294,11 +316,48 @@ func (w *Worker) Poll() int {
 	if w.cfg.ALG != nil {
 		w.fromALG(now)
 	}
+	stages.Mark(stages.Flush)
 	w.flush()
-	w.engine.Age(now, ageBudget)
+	stages.Mark(stages.Age)
+	w.age(t, now)
+	w.engine.Leave()
+	stages.Mark(stages.Publish)
+	if total > 0 {
+		w.dirty = true
+	}
+	if t-w.lastPub >= w.pubEvery || total == 0 && w.dirty {
+		w.publish(t)
+	}
+	stages.EndRound(total)
+	return total
+}
+
+// age walks the next part of the worker's slice of the flow table: the
+// share of agePeriod that passed since the last call, so that the slice
+// is walked once a period whatever the load. A clock that jumped by more
+// than a second (a stalled worker, or a test's clock) walks the whole
+// slice at once.
+func (w *Worker) age(t int64, now flowtable.Time) {
+	slots := w.engine.Slots()
+	budget := 0
+	if w.lastAge == 0 || int32(now-w.ageNow) > 1 {
+		budget = slots
+	} else {
+		w.ageCredit += float64(t-w.lastAge) * float64(slots) / float64(agePeriod)
+		budget = int(min(w.ageCredit, ageMax))
+		w.ageCredit -= float64(budget)
+	}
+	w.lastAge, w.ageNow = t, now
+	if budget > 0 {
+		w.engine.Age(now, budget)
+	}
+}
+
+// publish makes the worker's counts visible through Counters.
+func (w *Worker) publish(t int64) {
 	w.countFrags()
 	w.pub.publish(&w.c, &w.pubbed)
-	return total
+	w.lastPub, w.dirty = t, false
 }
 
 // countFrags copies the engine's fragment counters into the worker's.
@@ -311,6 +370,13 @@ func (w *Worker) countFrags() {
 	w.c.event[EventFragUntracked] = st.Untracked
 }
 
+// Kinds of frames in a burst, as parsing sorts them.
+const (
+	kindDrop   uint8 = iota // parse failed: dropped, counted
+	kindLookup              // its flow is found by a flow-table lookup of its tuple
+	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
+)
+
 // burst processes frames received on port pi in three stages: parse them
 // all, look up all their flows (LookupBatch overlaps the lookups' cache
 // misses instead of stalling on each in turn), then translate and
@@ -319,39 +385,47 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
 	nk := 0
+	stages.Mark(stages.Parse)
+	var rxBytes uint64
+	kind := w.kind[:len(frames)]
 	for i := range frames {
-		w.c.rxPackets++
-		w.c.rxBytes += uint64(len(frames[i].Buf))
+		rxBytes += uint64(len(frames[i].Buf))
 		p := &w.parsed[i]
 		res := packet.Parse(frames[i].Buf, p)
 		w.c.parse[res]++
-		w.results[i].Verdict = nat.Forward
-		if res != packet.OK {
-			w.results[i].Verdict = nat.NumVerdicts // marks a parse drop
+		switch {
+		case res != packet.OK:
+			kind[i] = kindDrop
 			if w.cfg.DropTap != nil {
 				w.cfg.DropTap(frames[i].Buf, parseDropNames[res])
 			}
-		} else if nat.NeedsLookup(p) {
+		case nat.NeedsLookup(p):
+			kind[i] = kindLookup
 			w.keys[nk] = p.Tuple
-			w.lookIdx[nk] = i
 			nk++
+		default:
+			kind[i] = kindOther
 		}
 	}
+	w.c.rxPackets += uint64(len(frames))
+	w.c.rxBytes += rxBytes
 	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
+	stages.Mark(stages.Process)
+	if stages.On {
+		w.processThenDispatch(pi, frames, from, now)
+		return
+	}
 	k := 0
-	for i := range frames {
-		f := frames[i]
-		if w.results[i].Verdict == nat.NumVerdicts {
+	for i, f := range frames {
+		p, r := &w.parsed[i], &w.results[i]
+		switch kind[i] {
+		case kindDrop:
 			w.drops = append(w.drops, f)
 			continue
-		}
-		p, r := &w.parsed[i], &w.results[i]
-		*r = nat.Result{}
-		if k < nk && w.lookIdx[k] == i {
-			h := &w.hits[k]
+		case kindLookup:
+			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
 			k++
-			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
-		} else {
+		default:
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
 		w.dispatch(f, pi, p, r, now)
@@ -362,9 +436,62 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	}
 }
 
+// processThenDispatch is the second half of burst for the stage
+// profile (build tag fastnat_stages): the same steps, translation for the
+// whole burst first and dispatch after, so that the two are timed apart.
+func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, now flowtable.Time) {
+	k := 0
+	for i, f := range frames {
+		p, r := &w.parsed[i], &w.results[i]
+		switch w.kind[i] {
+		case kindLookup:
+			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
+			k++
+		case kindOther:
+			w.engine.Process(f.Buf, p, from, now, r)
+		}
+	}
+	stages.Mark(stages.Dispatch)
+	for i, f := range frames {
+		if w.kind[i] == kindDrop {
+			w.drops = append(w.drops, f)
+			continue
+		}
+		w.dispatch(f, pi, &w.parsed[i], &w.results[i], now)
+	}
+	w.releaseDrops()
+	if len(w.algOut) > 0 {
+		w.toALG()
+	}
+	stages.Mark(stages.Other)
+}
+
 // dispatch acts on the engine's verdict for one frame received on port
-// pi; p is the frame as parsed before translation.
+// pi; p is the frame as parsed before translation. The common case — a
+// translated frame that fits, is no SYN to clamp, is not for the ALG and
+// whose next hop is cached — is queued here; everything else takes
+// dispatchSlow.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
+	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
+		op := w.out[r.Out&1]
+		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
+			dst := binary.BigEndian.Uint32(ip[16:])
+			if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+				w.c.verdict[nat.Forward]++
+				*(*[12]byte)(f.Buf) = e.hdr
+				if len(w.tx[op]) == cap(w.tx[op]) {
+					w.flushPort(op)
+				}
+				w.tx[op] = append(w.tx[op], f)
+				return
+			}
+		}
+	}
+	w.dispatchSlow(f, pi, p, r, now)
+}
+
+// dispatchSlow is dispatch for every frame but the common case.
+func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
 	w.c.verdict[r.Verdict]++
 	switch r.Verdict {
 	case nat.Forward:
@@ -398,7 +525,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
 	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
-		w.send(f, op, pi, e.mac, r)
+		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
 	}
 	w.route(f, pi, op, dst, p, r, now)
@@ -568,5 +695,5 @@ func (w *Worker) drain() {
 	w.drainNeighbors()
 	w.releaseDrops()
 	w.flush()
-	w.pub.publish(&w.c, &w.pubbed)
+	w.publish(w.nanos())
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/fastnat/fastnat/bench"
 	"github.com/fastnat/fastnat/internal/cli"
@@ -15,11 +16,11 @@ import (
 
 var benchCommand = &cli.Command{
 	Name:    "bench",
-	Summary: "run a benchmark harness: pipeline, flowtable or veth",
+	Summary: "run a benchmark harness: pipeline, flowtable, veth or tcp",
 	About: "Each benchmark prints a table, the machine it ran on, and optionally writes the report as JSON " +
 		"(--json) and a chart (--plot). Numbers on a shared or virtual machine are noisy: compare runs made " +
 		"the same way on the same machine.",
-	Subs: []*cli.Command{benchPipelineCommand, benchFlowtableCommand, benchVethCommand},
+	Subs: []*cli.Command{benchPipelineCommand, benchFlowtableCommand, benchVethCommand, benchTCPCommand},
 }
 
 var benchPipelineCommand = &cli.Command{
@@ -107,6 +108,49 @@ var benchVethCommand = &cli.Command{
 				return exitFailure
 			}
 			return exitOK
+		}
+	},
+}
+
+var benchTCPCommand = &cli.Command{
+	Name:    "tcp",
+	Summary: "iperf3 TCP and UDP through fastnat and the kernel's nftables NAT on veth, in one run (root)",
+	About: "One veth topology per device under test; an iperf3 server on the outside host, iperf3 clients on " +
+		"the inside host sending out through each NAT's nat outbound rule: TCP with each --streams count and, " +
+		"unless --udp-rate is 0, UDP. Reports Gbit/s received, fastnat's ratio to the kernel, TCP " +
+		"retransmissions, UDP loss, the DUT's CPU time and the frames the kernel dropped at fastnat's full rx " +
+		"rings. Needs iperf3 (scripts/setup.sh installs it).",
+	Flags: func(fs *flag.FlagSet) cli.Run {
+		cfg := bench.TCPConfig{}
+		cli.StringListVar(fs, &cfg.DUTs, "dut", []string{bench.DUTKernel, bench.DUTFastnat}, []string{bench.DUTKernel, bench.DUTFastnat, bench.DUTNone},
+			"devices under test, comma-separated: kernel (nftables NAT), fastnat, none (plain forwarding)")
+		cli.IntListVar(fs, &cfg.Streams, "streams", []int{1, 4, 100}, 1, 128, "parallel TCP streams per case, comma-separated")
+		fs.StringVar(&cfg.UDPRate, "udp-rate", "2G", "iperf3 -b of the UDP case (0: no UDP case)")
+		cli.IntVar(fs, &cfg.UDPSize, "udp-size", 1400, 64, 8900, "UDP datagram payload bytes")
+		cli.DurationVar(fs, &cfg.Duration, "duration", 5*time.Second, time.Second, time.Hour, "iperf3 time per case")
+		cli.IntVar(fs, &cfg.Rounds, "rounds", 1, 1, 100, "runs per case; the median is reported")
+		fs.StringVar(&cfg.FastnatBinary, "fastnat-bin", "", "fastnat executable `FILE` to benchmark (default: this one)")
+		out := addReportFlags(fs)
+		return func(args []string, stdout, stderr io.Writer) int {
+			if cfg.FastnatBinary == "" {
+				self, err := os.Executable()
+				if err != nil {
+					fmt.Fprintln(stderr, "fastnat bench tcp:", err)
+					return exitFailure
+				}
+				cfg.FastnatBinary = self
+			}
+			cfg.Progress = stderr
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.RunTCP(ctx, cfg)
+			if err != nil {
+				fmt.Fprintln(stderr, "fastnat bench tcp:", err)
+				if rep == nil || len(rep.Results) == 0 {
+					return exitFailure
+				}
+			}
+			return out.write(rep, stdout, stderr)
 		}
 	},
 }

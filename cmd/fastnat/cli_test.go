@@ -243,7 +243,7 @@ func TestCompletion(t *testing.T) {
 		{"events --type session-c", "session-create"},
 		{"events --type ", "session-create session-delete binding-create binding-delete block-alloc block-release addresses-exhausted ports-exhausted quota-exceeded"},
 		{"re", "reload"},
-		{"bench ", "pipeline flowtable veth"},
+		{"bench ", "pipeline flowtable veth tcp"},
 		{"bench veth --du", "--duration --dut --dut-cpu"},
 		{"bench veth --dut kernel,", "kernel,kernel kernel,fastnat kernel,none"},
 		{"bench veth --json ", cli.CompleteFiles},

@@ -100,8 +100,8 @@ func TestDispatch(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, "", `fastnat: unknown command "frobnicate"`},
 		{[]string{"show", "stats", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 		{[]string{"show", "frobs"}, exitUsage, "", `unknown subject "frobs"`},
-		{[]string{"bench"}, exitUsage, "", "fastnat bench: missing subcommand\nusage: fastnat bench pipeline|flowtable|veth ...\n(fastnat help bench lists them)\n"},
-		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown subcommand \"nope\"\nusage: fastnat bench pipeline|flowtable|veth ...\n"},
+		{[]string{"bench"}, exitUsage, "", "fastnat bench: missing subcommand\nusage: fastnat bench pipeline|flowtable|veth|tcp ...\n(fastnat help bench lists them)\n"},
+		{[]string{"bench", "nope"}, exitUsage, "", "fastnat bench: unknown subcommand \"nope\"\nusage: fastnat bench pipeline|flowtable|veth|tcp ...\n"},
 		{[]string{"demo", "extra"}, exitUsage, "", "fastnat demo: unexpected argument \"extra\"\nusage: fastnat demo [flags]\n"},
 		{[]string{"reload", "--socket", "/nonexistent/fastnat.sock"}, exitFailure, "", "is fastnat running?"},
 	}
