@@ -55,7 +55,7 @@ type NAT struct {
 
 // The flags the per-packet path reads must be among the flow table's hot
 // flags (a compile-time check: the index is out of range otherwise).
-var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG)&^flowtable.HotFlags]
+var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG|flagHeld)&^flowtable.HotFlags]
 
 // New compiles the rules and returns a NAT over table for the given number
 // of workers (each worker gets one Engine).
