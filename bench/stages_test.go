@@ -144,7 +144,9 @@ func TestLookupStageProfile(t *testing.T) {
 			fmt.Fprintf(&sb, " %s %.1f", s, p.NsPerPacket[s])
 			sum += p.NsPerPacket[s]
 		}
-		t.Logf("%d sessions (full table), ns/key:%s; LookupBatch %.1f (%d rounds dropped)", n, sb.String(), sum, p.Dropped)
+		m := tb.Memory()
+		t.Logf("%d sessions (full table), ns/key:%s; LookupBatch %.1f (%d rounds dropped); %d MiB, %.0f%% on huge pages",
+			n, sb.String(), sum, p.Dropped, m.Total()>>20, 100*float64(m.Huge)/float64(m.Hot+m.Cold+m.Index))
 		tb.Close()
 	}
 }
