@@ -72,6 +72,17 @@ func icmpErr(t *testing.T, got []byte, from string, sent []byte, typ, code uint8
 	return d
 }
 
+// suppressed sends a frame that must be dropped without an ICMP error
+// about it, counted as icmp_suppressed.
+func (r *rig) suppressed(t *testing.T, from *MemPort, frame []byte) {
+	t.Helper()
+	before := r.w.Counters().Event[EventICMPSuppressed].Load()
+	r.none(from, frame)
+	if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
+		t.Fatalf("not counted as suppressed; %s", r.drops())
+	}
+}
+
 func routerRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	if o.rules.Outbound == nil {
@@ -145,13 +156,7 @@ func TestICMPNeverAnswers(t *testing.T) {
 	}
 	r.one(r.in, r.out, frags[0])
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := r.w.Counters().Event[EventICMPSuppressed].Load()
-			r.none(c.port, c.frame)
-			if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
-				t.Fatalf("not counted as suppressed; %s", r.drops())
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { r.suppressed(t, c.port, c.frame) })
 	}
 	// A port without an address sends nothing either.
 	r.in.SetAddr(0)
@@ -184,13 +189,7 @@ func TestICMPNeverAboutDirectedBroadcasts(t *testing.T) {
 		{"to a nat server from a broadcast", r.out, withTTL(UDP(t, "198.18.0.255:999", public+":5353", nil), 1)},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := r.w.Counters().Event[EventICMPSuppressed].Load()
-			r.none(c.port, c.frame)
-			if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
-				t.Fatalf("not counted as suppressed; %s", r.drops())
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { r.suppressed(t, c.port, c.frame) })
 	}
 	// The prefixes' other addresses are hosts: answered.
 	f := withTTL(UDP(t, "10.77.0.254:5000", remote1+":7777", nil), 1)
