@@ -82,6 +82,17 @@ func (t *neighTable) addr(dst uint32) uint32 {
 	return 0
 }
 
+// broadcast implements Port.Broadcast: a is the all-ones host address of
+// one of the connected prefixes (a /31 or /32 has none, RFC 3021).
+func (t *neighTable) broadcast(a uint32) bool {
+	for _, p := range t.snap.Load().onLink {
+		if p.mask < 0xfffffffe && a == p.addr|^p.mask {
+			return true
+		}
+	}
+	return false
+}
+
 // mtu implements Port.MTU.
 func (t *neighTable) mtu() int { return t.snap.Load().mtu }
 

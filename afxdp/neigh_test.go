@@ -164,3 +164,19 @@ func TestNextHopConcurrent(t *testing.T) {
 
 // resolved unpacks a next hop the way the tests check it.
 func resolved(h pipeline.Hop) ([6]byte, bool) { return h.MAC, h.State == pipeline.HopResolved }
+
+// TestBroadcast: the directed broadcast address of each connected prefix,
+// and nothing else — not the prefix's hosts, not a /31's or /32's
+// addresses (RFC 3021), not the broadcast of a prefix not connected.
+func TestBroadcast(t *testing.T) {
+	tb := testTable("", nil, "10.77.0.1/24", "198.18.0.254/15", "192.0.2.0/31", "192.0.2.9/32")
+	for a, want := range map[string]bool{
+		"10.77.0.255": true, "198.19.255.255": true,
+		"10.77.0.254": false, "10.77.0.0": false, "198.18.255.255": false, "10.77.1.255": false,
+		"192.0.2.1": false, "192.0.2.9": false, "255.255.255.255": false,
+	} {
+		if got := tb.broadcast(ip(a)); got != want {
+			t.Errorf("broadcast(%s) = %v, want %v", a, got, want)
+		}
+	}
+}

@@ -193,6 +193,10 @@ func (p *Port) MTU() int { return p.neigh.mtu() }
 // pipeline.Port.
 func (p *Port) Addr(dst uint32) uint32 { return p.neigh.addr(dst) }
 
+// Broadcast reports whether a is the directed broadcast address of one of
+// the interface's connected prefixes; see pipeline.Port.
+func (p *Port) Broadcast(a uint32) bool { return p.neigh.broadcast(a) }
+
 // Alloc lends up to len(fs) free frames to the caller, for packets it
 // builds itself (generators, benchmarks); it returns how many. Each Buf is
 // empty with the capacity of a received frame. The caller passes them to

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,17 +15,23 @@ import (
 )
 
 // TestFastnatHairpin: two inside hosts, A (the server namespace,
-// 10.77.0.226) and B (the inside host, 10.77.0.5). A learns its public
-// mapping by talking to a server outside; B sends to that mapping and A
-// receives from B's own public mapping — never from B's private address
-// (RFC 4787 REQ-9, RFC 5382 REQ-8). UDP through A's endpoint-independent
-// binding, TCP through a binding A made by connecting out, and TCP to a
-// nat server.
+// 10.77.0.226) and B (the inside host, 10.77.0.5). Each learns its public
+// mapping by talking to a server outside, as a STUN client does. What B
+// sends to A's mapping passes A's filtering exactly as it would from
+// outside from B's public mapping (address and port dependent): refused
+// and counted (hairpin_filtered) until A has sent to B's public mapping,
+// then delivered from B's own public mapping — never from B's private
+// address (RFC 4787 REQ-9, RFC 5382 REQ-8) — in the order ICE's hole
+// punching uses. UDP through endpoint-independent bindings, TCP by a
+// simultaneous open through them, TCP to a nat server (no filtering), and
+// address-and-port-dependent mappings, whose ports admit only the
+// endpoint their session talks to.
 func TestFastnatHairpin(t *testing.T) {
 	requireFastnat(t)
 	ctx := testContext(t)
 	topo := fastnatRouter.newTopology(t, true)
 	fastnatRouter.setup(t, topo, false, nil)
+	sock := fastnatSocket(t, topo)
 
 	t.Run("udp", func(t *testing.T) {
 		echo := testnet.MustUDPEcho(t, topo.Client, netip.AddrPortFrom(testnet.ClientAddr, 3478))
@@ -33,30 +42,18 @@ func TestFastnatHairpin(t *testing.T) {
 		if pubA.Addr() != testnet.PublicAddr || pubB.Addr() != testnet.PublicAddr || pubA == pubB {
 			t.Fatalf("mappings A %v, B %v", pubA, pubB)
 		}
-		for i, c := range []struct {
-			from, to     *net.UDPConn
-			dst, wantSrc netip.AddrPort
-		}{{b, a, pubA, pubB}, {a, b, pubB, pubA}} {
-			msg := []byte("hairpin")
-			if _, err := c.from.WriteToUDPAddrPort(msg, c.dst); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 64)
-			_ = c.to.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, src, err := c.to.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				t.Fatalf("leg %d: %v", i, err)
-			}
-			if src := netip.AddrPortFrom(src.Addr().Unmap(), src.Port()); src != c.wantSrc || string(buf[:n]) != "hairpin" {
-				t.Fatalf("leg %d: %q from %v, want from %v", i, buf[:n], src, c.wantSrc)
-			}
-		}
+		// B first: A has not sent to B's mapping, so A's filtering
+		// refuses it — but B's mapping now admits A's.
+		refused(t, sock, b, a, pubA, 3)
+		// A answers B's mapping, then B's reaches A: both ways open.
+		hairpinUDP(t, a, b, pubB, pubA)
+		hairpinUDP(t, b, a, pubA, pubB)
 	})
 
-	t.Run("tcp through an outbound mapping", func(t *testing.T) {
+	t.Run("tcp simultaneous open through outbound mappings", func(t *testing.T) {
 		// A connects out from 10.77.0.226:4100; the server outside sees
 		// its mapping and closes. A's binding outlives the connection (the
-		// closing session holds it), and A now listens on the same port.
+		// closing session holds it).
 		out, err := testnet.ListenTCP(topo.Client, netip.AddrPortFrom(testnet.ClientAddr, 7200))
 		if err != nil {
 			t.Fatal(err)
@@ -76,24 +73,53 @@ func TestFastnatHairpin(t *testing.T) {
 		if pubA.Addr().Unmap() != testnet.PublicAddr {
 			t.Fatalf("outside saw A as %v", pubA)
 		}
+		pubA = netip.AddrPortFrom(testnet.PublicAddr, pubA.Port())
 		peer.Close() // the outside closes first: no TIME_WAIT on A's port
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := conn.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("A read after the peer closed: %v", err)
 		}
 		conn.Close()
-		// The port is free once the peer has acknowledged A's FIN.
-		var ln *net.TCPListener
+
+		// B connects to A's mapping from 10.77.0.5:5100: A has not sent
+		// to B, so its SYN is refused (B retransmits), until A connects to
+		// B's mapping (its port preserved) from the same port — TCP hole
+		// punching, a simultaneous open (RFC 9293 §3.5).
+		before, _ := fastnatStats(t, sock)
+		bLocal := netip.AddrPortFrom(testnet.HostAddr, 5100)
+		pubB := netip.AddrPortFrom(testnet.PublicAddr, bLocal.Port())
+		type dialed struct {
+			c   net.Conn
+			err error
+		}
+		bc := make(chan dialed, 1)
+		go func() {
+			c, err := dialFrom(ctx, topo.Host, bLocal, pubA)
+			bc <- dialed{c, err}
+		}()
+		waitDrop(t, sock, "nat_hairpin_filtered", before["nat_hairpin_filtered"]+1)
+		var ac net.Conn
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if ln, err = testnet.ListenTCP(topo.Server, local); err == nil || time.Now().After(deadline) {
+			if ac, err = dialFrom(ctx, topo.Server, local, pubB); err == nil || time.Now().After(deadline) {
 				break
 			}
 		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("A to B's mapping: %v", err)
 		}
-		defer ln.Close()
-		hairpinTCP(ctx, t, topo, ln, netip.AddrPortFrom(testnet.PublicAddr, pubA.Port()))
+		defer ac.Close()
+		d := <-bc
+		if d.err != nil {
+			t.Fatalf("B to A's mapping: %v", d.err)
+		}
+		defer d.c.Close()
+		if got := addrPort(ac.RemoteAddr()); got != pubB {
+			t.Errorf("A connected to %v, want %v", got, pubB)
+		}
+		if got := addrPort(d.c.RemoteAddr()); got != pubA {
+			t.Errorf("B connected to %v, want %v", got, pubA)
+		}
+		roundTrip(t, d.c, ac, "hole punched")
 	})
 
 	t.Run("tcp to a nat server", func(t *testing.T) {
@@ -104,6 +130,84 @@ func TestFastnatHairpin(t *testing.T) {
 		defer ln.Close()
 		hairpinTCP(ctx, t, topo, ln, publicFTP)
 	})
+}
+
+// TestFastnatHairpinPerSession: with address-and-port-dependent mapping
+// every session has a port of its own, which admits only the endpoint
+// the session talks to — a STUN server's, say. A host that sends to
+// another's mapping (or its own) goes out by a new port that mapping has
+// never sent to: refused and counted, both ways, and nothing arrives; the
+// mappings keep working with the server they talk to.
+func TestFastnatHairpinPerSession(t *testing.T) {
+	requireFastnat(t)
+	topo := fastnatRouter.newTopology(t, true)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "fastnat.sock")
+	cfg := fastnatConfig(false, nil, sock)
+	pool := fmt.Sprintf("pool = [%q]", testnet.PublicAddr.String())
+	if !strings.Contains(cfg, pool) {
+		t.Fatalf("no %s in the configuration:\n%s", pool, cfg)
+	}
+	cfg = strings.Replace(cfg, pool, pool+"\nmapping = \"address-and-port-dependent\"", 1)
+	file := filepath.Join(dir, "fastnat.toml")
+	writeFile(t, file, cfg)
+	startFastnat(t, topo, file)
+
+	echo := testnet.MustUDPEcho(t, topo.Client, netip.AddrPortFrom(testnet.ClientAddr, 3478))
+	a := listenUDP(t, topo.Server, netip.AddrPortFrom(testnet.ServerAddr, 4000))
+	b := listenUDP(t, topo.Host, netip.AddrPortFrom(testnet.HostAddr, 5000))
+	pubA := learnMapping(t, a, echo)
+	pubB := learnMapping(t, b, echo)
+	refused(t, sock, b, a, pubA, 2)
+	refused(t, sock, a, b, pubB, 2)
+	refused(t, sock, a, a, pubA, 2) // its own mapping, from a new port
+	// Each mapping still talks to the server it was made for.
+	if got := learnMapping(t, a, echo); got != pubA {
+		t.Errorf("A's mapping to the server moved from %v to %v", pubA, got)
+	}
+}
+
+// hairpinUDP sends a datagram from one inside socket to dst, a public
+// mapping leading to the other, which must receive it from wantSrc: the
+// sender's public mapping.
+func hairpinUDP(t *testing.T, from, to *net.UDPConn, dst, wantSrc netip.AddrPort) {
+	t.Helper()
+	if _, err := from.WriteToUDPAddrPort([]byte("hairpin"), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = to.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, src, err := to.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("to %v: %v", dst, err)
+	}
+	if src := netip.AddrPortFrom(src.Addr().Unmap(), src.Port()); src != wantSrc || string(buf[:n]) != "hairpin" {
+		t.Fatalf("to %v: %q from %v, want from %v", dst, buf[:n], src, wantSrc)
+	}
+}
+
+// refused sends n datagrams from one inside socket to dst, a public
+// mapping of the other whose filtering must refuse them: fastnat counts
+// each as hairpin_filtered and nothing arrives.
+func refused(t *testing.T, sock string, from, to *net.UDPConn, dst netip.AddrPort, n int) {
+	t.Helper()
+	before, _ := fastnatStats(t, sock)
+	for range n {
+		if _, err := from.WriteToUDPAddrPort([]byte("unsolicited"), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDrop(t, sock, "nat_hairpin_filtered", before["nat_hairpin_filtered"]+uint64(n))
+	_ = to.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if m, src, err := to.ReadFromUDPAddrPort(make([]byte, 64)); err == nil {
+		t.Fatalf("a refused hairpin arrived: %d bytes from %v", m, src)
+	}
+}
+
+// addrPort is a connection address as an unmapped netip.AddrPort.
+func addrPort(a net.Addr) netip.AddrPort {
+	p := a.(*net.TCPAddr).AddrPort()
+	return netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
 }
 
 // hairpinTCP connects B to dst, a public endpoint leading to listener

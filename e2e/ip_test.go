@@ -31,12 +31,18 @@ const outsideMTU = 1492
 // udpSinkPort is a nat server port forwarded to a UDP echo inside.
 const udpSinkPort = 7009
 
-// clientAddr2 and clientAddr3 are more addresses of the client:
-// destinations whose path MTU the inside hosts have not learned yet.
+// clientAddr2, clientAddr3 and clientAddr4 are more addresses of the
+// client: destinations whose path MTU the inside hosts have not learned
+// yet.
 var (
 	clientAddr2 = netip.MustParseAddr("198.18.0.2")
 	clientAddr3 = netip.MustParseAddr("198.18.0.3")
+	clientAddr4 = netip.MustParseAddr("198.18.0.4")
 )
+
+// changedMTU is what the MTU test sets the outside link to while the
+// router runs.
+const changedMTU = 1400
 
 func requireRouterTools(t *testing.T) {
 	t.Helper()
@@ -60,7 +66,7 @@ func routerTopology(t *testing.T, r router, o testnet.Options, extra string) (*t
 	// sent above the MTU would not be dropped on the way.
 	testnet.MustRun(t, topo.Client, "ip", "route", "replace", testnet.OutsideNet.String(), "dev", testnet.NodeLink,
 		"mtu", "lock", fmt.Sprint(outsideMTU), "advmss", "1460")
-	for _, a := range []netip.Addr{clientAddr2, clientAddr3} {
+	for _, a := range []netip.Addr{clientAddr2, clientAddr3, clientAddr4} {
 		testnet.MustRun(t, topo.Client, "ip", "addr", "add", netip.PrefixFrom(a, 24).String(), "dev", testnet.NodeLink)
 	}
 	sink := []testnet.Forward{{
@@ -271,6 +277,49 @@ func routerIP(t *testing.T, r router) {
 		out := run(t, ctx, true, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1472", clientAddr3.String())
 		if !strings.Contains(out, fmt.Sprintf("Frag needed and DF set (mtu = %d)", outsideMTU)) {
 			t.Fatal("no fragmentation needed with the outside MTU")
+		}
+	})
+	t.Run("MTU changed while running", func(t *testing.T) {
+		// ip link set on the running router: within a second and a half
+		// the new MTU is what fragmentation needed carries and what no
+		// frame to the client exceeds. To the client's fourth address,
+		// whose path MTU the server has not learned.
+		capture, err := testnet.StartCapture(topo.Client, testnet.NodeLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer capture.Close()
+		// The client's end of the link follows, as a real link's would
+		// (the router would drop its larger frames on the way in).
+		setMTU := func(mtu int) {
+			testnet.MustRun(t, topo.Router, "ip", "link", "set", testnet.RouterOutsideLink, "mtu", fmt.Sprint(mtu))
+			testnet.MustRun(t, topo.Client, "ip", "route", "replace", testnet.OutsideNet.String(), "dev", testnet.NodeLink,
+				"mtu", "lock", fmt.Sprint(mtu), "advmss", "1460")
+		}
+		setMTU(changedMTU)
+		defer setMTU(outsideMTU)
+		time.Sleep(1500 * time.Millisecond)
+		out := run(t, ctx, true, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", fmt.Sprint(outsideMTU-28), clientAddr4.String())
+		if !strings.Contains(out, fmt.Sprintf("Frag needed and DF set (mtu = %d)", changedMTU)) {
+			t.Error("no fragmentation needed with the new MTU")
+		}
+		// A packet that fits the new MTU exactly passes with DF.
+		run(t, ctx, false, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", fmt.Sprint(changedMTU-28), clientAddr4.String())
+		// Without DF, a full-size packet is fragmented to the new MTU.
+		run(t, ctx, false, topo.Server, "ping", "-n", "-c", "1", "-W", "3", "-M", "dont", "-s", "1472", clientAddr4.String())
+		_ = capture.Close()
+		largest, n := 0, 0
+		for _, f := range capture.Frames() {
+			if !f.Outgoing {
+				n++
+				largest = max(largest, len(f.Data))
+			}
+		}
+		if n == 0 || largest > changedMTU+14 {
+			t.Errorf("the client received %d frames, the largest %d bytes, from a link of MTU %d", n, largest, changedMTU)
+		}
+		if largest != changedMTU+14 {
+			t.Errorf("the largest frame was %d bytes: the packet of exactly MTU %d did not arrive whole", largest, changedMTU)
 		}
 	})
 	t.Run("host unreachable", func(t *testing.T) {

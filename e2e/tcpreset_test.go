@@ -20,12 +20,13 @@ import (
 )
 
 // TestFastnatForgedRST: an established TCP connection from inside to a
-// server outside, through nat outbound. A RST forged from the outside
-// namespace with a random sequence number far from the window changes
-// nothing — it is counted as tcp_out_of_window, the session stays
-// ESTABLISHED with its packet counts as they were, and the connection
-// carries on — while a RST at the receiver's next expected sequence
-// number (RFC 5961 §3.2) resets the connection and closes the session.
+// server outside, through nat outbound. A RST, and then a FIN, forged
+// from the outside namespace with a random sequence number far from the
+// window change nothing — each is counted as tcp_out_of_window, the
+// session stays ESTABLISHED with its packet counts as they were, and the
+// connection carries on — while a RST at the receiver's next expected
+// sequence number (RFC 5961 §3.2) resets the connection and closes the
+// session.
 func TestFastnatForgedRST(t *testing.T) {
 	requireFastnat(t)
 	ctx := testContext(t)
@@ -71,27 +72,38 @@ func TestFastnatForgedRST(t *testing.T) {
 		t.Fatalf("session state %s after the handshake and a round trip", st)
 	}
 
-	// The outside peer's next sequence number, the public port and the
-	// MACs, from the last segment the peer sent.
-	seg := lastSegment(t, capture, server)
-	_, replyBefore := session()
-	// At least 2^30 away from it in both directions: outside any window.
-	forged := seg.next + 1<<30 + rand.Uint32N(1<<31)
-	sendRST(t, topo, seg, forged)
-	waitDrop(t, sock, "nat_tcp_out_of_window", 1)
-	if st, reply := session(); st != "TCP_ESTABLISHED" || reply != replyBefore {
-		t.Fatalf("after a forged RST (seq %d, window at %d): session %s, %d packets from outside (was %d)",
-			forged, seg.next, st, reply, replyBefore)
-	}
-	roundTrip(t, inside, outside, "after the forged RST")
-	if st, _ := session(); st != "TCP_ESTABLISHED" {
-		t.Fatalf("session %s after traffic", st)
+	// A RST, then a FIN, forged from the outside peer's address and port
+	// with a random sequence number at least 2^30 from the window in both
+	// directions: outside any window. The peer's next sequence number, the
+	// public port and the MACs come from the last segment the peer sent.
+	for i, forgery := range []struct {
+		name  string
+		flags layers.TCP
+	}{
+		{"RST", layers.TCP{RST: true}},
+		{"FIN", layers.TCP{FIN: true, ACK: true}},
+	} {
+		t.Run("forged "+forgery.name+" out of window", func(t *testing.T) {
+			seg := lastSegment(t, capture, server)
+			_, replyBefore := session()
+			forged := seg.next + 1<<30 + rand.Uint32N(1<<31)
+			sendForged(t, topo, seg, forged, forgery.flags)
+			waitDrop(t, sock, "nat_tcp_out_of_window", uint64(i+1))
+			if st, reply := session(); st != "TCP_ESTABLISHED" || reply != replyBefore {
+				t.Fatalf("after a forged %s (seq %d, window at %d): session %s, %d packets from outside (was %d)",
+					forgery.name, forged, seg.next, st, reply, replyBefore)
+			}
+			roundTrip(t, inside, outside, "after the forged "+forgery.name)
+			if st, _ := session(); st != "TCP_ESTABLISHED" {
+				t.Fatalf("session %s after traffic", st)
+			}
+		})
 	}
 
 	// A RST exactly at RCV.NXT is the peer's own: the inside host resets
 	// the connection and the session closes.
-	seg = lastSegment(t, capture, server)
-	sendRST(t, topo, seg, seg.next)
+	seg := lastSegment(t, capture, server)
+	sendForged(t, topo, seg, seg.next, layers.TCP{RST: true})
 	_ = inside.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := inside.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("inside read after the in-window RST: %v, want connection reset", err)
@@ -152,12 +164,17 @@ func lastSegment(t *testing.T, c *testnet.Capture, src netip.AddrPort) peerSegme
 	return *last
 }
 
-// sendRST injects, on the outside peer's link, a RST with sequence
-// number seq from the peer to the public endpoint of the connection.
-func sendRST(t *testing.T, topo *testnet.Topology, s peerSegment, seq uint32) {
+// sendForged injects, on the outside peer's link, a segment from the
+// peer to the public endpoint of the connection with sequence number seq
+// and the flags set in flags (a FIN carries the peer's last
+// acknowledgment number, as the peer's own would).
+func sendForged(t *testing.T, topo *testnet.Topology, s peerSegment, seq uint32, flags layers.TCP) {
 	t.Helper()
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s.ip.SrcIP, DstIP: s.ip.DstIP}
-	tcp := &layers.TCP{SrcPort: s.tcp.SrcPort, DstPort: s.tcp.DstPort, Seq: seq, RST: true, Window: 0}
+	tcp := &layers.TCP{SrcPort: s.tcp.SrcPort, DstPort: s.tcp.DstPort, Seq: seq, RST: flags.RST, FIN: flags.FIN, ACK: flags.ACK}
+	if tcp.ACK {
+		tcp.Ack, tcp.Window = s.tcp.Ack, s.tcp.Window
+	}
 	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
 		t.Fatal(err)
 	}

@@ -98,8 +98,11 @@
 // worker brackets every poll with Enter and Leave (one locked store per
 // poll), and a freed slot is reused only once every worker that was
 // inside a poll when it was freed has left it, so a store never lands on
-// the slot's next session. Under the race detector the same stores are
-// atomic (relaxed_race.go), so that the detector checks the protocol.
+// the slot's next session. A goroutine that is not a worker and stores
+// into a session (SetState from the ALG's) brackets the check and the
+// store with EnterAside and LeaveAside, a reader slot of its own. Under
+// the race detector the same stores are atomic (relaxed_race.go), so
+// that the detector checks the protocol.
 //
 // # Exact counters without locked adds
 //

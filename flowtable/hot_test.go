@@ -114,6 +114,33 @@ func TestGracePeriod(t *testing.T) {
 	}
 }
 
+// TestGracePeriodAside: a goroutine that is not a worker (the ALG's)
+// holds a slot freed while it is between EnterAside and LeaveAside just
+// as a worker inside a poll does, so that its SetState after validating
+// the session never lands on the slot's next session.
+func TestGracePeriodAside(t *testing.T) {
+	tb := mustNew(t, Config{MaxSessions: 2, Shards: 1})
+	a, genA, _ := tb.Insert(testSession(1), 0, 60, 0)
+	tb.Insert(testSession(2), 0, 60, 0)
+	tb.EnterAside()
+	if !tb.Valid(a, genA) {
+		t.Fatal("session not live")
+	}
+	tb.Delete(a) // expires between the check and the store
+	if _, _, r := tb.Insert(testSession(3), 0, 60, 0); r != ErrFull {
+		t.Fatalf("insert while the freed slot waits for the aside goroutine: %v, want ErrFull", r)
+	}
+	tb.SetState(a, genA, 7, 60) // refused: the generation is gone
+	tb.LeaveAside()
+	id, gen, r := tb.Insert(testSession(3), 0, 60, 0)
+	if r != Inserted || id != a {
+		t.Fatalf("after LeaveAside: slot %d %v, want slot %d", id, r, a)
+	}
+	if st, _ := tb.State(id); st != 0 || !tb.Valid(id, gen) {
+		t.Fatalf("the slot's next session has state %d", st)
+	}
+}
+
 // TestGracePeriodUnderChurn races workers that validate sessions and
 // count packets into them (inside Enter and Leave) against writers that
 // delete and reinsert them: a count must never land on a slot's next

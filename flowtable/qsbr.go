@@ -19,8 +19,12 @@ import "sync/atomic"
 // inside with an older token, or the worker's loads come after the
 // writer's unlinking and cannot find the slot. Leave stores 0: a worker
 // between polls, asleep or stopped holds no session and delays nothing.
-// Callers that never Enter (tests, the ALG, the control socket) only
-// read, and every read is validated.
+// Callers that never Enter (tests, the control socket) only read, and
+// every read is validated — or they free, which needs no grace period
+// (unpublish checks the generation under the shard locks, and nothing is
+// reused before free). A goroutine that is not a worker and stores into a
+// session (SetState) brackets the check and the store with EnterAside
+// and LeaveAside.
 
 // reader is one worker's grace-period slot, alone on its cache line.
 type reader struct {
@@ -39,6 +43,23 @@ func (t *Table) Enter(w int) {
 
 // Leave marks worker w as outside any poll.
 func (t *Table) Leave(w int) { t.readers[w].token.Store(0) }
+
+// EnterAside is Enter for a goroutine that is not a worker but stores
+// into a session it names by id and generation (the ALG's reset of a
+// control connection, nat.ResetSession): between it and LeaveAside the
+// session it validates keeps its slot, so that the store after the check
+// never lands on the slot's next session. Such goroutines share one
+// reader slot and take turns; keep the bracket short.
+func (t *Table) EnterAside() {
+	t.asideMu.Lock()
+	t.aside.token.Store(t.token.Load())
+}
+
+// LeaveAside ends what EnterAside began.
+func (t *Table) LeaveAside() {
+	t.aside.token.Store(0)
+	t.asideMu.Unlock()
+}
 
 // addReader raises the number of reader slots Reclaimable scans.
 func (t *Table) addReader(w int) {
@@ -67,6 +88,9 @@ func (t *Table) reclaimable(tok uint64) bool {
 		if v := t.readers[i].token.Load(); v != 0 && v < s {
 			s = v
 		}
+	}
+	if v := t.aside.token.Load(); v != 0 && v < s {
+		s = v
 	}
 	for {
 		old := t.safe.Load()

@@ -381,8 +381,9 @@ func (t *Table) State(id uint32) (state uint8, timeout uint32) {
 // SetState replaces the protocol state and idle timeout of session (id,
 // gen), if the slot still holds that generation. Timeouts above
 // MaxTimeout are clamped. Like Touch it is for a worker that validated
-// the session in its current poll: a plain store in the hot line, which
-// the grace periods keep off the slot's next session.
+// the session in its current poll, or a goroutine between EnterAside and
+// LeaveAside: a plain store in the hot line, which the grace periods keep
+// off the slot's next session.
 func (t *Table) SetState(id, gen uint32, state uint8, timeout uint32) bool {
 	if !t.Valid(id, gen) {
 		return false

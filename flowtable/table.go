@@ -70,6 +70,8 @@ type Table struct {
 	safe     atomic.Uint64 // tokens up to this one are reclaimable
 	nreaders atomic.Int32  // reader slots in use
 	readers  []reader
+	aside    reader     // the slot of goroutines that are not workers (EnterAside)
+	asideMu  sync.Mutex // one of them at a time
 }
 
 // shard is the writer side of one hash shard: its lock, its free list of

@@ -98,13 +98,30 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		return
 	} else if c.public[t.DstAddr] {
 		// Hairpinning: to the inside endpoint the public endpoint is
-		// mapped to, from the sender's own public mapping. The NAT's
-		// filtering guards inside hosts from the outside; a hairpinned
-		// packet comes from an inside host that could reach the target
-		// directly, so any live mapping admits it.
+		// mapped to, from the sender's own public mapping, and through
+		// the target mapping's filtering as if the packet came from
+		// outside from that public mapping (RFC 4787 REQ-9). Filtering
+		// is address-and-port dependent: the target admits the sender's
+		// public endpoint only once it has sent to it — and had it, its
+		// session would hold this packet's tuple as its reply key and
+		// the lookup would have found it. So the packet is refused; but
+		// it was sent, and the sender's mapping now admits the target as
+		// it would on its way out: the session is made, held (flagHeld),
+		// its Orig direction refused until the target's first packet
+		// (held). Hole punching works in the order ICE uses.
+		//
+		// An address-and-port-dependent session's port admits only the
+		// endpoint the session talks to, and that session would have
+		// matched too; and the target's answer would leave by a new port
+		// of its own, not the one this packet reached, so no session can
+		// hold the pair: the packet is refused and nothing made.
 		in, ok := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)})
 		if !ok || t.Proto == packet.ProtoICMP {
 			r.Verdict = DropUnsolicited
+			return
+		}
+		if !e.n.bindings.mapsTo(in, t.DstAddr, t.DstPort) {
+			r.Verdict = DropHairpinFiltered
 			return
 		}
 		x.DstAddr, x.DstPort = in.addr, in.port
@@ -112,6 +129,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		if !ok {
 			return
 		}
+		s.Flags |= flagHeld
 		o = outboundOrigin(rule, natlog.ViaHairpin)
 	} else {
 		rule, ok := e.snat(c, &s, &x, class, r)

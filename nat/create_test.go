@@ -104,11 +104,18 @@ func TestSessionCreation(t *testing.T) {
 		{"hairpin to an endpoint-independent mapping", func(t *testing.T) []step {
 			return []step{
 				{Inside, udp(t, hostA+":4000", remote+":3478"), Forward, Outside, pubEIM + ":4000", remote + ":3478", 0},
-				// B sends to A's public mapping: A receives it from B's own
-				// public mapping, never from B's private address.
-				{Inside, udp(t, hostB+":5000", pubEIM+":4000"), Forward, Inside, pubEIM + ":5000", hostA + ":4000",
-					flagOrigFromInside | flagOrigToInside | flagBinding},
+				{Inside, udp(t, hostB+":5000", remote+":3478"), Forward, Outside, pubEIM + ":5000", remote + ":3478", 0},
+				// B sends to A's public mapping first: A has not sent to
+				// B's public endpoint, so A's filtering refuses it, as it
+				// would from outside — every time.
+				{Inside, udp(t, hostB+":5000", pubEIM+":4000"), DropHairpinFiltered, 0, "", "", 0},
+				{Inside, udp(t, hostB+":5000", pubEIM+":4000"), DropHairpinFiltered, 0, "", "", 0},
+				// A sends to B's public mapping, which B has sent to: B
+				// receives it from A's own public mapping, never from A's
+				// private address ...
 				{Inside, udp(t, hostA+":4000", pubEIM+":5000"), Forward, Inside, pubEIM + ":4000", hostB + ":5000", 0},
+				// ... and now A's mapping admits B.
+				{Inside, udp(t, hostB+":5000", pubEIM+":4000"), Forward, Inside, pubEIM + ":5000", hostA + ":4000", 0},
 				// B's mapping is its binding, shared with its outbound flows.
 				{Inside, udp(t, hostB+":5000", remote+":3478"), Forward, Outside, pubEIM + ":5000", remote + ":3478", 0},
 			}
@@ -116,17 +123,19 @@ func TestSessionCreation(t *testing.T) {
 		{"hairpin to an address-and-port-dependent session's port", func(t *testing.T) []step {
 			return []step{
 				{Inside, udp(t, hostC+":4000", remote+":3478"), Forward, Outside, pubAPDM + ":4000", remote + ":3478", 0},
-				{Inside, udp(t, hostA+":6000", pubAPDM+":4000"), Forward, Inside, pubEIM + ":6000", hostC + ":4000",
-					flagOrigFromInside | flagOrigToInside | flagBinding},
-				{Inside, udp(t, hostC+":4000", pubEIM+":6000"), Forward, Inside, pubAPDM + ":4000", hostA + ":6000", 0},
+				// C's port admits remote:3478 alone; nothing is made.
+				{Inside, udp(t, hostA+":6000", pubAPDM+":4000"), DropHairpinFiltered, 0, "", "", 0},
+				{Inside, udp(t, hostA+":6000", pubAPDM+":4000"), DropHairpinFiltered, 0, "", "", 0},
 			}
 		}},
 		{"hairpin TCP to an outbound mapping", func(t *testing.T) []step {
 			return []step{
 				{Inside, syn(t, hostA+":42000", remote+":80"), Forward, Outside, pubEIM + ":42000", remote + ":80", 0},
-				{Inside, syn(t, hostB+":43000", pubEIM+":42000"), Forward, Inside, pubEIM + ":43000", hostA + ":42000",
-					flagOrigFromInside | flagOrigToInside | flagBinding},
-				{Inside, synAck(t, hostA+":42000", pubEIM+":43000"), Forward, Inside, pubEIM + ":42000", hostB + ":43000", 0},
+				{Inside, syn(t, hostB+":43000", pubEIM+":42000"), DropHairpinFiltered, 0, "", "", 0},
+				// A's SYN to B's mapping: a simultaneous open (RFC 9293
+				// §3.5), as TCP hole punching does.
+				{Inside, syn(t, hostA+":42000", pubEIM+":43000"), Forward, Inside, pubEIM + ":42000", hostB + ":43000", 0},
+				{Inside, syn(t, hostB+":43000", pubEIM+":42000"), Forward, Inside, pubEIM + ":43000", hostA + ":42000", 0},
 			}
 		}},
 		{"hairpin to its own endpoint-independent mapping", func(t *testing.T) []step {
@@ -137,8 +146,9 @@ func TestSessionCreation(t *testing.T) {
 				// time, with no session (the two keys would be one).
 				{Inside, udp(t, hostA+":4000", pubEIM+":4000"), Forward, Inside, pubEIM + ":4000", hostA + ":4000", 0},
 				{Inside, udp(t, hostA+":4000", pubEIM+":4000"), Forward, Inside, pubEIM + ":4000", hostA + ":4000", 0},
-				// Another port of A's is not its mapping.
-				{Inside, udp(t, hostA+":4001", pubEIM+":4000"), Forward, Inside, pubEIM + ":4001", hostA + ":4000", 0},
+				// Another port of A's is not its mapping: another
+				// endpoint, which the mapping has not sent to.
+				{Inside, udp(t, hostA+":4001", pubEIM+":4000"), DropHairpinFiltered, 0, "", "", 0},
 				// TCP: a socket connecting to its own mapping meets itself
 				// (simultaneous open), every segment reflected.
 				{Inside, syn(t, hostA+":42000", remote+":80"), Forward, Outside, pubEIM + ":42000", remote + ":80", 0},
@@ -150,9 +160,9 @@ func TestSessionCreation(t *testing.T) {
 		{"hairpin to its own address-and-port-dependent session's port", func(t *testing.T) []step {
 			return []step{
 				{Inside, udp(t, hostC+":4000", remote+":3478"), Forward, Outside, pubAPDM + ":4000", remote + ":3478", 0},
-				// A new destination, a new port: an ordinary session.
-				{Inside, udp(t, hostC+":4000", pubAPDM+":4000"), Forward, Inside, "", hostC + ":4000",
-					flagOrigFromInside | flagOrigToInside | flagOwnSrcPort},
+				// The new port it would send from is not the endpoint its
+				// session talks to: filtered.
+				{Inside, udp(t, hostC+":4000", pubAPDM+":4000"), DropHairpinFiltered, 0, "", "", 0},
 			}
 		}},
 		{"hairpin to a public port nobody maps", func(t *testing.T) []step {
@@ -255,25 +265,24 @@ func TestHairpinReleasesEverything(t *testing.T) {
 	steps := []struct {
 		from  Side
 		frame []byte
+		want  Verdict
 	}{
-		{Inside, udp(t, hostA+":4000", remote+":3478")},  // A's binding
-		{Inside, udp(t, hostC+":4100", remote+":3478")},  // C's own port
-		{Inside, udp(t, hostB+":5000", pubEIM+":4000")},  // B → A
-		{Inside, syn(t, hostB+":5001", pubAPDM+":4100")}, // B → C, TCP: C's port is UDP only
-		{Inside, udp(t, hostB+":5002", pubAPDM+":4100")}, // B → C
-		{Inside, udp(t, hostC+":4100", pubEIM+":5002")},  // C answers
-		{Inside, syn(t, hostC+":4200", pubEIM+":9091")},  // C → the FTP server
+		{Inside, udp(t, hostA+":4000", remote+":3478"), Forward},              // A's binding
+		{Inside, udp(t, hostC+":4100", remote+":3478"), Forward},              // C's own port
+		{Inside, udp(t, hostB+":5000", pubEIM+":4000"), DropHairpinFiltered},  // B → A, held
+		{Inside, udp(t, hostA+":4000", pubEIM+":5000"), Forward},              // A answers
+		{Inside, syn(t, hostB+":5001", pubAPDM+":4100"), DropUnsolicited},     // B → C, TCP: C's port is UDP only
+		{Inside, udp(t, hostB+":5002", pubAPDM+":4100"), DropHairpinFiltered}, // B → C: nothing made
+		{Inside, udp(t, hostC+":4100", pubEIM+":5000"), DropHairpinFiltered},  // C → B, held, a port of its own
+		{Inside, syn(t, hostC+":4200", pubEIM+":9091"), Forward},              // C → the FTP server
 	}
-	forwarded := 0
 	for i, s := range steps {
-		if r, _ := g.send(s.from, s.frame); r.Verdict == Forward {
-			forwarded++
-		} else if i != 3 {
-			t.Fatalf("step %d: %v", i, r.Verdict)
+		if r, _ := g.send(s.from, s.frame); r.Verdict != s.want {
+			t.Fatalf("step %d: %v, want %v", i, r.Verdict, s.want)
 		}
 	}
-	if forwarded != 6 || g.n.public.count() == 0 {
-		t.Fatalf("forwarded %d, public map %d", forwarded, g.n.public.count())
+	if g.n.public.count() == 0 || g.table.Stats().Sessions != 5 {
+		t.Fatalf("%d sessions, public map %d", g.table.Stats().Sessions, g.n.public.count())
 	}
 	g.expire(31)
 	if st := g.table.Stats(); st.Sessions != 0 || ends != 5 {
@@ -290,4 +299,86 @@ func TestHairpinReleasesEverything(t *testing.T) {
 	if r, _ := g.send(Inside, udp(t, hostB+":5000", pubEIM+":4000")); r.Verdict != DropUnsolicited {
 		t.Errorf("hairpin to an expired mapping: %v", r.Verdict)
 	}
+}
+
+// TestHairpinFiltering: a hairpinned packet passes the target mapping's
+// filtering exactly as a packet from outside with the sender's public
+// endpoint as its source would — address-and-port dependent: only once
+// the target has sent to that endpoint. Targets of both mapping types,
+// admitted and refused.
+func TestHairpinFiltering(t *testing.T) {
+	t.Run("endpoint-independent target", func(t *testing.T) {
+		g := newRig(t, testRules(t))
+		g.send(Inside, udp(t, hostA+":4000", remote+":3478"))
+		// C (per-session mapping) to A's binding: refused, every time,
+		// and nothing reaches A.
+		for range 3 {
+			if r, _ := g.send(Inside, udp(t, hostC+":4100", pubEIM+":4000")); r.Verdict != DropHairpinFiltered {
+				t.Fatalf("unsolicited hairpin: %v", r.Verdict)
+			}
+		}
+		// C's own mapping toward A's is a port of its own, which A
+		// may now answer (C has sent to A's mapping from it) ...
+		h := g.held(udp(t, hostC+":4100", pubEIM+":4000"))
+		s := g.session(h)
+		port := s.Key[flowtable.Reply].DstPort
+		pubC := endpoint(packet.ProtoUDP, s.Key[flowtable.Reply].DstAddr, port)
+		if s.Key[flowtable.Reply].DstAddr != testutil.Addr(t, pubAPDM) || s.Flags&flagHeld == 0 {
+			t.Fatalf("held session %+v", s)
+		}
+		// ... but from another endpoint of A's it is still filtered:
+		// A's binding is not its mapping.
+		if r, _ := g.send(Inside, udp(t, hostA+":4001", pubC)); r.Verdict != DropHairpinFiltered {
+			t.Fatalf("from A's other endpoint: %v", r.Verdict)
+		}
+		r, out := g.send(Inside, udp(t, hostA+":4000", pubC))
+		if r.Verdict != Forward || r.Out != Inside || out.Src() != pubEIM+":4000" || out.Dst() != hostC+":4100" {
+			t.Fatalf("A's answer: %v on %v %s -> %s", r.Verdict, r.Out, out.Src(), out.Dst())
+		}
+		// Now A's mapping admits C's, both ways.
+		r, out = g.send(Inside, udp(t, hostC+":4100", pubEIM+":4000"))
+		if r.Verdict != Forward || out.Src() != pubC || out.Dst() != hostA+":4000" {
+			t.Fatalf("C after A answered: %v %s -> %s", r.Verdict, out.Src(), out.Dst())
+		}
+		if pkts, _ := g.table.Counters(h.Session); pkts != [2]uint64{1, 1} {
+			t.Errorf("session counters %v: the refused packets must not count", pkts)
+		}
+	})
+	t.Run("address-and-port-dependent target", func(t *testing.T) {
+		g := newRig(t, testRules(t))
+		g.send(Inside, udp(t, hostC+":4100", remote+":3478"))
+		before := g.table.Stats().Sessions
+		for _, f := range [][]byte{
+			udp(t, hostA+":4000", pubAPDM+":4100"), // another host
+			udp(t, hostC+":4101", pubAPDM+":4100"), // another endpoint of C's
+			udp(t, hostC+":4100", pubAPDM+":4100"), // the same endpoint: a new port
+		} {
+			if r, _ := g.send(Inside, f); r.Verdict != DropHairpinFiltered {
+				t.Fatalf("to C's per-session port: %v", r.Verdict)
+			}
+		}
+		if n := g.table.Stats().Sessions; n != before {
+			t.Fatalf("%d sessions, want %d: a refused packet to a per-session port makes none", n, before)
+		}
+		// The port C's session sends from admits what it talks to: a
+		// hairpinned packet from that endpoint is admitted. C sends to
+		// A's binding first (held), then A answers C's new port.
+		g.send(Inside, udp(t, hostA+":4000", remote+":3478"))
+		g.send(Inside, udp(t, hostC+":4200", pubEIM+":4000"))
+		s := g.session(g.held(udp(t, hostC+":4200", pubEIM+":4000")))
+		pubC := endpoint(packet.ProtoUDP, s.Key[flowtable.Reply].DstAddr, s.Key[flowtable.Reply].DstPort)
+		if r, out := g.send(Inside, udp(t, hostA+":4000", pubC)); r.Verdict != Forward || out.Dst() != hostC+":4200" {
+			t.Fatalf("A to C's port that sent to it: %v", r.Verdict)
+		}
+		if r, _ := g.send(Inside, udp(t, hostB+":5000", pubC)); r.Verdict != DropHairpinFiltered {
+			t.Fatalf("B to C's port that did not send to it: %v", r.Verdict)
+		}
+	})
+	t.Run("nat server", func(t *testing.T) {
+		g := newRig(t, testRules(t))
+		// A server rule filters nothing, from either side.
+		if r, _ := g.send(Inside, udp(t, hostA+":4000", pubEIM+":5353")); r.Verdict != Forward {
+			t.Fatalf("to the nat server: %v", r.Verdict)
+		}
+	})
 }

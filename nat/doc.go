@@ -75,14 +75,20 @@
 // it — a nat server's, an endpoint-independent binding's, or an
 // address-and-port-dependent session's own port, found in a reverse map
 // kept where those mappings begin and end — with its source translated to
-// the sender's own public mapping, never its private address. Filtering
-// protects inside hosts from the outside; a hairpinned packet comes from
-// an inside host that could reach the target directly, so any live
-// mapping admits it. The session is an ordinary one (both keys, both
-// directions, released once) — except a flow from an inside endpoint to
-// its own endpoint-independent mapping, whose two keys would be one: its
-// packets are reflected one by one, without a session (reflect). ICMP
-// queries are not hairpinned (an
-// identifier names no inside host; RFC 5508 §3.5 asks it of Basic NAT
-// only): an echo request to a public address is answered by the NAT.
+// the sender's own public mapping, never its private address. A
+// hairpinned packet passes the target mapping's filtering exactly as a
+// packet from outside with the sender's public mapping as its source:
+// refused (DropHairpinFiltered) until the target has sent to that
+// endpoint. To an endpoint-independent binding the session is made on the
+// refused packet all the same, held (flagHeld): its Orig direction is
+// refused until the target's first packet has passed the other way, which
+// the sender's mapping admits — hole punching's order. A per-session port
+// admits only its session's remote, and nothing is made. The session is
+// an ordinary one (both keys, both directions, released once) — except a
+// flow from an inside endpoint to its own endpoint-independent mapping,
+// whose two keys would be one: its packets are reflected one by one,
+// without a session (reflect). A nat server filters nothing. ICMP queries
+// are not hairpinned (an identifier names no inside host; RFC 5508 §3.5
+// asks it of Basic NAT only): an echo request to a public address is
+// answered by the NAT.
 package nat

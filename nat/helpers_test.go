@@ -121,6 +121,21 @@ func (g *rig) session(r Result) flowtable.Session {
 	return s
 }
 
+// held returns the session a frame the target's filtering refused
+// (DropHairpinFiltered) left held, as a forwarded result would name it.
+func (g *rig) held(frame []byte) Result {
+	g.tb.Helper()
+	var p packet.Parsed
+	if res := packet.Parse(frame, &p); res != packet.OK {
+		g.tb.Fatalf("test frame does not parse: %v", res)
+	}
+	id, dir, gen, ok := g.table.LookupGen(p.Tuple)
+	if !ok {
+		g.tb.Fatalf("no session holds %v", p.Tuple)
+	}
+	return Result{Session: id, Gen: gen, Dir: dir}
+}
+
 // expire advances the clock by d seconds and ages the whole table.
 func (g *rig) expire(d flowtable.Time) {
 	g.now += d

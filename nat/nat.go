@@ -18,6 +18,7 @@ const (
 	flagOrigFromInside uint8 = 1 << iota // Orig packets arrive on an inside interface
 	flagOrigToInside                     // Orig packets leave by an inside interface
 	flagALG                              // divert packets to the ALG
+	flagHeld                             // hairpinned, Orig held until a Reply packet has passed (held)
 	flagBinding                          // source NAT through an EIM binding of Key[Orig]'s source
 	flagOwnSrcPort                       // owns pool port Key[Reply].Dst (per-session SNAT)
 	flagOwnDstPort                       // owns pool port Key[Orig].Dst (ALG data expectation)
@@ -54,7 +55,7 @@ type NAT struct {
 
 // The flags the per-packet path reads must be among the flow table's hot
 // flags (a compile-time check: the index is out of range otherwise).
-var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG)&^flowtable.HotFlags]
+var _ = [1]struct{}{}[(flagOrigFromInside|flagOrigToInside|flagALG|flagHeld)&^flowtable.HotFlags]
 
 // New compiles the rules and returns a NAT over table for the given number
 // of workers (each worker gets one Engine).
@@ -265,6 +266,8 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 	case fromSide(h.Flags(), dir) != from:
 		// A packet claiming to belong to the session on the wrong side.
 		r.Verdict = DropUnsolicited
+	case h.Flags()&flagHeld != 0 && e.held(id, dir):
+		r.Verdict = DropHairpinFiltered
 	case frame[p.L3+8] <= 1:
 		r.Verdict = DropTTLExpired
 	default:
@@ -291,6 +294,9 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 		return false
 	case fromSide(h.Flags(), dir) != from:
 		r.Verdict = DropUnsolicited
+		return true
+	case h.Flags()&flagHeld != 0 && e.held(id, dir):
+		r.Verdict = DropHairpinFiltered
 		return true
 	case frame[p.L3+8] <= 1:
 		r.Verdict = DropTTLExpired
@@ -327,6 +333,22 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	}
 	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
 	return true
+}
+
+// held reports whether a packet in direction dir of a hairpinned session
+// (flagHeld) is one the target's filtering refuses: the session's first
+// packet reached a mapping whose owner had not sent to the sender's
+// public endpoint (create), so the Orig direction waits until the target
+// has — its first Reply packet, which the sender's own filtering admits
+// (the sender did send to it). Until then the Reply direction's packet
+// counter is zero. It is off the common path: only hairpinned sessions
+// carry the flag.
+func (e *Engine) held(id uint32, dir flowtable.Dir) bool {
+	if dir != flowtable.Orig {
+		return false
+	}
+	pkts, _ := e.n.table.Counters(id)
+	return pkts[flowtable.Reply] == 0
 }
 
 // fromSide is the side packets of direction dir of a session with these

@@ -22,6 +22,7 @@ const (
 	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
+	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -42,6 +43,7 @@ var verdictNames = [NumVerdicts]string{
 	"tcp_out_of_window",
 	"bad_l4_checksum",
 	"quota_exceeded",
+	"hairpin_filtered",
 	"frag_held",
 }
 

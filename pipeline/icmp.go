@@ -39,7 +39,7 @@ var (
 func (w *Worker) answer(f Frame, in int, p *packet.Parsed, why icmpReason, rest uint32) {
 	dst := p.Tuple.SrcAddr
 	var src uint32
-	if mayAnswer(f.Buf, p) {
+	if mayAnswer(f.Buf, p) && !w.directedBroadcast(p) {
 		src = w.ports[in].Addr(dst)
 	}
 	if src == 0 {
@@ -80,6 +80,21 @@ func mayAnswer(frame []byte, p *packet.Parsed) bool {
 	}
 	dst := p.Tuple.DstAddr
 	return oneHost(p.Tuple.SrcAddr) && dst>>28 != 0xe && dst != 0xffffffff
+}
+
+// directedBroadcast reports whether the packet's source or destination is
+// the directed broadcast address of a connected prefix of any of the
+// worker's ports (RFC 1812 §4.3.2.7: no error about a packet sent to an
+// IP broadcast address, nor to a source that is not one host; the kernel
+// checks both against its broadcast routes). Only packets about to be
+// answered are asked about.
+func (w *Worker) directedBroadcast(p *packet.Parsed) bool {
+	for _, port := range w.ports {
+		if port.Broadcast(p.Tuple.SrcAddr) || port.Broadcast(p.Tuple.DstAddr) {
+			return true
+		}
+	}
+	return false
 }
 
 // oneHost reports whether a is an address one host may have as a source:

@@ -81,7 +81,8 @@ func (p *MemPool) put(h uint64) {
 //
 // Its next hops are a table: an address given to SetNeighbor is resolved,
 // one given to SetNoRoute has no route, any other is pending forever. Its
-// MTU is 1500 until SetMTU; its own address 0 until SetAddr.
+// MTU is 1500 until SetMTU; its own address 0 until SetAddr; it has no
+// connected prefix (and so no broadcast address) until SetPrefix.
 type MemPort struct {
 	name    string
 	mac     [6]byte
@@ -95,6 +96,7 @@ type MemPort struct {
 	noRoute map[uint32]bool
 	mtu     atomic.Int64
 	addr    atomic.Uint32
+	bcast   atomic.Uint32 // the connected prefix's broadcast address, 0 none
 }
 
 // DefaultMemMTU is a memory port's MTU until SetMTU.
@@ -130,6 +132,16 @@ func (m *MemPort) SetMTU(mtu int) { m.mtu.Store(int64(mtu)) }
 // SetAddr sets the port's own address (host byte order), the source of the
 // ICMP errors the worker sends through it.
 func (m *MemPort) SetAddr(a uint32) { m.addr.Store(a) }
+
+// SetPrefix sets the port's connected prefix (address in host byte order
+// and length), whose directed broadcast address Broadcast recognises.
+func (m *MemPort) SetPrefix(addr uint32, bits int) {
+	var b uint32
+	if bits < 31 {
+		b = addr | ^uint32(0)>>bits
+	}
+	m.bcast.Store(b)
+}
 
 // SetSink makes the port pass every batch of transmitted frames to f
 // (instead of keeping copies for Sent) and free them at once.
@@ -253,6 +265,9 @@ func (m *MemPort) MTU() int { return int(m.mtu.Load()) }
 
 // Addr implements Port.
 func (m *MemPort) Addr(uint32) uint32 { return m.addr.Load() }
+
+// Broadcast implements Port.
+func (m *MemPort) Broadcast(a uint32) bool { b := m.bcast.Load(); return b != 0 && a == b }
 
 // Alloc implements Port.
 func (m *MemPort) Alloc(fs []Frame) int {

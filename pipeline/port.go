@@ -58,6 +58,11 @@ type Port interface {
 	// dst from: one whose prefix holds dst if there is one, else the
 	// interface's first; 0 when it has none.
 	Addr(dst uint32) uint32
+	// Broadcast reports whether a is the directed broadcast address of
+	// one of the interface's connected prefixes (host part all ones;
+	// prefixes of /31 and /32 have none, RFC 3021). The worker asks it
+	// only about packets it would answer with an ICMP error.
+	Broadcast(a uint32) bool
 }
 
 // Hop is a Port's answer about a destination's next hop.

@@ -72,6 +72,17 @@ func icmpErr(t *testing.T, got []byte, from string, sent []byte, typ, code uint8
 	return d
 }
 
+// suppressed sends a frame that must be dropped without an ICMP error
+// about it, counted as icmp_suppressed.
+func (r *rig) suppressed(t *testing.T, from *MemPort, frame []byte) {
+	t.Helper()
+	before := r.w.Counters().Event[EventICMPSuppressed].Load()
+	r.none(from, frame)
+	if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
+		t.Fatalf("not counted as suppressed; %s", r.drops())
+	}
+}
+
 func routerRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	if o.rules.Outbound == nil {
@@ -145,17 +156,55 @@ func TestICMPNeverAnswers(t *testing.T) {
 	}
 	r.one(r.in, r.out, frags[0])
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := r.w.Counters().Event[EventICMPSuppressed].Load()
-			r.none(c.port, c.frame)
-			if r.w.Counters().Event[EventICMPSuppressed].Load() != before+1 {
-				t.Fatalf("not counted as suppressed; %s", r.drops())
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { r.suppressed(t, c.port, c.frame) })
 	}
 	// A port without an address sends nothing either.
 	r.in.SetAddr(0)
 	r.none(r.in, withTTL(udp, 1))
+	if free := r.pool.Free(); free != 512 {
+		t.Errorf("%d of 512 frames free", free)
+	}
+}
+
+// TestICMPNeverAboutDirectedBroadcasts: RFC 1812 §4.3.2.7 — no error
+// about a packet whose source is the directed broadcast address of a
+// connected prefix of any port (it names no one host), nor about one sent
+// to such an address; a /31 has no broadcast address (RFC 3021), so there
+// the same packets are answered.
+func TestICMPNeverAboutDirectedBroadcasts(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	r.in.SetPrefix(Addr(t, routerIn), 24)
+	r.out.SetPrefix(Addr(t, routerOut), 24)
+	r.out.SetMTU(1000)
+	r.out.SetNeighbor(Addr(t, "198.18.0.255"), [6]byte{2, 0, 0, 0, 9, 9})
+	cases := []struct {
+		name  string
+		port  *MemPort
+		frame []byte
+	}{
+		{"from the inside prefix's broadcast", r.in, withTTL(UDP(t, "10.77.0.255:5000", remote1+":7777", nil), 1)},
+		{"from the outside prefix's broadcast", r.in, withTTL(UDP(t, "198.18.0.255:5000", remote1+":7777", nil), 1)},
+		{"to the outside prefix's broadcast, ttl", r.in, withTTL(UDP(t, inClient+":5001", "198.18.0.255:7777", nil), 1)},
+		{"to the outside prefix's broadcast, too big", r.in, UDP(t, inClient+":5002", "198.18.0.255:7777", make([]byte, 1200))},
+		{"to a nat server from a broadcast", r.out, withTTL(UDP(t, "198.18.0.255:999", public+":5353", nil), 1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { r.suppressed(t, c.port, c.frame) })
+	}
+	// The prefixes' other addresses are hosts: answered.
+	f := withTTL(UDP(t, "10.77.0.254:5000", remote1+":7777", nil), 1)
+	r.in.SetNeighbor(Addr(t, "10.77.0.254"), [6]byte{2, 0, 0, 0, 9, 9})
+	if toIn, _ := r.send(r.in, f); len(toIn) != 1 {
+		t.Fatalf("no error for a host of the prefix; %s", r.drops())
+	}
+	// On /31 links there is no broadcast address.
+	r.in.SetPrefix(Addr(t, routerIn), 31)
+	r.out.SetPrefix(Addr(t, routerOut), 31)
+	for _, c := range cases[:4] {
+		if toIn, _ := r.send(c.port, c.frame); len(toIn) != 1 {
+			t.Fatalf("%s on a /31: no error; %s", c.name, r.drops())
+		}
+	}
 	if free := r.pool.Free(); free != 512 {
 		t.Errorf("%d of 512 frames free", free)
 	}
@@ -301,6 +350,45 @@ func TestFragmentsToFitTheMTU(t *testing.T) {
 		t.Fatalf("frag_no_frame = %d, want 1", n)
 	}
 	r.in.Release(taken)
+	if free := r.pool.Free(); free != 512 {
+		t.Errorf("%d of 512 frames free", free)
+	}
+}
+
+// TestMTUFollowed: a port's MTU is read again at every poll, so a change
+// between polls (ip link set IF mtu N, which the afxdp resolver picks up)
+// applies to the next packet of a flow that already passed: a DF packet
+// that fit before gets fragmentation needed carrying the new MTU, one
+// without DF is split to it, and when the MTU grows again both pass whole.
+func TestMTUFollowed(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	df := UDP(t, inClient+":5000", remote1+":7777", bytes.Repeat([]byte("mtu!"), 350)) // 1428 bytes of IP
+	if d := r.one(r.in, r.out, df); d.IP.Length != 1428 {
+		t.Fatalf("at MTU 1500 the packet left as %d bytes", d.IP.Length)
+	}
+	for _, mtu := range []int{1400, 1280, 576} {
+		r.out.SetMTU(mtu)
+		toIn, toOut := r.send(r.in, df)
+		if len(toIn) != 1 || len(toOut) != 0 {
+			t.Fatalf("MTU %d: %d in, %d out; %s", mtu, len(toIn), len(toOut), r.drops())
+		}
+		d := icmpErr(t, toIn[0], routerIn, df, packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded)
+		if got := binary.BigEndian.Uint16(d.ICMP.Contents[6:]); int(got) != mtu {
+			t.Errorf("next-hop MTU %d, want the new %d", got, mtu)
+		}
+		_, out := r.send(r.in, withoutDF(df))
+		per := (mtu - 20) &^ 7 // data bytes a fragment carries (RFC 791: multiples of 8)
+		if want := (1428 - 20 + per - 1) / per; len(out) != want {
+			t.Fatalf("MTU %d: %d fragments, want %d; %s", mtu, len(out), want, r.drops())
+		}
+		checkFragmentsOut(t, out, mtu, public)
+		CheckReassembled(t, out)
+	}
+	r.out.SetMTU(1500)
+	r.one(r.in, r.out, df)
+	if n := r.w.Counters().Drop[DropMTUExceeded].Load(); n != 3 {
+		t.Errorf("mtu_exceeded = %d, want 3", n)
+	}
 	if free := r.pool.Free(); free != 512 {
 		t.Errorf("%d of 512 frames free", free)
 	}
