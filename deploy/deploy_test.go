@@ -8,6 +8,7 @@ package deploy
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,25 +19,93 @@ import (
 // may have (0 safest, 10 exposed).
 const maxExposure = 3.0
 
-// TestServiceSecurity rates deploy/fastnat.service as systemd would.
+// TestServiceSecurity rates deploy/fastnat.service as systemd would, as
+// shipped and with the drop-in ip-allow.conf applied.
 func TestServiceSecurity(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed (Debian package systemd)")
 	}
-	out, err := exec.Command(sa, "security", "--offline=yes", "fastnat.service").CombinedOutput()
+	unit, err := os.ReadFile("fastnat.service")
 	if err != nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`Overall exposure level for fastnat\.service: ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no exposure level in:\n%s", out)
+	dropin, err := os.ReadFile("ip-allow.conf")
+	if err != nil {
+		t.Fatal(err)
 	}
-	level, _ := strconv.ParseFloat(string(m[1]), 64)
-	if level > maxExposure {
-		t.Fatalf("exposure %.1f, want at most %.1f:\n%s", level, maxExposure, out)
+	for _, tt := range []struct {
+		name string
+		text string
+	}{
+		{"shipped", string(unit)},
+		// systemd-analyze --offline reads no drop-ins: the drop-in's
+		// [Service] lines, appended, extend the unit's as a drop-in does.
+		{"with ip-allow.conf", string(unit) + "\n" + string(dropin)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "fastnat.service"), []byte(tt.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(sa, "security", "--offline=yes", "fastnat.service")
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+			}
+			m := regexp.MustCompile(`Overall exposure level for fastnat\.service: ([0-9.]+)`).FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("no exposure level in:\n%s", out)
+			}
+			level, _ := strconv.ParseFloat(string(m[1]), 64)
+			if level > maxExposure {
+				t.Fatalf("exposure %.1f, want at most %.1f:\n%s", level, maxExposure, out)
+			}
+			t.Logf("systemd-analyze security: %.1f", level)
+		})
 	}
-	t.Logf("systemd-analyze security: %.1f", level)
+}
+
+// TestServiceIPFilter checks what docs/deploy.md promises of the
+// service's own IP sockets: the shipped unit does not filter them (the
+// event log's collectors and Prometheus are elsewhere), the drop-in
+// ip-allow.conf denies all but localhost and the listed addresses, and
+// the guide and the package name the drop-in where the package installs it.
+func TestServiceIPFilter(t *testing.T) {
+	unit := readFile(t, "fastnat.service")
+	if m := regexp.MustCompile(`(?m)^IPAddress(Deny|Allow)=.*$`).FindString(unit); m != "" {
+		t.Errorf("fastnat.service has %q: collectors and Prometheus on other hosts would be refused", m)
+	}
+	dropin := readFile(t, "ip-allow.conf")
+	lines := regexp.MustCompile(`(?m)^IPAddress(Deny|Allow)=.*$`).FindAllString(dropin, -1)
+	if len(lines) < 3 || lines[0] != "IPAddressDeny=any" || lines[1] != "IPAddressAllow=localhost" {
+		t.Errorf("ip-allow.conf: %q, want IPAddressDeny=any, IPAddressAllow=localhost, then the collectors", lines)
+	}
+	if !strings.HasPrefix(dropin[strings.Index(dropin, "\n[")+1:], "[Service]\n") {
+		t.Error("ip-allow.conf has no [Service] section")
+	}
+	guide := readFile(t, "../docs/deploy.md")
+	for _, l := range lines {
+		if !strings.Contains(guide, "\n"+l+"\n") {
+			t.Errorf("docs/deploy.md does not show the drop-in's line %s", l)
+		}
+	}
+	const installed = "/usr/share/fastnat/systemd/ip-allow.conf"
+	for _, f := range []string{"../docs/deploy.md", "../scripts/package-deb", "../scripts/test-deb", "../doctor/unit.go"} {
+		if !strings.Contains(readFile(t, f), installed) {
+			t.Errorf("%s does not name %s", f, installed)
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestServiceUnit checks what the daemon relies on in the unit.
