@@ -6,6 +6,7 @@
 package deploy
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fastnat/fastnat/config"
+	"github.com/fastnat/fastnat/doctor"
 )
 
 // maxExposure is the highest `systemd-analyze security` rating the unit
@@ -173,5 +177,46 @@ func TestContainerfile(t *testing.T) {
 	}
 	if want := "--cap-add " + strings.Join(caps, ","); !strings.Contains(cf, want) {
 		t.Errorf("the Containerfile's run line lacks %q (the unit's capabilities)", want)
+	}
+}
+
+// TestCarrierExample checks that examples/carrier-pool.toml shows what a
+// carrier needs of issue 13 — a deterministic rule, a port-block rule,
+// IPFIX and syslog exporters — and that the IPAddressAllow= lines its
+// comment gives for the unit's drop-in let every collector through.
+func TestCarrierExample(t *testing.T) {
+	const file = "../examples/carrier-pool.toml"
+	text := readFile(t, file)
+	cfg, err := config.Parse(file, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deterministic, blocks bool
+	for _, r := range cfg.NAT.Outbound {
+		deterministic = deterministic || r.Mapping == config.Deterministic
+		blocks = blocks || r.BlockSize > 0
+	}
+	if !deterministic || !blocks || len(cfg.Logging.IPFIX) == 0 || len(cfg.Logging.Syslog) == 0 {
+		t.Fatalf("carrier-pool.toml: deterministic rule %v, port blocks %v, %d IPFIX and %d syslog exporters; want all",
+			deterministic, blocks, len(cfg.Logging.IPFIX), len(cfg.Logging.Syslog))
+	}
+	var dropin strings.Builder
+	dropin.WriteString("[Service]\n")
+	for _, l := range regexp.MustCompile(`(?m)^#   (IPAddress(Deny|Allow)=.*)$`).FindAllStringSubmatch(text, -1) {
+		dropin.WriteString(l[1] + "\n")
+	}
+	f, err := doctor.ParseIPFilter(dropin.String())
+	if err != nil || !f.Filters() {
+		t.Fatalf("the drop-in lines in carrier-pool.toml's comment: %v\n%s", err, dropin.String())
+	}
+	for _, x := range cfg.Logging.IPFIX {
+		if !f.Allows(x.Collector.Addr()) {
+			t.Errorf("the comment's IPAddressAllow= lines refuse the IPFIX collector %s", x.Collector)
+		}
+	}
+	for _, s := range cfg.Logging.Syslog {
+		if ap, err := netip.ParseAddrPort(s.Address); err == nil && !f.Allows(ap.Addr()) {
+			t.Errorf("the comment's IPAddressAllow= lines refuse the syslog receiver %s", s.Address)
+		}
 	}
 }
