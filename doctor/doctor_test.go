@@ -402,3 +402,30 @@ func readRepo(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestFirstInterfaceMissing: the workers follow the first interface's
+// queues, so when it is missing the checks of what they use say they were
+// skipped instead of passing for no workers ("ok cpus 0 workers on CPUs
+// []", "ok irq ... pinned").
+func TestFirstInterfaceMissing(t *testing.T) {
+	h := goodBox()
+	r := Examine(parse(t, strings.Replace(boxConfig, `"ens1f0"`, `"ens9f9"`, 1)), h.system())
+	if f := r.Find("interface", "ens9f9"); len(f) != 1 || f[0].Severity != Fail {
+		t.Fatalf("interface: %+v", f)
+	}
+	const skipped = "skipped: the workers follow the queues of ens9f9, which is missing"
+	for _, c := range []struct{ check, iface string }{{"cpus", ""}, {"irq", "ens1f1"}, {"numa", "ens1f1"}} {
+		f := r.Find(c.check, c.iface)
+		if len(f) != 1 || f[0].Severity != Info || f[0].Message != skipped {
+			t.Errorf("%s %s: %+v, want one info %q", c.check, c.iface, f, skipped)
+		}
+	}
+	if f := r.Find("memlock", ""); len(f) != 1 || strings.Contains(f[0].Message, " 0 MiB") {
+		t.Errorf("memlock: %+v", f)
+	}
+	for _, f := range r.Findings {
+		if f.Severity == OK && (strings.Contains(f.Message, "0 workers") || strings.Contains(f.Message, "[]")) {
+			t.Errorf("a vacuous ok: %+v", f)
+		}
+	}
+}
