@@ -38,7 +38,7 @@ func startFTPSized(t *testing.T, topo *testnet.Topology, cfg testnet.FTPServerCo
 	sum := testnet.MustWriteRandomFile(t, filepath.Join(s.Root(), name), size, 0x2021)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("vsftpd %s log:\n%s", cfg.Addr, tailString(s.Log(), 8192))
+			t.Logf("%s %s log:\n%s", cfg.Daemon, cfg.Addr, tailString(s.Log(), 8192))
 		}
 	})
 	return ftpFixture{server: s, name: name, sha256: sum}

@@ -19,6 +19,12 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropProtocol
 		return
 	}
+	if from == Inside && t.Proto != packet.ProtoICMP && c.public[t.DstAddr] &&
+		e.n.bindings.mapsTo(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)}, t.DstAddr, t.DstPort) {
+		// To its own mapping: no session can hold the flow (see reflect).
+		reflect(frame, p, r)
+		return
+	}
 	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 		r.Verdict = DropTCPNoSYN
 		return

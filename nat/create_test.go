@@ -129,6 +129,32 @@ func TestSessionCreation(t *testing.T) {
 				{Inside, synAck(t, hostA+":42000", pubEIM+":43000"), Forward, Inside, pubEIM + ":42000", hostB + ":43000", 0},
 			}
 		}},
+		{"hairpin to its own endpoint-independent mapping", func(t *testing.T) []step {
+			return []step{
+				{Inside, udp(t, hostA+":4000", remote+":3478"), Forward, Outside, pubEIM + ":4000", remote + ":3478", 0},
+				// A sends to its own mapping (the classic STUN client's
+				// hairpin test): it comes back from that mapping, every
+				// time, with no session (the two keys would be one).
+				{Inside, udp(t, hostA+":4000", pubEIM+":4000"), Forward, Inside, pubEIM + ":4000", hostA + ":4000", 0},
+				{Inside, udp(t, hostA+":4000", pubEIM+":4000"), Forward, Inside, pubEIM + ":4000", hostA + ":4000", 0},
+				// Another port of A's is not its mapping.
+				{Inside, udp(t, hostA+":4001", pubEIM+":4000"), Forward, Inside, pubEIM + ":4001", hostA + ":4000", 0},
+				// TCP: a socket connecting to its own mapping meets itself
+				// (simultaneous open), every segment reflected.
+				{Inside, syn(t, hostA+":42000", remote+":80"), Forward, Outside, pubEIM + ":42000", remote + ":80", 0},
+				{Inside, syn(t, hostA+":42000", pubEIM+":42000"), Forward, Inside, pubEIM + ":42000", hostA + ":42000", 0},
+				{Inside, synAck(t, hostA+":42000", pubEIM+":42000"), Forward, Inside, pubEIM + ":42000", hostA + ":42000", 0},
+				{Inside, testutil.WithTTL(t, udp(t, hostA+":4000", pubEIM+":4000"), 1), DropTTLExpired, 0, "", "", 0},
+			}
+		}},
+		{"hairpin to its own address-and-port-dependent session's port", func(t *testing.T) []step {
+			return []step{
+				{Inside, udp(t, hostC+":4000", remote+":3478"), Forward, Outside, pubAPDM + ":4000", remote + ":3478", 0},
+				// A new destination, a new port: an ordinary session.
+				{Inside, udp(t, hostC+":4000", pubAPDM+":4000"), Forward, Inside, "", hostC + ":4000",
+					flagOrigFromInside | flagOrigToInside | flagOwnSrcPort},
+			}
+		}},
 		{"hairpin to a public port nobody maps", func(t *testing.T) []step {
 			return []step{
 				{Inside, udp(t, hostB+":5000", pubEIM+":4999"), DropUnsolicited, 0, "", "", 0},

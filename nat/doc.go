@@ -75,7 +75,10 @@
 // protects inside hosts from the outside; a hairpinned packet comes from
 // an inside host that could reach the target directly, so any live
 // mapping admits it. The session is an ordinary one (both keys, both
-// directions, released once). ICMP queries are not hairpinned (an
+// directions, released once) — except a flow from an inside endpoint to
+// its own endpoint-independent mapping, whose two keys would be one: its
+// packets are reflected one by one, without a session (reflect). ICMP
+// queries are not hairpinned (an
 // identifier names no inside host; RFC 5508 §3.5 asks it of Basic NAT
 // only): an echo request to a public address is answered by the NAT.
 package nat

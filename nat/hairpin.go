@@ -1,6 +1,11 @@
 package nat
 
-import "github.com/fastnat/fastnat/flowtable"
+import (
+	"encoding/binary"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/packet"
+)
 
 // Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): an inside host that sends
 // to a public endpoint of the NAT reaches the inside endpoint mapped to
@@ -49,4 +54,42 @@ func ownMapping(s *flowtable.Session, class int) (pub, in bindKey) {
 	o, r := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
 	return bindKey{addr: r.DstAddr, port: r.DstPort, class: uint8(class)},
 		bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}
+}
+
+// mapsTo reports whether inside endpoint k's binding is the public
+// endpoint (addr, port).
+func (b *bindings) mapsTo(k bindKey, addr uint32, port uint16) bool {
+	m, unlock := b.lock(k)
+	e, ok := m[k]
+	unlock()
+	return ok && e.pubAddr == addr && e.pubPort == port
+}
+
+// reflect hairpins a packet an inside endpoint sent to its own
+// endpoint-independent mapping (the classic STUN client's hairpin test
+// does so, RFC 3489 §10.1): the packet goes back to the sender from that
+// mapping (RFC 4787 REQ-9: the source is the sender's external mapping),
+// which is its destination — so the translation is a swap of source and
+// destination. Such a flow's two keys would be one and the same, which no
+// session can hold; no session is made, and every packet of it is
+// reflected on its own. Swapping leaves the TCP or UDP checksum as it was
+// (the pseudo-header and the ports hold the same words in another order)
+// and the IPv4 checksum changes by the TTL alone.
+func reflect(frame []byte, p *packet.Parsed, r *Result) {
+	ip := frame[p.L3:p.End]
+	if ip[8] <= 1 {
+		r.Verdict = DropTTLExpired
+		return
+	}
+	var a [4]byte
+	copy(a[:], ip[12:16])
+	copy(ip[12:16], ip[16:20])
+	copy(ip[16:20], a[:])
+	ip[8]--
+	binary.BigEndian.PutUint16(ip[10:], packet.ApplyDelta(binary.BigEndian.Uint16(ip[10:]), ttlDelta))
+	l4 := frame[p.L4:p.End]
+	sport := binary.BigEndian.Uint16(l4[0:])
+	binary.BigEndian.PutUint16(l4[0:], binary.BigEndian.Uint16(l4[2:]))
+	binary.BigEndian.PutUint16(l4[2:], sport)
+	r.Verdict, r.Out, r.Divert = Forward, Inside, false
 }

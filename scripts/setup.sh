@@ -11,9 +11,17 @@
 #     traceroute iputils-tracepath iputils-ping iperf3; the collectors the
 #     NAT event log is tested against: tshark, nfdump (nfcapd) and rsyslog;
 #     groff-base (the man page test) and prometheus (its promtool tests the
-#     alert rules and the metrics). A vsftpd, iperf3, nfcapd, rsyslogd or
-#     prometheus service installed here is stopped and disabled again: the
-#     tests start their own, and use only promtool;
+#     alert rules and the metrics); the NAT behaviour discovery tools coturn
+#     (turnserver, turnutils_natdiscovery), stun-server and stun-client; the
+#     FTP interoperability matrix's python3-pyftpdlib server and its clients
+#     wget tnftp ncftp busybox. A vsftpd, iperf3, nfcapd, rsyslogd,
+#     prometheus, coturn or stund service installed here is stopped and
+#     disabled again: the tests start their own, and use only promtool;
+#   - the FTP servers proftpd (proftpd-core) and pure-ftpd, which Debian
+#     will not install beside vsftpd (each conflicts with ftp-server): their
+#     packages are downloaded with apt-get and unpacked, never configured or
+#     started, under /opt/fastnat-test/PACKAGE, with the libraries they
+#     need installed as packages (internal/testnet looks there);
 #   - Go: Debian's golang-go with GOTOOLCHAIN=auto, so that the toolchain
 #     go.mod asks for is fetched; if Debian's Go is too old to do that
 #     (before 1.21, as in Debian 12), the official release named in go.mod
@@ -26,7 +34,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3 tshark nfdump rsyslog groff-base prometheus)
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3 tshark nfdump rsyslog groff-base prometheus
+	coturn stun-server stun-client python3 python3-pyftpdlib wget tnftp ncftp busybox)
+# Services the packages above start, as PACKAGE:SERVICE; the tests run
+# their own.
+services=(vsftpd:vsftpd iperf3:iperf3 nfdump:nfdump rsyslog:rsyslog prometheus:prometheus coturn:coturn stun-server:stun)
+# FTP servers that conflict with vsftpd: unpacked, not installed.
+unpacked=(proftpd-core pure-ftpd)
+unpacked_root=/opt/fastnat-test
 
 install_packages() {
 	local missing=() p
@@ -42,10 +57,33 @@ install_packages() {
 	apt-get update -qq
 	# tshark asks whether non-root users may capture; the default (no) is fine.
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	for p in vsftpd iperf3 nfdump rsyslog prometheus; do
-		if [[ " ${missing[*]} " == *" $p "* ]] && command -v systemctl >/dev/null; then
-			systemctl disable --now "$p" >/dev/null 2>&1 || true
+	local ps
+	for ps in "${services[@]}"; do
+		if [[ " ${missing[*]} " == *" ${ps%%:*} "* ]] && command -v systemctl >/dev/null; then
+			systemctl disable --now "${ps#*:}" >/dev/null 2>&1 || true
 		fi
+	done
+}
+
+# unpack_packages downloads each package of $unpacked and unpacks it under
+# $unpacked_root/PACKAGE, once, after installing the libraries its Depends
+# names (the other dependencies are for running it as a service).
+unpack_packages() {
+	local p deb libs tmp
+	for p in "${unpacked[@]}"; do
+		[[ -d $unpacked_root/$p/usr ]] && continue
+		log "unpacking $p under $unpacked_root/$p"
+		tmp=$(mktemp -d)
+		chmod 755 "$tmp" # apt's download user writes here
+		(cd "$tmp" && apt-get download -qq "$p" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq "$p" >/dev/null; })
+		deb=$(ls "$tmp"/*.deb)
+		mapfile -t libs < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g' | grep '^lib')
+		if ((${#libs[@]} > 0)); then
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${libs[@]}" >/dev/null
+		fi
+		mkdir -p "$unpacked_root/$p"
+		dpkg-deb -x "$deb" "$unpacked_root/$p"
+		rm -rf "$tmp"
 	done
 }
 
@@ -81,6 +119,7 @@ export GOTOOLCHAIN=auto
 
 if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
 	install_packages
+	unpack_packages
 	if ! command -v go >/dev/null; then
 		log "installing Debian's golang-go"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null

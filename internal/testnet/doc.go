@@ -39,10 +39,21 @@
 // on a locked OS thread that is thrown away afterwards; sockets created
 // there stay in the namespace (ListenUDP, DialTCP, Ping, StartUDPEcho).
 //
-// StartFTPServer runs vsftpd (anonymous, read-only, passive and active
-// mode, protocol log kept); Fetch drives curl or lftp in one of the four
-// data-connection modes, with no retries, and checks from the client's
-// own transcript that the mode was really used. StartCapture and
+// Every namespace gets a resolv.conf of its own (/etc/netns/NAME, which
+// ip netns exec binds over /etc/resolv.conf) naming a name server on its
+// loopback: a program's name lookups fail at once instead of leaving the
+// topology for the machine's name server, which no route reaches.
+//
+// StartFTPServer runs vsftpd, proftpd, pure-ftpd or pyftpdlib (Daemon;
+// anonymous, read-only but for an upload directory when asked, passive
+// and active mode, protocol log kept where the server keeps one); Fetch
+// drives curl, lftp, wget, tnftp, ncftp, Python's ftplib or busybox in
+// one of the four data-connection modes the client can use, downloading
+// or uploading, with no retries, and checks from the client's own
+// transcript that the mode was really used. StartSTUNServer and
+// StartClassicSTUNServer run coturn's turnserver (RFC 5780) and stund
+// (RFC 3489) on two addresses; NATDiscovery and RunClassicSTUN run their
+// clients and parse what they conclude about the NAT. StartCapture and
 // SendFrames are AF_PACKET helpers: a capture shows what went over a link
 // for gopacket to check, and MalformedFrames makes bursts of broken
 // frames, one defect each.
@@ -57,5 +68,8 @@
 // with Close (MustNew registers Close with t.Cleanup). Processes started
 // with the package-level Start belong to the caller. The package needs
 // root and the Debian packages iproute2, ethtool, procps, nftables,
-// vsftpd, curl and lftp; CheckTools tells which are missing.
+// vsftpd, curl and lftp; the FTP matrix and the STUN tests need more
+// (scripts/setup.sh installs them all, and unpacks proftpd and pure-ftpd,
+// which Debian will not install beside vsftpd, under /opt/fastnat-test);
+// CheckTools tells which are missing.
 package testnet

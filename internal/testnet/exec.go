@@ -165,8 +165,11 @@ func (p *Process) Stop() error {
 
 // sbinDirs are searched after PATH: the harness's tools (ip, vsftpd,
 // nft, sysctl, ethtool) live in sbin directories that a non-login
-// environment's PATH may leave out.
-var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/local/sbin"}
+// environment's PATH may leave out, and the FTP servers Debian will not
+// install beside vsftpd (proftpd, pure-ftpd) where scripts/setup.sh
+// unpacks them.
+var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/local/sbin",
+	"/opt/fastnat-test/proftpd-core/usr/sbin", "/opt/fastnat-test/pure-ftpd/usr/sbin"}
 
 // ToolPath returns the absolute path of program name, searching PATH and
 // then the sbin directories; name itself if it is found nowhere (running

@@ -29,10 +29,11 @@ func TestClientArgs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := base
 			spec.Tool, spec.Mode = c.tool, c.mode
-			args, err := clientArgs(spec)
+			inv, err := clientCommand(spec)
 			if err != nil {
 				t.Fatal(err)
 			}
+			args := inv.args
 			var parts []string
 			if c.tool == Curl {
 				parts = args
@@ -93,6 +94,59 @@ const (
 		"---> RETR payload.bin\n"
 )
 
+// Transcripts as wget 1.21, tnftp 20210827, ncftp 3.2.6, Python 3.11's
+// ftplib and busybox 1.35 print them (shortened).
+const (
+	wgetTranscript = "Connecting to 127.0.0.1:2021... connected.\n" +
+		"220 pyftpdlib 1.5.7 ready.\n" +
+		"Logging in as anonymous ... \n" +
+		"--> USER anonymous\r\n\n" +
+		"331 Username ok, send password.\n" +
+		"--> PASS -wget@\r\n\n" +
+		"==> SIZE f.bin ... \n" +
+		"--> SIZE f.bin\r\n\n" +
+		"213 100000\n" +
+		"100000\n" +
+		"--> PASV\r\n\n" +
+		"227 Entering passive mode (127,0,0,1,117,86).\n" +
+		"--> RETR f.bin\r\n\n" +
+		"     0K .......... .......... 51% 64.0M 0s\n" +
+		"226 Transfer complete.\n"
+	tnftpTranscript = "220 pyftpdlib 1.5.7 ready.\n" +
+		"EPSV/EPRT on IPv4 on.\n" +
+		"---> EPRT |1|10.77.0.5|50043|\n" +
+		"200 Active data connection established.\n" +
+		"---> RETR f.bin\n" +
+		"100000 bytes received in 00:00 (215.27 MiB/s)\n" +
+		"226 Transfer complete.\n"
+	ncftpTranscript = "2026-12-03 12:22:29  220: pyftpdlib 1.5.7 ready.\n" +
+		"2026-12-03 12:22:29  Connected to 127.0.0.1.\n" +
+		"2026-12-03 12:22:29  Cmd: USER anonymous\n" +
+		"2026-12-03 12:22:29  331: Username ok, send password.\n" +
+		"2026-12-03 12:22:29  211: Features supported:\n" +
+		"2026-12-03 12:22:29        EPRT\n" +
+		"2026-12-03 12:22:29  Cmd: PORT 127,0,0,1,207,209\n" +
+		"2026-12-03 12:22:29  200: Active data connection established.\n" +
+		"2026-12-03 12:22:29  Cmd: RETR f.bin\n" +
+		"2026-12-03 12:22:29  226: Transfer complete.\n"
+	ftplibTranscript = "*get* '220 (vsFTPd 3.0.3)\\r\\n'\n" +
+		"*resp* '220 (vsFTPd 3.0.3)'\n" +
+		"*cmd* 'USER anonymous'\n" +
+		"*resp* '257 \"/\" is the current directory'\n" +
+		"*cmd* 'EPSV'\n" +
+		"*resp* '229 Entering Extended Passive Mode (|||30001|)'\n" +
+		"*cmd* 'RETR f.bin'\n" +
+		"*resp* '226 Transfer complete.'\n"
+	busyboxTranscript = "Connecting to 127.0.0.1 (127.0.0.1:2021)\n" +
+		"ftpput: cmd (null) (null)\n" +
+		"ftpput: cmd USER anonymous\n" +
+		"ftpput: cmd PASS busybox\n" +
+		"ftpput: cmd TYPE I (null)\n" +
+		"ftpput: cmd EPSV (null)\n" +
+		"ftpput: cmd STOR upload/b.bin\n" +
+		"ftpput: cmd QUIT (null)\n"
+)
+
 func TestParseTranscript(t *testing.T) {
 	cases := []struct {
 		name          string
@@ -106,6 +160,20 @@ func TestParseTranscript(t *testing.T) {
 		{"lftp", LFTP, lftpTranscript,
 			[]string{"USER anonymous", "EPSV", "RETR payload.bin"},
 			[]string{"220 (vsFTPd 3.0.3)", "230 Login successful.", "229 Entering Extended Passive Mode (|||30001|)"}},
+		{"wget", Wget, wgetTranscript,
+			[]string{"USER anonymous", "PASS -wget@", "SIZE f.bin", "PASV", "RETR f.bin"},
+			[]string{"220 pyftpdlib 1.5.7 ready.", "331 Username ok, send password.", "213 100000", "227 Entering passive mode (127,0,0,1,117,86).", "226 Transfer complete."}},
+		{"tnftp", TNFTP, tnftpTranscript,
+			[]string{"EPRT |1|10.77.0.5|50043|", "RETR f.bin"},
+			[]string{"220 pyftpdlib 1.5.7 ready.", "200 Active data connection established.", "226 Transfer complete."}},
+		{"ncftp", NcFTP, ncftpTranscript,
+			[]string{"USER anonymous", "PORT 127,0,0,1,207,209", "RETR f.bin"},
+			[]string{"220: pyftpdlib 1.5.7 ready.", "331: Username ok, send password.", "211: Features supported:", "200: Active data connection established.", "226: Transfer complete."}},
+		{"ftplib", FTPLib, ftplibTranscript,
+			[]string{"USER anonymous", "EPSV", "RETR f.bin"},
+			[]string{"220 (vsFTPd 3.0.3)", `257 "/" is the current directory`, "229 Entering Extended Passive Mode (|||30001|)", "226 Transfer complete."}},
+		{"busybox", Busybox, busyboxTranscript,
+			[]string{"USER anonymous", "PASS busybox", "TYPE I", "EPSV", "STOR upload/b.bin", "QUIT"}, nil},
 		{"empty", Curl, "", nil, nil},
 	}
 	for _, c := range cases {
@@ -139,7 +207,7 @@ func TestCheckMode(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkMode(FetchResult{Sent: c.sent}, c.mode, nil)
+			err := checkMode(FetchResult{Sent: c.sent}, c.mode, "RETR", nil)
 			if c.ok && err != nil {
 				t.Fatal(err)
 			}
@@ -151,6 +219,9 @@ func TestCheckMode(t *testing.T) {
 }
 
 func TestFetchResultReply(t *testing.T) {
+	if r := (FetchResult{Received: []string{"227: Entering Passive Mode (1,2,3,4,5,6)"}}); r.Reply("227") == "" {
+		t.Error("ncftp's reply not found")
+	}
 	r := FetchResult{Received: []string{"220 hi", "227 Entering Passive Mode (1,2,3,4,5,6)", "2270 nonsense"}}
 	if got := r.Reply("227"); got != "227 Entering Passive Mode (1,2,3,4,5,6)" {
 		t.Errorf("Reply(227) = %q", got)
@@ -174,5 +245,27 @@ func TestModeAndToolNames(t *testing.T) {
 	}
 	if LFTP.Supports(EPRT) || !Curl.Supports(EPRT) || !LFTP.Supports(PORT) {
 		t.Error("Supports")
+	}
+	for _, tool := range AllTools {
+		if strings.HasPrefix(tool.String(), "tool(") || tool.program(false) == "" || tool.program(true) == "" {
+			t.Errorf("tool %d has no name or program", tool)
+		}
+		n := 0
+		for _, m := range Modes {
+			if tool.Supports(m) {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("%v supports no mode", tool)
+		}
+	}
+	if Wget.CanUpload() || !Busybox.CanUpload() || Busybox.Supports(PASV) || Wget.Supports(EPSV) {
+		t.Error("capabilities")
+	}
+	for _, d := range Daemons {
+		if strings.HasPrefix(d.String(), "daemon(") {
+			t.Errorf("daemon %d has no name", d)
+		}
 	}
 }

@@ -8,14 +8,13 @@ import (
 // FuzzParseTranscript: any client output parses without panicking, and
 // every command and reply found is a line of the input minus its marker.
 func FuzzParseTranscript(f *testing.F) {
-	f.Add(curlTranscript, false)
-	f.Add(lftpTranscript, true)
-	f.Add("> \r\n< \n---> \n", true)
-	f.Fuzz(func(t *testing.T, s string, lftp bool) {
-		tool := Curl
-		if lftp {
-			tool = LFTP
-		}
+	for i, s := range []string{curlTranscript, lftpTranscript, wgetTranscript, tnftpTranscript, ncftpTranscript, ftplibTranscript, busyboxTranscript} {
+		f.Add(s, uint8(i))
+	}
+	f.Add("> \r\n< \n---> \n", uint8(1))
+	f.Add("ftpget: cmd (null) (null) (null)\n*cmd* '\n2026-12-03 12:22:29  Cmd: \n", uint8(4))
+	f.Fuzz(func(t *testing.T, s string, which uint8) {
+		tool := AllTools[int(which)%len(AllTools)]
 		sent, received := parseTranscript(tool, s)
 		for _, l := range append(sent, received...) {
 			if !strings.Contains(s, l) {
@@ -26,7 +25,7 @@ func FuzzParseTranscript(f *testing.F) {
 			}
 		}
 		r := FetchResult{Sent: sent, Received: received}
-		_ = checkMode(r, PASV, nil)
+		_ = checkMode(r, PASV, "RETR", nil)
 		_ = r.Reply("227")
 	})
 }

@@ -22,6 +22,21 @@ type Forward struct {
 type Outbound struct {
 	Inside netip.Prefix
 	Pool   netip.Addr
+	// PoolLast, when valid, makes the pool the range Pool-PoolLast; the
+	// router's outside link gets each of its addresses. The kernel then
+	// picks an address per connection by a hash of both ends (nftables
+	// without "persistent"), as a configuration written plainly does.
+	PoolLast netip.Addr
+}
+
+// Addrs lists the pool's addresses.
+func (o Outbound) Addrs() []netip.Addr {
+	as := []netip.Addr{o.Pool}
+	for a := o.Pool; o.PoolLast.IsValid() && a.Less(o.PoolLast); {
+		a = a.Next()
+		as = append(as, a)
+	}
+	return as
 }
 
 // KernelNATConfig is the Linux kernel's own NAT (nftables and conntrack)
@@ -67,6 +82,14 @@ func (t *Topology) KernelNAT(ctx context.Context, cfg KernelNATConfig) error {
 	}
 	if err := t.AddPublicAddr(ctx); err != nil {
 		return err
+	}
+	for _, o := range cfg.Outbound {
+		for _, a := range o.Addrs() {
+			if _, err := runHost(ctx, "ip", "-n", t.Router, "addr", "replace",
+				netip.PrefixFrom(a, 32).String(), "dev", RouterOutsideLink); err != nil {
+				return fmt.Errorf("add pool address: %w", err)
+			}
+		}
 	}
 	if err := t.SetForwarding(ctx, true); err != nil {
 		return err
@@ -118,7 +141,11 @@ func KernelNATRuleset(cfg KernelNATConfig) string {
 	p("\tchain srcnat {")
 	p("\t\ttype nat hook postrouting priority srcnat; policy accept;")
 	for _, o := range cfg.Outbound {
-		p("\t\toifname %q ip saddr %s snat to %s", RouterOutsideLink, o.Inside, o.Pool)
+		pool := o.Pool.String()
+		if o.PoolLast.IsValid() {
+			pool += "-" + o.PoolLast.String()
+		}
+		p("\t\toifname %q ip saddr %s snat to %s", RouterOutsideLink, o.Inside, pool)
 	}
 	p("\t}")
 	p("\tchain forward {")

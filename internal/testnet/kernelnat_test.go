@@ -28,6 +28,8 @@ func TestKernelNATRuleset(t *testing.T) {
 		{"several helper ports", KernelNATConfig{FTPHelperPorts: []uint16{9091, 21, 9091}}, []string{`tcp dport { 21, 9091 } ct helper set "ftp"`}, nil},
 		{"udp server", KernelNATConfig{Servers: []Forward{{"udp", netip.MustParseAddrPort("198.18.0.204:7007"), netip.MustParseAddrPort("10.77.0.226:7")}}},
 			[]string{"ip daddr 198.18.0.204 udp dport 7007 dnat to 10.77.0.226:7"}, nil},
+		{"pool range", KernelNATConfig{Outbound: []Outbound{{Inside: InsideNet, Pool: PublicAddr, PoolLast: netip.MustParseAddr("198.18.0.207")}}},
+			[]string{`oifname "outside" ip saddr 10.77.0.0/24 snat to 198.18.0.204-198.18.0.207`}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -154,6 +154,9 @@ func (t *Topology) build(ctx context.Context, opt Options) error {
 		if _, err := runHost(ctx, "ip", "netns", "add", ns); err != nil {
 			return err
 		}
+		if err := writeResolvConf(ns); err != nil {
+			return err
+		}
 		// No IPv6: router solicitations and neighbour discovery would be
 		// noise on every link fastnat reads.
 		if err := Sysctl(ctx, ns, "net.ipv6.conf.all.disable_ipv6", "1"); err != nil {
@@ -226,6 +229,28 @@ func (t *Topology) build(ctx context.Context, opt Options) error {
 		}
 	}
 	return t.SetForwarding(ctx, opt.Forwarding)
+}
+
+// netnsEtc holds per-namespace files that `ip netns exec NS` binds over
+// their namesakes in /etc (ip-netns(8)).
+const netnsEtc = "/etc/netns"
+
+// writeResolvConf gives namespace ns a resolv.conf of its own naming a
+// name server on its loopback, where nothing listens: a program that looks
+// up a name (ncftp looks up addresses, for one) is refused at once instead
+// of sending queries to the machine's name server — an address outside the
+// topology, which no route reaches: the query would wait out the
+// resolver's timeouts (10 s with glibc's defaults) behind the NAT.
+func writeResolvConf(ns string) error {
+	d := filepath.Join(netnsEtc, ns)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return fmt.Errorf("resolv.conf for %s: %w", ns, err)
+	}
+	conf := "# fastnat testnet: no name server reachable from the topology\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+	if err := os.WriteFile(filepath.Join(d, "resolv.conf"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("resolv.conf for %s: %w", ns, err)
+	}
+	return nil
 }
 
 // veths lists every veth end as (namespace, link).
@@ -329,6 +354,9 @@ func (t *Topology) Close() error {
 			}
 		}
 		if _, err := runHost(ctx, "ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.RemoveAll(filepath.Join(netnsEtc, ns)); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,18 @@ func TestTopologyRouting(t *testing.T) {
 		}
 	})
 
+	t.Run("own resolv.conf", func(t *testing.T) {
+		for _, ns := range topo.Namespaces() {
+			out, err := Run(ctx, ns, "cat", "/etc/resolv.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), "nameserver 127.0.0.1\n") || strings.Count(string(out), "nameserver") != 1 {
+				t.Errorf("%s: resolv.conf names another name server:\n%s", ns, out)
+			}
+		}
+	})
+
 	t.Run("tx checksum offload off", func(t *testing.T) {
 		for _, l := range topo.veths() {
 			out, err := Run(ctx, l[0], "ethtool", "-k", l[1])
@@ -112,6 +125,9 @@ func TestTopologyCloseRemovesEverything(t *testing.T) {
 	for _, ns := range topo.Namespaces() {
 		if _, err := os.Stat("/run/netns/" + ns); !os.IsNotExist(err) {
 			t.Errorf("namespace %s still exists", ns)
+		}
+		if _, err := os.Stat(filepath.Join(netnsEtc, ns)); !os.IsNotExist(err) {
+			t.Errorf("%s/%s still exists", netnsEtc, ns)
 		}
 	}
 	if _, err := os.Stat(topo.Dir); !os.IsNotExist(err) {

@@ -301,3 +301,16 @@ func WithIPID(tb testing.TB, frame []byte, id uint16) []byte {
 	f[14+10], f[14+11] = byte(c>>8), byte(c)
 	return f
 }
+
+// WithTTL returns a copy of frame whose IPv4 TTL is ttl, with the header
+// checksum fixed.
+func WithTTL(tb testing.TB, frame []byte, ttl uint8) []byte {
+	tb.Helper()
+	f := append([]byte(nil), frame...)
+	f[14+8] = ttl
+	ihl := int(f[14]&0x0f) * 4
+	f[14+10], f[14+11] = 0, 0
+	c := ipChecksum(f[14 : 14+ihl])
+	f[14+10], f[14+11] = byte(c>>8), byte(c)
+	return f
+}
