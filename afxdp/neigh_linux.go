@@ -16,8 +16,8 @@ import (
 
 // Resolver timing.
 const (
-	resyncEvery = time.Second            // full re-read of neighbours, addresses and routes
-	retryEvery  = time.Second            // at most one resolution request per address
+	resyncEvery = time.Second           // full re-read of neighbours, addresses and routes
+	retryEvery  = time.Second           // at most one resolution request per address
 	recvTimeout = 10 * time.Millisecond // how long a miss waits to be picked up, at most
 )
 

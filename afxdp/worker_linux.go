@@ -15,15 +15,13 @@ import (
 // sockets. Only the worker's goroutine may use it and its Ports; Close it
 // after that goroutine has stopped.
 type Worker struct {
-	queue int
-	umem  []byte
-	pool  *framePool
-	ports []*Port
-	// wake is an epoll instance over the sockets, parked on in the Go
-	// runtime's poller (waiter), and events its epoll_wait's space.
-	wake   *waiter
-	events []unix.EpollEvent
-	closed bool
+	queue   int
+	umem    []byte
+	pool    *framePool
+	ports   []*Port
+	pollfds []unix.PollFd
+	ts      unix.Timespec
+	closed  bool
 }
 
 // Open creates the worker for queue of each of ifaces: a UMEM of
@@ -88,6 +86,7 @@ func open(ifaces []*Interface, queue int, opts Options, copyMode bool) (_ *Worke
 			umem: w.umem, pool: w.pool, neigh: i.neigh, xsk: s,
 		}
 		w.ports = append(w.ports, p)
+		w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN})
 		if shareFD < 0 {
 			shareFD = s.fd
 		}
@@ -102,42 +101,7 @@ func open(ifaces []*Interface, queue int, opts Options, copyMode bool) (_ *Worke
 			return nil, err
 		}
 	}
-	if err := w.openWake(); err != nil {
-		return nil, fmt.Errorf("queue %d: %w", queue, err)
-	}
 	return w, nil
-}
-
-// openWake makes the epoll instance Wait sleeps on: each socket, readable
-// when its rx ring holds frames.
-func (w *Worker) openWake() error {
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("epoll_create1: %w", sysErr(err))
-	}
-	for _, p := range w.ports {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.xsk.fd)}
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, p.xsk.fd, &ev); err != nil {
-			unix.Close(ep)
-			return fmt.Errorf("epoll_ctl %s: %w", p.name, sysErr(err))
-		}
-	}
-	w.events = make([]unix.EpollEvent, len(w.ports))
-	w.wake, err = newWaiter(ep, fmt.Sprintf("xsk-wait-q%d", w.queue), w.received)
-	return err
-}
-
-// received reports whether a socket has received frames: an rx ring that
-// is not empty, or the epoll instance's word for it (its epoll_wait polls
-// the sockets as ppoll would).
-func (w *Worker) received(ep uintptr) bool {
-	for _, p := range w.ports {
-		if p.xsk.rx.avail(1) > 0 {
-			return true
-		}
-	}
-	n, _ := unix.EpollWait(int(ep), w.events, 0)
-	return n > 0
 }
 
 // refillAll fills the fill ring as far as the free frames allow.
@@ -168,15 +132,17 @@ func (w *Worker) FreeFrames() int { return w.pool.available() }
 
 // Wait blocks until one of the worker's sockets has received frames, or
 // until timeout. It returns at once if an rx ring is already non-empty.
-// The goroutine sleeps in the Go runtime's poller (see waiter), not in a
-// system call of its own.
 func (w *Worker) Wait(timeout time.Duration) {
 	for _, p := range w.ports {
 		if p.xsk.rx.avail(1) > 0 {
 			return
 		}
 	}
-	w.wake.wait(timeout)
+	w.ts = unix.NsecToTimespec(max(int64(timeout), 0))
+	for i := range w.pollfds {
+		w.pollfds[i].Revents = 0
+	}
+	_, _ = unix.Ppoll(w.pollfds, &w.ts, nil) // EINTR is a short wait
 }
 
 // Close unregisters the sockets from their interfaces' socket maps and
@@ -188,9 +154,6 @@ func (w *Worker) Close() error {
 	}
 	w.closed = true
 	var errs []error
-	if w.wake != nil {
-		w.wake.Close()
-	}
 	for _, p := range w.ports {
 		p.iface.unregister(w.queue)
 		if err := p.xsk.close(); err != nil {
