@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,10 +97,69 @@ func waitClosed(ctx context.Context, t *testing.T, topo *testnet.Topology) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sockets still closing 5 s after the client finished (the NAT broke their close):\n%s", strings.Join(left, "\n"))
+			var ports []uint16
+			for _, s := range left {
+				ports = append(ports, socketPorts(s)...)
+			}
+			t.Fatalf("sockets still closing 5 s after the client finished (the NAT broke their close):\n%s%s",
+				strings.Join(left, "\n"), natState(t, topo, ports...))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// socketPorts returns the local port of a socket as ss prints it
+// ("STATE RECV-Q SEND-Q LOCAL PEER"), the one that tells its session
+// apart; none if the line does not parse.
+func socketPorts(line string) []uint16 {
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(f[3])
+	if err != nil {
+		return nil
+	}
+	return []uint16{ap.Port()}
+}
+
+// natState returns what explains a failure through the topology's
+// fastnat, if it runs one (nothing for the kernel's NAT): its counters —
+// drop reasons, the ALG's — and the sessions with any of ports in a
+// tuple (every session and the ALG's expectations when none is given),
+// with the TCP state fastnat holds of each. Failures only: it runs the
+// CLI.
+func natState(t *testing.T, topo *testnet.Topology, ports ...uint16) string {
+	t.Helper()
+	var sock string
+	for _, p := range topo.Processes() {
+		if filepath.Base(p.Name) != "fastnat" {
+			continue
+		}
+		if done, _ := p.Exited(); done {
+			continue
+		}
+		if m := controlSocketLine.FindStringSubmatch(p.Output()); m != nil {
+			sock = strings.Trim(m[1], `"`)
+		}
+	}
+	if sock == "" {
+		return ""
+	}
+	var b strings.Builder
+	show := func(args ...string) {
+		code, out, errOut := fastnatCLI(t, append(append([]string{"show"}, args...), "--socket", sock)...)
+		fmt.Fprintf(&b, "\n--- fastnat show %s (exit %d)\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	show("stats")
+	if len(ports) == 0 {
+		show("expectations")
+		show("sessions", "--verbose", "--limit", "0")
+	}
+	for _, p := range ports {
+		show("sessions", "--verbose", "--port", fmt.Sprint(p), "--limit", "0")
+	}
+	return b.String()
 }
 
 func TestFastnatFTPCloseClean(t *testing.T) { requireFastnat(t); ftpCloseClean(t, fastnatRouter) }
@@ -671,14 +732,44 @@ func TestFastnatFTPActiveReusedPort(t *testing.T) {
 // to tell why a data connection failed.
 func dumpNAT(t *testing.T, topo *testnet.Topology) {
 	t.Helper()
-	for _, p := range topo.Processes() {
-		if p.Name != fastnatBinary(t) {
-			continue
-		}
-		sock := controlSocket(t, p)
-		for _, what := range []string{"sessions", "expectations", "stats"} {
-			_, out, errOut := fastnatCLI(t, "show", what, "--socket", sock)
-			t.Logf("fastnat show %s:\n%s%s", what, tailString(out, 6000), errOut)
-		}
+	t.Log(natState(t, topo))
+}
+
+// TestFastnatFTPControlReusedPort: a client that connects again from the
+// port of a control connection that has just closed — the same tuple, its
+// session lingering for the transitory timeout, as when a client's
+// ephemeral port comes round again — gets its banner, its listing and a
+// clean close every time, in both directions: the new connection has a
+// session of its own, and the ALG none of the old one's stream.
+func TestFastnatFTPControlReusedPort(t *testing.T) {
+	requireFastnat(t)
+	ctx := testContext(t)
+	topo := fastnatRouter.newTopology(t, true)
+	fastnatRouter.setup(t, topo, true, nil)
+	server := map[string]netip.AddrPort{"server-inside": publicFTP, "client-inside": outsideFTP}
+	local := netip.AddrPortFrom(netip.IPv4Unspecified(), 40091)
+	for _, side := range bothSides(t, topo, nil) {
+		t.Run(side.name, func(t *testing.T) {
+			for i := range 3 {
+				// The port is free once the last connection's final ACK
+				// has arrived (the client closed last: no TIME-WAIT).
+				c, err := testnet.DialFTPFrom(ctx, side.ns, local, server[side.name])
+				for deadline := time.Now().Add(5 * time.Second); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(deadline); {
+					time.Sleep(50 * time.Millisecond)
+					c, err = testnet.DialFTPFrom(ctx, side.ns, local, server[side.name])
+				}
+				if err != nil {
+					t.Fatalf("connection %d from port %d: %v%s", i, local.Port(), err, natState(t, topo, local.Port()))
+				}
+				if _, err := c.List(ctx, testnet.PASV); err != nil {
+					c.Close()
+					t.Fatalf("connection %d: listing: %v%s", i, err, natState(t, topo, local.Port()))
+				}
+				if err := c.QuitLast(); err != nil {
+					t.Fatalf("connection %d: %v%s", i, err, natState(t, topo, local.Port()))
+				}
+			}
+			waitClosed(ctx, t, topo)
+		})
 	}
 }

@@ -430,7 +430,7 @@ func ftpMatrixCell(ctx context.Context, t *testing.T, topo *testnet.Topology, c 
 	res, err := testnet.FetchCheck(ctx, spec, side.f.sha256)
 	if err != nil {
 		record(c, "get", "FAIL")
-		t.Fatal(err)
+		t.Fatalf("%v%s", err, natState(t, topo))
 	}
 	if c.mode == testnet.PASV && !c.inside {
 		if reply := res.Reply("227"); reply != "" && !strings.Contains(reply, "198,18,0,204,") {
@@ -450,11 +450,11 @@ func ftpMatrixCell(ctx context.Context, t *testing.T, topo *testnet.Topology, c 
 		res, err := testnet.Fetch(ctx, spec)
 		if err != nil {
 			record(c, "put", "FAIL")
-			t.Fatal(err)
+			t.Fatalf("%v%s", err, natState(t, topo))
 		}
 		if err := waitUploaded(side.f.server.UploadPath(name), putSum); err != nil {
 			record(c, "put", "FAIL")
-			t.Fatalf("%v\n%s", err, tailString(res.Transcript, 4096))
+			t.Fatalf("%v\n%s%s", err, tailString(res.Transcript, 4096), natState(t, topo))
 		}
 		record(c, "put", fmt.Sprintf("ok %v", res.Elapsed.Round(time.Millisecond)))
 	}

@@ -7,7 +7,11 @@
 // kept in the session's two tracking words, bound the receiver's window,
 // and a RST or FIN moves the state only inside it (RFC 5961 §3). What
 // falls outside is dropped and counted (DropTCPOutOfWindow), so a forger
-// off the path cannot end a connection.
+// off the path cannot end a connection. A SYN on a connection that is over
+// (tcpOver) misses, and create ends the old session (reclaim) to make the
+// new connection a session of its own, as conntrack replaces a TIME_WAIT
+// entry: what is kept by session — the ALG's stream above all — never
+// carries over from one connection to the next on the same tuple.
 //
 // Design. A session is created once, on the slow path, when the first packet
 // of a flow misses the flow table: the rules decide the translated tuple, the

@@ -290,6 +290,15 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	case frame[p.L3+8] <= 1:
 		r.Verdict = DropTTLExpired
 		return true
+	case p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && tcpOver(state):
+		// A new connection on the tuple of one that is over: a miss, so
+		// that it gets a session of its own (create's reclaim ends this
+		// one), as conntrack replaces a TIME_WAIT or CLOSE entry with a
+		// new one. Reopened in place, it would inherit what is kept by
+		// session — the FTP ALG's stream and corrections of the old
+		// control connection, which moved every segment of the new one
+		// to sequence numbers its receiver discards.
+		return false
 	}
 	var g tcpSeg
 	readSeg(frame, p, &g)

@@ -162,7 +162,8 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 			// The first SYN, or a retransmission (perhaps with a new ISN).
 			s = synWord(g, end)
 		case d == flowtable.Orig && tcpOver(st):
-			// A new connection reusing the tuple.
+			// A new connection reusing the tuple (the engine gives it a
+			// new session before it gets here: see forwardTCP).
 			s, r = synWord(g, end), 0
 		case d == flowtable.Reply && base == tcpSynSent && s&trInit == 0:
 			// Simultaneous open (RFC 9293 §3.5).

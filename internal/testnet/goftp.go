@@ -46,7 +46,12 @@ func (r Reply) String() string { return strings.Join(r.Lines, " | ") }
 // DialFTP connects from namespace ns to the FTP server at addr and logs in
 // as anonymous.
 func DialFTP(ctx context.Context, ns string, addr netip.AddrPort) (*GoFTP, error) {
-	c, err := DialTCP(ctx, ns, addr)
+	return DialFTPFrom(ctx, ns, netip.AddrPort{}, addr)
+}
+
+// DialFTPFrom is DialFTP from local address laddr (see DialTCPFrom).
+func DialFTPFrom(ctx context.Context, ns string, laddr, addr netip.AddrPort) (*GoFTP, error) {
+	c, err := DialTCPFrom(ctx, ns, laddr, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +258,27 @@ func (f *GoFTP) Quit() error {
 		err = cerr
 	}
 	return err
+}
+
+// QuitLast sends QUIT, reads the 221 and closes the connection only
+// after the server has closed its side (RFC 959 4.1.1: the server closes
+// after its reply to QUIT), so that the client's port is left in no
+// TIME-WAIT (RFC 9293 3.6: the side that closes first waits there) and
+// can be bound again at once, as a client's next ephemeral port may.
+func (f *GoFTP) QuitLast() error {
+	if _, err := f.Cmd("QUIT", 221); err != nil {
+		f.conn.Close()
+		return err
+	}
+	_ = f.conn.SetReadDeadline(time.Now().Add(f.timeout()))
+	_, err := io.Copy(io.Discard, f.r)
+	if cerr := f.conn.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for the server to close after QUIT: %w", err)
+	}
+	return nil
 }
 
 // Close closes the connection without QUIT.

@@ -98,9 +98,18 @@ func ListenTCP(ns string, addr netip.AddrPort) (*net.TCPListener, error) {
 // created in ns; the connect itself completes through the runtime's poller
 // and obeys ctx.
 func DialTCP(ctx context.Context, ns string, raddr netip.AddrPort) (net.Conn, error) {
+	return DialTCPFrom(ctx, ns, netip.AddrPort{}, raddr)
+}
+
+// DialTCPFrom is DialTCP from local address laddr (its zero value: any
+// address and port; an unspecified address with a port: that port).
+func DialTCPFrom(ctx context.Context, ns string, laddr, raddr netip.AddrPort) (net.Conn, error) {
 	var c net.Conn
 	err := Do(ns, func() error {
 		var d net.Dialer
+		if laddr.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
+		}
 		var err error
 		c, err = d.DialContext(ctx, "tcp4", raddr.String())
 		return err
