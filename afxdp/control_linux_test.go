@@ -374,12 +374,7 @@ func TestNeighbourResolution(t *testing.T) {
 	requireXDP(t)
 	r, b := newNetNS(t), newNetNS(t)
 	vethPair(t, r, "r2", "198.18.2.1/24", b, "b0", "198.18.2.2/24", 1)
-	var bMAC [6]byte
-	b.do(t, func() error {
-		l, err := netlink.LinkByName("b0")
-		copy(bMAC[:], l.Attrs().HardwareAddr)
-		return err
-	})
+	bMAC := linkMAC(t, b, "b0")
 	// eventually polls NextHop until it answers; the first call misses and
 	// starts resolution.
 	eventually := func(i *Interface, addr string) ([6]byte, bool) {
@@ -461,4 +456,58 @@ func TestPinCPU(t *testing.T) {
 	if err := PinCPU(-1); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("PinCPU(-1) = %v", err)
 	}
+}
+
+// TestResolverSleeps checks that an idle resolver goes to sleep (no
+// wakeups until its next resync) and that a miss wakes it at once: with
+// resyncs a minute apart, only the miss's kick can get the neighbour
+// resolved within the test's wait.
+func TestResolverSleeps(t *testing.T) {
+	requireXDP(t)
+	defer func(d time.Duration) { resyncInterval = d }(resyncInterval)
+	resyncInterval = time.Minute
+	r, b := newNetNS(t), newNetNS(t)
+	vethPair(t, r, "r3", "198.18.3.1/24", b, "b0", "198.18.3.2/24", 1)
+	bMAC := linkMAC(t, b, "b0")
+	i, err := loadIn(t, r, IfaceSpec{Name: "r3", Role: Outside})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asleep := false
+	for range 500 {
+		if asleep = i.neigh.asleep.Load(); asleep {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !asleep {
+		t.Fatal("the resolver never went to sleep")
+	}
+	if _, ok := resolved(i.NextHop(ip("198.18.3.2"))); ok {
+		t.Fatal("resolved before anyone asked")
+	}
+	for range 500 {
+		if mac, ok := resolved(i.NextHop(ip("198.18.3.2"))); ok {
+			if mac != bMAC {
+				t.Fatalf("resolved to %v, want %v", mac, bMAC)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a miss did not wake the sleeping resolver in 5 s (its next resync is a minute away)")
+}
+
+// linkMAC is the hardware address of link name in ns.
+func linkMAC(t *testing.T, ns *netNS, name string) [6]byte {
+	t.Helper()
+	var mac [6]byte
+	ns.do(t, func() error {
+		l, err := netlink.LinkByName(name)
+		if err == nil {
+			copy(mac[:], l.Attrs().HardwareAddr)
+		}
+		return err
+	})
+	return mac
 }

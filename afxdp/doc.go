@@ -99,11 +99,16 @@
 // from netlink events (neighbour and address changes) and a full re-read
 // every second. On a miss NextHop stores the address in one of 64 request
 // slots (an atomic store, no lock, no channel) and returns false; the
-// resolver sweeps the slots every 10 ms and makes the kernel resolve the
-// address itself with an RTM_NEWNEIGH request carrying NTF_USE (as `ip
-// neigh replace ADDR dev IF use`): the kernel creates an INCOMPLETE entry
-// and sends an ARP request from the host stack, without any payload packet,
-// and the answer arrives as an event. NextHop tells the worker whether the
+// resolver sweeps the slots every 10 ms while it is awake and makes the
+// kernel resolve the address itself with an RTM_NEWNEIGH request carrying
+// NTF_USE (as `ip neigh replace ADDR dev IF use`): the kernel creates an
+// INCOMPLETE entry and sends an ARP request from the host stack, without
+// any payload packet, and the answer arrives as an event. The resolver
+// sleeps in the Go runtime's poller (waiter), not in a blocking recvfrom,
+// so that an idle one holds no P; after 10 ms without an event or a miss
+// it sleeps until its next re-read, and the first new miss wakes it
+// through an eventfd (one write per sleep), so a miss still waits at most
+// 10 ms. NextHop tells the worker whether the
 // next hop is resolved, pending or has no route at all; the same snapshot
 // carries the interface's MTU and its own addresses (Port.MTU, Port.Addr:
 // the source of the ICMP errors the worker sends), which the resolver

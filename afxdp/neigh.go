@@ -38,10 +38,15 @@ const pendingSlots = 64
 // neighTable is the per-interface next-hop cache behind Port.NextHop.
 // Lookups are wait-free: one atomic pointer load and a map read. A miss
 // stores the address in a request slot (an atomic store, no lock, no
-// channel) that the resolver goroutine sweeps.
+// channel) that the resolver goroutine sweeps; only when the resolver has
+// gone to sleep (asleep) does the first new miss wake it (kick, one
+// system call), so an idle resolver costs nothing and a miss still waits
+// at most the resolver's sweep interval.
 type neighTable struct {
 	snap    atomic.Pointer[neighSnapshot]
 	pending [pendingSlots]atomic.Uint32
+	asleep  atomic.Bool
+	kick    func() // set by the resolver before it first sleeps
 }
 
 func newNeighTable() *neighTable {
@@ -112,7 +117,22 @@ func (t *neighTable) request(addr uint32) {
 	slot := &t.pending[(addr*0x9e3779b1)>>(32-6)]
 	if slot.Load() != addr {
 		slot.Store(addr)
+		// The resolver sets asleep, then looks at the slots; a miss stores
+		// its slot, then looks at asleep: one of the two sees the other.
+		if t.asleep.Load() && t.asleep.CompareAndSwap(true, false) {
+			t.kick()
+		}
 	}
+}
+
+// hasRequests reports whether a request is waiting.
+func (t *neighTable) hasRequests() bool {
+	for i := range t.pending {
+		if t.pending[i].Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // takeRequests calls fn for every pending request and clears it.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
@@ -20,6 +21,10 @@ const (
 	recvTimeout = 10 * time.Millisecond // how long a miss waits to be picked up, at most
 )
 
+// resyncInterval is resyncEvery; a test lengthens it to see a kick, not a
+// resync, wake a sleeping resolver.
+var resyncInterval = resyncEvery
+
 // nativeEndian is the byte order of netlink headers and attributes.
 var nativeEndian = binary.NativeEndian
 
@@ -31,8 +36,16 @@ const usableStates = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DEL
 // resolver keeps one interface's neighTable in step with the kernel's
 // neighbour table and resolves misses. It runs one goroutine
 // (RoutineResolve) that listens for neighbour and address changes on a
-// netlink socket, sweeps the table's miss requests every recvTimeout, and
-// re-reads everything every resyncEvery.
+// netlink socket, sweeps the table's miss requests, and re-reads
+// everything every resyncEvery.
+//
+// It sleeps in the Go runtime's poller (waiter) on an epoll instance over
+// the netlink socket and an eventfd, so that an idle resolver holds no P
+// and costs no wakeups: after recvTimeout without an event or a miss it
+// tells the table it sleeps (neighTable.asleep) and sleeps until the next
+// resync, and the first miss after that writes the eventfd (kick). A miss
+// therefore waits at most recvTimeout, as when it swept every recvTimeout,
+// and kicks come at most once per recvTimeout.
 //
 // A miss is resolved by the kernel itself: an RTM_NEWNEIGH request with
 // NTF_USE ("ip neigh replace ADDR dev IF use") makes the kernel create an
@@ -45,8 +58,15 @@ type resolver struct {
 	t        *neighTable
 	h        *netlink.Handle
 	ifindex  int
-	gateway  uint32 // configured; 0: from the default route
-	fd       int
+	gateway  uint32   // configured; 0: from the default route
+	nl       int      // the netlink socket
+	kickFD   int      // the eventfd a miss writes while the resolver sleeps
+	kick     *os.File // the same, for the workers' writes (safe after Close)
+	wake     *waiter  // epoll over nl and kickFD
+	events   [2]unix.EpollEvent
+	got      int   // bytes the last read took, or -1
+	err      error // its error
+	buf      []byte
 	done     chan struct{}
 	finished chan struct{}
 
@@ -57,6 +77,7 @@ type resolver struct {
 	gw       uint32
 	tried    map[uint32]time.Time
 	lastSync time.Time
+	every    time.Duration // resyncInterval
 }
 
 func startResolver(t *neighTable, h *netlink.Handle, ifindex int, gateway netip.Addr) (*resolver, error) {
@@ -69,32 +90,90 @@ func startResolver(t *neighTable, h *netlink.Handle, ifindex int, gateway netip.
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to neighbour events: %w", sysErr(err))
 	}
-	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("set neighbour socket timeout: %w", err)
-	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	r := &resolver{
-		t: t, h: h, ifindex: ifindex, fd: fd,
+		t: t, h: h, ifindex: ifindex, nl: fd, kickFD: -1, buf: make([]byte, 1<<16), every: resyncInterval,
 		done: make(chan struct{}), finished: make(chan struct{}),
 		macs: map[uint32][6]byte{}, tried: map[uint32]time.Time{},
+	}
+	if err := r.openWake(); err != nil {
+		r.close()
+		return nil, err
 	}
 	if gateway.IsValid() {
 		r.gateway = addr4(gateway)
 	}
 	if err := r.resync(time.Now()); err != nil {
-		unix.Close(fd)
+		r.close()
 		return nil, err
 	}
+	t.kick = r.wakeUp
 	go r.RoutineResolve()
 	return r, nil
+}
+
+// openWake makes the eventfd and the epoll instance the resolver sleeps on.
+func (r *resolver) openWake() error {
+	k, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", sysErr(err))
+	}
+	r.kickFD, r.kick = k, os.NewFile(uintptr(k), "neighbour kick")
+	if err := unix.SetNonblock(r.nl, true); err != nil {
+		return fmt.Errorf("neighbour event socket: %w", err)
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll_create1: %w", sysErr(err))
+	}
+	for _, fd := range []int{r.nl, k} {
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			unix.Close(ep)
+			return fmt.Errorf("epoll_ctl: %w", sysErr(err))
+		}
+	}
+	r.wake, err = newWaiter(ep, "neighbour events", r.read)
+	return err
+}
+
+// wakeUp writes the eventfd: a miss arrived while the resolver sleeps.
+// Workers call it (through neighTable.kick), also after stop, when the
+// write fails harmlessly on the closed file.
+func (r *resolver) wakeUp() {
+	var one [8]byte
+	one[0] = 1 // eventfd adds the 8 bytes as a number; any non-zero one wakes
+	_, _ = r.kick.Write(one[:])
+}
+
+// close releases the descriptors; the goroutine has stopped.
+func (r *resolver) close() {
+	if r.wake != nil {
+		r.wake.Close()
+	}
+	if r.kick != nil {
+		r.kick.Close()
+	}
+	unix.Close(r.nl)
+}
+
+// sleep waits for a neighbour event or, after recvTimeout with neither an
+// event nor a miss, until the next resync or a miss's kick.
+func (r *resolver) sleep() {
+	r.got, r.err = -1, nil
+	if r.wake.wait(recvTimeout) || r.t.hasRequests() {
+		return
+	}
+	r.t.asleep.Store(true)
+	// A miss stored before asleep was seen: the table holds it now.
+	if !r.t.hasRequests() {
+		r.wake.wait(max(time.Until(r.lastSync.Add(r.every)), 0))
+	}
+	r.t.asleep.Store(false)
 }
 
 // RoutineResolve is the resolver's goroutine; it returns after stop.
 func (r *resolver) RoutineResolve() {
 	defer close(r.finished)
-	buf := make([]byte, 1<<16)
 	for {
 		select {
 		case <-r.done:
@@ -102,24 +181,43 @@ func (r *resolver) RoutineResolve() {
 		default:
 		}
 		resync, dirty := false, false
-		n, _, err := unix.Recvfrom(r.fd, buf, 0)
-		switch {
-		case err == nil:
-			resync, dirty = r.handle(buf[:n])
+		r.sleep()
+		switch err := r.err; {
+		case r.got >= 0:
+			resync, dirty = r.handle(r.buf[:r.got])
+		case err == nil: // a kick, or the time passed
 		case errors.Is(err, unix.ENOBUFS):
 			resync = true // events were lost
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 		default:
 			time.Sleep(recvTimeout) // a broken socket must not spin; resync still runs
 		}
 		now := time.Now()
 		r.t.takeRequests(func(a uint32) { r.resolve(a, now) })
-		if resync || now.Sub(r.lastSync) >= resyncEvery {
+		if resync || now.Sub(r.lastSync) >= r.every {
 			_ = r.resync(now) // a failed dump keeps the last good view
 		} else if dirty {
 			r.publish()
 		}
 	}
+}
+
+// read is the waiter's readiness test: it takes one message batch off the
+// netlink socket for RoutineResolve, or a kick; false while there is
+// neither.
+func (r *resolver) read(ep uintptr) bool {
+	_, _ = unix.EpollWait(int(ep), r.events[:], 0) // keeps the epoll instance's ready list short
+	n, _, err := unix.Recvfrom(r.nl, r.buf, unix.MSG_DONTWAIT)
+	switch {
+	case err == nil:
+		r.got = n
+		return true
+	case !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR):
+		r.err = err
+		return true
+	}
+	var v [8]byte
+	k, _ := unix.Read(r.kickFD, v[:])
+	return k == len(v)
 }
 
 // handle applies a batch of netlink events; it reports whether a full
@@ -332,6 +430,7 @@ func (r *resolver) resolve(a uint32, now time.Time) {
 // stop ends the goroutine and closes the socket.
 func (r *resolver) stop() {
 	close(r.done)
+	r.wakeUp()
 	<-r.finished
-	unix.Close(r.fd)
+	r.close()
 }

@@ -88,6 +88,17 @@ func (d *doctor) checkQueues() {
 	}
 }
 
+// unknownWorkers returns why the workers cannot be known — their number
+// and queues follow the first interface's queues — or "" when they can.
+// The checks of what the workers use (CPUs, interrupts, NUMA, UMEM) then
+// say they were skipped rather than report on no workers at all.
+func (d *doctor) unknownWorkers() string {
+	if len(d.ifaces) > 0 && !d.ifaces[0].exists {
+		return fmt.Sprintf("skipped: the workers follow the queues of %s, which is missing", d.ifaces[0].name)
+	}
+	return ""
+}
+
 // checkCPUs checks [dataplane] cpus against the machine.
 func (d *doctor) checkCPUs() {
 	cpus := d.cfg.Dataplane.CPUs
@@ -103,6 +114,8 @@ func (d *doctor) checkCPUs() {
 	workers := len(d.queues)
 	switch {
 	case failed:
+	case d.unknownWorkers() != "":
+		d.add("cpus", "", Info, "", "%s", d.unknownWorkers())
 	case workers > d.sys.NumCPU:
 		d.add("cpus", "", Warn, fmt.Sprintf("[dataplane] workers = %d", d.sys.NumCPU),
 			"%s on %s: workers share cores and poll each other's time away", count(workers, "worker"), count(d.sys.NumCPU, "CPU"))
@@ -306,6 +319,10 @@ func (d *doctor) checkIRQs() {
 			d.add("irq", f.name, Info, "", "a virtual interface: no interrupts to pin")
 			continue
 		}
+		if why := d.unknownWorkers(); why != "" {
+			d.add("irq", f.name, Info, "", "%s", why)
+			continue
+		}
 		bad := false
 		for w, q := range d.queues {
 			for _, v := range f.irqs {
@@ -346,6 +363,10 @@ func (d *doctor) checkNUMA() {
 			d.add("numa", f.name, OK, "", "no NUMA node (a single-node machine)")
 			continue
 		}
+		if why := d.unknownWorkers(); why != "" && len(cpus) > 0 {
+			d.add("numa", f.name, Info, "", "%s", why)
+			continue
+		}
 		var far []string
 		for w := range min(len(cpus), len(d.queues)) {
 			if n := d.cpuNode(cpus[w]); n >= 0 && n != f.numa {
@@ -380,9 +401,13 @@ const capIPCLock = 14
 // checkMemlock checks that the UMEM can be pinned.
 func (d *doctor) checkMemlock() {
 	need := uint64(len(d.queues)) * uint64(len(d.cfg.Interfaces)) * uint64(d.cfg.Dataplane.FramesPerQueue) * uint64(d.cfg.Dataplane.FrameSize)
+	umem := fmt.Sprintf("the %d MiB of UMEM are", need>>20)
+	if d.unknownWorkers() != "" {
+		umem = "the UMEM is"
+	}
 	status := d.read("/proc/self/status")
 	if caps, err := strconv.ParseUint(field(status, "CapEff"), 16, 64); err == nil && caps&(1<<capIPCLock) != 0 {
-		d.add("memlock", "", OK, "", "CAP_IPC_LOCK: the %d MiB of UMEM are not charged to RLIMIT_MEMLOCK", need>>20)
+		d.add("memlock", "", OK, "", "CAP_IPC_LOCK: %s not charged to RLIMIT_MEMLOCK", umem)
 		return
 	}
 	limit := "unknown"
@@ -395,6 +420,10 @@ func (d *doctor) checkMemlock() {
 	}
 	if limit == "unlimited" {
 		d.add("memlock", "", OK, "", "RLIMIT_MEMLOCK is unlimited")
+		return
+	}
+	if why := d.unknownWorkers(); why != "" {
+		d.add("memlock", "", Info, "", "RLIMIT_MEMLOCK %s bytes, UMEM not sized: %s", limit, why)
 		return
 	}
 	if n, err := strconv.ParseUint(limit, 10, 64); err == nil && n >= need {

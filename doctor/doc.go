@@ -30,7 +30,10 @@
 //     driver's naming (ens1f0-TxRx-3, mlx5_comp3@pci:..., virtio2-input.3)
 //     works;
 //   - numa: the NIC's node against the workers' CPUs;
-//   - cpus and memlock: [dataplane] cpus exist; pinned UMEM is allowed.
+//   - cpus and memlock: [dataplane] cpus exist; pinned UMEM is allowed;
+//   - unit: the installed fastnat.service's IPAddressDeny= and
+//     IPAddressAllow=, with its drop-ins, read as systemd reads them, let
+//     the event log reach every collector and Prometheus the metrics.
 //
 // System is the seam: the checks see the host only through it, so tests
 // run them against recorded command outputs and files, and the end-to-end

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -303,5 +305,127 @@ func TestParsers(t *testing.T) {
 	var s Severity
 	if err := s.UnmarshalText([]byte("fail")); err != nil || s != Fail {
 		t.Errorf("severity %v %v", s, err)
+	}
+}
+
+// TestUnitIPFilter reads the unit the package installs, with and without
+// the drop-in deploy/ip-allow.conf, as systemd would, and expects a
+// warning for each collector or metrics endpoint it refuses.
+func TestUnitIPFilter(t *testing.T) {
+	unit := readRepo(t, "deploy/fastnat.service")
+	dropin := readRepo(t, "deploy/ip-allow.conf")
+	const logging = `
+[metrics]
+listen = %q
+[[logging.ipfix]]
+collector = "192.0.2.10:4739"
+[[logging.syslog]]
+transport = "tcp"
+address = "%s:514"
+`
+	localOnly := "[Service]\nIPAddressDeny=any\nIPAddressAllow=localhost\n"
+	tests := []struct {
+		name    string
+		dropins map[string]string // file name: text, in /etc/systemd/system/fastnat.service.d
+		metrics string
+		syslog  string
+		want    []string // problem lines, in order; none: an ok "unit" finding
+	}{
+		{"shipped unit", nil, "0.0.0.0:9300", "198.51.100.9", nil},
+		{"drop-in allows them", map[string]string{"ip-allow.conf": dropin}, "192.0.2.1:9300", "192.0.2.11", nil},
+		{"drop-in misses the syslog receiver", map[string]string{"ip-allow.conf": dropin}, "127.0.0.1:9300", "198.51.100.9",
+			[]string{"warn unit : [[logging.syslog]] tcp 198.51.100.9:514 (line 14): the unit's IPAddressDeny= refuses it, and the events sent there are lost | " +
+				"systemctl edit fastnat   (a drop-in such as /usr/share/fastnat/systemd/ip-allow.conf)\nadd: IPAddressAllow=198.51.100.9"}},
+		{"localhost only", map[string]string{"local.conf": localOnly}, ":9300", "127.0.0.1",
+			[]string{"warn unit : [[logging.ipfix]] collector 192.0.2.10:4739 (line 12): the unit's IPAddressDeny= refuses it, and the events sent there are lost | " +
+				"systemctl edit fastnat   (a drop-in such as /usr/share/fastnat/systemd/ip-allow.conf)\nadd: IPAddressAllow=192.0.2.10",
+				`warn unit : [metrics] listen = ":9300", but the unit allows IP peers on this host only (IPAddressAllow=localhost): scrapes from elsewhere are refused | ` +
+					"systemctl edit fastnat   (a drop-in such as /usr/share/fastnat/systemd/ip-allow.conf)\nadd: IPAddressAllow=PROMETHEUS-ADDRESS"}},
+		{"a later drop-in resets the filter", map[string]string{"a.conf": localOnly, "b.conf": "[Service]\nIPAddressDeny=\n"}, ":9300", "198.51.100.9", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := goodBox()
+			h.files["/lib/systemd/system/fastnat.service"] = unit
+			for n, text := range tt.dropins {
+				h.dirs["/etc/systemd/system/fastnat.service.d"] = append(h.dirs["/etc/systemd/system/fastnat.service.d"], n)
+				h.files["/etc/systemd/system/fastnat.service.d/"+n] = text
+			}
+			r := Examine(parse(t, boxConfig+fmt.Sprintf(logging, tt.metrics, tt.syslog)), h.system())
+			got := problems(r)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if f := r.Find("unit", ""); len(tt.want) == 0 && (len(f) != 1 || f[0].Severity != OK) {
+				t.Errorf("unit findings %+v, want one ok", f)
+			}
+		})
+	}
+	t.Run("no unit installed", func(t *testing.T) {
+		if f := Examine(parse(t, boxConfig), goodBox().system()).Find("unit", ""); len(f) != 0 {
+			t.Errorf("unit findings without a unit: %+v", f)
+		}
+	})
+}
+
+// TestParseIPFilter checks systemd's rule: allow wins, then deny, then
+// allow by default.
+func TestParseIPFilter(t *testing.T) {
+	f, err := ParseIPFilter("[Service]\nIPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.0/8\n[Install]\nIPAddressAllow=192.0.2.1\n",
+		"[Service]\nIPAddressAllow=2001:db8::1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1": true, "::1": true, "10.1.2.3": true, "2001:db8::1": true,
+		"192.0.2.1": false, "198.51.100.1": false, "::ffff:10.0.0.1": true} {
+		if got := f.Allows(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Allows(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if f.OnlyLocal() {
+		t.Error("OnlyLocal with 10.0.0.0/8 allowed")
+	}
+	if _, err := ParseIPFilter("[Service]\nIPAddressAllow=10.0.0.300\n"); err == nil {
+		t.Error("no error for 10.0.0.300")
+	}
+	if f, _ := ParseIPFilter("[Service]\nIPAddressDeny=10.0.0.0/8\n"); f.Allows(netip.MustParseAddr("10.9.9.9")) || !f.Allows(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("a deny list without allow entries")
+	}
+}
+
+// readRepo reads a file of the repository.
+func readRepo(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestFirstInterfaceMissing: the workers follow the first interface's
+// queues, so when it is missing the checks of what they use say they were
+// skipped instead of passing for no workers ("ok cpus 0 workers on CPUs
+// []", "ok irq ... pinned").
+func TestFirstInterfaceMissing(t *testing.T) {
+	h := goodBox()
+	r := Examine(parse(t, strings.Replace(boxConfig, `"ens1f0"`, `"ens9f9"`, 1)), h.system())
+	if f := r.Find("interface", "ens9f9"); len(f) != 1 || f[0].Severity != Fail {
+		t.Fatalf("interface: %+v", f)
+	}
+	const skipped = "skipped: the workers follow the queues of ens9f9, which is missing"
+	for _, c := range []struct{ check, iface string }{{"cpus", ""}, {"irq", "ens1f1"}, {"numa", "ens1f1"}} {
+		f := r.Find(c.check, c.iface)
+		if len(f) != 1 || f[0].Severity != Info || f[0].Message != skipped {
+			t.Errorf("%s %s: %+v, want one info %q", c.check, c.iface, f, skipped)
+		}
+	}
+	if f := r.Find("memlock", ""); len(f) != 1 || strings.Contains(f[0].Message, " 0 MiB") {
+		t.Errorf("memlock: %+v", f)
+	}
+	for _, f := range r.Findings {
+		if f.Severity == OK && (strings.Contains(f.Message, "0 workers") || strings.Contains(f.Message, "[]")) {
+			t.Errorf("a vacuous ok: %+v", f)
+		}
 	}
 }

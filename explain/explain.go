@@ -49,7 +49,8 @@ type Report struct {
 	// ALG says whether the FTP ALG inspects the connection.
 	ALG ALG `json:"ftp_alg"`
 	// Suggestion is the port mapping that would make the FTP ALG inspect
-	// the connection, when no mapping matches it.
+	// the connection, when no mapping matches a TCP connection to a port
+	// a nat.server publishes (the case: FTP published on 9091).
 	Suggestion *Suggestion `json:"suggestion,omitempty"`
 }
 
@@ -186,7 +187,7 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 	}
 	r.Application = application(cfg, d, t)
 	r.ALG = algDecision(cfg, d)
-	if d.App == portmap.AppOther && proto == packet.ProtoTCP {
+	if d.App == portmap.AppOther && proto == packet.ProtoTCP && d.Server >= 0 {
 		r.Suggestion = suggest(cfg, q)
 	}
 	return r, nil
@@ -255,10 +256,14 @@ func algDecision(cfg *config.Config, d nat.Decision) ALG {
 	return ALG{Why: "classified ftp, but not TCP"}
 }
 
-// suggest is the mapping that makes an unclassified TCP connection FTP:
-// its destination port as it arrives, for that destination only — the
-// fix of the case (CASE.md: port-mapping application ftp port 9091).
-// Only ftp has an ALG, so only an ftp mapping changes what the NAT does.
+// suggest is the mapping that makes an unclassified TCP connection to a
+// published server FTP: its destination port as it arrives, for that
+// destination only — the fix of the case (CASE.md: port-mapping
+// application ftp port 9091). Only ftp has an ALG, so only an ftp mapping
+// changes what the NAT does. It is made only for a nat.server's port,
+// which the operator published and knows the server behind: a suggestion
+// for every outbound connection to a port without a default (a web
+// server on 8080, anything) would be noise, not a fix.
 func suggest(cfg *config.Config, q Query) *Suggestion {
 	why := fmt.Sprintf("if %s is an FTP server, the FTP ALG must see this connection to rewrite "+
 		"its PORT, EPRT, 227 and 229 and to expect its data connections; this mapping makes it ftp", q.Dst)

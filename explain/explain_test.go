@@ -34,9 +34,10 @@ func q(proto, src, dst, from string) Query {
 // TestExplain runs the case's connections and their neighbours through
 // the example configurations: the case before its fix (nothing maps 9091:
 // not inspected, and the mapping that would fix it suggested) and after
-// it, the repository's example, the FTP ALG off, hairpinning, a client
-// inside, a server on the well-known port classified after translation,
-// and connections the NAT drops.
+// it, the repository's example, the FTP ALG off, hairpinning, clients
+// inside (no suggestion: their servers are no nat.server's), a server on
+// the well-known port classified after translation, and connections the
+// NAT drops.
 func TestExplain(t *testing.T) {
 	tests := []struct {
 		name, file string
@@ -63,8 +64,15 @@ func TestExplain(t *testing.T) {
 			"translated", "outside", []string{"nat.server[1]"}, "198.18.0.1:40000 -> 10.77.0.227:21", "ftp", "default", "translated", true, false},
 		{"a client inside to an ftp server on 21", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "192.0.2.7:21", ""),
 			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 192.0.2.7:21", "ftp", "default", "arriving", true, false},
-		{"a client inside to an ftp server on 9091", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "192.0.2.7:9091", ""),
-			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 192.0.2.7:9091", "other", "", "", false, true},
+		// Outbound to a port nothing classifies: no suggestion (the issue
+		// asks for one for published servers; every other port would get
+		// one too).
+		{"a client inside to a server on 9091", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "192.0.2.7:9091", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 192.0.2.7:9091", "other", "", "", false, false},
+		{"a client inside to a web server on 8080", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "1.2.3.4:8080", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:40000 -> 1.2.3.4:8080", "other", "", "", false, false},
+		{"hairpinning to the unmapped published server", "testdata/case.toml", q("tcp", "10.77.0.5:40000", "198.18.0.204:9091", ""),
+			"translated", "inside", []string{"nat.server[0]", "nat.outbound[0]"}, "198.18.0.204:40000 -> 10.77.0.226:2021", "other", "", "", false, true},
 		{"a client inside with a low source port", "testdata/case.toml", q("tcp", "10.77.0.5:1000", "192.0.2.7:80", ""),
 			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:0 -> 192.0.2.7:80", "http", "default", "arriving", false, false},
 		{"hairpinning to the published server", "testdata/case-mapped.toml", q("tcp", "10.77.0.5:40000", "198.18.0.204:9091", ""),

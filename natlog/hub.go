@@ -37,6 +37,13 @@ const (
 	pollBusy  = time.Millisecond
 	pollIdle  = 10 * time.Millisecond
 	idleAfter = 64 // empty passes before the Hub sleeps pollIdle
+	// pollAlone is how long a quiet Hub without sinks or subscriptions
+	// sleeps: nobody would get the events, so it only keeps the rings
+	// from filling (a producer would have to make 655,360 events a second
+	// to overflow a default ring), and it wakes at once when a sink or a
+	// subscription arrives. An idle daemon without exporters thus wakes
+	// its Hub ten times a second, not a hundred.
+	pollAlone = 100 * time.Millisecond
 	batch     = 256
 	// errorEvery bounds how often one sink's errors are logged.
 	errorEvery = 10 * time.Second
@@ -58,7 +65,8 @@ type HubConfig struct {
 // Hub collects the events of every producer ring and hands them to the
 // sinks and live subscriptions. Its own goroutine (Start) polls the rings
 // — producers never signal it, so making an event costs a worker no
-// system call — and copies each event, if the outlet's filter passes it,
+// system call; without sinks or subscriptions a quiet Hub polls only
+// every pollAlone — and copies each event, if the outlet's filter passes it,
 // into every outlet's queue, another Ring, whose consumer is the sink's
 // goroutine or the subscriber. A slow sink therefore loses events from
 // its own queue (counted per outlet) without holding up the rings or the
@@ -78,6 +86,7 @@ type Hub struct {
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	done    chan struct{}
+	joined  chan struct{} // a token when an outlet attached, for a Hub asleep for pollAlone
 	started bool
 	closed  bool
 }
@@ -105,7 +114,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if size == 0 {
 		size = DefaultRing
 	}
-	h := &Hub{size: size, log: cfg.Log, stop: make(chan struct{}), done: make(chan struct{})}
+	h := &Hub{size: size, log: cfg.Log, stop: make(chan struct{}), done: make(chan struct{}), joined: make(chan struct{}, 1)}
 	for range cfg.Producers {
 		r, err := NewRing(size)
 		if err != nil {
@@ -149,6 +158,10 @@ func (h *Hub) attach(o *outlet) {
 	old := *h.outlets.Load()
 	next := append(append(make([]*outlet, 0, len(old)+1), old...), o)
 	h.outlets.Store(&next)
+	select {
+	case h.joined <- struct{}{}:
+	default:
+	}
 }
 
 // detach removes o. h.mu held.
@@ -224,6 +237,9 @@ func (h *Hub) routineHub() {
 		wait := pollBusy
 		if empty++; empty > idleAfter {
 			wait = pollIdle
+			if len(*h.outlets.Load()) == 0 {
+				wait = pollAlone
+			}
 		}
 		t.Reset(wait)
 		select {
@@ -231,6 +247,8 @@ func (h *Hub) routineHub() {
 			h.drainAll(buf)
 			return
 		case <-t.C:
+		case <-h.joined:
+			empty = 0
 		}
 	}
 }

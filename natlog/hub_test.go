@@ -315,3 +315,46 @@ func TestHubCloseDrainsEveryRing(t *testing.T) {
 		}
 	}
 }
+
+// TestHubAlone checks the Hub without sinks or subscriptions: once quiet
+// it sleeps pollAlone between sweeps, yet it still empties the rings (a
+// full ring, swept, takes a ring's worth more without a drop), and a
+// subscription that arrives wakes it to hand on what follows.
+func TestHubAlone(t *testing.T) {
+	const size = 1024
+	h := newHub(t, 1, size)
+	h.Start()
+	defer h.Close()
+	quiet := 2 * (idleAfter*pollBusy + pollAlone)
+	for round := range 2 {
+		time.Sleep(quiet) // asleep for pollAlone
+		for i := range size {
+			e := seq(round*size + i)
+			h.Ring(0).Push(&e)
+		}
+		time.Sleep(20 * pollAlone) // a sweep, with room for a loaded machine
+	}
+	if st := h.Ring(0).Stats(); st.Queued != 2*size || st.Dropped != 0 {
+		t.Fatalf("ring %+v, want %d queued and none dropped", st, 2*size)
+	}
+	time.Sleep(quiet)
+	sub, err := h.Subscribe("late", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := seq(7)
+	h.Ring(0).Push(&e)
+	buf := make([]Event, 4)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, _, err := sub.Read(buf, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 && buf[0].Time == e.Time {
+			break
+		}
+		if n != 0 || time.Now().After(deadline) {
+			t.Fatalf("subscription read %v, want the event made after it", buf[:n])
+		}
+	}
+}

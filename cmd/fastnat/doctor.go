@@ -17,7 +17,9 @@ var doctorCommand = &cli.Command{
 		"as the driver reports them (and mlx5's separate zero-copy queues before Linux 6.1), another XDP " +
 		"program attached, transmit checksum offload on the peer of a veth, each worker queue's interrupt " +
 		"pinned to one CPU, the NIC's NUMA node against the workers' CPUs; and for the host: irqbalance, " +
-		"[dataplane] cpus, the locked-memory limit for the UMEM.\n\n" +
+		"[dataplane] cpus, the locked-memory limit for the UMEM, and whether the installed fastnat.service's " +
+		"IP address filter (IPAddressDeny=, IPAddressAllow=, with its drop-ins) lets the event log reach " +
+		"every collector and Prometheus the metrics endpoint.\n\n" +
 		"It only reads (/sys, /proc, ethtool and ip in their reporting forms) and changes nothing. Each " +
 		"finding is ok, info, warn or FAIL, with the command that fixes it. Exit 0 when nothing failed, 1 " +
 		"when a check failed, 2 for an invalid file.",

@@ -20,8 +20,10 @@ var explainCommand = &cli.Command{
 	Summary: "how fastnat treats a connection and why: the NAT rule, the application, the FTP ALG",
 	About: "Names the NAT rule that translates the connection (with its line in the file) and the translated " +
 		"tuple; the application its ports classify it as, by which [[port_mapping]] or built-in default, on the " +
-		"port as it arrives or after translation; whether the FTP ALG inspects it; and, when no mapping makes an " +
-		"unclassified TCP connection to a published well-known port ftp, the [[port_mapping]] that would.\n\n" +
+		"port as it arrives or after translation; whether the FTP ALG inspects it; and, when no mapping classifies a " +
+		"TCP connection to a port a [[nat.server]] publishes, the [[port_mapping]] that would make it ftp (an " +
+		"FTP server published on a port of its own, as in the case). Other unclassified connections, such as an " +
+		"inside client's to a server outside on 8080, get no suggestion.\n\n" +
 		"PROTO is tcp, udp, icmp, sctp, dccp or udp-lite; SRC:PORT and DST:PORT are the connection's first packet " +
 		"as it arrives at the NAT. The side it arrives on is inferred from its source unless --from says it.\n\n" +
 		"Without --live it reads the -c file alone: no root, no daemon. With --live (implied by --socket or by a " +
