@@ -28,23 +28,26 @@ const bindShards = 64
 // shardedMap is a map from endpoint to V split over bindShards mutexes,
 // for the slow path's shared maps.
 type shardedMap[V any] struct {
-	shards [bindShards]struct {
-		mu sync.Mutex
-		m  map[bindKey]V
-		_  [40]byte
-	}
+	shards [bindShards]shard[V]
 }
 
-// lock locks k's shard and returns its map, made on first use; the caller
-// unlocks with the returned function.
-func (s *shardedMap[V]) lock(k bindKey) (map[bindKey]V, func()) {
+type shard[V any] struct {
+	mu sync.Mutex
+	m  map[bindKey]V
+	_  [40]byte
+}
+
+// lock locks k's shard and returns it, its map made on first use; the
+// caller unlocks sh.mu. (Returning sh.mu.Unlock as a func instead cost a
+// heap-allocated method value per call, two per session created.)
+func (s *shardedMap[V]) lock(k bindKey) *shard[V] {
 	h := k.addr*0x9e3779b1 ^ uint32(k.port)*0x85ebca6b ^ uint32(k.class)
 	sh := &s.shards[int(h>>16)%bindShards]
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.m = make(map[bindKey]V)
 	}
-	return sh.m, sh.mu.Unlock
+	return sh
 }
 
 func (s *shardedMap[V]) count() int {
@@ -68,8 +71,9 @@ type bindings struct {
 // endpoint, rule and time and returns Forward, or the verdict that
 // refuses it. Both run under k's shard lock, so a binding is made once.
 func (b *bindings) acquire(k bindKey, alloc func(*binding) Verdict) (uint32, uint16, Verdict) {
-	m, unlock := b.lock(k)
-	defer unlock()
+	sh := b.lock(k)
+	defer sh.mu.Unlock()
+	m := sh.m
 	if e, ok := m[k]; ok {
 		e.refs++
 		return e.pubAddr, e.pubPort, Forward
@@ -87,8 +91,9 @@ func (b *bindings) acquire(k bindKey, alloc func(*binding) Verdict) (uint32, uin
 // hairpin map first) and free is called with it, under k's shard lock, to
 // give its port back and record its end.
 func (b *bindings) release(k bindKey, free func(bindKey, *binding)) {
-	m, unlock := b.lock(k)
-	defer unlock()
+	sh := b.lock(k)
+	defer sh.mu.Unlock()
+	m := sh.m
 	e, ok := m[k]
 	if !ok {
 		return

@@ -25,25 +25,25 @@ type publicMap struct {
 // add records that public endpoint pub (its class set) maps to inside
 // endpoint in.
 func (pm *publicMap) add(pub, in bindKey) {
-	m, unlock := pm.lock(pub)
-	m[pub] = in
-	unlock()
+	sh := pm.lock(pub)
+	sh.m[pub] = in
+	sh.mu.Unlock()
 }
 
 // remove forgets pub if it still maps to in.
 func (pm *publicMap) remove(pub, in bindKey) {
-	m, unlock := pm.lock(pub)
-	if m[pub] == in {
-		delete(m, pub)
+	sh := pm.lock(pub)
+	if sh.m[pub] == in {
+		delete(sh.m, pub)
 	}
-	unlock()
+	sh.mu.Unlock()
 }
 
 // lookup returns the inside endpoint public endpoint pub maps to.
 func (pm *publicMap) lookup(pub bindKey) (bindKey, bool) {
-	m, unlock := pm.lock(pub)
-	in, ok := m[pub]
-	unlock()
+	sh := pm.lock(pub)
+	in, ok := sh.m[pub]
+	sh.mu.Unlock()
 	return in, ok
 }
 
@@ -59,9 +59,9 @@ func ownMapping(s *flowtable.Session, class int) (pub, in bindKey) {
 // mapsTo reports whether inside endpoint k's binding is the public
 // endpoint (addr, port).
 func (b *bindings) mapsTo(k bindKey, addr uint32, port uint16) bool {
-	m, unlock := b.lock(k)
-	e, ok := m[k]
-	unlock()
+	sh := b.lock(k)
+	e, ok := sh.m[k]
+	sh.mu.Unlock()
 	return ok && e.pubAddr == addr && e.pubPort == port
 }
 
