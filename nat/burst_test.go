@@ -71,15 +71,7 @@ func TestBurstAccounting(t *testing.T) {
 			for i := range pool {
 				pool[i] = netip.AddrFrom4([4]byte{198, 18, 9, byte(i + 1)})
 			}
-			nt, err := New(Rules{Outbound: []Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Pool: pool,
-				PortLo: 1024, PortHi: 65535, EndpointIndependent: true}}}, table, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := nt.LogTo(hub, time.Now()); err != nil {
-				t.Fatal(err)
-			}
-			e := nt.Engine(0)
+			e := eimEngine(t, table, pool, hub)
 			frames := make([][]byte, n)
 			for i := range frames {
 				// A new inside endpoint each: 10.0.k.1, port 1024 + i%50000.
@@ -252,16 +244,7 @@ func TestCreateAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(table.Close)
-	nt, err := New(Rules{Outbound: []Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-		Pool:   []netip.Addr{netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")},
-		PortLo: 1024, PortHi: 65535, EndpointIndependent: true}}}, table, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nt.LogTo(hub, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	e := nt.Engine(0)
+	e := eimEngine(t, table, []netip.Addr{netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")}, hub)
 	var p packet.Parsed
 	var r Result
 	var before, after runtime.MemStats
@@ -283,4 +266,19 @@ func TestCreateAllocations(t *testing.T) {
 	if allocs := after.Mallocs - before.Mallocs; allocs > n/2 {
 		t.Fatalf("%d allocations for %d sessions; want at most %d (growth)", allocs, n, n/2)
 	}
+}
+
+// eimEngine is the engine of a one-worker NAT over table that maps
+// 10.0.0.0/8 endpoint-independently onto pool, logging into hub.
+func eimEngine(tb testing.TB, table *flowtable.Table, pool []netip.Addr, hub *natlog.Hub) *Engine {
+	tb.Helper()
+	nt, err := New(Rules{Outbound: []Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Pool: pool,
+		PortLo: 1024, PortHi: 65535, EndpointIndependent: true}}}, table, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := nt.LogTo(hub, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	return nt.Engine(0)
 }
