@@ -28,23 +28,28 @@ const bindShards = 64
 // shardedMap is a map from endpoint to V split over bindShards mutexes,
 // for the slow path's shared maps.
 type shardedMap[V any] struct {
-	shards [bindShards]struct {
-		mu sync.Mutex
-		m  map[bindKey]V
-		_  [40]byte
-	}
+	shards [bindShards]shard[V]
 }
 
-// lock locks k's shard and returns its map, made on first use; the caller
-// unlocks with the returned function.
-func (s *shardedMap[V]) lock(k bindKey) (map[bindKey]V, func()) {
+type shard[V any] struct {
+	mu sync.Mutex
+	m  map[bindKey]V
+	_  [40]byte
+}
+
+// lock locks k's shard and returns it, its map made on first use, and its
+// index; the caller unlocks sh.mu. (Returning sh.mu.Unlock as a func
+// instead cost a heap-allocated method value per call, two per session
+// created.)
+func (s *shardedMap[V]) lock(k bindKey) (sh *shard[V], i int) {
 	h := k.addr*0x9e3779b1 ^ uint32(k.port)*0x85ebca6b ^ uint32(k.class)
-	sh := &s.shards[int(h>>16)%bindShards]
+	i = int(h>>16) % bindShards
+	sh = &s.shards[i]
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.m = make(map[bindKey]V)
 	}
-	return sh.m, sh.mu.Unlock
+	return sh, i
 }
 
 func (s *shardedMap[V]) count() int {
@@ -58,27 +63,57 @@ func (s *shardedMap[V]) count() int {
 	return n
 }
 
+// bindings maps an inside endpoint to its binding's index in its shard's
+// slab. Bindings are held by value in the slabs, so making one allocates
+// nothing (beyond a slab's or map's growth), nothing in them is a pointer
+// for the collector to scan, and the map's slots stay 12 bytes — a map
+// holding pointers to bindings cost an allocation a binding, and one
+// holding the 24-byte bindings themselves grew slower (measured in the
+// commit that made this).
 type bindings struct {
-	shardedMap[*binding]
-	pub *publicMap // told of every binding made and gone
+	shardedMap[uint32]
+	slabs [bindShards]bindSlab // slabs[i] belongs to shard i, under its lock
+	pub   *publicMap           // told of every binding made and gone
+}
+
+// bindSlab is one shard's bindings and the indices free among them.
+type bindSlab struct {
+	b    []binding
+	free []uint32
+	_    [16]byte
+}
+
+// put stores e and returns its index.
+func (s *bindSlab) put(e binding) uint32 {
+	if n := len(s.free); n > 0 {
+		i := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.b[i] = e
+		return i
+	}
+	s.b = append(s.b, e)
+	return uint32(len(s.b) - 1)
 }
 
 // acquire returns the public endpoint of k's binding, taking one more
-// reference, or makes the binding: alloc fills in a new binding's public
-// endpoint, rule and time and returns Forward, or the verdict that
-// refuses it. Both run under k's shard lock, so a binding is made once.
-func (b *bindings) acquire(k bindKey, alloc func(*binding) Verdict) (uint32, uint16, Verdict) {
-	m, unlock := b.lock(k)
-	defer unlock()
-	if e, ok := m[k]; ok {
+// reference, or makes the binding: alloc returns a new binding's public
+// endpoint, rule and time and Forward, or the verdict that refuses it.
+// Both run under k's shard lock, so a binding is made once.
+func (b *bindings) acquire(k bindKey, alloc func() (binding, Verdict)) (uint32, uint16, Verdict) {
+	sh, si := b.lock(k)
+	defer sh.mu.Unlock()
+	slab := &b.slabs[si]
+	if i, ok := sh.m[k]; ok {
+		e := &slab.b[i]
 		e.refs++
 		return e.pubAddr, e.pubPort, Forward
 	}
-	e := &binding{refs: 1}
-	if v := alloc(e); v != Forward {
+	e, v := alloc()
+	if v != Forward {
 		return 0, 0, v
 	}
-	m[k] = e
+	e.refs = 1
+	sh.m[k] = slab.put(e)
 	b.pub.add(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
 	return e.pubAddr, e.pubPort, Forward
 }
@@ -86,16 +121,20 @@ func (b *bindings) acquire(k bindKey, alloc func(*binding) Verdict) (uint32, uin
 // release drops one reference; at zero the binding goes (from the
 // hairpin map first) and free is called with it, under k's shard lock, to
 // give its port back and record its end.
-func (b *bindings) release(k bindKey, free func(bindKey, *binding)) {
-	m, unlock := b.lock(k)
-	defer unlock()
-	e, ok := m[k]
+func (b *bindings) release(k bindKey, free func(bindKey, binding)) {
+	sh, si := b.lock(k)
+	defer sh.mu.Unlock()
+	slab := &b.slabs[si]
+	i, ok := sh.m[k]
 	if !ok {
 		return
 	}
-	if e.refs--; e.refs <= 0 {
-		delete(m, k)
-		b.pub.remove(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
-		free(k, e)
+	e := &slab.b[i]
+	if e.refs--; e.refs > 0 {
+		return
 	}
+	delete(sh.m, k)
+	slab.free = append(slab.free, i)
+	b.pub.remove(bindKey{addr: e.pubAddr, port: e.pubPort, class: k.class}, k)
+	free(k, *e)
 }

@@ -196,19 +196,18 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	)
 	if rule.eim {
 		k := bindKey{addr: x.SrcAddr, port: x.SrcPort, class: uint8(class)}
-		addr, port, v = e.n.bindings.acquire(k, func(b *binding) Verdict {
+		addr, port, v = e.n.bindings.acquire(k, func() (binding, Verdict) {
 			a, p, v := e.claim(c, rule, class, x.SrcAddr, x.SrcPort)
 			if v != Forward {
-				return v
+				return binding{}, v
 			}
-			b.pubAddr, b.pubPort, b.since, b.rule = a, p, e.wall, makeLabel(natlog.RuleOutbound, natlog.ViaRule, rule.id)
 			if e.log.on() {
 				proto := protoOfClass(class)
 				e.log.emit(&natlog.Event{Type: natlog.BindingCreate, Time: e.wall, RuleKind: natlog.RuleOutbound, Rule: rule.index,
 					Inside:  packet.Tuple{SrcAddr: x.SrcAddr, SrcPort: x.SrcPort, Proto: proto},
 					Outside: packet.Tuple{SrcAddr: a, SrcPort: p, Proto: proto}})
 			}
-			return Forward
+			return binding{pubAddr: a, pubPort: p, since: e.wall, rule: makeLabel(natlog.RuleOutbound, natlog.ViaRule, rule.id)}, Forward
 		})
 		s.Flags |= flagBinding
 	} else {

@@ -25,25 +25,25 @@ type publicMap struct {
 // add records that public endpoint pub (its class set) maps to inside
 // endpoint in.
 func (pm *publicMap) add(pub, in bindKey) {
-	m, unlock := pm.lock(pub)
-	m[pub] = in
-	unlock()
+	sh, _ := pm.lock(pub)
+	sh.m[pub] = in
+	sh.mu.Unlock()
 }
 
 // remove forgets pub if it still maps to in.
 func (pm *publicMap) remove(pub, in bindKey) {
-	m, unlock := pm.lock(pub)
-	if m[pub] == in {
-		delete(m, pub)
+	sh, _ := pm.lock(pub)
+	if sh.m[pub] == in {
+		delete(sh.m, pub)
 	}
-	unlock()
+	sh.mu.Unlock()
 }
 
 // lookup returns the inside endpoint public endpoint pub maps to.
 func (pm *publicMap) lookup(pub bindKey) (bindKey, bool) {
-	m, unlock := pm.lock(pub)
-	in, ok := m[pub]
-	unlock()
+	sh, _ := pm.lock(pub)
+	in, ok := sh.m[pub]
+	sh.mu.Unlock()
 	return in, ok
 }
 
@@ -59,10 +59,10 @@ func ownMapping(s *flowtable.Session, class int) (pub, in bindKey) {
 // mapsTo reports whether inside endpoint k's binding is the public
 // endpoint (addr, port).
 func (b *bindings) mapsTo(k bindKey, addr uint32, port uint16) bool {
-	m, unlock := b.lock(k)
-	e, ok := m[k]
-	unlock()
-	return ok && e.pubAddr == addr && e.pubPort == port
+	sh, si := b.lock(k)
+	defer sh.mu.Unlock()
+	i, ok := sh.m[k]
+	return ok && b.slabs[si].b[i].pubAddr == addr && b.slabs[si].b[i].pubPort == port
 }
 
 // reflect hairpins a packet an inside endpoint sent to its own

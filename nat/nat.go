@@ -492,7 +492,7 @@ func (n *NAT) releasePorts(s *flowtable.Session, log *eventLog, now int64) {
 		switch {
 		case s.Flags&flagBinding != 0:
 			o := s.Key[flowtable.Orig]
-			n.bindings.release(bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}, func(k bindKey, b *binding) {
+			n.bindings.release(bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}, func(k bindKey, b binding) {
 				n.releasePort(b.pubAddr, b.pubPort, class, k.addr, log, now)
 				if log.on() {
 					ref := n.Rule(b.rule)
