@@ -73,6 +73,11 @@ func Stream(ctx context.Context, socket string, filter EventFilter, f func(*Even
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, io.EOF) {
+			// The daemon subscribed us and stopped before its stream's
+			// first line: the stream ended before it began.
+			return ErrStreamEnded
+		}
 		return fmt.Errorf("read response: %w", err)
 	}
 	if resp.Code != "" {
