@@ -14,6 +14,7 @@ import (
 type eventLog struct {
 	ring     *natlog.Ring
 	throttle natlog.Throttle
+	staged   bool // stage events for Engine.Leave to publish (Engine.BatchEvents)
 }
 
 // on reports whether the log records anything, so that a caller builds
@@ -23,6 +24,15 @@ func (l *eventLog) on() bool { return l != nil && l.ring != nil }
 // emit records e; a full ring counts it as dropped.
 func (l *eventLog) emit(e *natlog.Event) {
 	if l != nil && l.ring != nil {
+		l.push(e)
+	}
+}
+
+// push stages or pushes e.
+func (l *eventLog) push(e *natlog.Event) {
+	if l.staged {
+		l.ring.Stage(e)
+	} else {
 		l.ring.Push(e)
 	}
 }
@@ -31,7 +41,7 @@ func (l *eventLog) emit(e *natlog.Event) {
 // the same second.
 func (l *eventLog) emitLimited(e *natlog.Event, key uint64) {
 	if l != nil && l.ring != nil && l.throttle.Allow(key, e.Time) {
-		l.ring.Push(e)
+		l.push(e)
 	}
 }
 

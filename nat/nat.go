@@ -402,8 +402,21 @@ func deltas(k *[2]packet.Tuple, dir flowtable.Dir) (l3, l4 packet.Delta) {
 // session (the flow table's grace periods). Leave before sleeping.
 func (e *Engine) Enter() { e.n.table.Enter(e.worker) }
 
-// Leave ends what Enter began.
-func (e *Engine) Leave() { e.n.table.Leave(e.worker) }
+// Leave ends what Enter began, and publishes the events the engine
+// staged since (BatchEvents).
+func (e *Engine) Leave() {
+	e.n.table.Leave(e.worker)
+	if e.log.staged && e.log.ring != nil {
+		e.log.ring.Publish()
+	}
+}
+
+// BatchEvents makes the engine stage its events and publish them at
+// Leave, once a poll, instead of one by one: the event log's reader then
+// pulls the ring's index line from the worker's core once a poll, not
+// once an event. For a caller that brackets all its calls with Enter and
+// Leave, as pipeline.Worker's Poll does.
+func (e *Engine) BatchEvents() { e.log.staged = true }
 
 // Slots is the number of session slots this engine's Age walks: its share
 // of the table. A caller that ages by time sizes its budgets from it.

@@ -7,9 +7,10 @@
 // Design. An Event is a fixed-size, pointer-free value. Every producer —
 // each pipeline worker, and any other goroutine that makes events — owns
 // one Ring, a bounded single-producer/single-consumer queue: Push copies
-// the event into a slot and publishes it with one atomic store, never
-// allocates, never blocks and never makes a system call; a full ring
-// drops the event and counts it. The Hub's goroutine polls every ring
+// the event into a slot and publishes it with one atomic store (a worker
+// Stages a poll's events and Publishes them together), never allocates,
+// never blocks and never makes a system call; a full ring drops the event
+// and counts it. The Hub's goroutine polls every ring
 // (producers never wake it) and copies each event into the queue of every
 // outlet whose Filter passes it: a Sink, run on a goroutine of its own,
 // or a Subscription read by a control-socket client. A slow outlet loses

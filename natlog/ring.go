@@ -19,7 +19,8 @@ const (
 // consumer. A worker is the producer of its own ring: Push copies an
 // event into the next slot and publishes it with one atomic store; when
 // the ring is full it drops the event and counts it, and never waits. The
-// consumer (the Hub) drains with Pop.
+// consumer (the Hub) drains with Pop. A producer that calls often may
+// Stage events and Publish them together instead.
 //
 // The producer owns tail and dropped, the consumer head; each caches the
 // other's index and reloads it only when the ring looks full (or empty),
@@ -30,10 +31,11 @@ type Ring struct {
 	head      atomic.Uint64 // next slot to read; written by the consumer
 	tailCache uint64        // consumer's copy of tail
 	_         [cacheLine - 16]byte
-	tail      atomic.Uint64 // next slot to write; written by the producer
+	tail      atomic.Uint64 // next slot the consumer may not read yet; written by the producer
 	headCache uint64        // producer's copy of head
 	dropped   atomic.Uint64 // events Push could not queue; written by the producer
-	_         [cacheLine - 24]byte
+	staged    uint64        // next slot to write: tail plus what Stage wrote and Publish has not published
+	_         [cacheLine - 32]byte
 	mask      uint64
 	slots     []Event
 }
@@ -51,7 +53,18 @@ func NewRing(size int) (*Ring, error) {
 // ring counts the event as dropped instead. Producer only; it never
 // blocks and never allocates.
 func (r *Ring) Push(e *Event) bool {
-	t := r.tail.Load()
+	ok := r.Stage(e)
+	r.Publish()
+	return ok
+}
+
+// Stage is Push without publishing: the copy waits, invisible to the
+// consumer, until the producer's next Publish (or Push). A worker stages
+// a poll's events and publishes them once at its end, so the index line
+// the consumer reads moves between the cores once a poll, not once an
+// event. Producer only.
+func (r *Ring) Stage(e *Event) bool {
+	t := r.staged
 	if t-r.headCache > r.mask {
 		r.headCache = r.head.Load()
 		if t-r.headCache > r.mask {
@@ -62,8 +75,16 @@ func (r *Ring) Push(e *Event) bool {
 		}
 	}
 	r.slots[t&r.mask] = *e
-	r.tail.Store(t + 1)
+	r.staged = t + 1
 	return true
+}
+
+// Publish makes every staged event visible to the consumer. Producer
+// only; it stores nothing when nothing was staged.
+func (r *Ring) Publish() {
+	if t := r.staged; t != r.tail.Load() {
+		r.tail.Store(t)
+	}
 }
 
 // Pop moves up to len(dst) queued events into dst, oldest first, and

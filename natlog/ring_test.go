@@ -177,3 +177,33 @@ func BenchmarkPushFull(b *testing.B) {
 		r.Push(&e)
 	}
 }
+
+// TestStageThenPublish: staged events stay invisible to the consumer
+// until Publish, then arrive in order; a full ring counts what Stage
+// could not queue, as Push does.
+func TestStageThenPublish(t *testing.T) {
+	r, err := NewRing(MinRing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]Event, 2*MinRing)
+	for i := range 3 {
+		if !r.Stage(&Event{Limit: uint32(i)}) {
+			t.Fatalf("stage %d refused", i)
+		}
+	}
+	if n := r.Pop(buf); n != 0 || r.Len() != 0 {
+		t.Fatalf("popped %d staged events (Len %d) before Publish", n, r.Len())
+	}
+	r.Publish()
+	if n := r.Pop(buf); n != 3 || buf[0].Limit != 0 || buf[2].Limit != 2 {
+		t.Fatalf("after Publish popped %d events: %v", n, buf[:n])
+	}
+	for range MinRing + 5 {
+		r.Stage(&Event{})
+	}
+	r.Publish()
+	if st := r.Stats(); st.Dropped != 5 || st.Queued != 3+MinRing {
+		t.Fatalf("stats %+v, want %d queued and 5 dropped", st, 3+MinRing)
+	}
+}

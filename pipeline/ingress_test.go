@@ -20,7 +20,9 @@ func TestSessionsRecordIngressAndTime(t *testing.T) {
 	}
 	r := newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535), events: hub})
 	table := r.table
-	before := time.Now().UnixMilli()
+	// The worker's wall clock is its start in whole milliseconds plus the
+	// whole milliseconds since: up to 2 ms behind time.Now.
+	before := time.Now().UnixMilli() - 2
 	r.one(r.in, r.out, testutil.UDP(t, inClient+":4000", remote1+":5300", []byte("x")))
 	r.one(r.out, r.in, testutil.TCP(t, remote1+":40000", public+":9091", testutil.SYN, 1, 0, nil))
 	after := time.Now().UnixMilli()

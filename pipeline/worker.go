@@ -168,6 +168,11 @@ func NewWorker(cfg Config) *Worker {
 		cfg.Batch = maxBatch
 	}
 	w := &Worker{cfg: cfg, engine: cfg.NAT, table: cfg.Table, out: [2]int{-1, -1}, pubEvery: int64(publishEvery)}
+	// Every engine call is inside Poll's Enter and Leave: the engine's
+	// events are published once a poll.
+	if cfg.NAT != nil {
+		cfg.NAT.BatchEvents()
+	}
 	for i, ps := range cfg.Ports {
 		w.ports = append(w.ports, ps.Port)
 		w.macs = append(w.macs, ps.Port.MAC())
