@@ -1,16 +1,15 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fastnat/fastnat/internal/testutil"
 	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -123,7 +122,12 @@ func TestDataplane(t *testing.T) {
 	if got := echoes(t, topo, echoPublic, 5); got != 5 {
 		t.Fatalf("%d of 5 echoes through the dataplane", got)
 	}
+	// A worker publishes its counters on its next poll after a busy one:
+	// give it that poll.
 	st := d.Stats()
+	for deadline := time.Now().Add(2 * time.Second); len(st.Workers) == 1 && st.Workers[0].Translated < 5 && time.Now().Before(deadline); st = d.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(st.Workers) != 1 || st.Workers[0].Translated < 5 || st.Table.Sessions != 1 || st.Table.Capacity < 4096 {
 		t.Fatalf("stats after 5 echoes: %d workers, table %+v, worker %+v", len(st.Workers), st.Table, st.Workers)
 	}
@@ -287,7 +291,7 @@ func TestWorkersClamped(t *testing.T) {
 	topo := testnet.MustNew(t, testnet.Options{Queues: 2})
 	cfg := testConfig(t, "")
 	cfg.Dataplane.Workers = 4
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	var d *Dataplane
 	err := testnet.Do(topo.Router, func() (err error) {
 		d, err = New(cfg, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -304,23 +308,4 @@ func TestWorkersClamped(t *testing.T) {
 	if n := strings.Count(out, "umem=copy"); n != 4 {
 		t.Errorf("%d serving lines with umem=copy, want 4 (2 queues x 2 interfaces):\n%s", n, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the daemon's goroutines to log
-// into while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

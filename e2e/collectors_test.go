@@ -207,23 +207,14 @@ func (c *collectors) tsharkRecords(t *testing.T) []map[string]any {
 	c.tshark.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, testnet.ToolPath("tshark"), "-r", filepath.Join(c.dir, "ipfix.pcap"),
-		"-d", "udp.port==4739,cflow", "-T", "json", "--no-duplicate-keys").Output()
+	pkts, err := testnet.TsharkPackets(ctx, filepath.Join(c.dir, "ipfix.pcap"), "-d", "udp.port==4739,cflow")
 	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	var pkts []struct {
-		Source struct {
-			Layers map[string]json.RawMessage `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(out, &pkts); err != nil {
-		t.Fatalf("tshark's JSON: %v", err)
+		t.Fatal(err)
 	}
 	var recs []map[string]any
-	for _, p := range pkts {
+	for _, layers := range pkts {
 		var cflow map[string]any
-		if raw, ok := p.Source.Layers["cflow"]; !ok || json.Unmarshal(raw, &cflow) != nil {
+		if raw, ok := layers["cflow"]; !ok || json.Unmarshal(raw, &cflow) != nil {
 			continue
 		}
 		for k, v := range cflow {

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"github.com/fastnat/fastnat/internal/testutil"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +12,6 @@ import (
 	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/natlog/natlogtest"
 )
-
-// syncBuffer is an output the test reads while a command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // eventDaemon is a stub daemon whose control socket streams the events
 // pushed into ring.
@@ -56,7 +37,7 @@ func eventDaemon(t *testing.T) (socket string, hub *natlog.Hub) {
 // then stops it as Ctrl-C would.
 func runEvents(t *testing.T, hub *natlog.Hub, push []natlog.Event, want int, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	stop := make(chan struct{})
 	done := make(chan int, 1)
 	go func() { done <- streamEvents(args, &out, &errOut, stop) }()

@@ -65,8 +65,9 @@ func Run(ctx context.Context, ns, name string, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// runHost runs a command in the caller's own namespace (used only for `ip`
-// subcommands that name their target namespace themselves).
+// runHost runs a command in the caller's own namespace: `ip` subcommands
+// that name their target namespace themselves, and tools that only read
+// files (tshark over a capture).
 func runHost(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, ToolPath(name), args...)
 	var stdout, stderr bytes.Buffer

@@ -1,7 +1,6 @@
 package ipfix
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -13,11 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fastnat/fastnat/internal/testnet"
 	"github.com/fastnat/fastnat/internal/testutil"
 	"github.com/fastnat/fastnat/natlog"
 )
@@ -136,17 +135,9 @@ func TestTsharkDecodesEveryEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	out, err := exec.CommandContext(ctx, tshark, "-r", pcap, "-T", "json", "--no-duplicate-keys").Output()
+	pkts, err := testnet.TsharkPackets(ctx, pcap)
 	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	var pkts []struct {
-		Source struct {
-			Layers map[string]json.RawMessage `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(out, &pkts); err != nil {
-		t.Fatalf("tshark's JSON: %v", err)
+		t.Fatal(err)
 	}
 	if len(pkts) != len(frames) {
 		t.Fatalf("tshark read %d packets, want %d", len(pkts), len(frames))
@@ -154,10 +145,10 @@ func TestTsharkDecodesEveryEvent(t *testing.T) {
 	// Every flow record tshark shows, keyed by its observation time (each
 	// test event has its own).
 	flows := map[string]map[string]any{}
-	for i, p := range pkts {
-		raw, ok := p.Source.Layers["cflow"]
+	for i, layers := range pkts {
+		raw, ok := layers["cflow"]
 		if !ok {
-			t.Fatalf("packet %d was not dissected as IPFIX: layers %v", i+1, keys(p.Source.Layers))
+			t.Fatalf("packet %d was not dissected as IPFIX: layers %v", i+1, keys(layers))
 		}
 		var cflow map[string]any
 		if err := json.Unmarshal(raw, &cflow); err != nil {
@@ -188,7 +179,7 @@ func TestTsharkDecodesEveryEvent(t *testing.T) {
 	}
 
 	// Nothing malformed, no dissector warnings.
-	out, err = exec.CommandContext(ctx, tshark, "-r", pcap, "-Y", "_ws.malformed || _ws.expert.severity >= warning").CombinedOutput()
+	out, err := exec.CommandContext(ctx, tshark, "-r", pcap, "-Y", "_ws.malformed || _ws.expert.severity >= warning").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark: %v: %s", err, out)
 	}
@@ -218,26 +209,8 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitOutput waits until f holds for what the process printed.
-func waitOutput(t *testing.T, out *lockedBuffer, what string, f func(string) bool) {
+func waitOutput(t *testing.T, out *testutil.SyncBuffer, what string, f func(string) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); !f(out.String()); {
 		if time.Now().After(deadline) {
@@ -267,7 +240,7 @@ func TestNfcapdStoresEvents(t *testing.T) {
 	if stdbuf, err := exec.LookPath("stdbuf"); err == nil {
 		cmd = exec.CommandContext(ctx, stdbuf, append([]string{"-oL", nfcapd}, args...)...)
 	}
-	var out lockedBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
