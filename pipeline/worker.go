@@ -32,9 +32,10 @@ const (
 	// agePeriod is how long a worker takes to walk its slice of the flow
 	// table once, looking for expired sessions: the longest a session
 	// outlives its timeout. The walk is spread over the polls by elapsed
-	// time, at most ageMax slots a poll (a poll after a long stall catches
-	// up over the next ones; an idle worker, polling every idleWait,
-	// walks at most ageMax/idleWait slots a second).
+	// time, at most ageMax slots a busy poll (a poll after a long stall
+	// catches up over the next ones); a poll that received nothing walks
+	// all it owes, so a worker that sleeps idleWait between polls keeps
+	// the period.
 	agePeriod = time.Second
 	ageMax    = 4096
 	// publishEvery is how often a busy worker publishes its counters; an
@@ -331,7 +332,7 @@ func (w *Worker) Poll() int {
 	stages.Mark(stages.Flush)
 	w.flush()
 	stages.Mark(stages.Age)
-	w.age(t, now)
+	w.age(t, now, total > 0)
 	w.engine.Leave()
 	stages.Mark(stages.Publish)
 	if total > 0 {
@@ -349,14 +350,18 @@ func (w *Worker) Poll() int {
 // is walked once a period whatever the load. A clock that jumped by more
 // than a second (a stalled worker, or a test's clock) walks the whole
 // slice at once.
-func (w *Worker) age(t int64, now flowtable.Time) {
+func (w *Worker) age(t int64, now flowtable.Time, busy bool) {
 	slots := w.engine.Slots()
 	budget := 0
 	if w.lastAge == 0 || int32(now-w.ageNow) > 1 {
 		budget = slots
 	} else {
 		w.ageCredit += float64(t-w.lastAge) * float64(slots) / float64(agePeriod)
-		budget = int(min(w.ageCredit, ageMax))
+		limit := float64(slots)
+		if busy {
+			limit = ageMax
+		}
+		budget = int(min(w.ageCredit, limit))
 		w.ageCredit -= float64(budget)
 	}
 	w.lastAge, w.ageNow = t, now
