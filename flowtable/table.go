@@ -100,7 +100,11 @@ type shard struct {
 	freeNext  uint32 // never-used ids freeNext..freeEnd-1
 	freeEnd   uint32
 	freeCount atomic.Int64
-	_         [28]byte // to 64 bytes
+	// hint is id+1 of the slot the next pop most likely returns (0:
+	// none), stored under freeMu and loaded without it by
+	// PrefetchInsert, which only prefetches it.
+	hint uint32
+	_    [24]byte // to 64 bytes
 }
 
 // cursor is one worker's position in its slice of the session array.
@@ -155,6 +159,7 @@ func newSeeded(cfg Config, seed uint64) (*Table, error) {
 		sh.freeNext = uint32(n * s / shards)
 		sh.freeEnd = uint32(n * (s + 1) / shards)
 		sh.freeCount.Store(int64(sh.freeEnd - sh.freeNext))
+		sh.setHint()
 	}
 	t.exp.init(ne, seed)
 	return t, nil

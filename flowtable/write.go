@@ -2,6 +2,9 @@ package flowtable
 
 import (
 	"sync/atomic"
+
+	"github.com/fastnat/fastnat/internal/prefetch"
+	"github.com/fastnat/fastnat/packet"
 )
 
 // Insert stores *s in a free slot with protocol state state, timeout
@@ -225,22 +228,66 @@ func (t *Table) alloc(s uint32) (uint32, bool) {
 func (t *Table) pop(s uint32) (uint32, bool) {
 	sh := &t.shards[s]
 	sh.freeMu.Lock()
-	defer sh.freeMu.Unlock()
 	if h := sh.freeHead; h != 0 && t.reclaimable(atomic.LoadUint64(&t.colds[h-1].pkts[0])) {
 		id := h - 1
 		if sh.freeHead = atomic.LoadUint32(&t.colds[id].parent); sh.freeHead == 0 {
 			sh.freeTail = 0
 		}
 		sh.freeCount.Add(-1)
+		sh.setHint()
+		sh.freeMu.Unlock()
 		return id, true
 	}
 	if sh.freeNext < sh.freeEnd {
 		id := sh.freeNext
 		sh.freeNext++
 		sh.freeCount.Add(-1)
+		sh.setHint()
+		sh.freeMu.Unlock()
 		return id, true
 	}
+	sh.freeMu.Unlock()
 	return 0, false
+}
+
+// setHint records which slot the next pop most likely returns: the
+// oldest freed one (unless its grace period is still running), else the
+// next never-used one. The caller holds freeMu.
+func (sh *shard) setHint() {
+	h := sh.freeHead
+	if h == 0 && sh.freeNext < sh.freeEnd {
+		h = sh.freeNext + 1
+	}
+	store32(&sh.hint, h)
+}
+
+// PrefetchInsert starts loading the lines an Insert of a session whose
+// Orig key is k will write first: the hot line and cold entry of the slot
+// its shard will most likely hand out (shard.hint). A creation calls it
+// as soon as it knows k, so that the misses run while it decides the
+// translation instead of one after another under the shard locks (a
+// fresh slot is two lines nobody has read for a timeout or ever). It
+// takes no lock and writes nothing.
+func (t *Table) PrefetchInsert(k packet.Tuple) {
+	a0, a1 := k.Words()
+	sh := &t.shards[t.shardOf(hash2(t.seed, a0, a1))]
+	if id := atomic.LoadUint32(&sh.hint); id != 0 && int(id) <= len(t.hots) {
+		c := &t.colds[id-1]
+		prefetch.Line(&t.hots[id-1].meta)
+		prefetch.Line(&c.pkts[0])
+		prefetch.Line32(&c.labels) // a cold entry may straddle two lines
+	}
+}
+
+// PrefetchKey starts loading the index bucket where key k is looked up
+// and inserted first: a creation calls it for its reply key as soon as it
+// has chosen the translation (the Orig key's bucket is in cache from the
+// lookup that missed). It takes no lock and writes nothing.
+func (t *Table) PrefetchKey(k packet.Tuple) {
+	a0, a1 := k.Words()
+	b, i := t.home(hash2(t.seed, a0, a1))
+	idx := [1]uint32{b + i}
+	prefetchBuckets(t.buckets, idx[:])
 }
 
 // free appends a dead slot to shard s's free list, to wait there for the
@@ -259,5 +306,6 @@ func (t *Table) free(s uint32, id uint32) {
 	}
 	sh.freeTail = id + 1
 	sh.freeCount.Add(1)
+	sh.setHint()
 	sh.freeMu.Unlock()
 }

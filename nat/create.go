@@ -65,6 +65,15 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 		return
 	}
+	// From here on a session is likely made: start loading the lines it
+	// will wait for — the slot its insert will fill and, from inside,
+	// where the source's binding would be — so that they arrive while
+	// the checks and the rules run (see the package doc, Creation).
+	e.madeBinding = false
+	e.n.table.PrefetchInsert(t)
+	if from == Inside {
+		e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
+	}
 	if !l4ChecksumOK(frame, p) {
 		// Checked once per session, on the slow path: a sender whose
 		// checksums are wrong (transmit checksum offload on a veth or
@@ -192,11 +201,12 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	var (
 		addr uint32
 		port uint16
+		made bool
 		v    Verdict
 	)
 	if rule.eim {
 		k := bindKey{addr: x.SrcAddr, port: x.SrcPort, class: uint8(class)}
-		addr, port, v = e.n.bindings.acquire(k, func() (binding, Verdict) {
+		addr, port, made, v = e.n.bindings.acquire(k, func() (binding, Verdict) {
 			a, p, v := e.claim(c, rule, class, x.SrcAddr, x.SrcPort)
 			if v != Forward {
 				return binding{}, v
@@ -223,6 +233,14 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 		// An ICMP query's identifier stands in both port fields.
 		x.DstPort = port
 	}
+	// What insert waits for next: the new public endpoint's entry in the
+	// public map (a new binding's or the session's own port; insert adds
+	// it) and the reply key's index bucket.
+	if made || !rule.eim {
+		e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
+	}
+	e.n.table.PrefetchKey(x.Reverse())
+	e.madeBinding = made
 	return rule, true
 }
 
@@ -402,6 +420,19 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 	case packet.ProtoICMP:
 		timeout = c.timeouts[toICMP]
 	}
+	class, _ := portClass(s.Key[flowtable.Orig].Proto)
+	if e.madeBinding || s.Flags&flagOwnSrcPort != 0 {
+		// The new binding's or the session's own public endpoint is a
+		// mapping others may hairpin to while it lives: recorded before
+		// the session is published, so that releasePorts, on any path
+		// from here, finds it to remove.
+		e.madeBinding = false
+		if !e.n.public.add(ownMapping(s, class)) {
+			e.n.releasePorts(s, &e.log, e.wall)
+			r.Verdict = DropTableFull
+			return
+		}
+	}
 	id, gen, res := e.n.table.Insert(s, state, timeout, now)
 	if res == flowtable.ErrExists && e.reclaim(s) {
 		id, gen, res = e.n.table.Insert(s, state, timeout, now)
@@ -418,13 +449,6 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		}
 		r.Verdict = DropTableFull
 		return
-	}
-	if s.Flags&flagOwnSrcPort != 0 {
-		// The session's own public port is a mapping others may hairpin
-		// to while it lives.
-		if class, ok := portClass(s.Key[flowtable.Orig].Proto); ok {
-			e.n.public.add(ownMapping(s, class))
-		}
 	}
 	if e.log.on() {
 		in, out := natlog.SessionTuples(s.Key[flowtable.Orig], s.Key[flowtable.Reply], from == Inside)

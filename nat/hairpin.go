@@ -19,30 +19,51 @@ import (
 // port claimed again never meets a stale entry. It is read only when a
 // session is created (slow path).
 type publicMap struct {
-	shardedMap[bindKey]
+	epMap[bindKey]
 }
 
+// prefetch starts loading the slot where pub's entry would be.
+func (pm *publicMap) prefetch(pub bindKey) { pm.epMap.prefetch(pm.hash(pub.word())) }
+
 // add records that public endpoint pub (its class set) maps to inside
-// endpoint in.
-func (pm *publicMap) add(pub, in bindKey) {
-	sh, _ := pm.lock(pub)
-	sh.m[pub] = in
+// endpoint in. It reports false, having changed nothing, when pub's shard
+// is full (see epMap).
+func (pm *publicMap) add(pub, in bindKey) bool {
+	w := pub.word()
+	h := pm.hash(w)
+	sh := pm.lock(h)
+	i, ok := sh.find(h, w)
+	switch {
+	case ok:
+		sh.slots[i].val = in
+	case sh.full():
+		sh.mu.Unlock()
+		return false
+	default:
+		sh.put(i, w, in)
+	}
 	sh.mu.Unlock()
+	return true
 }
 
 // remove forgets pub if it still maps to in.
 func (pm *publicMap) remove(pub, in bindKey) {
-	sh, _ := pm.lock(pub)
-	if sh.m[pub] == in {
-		delete(sh.m, pub)
+	w := pub.word()
+	h := pm.hash(w)
+	sh := pm.lock(h)
+	if i, ok := sh.find(h, w); ok && sh.slots[i].val == in {
+		sh.remove(&pm.epMap, i)
 	}
 	sh.mu.Unlock()
 }
 
 // lookup returns the inside endpoint public endpoint pub maps to.
 func (pm *publicMap) lookup(pub bindKey) (bindKey, bool) {
-	sh, _ := pm.lock(pub)
-	in, ok := sh.m[pub]
+	w := pub.word()
+	h := pm.hash(w)
+	sh := pm.lock(h)
+	i, ok := sh.find(h, w)
+	in := sh.slots[i].val
 	sh.mu.Unlock()
 	return in, ok
 }
@@ -54,15 +75,6 @@ func ownMapping(s *flowtable.Session, class int) (pub, in bindKey) {
 	o, r := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
 	return bindKey{addr: r.DstAddr, port: r.DstPort, class: uint8(class)},
 		bindKey{addr: o.SrcAddr, port: o.SrcPort, class: uint8(class)}
-}
-
-// mapsTo reports whether inside endpoint k's binding is the public
-// endpoint (addr, port).
-func (b *bindings) mapsTo(k bindKey, addr uint32, port uint16) bool {
-	sh, si := b.lock(k)
-	defer sh.mu.Unlock()
-	i, ok := sh.m[k]
-	return ok && b.slabs[si].b[i].pubAddr == addr && b.slabs[si].b[i].pubPort == port
 }
 
 // reflect hairpins a packet an inside endpoint sent to its own

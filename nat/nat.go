@@ -3,6 +3,7 @@ package nat
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,15 @@ func New(r Rules, table *flowtable.Table, workers int) (*NAT, error) {
 	n := &NAT{table: table, workers: workers, epochMS: time.Now().UnixMilli()}
 	n.reg.pools = &n.pools
 	n.bindings.pub = &n.public
+	if err := n.bindings.init(table.Capacity(), rand.Uint64()); err != nil {
+		return nil, err
+	}
+	if err := n.public.init(table.Capacity(), rand.Uint64()); err != nil {
+		return nil, err
+	}
+	// The maps' arrays are mapped memory: unmapped when the NAT is
+	// dropped (the cleanup holds the mappings, not the NAT).
+	runtime.AddCleanup(n, func(fs [2]func()) { fs[0](); fs[1]() }, [2]func(){n.bindings.mem.Freer(), n.public.mem.Freer()})
 	c, err := compileIn(r, &n.reg)
 	if err != nil {
 		return nil, err
@@ -175,6 +185,10 @@ type Engine struct {
 	log     eventLog
 	wall    int64
 	ingress uint16
+	// madeBinding tells insert that the creation it finishes made a new
+	// endpoint-independent binding (snat), whose public endpoint insert
+	// adds to the public map.
+	madeBinding bool
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).

@@ -41,6 +41,7 @@ func mapRegion(size int) (*region, error) {
 	mem := unsafe.Slice(&raw[skip], size)
 	// EINVAL: THP is compiled out or "never"; ordinary pages serve.
 	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	_ = unix.Madvise(mem, unix.MADV_POPULATE_WRITE)
 	return &region{mem: mem, size: size}, nil
 }
 
