@@ -60,16 +60,16 @@ type PipelineRig struct {
 }
 
 // SessionMemory is the memory a session costs, in bytes per session of
-// the table's capacity for the table's parts, and per session created for
-// the NAT's own state, which grows with the sessions: the
-// endpoint-independent bindings and the public-endpoint map hairpinning
-// reads (Go maps, measured as heap growth while the sessions were made).
+// the table's capacity for the table's parts and for the NAT's
+// endpoint-independent bindings and public-endpoint map (allocated up
+// front for the table's capacity, nat.NAT.Memory), plus any heap the
+// NAT grew by while the sessions were made, per session made.
 type SessionMemory struct {
 	Index  float64 `json:"index"`  // the hash index's buckets
 	Hot    float64 `json:"hot"`    // the 64-byte hot lines
 	Cold   float64 `json:"cold"`   // the cold data
 	Expect float64 `json:"expect"` // the expectation store
-	NAT    float64 `json:"nat"`    // bindings and public map, per session made
+	NAT    float64 `json:"nat"`    // bindings and public map
 	// HugeShare is the share of the table's index, hot and cold storage
 	// the kernel backs with huge pages.
 	HugeShare float64 `json:"huge_share"`
@@ -169,7 +169,7 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	m, c := table.Memory(), float64(table.Capacity())
 	r.Memory = SessionMemory{
 		Index: float64(m.Index) / c, Hot: float64(m.Hot) / c, Cold: float64(m.Cold) / c, Expect: float64(m.Expect) / c,
-		NAT:       float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(cfg.Flows),
+		NAT:       float64(n.Memory())/c + float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(cfg.Flows),
 		HugeShare: float64(m.Huge) / float64(m.Hot+m.Cold+m.Index),
 	}
 	r.random = true

@@ -224,10 +224,10 @@ func BenchmarkCreateLogged(b *testing.B) {
 
 // TestCreateAllocations: creating a session — rule, port, a new
 // endpoint-independent binding and its hairpin entry, insert, both event
-// records — allocates nothing of its own; what remains is the growth of
-// the binding and hairpin maps and the binding slabs, a few allocations
-// per doubling of each of their shards (about 2,200 for these 8,192
-// sessions). (Before, each creation made three: the binding
+// records — allocates nothing: the binding and public-endpoint maps are
+// allocated with the NAT for the table's capacity (epMap). (Before, the
+// Go maps they were grew by about 2,200 allocations for these 8,192
+// sessions, and before that each creation made three more: the binding
 // and two method values of the maps' lock.)
 func TestCreateAllocations(t *testing.T) {
 	const n = 1 << 13
@@ -248,8 +248,17 @@ func TestCreateAllocations(t *testing.T) {
 	var p packet.Parsed
 	var r Result
 	var before, after runtime.MemStats
+	// The first session on each pool address makes its port spaces: made
+	// before counting.
+	const warm = 64
+	for _, f := range frames[:warm] {
+		packet.Parse(f, &p)
+		if e.Process(f, &p, Inside, 1, &r); r.Verdict != Forward {
+			t.Fatalf("creation refused: %v", r.Verdict)
+		}
+	}
 	runtime.ReadMemStats(&before)
-	for _, f := range frames {
+	for _, f := range frames[warm:] {
 		packet.Parse(f, &p)
 		r = Result{}
 		if e.Process(f, &p, Inside, 1, &r); r.Verdict != Forward {
@@ -263,8 +272,10 @@ func TestCreateAllocations(t *testing.T) {
 	if d := hub.Ring(0).Stats().Dropped; d != 0 {
 		t.Fatalf("%d events dropped", d)
 	}
-	if allocs := after.Mallocs - before.Mallocs; allocs > n/2 {
-		t.Fatalf("%d allocations for %d sessions; want at most %d (growth)", allocs, n, n/2)
+	// Mallocs counts the whole process: the event hub's goroutine and the
+	// runtime may allocate a few times meanwhile, whatever n is.
+	if allocs := after.Mallocs - before.Mallocs; allocs > 8 {
+		t.Fatalf("%d allocations for %d sessions; want none of their own", allocs, n-warm)
 	}
 }
 

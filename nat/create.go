@@ -2,6 +2,7 @@ package nat
 
 import (
 	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/prefetch"
 	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
@@ -19,7 +20,8 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropProtocol
 		return
 	}
-	if from == Inside && t.Proto != packet.ProtoICMP && c.public[t.DstAddr] &&
+	toPublic := c.public[t.DstAddr] // to an address of the NAT's own
+	if from == Inside && t.Proto != packet.ProtoICMP && toPublic &&
 		e.n.bindings.mapsTo(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)}, t.DstAddr, t.DstPort) {
 		// To its own mapping: no session can hold the flow (see reflect).
 		reflect(frame, p, r)
@@ -33,7 +35,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropICMPUnsupported
 		return
 	}
-	if t.Proto == packet.ProtoICMP && p.ICMPType == packet.ICMPEcho && c.public[t.DstAddr] {
+	if t.Proto == packet.ProtoICMP && p.ICMPType == packet.ICMPEcho && toPublic {
 		// The NAT's own public address answers ping, as a router does —
 		// from inside too: an echo identifier names no inside host, so
 		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
@@ -105,7 +107,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	} else if from == Outside {
 		r.Verdict = DropUnsolicited
 		return
-	} else if c.public[t.DstAddr] {
+	} else if toPublic {
 		// Hairpinning: to the inside endpoint the public endpoint is
 		// mapped to, from the sender's own public mapping, and through
 		// the target mapping's filtering as if the packet came from
@@ -287,17 +289,26 @@ func (e *Engine) claim(c *compiled, rule *outboundRule, class int, src uint32, s
 // (RFC 6056 randomization, no shared lock). On failure the address is
 // still the one whose ports ran out.
 func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32, sport uint16) (uint32, uint16, bool) {
-	addr := rule.pool[int(mix32(src)%uint32(len(rule.pool)))]
-	space := e.n.pools.space(addr, class)
-	lo, hi := rule.lo, rule.hi
-	if sport >= lo && sport <= hi && !c.reserved(addr, class, sport) && space.claim(sport) {
-		return addr, sport, true
+	i := int(mix32(src) % uint32(len(rule.pool)))
+	addr := rule.pool[i]
+	spaces := rule.spaces[i].Load()
+	if spaces == nil {
+		spaces = e.n.pools.of(addr)
+		rule.spaces[i].Store(spaces)
 	}
+	space := &spaces[class]
+	lo, hi := rule.lo, rule.hi
+	// The random start is drawn first, so that the word it falls in
+	// loads while the preserved port is tried (two misses in one).
 	n := uint32(hi) - uint32(lo) + 1
 	part := n / uint32(e.n.workers)
 	start := uint32(lo) + uint32(e.worker)*part
 	if part > 0 {
 		start += e.rng.Uint32N(part)
+	}
+	prefetch.Line(&space.bits[start>>6])
+	if sport >= lo && sport <= hi && !c.reserved(addr, class, sport) && space.claim(sport) {
+		return addr, sport, true
 	}
 	port, ok := claimFree(c, space, addr, class, lo, hi, uint16(start))
 	return addr, port, ok

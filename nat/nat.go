@@ -170,6 +170,11 @@ func (n *NAT) BlockUse() []BlockUse {
 // Bindings reports the number of live endpoint-independent bindings.
 func (n *NAT) Bindings() int { return n.bindings.count() }
 
+// Memory reports the bytes the endpoint-independent bindings and the
+// public-endpoint map hold: both are allocated by New for the flow
+// table's capacity (epMap) and never grow.
+func (n *NAT) Memory() int64 { return n.bindings.bytes() + n.public.bytes() }
+
 // Engine is one worker's view of the NAT: not safe for concurrent use.
 type Engine struct {
 	n        *NAT

@@ -34,18 +34,18 @@ func portClass(proto uint8) (int, bool) {
 // port without a lock; workers start their search in their own partition of
 // the range so that they rarely contend for the same word.
 type portSpace struct {
-	bits  [65536 / 64]atomic.Uint64
+	bits  [65536 / 64]uint64 // sync/atomic's functions only (prefetch needs a *uint64)
 	inUse atomic.Int64
 }
 
 func (s *portSpace) claim(port uint16) bool {
 	w, b := &s.bits[port>>6], uint64(1)<<(port&63)
 	for {
-		old := w.Load()
+		old := atomic.LoadUint64(w)
 		if old&b != 0 {
 			return false
 		}
-		if w.CompareAndSwap(old, old|b) {
+		if atomic.CompareAndSwapUint64(w, old, old|b) {
 			s.inUse.Add(1)
 			return true
 		}
@@ -55,11 +55,11 @@ func (s *portSpace) claim(port uint16) bool {
 func (s *portSpace) release(port uint16) {
 	w, b := &s.bits[port>>6], uint64(1)<<(port&63)
 	for {
-		old := w.Load()
+		old := atomic.LoadUint64(w)
 		if old&b == 0 {
 			return
 		}
-		if w.CompareAndSwap(old, old&^b) {
+		if atomic.CompareAndSwapUint64(w, old, old&^b) {
 			s.inUse.Add(-1)
 			return
 		}
@@ -73,7 +73,7 @@ func (s *portSpace) claimRange(lo, hi, start uint16) (uint16, bool) {
 	off := (uint32(start) - uint32(lo)) % n
 	for scanned := uint32(0); scanned < n; {
 		p := uint32(lo) + off
-		w := s.bits[p>>6].Load()
+		w := atomic.LoadUint64(&s.bits[p>>6])
 		if w == ^uint64(0) {
 			// The whole word is taken: skip to the next word boundary.
 			skip := 64 - (p & 63)
@@ -98,10 +98,13 @@ type pools struct {
 	spaces atomic.Pointer[map[uint32]*[numClasses]portSpace]
 }
 
-func (p *pools) space(addr uint32, class int) *portSpace {
+func (p *pools) space(addr uint32, class int) *portSpace { return &p.of(addr)[class] }
+
+// of returns the port spaces of addr, made on first use.
+func (p *pools) of(addr uint32) *[numClasses]portSpace {
 	if m := p.spaces.Load(); m != nil {
 		if s, ok := (*m)[addr]; ok {
-			return &s[class]
+			return s
 		}
 	}
 	p.mu.Lock()
@@ -119,7 +122,7 @@ func (p *pools) space(addr uint32, class int) *portSpace {
 		next[addr] = s
 		p.spaces.Store(&next)
 	}
-	return &s[class]
+	return s
 }
 
 // PoolUse is the number of ports in use per public address and class, for

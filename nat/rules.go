@@ -3,6 +3,7 @@ package nat
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/fastnat/fastnat/natlog"
@@ -102,6 +103,10 @@ func Addr(a uint32) netip.Addr {
 type outboundRule struct {
 	inside []prefix4
 	pool   []uint32
+	// spaces[i] is pool[i]'s port spaces once a session has claimed
+	// there (pools.of, looked up once instead of in the pools' map at
+	// every creation).
+	spaces []atomic.Pointer[[numClasses]portSpace]
 	lo, hi uint16
 	eim    bool
 	index  uint16 // in Rules.Outbound
@@ -217,6 +222,7 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 			or.pool = append(or.pool, addr4(a))
 			c.public[addr4(a)] = true
 		}
+		or.spaces = make([]atomic.Pointer[[numClasses]portSpace], len(or.pool))
 		switch {
 		case o.Deterministic:
 			d, err := NewDeterministic(o.Inside, o.Pool, o.PortLo, o.PortHi, o.PortsPerHost)

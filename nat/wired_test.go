@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fastnat/fastnat/flowtable"
@@ -286,7 +287,9 @@ func clearAll(n *NAT) int {
 }
 
 // taken reports whether port is claimed.
-func (s *portSpace) taken(port uint16) bool { return s.bits[port>>6].Load()&(1<<(port&63)) != 0 }
+func (s *portSpace) taken(port uint16) bool {
+	return atomic.LoadUint64(&s.bits[port>>6])&(1<<(port&63)) != 0
+}
 
 // TestBlocksAcrossReloads: a reload that keeps a port-block rule's
 // layout keeps every host's blocks (its blocks per host may change); one
