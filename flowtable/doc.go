@@ -52,8 +52,17 @@
 // The hot, cold and index arrays are mapped outside the Go heap
 // (internal/hugepage: mmap aligned to 2 MiB with MADV_HUGEPAGE, ordinary
 // pages where transparent huge pages are off), so that a random lookup in
-// a table of a gigabyte is not also a TLB miss per line; Close unmaps
-// them.
+// a table of a gigabyte is not also a TLB miss per line, and populated
+// there and then, so that the first sessions' inserts do not fault the
+// pages in; Close unmaps them.
+//
+// Inserting is a creation's last step, and its misses — the reply key's
+// bucket, the new slot's hot line and cold entry — need not wait for it:
+// PrefetchKey starts loading a key's home bucket, and PrefetchInsert the
+// lines of the slot the key's shard will most likely hand out (each
+// shard's free list keeps that hint, written under its lock and loaded
+// without it), so that a creation starts them as soon as it knows the
+// keys.
 //
 // # Batched lookups
 //

@@ -36,11 +36,25 @@
 // OnSessionEnd reports the generation of the ending session too.
 //
 // Ownership. A NAT value holds what all workers share: the compiled rules
-// (swapped atomically on reload), the port pools (lock-free bitmaps) and the
-// endpoint-independent mapping bindings (sharded, locked, slow path only).
+// (swapped atomically on reload), the port pools (lock-free bitmaps), the
+// endpoint-independent mapping bindings and the public-endpoint map
+// (endpoint maps, epmap.go: sharded, locked, flat, sized up front from
+// the flow table's capacity; slow path only).
 // Each worker has its own Engine holding what only it touches: its fragment
 // table, its random source for port selection, its counters. Engines are not
 // safe for concurrent use; the NAT is.
+//
+// Creation. A session's creation waits mostly for memory: the binding's
+// and the public endpoint's slots, the port bitmap's word, the new
+// slot's lines and the reply key's index bucket are each a miss in a
+// large table. So create starts loading each as soon as it knows where
+// it is (prefetch: the binding's slot and the new slot's lines before
+// the checks and the rules, the public endpoint's slot and the reply
+// key's bucket as soon as the port is chosen, the random port's word
+// while the preserved one is tried), and insert adds a new binding's
+// public endpoint just before the session is published, outside the
+// binding's lock: nothing can release the binding before then, since
+// the creation holds a reference. Creating a session allocates nothing.
 //
 // Allocation modes. Besides the dynamic pools, blocks.go holds the port
 // block allocator (a host's ports come from whole blocks on one address,

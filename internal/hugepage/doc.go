@@ -9,7 +9,15 @@
 // huge pages with madvise(MADV_HUGEPAGE), which works whether the
 // system's THP setting is "always" or "madvise"; with "never", or on a
 // system that refuses the advice, the memory is ordinary pages and
-// everything else is the same. Arrays smaller than one huge page, and
+// everything else is the same. The mapping is then populated
+// (madvise(MADV_POPULATE_WRITE), Linux 5.14 and later), as DPDK has its
+// memory at hand before the first packet: the owner's first writes do
+// not each fault in and zero a page (for the flow table, its first
+// sessions' creation), its allocation does. Where the kernel lacks the
+// advice, pages fault in on first touch as before; that is not an error.
+// (A table larger than the memory at hand meets that now, at its
+// allocation, rather than when it fills.) Arrays smaller than one huge
+// page, and
 // every array on systems other than Linux, come from the Go heap
 // (make), where Free does nothing. Huge reports how much of an array the
 // kernel actually backs with huge pages (/proc/self/smaps,
@@ -20,7 +28,8 @@
 // The owner (flowtable.Table) frees its arrays in Close, once nothing
 // reads them any more, and registers a cleanup so that a table dropped
 // without Close is unmapped when the garbage collector finds it
-// unreachable.
+// unreachable; nat.NAT's endpoint maps are unmapped by such a cleanup
+// alone.
 //
 // This package is, with afxdp, where fastnat uses unsafe and
 // golang.org/x/sys/unix (STYLE: only afxdp does): turning mapped bytes

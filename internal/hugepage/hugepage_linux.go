@@ -41,6 +41,8 @@ func mapRegion(size int) (*region, error) {
 	mem := unsafe.Slice(&raw[skip], size)
 	// EINVAL: THP is compiled out or "never"; ordinary pages serve.
 	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	// Populate now (see the package doc). EINVAL, a kernel before 5.14:
+	// pages fault in on first touch, as without the advice.
 	_ = unix.Madvise(mem, unix.MADV_POPULATE_WRITE)
 	return &region{mem: mem, size: size}, nil
 }
