@@ -135,3 +135,56 @@ func TestEpMapSizing(t *testing.T) {
 		}
 	}
 }
+
+// TestAcquireOnFullShard: a binding whose shard is full is refused with
+// DropTableFull before a port is claimed for it (alloc is not called),
+// and a public endpoint whose shard is full is not added.
+func TestAcquireOnFullShard(t *testing.T) {
+	var pub publicMap
+	b := bindings{pub: &pub}
+	if err := b.init(1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.init(1, 5); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the shard of one inside endpoint with others.
+	k := bindKey{addr: 0x0a000001, port: 1000, class: classUDP}
+	target := b.shard(b.hash(k.word()))
+	for a := uint32(0x0b000000); !target.full(); a++ {
+		o := bindKey{addr: a, port: 1, class: classUDP}
+		w := o.word()
+		h := b.hash(w)
+		if b.shard(h) != target {
+			continue
+		}
+		i, _ := target.find(h, w)
+		target.put(i, w, binding{refs: 1})
+	}
+	called := false
+	_, _, made, v := b.acquire(k, func() (binding, Verdict) {
+		called = true
+		return binding{pubAddr: 1, pubPort: 2}, Forward
+	})
+	if v != DropTableFull || made || called {
+		t.Fatalf("acquire on a full shard: verdict %v, made %v, alloc called %v", v, made, called)
+	}
+	// The same for the public map.
+	target2 := pub.shard(pub.hash(k.word()))
+	for a := uint32(0x0b000000); !target2.full(); a++ {
+		o := bindKey{addr: a, port: 1, class: classUDP}
+		w := o.word()
+		h := pub.hash(w)
+		if pub.shard(h) != target2 {
+			continue
+		}
+		i, _ := target2.find(h, w)
+		target2.put(i, w, o)
+	}
+	if pub.add(k, bindKey{addr: 9}) {
+		t.Fatal("added to a full shard")
+	}
+	if _, ok := pub.lookup(k); ok {
+		t.Fatal("found what a full shard refused")
+	}
+}
