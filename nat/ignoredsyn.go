@@ -24,6 +24,11 @@ const ignoredSYNSlots = 4096
 // the session is tracked again from the handshake (conntrack's "SYN/ACK
 // acknowledges a SYN that we earlier ignored as invalid").
 //
+// Forging the pair needs both sides: the SYN must arrive on the side the
+// session's initiator is on and the SYN/ACK on the responder's (forward
+// checks the side before the tracker runs), so an attacker outside cannot
+// re-open an inside host's connection alone.
+//
 // A slot packs the session id (high 32 bits) and the SYN's end (low 32);
 // an id colliding on a slot overwrites it, which only costs that session
 // the recovery. The slots are shared by the workers (the SYN and its
