@@ -26,12 +26,12 @@ import (
 //     creation holds for a moment before its insert). A shard gets its
 //     share of that capacity plus four standard deviations of the
 //     binomial spread of keys over shards, at epDesignLoad. So a shard
-//     fills only with a third more than its share of a full flow table
-//     (eleven standard deviations at 65,536 sessions); a hash flood would
-//     have to aim at a seed it cannot know. A full shard refuses the
-//     insert (put reports false; a creation gets DropTableFull), and the
-//     arrays never move, so that a creation may prefetch a slot before it
-//     locks the shard.
+//     fills only with more than a third beyond its share of a full flow
+//     table (16 standard deviations at 65,536 sessions, 48 at 1M); a
+//     hash flood would have to aim at a seed it cannot know. A full
+//     shard refuses the insert (full; a creation gets DropTableFull),
+//     and the arrays never move, so that a creation may prefetch a slot
+//     before it locks the shard.
 //   - Linear probing from a home slot that the hash's low bits pick by
 //     multiply-shift (any table size, no power of two to round to),
 //     under a per-map random seed. Deletion shifts the entries after the
@@ -48,7 +48,8 @@ type epMap[V any] struct {
 }
 
 const (
-	epShards     = 64
+	epShardBits  = 6
+	epShards     = 1 << epShardBits
 	epDesignLoad = 0.75
 )
 
@@ -59,10 +60,9 @@ type epSlot[V any] struct {
 
 type epShard[V any] struct {
 	mu    sync.Mutex
-	slots []epSlot[V]
-	n     int   // entries
-	grown int64 // bytes of heap the shard grew into beyond its share of mem
-	_     [16]byte
+	slots []epSlot[V] // its part of mem, fixed by init
+	n     int         // entries
+	_     [24]byte    // to 64 bytes
 }
 
 // word packs k into a slot's key: never 0.
@@ -97,7 +97,7 @@ func (m *epMap[V]) hash(w uint64) uint64 {
 }
 
 // shard is the shard of keys of hash h.
-func (m *epMap[V]) shard(h uint64) *epShard[V] { return &m.shards[h>>(64-6)] }
+func (m *epMap[V]) shard(h uint64) *epShard[V] { return &m.shards[h>>(64-epShardBits)] }
 
 // lock locks the shard of keys of hash h and returns it; the caller
 // unlocks sh.mu.
