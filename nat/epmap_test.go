@@ -150,17 +150,7 @@ func TestAcquireOnFullShard(t *testing.T) {
 	}
 	// Fill the shard of one inside endpoint with others.
 	k := bindKey{addr: 0x0a000001, port: 1000, class: classUDP}
-	target := b.shard(b.hash(k.word()))
-	for a := uint32(0x0b000000); !target.full(); a++ {
-		o := bindKey{addr: a, port: 1, class: classUDP}
-		w := o.word()
-		h := b.hash(w)
-		if b.shard(h) != target {
-			continue
-		}
-		i, _ := target.find(h, w)
-		target.put(i, w, binding{refs: 1})
-	}
+	fillShardOf(&b.epMap, k, func(bindKey) binding { return binding{refs: 1} })
 	called := false
 	_, _, made, v := b.acquire(k, func() (binding, Verdict) {
 		called = true
@@ -170,21 +160,27 @@ func TestAcquireOnFullShard(t *testing.T) {
 		t.Fatalf("acquire on a full shard: verdict %v, made %v, alloc called %v", v, made, called)
 	}
 	// The same for the public map.
-	target2 := pub.shard(pub.hash(k.word()))
-	for a := uint32(0x0b000000); !target2.full(); a++ {
-		o := bindKey{addr: a, port: 1, class: classUDP}
-		w := o.word()
-		h := pub.hash(w)
-		if pub.shard(h) != target2 {
-			continue
-		}
-		i, _ := target2.find(h, w)
-		target2.put(i, w, o)
-	}
+	fillShardOf(&pub.epMap, k, func(o bindKey) bindKey { return o })
 	if pub.add(k, bindKey{addr: 9}) {
 		t.Fatal("added to a full shard")
 	}
 	if _, ok := pub.lookup(k); ok {
 		t.Fatal("found what a full shard refused")
+	}
+}
+
+// fillShardOf fills the shard of k with other endpoints, each with the
+// value val gives it, until the shard is full.
+func fillShardOf[V any](m *epMap[V], k bindKey, val func(bindKey) V) {
+	target := m.shard(m.hash(k.word()))
+	for a := uint32(0x0b000000); !target.full(); a++ {
+		o := bindKey{addr: a, port: 1, class: classUDP}
+		w := o.word()
+		h := m.hash(w)
+		if m.shard(h) != target {
+			continue
+		}
+		i, _ := target.find(h, w)
+		target.put(i, w, val(o))
 	}
 }
