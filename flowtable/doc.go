@@ -84,14 +84,15 @@
 // key — measured 7-18 % slower than the chunk on the development machine
 // (a 2-vCPU KVM guest): an assembly call cannot inline, a Go call spills
 // every live register, and the chunk's one call per 64 lines is cheaper
-// than the overlap is worth. At 10M sessions a lookup is bound by the
-// memory system there, not by its instructions (about 30 ns a key with
-// the table in cache): the chunk's 64 bucket prefetches alone take about
-// 19 ns a key to issue, and a random read costs more the larger the
-// array, though all of it is on huge pages in the guest — 14 ns with 16
-// in flight in 128 MiB, 27-30 in the 768 MiB a 10M lookup reads from, 51-60
-// in 1.28 GiB — as TLB misses under nested paging do when the host backs
-// the guest with small pages. Fusing lookup with
+// than the overlap is worth. The memory system sets most of the cost
+// at 10M sessions there: a batched lookup takes about 45 ns a key over a
+// table that fits the caches (the benchmark's key generation included),
+// 64 at 1M and 116 at 10M; the chunk's 64 bucket prefetches alone take
+// about 18 ns a key to issue at 10M, and a random read costs more the
+// larger the array, though all of it is on huge pages in the guest — 14
+// ns with 16 in flight in 128 MiB, 27-30 in the 768 MiB a 10M lookup
+// reads from, 46-60 in 1.28 GiB — as TLB misses under nested paging do
+// when the host backs the guest with small pages. Fusing lookup with
 // translation — the steps cut apart so that pipeline.Worker translated
 // chunk c while chunks c+1 and c+2 loaded (chunks of 16, two chunks
 // ahead), in two schedules — measured no faster than one LookupBatch per

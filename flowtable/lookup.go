@@ -64,13 +64,13 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		stages.Mark(stages.BucketTouch)
 		prefetchBuckets(t.buckets, bs[:len(ks)])
 		stages.Mark(stages.SessionTouch)
-		// The entry of each key's first matching tag in its home bucket
-		// (noEntry: none). The session lines of the first two matching
-		// tags (two when tags collide) are prefetched. A key with no tag
-		// at home whose bucket overflowed may live in the next bucket:
-		// that bucket is prefetched and read in a second round (a few
-		// percent of the keys of a full table), so that no key's lookup
-		// waits on two misses in a row.
+		// The entry of each key's first matching tag in its home bucket.
+		// The session lines of the first two matching tags (two when tags
+		// collide) are prefetched. A key with no tag at home is absent
+		// unless its home overflowed; then it may live in the buckets
+		// after it, which are prefetched and read in a second round (7 %
+		// of the keys of a full table), so that no key's lookup waits on
+		// two misses in a row.
 		var ids [2 * batchChunk]uint32
 		var next [lateScan * batchChunk]uint32
 		var late [batchChunk]uint8
