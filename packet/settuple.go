@@ -84,3 +84,26 @@ func (p *Parsed) Translate(frame []byte, addrs uint64, ports uint32, l3, l4 Delt
 		binary.BigEndian.PutUint16(ic[icmpChecksum:], ApplyDelta(binary.BigEndian.Uint16(ic[icmpChecksum:]), l4))
 	}
 }
+
+// TranslateCommon is Translate for a frame ParseCommon accepted, whose
+// tuple has protocol proto (TCP or UDP): its headers are where
+// ParseCommon found them, so it reads nothing of Parsed.
+func TranslateCommon(frame []byte, proto uint8, addrs uint64, ports uint32, l3, l4 Delta) {
+	h := (*[CommonL4 + UDPLen]byte)(frame)
+	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
+	ip[ipTTL]--
+	binary.BigEndian.PutUint64(ip[ipSrc:], addrs) // source, then destination
+	binary.BigEndian.PutUint16(ip[ipChecksum:], ApplyDelta(binary.BigEndian.Uint16(ip[ipChecksum:]), l3.Add(ttlDelta)))
+	binary.BigEndian.PutUint32(h[CommonL4:], ports)
+	if proto == ProtoUDP {
+		u := (*[UDPLen]byte)(h[CommonL4:])
+		binary.BigEndian.PutUint16(u[udpChecksum:], ApplyDeltaUDP(binary.BigEndian.Uint16(u[udpChecksum:]), l4))
+		return
+	}
+	tcp := (*[TCPMinLen]byte)(frame[CommonL4:])
+	binary.BigEndian.PutUint16(tcp[tcpChecksum:], ApplyDelta(binary.BigEndian.Uint16(tcp[tcpChecksum:]), l4))
+}
+
+// CommonTCP returns the TCP header of a frame ParseCommon accepted as
+// TCP: the 20 bytes without options, bounds-checked once.
+func CommonTCP(frame []byte) TCP { return TCP((*[TCPMinLen]byte)(frame[CommonL4:])[:]) }
