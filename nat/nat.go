@@ -296,7 +296,7 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // returns false having changed nothing, and the caller hands the frame
 // to ProcessLooked, which decides as it always has (a differential test
 // holds the two to the same frames and sessions).
-func (e *Engine) ForwardCommon(frame []byte, t *packet.Tuple, c packet.Common, from Side, now flowtable.Time, hit flowtable.Hit) (out Side, dst uint32, ok bool) {
+func (e *Engine) ForwardCommon(frame []byte, t *packet.Tuple, c *packet.Common, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
 	tb := e.n.table
 	d := hit.Dir & 1
 	if t.Proto != packet.ProtoTCP {

@@ -108,7 +108,18 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
 	tl := int(binary.BigEndian.Uint16(ip[ipTotalLen:]))
 	if binary.BigEndian.Uint16(h[ethType:]) != EtherTypeIPv4 || ip[ipVerIHL] != 0x45 ||
-		binary.BigEndian.Uint16(ip[ipFlagsFrag:])&0x3fff != 0 || tl > len(frame)-EthernetLen || headerSum20(ip) != 0xffff {
+		binary.BigEndian.Uint16(ip[ipFlagsFrag:])&0x3fff != 0 || tl > len(frame)-EthernetLen {
+		return false
+	}
+	// RFC 791: the sum over the header, checksum included, is all ones;
+	// here from two 64-bit words and a 32-bit one. They are read in the
+	// machine's byte order: a ones'-complement sum over byte-swapped
+	// words is the byte-swapped sum (RFC 1071 §2(B)), and all ones is
+	// its own swap.
+	a, b := binary.NativeEndian.Uint64(ip[0:]), binary.NativeEndian.Uint64(ip[8:])
+	sum := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(binary.NativeEndian.Uint32(ip[16:]))
+	sum = sum>>32 + sum&0xffffffff
+	if Fold(uint32(sum>>32+sum&0xffffffff)) != 0xffff {
 		return false
 	}
 	seg := tl - IPv4MinLen // transport bytes the packet holds (negative: a bad total length)
@@ -152,19 +163,6 @@ func (p *Parsed) SetCommon(frame []byte, t Tuple, c Common) {
 	p.Tuple = t
 	p.Frag.ID = IPv4(frame[EthernetLen:]).ID()
 	p.TCPFlags = c.Flags
-}
-
-// headerSum20 is Fold(headerSum(h)) for a 20-byte header: five words,
-// no loop. The words are read in the machine's byte order: a
-// ones'-complement sum taken over byte-swapped words is the byte-swapped
-// sum (RFC 1071 §2(B)), and all ones, the only value it is compared with,
-// is its own swap.
-func headerSum20(h *[IPv4MinLen]byte) uint16 {
-	s := uint64(binary.NativeEndian.Uint32(h[0:])) + uint64(binary.NativeEndian.Uint32(h[4:])) +
-		uint64(binary.NativeEndian.Uint32(h[8:])) + uint64(binary.NativeEndian.Uint32(h[12:])) + uint64(binary.NativeEndian.Uint32(h[16:]))
-	s = s>>32 + s&0xffffffff
-	s = s>>32 + s&0xffffffff
-	return Fold(uint32(s))
 }
 
 // parse is Parse's general decoder.

@@ -456,34 +456,40 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	k := 0
 	var fwd uint64
 	for i, f := range frames {
-		p, r := &w.parsed[i], &w.results[i]
+		var p *packet.Parsed
+		var r *nat.Result
 		switch kind[i] {
-		case kindDrop:
-			w.drops = append(w.drops, f)
-			continue
 		case kindCommon:
-			h, t, c := hits[k], &keys[k], common[k]
+			h, t, c := &hits[k], &keys[k], &common[k]
 			k++
 			if h.Found {
-				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, from, now, h); done {
-					if int(c.Len) <= w.mtu[w.out[out&1]] && w.sendCached(f, w.out[out&1], dst, now) {
+				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, h, from, now); done {
+					op := w.out[out&1]
+					if int(c.Len) <= w.mtu[op] && w.sendCached(f, op, dst, now) {
 						fwd++
 						continue
 					}
 					// Translated, but it does not leave the common
 					// way: dispatch's other cases.
-					p.SetCommon(f.Buf, *t, c)
+					p, r = &w.parsed[i], &w.results[i]
+					p.SetCommon(f.Buf, *t, *c)
 					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
 					w.dispatchSlow(f, pi, p, r, now)
 					continue
 				}
 			}
-			p.SetCommon(f.Buf, *t, c)
-			w.engine.ProcessLooked(f.Buf, p, from, now, h, r)
+			p, r = &w.parsed[i], &w.results[i]
+			p.SetCommon(f.Buf, *t, *c)
+			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
+		case kindDrop:
+			w.drops = append(w.drops, f)
+			continue
 		case kindLookup:
+			p, r = &w.parsed[i], &w.results[i]
 			w.engine.ProcessLooked(f.Buf, p, from, now, hits[k], r)
 			k++
 		default:
+			p, r = &w.parsed[i], &w.results[i]
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
 		stages.Mark(stages.Dispatch)
