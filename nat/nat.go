@@ -306,7 +306,9 @@ func (e *Engine) ForwardCommon(frame []byte, t *packet.Tuple, c *packet.Common, 
 			return 0, 0, false
 		}
 		addrs, ports := h.XlateWords()
-		packet.TranslateCommon(frame, t.Proto, addrs, ports, packet.Delta(h.L3Delta()), packet.Delta(h.L4Delta()))
+		hdr := (*packet.CommonHeaders)(frame)
+		packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
+		packet.TranslateCommonUDP(hdr, ports, packet.Delta(h.L4Delta()))
 		tb.Touch(hit.ID, d, int(c.Len), now)
 		return toSide(f, d), h.DstAddr(), true
 	}
@@ -318,11 +320,13 @@ func (e *Engine) ForwardCommon(frame []byte, t *packet.Tuple, c *packet.Common, 
 	if !live || state != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || c.TTL <= 1 || s&trInit == 0 {
 		return 0, 0, false
 	}
-	tcp := packet.CommonTCP(frame)
+	hdr := (*packet.CommonTCPHeaders)(frame)
+	tcp := packet.CommonTCP(hdr)
 	seq := tcp.Seq()
 	next, _ := trackSeg(s, track[d^1], seq, seq+uint32(c.Len)-packet.IPv4MinLen-uint32(c.HdrLen), uint32(tcp.Window()), false)
 	addrs, ports := h.XlateWords()
-	packet.TranslateCommon(frame, packet.ProtoTCP, addrs, ports, packet.Delta(h.L3Delta()), packet.Delta(h.L4Delta()))
+	packet.TranslateCommonIPv4((*packet.CommonHeaders)(hdr[:]), addrs, packet.Delta(h.L3Delta()))
+	packet.TranslateCommonTCP(hdr, ports, packet.Delta(h.L4Delta()))
 	tb.Touch(hit.ID, d, int(c.Len), now)
 	if next != s {
 		tb.SetTrack(hit.ID, hit.Gen, d, next)

@@ -85,25 +85,43 @@ func (p *Parsed) Translate(frame []byte, addrs uint64, ports uint32, l3, l4 Delt
 	}
 }
 
-// TranslateCommon is Translate for a frame ParseCommon accepted, whose
-// tuple has protocol proto (TCP or UDP): its headers are where
-// ParseCommon found them, so it reads nothing of Parsed.
-func TranslateCommon(frame []byte, proto uint8, addrs uint64, ports uint32, l3, l4 Delta) {
-	h := (*[CommonL4 + UDPLen]byte)(frame)
-	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
-	ip[ipTTL]--
-	binary.BigEndian.PutUint64(ip[ipSrc:], addrs) // source, then destination
-	binary.BigEndian.PutUint16(ip[ipChecksum:], ApplyDelta(binary.BigEndian.Uint16(ip[ipChecksum:]), l3.Add(ttlDelta)))
-	binary.BigEndian.PutUint32(h[CommonL4:], ports)
-	if proto == ProtoUDP {
-		u := (*[UDPLen]byte)(h[CommonL4:])
-		binary.BigEndian.PutUint16(u[udpChecksum:], ApplyDeltaUDP(binary.BigEndian.Uint16(u[udpChecksum:]), l4))
-		return
-	}
-	tcp := (*[TCPMinLen]byte)(frame[CommonL4:])
-	binary.BigEndian.PutUint16(tcp[tcpChecksum:], ApplyDelta(binary.BigEndian.Uint16(tcp[tcpChecksum:]), l4))
+// Translate for a frame ParseCommon accepted, in pieces small enough to
+// inline (the established-flow path calls them per packet): its headers
+// are where ParseCommon found them, so nothing of Parsed is read, and the
+// frame's first bytes come as a fixed-size array, bounds-checked once by
+// the caller's conversion.
+
+// CommonHeaders is the first bytes of a frame ParseCommon accepted:
+// Ethernet, the 20-byte IPv4 header, and the first 8 bytes of the
+// transport header (UDP's whole).
+type CommonHeaders = [CommonL4 + UDPLen]byte
+
+// CommonTCPHeaders is CommonHeaders with the whole 20-byte TCP header.
+type CommonTCPHeaders = [CommonL4 + TCPMinLen]byte
+
+// TranslateCommonIPv4 is Translate's IPv4 part: it decrements the TTL,
+// stores the addresses and adds l3 and the TTL's change to the header
+// checksum.
+func TranslateCommonIPv4(h *CommonHeaders, addrs uint64, l3 Delta) {
+	h[EthernetLen+ipTTL]--
+	binary.BigEndian.PutUint64(h[EthernetLen+ipSrc:], addrs) // source, then destination
+	binary.BigEndian.PutUint16(h[EthernetLen+ipChecksum:], ApplyDelta(binary.BigEndian.Uint16(h[EthernetLen+ipChecksum:]), l3.Add(ttlDelta)))
+}
+
+// TranslateCommonUDP is Translate's UDP part: the ports and the
+// checksum (RFC 768's rules for 0, ApplyDeltaUDP).
+func TranslateCommonUDP(h *CommonHeaders, ports uint32, l4 Delta) {
+	binary.BigEndian.PutUint32(h[CommonL4+udpSrcPort:], ports)
+	binary.BigEndian.PutUint16(h[CommonL4+udpChecksum:], ApplyDeltaUDP(binary.BigEndian.Uint16(h[CommonL4+udpChecksum:]), l4))
+}
+
+// TranslateCommonTCP is Translate's TCP part: the ports and the
+// checksum.
+func TranslateCommonTCP(h *CommonTCPHeaders, ports uint32, l4 Delta) {
+	binary.BigEndian.PutUint32(h[CommonL4+tcpSrcPort:], ports)
+	binary.BigEndian.PutUint16(h[CommonL4+tcpChecksum:], ApplyDelta(binary.BigEndian.Uint16(h[CommonL4+tcpChecksum:]), l4))
 }
 
 // CommonTCP returns the TCP header of a frame ParseCommon accepted as
-// TCP: the 20 bytes without options, bounds-checked once.
-func CommonTCP(frame []byte) TCP { return TCP((*[TCPMinLen]byte)(frame[CommonL4:])[:]) }
+// TCP, without its options.
+func CommonTCP(h *CommonTCPHeaders) TCP { return TCP(h[CommonL4:]) }

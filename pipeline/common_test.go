@@ -32,6 +32,31 @@ import (
 func TestCommonPathMatchesGeneral(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			n, forwarded := compareCommonPath(t, seed, 300)
+			if forwarded < 1000 || n < 20 {
+				t.Errorf("the traffic exercised too little: %d forwarded, %d sessions", forwarded, n)
+			}
+		})
+	}
+}
+
+// FuzzCommonPathMatchesGeneral is TestCommonPathMatchesGeneral over
+// traffic from other seeds, fewer rounds each.
+func FuzzCommonPathMatchesGeneral(f *testing.F) {
+	for seed := range uint64(4) {
+		f.Add(seed + 100)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		compareCommonPath(t, seed, 60)
+	})
+}
+
+// compareCommonPath runs rounds random bursts through two workers, with
+// and without the fast path, and compares everything they did; it returns
+// the sessions and the frames forwarded.
+func compareCommonPath(t *testing.T, seed uint64, rounds int) (sessions int, forwarded uint64) {
+	{
+		{
 			var reasons [2][]string
 			rigs := [2]*rig{}
 			for i := range rigs {
@@ -49,8 +74,8 @@ func TestCommonPathMatchesGeneral(t *testing.T) {
 			}
 			rigs[1].w.general = true
 			g := newTrafficGen(t, seed)
-			forwarded := 0
-			for round := range 300 {
+			nsent := 0
+			for round := range rounds {
 				if round%40 == 39 {
 					// The next-hop cache ages out, the neighbour queues
 					// time out.
@@ -87,7 +112,7 @@ func TestCommonPathMatchesGeneral(t *testing.T) {
 						if port == 1 {
 							g.observe(a[j])
 						}
-						forwarded++
+						nsent++
 					}
 				}
 			}
@@ -102,12 +127,10 @@ func TestCommonPathMatchesGeneral(t *testing.T) {
 			sameCounters(t, rigs[0].w.Counters(), rigs[1].w.Counters())
 			n := sameSessions(t, rigs[0].table, rigs[1].table)
 			c := rigs[0].w.Counters()
-			t.Logf("%d frames sent, %d forwarded, %d dropped (%d reasons), %d sessions", forwarded,
+			t.Logf("%d frames sent, %d forwarded, %d dropped (%d reasons), %d sessions", nsent,
 				c.Verdict[nat.Forward].Load(), c.Drops(), len(reasons[0]), n)
-			if c.Verdict[nat.Forward].Load() < 1000 || n < 20 {
-				t.Errorf("the traffic exercised too little: %d forwarded, %d sessions", c.Verdict[nat.Forward].Load(), n)
-			}
-		})
+			return n, c.Verdict[nat.Forward].Load()
+		}
 	}
 }
 

@@ -464,8 +464,15 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			k++
 			if h.Found {
 				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, h, from, now); done {
+					// sendCached, inlined
 					op := w.out[out&1]
-					if int(c.Len) <= w.mtu[op] && w.sendCached(f, op, dst, now) {
+					if e := &w.neigh[neighborSlot(dst)]; int(c.Len) <= w.mtu[op] &&
+						e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+						*(*[12]byte)(f.Buf) = e.hdr
+						if len(w.tx[op]) == cap(w.tx[op]) {
+							w.flushPort(op)
+						}
+						w.tx[op] = append(w.tx[op], f)
 						fwd++
 						continue
 					}
