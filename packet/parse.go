@@ -105,30 +105,34 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 		return false
 	}
 	h := (*[CommonL4 + UDPLen]byte)(frame)
-	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
-	tl := int(binary.BigEndian.Uint16(ip[ipTotalLen:]))
-	if binary.BigEndian.Uint16(h[ethType:]) != EtherTypeIPv4 || ip[ipVerIHL] != 0x45 ||
-		binary.BigEndian.Uint16(ip[ipFlagsFrag:])&0x3fff != 0 || tl > len(frame)-EthernetLen {
+	// The EtherType and the version and header length, in one word
+	// (the fourth byte is the TOS).
+	if binary.BigEndian.Uint32(h[ethType:])>>8 != uint32(EtherTypeIPv4)<<8|0x45 {
 		return false
 	}
-	// RFC 791: the sum over the header, checksum included, is all ones;
-	// here from two 64-bit words and a 32-bit one. They are read in the
-	// machine's byte order: a ones'-complement sum over byte-swapped
-	// words is the byte-swapped sum (RFC 1071 §2(B)), and all ones is
-	// its own swap.
-	a, b := binary.NativeEndian.Uint64(ip[0:]), binary.NativeEndian.Uint64(ip[8:])
-	sum := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(binary.NativeEndian.Uint32(ip[16:]))
+	// The IPv4 header in three words, each field taken from them:
+	// a = version/IHL, TOS, total length, identification, flags and
+	// fragment offset; b = TTL, protocol, checksum, source; d =
+	// destination.
+	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
+	a, b, d := binary.BigEndian.Uint64(ip[0:]), binary.BigEndian.Uint64(ip[8:]), binary.BigEndian.Uint32(ip[16:])
+	tl := int(uint16(a >> 32))
+	if a&0x3fff != 0 || tl > len(frame)-EthernetLen {
+		return false
+	}
+	// RFC 791: the sum over the header, checksum included, is all ones.
+	sum := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(d)
 	sum = sum>>32 + sum&0xffffffff
 	if Fold(uint32(sum>>32+sum&0xffffffff)) != 0xffff {
 		return false
 	}
 	seg := tl - IPv4MinLen // transport bytes the packet holds (negative: a bad total length)
-	switch ip[ipProto] {
+	proto := uint8(b >> 48)
+	switch proto {
 	case ProtoUDP:
 		// RFC 768: Length covers header and data and may be less than
 		// the IP payload, never more.
-		u := (*[UDPLen]byte)(h[CommonL4:])
-		if n := int(binary.BigEndian.Uint16(u[udpLength:])); n < UDPLen || n > seg {
+		if n := int(binary.BigEndian.Uint16(h[CommonL4+udpLength:])); n < UDPLen || n > seg {
 			return false
 		}
 		c.HdrLen, c.Flags = UDPLen, 0
@@ -145,9 +149,10 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 	default:
 		return false
 	}
-	c.Len, c.TTL = uint16(tl), ip[ipTTL]
-	t.SrcAddr, t.DstAddr = binary.BigEndian.Uint32(ip[ipSrc:]), binary.BigEndian.Uint32(ip[ipDst:])
-	t.SrcPort, t.DstPort, t.Proto = binary.BigEndian.Uint16(h[CommonL4:]), binary.BigEndian.Uint16(h[CommonL4+2:]), ip[ipProto]
+	c.Len, c.TTL = uint16(tl), uint8(b>>56)
+	ports := binary.BigEndian.Uint32(h[CommonL4:])
+	t.SrcAddr, t.DstAddr = uint32(b), d
+	t.SrcPort, t.DstPort, t.Proto = uint16(ports>>16), uint16(ports), proto
 	return true
 }
 
