@@ -407,8 +407,8 @@ const (
 //
 // A frame of the common shape (packet.ParseCommon) is parsed only as far
 // as the established-flow path needs; its translation
-// (nat.Engine.ForwardCommon) and its transmission (sendCached) are tried
-// first, each of them checking before it changes anything, and a frame
+// (nat.Engine.ForwardCommon) and its transmission to a cached next hop
+// are tried first, each of them checking before it changes anything, and a frame
 // either declines takes the general path from where it stands, its
 // Parsed filled in as Parse would have: so every frame gets exactly what
 // the general path gives it.
@@ -464,15 +464,13 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			k++
 			if h.Found {
 				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, h, from, now); done {
-					// sendCached, inlined
 					op := w.out[out&1]
-					if e := &w.neigh[neighborSlot(dst)]; int(c.Len) <= w.mtu[op] &&
-						e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+					if e := w.cachedHop(op, dst, now); e != nil && int(c.Len) <= w.mtu[op] {
 						*(*[12]byte)(f.Buf) = e.hdr
 						if len(w.tx[op]) == cap(w.tx[op]) {
 							w.flushPort(op)
 						}
-						w.tx[op] = append(w.tx[op], f)
+						w.tx[op] = append(w.tx[op], f) // enqueue, inlined
 						fwd++
 						continue
 					}
@@ -519,28 +517,29 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
 	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
 		op := w.out[r.Out&1]
-		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] && w.sendCached(f, op, binary.BigEndian.Uint32(ip[16:]), now) {
-			w.c.verdict[nat.Forward]++
-			return
+		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
+			if e := w.cachedHop(op, binary.BigEndian.Uint32(ip[16:]), now); e != nil {
+				w.c.verdict[nat.Forward]++
+				*(*[12]byte)(f.Buf) = e.hdr
+				if len(w.tx[op]) == cap(w.tx[op]) {
+					w.flushPort(op)
+				}
+				w.tx[op] = append(w.tx[op], f) // enqueue, inlined
+				return
+			}
 		}
 	}
 	w.dispatchSlow(f, pi, p, r, now)
 }
 
-// sendCached queues a translated frame for destination dst on port op
-// when the worker's next-hop cache knows dst's next hop there, and
-// reports whether it did.
-func (w *Worker) sendCached(f Frame, op int, dst uint32, now flowtable.Time) bool {
-	e := &w.neigh[neighborSlot(dst)]
-	if !e.ok || e.addr != dst || e.port != uint8(op) || now-e.stamp >= neighborMaxAge {
-		return false
+// cachedHop returns the worker's next-hop cache entry for destination
+// dst on port op, or nil when the cache does not know it (or no longer
+// trusts it): then the port is asked (nextHop).
+func (w *Worker) cachedHop(op int, dst uint32, now flowtable.Time) *neighborEntry {
+	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+		return e
 	}
-	*(*[12]byte)(f.Buf) = e.hdr
-	if len(w.tx[op]) == cap(w.tx[op]) {
-		w.flushPort(op)
-	}
-	w.tx[op] = append(w.tx[op], f)
-	return true
+	return nil
 }
 
 // dispatchSlow is dispatch for every frame but the common case.
