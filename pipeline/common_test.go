@@ -68,7 +68,12 @@ func compareCommonPath(t *testing.T, seed uint64, rounds int) (sessions int, for
 				if err != nil {
 					t.Fatal(err)
 				}
-				rigs[i] = newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535), addrs: true, alg: link,
+				// No ICMP rate limit: it counts in real time, which two
+				// workers polled one after the other do not share (the
+				// one difference between them the test must not see);
+				// MSS clamping on, which only the general path does.
+				router := NewPolicy(RouterConfig{MSSClamp: MSSClampMTU})
+				rigs[i] = newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535), addrs: true, alg: link, router: router,
 					dropTap: func(_ []byte, reason string) { reasons[i] = append(reasons[i], reason) }})
 				rigs[i].out.SetMTU(1200)
 			}
