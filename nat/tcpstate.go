@@ -196,31 +196,13 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 			s = trWith(trInit|trLiberal, end, g.win<<14)
 		}
 	default:
-		if (s|r)&trLiberal == 0 {
-			var w uint32
-			if r&trInit != 0 {
-				w = trWin(r)
+		var in bool
+		if s, in = trackSeg(s, r, g.seq, end, g.win, rst); !in {
+			if rst || fin {
+				return st, timeoutClass(st), tr, DropTCPOutOfWindow
 			}
-			sent := trEnd(s)
-			if before(end, sent-w) || before(sent+w, g.seq) {
-				if rst || fin {
-					return st, timeoutClass(st), tr, DropTCPOutOfWindow
-				}
-				return st, timeoutClass(st), tr, Forward
-			}
+			return st, timeoutClass(st), tr, Forward
 		}
-		sent, win := trEnd(s), trWin(s)
-		if before(sent, end) {
-			sent = end
-		}
-		if !rst {
-			scale := uint8(0)
-			if s&r&trWS != 0 {
-				scale = trScale(s)
-			}
-			win = max(win, g.win<<scale)
-		}
-		s = trWith(s, sent, win)
 	}
 
 	fins, alive := st&tcpFins, st&tcpAlive
@@ -247,6 +229,41 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 	st = base | fins | alive
 	tr[d], tr[o] = s, r
 	return st, timeoutClass(st), tr, Forward
+}
+
+// trackSeg is the tracker's step for a segment from seq to end (its
+// sequence space, SYN and FIN counted) advertising window win (the field,
+// unscaled), sent by a direction whose tracking has begun (s has trInit)
+// to a peer whose word is r: unless either is liberal, the segment must
+// lie in the receiver's window (see tcpStep), and when it does not,
+// trackSeg returns s unchanged and false. Otherwise it returns s moved on
+// to end and, but for a RST, to the larger of its window and this one.
+// tcpStep takes this path for every segment but a SYN's and those of a
+// direction not tracked yet; the established-flow fast path
+// (Engine.ForwardCommon) calls it for the segments it takes.
+func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
+	if (s|r)&trLiberal == 0 {
+		var w uint32
+		if r&trInit != 0 {
+			w = trWin(r)
+		}
+		sent := trEnd(s)
+		if before(end, sent-w) || before(sent+w, seq) {
+			return s, false
+		}
+	}
+	sent, mw := trEnd(s), trWin(s)
+	if before(sent, end) {
+		sent = end
+	}
+	if !rst {
+		scale := uint8(0)
+		if s&r&trWS != 0 {
+			scale = trScale(s)
+		}
+		mw = max(mw, win<<scale)
+	}
+	return trWith(s, sent, mw), true
 }
 
 // tcpOver reports whether a connection in state st is over: reset, or

@@ -84,3 +84,44 @@ func (p *Parsed) Translate(frame []byte, addrs uint64, ports uint32, l3, l4 Delt
 		binary.BigEndian.PutUint16(ic[icmpChecksum:], ApplyDelta(binary.BigEndian.Uint16(ic[icmpChecksum:]), l4))
 	}
 }
+
+// Translate for a frame ParseCommon accepted, in pieces small enough to
+// inline (the established-flow path calls them per packet): its headers
+// are where ParseCommon found them, so nothing of Parsed is read, and the
+// frame's first bytes come as a fixed-size array, bounds-checked once by
+// the caller's conversion.
+
+// CommonHeaders is the first bytes of a frame ParseCommon accepted:
+// Ethernet, the 20-byte IPv4 header, and the first 8 bytes of the
+// transport header (UDP's whole).
+type CommonHeaders = [CommonL4 + UDPLen]byte
+
+// CommonTCPHeaders is CommonHeaders with the whole 20-byte TCP header.
+type CommonTCPHeaders = [CommonL4 + TCPMinLen]byte
+
+// TranslateCommonIPv4 is Translate's IPv4 part: it decrements the TTL,
+// stores the addresses and adds l3 and the TTL's change to the header
+// checksum.
+func TranslateCommonIPv4(h *CommonHeaders, addrs uint64, l3 Delta) {
+	h[EthernetLen+ipTTL]--
+	binary.BigEndian.PutUint64(h[EthernetLen+ipSrc:], addrs) // source, then destination
+	binary.BigEndian.PutUint16(h[EthernetLen+ipChecksum:], ApplyDelta(binary.BigEndian.Uint16(h[EthernetLen+ipChecksum:]), l3.Add(ttlDelta)))
+}
+
+// TranslateCommonUDP is Translate's UDP part: the ports and the
+// checksum (RFC 768's rules for 0, ApplyDeltaUDP).
+func TranslateCommonUDP(h *CommonHeaders, ports uint32, l4 Delta) {
+	binary.BigEndian.PutUint32(h[CommonL4+udpSrcPort:], ports)
+	binary.BigEndian.PutUint16(h[CommonL4+udpChecksum:], ApplyDeltaUDP(binary.BigEndian.Uint16(h[CommonL4+udpChecksum:]), l4))
+}
+
+// TranslateCommonTCP is Translate's TCP part: the ports and the
+// checksum.
+func TranslateCommonTCP(h *CommonTCPHeaders, ports uint32, l4 Delta) {
+	binary.BigEndian.PutUint32(h[CommonL4+tcpSrcPort:], ports)
+	binary.BigEndian.PutUint16(h[CommonL4+tcpChecksum:], ApplyDelta(binary.BigEndian.Uint16(h[CommonL4+tcpChecksum:]), l4))
+}
+
+// CommonTCP returns the TCP header of a frame ParseCommon accepted as
+// TCP, without its options.
+func CommonTCP(h *CommonTCPHeaders) TCP { return TCP(h[CommonL4:]) }

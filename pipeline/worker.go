@@ -140,6 +140,7 @@ type Worker struct {
 	parsed   []packet.Parsed
 	results  []nat.Result
 	keys     []packet.Tuple
+	common   []packet.Common // per key of a kindCommon frame: what ParseCommon read
 	hits     []flowtable.Hit
 	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
 	tx       [][]Frame
@@ -157,6 +158,9 @@ type Worker struct {
 	ipID    uint16 // Identification of the ICMP errors the worker sends
 	badSum  []bool // per port: OnBadChecksum called
 	busy    busyMeter
+	// general sends every frame down the general path, as before the
+	// established-flow fast path: the oracle the tests hold it to.
+	general bool
 }
 
 // NewWorker builds a worker; it panics on a broken Config (a programming
@@ -208,6 +212,7 @@ func NewWorker(cfg Config) *Worker {
 	w.parsed = make([]packet.Parsed, b)
 	w.results = make([]nat.Result, b)
 	w.keys = make([]packet.Tuple, b)
+	w.common = make([]packet.Common, b)
 	w.hits = make([]flowtable.Hit, b)
 	w.kind = make([]uint8, b)
 	w.tx = make([][]Frame, len(w.ports))
@@ -390,6 +395,7 @@ func (w *Worker) countFrags() {
 // Kinds of frames in a burst, as parsing sorts them.
 const (
 	kindDrop   uint8 = iota // parse failed: dropped, counted
+	kindCommon              // the common shape (packet.ParseCommon): looked up, and the established-flow fast path tried
 	kindLookup              // its flow is found by a flow-table lookup of its tuple
 	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
 )
@@ -397,85 +403,105 @@ const (
 // burst processes frames received on port pi in three stages: parse them
 // all, look up all their flows (LookupBatch overlaps the lookups' cache
 // misses instead of stalling on each in turn), then translate and
-// dispatch each.
+// dispatch each, in order.
+//
+// A frame of the common shape (packet.ParseCommon) is parsed only as far
+// as the established-flow path needs; its translation
+// (nat.Engine.ForwardCommon) and its transmission to a cached next hop
+// are tried first, each of them checking before it changes anything, and a frame
+// either declines takes the general path from where it stands, its
+// Parsed filled in as Parse would have: so every frame gets exactly what
+// the general path gives it.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
-	nk := 0
+	nk, nc := 0, 0
 	stages.Mark(stages.Parse)
 	var rxBytes uint64
 	kind := w.kind[:len(frames)]
+	keys, common := w.keys[:len(frames)], w.common[:len(frames)]
+	fast := !w.general
 	for i := range frames {
-		rxBytes += uint64(len(frames[i].Buf))
+		buf := frames[i].Buf
+		rxBytes += uint64(len(buf))
+		if fast && packet.ParseCommon(buf, &keys[nk], &common[nk]) {
+			kind[i] = kindCommon
+			nk++
+			nc++
+			continue
+		}
 		p := &w.parsed[i]
-		res := packet.Parse(frames[i].Buf, p)
+		res := packet.Parse(buf, p)
 		w.c.parse[res]++
 		switch {
 		case res != packet.OK:
 			kind[i] = kindDrop
 			if w.cfg.DropTap != nil {
-				w.cfg.DropTap(frames[i].Buf, parseDropNames[res])
+				w.cfg.DropTap(buf, parseDropNames[res])
 			}
 		case nat.NeedsLookup(p):
 			kind[i] = kindLookup
-			w.keys[nk] = p.Tuple
+			keys[nk] = p.Tuple
 			nk++
 		default:
 			kind[i] = kindOther
 		}
 	}
+	w.c.parse[packet.OK] += uint64(nc)
 	w.c.rxPackets += uint64(len(frames))
 	w.c.rxBytes += rxBytes
-	w.table.LookupBatch(w.keys[:nk], w.hits[:nk])
+	w.table.LookupBatch(keys[:nk], w.hits[:nk])
 	stages.Mark(stages.Process)
-	if stages.On {
-		w.processThenDispatch(pi, frames, from, now)
-		return
-	}
+	hits := w.hits[:nk]
 	k := 0
+	var fwd uint64
 	for i, f := range frames {
-		p, r := &w.parsed[i], &w.results[i]
+		var p *packet.Parsed
+		var r *nat.Result
 		switch kind[i] {
+		case kindCommon:
+			h, t, c := &hits[k], &keys[k], &common[k]
+			k++
+			if h.Found {
+				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, h, from, now); done {
+					op := w.out[out&1]
+					if e := w.cachedHop(op, dst, now); e != nil && int(c.Len) <= w.mtu[op] {
+						*(*[12]byte)(f.Buf) = e.hdr
+						if len(w.tx[op]) == cap(w.tx[op]) {
+							w.flushPort(op)
+						}
+						w.tx[op] = append(w.tx[op], f) // enqueue, inlined
+						fwd++
+						continue
+					}
+					// Translated, but it does not leave the common
+					// way: dispatch's other cases.
+					p, r = &w.parsed[i], &w.results[i]
+					p.SetCommon(f.Buf, *t, *c)
+					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
+					w.dispatchSlow(f, pi, p, r, now)
+					continue
+				}
+			}
+			p, r = &w.parsed[i], &w.results[i]
+			p.SetCommon(f.Buf, *t, *c)
+			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
 		case kindDrop:
 			w.drops = append(w.drops, f)
 			continue
 		case kindLookup:
-			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
+			p, r = &w.parsed[i], &w.results[i]
+			w.engine.ProcessLooked(f.Buf, p, from, now, hits[k], r)
 			k++
 		default:
+			p, r = &w.parsed[i], &w.results[i]
 			w.engine.Process(f.Buf, p, from, now, r)
 		}
+		stages.Mark(stages.Dispatch)
 		w.dispatch(f, pi, p, r, now)
+		stages.Mark(stages.Process)
 	}
-	w.releaseDrops()
-	if len(w.algOut) > 0 {
-		w.toALG()
-	}
-}
-
-// processThenDispatch is the second half of burst for the stage
-// profile (build tag fastnat_stages): the same steps, translation for the
-// whole burst first and dispatch after, so that the two are timed apart.
-func (w *Worker) processThenDispatch(pi int, frames []Frame, from nat.Side, now flowtable.Time) {
-	k := 0
-	for i, f := range frames {
-		p, r := &w.parsed[i], &w.results[i]
-		switch w.kind[i] {
-		case kindLookup:
-			w.engine.ProcessLooked(f.Buf, p, from, now, w.hits[k], r)
-			k++
-		case kindOther:
-			w.engine.Process(f.Buf, p, from, now, r)
-		}
-	}
-	stages.Mark(stages.Dispatch)
-	for i, f := range frames {
-		if w.kind[i] == kindDrop {
-			w.drops = append(w.drops, f)
-			continue
-		}
-		w.dispatch(f, pi, &w.parsed[i], &w.results[i], now)
-	}
+	w.c.verdict[nat.Forward] += fwd
 	w.releaseDrops()
 	if len(w.algOut) > 0 {
 		w.toALG()
@@ -492,19 +518,28 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
 		op := w.out[r.Out&1]
 		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
-			dst := binary.BigEndian.Uint32(ip[16:])
-			if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+			if e := w.cachedHop(op, binary.BigEndian.Uint32(ip[16:]), now); e != nil {
 				w.c.verdict[nat.Forward]++
 				*(*[12]byte)(f.Buf) = e.hdr
 				if len(w.tx[op]) == cap(w.tx[op]) {
 					w.flushPort(op)
 				}
-				w.tx[op] = append(w.tx[op], f)
+				w.tx[op] = append(w.tx[op], f) // enqueue, inlined
 				return
 			}
 		}
 	}
 	w.dispatchSlow(f, pi, p, r, now)
+}
+
+// cachedHop returns the worker's next-hop cache entry for destination
+// dst on port op, or nil when the cache does not know it (or no longer
+// trusts it): then the port is asked (nextHop).
+func (w *Worker) cachedHop(op int, dst uint32, now flowtable.Time) *neighborEntry {
+	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+		return e
+	}
+	return nil
 }
 
 // dispatchSlow is dispatch for every frame but the common case.

@@ -1,0 +1,76 @@
+package packet
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTranslateCommonMatchesTranslate holds the established-flow path's
+// translation (ParseCommon, then TranslateCommonIPv4 and the transport's
+// part) to Parsed.Translate over random frames: every frame ParseCommon
+// accepts comes out byte for byte as Translate leaves it, with the same
+// random tuple and deltas, and ParseCommon accepts a frame exactly when
+// Parse's result is OK with the common shape (no tag, 20-byte header, not
+// a fragment, TCP or UDP), with the same tuple.
+func TestTranslateCommonMatchesTranslate(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 4))
+	took := 0
+	for i := range 10000 {
+		frame := randomSpec(r).frame(t)
+		var p Parsed
+		res := Parse(frame, &p)
+		var tu Tuple
+		var c Common
+		ok := ParseCommon(frame, &tu, &c)
+		common := res == OK && !p.HasVLAN && p.L4-p.L3 == IPv4MinLen && !p.Frag.IsFragment() &&
+			(p.Tuple.Proto == ProtoUDP || p.Tuple.Proto == ProtoTCP)
+		if ok != common {
+			t.Fatalf("case %d: ParseCommon %v, Parse %v %+v", i, ok, res, p)
+		}
+		if !ok {
+			continue
+		}
+		var q Parsed
+		q.SetCommon(frame, tu, c)
+		if q != p || int(c.TTL) != int(frame[EthernetLen+ipTTL]) {
+			t.Fatalf("case %d: SetCommon %+v, Parse %+v", i, q, p)
+		}
+		if c.TTL < 2 {
+			continue
+		}
+		x := Tuple{SrcAddr: r.Uint32(), DstAddr: r.Uint32(), SrcPort: uint16(r.Uint32()), DstPort: uint16(r.Uint32()), Proto: tu.Proto}
+		d3 := Delta(0).Add32(tu.SrcAddr, x.SrcAddr).Add32(tu.DstAddr, x.DstAddr)
+		d4 := d3.Add16(tu.SrcPort, x.SrcPort).Add16(tu.DstPort, x.DstPort)
+		addrs, ports := uint64(x.SrcAddr)<<32|uint64(x.DstAddr), uint32(x.SrcPort)<<16|uint32(x.DstPort)
+		want := bytes.Clone(frame)
+		p.Translate(want, addrs, ports, d3, d4)
+		TranslateCommonIPv4((*CommonHeaders)(frame), addrs, d3)
+		if tu.Proto == ProtoUDP {
+			TranslateCommonUDP((*CommonHeaders)(frame), ports, d4)
+		} else {
+			TranslateCommonTCP((*CommonTCPHeaders)(frame), ports, d4)
+		}
+		if !bytes.Equal(frame, want) {
+			t.Fatalf("case %d:\ncommon    % x\nTranslate % x", i, frame, want)
+		}
+		checkChecksums(t, frame)
+		took++
+	}
+	if took < 200 {
+		t.Errorf("only %d frames took the common path", took)
+	}
+}
+
+func TestParseCommonAllocs(t *testing.T) {
+	frame := udpSpec(40000, 53, make([]byte, 18)).frame(t)
+	var tu Tuple
+	var c Common
+	if n := testing.AllocsPerRun(100, func() {
+		ParseCommon(frame, &tu, &c)
+		TranslateCommonIPv4((*CommonHeaders)(frame), 0x0102030405060708, 0)
+		TranslateCommonUDP((*CommonHeaders)(frame), 0x01020304, 0)
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
