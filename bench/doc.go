@@ -101,7 +101,7 @@
 // less that of the harness, the DUT and the kernel's threads, so that
 // compilers and tests that start and end inside a window count (summing
 // the processes alive at both ends missed them: a round in which another
-// benchmark held most of the worker's CPU read as 6 %).
+// benchmark held 40-80 % of the worker's CPU read as 33-43 % of a CPU).
 //
 // Noise: with VethConfig.Rounds above one every case runs that many
 // times, the DUTs taking turns in alternating order, and the report keeps
