@@ -11,7 +11,8 @@ import (
 // every Receive or Flush; what a refill cannot give for want of free
 // frames stays owed and a later Flush gives it once frames come back; and
 // no frame is lost or given twice on the way (the pool's state checks
-// would panic).
+// would panic); and a worker that fell behind refills at once, before it
+// has received what the rx ring holds.
 func TestRefillBatches(t *testing.T) {
 	const size, frames = 64, 96
 	k := newFakeKernel(size)
@@ -64,4 +65,27 @@ func TestRefillBatches(t *testing.T) {
 	if c := p.pool.census(); c[frameKernel] != size || c[frameFree] != frames-size {
 		t.Errorf("census %v: want %d in the kernel and %d free", c, size, frames-size)
 	}
+}
+
+func TestRefillWhenBehind(t *testing.T) {
+	const size, frames = 1024, 2048
+	k := newFakeKernel(size)
+	p := newFakePort(frames, 2048, k)
+	fs := make([]pipeline.Frame, 16)
+
+	// The kernel fills the rx ring and empties the fill ring while the
+	// worker is away; the worker's first burst counts only 16 frames, but
+	// the 1,008 behind them took fill slots too.
+	k.receive(size, 64)
+	if got := k.fill.producer.Load() - k.fill.consumer.Load(); got != 0 {
+		t.Fatalf("fill ring holds %d, want 0", got)
+	}
+	n := p.Receive(fs)
+	if n != len(fs) {
+		t.Fatalf("received %d, want %d", n, len(fs))
+	}
+	if got := k.fill.producer.Load() - k.fill.consumer.Load(); got != size {
+		t.Errorf("fill ring holds %d frames after the first burst behind, want %d", got, size)
+	}
+	p.Release(fs[:n])
 }

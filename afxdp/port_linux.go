@@ -16,7 +16,8 @@ const headroom = unix.XDP_PACKET_HEADROOM
 const minFrame = 14
 
 // fillBatch is how many frames the fill ring must lack before a refill
-// tops it up (at most a sixteenth of the ring). Every refill reads the
+// tops it up (at most a sixteenth of the ring); Receive counts the frames
+// it took and those the rx ring still holds. Every refill reads the
 // kernel's consumer index and publishes the producer's: two cache lines
 // the kernel's CPU also writes and reads, a miss each on the worker's CPU.
 // Counting what the ring lacks from the frames received, a worker refills
@@ -113,7 +114,10 @@ func (p *Port) Receive(fs []pipeline.Frame) int {
 		p.counters.rx.Add(uint64(n))
 		p.owed += n
 	}
-	if p.owed >= p.refillAt {
+	// Frames still waiting in the rx ring took fill slots too: when the
+	// worker falls behind, the kernel may have emptied the fill ring long
+	// before the worker counts those frames as received.
+	if p.owed+(s.rx.cachedProd-s.rx.cachedCons) >= p.refillAt {
 		p.refill()
 	}
 	return int(n)
