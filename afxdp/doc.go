@@ -62,7 +62,8 @@
 // publishes the producer's, lines the kernel's CPU writes and reads, so a
 // Port refills only once the fill ring lacks fillBatch frames (256, or a
 // sixteenth of a smaller ring), counting them from the frames it
-// receives, not on every Receive and Flush. The transmit budget of one sendto is raised from 32
+// receives and those still waiting in its rx ring, not on every Receive
+// and Flush. The transmit budget of one sendto is raised from 32
 // to the ring size where the kernel allows it (XDP_MAX_TX_SKB_BUDGET, Linux
 // 6.17). sendto errors are counted in PortStats, never returned or
 // panicked: the frames stay on the ring and the next kick retries them.
