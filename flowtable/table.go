@@ -25,8 +25,11 @@ const (
 	// get fewer so that every shard holds at least minShardSessions.
 	DefaultShards    = 256
 	minShardSessions = 4096
-	// MaxWorkers is the largest worker count Expire accepts.
-	MaxWorkers = 256
+	// MaxWorkers is the largest worker count Expire and Enter accept:
+	// the configuration's limit (config.MaxWorkers), so that any
+	// dataplane.workers the config allows has a cursor and a reader slot
+	// (64 bytes each, 128 KiB a table in all).
+	MaxWorkers = 1024
 )
 
 // designLoad is the share of index lanes in use when the table holds

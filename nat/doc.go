@@ -11,7 +11,11 @@
 // (tcpOver) misses, and create ends the old session (reclaim) to make the
 // new connection a session of its own, as conntrack replaces a TIME_WAIT
 // entry: what is kept by session — the ALG's stream above all — never
-// carries over from one connection to the next on the same tuple.
+// carries over from one connection to the next on the same tuple. A SYN
+// on a connection believed live passes unchanged but is remembered
+// (ignoredSYNs): a SYN/ACK acknowledging it shows that the endpoints both
+// closed a connection whose end fastnat missed, and tracking starts again
+// from that handshake, as conntrack's last_end allows.
 //
 // Design. A session is created once, on the slow path, when the first packet
 // of a flow misses the flow table: the rules decide the translated tuple, the

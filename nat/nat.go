@@ -35,6 +35,9 @@ type NAT struct {
 	public   publicMap // public endpoint → inside endpoint, for hairpinning
 	pending  pendingPorts
 	workers  int
+	// ignored remembers SYNs ignored on connections believed live, so a
+	// SYN/ACK that answers one can take the connection up again.
+	ignored ignoredSYNs
 	// The event log (LogTo): the hub whose rings the engines write, the
 	// wall-clock time of the flow table's clock 0 in Unix ms, and the logs
 	// of the two producers that are not workers — Delete (the control
@@ -314,7 +317,23 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	var g tcpSeg
 	readSeg(frame, p, &g)
 	st, class, next, v := tcpStep(state, track, dir, &g)
-	if v != Forward {
+	const synBits = packet.FlagSYN | packet.FlagACK | packet.FlagRST
+	switch {
+	case v == Forward:
+		if dir == flowtable.Orig && g.flags&synBits == packet.FlagSYN && st == state && next == track {
+			// A SYN on a connection believed live, passed unchanged:
+			// its SYN/ACK may show the connection is new (ignoredSYNs).
+			e.n.ignored.note(id, g.seq+1)
+		}
+	case dir == flowtable.Reply && g.flags&synBits == packet.FlagSYN|packet.FlagACK &&
+		h.Flags()&flagALG == 0 && e.n.ignored.take(id, g.ack):
+		// Both endpoints opened a new connection on the tuple of one
+		// whose end fastnat missed: track it from this SYN/ACK. (An ALG's
+		// control connection is left out: the ALG's stream of the old
+		// connection would carry over; it recovers by RST or timeout.)
+		st, next = tcpSynRecv, resyncWords(&g)
+		class = timeoutClass(st)
+	default:
 		r.Verdict = v
 		return true
 	}
