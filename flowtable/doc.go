@@ -34,9 +34,19 @@
 //
 // Free slots form per-shard FIFO free lists linked through cold.parent,
 // each slot tagged (in cold.pkts[0]) with the grace token it waits for.
-// The index maps a key to id<<1|dir. Keys are hashed with XXH64 under a
-// random per-table seed (hash2; a hash-flooder cannot aim at buckets it
-// cannot compute). The top hash bits choose one of a power-of-two number
+// The index maps a key to id<<1|dir. Keys are hashed under a random
+// per-table seed by a multiply-mix (hash2, in the manner of wyhash and of
+// the Go runtime's map hash without AES): the key's two words, each
+// masked with seed bits, are multiplied into a 128-bit product whose
+// halves are multiplied again and folded — two multiplies where XXH64
+// took ten, half the hashing time of a batched lookup. The seed is what
+// keeps a hash flood off the index: keys arrive from the network, and a
+// sender who could compute buckets could aim every flow at one bucket
+// and turn each lookup into a long probe. Without the seed an attacker
+// can neither predict which keys share a bucket nor make a factor of the
+// product zero; a CRC (cheaper still with the SSE4.2 instruction) would
+// not do, because it is linear: keys that collide under one seed collide
+// under all. The top hash bits choose one of a power-of-two number
 // of shards, the next bits a home bucket in the shard. A bucket is one
 // 64-byte cache line with 12 lanes: 8-bit tags (more hash bits) in two
 // words and 12 entry words, plus an overflow count; lanes are filled by
@@ -60,16 +70,34 @@
 // LookupBatch, the pipeline's path, runs a chunk of up to 64 keys as a
 // prefetch pipeline: hash every key and prefetch its home bucket; read
 // every bucket and prefetch the hot lines of the (at most two) entries
-// whose tags match, and the next bucket of a key whose home overflowed;
-// then confirm each key from cache. The prefetches are real prefetch
-// instructions (small assembly stubs, PREFETCHT0 on amd64 and PRFM on
-// arm64, a plain loop elsewhere), which retire at once where a load would
-// hold up the ones behind it, so a chunk's misses are all in flight
-// together. Fusing lookup with translation — the steps cut apart so that
-// pipeline.Worker translated chunk c while chunks c+1 and c+2 loaded
-// (chunks of 16, two chunks ahead), in two schedules — measured no faster
-// than one LookupBatch per burst on the development machine, so the
-// pipeline looks a whole burst up first.
+// whose tags match — a branch-free tag match over both control words —
+// and, for a key whose home holds no tag of it but overflowed, the next
+// two buckets; read those in a second round and prefetch the hot lines
+// they name; then confirm each key from cache. A key whose home neither
+// matches nor overflowed is absent without another look. The prefetches
+// are real prefetch instructions (small assembly stubs, PREFETCHT0 on
+// amd64 and PRFM on arm64, a plain loop elsewhere), which retire at once
+// where a load would hold up the ones behind it, so a chunk's misses are
+// all in flight together. Two software-pipelined schedules — groups of
+// 8 keys a step apart (hash group g+2, read the buckets of g+1, confirm
+// g), and one key at a time at distances of 4 to 16 with a prefetch per
+// key — measured 7-18 % slower than the chunk on the development machine
+// (a 2-vCPU KVM guest): an assembly call cannot inline, a Go call spills
+// every live register, and the chunk's one call per 64 lines is cheaper
+// than the overlap is worth. The memory system sets most of the cost
+// at 10M sessions there: a batched lookup takes about 45 ns a key over a
+// table that fits the caches (the benchmark's key generation included),
+// 64 at 1M and 116 at 10M; the chunk's 64 bucket prefetches alone take
+// about 18 ns a key to issue at 10M, and a random read costs more the
+// larger the array, though all of it is on huge pages in the guest — 14
+// ns with 16 in flight in 128 MiB, 27-30 in the 768 MiB a 10M lookup
+// reads from, 46-60 in 1.28 GiB — as TLB misses under nested paging do
+// when the host backs the guest with small pages. Fusing lookup with
+// translation — the steps cut apart so that pipeline.Worker translated
+// chunk c while chunks c+1 and c+2 loaded (chunks of 16, two chunks
+// ahead), in two schedules — measured no faster than one LookupBatch per
+// burst on the same machine, so the pipeline looks a whole burst up
+// first.
 //
 // # Concurrency
 //

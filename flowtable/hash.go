@@ -2,35 +2,35 @@ package flowtable
 
 import "math/bits"
 
-// XXH64 primes (xxHash specification, "XXH64 algorithm").
+// Odd 64-bit constants of the mix (the golden ratio's and two of
+// XXH64's primes): any odd constants with mixed bits serve.
 const (
-	prime1 uint64 = 11400714785074694791
-	prime2 uint64 = 14029467366897019727
-	prime3 uint64 = 1609587929392839161
-	prime4 uint64 = 9650029242287828579
-	prime5 uint64 = 2870177450012600261
+	mixK0 uint64 = 0x9e3779b97f4a7c15
+	mixK1 uint64 = 0xc2b2ae3d27d4eb4f
+	mixK2 uint64 = 0x165667b19e3779f9
 )
 
-// hash2 is XXH64 with the given seed over the 16 bytes that are a and b in
-// little-endian order: the same value as
+// hash2 hashes a flow key's two words under the table's secret seed.
+// It is a multiply-mix in the manner of wyhash (and of the Go runtime's
+// map hash where AES is absent): the words, each masked with a word of
+// the seed, are multiplied into a 128-bit product, and its two halves,
+// masked with constants, are multiplied again and folded. Two
+// multiplies and a few xors: a fraction of XXH64's ten multiplies and
+// their rotations, which the batched lookup pays for every key. Every
+// output bit depends on every input bit through the second product's
+// high half; the index uses the top bits (shard), the next ones (home
+// bucket) and the low byte (tag).
 //
-//	xxhash.NewWithSeed(seed).Write(le64(a) ++ le64(b)); Sum64()
-//
-// (the differential test checks it), computed from the two words directly.
-// The library's one-shot Sum64 takes no seed and a []byte; its seeded
-// Digest runs the general streaming code and is several times slower for a
-// 16-byte key. A flow key is always two words, so the XXH64 steps for a
-// 16-byte input reduce to two lane rounds and the avalanche, which inline.
+// The seed is what keeps a hash flood off a bucket (see the package
+// documentation): an attacker who can choose keys but not read the seed
+// cannot find keys whose products collide, and the masks keep either
+// factor from being made zero (a zero factor would send all keys with
+// that word to one bucket) by anyone who does not know the seed. A CRC
+// would be cheaper still but is linear: CRC(seed, x) xor CRC(seed, y)
+// does not depend on the seed, so colliding keys found once collide in
+// every table.
 func hash2(seed, a, b uint64) uint64 {
-	h := seed + prime5 + 16
-	h ^= bits.RotateLeft64(a*prime2, 31) * prime1
-	h = bits.RotateLeft64(h, 27)*prime1 + prime4
-	h ^= bits.RotateLeft64(b*prime2, 31) * prime1
-	h = bits.RotateLeft64(h, 27)*prime1 + prime4
-	h ^= h >> 33
-	h *= prime2
-	h ^= h >> 29
-	h *= prime3
-	h ^= h >> 32
-	return h
+	hi, lo := bits.Mul64(a^seed, b^bits.RotateLeft64(seed, 32)^mixK0)
+	hi, lo = bits.Mul64(lo^mixK1, hi^mixK2)
+	return hi ^ lo
 }

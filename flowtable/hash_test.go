@@ -1,71 +1,132 @@
 package flowtable
 
 import (
-	"encoding/binary"
+	"math/big"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/fastnat/fastnat/packet"
 )
 
-// TestHash2IsXXH64 checks hash2 against the xxhash library's seeded
-// digest over the same 16 bytes.
-func TestHash2IsXXH64(t *testing.T) {
+// hash2Slow is hash2 computed with math/big: the oracle of the
+// multiply-mix's arithmetic.
+func hash2Slow(seed, a, b uint64) uint64 {
+	word := func(x uint64) *big.Int { return new(big.Int).SetUint64(x) }
+	mask := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 64), big.NewInt(1))
+	mum := func(x, y uint64) (hi, lo uint64) {
+		p := new(big.Int).Mul(word(x), word(y))
+		return new(big.Int).Rsh(p, 64).Uint64(), new(big.Int).And(p, mask).Uint64()
+	}
+	seedHi := seed<<32 | seed>>32
+	hi, lo := mum(a^seed, b^seedHi^mixK0)
+	hi, lo = mum(lo^mixK1, hi^mixK2)
+	return hi ^ lo
+}
+
+func TestHash2Oracle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var buf [16]byte
 	for i := range 10000 {
 		seed, a, b := rng.Uint64(), rng.Uint64(), rng.Uint64()
 		if i == 0 {
 			seed, a, b = 0, 0, 0
 		}
-		binary.LittleEndian.PutUint64(buf[:8], a)
-		binary.LittleEndian.PutUint64(buf[8:], b)
-		d := xxhash.NewWithSeed(seed)
-		d.Write(buf[:])
-		if got, want := hash2(seed, a, b), d.Sum64(); got != want {
-			t.Fatalf("hash2(%#x, %#x, %#x) = %#x, xxhash %#x", seed, a, b, got, want)
+		if got, want := hash2(seed, a, b), hash2Slow(seed, a, b); got != want {
+			t.Fatalf("hash2(%#x, %#x, %#x) = %#x, oracle %#x", seed, a, b, got, want)
 		}
-		if seed == 0 && hash2(0, a, b) != xxhash.Sum64(buf[:]) {
-			t.Fatal("hash2 with seed 0 differs from xxhash.Sum64")
+	}
+}
+
+// TestHash2Avalanche checks that flipping any one input bit flips every
+// output bit with probability near one half, over random seeds and
+// keys: what keeps keys that differ in a port or the low bits of an
+// address from sharing buckets or tags.
+func TestHash2Avalanche(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const trials = 2000
+	var flips [128][64]int
+	for range trials {
+		seed, a, b := rng.Uint64(), rng.Uint64(), rng.Uint64()
+		h := hash2(seed, a, b)
+		for in := range 128 {
+			a2, b2 := a, b
+			if in < 64 {
+				a2 ^= 1 << in
+			} else {
+				b2 ^= 1 << (in - 64)
+			}
+			d := h ^ hash2(seed, a2, b2)
+			for out := range 64 {
+				flips[in][out] += int(d >> out & 1)
+			}
 		}
+	}
+	for in := range flips {
+		for out, f := range flips[in] {
+			// 2000 fair coins: mean 1000, sd 22; allow 6 sd.
+			if f < 868 || f > 1132 {
+				t.Errorf("input bit %d flips output bit %d in %d of %d trials", in, out, f, trials)
+			}
+		}
+	}
+}
+
+// TestHash2Spread hashes keys that differ only where flows differ (a
+// counter in the source port and address, as in the benchmarks) and
+// checks that their home buckets and tags are spread as evenly as
+// random: a chi-square statistic over buckets and over tags.
+func TestHash2Spread(t *testing.T) {
+	const buckets, keys = 4096, 4096 * 16
+	var cnt [buckets]int
+	var tags [256]int
+	seed := uint64(0x0123456789abcdef)
+	for j := range uint64(keys) {
+		w0 := (0x0a000000|j>>14&0xffffff)<<32 | 0xc6120001
+		w1 := (1024+j&0x3fff)<<48 | 80<<32 | 6
+		h := hash2(seed, w0, w1)
+		hi, _ := bits.Mul64(h, buckets)
+		cnt[hi]++
+		tags[h&0xff]++
+	}
+	chi := func(c []int, expect float64) float64 {
+		var x float64
+		for _, v := range c {
+			x += (float64(v) - expect) * (float64(v) - expect) / expect
+		}
+		return x
+	}
+	// For k cells the statistic has mean k-1 and sd sqrt(2(k-1)).
+	if x := chi(cnt[:], keys/buckets); x > buckets+6*90.5 {
+		t.Errorf("buckets: chi-square %.0f over %d cells", x, buckets)
+	}
+	if x := chi(tags[:], keys/256); x > 256+6*22.6 {
+		t.Errorf("tags: chi-square %.0f over 256 cells", x)
 	}
 }
 
 var sink uint64
 
-// BenchmarkHash compares hash2 with the library's ways of hashing a
-// 16-byte key: the unseeded one-shot Sum64 (seed folded into the key by
-// xor, as a caller would have to) and the seeded streaming Digest.
+// BenchmarkHash is hash2 over distinct keys (the batched lookup pays it
+// once a key).
 func BenchmarkHash(b *testing.B) {
 	seed := uint64(0x9e3779b97f4a7c15)
-	b.Run("impl=hash2", func(b *testing.B) {
-		var h uint64
-		for i := range uint64(b.N) {
-			h += hash2(seed, i, i<<32)
+	var h uint64
+	for i := range uint64(b.N) {
+		h += hash2(seed, i, i<<32)
+	}
+	sink = h
+}
+
+// TestWords checks words against packet.Tuple.Words, which Insert
+// hashes and the hot line stores.
+func TestWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 1000 {
+		k := packet.Tuple{SrcAddr: rng.Uint32(), DstAddr: rng.Uint32(), SrcPort: uint16(rng.Uint32()),
+			DstPort: uint16(rng.Uint32()), Proto: uint8(rng.Uint32())}
+		a, b := words(&k)
+		if wa, wb := k.Words(); a != wa || b != wb {
+			t.Fatalf("words(%+v) = %#x %#x, Words %#x %#x", k, a, b, wa, wb)
 		}
-		sink = h
-	})
-	b.Run("impl=xxhash.Sum64", func(b *testing.B) {
-		var h uint64
-		var buf [16]byte
-		for i := range uint64(b.N) {
-			binary.LittleEndian.PutUint64(buf[:8], i^seed)
-			binary.LittleEndian.PutUint64(buf[8:], i<<32^seed)
-			h += xxhash.Sum64(buf[:])
-		}
-		sink = h
-	})
-	b.Run("impl=xxhash.Digest", func(b *testing.B) {
-		var h uint64
-		var buf [16]byte
-		d := xxhash.NewWithSeed(seed)
-		for i := range uint64(b.N) {
-			binary.LittleEndian.PutUint64(buf[:8], i)
-			binary.LittleEndian.PutUint64(buf[8:], i<<32)
-			d.ResetWithSeed(seed)
-			d.Write(buf[:])
-			h += d.Sum64()
-		}
-		sink = h
-	})
+	}
 }

@@ -189,3 +189,9 @@ func (t *Table) next(i uint32) uint32 {
 	}
 	return i
 }
+
+// bucketOf returns the home bucket of h: base+i of home.
+func (t *Table) bucketOf(h uint64) uint32 {
+	base, i := t.home(h)
+	return base + i
+}

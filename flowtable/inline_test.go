@@ -27,7 +27,7 @@ func TestHotFunctionsInline(t *testing.T) {
 			inlinable[fn] = true
 		}
 	}
-	for _, fn := range []string{"hash2", "zeroBytes", "tagOf", "(*Table).home", "genOf",
+	for _, fn := range []string{"hash2", "zeroBytes", "tagOf", "(*Table).home", "(*Table).bucketOf", "words", "tagLanes", "laneOf", "genOf",
 		"(*Table).Hot", "Hot.SrcAddr", "Hot.DstAddr", "Hot.SrcPort", "Hot.DstPort", "Hot.L3Delta", "Hot.L4Delta", "Hot.Flags", "Hot.Xlate"} {
 		if !inlinable[fn] {
 			t.Errorf("%s is not inlinable", fn)

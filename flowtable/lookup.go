@@ -32,17 +32,21 @@ type Hit struct {
 
 // batchChunk is how many keys LookupBatch has in flight: a default
 // burst, enough to cover a DRAM latency with independent misses, few
-// enough for the stack (and longer bursts measured slower).
+// enough for the stack (and longer bursts measured slower, 32 no
+// faster).
 const batchChunk = 64
 
 // LookupBatch looks up keys[i] into out[i] for every i < min(len(keys),
 // len(out)). It gives the same answers as Lookup but is faster for a
 // burst: in chunks of batchChunk keys it hashes every key and prefetches
-// its home bucket, then reads every bucket and prefetches the hot line of
-// the session its first matching tag names, then finishes each lookup
-// from cache. Prefetch instructions retire at once, so a chunk's misses
-// are all in flight together: a chunk costs about two memory latencies
-// plus its instructions, not two latencies per key.
+// its home bucket, then reads every bucket and prefetches the hot lines
+// of the sessions its matching tags name (or, past a home that
+// overflowed, the next buckets, read in a second round), then finishes
+// each lookup from cache. Prefetch instructions retire at once, so a
+// chunk's misses are all in flight together: a chunk costs about two
+// memory latencies plus its instructions, not two latencies per key.
+// (Software-pipelined schedules, which overlap one group's hashing with
+// another's misses, measured slower: see the package documentation.)
 func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	n := min(len(keys), len(out))
 	var hs [batchChunk]uint64
@@ -51,66 +55,78 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		ks := keys[lo:min(lo+batchChunk, n)]
 		os := out[lo : lo+len(ks)]
 		stages.Mark(stages.Hash)
+		seed := t.seed
 		for i := range ks {
-			w0, w1 := ks[i].Words()
-			h := hash2(t.seed, w0, w1)
-			base, b := t.home(h)
-			hs[i], bs[i] = h, base+b
+			w0, w1 := words(&ks[i])
+			h := hash2(seed, w0, w1)
+			hs[i], bs[i] = h, t.bucketOf(h)
 		}
 		stages.Mark(stages.BucketTouch)
 		prefetchBuckets(t.buckets, bs[:len(ks)])
 		stages.Mark(stages.SessionTouch)
-		// The entry of each key's first matching tag in its home bucket
-		// (noEntry: none). The session lines of the first two matching
-		// tags (two when tags collide) are prefetched. A key with no tag
-		// at home whose bucket overflowed may live in the next bucket:
-		// that bucket is prefetched and read in a second round (a few
-		// percent of the keys of a full table), so that no key's lookup
-		// waits on two misses in a row.
+		// The entry of each key's first matching tag in its home bucket.
+		// The session lines of the first two matching tags (two when tags
+		// collide) are prefetched. A key with no tag at home is absent
+		// unless its home overflowed; then it may live in the buckets
+		// after it, which are prefetched and read in a second round (7 %
+		// of the keys of a full table), so that no key's lookup waits on
+		// two misses in a row.
 		var ids [2 * batchChunk]uint32
-		var next [batchChunk]uint32
+		var next [lateScan * batchChunk]uint32
 		var late [batchChunk]uint8
 		m, nl := 0, 0
+		buckets, nbPer := t.buckets, t.nbPer
 		for i := range ks {
-			bk := &t.buckets[bs[i]]
-			es[i] = noEntry
-			e, e2, ok := candidates(bk, hs[i])
-			if !ok {
-				if bk.ctrl[1].Load() >= ovfOne {
-					b := bs[i] % t.nbPer
-					bs[i] += t.next(b) - b
-					next[nl], late[nl] = bs[i], uint8(i)
+			bk := &buckets[bs[i]]
+			c0, c1 := bk.ctrl[0].Load(), bk.ctrl[1].Load()
+			lanes := tagLanes(c0, c1, hs[i])
+			if lanes == 0 {
+				es[i] = absent
+				if c1 >= ovfOne {
+					es[i] = noEntry
+					base := t.shardOf(hs[i]) * nbPer
+					b := t.next(bs[i] - base)
+					bs[i] = base + b
+					late[nl&(batchChunk-1)] = uint8(i)
+					for k := range lateScan {
+						next[(lateScan*nl+k)&(len(next)-1)] = base + b
+						b = t.next(b)
+					}
 					nl++
 				}
 				continue
 			}
-			es[i], ids[m] = e, e>>1
+			e := bk.ids[laneOf(lanes)&15].Load()
+			es[i], ids[m&(len(ids)-1)] = e, e>>1
 			m++
-			if e2 != noEntry {
-				ids[m] = e2 >> 1
+			if lanes &= lanes - 1; lanes != 0 {
+				ids[m&(len(ids)-1)] = bk.ids[laneOf(lanes)&15].Load() >> 1
 				m++
 			}
 		}
 		prefetchHots(t.hots, ids[:m])
 		if nl > 0 {
-			prefetchBuckets(t.buckets, next[:nl])
+			prefetchBuckets(buckets, next[:lateScan*nl])
 			m = 0
 			for _, i := range late[:nl] {
-				if e, _, ok := candidates(&t.buckets[bs[i]], hs[i]); ok {
-					es[i], ids[m] = e, e>>1
-					m++
-				}
+				es[i] = t.lateCandidate(hs[i], bs[i], ids[:], &m)
 			}
 			prefetchHots(t.hots, ids[:m])
 		}
 		stages.Mark(stages.FinalCheck)
 		// Confirm each candidate against its session; a key whose first
-		// candidate is not it (a tag shared in the bucket, a key beyond
-		// its home bucket, a writer in between) takes the whole lookup.
+		// candidate is not it (a tag shared in the bucket, a key further
+		// than the second round looked, a writer in between) takes the
+		// whole lookup.
 		for i := range ks {
-			w0, w1 := ks[i].Words()
+			w0, w1 := words(&ks[i])
 			o := &os[i]
-			if e := es[i]; e != noEntry {
+			switch e := es[i]; e {
+			case absent:
+				*o = Hit{}
+				continue
+			case noEntry:
+			default:
 				if g, ok := t.confirm(e, w0, w1); ok {
 					*o = Hit{ID: e >> 1, Gen: g, Dir: Dir(e & 1), Found: true}
 					continue
@@ -119,6 +135,41 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
 		}
 	}
+}
+
+// lateScan is how many buckets past home LookupBatch's second round
+// reads for a key whose home holds no tag of it but overflowed: at full
+// load about 7 % of the keys live past home and 1.3 % past the second
+// bucket after it, and the lines are adjacent.
+const lateScan = 2
+
+// lateCandidate is LookupBatch's second round for one key: it looks for
+// the key with hash h in the lateScan buckets from bucket b on (the
+// first round prefetched them) and returns the entry of its first
+// matching tag, appending the session lines of up to two matching tags
+// to ids at *m. It returns absent when a bucket that nothing passed
+// proves the key absent, and noEntry when the key may lie further (the
+// whole lookup decides).
+func (t *Table) lateCandidate(h uint64, b uint32, ids []uint32, m *int) uint32 {
+	base := t.shardOf(h) * t.nbPer
+	b -= base
+	for range lateScan {
+		bk := &t.buckets[base+b]
+		if e, e2, ok := candidates(bk, h); ok {
+			ids[*m&(len(ids)-1)] = e >> 1
+			*m++
+			if e2 != noEntry {
+				ids[*m&(len(ids)-1)] = e2 >> 1
+				*m++
+			}
+			return e
+		}
+		if bk.ctrl[1].Load() < ovfOne {
+			return absent
+		}
+		b = t.next(b)
+	}
+	return noEntry
 }
 
 // candidates returns the entries of bucket bk in the first two lanes
@@ -143,6 +194,32 @@ func candidates(bk *bucket, h uint64) (e, e2 uint32, ok bool) {
 	return e, noEntry, true
 }
 
-// noEntry is no index entry: ids are 31 bits, so an entry is never all
-// ones.
-const noEntry = ^uint32(0)
+// noEntry is no index entry: ids are below MaxSessions < 2^31-1, so an
+// entry is never all ones, nor all ones but the last bit (absent: a
+// lookup proved the key absent).
+const (
+	noEntry = ^uint32(0)
+	absent  = ^uint32(1)
+)
+
+// words is Tuple.Words through a pointer: the same two words, loaded
+// from the tuple's fields, where a copy of the five-field struct would
+// go through memory.
+func words(k *packet.Tuple) (uint64, uint64) {
+	return uint64(k.SrcAddr)<<32 | uint64(k.DstAddr),
+		uint64(k.SrcPort)<<48 | uint64(k.DstPort)<<32 | uint64(k.Proto)
+}
+
+// tagLanes returns the lanes of a bucket with control words c0, c1 whose
+// tag is hash h's, one bit each (laneOf names the lowest).
+func tagLanes(c0, c1, h uint64) uint64 {
+	pat := tagOf(h) * lanes8
+	return zeroBytes(c0^pat)>>7 | (zeroBytes(c1^pat)&ctrl1Tag)>>6
+}
+
+// laneOf returns the lane of the lowest bit of a tagLanes mask: bit 8l
+// is lane l of ctrl[0], bit 8l+1 lane 8+l of ctrl[1].
+func laneOf(lanes uint64) int {
+	z := bits.TrailingZeros64(lanes)
+	return z>>3 | (z&1)<<3
+}

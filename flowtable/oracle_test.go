@@ -122,6 +122,21 @@ func (r *opsRun) lookup(k packet.Tuple) {
 	}
 }
 
+// lookupBatch looks every key of the universe up with LookupBatch, in
+// one call (its pipeline runs across the call, not per burst) and checks
+// the hits against the oracle, generations included.
+func (r *opsRun) lookupBatch() {
+	hits := make([]Hit, len(r.keys))
+	r.tb.LookupBatch(r.keys, hits)
+	for i, k := range r.keys {
+		w, wok := r.o.byKey[k]
+		h := hits[i]
+		if h.Found != wok || wok && (h.ID != w.id || h.Dir != w.dir || !r.tb.Valid(h.ID, h.Gen)) {
+			r.t.Fatalf("LookupBatch[%d] (%+v) = %+v, oracle %+v %v", i, k, h, w, wok)
+		}
+	}
+}
+
 func (r *opsRun) touch(id uint32) {
 	if s, live := r.o.sessions[id]; live {
 		r.tb.Touch(id, Reply, 1, r.now)
@@ -163,6 +178,7 @@ func (r *opsRun) verify() {
 	for _, k := range r.keys {
 		r.lookup(k)
 	}
+	r.lookupBatch()
 	for id, s := range r.o.sessions {
 		var g Session
 		if !r.tb.Read(id, r.tb.Gen(id), &g) || g.Key != s.keys {

@@ -49,7 +49,7 @@ type Config struct {
 // writers lock the one or two shards their keys hash to. See the package
 // documentation for the layout and the concurrency rules.
 type Table struct {
-	seed       uint64 // per-table random XXH64 seed
+	seed       uint64 // per-table random hash seed (hash2)
 	shardShift uint   // shard = hash >> shardShift
 	nbPer      uint32 // buckets per shard
 	shardMask  uint32
