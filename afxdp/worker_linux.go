@@ -104,11 +104,12 @@ func open(ifaces []*Interface, queue int, opts Options, copyMode bool) (_ *Worke
 	return w, nil
 }
 
-// refillAll fills the fill ring as far as the free frames allow.
+// refillAll fills the fill ring as far as the free frames allow, and sets
+// the refill threshold.
 func (p *Port) refillAll() {
-	for p.xsk.fill.free(1) > 0 && p.pool.available() > 0 {
-		p.refill()
-	}
+	p.refillAt = max(1, min(fillBatch, p.xsk.fill.size/16))
+	p.refill()
+	p.owed = p.xsk.fill.free(p.xsk.fill.size)
 }
 
 // Queue returns the queue index the worker serves.

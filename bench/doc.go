@@ -97,7 +97,11 @@
 // process's own share (which includes the softirq work its transmit
 // system calls run, the sink among it). Other processes on
 // the machine and a hypervisor's steal inflate every number; each result
-// records both, and the table warns.
+// records both, and the table warns. Other load is the CPUs' busy time
+// less that of the harness, the DUT and the kernel's threads, so that
+// compilers and tests that start and end inside a window count (summing
+// the processes alive at both ends missed them: a round in which another
+// benchmark held 40-80 % of the worker's CPU read as 33-43 % of a CPU).
 //
 // Noise: with VethConfig.Rounds above one every case runs that many
 // times, the DUTs taking turns in alternating order, and the report keeps

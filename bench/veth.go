@@ -244,6 +244,8 @@ type VethResult struct {
 	Steal float64 `json:"steal"`
 	// OtherCPU is the CPU time other processes on the machine used during
 	// the window, in CPUs (0.5: half a CPU): such work skews every number.
+	// It is the CPUs' busy time less the harness's, the DUT's and the
+	// kernel threads', so processes that came and went count too.
 	OtherCPU float64 `json:"other_cpu"`
 	// Error is why the case has no numbers; empty when it ran.
 	Error string `json:"error,omitempty"`
@@ -408,7 +410,7 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 	}
 	r.GeneratorBound = good > 0 && r.Loss < vethBoundLoss
 	r.Untranslated = (s1.sink.All - s0.sink.All) - good
-	var dutTicks, steal uint64
+	var dutTicks, steal, busy uint64
 	r.CPUBusy = make([]float64, len(s1.cpus))
 	for c := range s1.cpus {
 		if c >= len(s0.cpus) {
@@ -416,6 +418,7 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 		}
 		d := s1.cpus[c].sub(s0.cpus[c])
 		steal += d.Steal
+		busy += d.busy()
 		if all := d.busy() + d.Idle + d.IOWait; all > 0 {
 			r.CPUBusy[c] = float64(d.busy()) / float64(all)
 		}
@@ -434,7 +437,8 @@ func (r *VethResult) fill(cfg VethConfig, s0, s1 vethSnapshot, lat []time.Durati
 			r.ProcessCPUPerPacket = (s1.process - s0.process) / time.Duration(good)
 		}
 	}
-	r.OtherCPU = ticks(otherTicks(s0.others, s1.others)).Seconds() / dt.Seconds()
+	known := otherTicks(s0.known, s1.known)
+	r.OtherCPU = ticks(busy-min(busy, known)).Seconds() / dt.Seconds()
 	r.Steal = ticks(steal).Seconds() / dt.Seconds()
 	r.LatencyAtLoad = newVethLatency(lat, uint64(s1.probes-s0.probes))
 }

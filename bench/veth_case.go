@@ -258,13 +258,13 @@ type vethSnapshot struct {
 	probes    uint32
 	cpus      []cpuTimes
 	process   time.Duration
-	others    map[int]uint64 // CPU ticks of other processes
+	known     map[int]uint64 // CPU ticks of the harness, the DUT and kernel threads
 }
 
 func (c *vethCase) snapshot() (vethSnapshot, error) {
 	pid := c.running.PID
-	others := userProcesses(os.Getpid(), pid)
-	s := vethSnapshot{at: time.Now(), completed: c.gen.completed(), probes: c.gen.probeSeq.Load(), others: others}
+	known := knownProcesses(os.Getpid(), pid)
+	s := vethSnapshot{at: time.Now(), completed: c.gen.completed(), probes: c.gen.probeSeq.Load(), known: known}
 	var err error
 	if s.sink, err = c.sink.read(); err != nil {
 		return s, err

@@ -112,10 +112,18 @@ func processCPU(pid int) (time.Duration, error) {
 	return ticks(t), nil
 }
 
-// userProcesses returns the CPU ticks of every process on the machine that
-// is not a kernel thread and not in skip. Kernel threads are left out
-// because they include ksoftirqd, which does DUT work.
-func userProcesses(skip ...int) map[int]uint64 {
+// knownProcesses returns the CPU ticks of the processes in pids (0s are
+// ignored) and of every kernel thread: what the benchmark knows to be its
+// own or the DUT's (kernel threads include ksoftirqd, which does the
+// kernel DUT's work). Everything else the CPUs did is other load.
+//
+// Why not sum the other processes instead: most of the load beside a
+// benchmark on a shared machine is compilers and test binaries that start
+// and end within a window, and a process that has ended is no longer in
+// /proc to be read. Each tick of /proc/stat's busy time is charged to the
+// task it interrupted (tick-based accounting), so busy time less the
+// known processes' is the rest, the short-lived included.
+func knownProcesses(pids ...int) map[int]uint64 {
 	out := map[int]uint64{}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -123,14 +131,14 @@ func userProcesses(skip ...int) map[int]uint64 {
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || slices.Contains(skip, pid) {
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue // gone
 		}
-		if t, flags, err := parsePIDStat(b); err == nil && flags&pfKthread == 0 {
+		if t, flags, err := parsePIDStat(b); err == nil && (flags&pfKthread != 0 || slices.Contains(pids, pid)) {
 			out[pid] = t
 		}
 	}
@@ -139,7 +147,7 @@ func userProcesses(skip ...int) map[int]uint64 {
 
 // otherTicks returns how many ticks the processes of after used since
 // before (the whole of those that started in between). Processes that
-// ended in between are missed.
+// ended in between are missed (none of knownProcesses' should).
 func otherTicks(before, after map[int]uint64) uint64 {
 	var n uint64
 	for pid, t := range after {

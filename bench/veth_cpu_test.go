@@ -113,16 +113,19 @@ func TestOtherTicks(t *testing.T) {
 	}
 }
 
-func TestUserProcesses(t *testing.T) {
-	all := userProcesses()
-	if _, ok := all[os.Getpid()]; !ok {
+func TestKnownProcesses(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	if _, ok := userProcesses(os.Getpid())[os.Getpid()]; ok {
-		t.Fatal("skipped pid listed")
+	known := knownProcesses(os.Getpid())
+	if _, ok := known[os.Getpid()]; !ok {
+		t.Fatal("a listed pid is missing")
 	}
-	if _, ok := all[2]; ok {
-		t.Fatal("kthreadd (pid 2) listed as a user process")
+	if _, ok := known[2]; !ok {
+		t.Fatal("kthreadd (pid 2) missing: kernel threads are known")
+	}
+	if _, ok := knownProcesses()[os.Getpid()]; ok {
+		t.Fatal("an unlisted user process is known")
 	}
 }
 

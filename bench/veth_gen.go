@@ -174,10 +174,17 @@ type vethPlan struct {
 
 // run sends according to plan until it is done or stop is set. Probes
 // replace normal frames in the stream, so they do not add to the rate.
+//
+// The loop reads the clock only when it is about to send and a rate or
+// probes need it, and then only the monotonic clock (one vDSO call; the
+// wall clock is read for a probe's stamp alone): reading both clocks on
+// every turn, waiting for frames in flight included, had taken 13 % of the
+// generator's CPU against the kernel DUT.
 func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 	p, fs, flows := g.port, g.fs, g.frames.flows
 	start := time.Now()
-	nextProbe, last := start, start
+	var nextProbe, last time.Duration
+	timed := plan.Rate > 0 || plan.ProbeEvery > 0
 	// With a rate the generator sends from a token bucket holding at most
 	// two batches: after the thread was kept off its CPU it resumes at the
 	// rate instead of catching up with a burst that would overflow the
@@ -192,9 +199,18 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 			}
 			want = min(want, plan.Packets-sent)
 		}
-		now := time.Now()
+		if out := g.total - g.worker.FreeFrames(); out >= g.maxOut {
+			p.Flush() // recycle completions
+			continue
+		} else {
+			want = min(want, uint64(g.maxOut-out))
+		}
+		var now time.Duration
+		if timed {
+			now = time.Since(start)
+		}
 		if plan.Rate > 0 {
-			tokens = min(burst, tokens+now.Sub(last).Seconds()*plan.Rate)
+			tokens = min(burst, tokens+(now-last).Seconds()*plan.Rate)
 			last = now
 			if tokens < 1 {
 				p.Flush() // spin: the thread is the generator's own
@@ -202,13 +218,7 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 			}
 			want = min(want, uint64(tokens))
 		}
-		if out := g.total - g.worker.FreeFrames(); out >= g.maxOut {
-			p.Flush() // recycle completions
-			continue
-		} else {
-			want = min(want, uint64(g.maxOut-out))
-		}
-		probe := plan.ProbeEvery > 0 && !now.Before(nextProbe)
+		probe := plan.ProbeEvery > 0 && now >= nextProbe
 		if plan.ProbesOnly {
 			if !probe {
 				p.Flush()
@@ -226,9 +236,9 @@ func (g *vethGenerator) run(plan vethPlan, stop *atomic.Bool) {
 			fs[j].Buf = b
 			if probe {
 				probe = false
-				nextProbe = nextProbe.Add(plan.ProbeEvery)
-				if nextProbe.Before(now) {
-					nextProbe = now.Add(plan.ProbeEvery)
+				nextProbe += plan.ProbeEvery
+				if nextProbe < now {
+					nextProbe = now + plan.ProbeEvery
 				}
 				g.frames.putProbe(b, g.probeSeq.Load(), time.Now().UnixNano())
 				g.probeSeq.Add(1)
