@@ -17,7 +17,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	t := p.Tuple
 	class, ok := portClass(t.Proto)
 	if !ok {
-		r.Verdict = DropProtocol
+		e.createAddrOnly(frame, p, from, now, c, r)
 		return
 	}
 	toPublic := c.public[t.DstAddr] // to an address of the NAT's own
@@ -525,4 +525,86 @@ func l4ChecksumOK(frame []byte, p *packet.Parsed) bool {
 	}
 	s := packet.PseudoHeaderSum(p.Tuple.SrcAddr, p.Tuple.DstAddr, p.Tuple.Proto, uint16(len(seg)))
 	return packet.Fold(packet.Sum(seg, s)) == 0xffff
+}
+
+// addrOnly reports whether proto is translated by address alone, as
+// conntrack's generic tracker does: a protocol without ports fastnat
+// parses. AH is not: its integrity check covers the IP addresses (RFC
+// 4302 §3.3.3.1), so no translated packet survives it; nor are SCTP,
+// DCCP and UDP-Lite, whose ports Parse reads (and whose checksums
+// DCCP's and UDP-Lite's pseudo-header covers) and which fastnat does
+// not track.
+func addrOnly(proto uint8) bool {
+	switch proto {
+	case packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoAH,
+		packet.ProtoSCTP, packet.ProtoDCCP, packet.ProtoUDPLite:
+		return false
+	}
+	return true
+}
+
+// createAddrOnly makes an address-only session for the first packet of
+// a protocol without ports (GRE, ESP, ...) from inside: both keys have
+// ports 0 and only the source address is translated, to the public
+// address the host's other sessions get (paired pooling). The reply key
+// — remote to public address — must be unique, so a second host sending
+// the same protocol to the same remote takes the rule's next pool
+// address, and when every address is taken the packet is dropped as
+// ports_exhausted, as the kernel's NAT does. Nothing from outside starts
+// one.
+func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, r *Result) {
+	t := p.Tuple
+	if !addrOnly(t.Proto) {
+		r.Verdict = DropProtocol
+		return
+	}
+	if from == Outside || c.public[t.DstAddr] {
+		r.Verdict = DropUnsolicited
+		if from == Inside {
+			r.Verdict = DropNoRule
+		}
+		return
+	}
+	if p.IPv4(frame).TTL() <= 1 {
+		r.Verdict = DropTTLExpired
+		return
+	}
+	rule := c.outboundFor(t.SrcAddr)
+	if rule == nil || len(rule.pool) == 0 {
+		r.Verdict = DropNoRule
+		return
+	}
+	first := int(mix32(t.SrcAddr) % uint32(len(rule.pool)))
+	if rule.det != nil {
+		a, _, _, _ := rule.det.Forward(t.SrcAddr)
+		for i, pa := range rule.pool {
+			if pa == a {
+				first = i
+			}
+		}
+	}
+	var s flowtable.Session
+	s.Key[flowtable.Orig] = t
+	s.MapEntry = -1
+	s.Flags |= flagOrigFromInside
+	if c.isInside(t.DstAddr) {
+		s.Flags |= flagOrigToInside
+	}
+	o := outboundOrigin(rule, natlog.ViaRule)
+	s.Rule, s.Ingress = o.label, e.ingress
+	for k := range rule.pool {
+		x := t
+		x.SrcAddr = rule.pool[(first+k)%len(rule.pool)]
+		if _, _, _, taken := e.n.table.LookupGen(x.Reverse()); taken {
+			continue
+		}
+		s.Key[flowtable.Reply] = x.Reverse()
+		e.madeBinding = false
+		e.insert(frame, p, from, now, c, &s, o, r)
+		return
+	}
+	e.log.emitLimited(&natlog.Event{Type: natlog.PortsExhausted, Time: e.wall, RuleKind: natlog.RuleOutbound, Rule: rule.index,
+		Inside: packet.Tuple{Proto: t.Proto}, Outside: packet.Tuple{SrcAddr: rule.pool[first]}},
+		natlog.ThrottleKey(natlog.PortsExhausted, rule.pool[first], uint16(t.Proto)<<8))
+	r.Verdict = DropPortsExhausted
 }

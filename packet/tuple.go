@@ -8,6 +8,9 @@ const (
 	ProtoTCP     uint8 = 6
 	ProtoUDP     uint8 = 17
 	ProtoDCCP    uint8 = 33
+	ProtoGRE     uint8 = 47
+	ProtoESP     uint8 = 50
+	ProtoAH      uint8 = 51
 	ProtoSCTP    uint8 = 132
 	ProtoUDPLite uint8 = 136
 )

@@ -232,6 +232,11 @@ func CheckChecksums(tb testing.TB, frame []byte) {
 	if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 		return
 	}
+	switch ip.Protocol {
+	case layers.IPProtocolTCP, layers.IPProtocolUDP, layers.IPProtocolICMPv4:
+	default:
+		return // no transport checksum (GRE, ESP, ...); a tunnelled packet's layers are not this header's
+	}
 	var re []gopacket.SerializableLayer
 	var field int // offset of the transport checksum in the transport header
 	ipc := *ip
@@ -313,4 +318,24 @@ func WithTTL(tb testing.TB, frame []byte, ttl uint8) []byte {
 	c := ipChecksum(f[14 : 14+ihl])
 	f[14+10], f[14+11] = byte(c>>8), byte(c)
 	return f
+}
+
+// GRE returns a frame carrying a GRE packet (RFC 2784, no options) from
+// src to dst whose payload is an ICMP echo request between tunnel
+// addresses 10.99.0.1 and 10.99.0.2, as `ip tunnel ... mode gre` sends.
+func GRE(tb testing.TB, src, dst string) []byte {
+	tb.Helper()
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+	inner := ip4(netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2"), layers.IPProtocolICMPv4)
+	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 7, Seq: 1}
+	return serialize(tb, eth(), ip4(s, d, layers.IPProtocolGRE), &layers.GRE{Protocol: layers.EthernetTypeIPv4}, inner, ic,
+		gopacket.Payload([]byte("fastnat-gre")))
+}
+
+// IPProto returns a frame carrying payload as an IPv4 packet of protocol
+// proto from src to dst.
+func IPProto(tb testing.TB, src, dst string, proto uint8, payload []byte) []byte {
+	tb.Helper()
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+	return serialize(tb, eth(), ip4(s, d, layers.IPProtocol(proto)), gopacket.Payload(payload))
 }

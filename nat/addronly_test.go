@@ -1,0 +1,90 @@
+package nat
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/fastnat/fastnat/flowtable"
+	"github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/packet"
+)
+
+// A GRE packet from inside makes an address-only session: the source
+// address becomes the host's public address, nothing past the IPv4
+// header changes, and the reply comes back to the host.
+func TestAddrOnlyGRE(t *testing.T) {
+	g := newRig(t, testRules(t))
+	out := testutil.GRE(t, hostA, remote)
+	r, d := g.send(Inside, out)
+	if r.Verdict != Forward {
+		t.Fatalf("outbound GRE: %v", r.Verdict)
+	}
+	if d.Src() != pubEIM || d.Dst() != remote || d.IP.Protocol != 47 || d.IP.TTL != 63 {
+		t.Fatalf("outbound GRE written %s -> %s proto %d ttl %d", d.Src(), d.Dst(), d.IP.Protocol, d.IP.TTL)
+	}
+	if !bytes.Equal(d.Raw[34:], out[34:]) {
+		t.Fatal("outbound GRE: bytes past the IPv4 header changed")
+	}
+	s := g.session(r)
+	want := packet.Tuple{SrcAddr: testutil.Addr(t, remote), DstAddr: testutil.Addr(t, pubEIM), Proto: packet.ProtoGRE}
+	if s.Key[flowtable.Reply] != want || s.Key[flowtable.Orig].SrcPort != 0 || s.Key[flowtable.Orig].DstPort != 0 {
+		t.Fatalf("keys %v, want reply %v with ports 0", s.Key, want)
+	}
+	in := testutil.GRE(t, remote, pubEIM)
+	r, d = g.send(Outside, in)
+	if r.Verdict != Forward || d.Src() != remote || d.Dst() != hostA {
+		t.Fatalf("reply GRE: %v", r.Verdict)
+	}
+	if !bytes.Equal(d.Raw[34:], in[34:]) {
+		t.Fatal("reply GRE: bytes past the IPv4 header changed")
+	}
+	// Unsolicited GRE from another remote starts nothing.
+	if r := g.process(Outside, testutil.GRE(t, remote2, pubEIM)); r.Verdict != DropUnsolicited {
+		t.Fatalf("unsolicited GRE: %v, want %v", r.Verdict, DropUnsolicited)
+	}
+}
+
+// A second host sending the same protocol to the same remote cannot
+// share the public address's reply key: it takes the rule's next pool
+// address, and with none left it is dropped as ports_exhausted.
+func TestAddrOnlyCollision(t *testing.T) {
+	rules := testRules(t)
+	g := newRig(t, rules)
+	if r := g.process(Inside, testutil.IPProto(t, hostA, remote, packet.ProtoESP, make([]byte, 32))); r.Verdict != Forward {
+		t.Fatalf("host A ESP: %v", r.Verdict)
+	}
+	if r := g.process(Inside, testutil.IPProto(t, hostB, remote, packet.ProtoESP, make([]byte, 32))); r.Verdict != DropPortsExhausted {
+		t.Fatalf("host B ESP through the one pool address: %v, want %v", r.Verdict, DropPortsExhausted)
+	}
+	// To another remote the same public address serves.
+	if r := g.process(Inside, testutil.IPProto(t, hostB, remote2, packet.ProtoESP, make([]byte, 32))); r.Verdict != Forward {
+		t.Fatalf("host B ESP to another remote: %v", r.Verdict)
+	}
+
+	rules.Outbound[0].Pool = append(rules.Outbound[0].Pool, netip.MustParseAddr("198.18.0.206"))
+	g = newRig(t, rules)
+	pubs := map[string]bool{}
+	for _, h := range []string{hostA, hostB} {
+		r, d := g.send(Inside, testutil.GRE(t, h, remote))
+		if r.Verdict != Forward {
+			t.Fatalf("%s GRE with two pool addresses: %v", h, r.Verdict)
+		}
+		pubs[d.Src()] = true
+	}
+	if len(pubs) != 2 {
+		t.Fatalf("two hosts share public address %v", pubs)
+	}
+	if r := g.process(Inside, testutil.GRE(t, "10.77.0.7", remote)); r.Verdict != DropPortsExhausted {
+		t.Fatalf("third host: %v, want %v", r.Verdict, DropPortsExhausted)
+	}
+}
+
+// AH cannot survive address translation and stays dropped, counted as
+// protocol.
+func TestAddrOnlyAHDropped(t *testing.T) {
+	g := newRig(t, testRules(t))
+	if r := g.process(Inside, testutil.IPProto(t, hostA, remote, packet.ProtoAH, make([]byte, 24))); r.Verdict != DropProtocol {
+		t.Fatalf("AH: %v, want %v", r.Verdict, DropProtocol)
+	}
+}
