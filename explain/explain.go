@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/fastnat/fastnat/config"
@@ -196,16 +197,29 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 // Tuple is the query's first packet as the flow table keys it.
 func (q Query) Tuple() (packet.Tuple, error) {
 	proto, err := portmap.ParseProto(strings.ToLower(q.Proto))
-	if strings.EqualFold(q.Proto, "icmp") {
+	switch strings.ToLower(q.Proto) {
+	case "icmp":
 		proto, err = packet.ProtoICMP, nil
+	case "gre":
+		proto, err = packet.ProtoGRE, nil
+	case "esp":
+		proto, err = packet.ProtoESP, nil
+	case "ah":
+		proto, err = packet.ProtoAH, nil
+	}
+	if n, nerr := strconv.ParseUint(q.Proto, 10, 8); nerr == nil {
+		proto, err = uint8(n), nil // any IP protocol by number, as sessions show an unnamed one
 	}
 	if err != nil || proto == portmap.ProtoAny {
-		return packet.Tuple{}, fmt.Errorf("%w: protocol %q; known: tcp, udp, icmp, sctp, dccp, udp-lite", ErrQuery, q.Proto)
+		return packet.Tuple{}, fmt.Errorf("%w: protocol %q; known: tcp, udp, icmp, sctp, dccp, udp-lite, gre, esp, ah or a number", ErrQuery, q.Proto)
 	}
 	if !q.Src.Addr().Is4() || !q.Dst.Addr().Is4() {
 		return packet.Tuple{}, fmt.Errorf("%w: %v -> %v: IPv4 addresses only", ErrQuery, q.Src, q.Dst)
 	}
 	t := packet.Tuple{SrcAddr: v4(q.Src.Addr()), DstAddr: v4(q.Dst.Addr()), SrcPort: q.Src.Port(), DstPort: q.Dst.Port(), Proto: proto}
+	if nat.AddrOnly(proto) {
+		t.SrcPort, t.DstPort = 0, 0 // no ports: the session is the addresses'
+	}
 	if proto == packet.ProtoICMP {
 		t.DstPort = t.SrcPort // a query's identifier stands in both (packet.Tuple)
 	}
@@ -284,7 +298,7 @@ func dropWhy(d nat.Decision) string {
 	case nat.DropNoRule:
 		return "it arrives inside and no nat.outbound rule holds its source"
 	case nat.DropProtocol:
-		return "fastnat does not translate this protocol"
+		return "fastnat does not translate this protocol (AH's integrity check covers the addresses; SCTP, DCCP and UDP-Lite are not tracked)"
 	}
 	return d.Verdict.String()
 }

@@ -81,6 +81,16 @@ func TestExplain(t *testing.T) {
 			"unsolicited", "outside", nil, "", "", "", "", false, false},
 		{"from inside, no rule", "testdata/case.toml", q("udp", "10.99.0.5:5000", "192.0.2.7:53", "inside"),
 			"no_rule", "inside", nil, "", "", "", "", false, false},
+		// Protocols without ports: address-only sessions outbound,
+		// nothing inbound, AH never.
+		{"gre from inside", "testdata/case.toml", q("gre", "10.77.0.5:0", "192.0.2.7:0", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:0 -> 192.0.2.7:0", "other", "", "", false, false},
+		{"esp by number from inside", "testdata/case.toml", q("50", "10.77.0.5:0", "192.0.2.7:0", ""),
+			"translated", "inside", []string{"nat.outbound[0]"}, "198.18.0.204:0 -> 192.0.2.7:0", "other", "", "", false, false},
+		{"gre from outside", "testdata/case.toml", q("gre", "192.0.2.7:0", "198.18.0.204:0", ""),
+			"unsolicited", "outside", nil, "", "", "", "", false, false},
+		{"ah from inside", "testdata/case.toml", q("ah", "10.77.0.5:0", "192.0.2.7:0", ""),
+			"protocol", "inside", nil, "", "", "", "", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,7 +218,7 @@ func TestExplainText(t *testing.T) {
 func TestExplainBadQuery(t *testing.T) {
 	cfg := load(t, "testdata/case.toml")
 	for _, bad := range []Query{
-		q("gre", "198.18.0.1:1", "198.18.0.204:9091", ""),
+		q("bogus", "198.18.0.1:1", "198.18.0.204:9091", ""),
 		q("tcp", "198.18.0.1:1", "198.18.0.204:9091", "sideways"),
 		{Proto: "tcp", Src: netip.MustParseAddrPort("[::1]:1"), Dst: netip.MustParseAddrPort("198.18.0.204:9091")},
 	} {

@@ -527,14 +527,14 @@ func l4ChecksumOK(frame []byte, p *packet.Parsed) bool {
 	return packet.Fold(packet.Sum(seg, s)) == 0xffff
 }
 
-// addrOnly reports whether proto is translated by address alone, as
+// AddrOnly reports whether proto is translated by address alone, as
 // conntrack's generic tracker does: a protocol without ports fastnat
 // parses. AH is not: its integrity check covers the IP addresses (RFC
 // 4302 §3.3.3.1), so no translated packet survives it; nor are SCTP,
 // DCCP and UDP-Lite, whose ports Parse reads (and whose checksums
 // DCCP's and UDP-Lite's pseudo-header covers) and which fastnat does
 // not track.
-func addrOnly(proto uint8) bool {
+func AddrOnly(proto uint8) bool {
 	switch proto {
 	case packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoAH,
 		packet.ProtoSCTP, packet.ProtoDCCP, packet.ProtoUDPLite:
@@ -554,7 +554,7 @@ func addrOnly(proto uint8) bool {
 // one.
 func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, r *Result) {
 	t := p.Tuple
-	if !addrOnly(t.Proto) {
+	if !AddrOnly(t.Proto) {
 		r.Verdict = DropProtocol
 		return
 	}

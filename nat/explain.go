@@ -75,7 +75,17 @@ func (c *compiled) explain(t packet.Tuple, from Side, infer bool) Decision {
 	}
 	class, ok := portClass(t.Proto)
 	if !ok {
-		d.Verdict = DropProtocol
+		// An address-only session (createAddrOnly): outbound only, the
+		// source address translated, no ports.
+		switch {
+		case !AddrOnly(t.Proto):
+			d.Verdict = DropProtocol
+		case d.From == Outside:
+			d.Verdict = DropUnsolicited
+		case c.explainSNAT(&d, -1):
+			d.Translated.SrcPort, d.Translated.DstPort = 0, 0
+			d.ToInside = c.isInside(t.DstAddr)
+		}
 		return d
 	}
 	x := &d.Translated
