@@ -106,6 +106,7 @@ type Timeouts struct {
 	TCPTransitory  time.Duration // after FIN or RST; RFC 5382: at least 4m
 	UDP            time.Duration // RFC 4787 REQ-5: at least 2m
 	ICMP           time.Duration // query sessions; RFC 5508 REQ-1: at least 60s
+	Other          time.Duration // address-only sessions of protocols without ports (GRE, ESP, ...); conntrack's generic timeout
 	Expectation    time.Duration // an ALG expectation not yet used
 }
 
@@ -246,6 +247,7 @@ var DefaultTimeouts = Timeouts{
 	TCPTransitory:  4 * time.Minute,
 	UDP:            5 * time.Minute,
 	ICMP:           60 * time.Second,
+	Other:          10 * time.Minute, // nf_conntrack_generic_timeout
 	Expectation:    5 * time.Minute,
 }
 

@@ -394,6 +394,7 @@ func (c *converter) timeouts(r *rawTimeouts) Timeouts {
 		TCPTransitory:  c.duration("timeouts.tcp_transitory", r.TCPTransitory, d.TCPTransitory),
 		UDP:            c.duration("timeouts.udp", r.UDP, d.UDP),
 		ICMP:           c.duration("timeouts.icmp", r.ICMP, d.ICMP),
+		Other:          c.duration("timeouts.other", r.Other, d.Other),
 		Expectation:    c.duration("timeouts.expectation", r.Expectation, d.Expectation),
 	}
 	minimums := []struct {

@@ -48,6 +48,7 @@ type rawTimeouts struct {
 	TCPTransitory  any `toml:"tcp_transitory"`
 	UDP            any `toml:"udp"`
 	ICMP           any `toml:"icmp"`
+	Other          any `toml:"other"`
 	Expectation    any `toml:"expectation"`
 }
 

@@ -21,7 +21,7 @@ func natRules(cfg *config.Config) nat.Rules {
 		Timeouts: nat.Timeouts{
 			TCPSyn: cfg.Timeouts.TCPSyn, TCPEstablished: cfg.Timeouts.TCPEstablished,
 			TCPTransitory: cfg.Timeouts.TCPTransitory, UDP: cfg.Timeouts.UDP,
-			ICMP: cfg.Timeouts.ICMP, Expectation: cfg.Timeouts.Expectation,
+			ICMP: cfg.Timeouts.ICMP, Other: cfg.Timeouts.Other, Expectation: cfg.Timeouts.Expectation,
 		},
 	}
 	for _, o := range cfg.NAT.Outbound {

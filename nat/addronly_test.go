@@ -31,6 +31,9 @@ func TestAddrOnlyGRE(t *testing.T) {
 	if s.Key[flowtable.Reply] != want || s.Key[flowtable.Orig].SrcPort != 0 || s.Key[flowtable.Orig].DstPort != 0 {
 		t.Fatalf("keys %v, want reply %v with ports 0", s.Key, want)
 	}
+	if _, to := g.table.State(r.Session); to != 600 {
+		t.Errorf("timeout %d s, want the other class's 600 (conntrack's generic timeout)", to)
+	}
 	in := testutil.GRE(t, remote, pubEIM)
 	r, d = g.send(Outside, in)
 	if r.Verdict != Forward || d.Src() != remote || d.Dst() != hostA {

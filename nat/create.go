@@ -430,6 +430,9 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		state, timeout = tcpSynSent, c.timeouts[toTCPSyn]
 	case packet.ProtoICMP:
 		timeout = c.timeouts[toICMP]
+	case packet.ProtoUDP:
+	default:
+		timeout = c.timeouts[toOther]
 	}
 	class, _ := portClass(s.Key[flowtable.Orig].Proto)
 	if e.madeBinding || s.Flags&flagOwnSrcPort != 0 {

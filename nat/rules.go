@@ -47,6 +47,7 @@ type Timeouts struct {
 	TCPTransitory  time.Duration
 	UDP            time.Duration
 	ICMP           time.Duration
+	Other          time.Duration // address-only sessions (createAddrOnly)
 	Expectation    time.Duration
 }
 
@@ -57,6 +58,7 @@ var DefaultTimeouts = Timeouts{
 	TCPTransitory:  4 * time.Minute,
 	UDP:            5 * time.Minute,
 	ICMP:           60 * time.Second,
+	Other:          10 * time.Minute,
 	Expectation:    5 * time.Minute,
 }
 
@@ -155,6 +157,7 @@ const (
 	toTCPTransitory
 	toUDP
 	toICMP
+	toOther
 	numTimeouts
 )
 
@@ -194,7 +197,10 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 	if t == (Timeouts{}) {
 		t = DefaultTimeouts
 	}
-	c.timeouts = [numTimeouts]uint32{seconds(t.TCPSyn), seconds(t.TCPEstablished), seconds(t.TCPTransitory), seconds(t.UDP), seconds(t.ICMP)}
+	if t.Other == 0 {
+		t.Other = DefaultTimeouts.Other // rules built before the key existed
+	}
+	c.timeouts = [numTimeouts]uint32{seconds(t.TCPSyn), seconds(t.TCPEstablished), seconds(t.TCPTransitory), seconds(t.UDP), seconds(t.ICMP), seconds(t.Other)}
 	c.expectTTL = seconds(t.Expectation)
 	for i, o := range r.Outbound {
 		if len(o.Pool) == 0 {

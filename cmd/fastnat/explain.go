@@ -24,7 +24,7 @@ var explainCommand = &cli.Command{
 		"TCP connection to a port a [[nat.server]] publishes, the [[port_mapping]] that would make it ftp (an " +
 		"FTP server published on a port of its own, as in the case). Other unclassified connections, such as an " +
 		"inside client's to a server outside on 8080, get no suggestion.\n\n" +
-		"PROTO is tcp, udp, icmp, sctp, dccp or udp-lite; SRC:PORT and DST:PORT are the connection's first packet " +
+		"PROTO is tcp, udp, icmp, sctp, dccp, udp-lite, gre, esp, ah or a protocol number (ports 0 for those without ports); SRC:PORT and DST:PORT are the connection's first packet " +
 		"as it arrives at the NAT. The side it arrives on is inferred from its source unless --from says it.\n\n" +
 		"Without --live it reads the -c file alone: no root, no daemon. With --live (implied by --socket or by a " +
 		"SESSION-ID as fastnat show sessions lists it) it asks the running daemon, which explains by its running " +

@@ -43,7 +43,7 @@ func TestExplainUsage(t *testing.T) {
 		{"explain"},
 		{"explain", "tcp", "198.18.0.1:40000"},
 		{"explain", "-c", "../../explain/testdata/case.toml", "tcp", "198.18.0.1", "198.18.0.204:9091"},
-		{"explain", "-c", "../../explain/testdata/case.toml", "gre", "198.18.0.1:1", "198.18.0.204:9091"},
+		{"explain", "-c", "../../explain/testdata/case.toml", "bogus", "198.18.0.1:1", "198.18.0.204:9091"},
 		{"explain", "-c", "../../explain/testdata/case.toml", "--from", "left", "tcp", "198.18.0.1:1", "198.18.0.204:9091"},
 		{"explain", "-c", "/nonexistent.toml", "tcp", "198.18.0.1:1", "198.18.0.204:9091"},
 		{"explain", "x"},
