@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"testing"
 	"time"
 
@@ -63,6 +64,16 @@ func greThroughNAT(t *testing.T, r router) {
 				if src := receiveRaw(t, in, msg); src != testnet.ClientAddr {
 					t.Fatalf("inside host got answer %d from %v, want %v", i, src, testnet.ClientAddr)
 				}
+			}
+			if r.name != "fastnat" {
+				return
+			}
+			// The session as the operator sees it: the protocol by number,
+			// ports 0, the outbound rule.
+			shown := fastnatShow(t, fastnatSocket(t, topo), "sessions", "--proto", fmt.Sprint(proto))
+			want := fmt.Sprintf(`(?m)^\d+ +%d +OPEN +10\.77\.0\.226:0->198\.18\.0\.1:0 +198\.18\.0\.1:0->198\.18\.0\.204:0 +other +nat\.outbound\[0\] +inside `, proto)
+			if !regexp.MustCompile(want).MatchString(shown) {
+				t.Errorf("show sessions lacks %s:\n%s", want, shown)
 			}
 		})
 	}
