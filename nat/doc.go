@@ -109,4 +109,14 @@
 // are not hairpinned (an identifier names no inside host; RFC 5508 §3.5
 // asks it of Basic NAT only): an echo request to a public address is
 // answered by the NAT.
+//
+// Protocols without ports (GRE, ESP and the others AddrOnly admits) are
+// translated by address alone, as conntrack's generic tracker does: an
+// outbound rule's first packet makes an address-only session — keys with
+// ports 0, the host's paired pool address as its source, no port claimed
+// and nothing in the endpoint maps, so releasing it gives nothing back —
+// whose reply key, remote to public address, is its uniqueness: a second
+// host to the same remote takes the rule's next pool address or is
+// dropped as ports exhausted (createAddrOnly). Translate rewrites only the
+// IPv4 header of a protocol it does not know.
 package nat
