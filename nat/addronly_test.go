@@ -46,6 +46,20 @@ func TestAddrOnlyGRE(t *testing.T) {
 	if r := g.process(Outside, testutil.GRE(t, remote2, pubEIM)); r.Verdict != DropUnsolicited {
 		t.Fatalf("unsolicited GRE: %v, want %v", r.Verdict, DropUnsolicited)
 	}
+	// Nor does GRE from inside to a public address (no hairpinning).
+	if r := g.process(Inside, testutil.GRE(t, hostB, pubEIM)); r.Verdict != DropUnsolicited {
+		t.Fatalf("GRE to the public address from inside: %v, want %v", r.Verdict, DropUnsolicited)
+	}
+	// An inside address no rule holds.
+	if r := g.process(Inside, testutil.GRE(t, "10.99.0.9", remote)); r.Verdict != DropNoRule {
+		t.Fatalf("GRE from outside every rule: %v, want %v", r.Verdict, DropNoRule)
+	}
+	// Ended by its timeout (the other class), the session frees its reply
+	// key: another host then gets the same public address to the remote.
+	g.expire(601)
+	if r := g.process(Inside, testutil.GRE(t, hostB, remote)); r.Verdict != Forward {
+		t.Fatalf("GRE after the first session expired: %v", r.Verdict)
+	}
 }
 
 // A second host sending the same protocol to the same remote cannot

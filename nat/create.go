@@ -562,10 +562,10 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		return
 	}
 	if from == Outside || c.public[t.DstAddr] {
+		// Nothing publishes such a protocol (nat.server is TCP and UDP),
+		// so nothing from outside, or hairpinned to a public address,
+		// has an inside host to reach.
 		r.Verdict = DropUnsolicited
-		if from == Inside {
-			r.Verdict = DropNoRule
-		}
 		return
 	}
 	if p.IPv4(frame).TTL() <= 1 {
