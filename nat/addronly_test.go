@@ -7,6 +7,7 @@ import (
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
+	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
 )
 
@@ -103,5 +104,25 @@ func TestAddrOnlyAHDropped(t *testing.T) {
 	g := newRig(t, testRules(t))
 	if r := g.process(Inside, testutil.IPProto(t, hostA, remote, packet.ProtoAH, make([]byte, 24))); r.Verdict != DropProtocol {
 		t.Fatalf("AH: %v, want %v", r.Verdict, DropProtocol)
+	}
+}
+
+// An address-only session's create event carries its tuples with ports
+// 0 and no binding is logged; the event log names the protocol by
+// number.
+func TestAddrOnlyEvents(t *testing.T) {
+	g := newLogRig(t, testRules(t), 1024)
+	if r := g.process(Inside, testutil.GRE(t, hostA, remote)); r.Verdict != Forward {
+		t.Fatal(r.Verdict)
+	}
+	evs := g.events()
+	want := natlog.Event{Type: natlog.SessionCreate, Time: natlogT0, RuleKind: natlog.RuleOutbound,
+		Inside:  packet.Tuple{SrcAddr: ip(t, hostA), DstAddr: ip(t, remote), Proto: packet.ProtoGRE},
+		Outside: packet.Tuple{SrcAddr: ip(t, pubEIM), DstAddr: ip(t, remote), Proto: packet.ProtoGRE}}
+	if len(evs) != 1 || evs[0] != want {
+		t.Fatalf("events %+v\nwant [%+v]", evs, want)
+	}
+	if name := natlog.ProtoName(evs[0].Inside.Proto); name != "47" {
+		t.Errorf("protocol named %q, want 47", name)
 	}
 }
