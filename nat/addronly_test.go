@@ -126,3 +126,22 @@ func TestAddrOnlyEvents(t *testing.T) {
 		t.Errorf("protocol named %q, want 47", name)
 	}
 }
+
+// A fragmented GRE packet: the first fragment makes the session, the
+// next is translated by it like a UDP datagram's.
+func TestAddrOnlyFragments(t *testing.T) {
+	g := newRig(t, testRules(t))
+	big := testutil.IPProto(t, hostA, remote, packet.ProtoGRE, append([]byte{0, 0, 8, 0}, bytes.Repeat([]byte("gre"), 200)...))
+	big[14+6] &^= 0x40 // clear DF
+	packet.IPv4(big[14:]).SetChecksum(packet.IPv4(big[14:]).CalculateChecksum())
+	frags := testutil.Fragment(t, big, 256)
+	if len(frags) < 2 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	for i, f := range frags {
+		r, d := g.send(Inside, f)
+		if r.Verdict != Forward || d.Src() != pubEIM || d.Dst() != remote {
+			t.Fatalf("fragment %d: %v", i, r.Verdict)
+		}
+	}
+}
