@@ -12,12 +12,12 @@ const (
 	DropUnsolicited                    // new flow from outside: no session, expectation or server rule
 	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN
 	DropTableFull                      // flow table has no free slot
-	DropPortsExhausted                 // no free public port in the pool
+	DropPortsExhausted                 // no free public port in the pool (for an address-only session: no pool address free toward that remote)
 	DropTTLExpired                     // TTL would reach zero
 	DropFragNoSession                  // non-first fragment whose datagram's session is not on the side it came from
 	DropICMPNoSession                  // ICMP error whose embedded packet matches no session
 	DropICMPUnsupported                // ICMP type fastnat does not translate
-	DropProtocol                       // transport protocol fastnat does not translate
+	DropProtocol                       // IP protocol fastnat does not translate: AH, SCTP, DCCP, UDP-Lite
 	DropRace                           // a concurrent creation won and the retry failed
 	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
