@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/fastnat/fastnat/flowtable"
@@ -124,6 +125,9 @@ func TestAddrOnlyEvents(t *testing.T) {
 	}
 	if name := natlog.ProtoName(evs[0].Inside.Proto); name != "47" {
 		t.Errorf("protocol named %q, want 47", name)
+	}
+	if got := string(evs[0].AppendBody(nil)); !strings.HasPrefix(got, "session-create 47 10.77.0.5:0 -> 198.18.0.1:0 as 198.18.0.204:0 -> 198.18.0.1:0") {
+		t.Errorf("event text %q", got)
 	}
 }
 
