@@ -48,8 +48,11 @@ func (b *bindings) acquire(k bindKey, alloc func() (binding, Verdict)) (addr uin
 	if ok {
 		e := &sh.slots[i].val
 		e.refs++
+		// Read under the lock: once it is released, a removal may shift
+		// another entry into this slot (backward-shift deletion).
+		addr, port = e.pubAddr, e.pubPort
 		sh.mu.Unlock()
-		return e.pubAddr, e.pubPort, false, Forward
+		return addr, port, false, Forward
 	}
 	if sh.full() {
 		sh.mu.Unlock()
