@@ -177,7 +177,7 @@ func TestDeltasMatchRecomputation(t *testing.T) {
 			Outbound: []Outbound{{Inside: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/16")}, Pool: []netip.Addr{pool},
 				PortLo: lo, PortHi: hi, EndpointIndependent: rng.IntN(2) == 0}},
 			Servers:  []Server{{Proto: srvProto, Public: srvPub, Inside: srvIn}},
-			Timeouts: Timeouts{TCPSyn: time.Minute, TCPEstablished: time.Hour, TCPTransitory: time.Minute, UDP: time.Minute, ICMP: time.Minute},
+			Timeouts: Timeouts{TCPSyn: time.Minute, TCPEstablished: time.Hour, TCPTransitory: time.Minute, UDP: time.Minute, ICMP: time.Minute, Other: time.Minute},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -197,9 +197,6 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 	if t == (Timeouts{}) {
 		t = DefaultTimeouts
 	}
-	if t.Other == 0 {
-		t.Other = DefaultTimeouts.Other // rules built before the key existed
-	}
 	c.timeouts = [numTimeouts]uint32{seconds(t.TCPSyn), seconds(t.TCPEstablished), seconds(t.TCPTransitory), seconds(t.UDP), seconds(t.ICMP), seconds(t.Other)}
 	c.expectTTL = seconds(t.Expectation)
 	for i, o := range r.Outbound {
