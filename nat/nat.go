@@ -197,12 +197,6 @@ type Engine struct {
 	// endpoint-independent binding (snat), whose public endpoint insert
 	// adds to the public map.
 	madeBinding bool
-	// draws are the random draws StageCreations made for the current
-	// burst's creations (stage.go).
-	draws stagedDraws
-	// predicted tells snat that allocate chose a port whose lines
-	// StageCreations loaded.
-	predicted bool
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
