@@ -72,12 +72,9 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	// where the source's binding would be — so that they arrive while
 	// the checks and the rules run (see the package doc, Creation).
 	e.madeBinding = false
-	if !e.advance(c, &t) {
-		// Not staged (stage.go), which would have started these.
-		e.n.table.PrefetchInsert(t)
-		if from == Inside {
-			e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
-		}
+	e.n.table.PrefetchInsert(t)
+	if from == Inside {
+		e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
 	}
 	if !l4ChecksumOK(frame, p) {
 		// Checked once per session, on the slow path: a sender whose
@@ -241,14 +238,10 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	// What insert waits for next: the new public endpoint's entry in the
 	// public map (a new binding's or the session's own port; insert adds
 	// it) and the reply key's index bucket.
-	if !e.stg.predicted || x.DstAddr != s.Key[flowtable.Orig].DstAddr || x.DstPort != s.Key[flowtable.Orig].DstPort {
-		// Unless stage loaded them already, predicting this port.
-		if made || !rule.eim {
-			e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
-		}
-		e.n.table.PrefetchKey(x.Reverse())
+	if made || !rule.eim {
+		e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
 	}
-	e.stg.predicted = false
+	e.n.table.PrefetchKey(x.Reverse())
 	e.madeBinding = made
 	return rule, true
 }
@@ -305,23 +298,19 @@ func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32
 	}
 	space := &spaces[class]
 	lo, hi := rule.lo, rule.hi
-	// The random start is drawn first (or was, by stage), so that the
-	// word it falls in loads while the preserved port is tried (two
-	// misses in one).
-	r, staged := e.stg.current, e.stg.hasDraw
-	e.stg.hasDraw = false
-	if !staged {
-		r = e.rng.Uint32()
+	// The random start is drawn first, so that the word it falls in
+	// loads while the preserved port is tried (two misses in one).
+	n := uint32(hi) - uint32(lo) + 1
+	part := n / uint32(e.n.workers)
+	start := uint32(lo) + uint32(e.worker)*part
+	if part > 0 {
+		start += e.rng.Uint32N(part)
 	}
-	start := e.start(rule, r)
-	if !staged {
-		prefetch.Line(&space.bits[start>>6])
-	}
+	prefetch.Line(&space.bits[start>>6])
 	if sport >= lo && sport <= hi && !c.reserved(addr, class, sport) && space.claim(sport) {
 		return addr, sport, true
 	}
 	port, ok := claimFree(c, space, addr, class, lo, hi, uint16(start))
-	e.stg.predicted = staged && ok && uint32(port) == start
 	return addr, port, ok
 }
 

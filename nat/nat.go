@@ -197,9 +197,6 @@ type Engine struct {
 	// endpoint-independent binding (snat), whose public endpoint insert
 	// adds to the public map.
 	madeBinding bool
-	// stg is the look-ahead over the current burst's creations
-	// (stage.go).
-	stg staging
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).

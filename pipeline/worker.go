@@ -451,7 +451,6 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	w.c.rxPackets += uint64(len(frames))
 	w.c.rxBytes += rxBytes
 	w.table.LookupBatch(keys[:nk], w.hits[:nk])
-	w.engine.StageCreations(keys[:nk], w.hits[:nk], from) // the misses' creations look ahead (nat/stage.go)
 	stages.Mark(stages.Process)
 	hits := w.hits[:nk]
 	k := 0
