@@ -55,6 +55,10 @@ type PipelineRig struct {
 	hub             *natlog.Hub // the event log when Logging
 	// Setup is how long creating the sessions took (slow path, one core).
 	Setup time.Duration
+	// SetupCPU is the CPU time the creating thread used meanwhile (0
+	// where it is not read): on a machine other work shares, the time
+	// the creations cost rather than how long they waited for the CPU.
+	SetupCPU time.Duration
 	// Memory is what the sessions cost (see SessionMemory).
 	Memory SessionMemory
 }
@@ -155,11 +159,14 @@ func NewPipelineRig(cfg PipelineConfig) (*PipelineRig, error) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	start := time.Now()
+	runtime.LockOSThread()
+	cpu, start := threadCPU(), time.Now()
 	for r.flow < uint32(cfg.Flows) {
 		r.worker.Poll()
 	}
 	r.Setup = time.Since(start)
+	r.SetupCPU = threadCPU() - cpu
+	runtime.UnlockOSThread()
 	if got := table.Stats().Sessions; got < cfg.Flows {
 		r.Close()
 		return nil, fmt.Errorf("bench: %d sessions created, want %d (counters: %d dropped)", got, cfg.Flows, r.worker.Counters().Drops())
