@@ -217,6 +217,11 @@ func (t *Table) Expect(e Expectation) InsertResult {
 	return Inserted
 }
 
+// Expecting reports whether the table may hold an expectation: a caller
+// that asks MatchExpectation for every new connection asks this first, a
+// load where MatchExpectation is a call.
+func (t *Table) Expecting() bool { return t.exp.count.Load() != 0 }
+
 // MatchExpectation finds the expectation a new connection with tuple k
 // fulfils — one naming k's source address first, then one with a wildcard
 // source — removes it (an expectation is used once) and returns it.

@@ -195,3 +195,95 @@ func (t *Table) bucketOf(h uint64) uint32 {
 	base, i := t.home(h)
 	return base + i
 }
+
+// free is where probe found an index entry may go: lane of bucket j of
+// the shard whose buckets start at base, the n-th of its key's probe
+// sequence, which starts at bucket i (n 0: none free).
+type free struct {
+	base, i, j uint32
+	lane       int
+	n          int
+}
+
+// probe walks the probe sequence of a key with words (w0, w1) and hash h
+// once, as lookup and add would each walk it: it reports false if a live
+// session has the key, else true and the first free lane, where add would
+// put the key's entry (place puts it there). The caller holds h's shard
+// lock and changes nothing in the shard between probe and place but the
+// place of another key into a different bucket.
+func (t *Table) probe(h, w0, w1 uint64) (f free, absent bool) {
+	pat := tagOf(h) * lanes8
+	base, i := t.home(h)
+	bk := &t.buckets[base+i]
+	c0, c1 := bk.ctrl[0].Load(), bk.ctrl[1].Load()
+	if c1 < ovfOne && zeroBytes(c0^pat)|zeroBytes(c1^pat)&ctrl1Tag == 0 {
+		// The common case: the chain ends at the home bucket, and no
+		// lane's tag matches the key's.
+		if free0 := zeroBytes(c0); free0 != 0 {
+			return free{base: base, i: i, j: i, lane: bits.TrailingZeros64(free0) >> 3, n: 1}, true
+		}
+		if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
+			return free{base: base, i: i, j: i, lane: 8 + bits.TrailingZeros64(free1)>>3, n: 1}, true
+		}
+		return free{}, true
+	}
+	return t.probeChain(h, w0, w1)
+}
+
+// probeChain is probe's walk of a whole probe sequence.
+func (t *Table) probeChain(h, w0, w1 uint64) (f free, absent bool) {
+	pat := tagOf(h) * lanes8
+	base, i := t.home(h)
+	j := i
+	for n := 1; n <= int(t.nbPer); n++ {
+		bk := &t.buckets[base+j]
+		c0 := bk.ctrl[0].Load()
+		c1 := bk.ctrl[1].Load()
+		m0, m1 := zeroBytes(c0^pat), zeroBytes(c1^pat)&ctrl1Tag
+		for m0|m1 != 0 {
+			var lane int
+			if m0 != 0 {
+				lane = bits.TrailingZeros64(m0) >> 3
+				m0 &= m0 - 1
+			} else {
+				lane = 8 + bits.TrailingZeros64(m1)>>3
+				m1 &= m1 - 1
+			}
+			if _, ok := t.confirm(bk.ids[lane].Load(), w0, w1); ok {
+				return free{}, false
+			}
+		}
+		if f.n == 0 {
+			if free0 := zeroBytes(c0); free0 != 0 {
+				f = free{base: base, i: i, j: j, lane: bits.TrailingZeros64(free0) >> 3, n: n}
+			} else if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
+				f = free{base: base, i: i, j: j, lane: 8 + bits.TrailingZeros64(free1)>>3, n: n}
+			}
+		}
+		if c1 < ovfOne {
+			break
+		}
+		j = t.next(j)
+	}
+	// f.n 0: lanes are free only past the chain's end, where add finds one.
+	return f, true
+}
+
+// place stores entry e with hash h in the lane probe found, raising the
+// overflow count of every bucket of h's probe sequence before it, as add
+// does. It returns f.n.
+func (t *Table) place(h uint64, f free, e uint32) int {
+	for k := f.i; k != f.j; k = t.next(k) {
+		c := &t.buckets[f.base+k].ctrl[1]
+		c.Store(c.Load() + ovfOne)
+	}
+	bk := &t.buckets[f.base+f.j]
+	tag := tagOf(h)
+	bk.ids[f.lane].Store(e)
+	if f.lane < 8 {
+		bk.ctrl[0].Store(bk.ctrl[0].Load() | tag<<(8*f.lane))
+	} else {
+		bk.ctrl[1].Store(bk.ctrl[1].Load() | tag<<(8*(f.lane-8)))
+	}
+	return f.n
+}

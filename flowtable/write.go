@@ -16,20 +16,39 @@ import (
 // free; existing sessions are never disturbed. Each refusal is counted in
 // Stats. It allocates nothing.
 func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id, gen uint32, r InsertResult) {
-	k0, k1 := s.Key[Orig], s.Key[Reply]
-	a0, a1 := k0.Words()
-	b0, b1 := k1.Words()
-	h0, h1 := hash2(t.seed, a0, a1), hash2(t.seed, b0, b1)
+	h0, h1 := t.Hash(s.Key[Orig]), t.Hash(s.Key[Reply])
+	t.touch(h0, h1)
+	return t.InsertHashed(s, h0, h1, state, timeout, now)
+}
+
+// Hash returns the hash of key k under the table's seed: what
+// InsertHashed, PrefetchInsert and PrefetchKey take, so that a creation
+// hashes each of its keys once.
+func (t *Table) Hash(k packet.Tuple) uint64 {
+	a0, a1 := k.Words()
+	return hash2(t.seed, a0, a1)
+}
+
+// InsertHashed is Insert of a session whose keys hash (Hash) to h0 and
+// h1, for a caller that has started loading both keys' home buckets
+// already (a creation: its lookup read the Orig key's, and PrefetchKey
+// the Reply key's): it does not load them again before it locks.
+func (t *Table) InsertHashed(s *Session, h0, h1 uint64, state uint8, timeout uint32, now Time) (id, gen uint32, r InsertResult) {
+	a0, a1 := s.Key[Orig].Words()
+	b0, b1 := s.Key[Reply].Words()
 	sa, sc := t.shardOf(h0), t.shardOf(h1)
 	home := &t.shards[sa]
-	if k0 == k1 {
+	if a0 == b0 && a1 == b1 {
 		home.refused[ErrSameKey].Add(1)
 		return 0, 0, ErrSameKey
 	}
 
-	t.touch(h0, h1)
 	t.lock2(sa, sc)
-	if t.has(h0, a0, a1) || t.has(h1, b0, b1) {
+	// One walk of each key's probe sequence both proves the key absent
+	// and finds where it goes (the first free lane).
+	f0, ok0 := t.probe(h0, a0, a1)
+	f1, ok1 := t.probe(h1, b0, b1)
+	if !ok0 || !ok1 {
 		t.unlock2(sa, sc)
 		home.refused[ErrExists].Add(1)
 		return 0, 0, ErrExists
@@ -40,12 +59,24 @@ func (t *Table) Insert(s *Session, state uint8, timeout uint32, now Time) (id, g
 		home.refused[ErrFull].Add(1)
 		return 0, 0, ErrFull
 	}
-	gen = t.fill(id, s, packLife(state, s.Flags, timeout), now)
+	gen = t.fill(id, s, a0, a1, b0, b1, packLife(state, s.Flags, timeout), now)
 
-	n0 := t.add(h0, id<<1|uint32(Orig))
-	n1 := 0
+	n0, n1 := 0, 0
+	if f0.n != 0 {
+		n0 = t.place(h0, f0, id<<1|uint32(Orig))
+	} else {
+		n0 = t.add(h0, id<<1|uint32(Orig))
+	}
 	if n0 != 0 {
-		if n1 = t.add(h1, id<<1|uint32(Reply)); n1 == 0 {
+		if f0.n != 0 && f1.n != 0 && f1.base+f1.j != f0.base+f0.j {
+			n1 = t.place(h1, f1, id<<1|uint32(Reply))
+		} else {
+			// The probe found no lane, or the one it found is in the
+			// bucket the Orig key's entry just took (its first free lane
+			// is then that one): add looks again.
+			n1 = t.add(h1, id<<1|uint32(Reply))
+		}
+		if n1 == 0 {
 			t.remove(h0, id<<1|uint32(Orig))
 		}
 	}
@@ -75,12 +106,6 @@ func (t *Table) touch(h0, h1 uint64) {
 	t.buckets[b1+i1].ctrl[0].Load()
 }
 
-// has reports whether a live session has key (w0, w1) with hash h.
-func (t *Table) has(h, w0, w1 uint64) bool {
-	_, _, _, ok := t.lookup(h, w0, w1)
-	return ok
-}
-
 // fill writes a free slot and publishes it with a new odd generation. A
 // reader that raced the slot's previous session may still be loading it
 // (and discards what it loaded when it checks the generation), so every
@@ -90,20 +115,25 @@ func (t *Table) has(h, w0, w1 uint64) bool {
 // creation) — and meta goes last with an atomic store, whose release
 // makes everything before it visible to a reader that sees the new
 // generation.
-func (t *Table) fill(id uint32, s *Session, life uint32, now Time) uint32 {
+func (t *Table) fill(id uint32, s *Session, a0, a1, b0, b1 uint64, life uint32, now Time) uint32 {
 	e, c := &t.hots[id], &t.colds[id]
 	gen := (genOf(atomic.LoadUint64(&e.meta)) + 1) & (1<<genBits - 1)
-	for d := range 2 {
-		a, _ := s.Key[d].Words()
-		store64(&e.addrs[d], a)
-		store32(&e.ports[d], keyPorts(s.Key[d]))
-		store64(&e.track[d], s.Track[d])
-		store32(&e.cnt[d], 0)
-		store64(&c.pkts[d], 0)
-		store64(&c.bytes[d], 0)
-	}
+	// (a0, a1) and (b0, b1) are the keys' words (packet.Tuple.Words):
+	// addresses, then SrcPort<<48 | DstPort<<32 | protocol.
+	store64(&e.addrs[Orig], a0)
+	store64(&e.addrs[Reply], b0)
+	store32(&e.ports[Orig], uint32(a1>>32))
+	store32(&e.ports[Reply], uint32(b1>>32))
+	store64(&e.track[Orig], s.Track[Orig])
+	store64(&e.track[Reply], s.Track[Reply])
+	store32(&e.cnt[Orig], 0)
+	store32(&e.cnt[Reply], 0)
 	store32(&e.seen, uint32(now))
 	store32(&e.life, life)
+	store64(&c.pkts[Orig], 0)
+	store64(&c.pkts[Reply], 0)
+	store64(&c.bytes[Orig], 0)
+	store64(&c.bytes[Reply], 0)
 	store32(&c.parent, s.Parent)
 	store32(&c.parentGen, s.ParentGen)
 	store32(&c.start, uint32(now))
@@ -262,32 +292,25 @@ func (sh *shard) setHint() {
 }
 
 // PrefetchInsert starts loading the lines an Insert of a session whose
-// Orig key is k will write first: the hot line and cold entry of the slot
-// its shard will most likely hand out (shard.hint). A creation calls it
-// as soon as it knows k, so that the misses run while it decides the
-// translation instead of one after another under the shard locks (a
-// fresh slot is two lines nobody has read for a timeout or ever). It
-// takes no lock and writes nothing.
-func (t *Table) PrefetchInsert(k packet.Tuple) {
-	a0, a1 := k.Words()
-	sh := &t.shards[t.shardOf(hash2(t.seed, a0, a1))]
-	if id := atomic.LoadUint32(&sh.hint); id != 0 && int(id) <= len(t.hots) {
-		c := &t.colds[id-1]
-		prefetch.Line(&t.hots[id-1].meta)
-		prefetch.Line(&c.pkts[0])
-		prefetch.Line32(&c.labels) // a cold entry may straddle two lines
+// Orig key hashes (Hash) to h will write first: the hot line and cold
+// entry of the slot its shard will most likely hand out (shard.hint). A
+// creation calls it as soon as it knows the key, so that the misses run
+// while it decides the translation instead of one after another under
+// the shard locks (a fresh slot is two lines nobody has read for a
+// timeout or ever). It takes no lock and writes nothing.
+func (t *Table) PrefetchInsert(h uint64) {
+	id := atomic.LoadUint32(&t.shards[t.shardOf(h)].hint) - 1 // 0 (none): ^0
+	if id < uint32(len(t.hots)) && id < uint32(len(t.colds)) {
+		prefetch.Slot(&t.hots[id].meta, &t.colds[id].pkts[0])
 	}
 }
 
-// PrefetchKey starts loading the index bucket where key k is looked up
-// and inserted first: a creation calls it for its reply key as soon as it
-// has chosen the translation (the Orig key's bucket is in cache from the
-// lookup that missed). It takes no lock and writes nothing.
-func (t *Table) PrefetchKey(k packet.Tuple) {
-	a0, a1 := k.Words()
-	b, i := t.home(hash2(t.seed, a0, a1))
-	idx := [1]uint32{b + i}
-	prefetchBuckets(t.buckets, idx[:])
+// PrefetchKey starts loading the index bucket where a key of hash h (Hash)
+// is looked up and inserted first: a creation calls it for its reply key
+// as soon as it has chosen the translation (the Orig key's bucket is in
+// cache from the lookup that missed). It takes no lock and writes nothing.
+func (t *Table) PrefetchKey(h uint64) {
+	prefetch.Word(&t.buckets[t.bucketOf(h)].ctrl[0])
 }
 
 // free appends a dead slot to shard s's free list, to wait there for the

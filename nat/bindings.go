@@ -1,5 +1,7 @@
 package nat
 
+import "github.com/fastnat/fastnat/internal/prefetch"
+
 // A binding is an endpoint-independent mapping (RFC 4787 REQ-1): while any
 // session of inside endpoint (address, port) lives, new sessions from it to
 // any destination reuse the same public endpoint. Bindings are touched only
@@ -30,19 +32,24 @@ type bindings struct {
 }
 
 // prefetch starts loading the slot where k's binding would be, for
-// acquire to find it there.
-func (b *bindings) prefetch(k bindKey) { b.epMap.prefetch(b.hash(k.word())) }
+// acquire to find it there, and returns k's hash, acquire's h.
+func (b *bindings) prefetch(k bindKey) uint64 {
+	h := epHash(b.seed, k.word())
+	sh := &b.shards[epShardOf(h)]
+	prefetch.Line(&sh.slots[epHome(h, len(sh.slots))].key)
+	return h
+}
 
-// acquire returns the public endpoint of k's binding, taking one more
+// acquire returns the public endpoint of k's binding (k hashes to h, as
+// prefetch returned), taking one more
 // reference, or makes the binding: alloc returns a new binding's public
 // endpoint, rule and time and Forward, or the verdict that refuses it.
 // Both run under k's shard lock, so a binding is made once. made reports
 // a new binding, which the caller adds to the public-endpoint map before
 // anything can release it (insert): outside this lock, so that the
 // public map's slot loads meanwhile.
-func (b *bindings) acquire(k bindKey, alloc func() (binding, Verdict)) (addr uint32, port uint16, made bool, v Verdict) {
+func (b *bindings) acquire(k bindKey, h uint64, alloc func() (binding, Verdict)) (addr uint32, port uint16, made bool, v Verdict) {
 	w := k.word()
-	h := b.hash(w)
 	sh := b.lock(h)
 	i, ok := sh.find(h, w)
 	if ok {

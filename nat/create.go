@@ -20,7 +20,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		e.createAddrOnly(frame, p, from, now, c, r)
 		return
 	}
-	toPublic := c.public[t.DstAddr] // to an address of the NAT's own
+	toPublic := c.isPublic(t.DstAddr) // to an address of the NAT's own
 	if from == Inside && t.Proto != packet.ProtoICMP && toPublic &&
 		e.n.bindings.mapsTo(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)}, t.DstAddr, t.DstPort) {
 		// To its own mapping: no session can hold the flow (see reflect).
@@ -71,10 +71,12 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	// will wait for — the slot its insert will fill and, from inside,
 	// where the source's binding would be — so that they arrive while
 	// the checks and the rules run (see the package doc, Creation).
-	e.madeBinding = false
-	e.n.table.PrefetchInsert(t)
+	e.madeBinding, e.pubHash = false, 0
+	h0 := e.n.table.Hash(t)
+	e.n.table.PrefetchInsert(h0)
+	var bh uint64 // the source's binding's hash
 	if from == Inside {
-		e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
+		bh = e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
 	}
 	if !l4ChecksumOK(frame, p) {
 		// Checked once per session, on the slow path: a sender whose
@@ -84,23 +86,25 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		r.Verdict = DropBadL4Checksum
 		return
 	}
-	if ex, ok := e.n.table.MatchExpectation(t, now); ok {
-		e.createExpected(frame, p, from, now, c, class, ex, r)
-		return
+	if e.n.table.Expecting() {
+		if ex, ok := e.n.table.MatchExpectation(t, now); ok {
+			e.createExpected(frame, p, from, now, c, class, ex, h0, r)
+			return
+		}
 	}
 	var s flowtable.Session
 	s.Key[flowtable.Orig] = t
 	s.MapEntry = -1
 	x := t // the translated tuple
 	var o origin
-	if srv, ok := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]; ok {
+	if srv, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
 		// nat server: DNAT. From inside it is hairpinning and needs source
 		// NAT too, or the server would answer the client directly.
 		x.DstAddr, x.DstPort = srv.addr, srv.port
 		o = serverOrigin(srv, natlog.ViaRule)
 		if from == Inside {
 			o = serverOrigin(srv, natlog.ViaHairpin)
-			if _, ok := e.snat(c, &s, &x, class, r); !ok {
+			if _, ok := e.snat(c, &s, &x, class, bh, r); !ok {
 				return
 			}
 		}
@@ -136,19 +140,23 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 			return
 		}
 		x.DstAddr, x.DstPort = in.addr, in.port
-		rule, ok := e.snat(c, &s, &x, class, r)
+		rule, ok := e.snat(c, &s, &x, class, bh, r)
 		if !ok {
 			return
 		}
 		s.Flags |= flagHeld
 		o = outboundOrigin(rule, natlog.ViaHairpin)
 	} else {
-		rule, ok := e.snat(c, &s, &x, class, r)
+		rule, ok := e.snat(c, &s, &x, class, bh, r)
 		if !ok {
 			return
 		}
 		o = outboundOrigin(rule, natlog.ViaRule)
 	}
+	// What insert waits for last: the reply key's index bucket.
+	s.Key[flowtable.Reply] = x.Reverse()
+	h1 := e.n.table.Hash(s.Key[flowtable.Reply])
+	e.n.table.PrefetchKey(h1)
 	if from == Inside {
 		s.Flags |= flagOrigFromInside
 	}
@@ -162,9 +170,8 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 			s.Flags |= flagALG
 		}
 	}
-	s.Key[flowtable.Reply] = x.Reverse()
 	s.Rule, s.Ingress = o.label, e.ingress
-	e.insert(frame, p, from, now, c, &s, o, r)
+	e.insert(frame, p, from, now, c, &s, h0, h1, o, r)
 }
 
 // origin is which rule makes a session: the label the session keeps
@@ -193,8 +200,9 @@ func (n *NAT) algOrigin(parent uint16) origin {
 
 // snat chooses the public source endpoint for an inside source: through the
 // outbound rule whose prefixes hold it, with an endpoint-independent
-// binding or a port of its own. It returns the rule.
-func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class int, r *Result) (*outboundRule, bool) {
+// binding or a port of its own (bh is the hash of x's source's binding
+// key, bindings.prefetch's). It returns the rule.
+func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class int, bh uint64, r *Result) (*outboundRule, bool) {
 	rule := c.outboundFor(x.SrcAddr)
 	if rule == nil {
 		r.Verdict = DropNoRule
@@ -208,7 +216,7 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	)
 	if rule.eim {
 		k := bindKey{addr: x.SrcAddr, port: x.SrcPort, class: uint8(class)}
-		addr, port, made, v = e.n.bindings.acquire(k, func() (binding, Verdict) {
+		addr, port, made, v = e.n.bindings.acquire(k, bh, func() (binding, Verdict) {
 			a, p, v := e.claim(c, rule, class, x.SrcAddr, x.SrcPort)
 			if v != Forward {
 				return binding{}, v
@@ -237,11 +245,10 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	}
 	// What insert waits for next: the new public endpoint's entry in the
 	// public map (a new binding's or the session's own port; insert adds
-	// it) and the reply key's index bucket.
+	// it).
 	if made || !rule.eim {
-		e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
+		e.pubHash = e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
 	}
-	e.n.table.PrefetchKey(x.Reverse())
 	e.madeBinding = made
 	return rule, true
 }
@@ -355,8 +362,19 @@ func (c *compiled) reserved(addr uint32, class int, port uint16) bool {
 	default:
 		return false
 	}
-	_, ok := c.servers[serverKey{addr: addr, port: port, proto: proto}]
+	_, ok := c.server(addr, port, proto)
 	return ok
+}
+
+// server returns the nat server rule's destination for public endpoint
+// (addr, port) of proto. Most configurations have none: that case costs
+// no map lookup.
+func (c *compiled) server(addr uint32, port uint16, proto uint8) (serverDest, bool) {
+	if len(c.servers) == 0 {
+		return serverDest{}, false
+	}
+	srv, ok := c.servers[serverKey{addr: addr, port: port, proto: proto}]
+	return srv, ok
 }
 
 func mix32(x uint32) uint32 {
@@ -369,7 +387,7 @@ func mix32(x uint32) uint32 {
 }
 
 // createExpected creates the data session an ALG expectation announced.
-func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, class int, ex flowtable.Expectation, r *Result) {
+func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, class int, ex flowtable.Expectation, h0 uint64, r *Result) {
 	t := p.Tuple
 	var s flowtable.Session
 	s.Key[flowtable.Orig] = t
@@ -413,17 +431,17 @@ func (e *Engine) createExpected(frame []byte, p *packet.Parsed, from Side, now f
 			s.Flags |= flagOwnSrcPort
 		}
 	}
-	e.insert(frame, p, from, now, c, &s, o, r)
+	e.insert(frame, p, from, now, c, &s, h0, e.n.table.Hash(s.Key[flowtable.Reply]), o, r)
 }
 
-// insert publishes a new session, records its create event and
-// translates its first packet. On failure it gives back what the session
-// had claimed.
-func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, s *flowtable.Session, o origin, r *Result) {
-	for d := flowtable.Orig; d <= flowtable.Reply; d++ {
-		l3, l4 := deltas(&s.Key, d)
-		s.L3Delta[d], s.L4Delta[d] = uint32(l3), uint32(l4)
-	}
+// insert publishes a new session, whose keys hash (flowtable.Table.Hash)
+// to h0 and h1, records its create event and translates its first packet.
+// On failure it gives back what the session had claimed.
+func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, c *compiled, s *flowtable.Session, h0, h1 uint64, o origin, r *Result) {
+	// The Orig direction's deltas: the table keeps those and derives the
+	// Reply direction's, their negation (see deltas).
+	l3, l4 := deltas(&s.Key, flowtable.Orig)
+	s.L3Delta[flowtable.Orig], s.L4Delta[flowtable.Orig] = uint32(l3), uint32(l4)
 	state, timeout := tcpNone, c.timeouts[toUDP]
 	switch s.Key[flowtable.Orig].Proto {
 	case packet.ProtoTCP:
@@ -440,16 +458,18 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// mapping others may hairpin to while it lives: recorded before
 		// the session is published, so that releasePorts, on any path
 		// from here, finds it to remove.
-		e.madeBinding = false
-		if !e.n.public.add(ownMapping(s, class)) {
+		pub, in := ownMapping(s, class)
+		h := e.pubHash
+		e.madeBinding, e.pubHash = false, 0
+		if !e.n.public.add(pub, in, h) {
 			e.n.releasePorts(s, &e.log, e.wall)
 			r.Verdict = DropTableFull
 			return
 		}
 	}
-	id, gen, res := e.n.table.Insert(s, state, timeout, now)
+	id, gen, res := e.n.table.InsertHashed(s, h0, h1, state, timeout, now)
 	if res == flowtable.ErrExists && e.reclaim(s) {
-		id, gen, res = e.n.table.Insert(s, state, timeout, now)
+		id, gen, res = e.n.table.InsertHashed(s, h0, h1, state, timeout, now)
 	}
 	if res != flowtable.Inserted {
 		e.n.releasePorts(s, &e.log, e.wall)
@@ -561,7 +581,7 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		r.Verdict = DropProtocol
 		return
 	}
-	if from == Outside || c.public[t.DstAddr] {
+	if from == Outside || c.isPublic(t.DstAddr) {
 		// Nothing publishes such a protocol (nat.server is TCP and UDP),
 		// so nothing from outside, or hairpinned to a public address,
 		// has an inside host to reach.
@@ -603,7 +623,7 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		}
 		s.Key[flowtable.Reply] = x.Reverse()
 		e.madeBinding = false
-		e.insert(frame, p, from, now, c, &s, o, r)
+		e.insert(frame, p, from, now, c, &s, e.n.table.Hash(t), e.n.table.Hash(s.Key[flowtable.Reply]), o, r)
 		return
 	}
 	e.log.emitLimited(&natlog.Event{Type: natlog.PortsExhausted, Time: e.wall, RuleKind: natlog.RuleOutbound, Rule: rule.index,

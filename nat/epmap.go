@@ -86,8 +86,12 @@ func (m *epMap[V]) init(capacity int, seed uint64) error {
 }
 
 // hash mixes w under the map's seed (MurmurHash3's 64-bit finalizer).
-func (m *epMap[V]) hash(w uint64) uint64 {
-	h := w ^ m.seed
+func (m *epMap[V]) hash(w uint64) uint64 { return epHash(m.seed, w) }
+
+// epHash is hash, a plain function so that the maps' concrete callers
+// inline it (a generic method is called through its shape's dictionary).
+func epHash(seed, w uint64) uint64 {
+	h := w ^ seed
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
@@ -97,7 +101,7 @@ func (m *epMap[V]) hash(w uint64) uint64 {
 }
 
 // shard is the shard of keys of hash h.
-func (m *epMap[V]) shard(h uint64) *epShard[V] { return &m.shards[h>>(64-epShardBits)] }
+func (m *epMap[V]) shard(h uint64) *epShard[V] { return &m.shards[epShardOf(h)] }
 
 // lock locks the shard of keys of hash h and returns it; the caller
 // unlocks sh.mu.
@@ -116,9 +120,13 @@ func (m *epMap[V]) prefetch(h uint64) {
 }
 
 // home is the first slot a key of hash h probes.
-func (s *epShard[V]) home(h uint64) int {
-	return int(uint64(uint32(h)) * uint64(len(s.slots)) >> 32)
-}
+func (s *epShard[V]) home(h uint64) int { return epHome(h, len(s.slots)) }
+
+// epHome is home for a shard of n slots (see epHash).
+func epHome(h uint64, n int) int { return int(uint64(uint32(h)) * uint64(n) >> 32) }
+
+// epShardOf is the index of the shard of keys of hash h.
+func epShardOf(h uint64) uint64 { return h >> (64 - epShardBits) }
 
 // find returns the slot holding key w (of hash h) and true, or the empty
 // slot where it would go and false.

@@ -152,7 +152,7 @@ func TestAcquireOnFullShard(t *testing.T) {
 	k := bindKey{addr: 0x0a000001, port: 1000, class: classUDP}
 	fillShardOf(&b.epMap, k, func(bindKey) binding { return binding{refs: 1} })
 	called := false
-	_, _, made, v := b.acquire(k, func() (binding, Verdict) {
+	_, _, made, v := b.acquire(k, b.hash(k.word()), func() (binding, Verdict) {
 		called = true
 		return binding{pubAddr: 1, pubPort: 2}, Forward
 	})
@@ -161,7 +161,7 @@ func TestAcquireOnFullShard(t *testing.T) {
 	}
 	// The same for the public map.
 	fillShardOf(&pub.epMap, k, func(o bindKey) bindKey { return o })
-	if pub.add(k, bindKey{addr: 9}) {
+	if pub.add(k, bindKey{addr: 9}, 0) {
 		t.Fatal("added to a full shard")
 	}
 	if _, ok := pub.lookup(k); ok {

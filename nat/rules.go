@@ -139,6 +139,7 @@ type compiled struct {
 	outbound   []outboundRule
 	servers    map[serverKey]serverDest
 	public     map[uint32]bool // every address the NAT answers for
+	publicSet  []uint32        // public's addresses, for isPublic
 	insideNets []prefix4
 	portmap    *portmap.Table
 	timeouts   [numTimeouts]uint32 // seconds
@@ -283,7 +284,50 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 			c.insideNets = append(c.insideNets, toPrefix4(p))
 		}
 	}
+	c.publicSet = addrSet(c.public)
 	return c, nil
+}
+
+// addrSet lays the addresses of m out for isPublic: open addressing in a
+// power-of-two array at most half full, linear probing from mix32's low
+// bits, 0 marking an empty slot (0.0.0.0 is never an address of the NAT's
+// own; config refuses it).
+func addrSet(m map[uint32]bool) []uint32 {
+	n := 4
+	for n < 2*len(m) {
+		n *= 2
+	}
+	set := make([]uint32, n)
+	for a := range m {
+		if a == 0 {
+			continue
+		}
+		i := mix32(a) & uint32(n-1)
+		for set[i] != 0 {
+			i = (i + 1) & uint32(n-1)
+		}
+		set[i] = a
+	}
+	return set
+}
+
+// isPublic reports whether addr is an address the NAT answers for (the
+// first question of every creation: a Go map lookup cost five times as
+// many instructions).
+func (c *compiled) isPublic(addr uint32) bool {
+	set := c.publicSet
+	if len(set) == 0 {
+		return false
+	}
+	mask := uint32(len(set) - 1)
+	for i := mix32(addr) & mask; ; i = (i + 1) & mask {
+		switch set[i] {
+		case addr:
+			return addr != 0
+		case 0:
+			return false
+		}
+	}
 }
 
 // isInside reports whether addr is reached through an inside interface.

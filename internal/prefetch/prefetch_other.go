@@ -2,8 +2,16 @@
 
 package prefetch
 
+import "sync/atomic"
+
 // Line does nothing on this architecture.
 func Line(p *uint64) {}
 
 // Line32 does nothing on this architecture.
 func Line32(p *uint32) {}
+
+// Word does nothing on this architecture.
+func Word(p *atomic.Uint64) {}
+
+// Slot does nothing on this architecture.
+func Slot(hot, cold *uint64) {}
