@@ -196,14 +196,19 @@ func (t *Table) bucketOf(h uint64) uint32 {
 	return base + i
 }
 
-// free is where probe found an index entry may go: lane of bucket j of
-// the shard whose buckets start at base, the n-th of its key's probe
-// sequence, which starts at bucket i (n 0: none free).
-type free struct {
-	base, i, j uint32
-	lane       int
-	n          int
+// A free (probe's result) is where an index entry may go, packed in a
+// word so that a writer keeps two in registers: the bucket's index in
+// Table.buckets <<32 | n<<8 | lane, where the bucket is the n-th of its
+// key's probe sequence; 0 when none is free.
+type free uint64
+
+func makeFree(bucket uint32, n, lane int) free {
+	return free(uint64(bucket)<<32 | uint64(n)<<8 | uint64(lane))
 }
+
+func (f free) bucket() uint32 { return uint32(f >> 32) }
+func (f free) n() int         { return int(uint32(f) >> 8) }
+func (f free) lane() int      { return int(f & 0xff) }
 
 // probe walks the probe sequence of a key with words (w0, w1) and hash h
 // once, as lookup and add would each walk it: it reports false if a live
@@ -213,19 +218,19 @@ type free struct {
 // place of another key into a different bucket.
 func (t *Table) probe(h, w0, w1 uint64) (f free, absent bool) {
 	pat := tagOf(h) * lanes8
-	base, i := t.home(h)
-	bk := &t.buckets[base+i]
+	b := t.bucketOf(h)
+	bk := &t.buckets[b]
 	c0, c1 := bk.ctrl[0].Load(), bk.ctrl[1].Load()
 	if c1 < ovfOne && zeroBytes(c0^pat)|zeroBytes(c1^pat)&ctrl1Tag == 0 {
 		// The common case: the chain ends at the home bucket, and no
 		// lane's tag matches the key's.
 		if free0 := zeroBytes(c0); free0 != 0 {
-			return free{base: base, i: i, j: i, lane: bits.TrailingZeros64(free0) >> 3, n: 1}, true
+			return makeFree(b, 1, bits.TrailingZeros64(free0)>>3), true
 		}
 		if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
-			return free{base: base, i: i, j: i, lane: 8 + bits.TrailingZeros64(free1)>>3, n: 1}, true
+			return makeFree(b, 1, 8+bits.TrailingZeros64(free1)>>3), true
 		}
-		return free{}, true
+		return 0, true
 	}
 	return t.probeChain(h, w0, w1)
 }
@@ -233,8 +238,7 @@ func (t *Table) probe(h, w0, w1 uint64) (f free, absent bool) {
 // probeChain is probe's walk of a whole probe sequence.
 func (t *Table) probeChain(h, w0, w1 uint64) (f free, absent bool) {
 	pat := tagOf(h) * lanes8
-	base, i := t.home(h)
-	j := i
+	base, j := t.home(h)
 	for n := 1; n <= int(t.nbPer); n++ {
 		bk := &t.buckets[base+j]
 		c0 := bk.ctrl[0].Load()
@@ -250,14 +254,14 @@ func (t *Table) probeChain(h, w0, w1 uint64) (f free, absent bool) {
 				m1 &= m1 - 1
 			}
 			if _, ok := t.confirm(bk.ids[lane].Load(), w0, w1); ok {
-				return free{}, false
+				return 0, false
 			}
 		}
-		if f.n == 0 {
+		if f == 0 {
 			if free0 := zeroBytes(c0); free0 != 0 {
-				f = free{base: base, i: i, j: j, lane: bits.TrailingZeros64(free0) >> 3, n: n}
+				f = makeFree(base+j, n, bits.TrailingZeros64(free0)>>3)
 			} else if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
-				f = free{base: base, i: i, j: j, lane: 8 + bits.TrailingZeros64(free1)>>3, n: n}
+				f = makeFree(base+j, n, 8+bits.TrailingZeros64(free1)>>3)
 			}
 		}
 		if c1 < ovfOne {
@@ -265,25 +269,31 @@ func (t *Table) probeChain(h, w0, w1 uint64) (f free, absent bool) {
 		}
 		j = t.next(j)
 	}
-	// f.n 0: lanes are free only past the chain's end, where add finds one.
+	// f 0: lanes are free only past the chain's end, where add finds one.
 	return f, true
 }
 
 // place stores entry e with hash h in the lane probe found, raising the
 // overflow count of every bucket of h's probe sequence before it, as add
-// does. It returns f.n.
+// does. It returns how many buckets probe walked to find the lane.
 func (t *Table) place(h uint64, f free, e uint32) int {
-	for k := f.i; k != f.j; k = t.next(k) {
-		c := &t.buckets[f.base+k].ctrl[1]
-		c.Store(c.Load() + ovfOne)
+	n := f.n()
+	if n > 1 {
+		base, k := t.home(h)
+		for range n - 1 {
+			c := &t.buckets[base+k].ctrl[1]
+			c.Store(c.Load() + ovfOne)
+			k = t.next(k)
+		}
 	}
-	bk := &t.buckets[f.base+f.j]
+	bk := &t.buckets[f.bucket()]
 	tag := tagOf(h)
-	bk.ids[f.lane].Store(e)
-	if f.lane < 8 {
-		bk.ctrl[0].Store(bk.ctrl[0].Load() | tag<<(8*f.lane))
+	lane := f.lane()
+	bk.ids[lane].Store(e)
+	if lane < 8 {
+		bk.ctrl[0].Store(bk.ctrl[0].Load() | tag<<(8*lane))
 	} else {
-		bk.ctrl[1].Store(bk.ctrl[1].Load() | tag<<(8*(f.lane-8)))
+		bk.ctrl[1].Store(bk.ctrl[1].Load() | tag<<(8*(lane-8)))
 	}
-	return f.n
+	return n
 }

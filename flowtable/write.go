@@ -62,13 +62,13 @@ func (t *Table) InsertHashed(s *Session, h0, h1 uint64, state uint8, timeout uin
 	gen = t.fill(id, s, a0, a1, b0, b1, packLife(state, s.Flags, timeout), now)
 
 	n0, n1 := 0, 0
-	if f0.n != 0 {
+	if f0 != 0 {
 		n0 = t.place(h0, f0, id<<1|uint32(Orig))
 	} else {
 		n0 = t.add(h0, id<<1|uint32(Orig))
 	}
 	if n0 != 0 {
-		if f0.n != 0 && f1.n != 0 && f1.base+f1.j != f0.base+f0.j {
+		if f0 != 0 && f1 != 0 && f1.bucket() != f0.bucket() {
 			n1 = t.place(h1, f1, id<<1|uint32(Reply))
 		} else {
 			// The probe found no lane, or the one it found is in the
