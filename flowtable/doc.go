@@ -72,7 +72,10 @@
 // lines of the slot the key's shard will most likely hand out (each
 // shard's free list keeps that hint, written under its lock and loaded
 // without it), so that a creation starts them as soon as it knows the
-// keys.
+// keys. Both take a key's hash (Hash), and InsertHashed takes the two
+// keys', so a creation hashes each key once; under the shard locks an
+// insert walks each key's probe sequence once, proving the key absent
+// and finding its lane in the same pass (probe, then place).
 //
 // # Batched lookups
 //
