@@ -196,24 +196,24 @@ func (t *Table) bucketOf(h uint64) uint32 {
 	return base + i
 }
 
-// A free (probe's result) is where an index entry may go, packed in a
-// word so that a writer keeps two in registers: the bucket's index in
-// Table.buckets <<32 | n<<8 | lane, where the bucket is the n-th of its
-// key's probe sequence; 0 when none is free.
+// A free (probe's result) is a free lane of a key's home bucket, where
+// its index entry may go, packed in a word so that a writer keeps two in
+// registers: the bucket's index in Table.buckets <<32 | lane<<8 | 1; 0
+// for none.
 type free uint64
 
-func makeFree(bucket uint32, n, lane int) free {
-	return free(uint64(bucket)<<32 | uint64(n)<<8 | uint64(lane))
+func makeFree(bucket uint32, lane int) free {
+	return free(uint64(bucket)<<32 | uint64(lane)<<8 | 1)
 }
 
 func (f free) bucket() uint32 { return uint32(f >> 32) }
-func (f free) n() int         { return int(uint32(f) >> 8) }
-func (f free) lane() int      { return int(f & 0xff) }
+func (f free) lane() int      { return int(uint32(f) >> 8) }
 
 // probe walks the probe sequence of a key with words (w0, w1) and hash h
 // once, as lookup and add would each walk it: it reports false if a live
 // session has the key, else true and the first free lane, where add would
-// put the key's entry (place puts it there). The caller holds h's shard
+// put the key's entry (place puts it there) if that is in the key's home
+// bucket, else 0 (add then finds it). The caller holds h's shard
 // lock and changes nothing in the shard between probe and place but the
 // place of another key into a different bucket.
 func (t *Table) probe(h, w0, w1 uint64) (f free, absent bool) {
@@ -225,67 +225,27 @@ func (t *Table) probe(h, w0, w1 uint64) (f free, absent bool) {
 		// The common case: the chain ends at the home bucket, and no
 		// lane's tag matches the key's.
 		if free0 := zeroBytes(c0); free0 != 0 {
-			return makeFree(b, 1, bits.TrailingZeros64(free0)>>3), true
+			return makeFree(b, bits.TrailingZeros64(free0)>>3), true
 		}
 		if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
-			return makeFree(b, 1, 8+bits.TrailingZeros64(free1)>>3), true
+			return makeFree(b, 8+bits.TrailingZeros64(free1)>>3), true
 		}
 		return 0, true
 	}
 	return t.probeChain(h, w0, w1)
 }
 
-// probeChain is probe's walk of a whole probe sequence.
+// probeChain is probe past the common case: a lookup proves the key
+// absent, and add, which walks the sequence again, finds its lane.
 func (t *Table) probeChain(h, w0, w1 uint64) (f free, absent bool) {
-	pat := tagOf(h) * lanes8
-	base, j := t.home(h)
-	for n := 1; n <= int(t.nbPer); n++ {
-		bk := &t.buckets[base+j]
-		c0 := bk.ctrl[0].Load()
-		c1 := bk.ctrl[1].Load()
-		m0, m1 := zeroBytes(c0^pat), zeroBytes(c1^pat)&ctrl1Tag
-		for m0|m1 != 0 {
-			var lane int
-			if m0 != 0 {
-				lane = bits.TrailingZeros64(m0) >> 3
-				m0 &= m0 - 1
-			} else {
-				lane = 8 + bits.TrailingZeros64(m1)>>3
-				m1 &= m1 - 1
-			}
-			if _, ok := t.confirm(bk.ids[lane].Load(), w0, w1); ok {
-				return 0, false
-			}
-		}
-		if f == 0 {
-			if free0 := zeroBytes(c0); free0 != 0 {
-				f = makeFree(base+j, n, bits.TrailingZeros64(free0)>>3)
-			} else if free1 := zeroBytes(c1) & ctrl1Tag; free1 != 0 {
-				f = makeFree(base+j, n, 8+bits.TrailingZeros64(free1)>>3)
-			}
-		}
-		if c1 < ovfOne {
-			break
-		}
-		j = t.next(j)
-	}
-	// f 0: lanes are free only past the chain's end, where add finds one.
-	return f, true
+	_, _, _, found := t.lookup(h, w0, w1)
+	return 0, !found
 }
 
-// place stores entry e with hash h in the lane probe found, raising the
-// overflow count of every bucket of h's probe sequence before it, as add
-// does. It returns how many buckets probe walked to find the lane.
+// place stores entry e with hash h in the lane of its home bucket probe
+// found (no bucket before it to count the entry as overflow, unlike add's
+// farther lanes). It returns 1, the buckets probed, as add would.
 func (t *Table) place(h uint64, f free, e uint32) int {
-	n := f.n()
-	if n > 1 {
-		base, k := t.home(h)
-		for range n - 1 {
-			c := &t.buckets[base+k].ctrl[1]
-			c.Store(c.Load() + ovfOne)
-			k = t.next(k)
-		}
-	}
 	bk := &t.buckets[f.bucket()]
 	tag := tagOf(h)
 	lane := f.lane()
@@ -295,5 +255,5 @@ func (t *Table) place(h uint64, f free, e uint32) int {
 	} else {
 		bk.ctrl[1].Store(bk.ctrl[1].Load() | tag<<(8*(lane-8)))
 	}
-	return n
+	return 1
 }

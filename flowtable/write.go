@@ -44,8 +44,8 @@ func (t *Table) InsertHashed(s *Session, h0, h1 uint64, state uint8, timeout uin
 	}
 
 	t.lock2(sa, sc)
-	// One walk of each key's probe sequence both proves the key absent
-	// and finds where it goes (the first free lane).
+	// One look at each key's home bucket both proves the key absent and
+	// finds where it goes, in the common case (probe).
 	f0, ok0 := t.probe(h0, a0, a1)
 	f1, ok1 := t.probe(h1, b0, b1)
 	if !ok0 || !ok1 {
