@@ -21,8 +21,7 @@ func TestTranslateCommonMatchesTranslate(t *testing.T) {
 		var p Parsed
 		res := Parse(frame, &p)
 		var tu Tuple
-		var c Common
-		ok := ParseCommon(frame, &tu, &c)
+		ok := ParseCommon(frame, &tu)
 		common := res == OK && !p.HasVLAN && p.L4-p.L3 == IPv4MinLen && !p.Frag.IsFragment() &&
 			(p.Tuple.Proto == ProtoUDP || p.Tuple.Proto == ProtoTCP)
 		if ok != common {
@@ -32,11 +31,11 @@ func TestTranslateCommonMatchesTranslate(t *testing.T) {
 			continue
 		}
 		var q Parsed
-		q.SetCommon(frame, tu, c)
-		if q != p || int(c.TTL) != int(frame[EthernetLen+ipTTL]) {
+		q.SetCommon(frame, tu)
+		if q != p {
 			t.Fatalf("case %d: SetCommon %+v, Parse %+v", i, q, p)
 		}
-		if c.TTL < 2 {
+		if CommonIPv4((*CommonHeaders)(frame)).TTL() < 2 {
 			continue
 		}
 		x := Tuple{SrcAddr: r.Uint32(), DstAddr: r.Uint32(), SrcPort: uint16(r.Uint32()), DstPort: uint16(r.Uint32()), Proto: tu.Proto}
@@ -65,12 +64,17 @@ func TestTranslateCommonMatchesTranslate(t *testing.T) {
 func TestParseCommonAllocs(t *testing.T) {
 	frame := udpSpec(40000, 53, make([]byte, 18)).frame(t)
 	var tu Tuple
-	var c Common
 	if n := testing.AllocsPerRun(100, func() {
-		ParseCommon(frame, &tu, &c)
+		ParseCommon(frame, &tu)
 		TranslateCommonIPv4((*CommonHeaders)(frame), 0x0102030405060708, 0)
 		TranslateCommonUDP((*CommonHeaders)(frame), 0x01020304, 0)
 	}); n != 0 {
 		t.Errorf("%v allocations", n)
+	}
+}
+
+func TestTTLDelta(t *testing.T) {
+	if want := Delta(0).Add16(0x0100, 0x0000); ttlDelta != want {
+		t.Errorf("ttlDelta %#x, want %#x", ttlDelta, want)
 	}
 }
