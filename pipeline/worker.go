@@ -558,7 +558,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 // dst on port op, or nil when the cache does not know it (or no longer
 // trusts it): then the port is asked (nextHop).
 func (w *Worker) cachedHop(op int, dst uint32, now flowtable.Time) *neighborEntry {
-	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+	if e := &w.neigh[neighborSlot(dst)]; e.key == hopKey(dst, op) && now-e.stamp < neighborMaxAge {
 		return e
 	}
 	return nil
@@ -598,7 +598,7 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
-	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+	if e := w.cachedHop(op, dst, now); e != nil {
 		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
 	}
