@@ -139,6 +139,9 @@ func (h Hot) L4Delta() uint32 { return uint32(h.meta >> 48) }
 // Flags are the session's hot flags (Session.Flags & HotFlags).
 func (h Hot) Flags() uint8 { return uint8(h.life>>flagShift) & HotFlags }
 
+// State is the session's protocol state (Table.State) as Hot copied it.
+func (h Hot) State() uint8 { return uint8(h.life >> stateShift) }
+
 // hot is the part of a session slot the per-packet path reads and writes:
 // one 64-byte cache line (the arrays are 64-byte aligned). A lookup that
 // hits, its confirmation, the translation, the TCP tracker and the
@@ -288,6 +291,16 @@ func (t *Table) HotTCP(id, gen uint32, dir Dir) (h Hot, state uint8, track [2]ui
 	m := atomic.LoadUint64(&e.meta)
 	h.meta = m ^ -uint64(dir&1)<<32
 	return h, uint8(h.life >> stateShift), track, liveGen(m, gen)
+}
+
+// Track returns the tracking word of direction dir of session id
+// (Session.Track[dir]), for a worker that validated the session (Hot) in
+// its current poll: the grace periods keep the slot from being reused
+// until the poll ends, so the word is the session's own, read after the
+// validation as well as before. HotTCP copies both under the check for
+// any other reader. It inlines, where HotTCP does not.
+func (t *Table) Track(id uint32, dir Dir) uint64 {
+	return atomic.LoadUint64(&t.hots[id].track[dir&1])
 }
 
 // Read copies session (id, gen) into s and reports whether the slot still

@@ -345,14 +345,21 @@ func (e *Engine) ForwardCommon(frame []byte, hit *flowtable.Hit, from Side, now 
 	if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
 		return 0, 0, false
 	}
-	h, state, track, live := tb.HotTCP(hit.ID, hit.Gen, d)
-	f, s := h.Flags(), track[d]
-	if !live || state != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 || s&trInit == 0 {
+	// Hot and then the tracking words, not HotTCP, so that both
+	// inline: the words are the session's once Hot validated it in
+	// this poll (Table.Track).
+	h, live := tb.Hot(hit.ID, hit.Gen, d)
+	f := h.Flags()
+	if !live || h.State() != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
+		return 0, 0, false
+	}
+	s := tb.Track(hit.ID, d)
+	if s&trInit == 0 {
 		return 0, 0, false
 	}
 	n := int(ip.TotalLength())
 	seq := tcp.Seq()
-	next, _ := trackSeg(s, track[d^1], seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
+	next, _ := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
 	addrs, ports := h.XlateWords()
 	packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
 	packet.TranslateCommonTCP(th, ports, packet.Delta(h.L4Delta()))
