@@ -1,6 +1,9 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Header lengths Parse requires of transports other than TCP and UDP.
 const (
@@ -112,7 +115,12 @@ func ParseCommon(frame []byte, t *Tuple) bool {
 		return false
 	}
 	// RFC 791: the sum over the header, checksum included, is all ones.
-	sum := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(d)
+	// Summed in 64-bit words with the carries added back (RFC 1071
+	// §2(B): the sum may be taken in any word size, then folded): the
+	// last carry cannot carry again, nor can the first fold's.
+	sum, c := bits.Add64(a, b, 0)
+	sum, c = bits.Add64(sum, uint64(d), c)
+	sum += c
 	sum = sum>>32 + sum&0xffffffff
 	if Fold(uint32(sum>>32+sum&0xffffffff)) != 0xffff {
 		return false
