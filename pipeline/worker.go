@@ -422,14 +422,16 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	// frames are keys[:nc], in arrival order.
 	nc := 0
 	var rxBytes uint64
+	fast := !w.general
 	for i := range frames {
 		buf := frames[i].Buf
 		rxBytes += uint64(len(buf))
-		kind[i] = kindParse
-		if !w.general && packet.ParseCommon(buf, &keys[nc]) {
-			kind[i] = kindCommon
+		k := kindParse
+		if fast && packet.ParseCommon(buf, &keys[nc]) {
+			k = kindCommon
 			nc++
 		}
+		kind[i] = k
 	}
 	w.c.parse[packet.OK] += uint64(nc)
 	w.c.rxPackets += uint64(len(frames))
