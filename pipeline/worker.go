@@ -457,9 +457,10 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			if h.Found {
 				if out, dst, done := w.engine.ForwardCommon(f.Buf, h, from, now); done {
 					op := w.out[out&1]
-					// The frame's length bounds the packet's: one
-					// that fails this (an Ethernet-padded one only
-					// below any MTU) takes dispatchSlow's exact check.
+					// The frame's length bounds the packet's (only
+					// Ethernet padding makes it longer, and a packet
+					// near any MTU has none): one that fails this
+					// takes dispatchSlow's exact check.
 					if e := w.cachedHop(op, dst, now); e != nil && len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
 						*(*[12]byte)(f.Buf) = e.hdr
 						if len(w.tx[op]) == cap(w.tx[op]) {
