@@ -171,14 +171,3 @@ func (w *Worker) Close() error {
 }
 
 var _ pipeline.Waker = (*Worker)(nil)
-
-// Yield offers the worker's CPU to other runnable threads (sched_yield),
-// which get it only if the scheduler has any waiting there: a spinning
-// worker that shares its core with the hosts it serves (iperf3 on veth)
-// or other work lets them run between its empty polls instead of holding
-// the core for its whole time slice.
-func (w *Worker) Yield() {
-	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-}
-
-var _ pipeline.Yielder = (*Worker)(nil)

@@ -88,10 +88,3 @@ const (
 type Waker interface {
 	Wait(timeout time.Duration)
 }
-
-// Yielder is a Waker that can also offer the worker's CPU to other
-// runnable threads without sleeping (sched_yield). An adaptive worker
-// yields every yieldEvery empty polls while it spins.
-type Yielder interface {
-	Yield()
-}

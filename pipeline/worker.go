@@ -42,12 +42,6 @@ const (
 	// idle one publishes on its first empty poll.
 	publishEvery  = time.Millisecond
 	adaptiveSpins = 2048 // empty polls before an adaptive worker sleeps
-	// yieldEvery is how many empty polls a spinning adaptive worker makes
-	// between two yields of its CPU (Yielder): on a core it shares with
-	// other busy threads it lets them run instead of spinning out its
-	// time slice (fastnat bench tcp: 0.81x the kernel with 1 stream
-	// against 0.54x, the hosts' iperf3 beside the worker on two CPUs).
-	yieldEvery = 16
 	// idleWait is the longest sleep on the Waker, which wakes the worker
 	// as soon as frames arrive: it only paces what an idle worker does by
 	// the clock (aging, the ALG's timers, the watchdog's progress). Each
@@ -164,7 +158,6 @@ type Worker struct {
 	ipID    uint16 // Identification of the ICMP errors the worker sends
 	badSum  []bool // per port: OnBadChecksum called
 	busy    busyMeter
-	yielder Yielder // cfg.Waker if it can yield the CPU, else nil
 	// general sends every frame down the general path, as before the
 	// established-flow fast path: the oracle the tests hold it to.
 	general bool
@@ -236,7 +229,6 @@ func NewWorker(cfg Config) *Worker {
 	w.algIn = make([]ALGItem, b)
 	w.mtu = make([]int, len(w.ports))
 	w.badSum = make([]bool, len(w.ports))
-	w.yielder, _ = cfg.Waker.(Yielder)
 	w.refresh()
 	return w
 }
@@ -282,8 +274,6 @@ func (w *Worker) Run() {
 		case PollAdaptive:
 			if idle >= adaptiveSpins {
 				w.sleep()
-			} else if idle%yieldEvery == 0 && w.yielder != nil {
-				w.yielder.Yield()
 			}
 		case PollInterrupt:
 			w.sleep()
