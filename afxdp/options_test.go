@@ -13,6 +13,8 @@ func TestOptionsDefaults(t *testing.T) {
 		wantErr error
 	}{
 		{"all defaults", Options{}, Options{FrameSize: 2048, FramesPerQueue: 8192, RingSize: 4096}, nil},
+		{"more frames deepen the default ring", Options{FramesPerQueue: 16384}, Options{FrameSize: 2048, FramesPerQueue: 16384, RingSize: 8192}, nil},
+		{"up to its bound", Options{FramesPerQueue: 65536}, Options{FrameSize: 2048, FramesPerQueue: 65536, RingSize: 8192}, nil},
 		{"few frames shrink the default ring", Options{FramesPerQueue: 1024}, Options{FrameSize: 2048, FramesPerQueue: 1024, RingSize: 512}, nil},
 		{"tiny", Options{FramesPerQueue: 40}, Options{FrameSize: 2048, FramesPerQueue: 40, RingSize: 32}, nil},
 		{"explicit ring", Options{FrameSize: 4096, FramesPerQueue: 256, RingSize: 256}, Options{FrameSize: 4096, FramesPerQueue: 256, RingSize: 256}, nil},

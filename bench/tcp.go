@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -50,10 +51,15 @@ type TCPResult struct {
 
 // TCPReport is the outcome of RunTCP.
 type TCPReport struct {
-	Machine  Machine     `json:"machine"`
-	Duration string      `json:"duration"`
-	Rounds   int         `json:"rounds"`
-	Results  []TCPResult `json:"results"`
+	Machine  Machine `json:"machine"`
+	Duration string  `json:"duration"`
+	Rounds   int     `json:"rounds"`
+	// Congestion is the senders' TCP congestion control (the host's
+	// net.ipv4.tcp_congestion_control, which new namespaces inherit):
+	// bbr keeps sending into a full ring where cubic backs off, so the
+	// two give different rates and retransmissions on the same NAT.
+	Congestion string      `json:"tcp_congestion_control,omitempty"`
+	Results    []TCPResult `json:"results"`
 }
 
 // ErrNoIperf is returned by RunTCP without iperf3 (the Debian package
@@ -85,6 +91,9 @@ func RunTCP(ctx context.Context, cfg TCPConfig) (*TCPReport, error) {
 		cfg.Progress = io.Discard
 	}
 	rep := &TCPReport{Machine: ThisMachine(), Duration: cfg.Duration.String(), Rounds: cfg.Rounds}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control"); err == nil {
+		rep.Congestion = strings.TrimSpace(string(b))
+	}
 	runs := map[string][]TCPResult{}
 	for round := range cfg.Rounds {
 		order := slices.Clone(cfg.DUTs)
@@ -252,7 +261,11 @@ func iperf(ctx context.Context, ns, proto string, streams int, cfg TCPConfig) (T
 
 // WriteTable prints the report, fastnat beside the kernel per case.
 func (r *TCPReport) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "fastnat bench tcp — iperf3 through the NAT on veth, inside to outside, %s per case, median of %d\n%s\n\n", r.Duration, r.Rounds, r.Machine)
+	fmt.Fprintf(w, "fastnat bench tcp — iperf3 through the NAT on veth, inside to outside, %s per case, median of %d\n%s\n", r.Duration, r.Rounds, r.Machine)
+	if r.Congestion != "" {
+		fmt.Fprintf(w, "TCP congestion control: %s\n", r.Congestion)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tdut\tGbit/s\tvs kernel\tretransmits\tUDP lost %\tDUT CPU s\trx ring drops\t")
 	kernel := map[string]float64{}

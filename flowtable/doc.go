@@ -150,7 +150,9 @@
 // bits) not yet added to the cold counters; Touch adds to it with a
 // plain store, and once in about a thousand packets (or 4 MiB) spills it
 // into the cold 64-bit counters with atomic adds, the word marked as
-// spilling meanwhile. Counters reads the cold counters, the word, and the
+// spilling meanwhile. The per-packet path calls TryTouch, the common half
+// alone, which inlines, and Touch only when TryTouch reports the word
+// full. Counters reads the cold counters, the word, and the
 // cold counters again, and retries if they moved or the word was
 // mid-spill: `show sessions` and the event log see every packet counted
 // so far, exactly. A direction's word is written by that direction's
@@ -173,7 +175,11 @@
 //   - Hot, for the per-packet path: one direction's rewrite (translated
 //     tuple, checksum deltas) and the flags, four loads from the hot
 //     line returned in registers (Hot inlines);
-//     HotTCP adds the protocol state and both tracking words;
+//     HotTCP adds the protocol state and both tracking words (the
+//     per-packet path takes Hot, Hot.State and Track instead, which
+//     inline: a worker reads the tracking words after Hot validated the
+//     session, which the grace periods keep from being reused until its
+//     poll ends);
 //   - Read, for the slow path: the whole Session (keys, deltas, parent,
 //     application, mapping entry);
 //   - Range, which walks live sessions and hands each out as a validated

@@ -16,13 +16,21 @@ func TestCountersExactAcrossSpills(t *testing.T) {
 	id, _, _ := tb.Insert(testSession(1), 0, 60, 0)
 	r := rand.New(rand.NewPCG(1, 2))
 	var pkts, bytes [2]uint64
+	refused := 0
 	for i := range 20000 {
 		d := Dir(r.IntN(2))
 		n := r.IntN(1500)
 		if i%97 == 0 {
 			n = 65535 // a reassembled-size packet: spills by bytes
 		}
-		tb.Touch(id, d, n, Time(i/1000))
+		// Half the packets as the per-packet path counts them:
+		// TryTouch, and Touch when it refuses.
+		if i%2 == 0 {
+			tb.Touch(id, d, n, Time(i/1000))
+		} else if !tb.TryTouch(id, d, n, Time(i/1000)) {
+			refused++
+			tb.Touch(id, d, n, Time(i/1000))
+		}
 		pkts[d]++
 		bytes[d] += uint64(n)
 		if i%501 == 0 || i > 19990 {
@@ -33,6 +41,9 @@ func TestCountersExactAcrossSpills(t *testing.T) {
 	}
 	if tb.LastSeen(id) != 19 {
 		t.Fatalf("LastSeen %d", tb.LastSeen(id))
+	}
+	if refused == 0 {
+		t.Fatal("TryTouch never found a word full: the spill was not exercised through it")
 	}
 }
 
@@ -53,7 +64,9 @@ func TestCountersWhileSpilling(t *testing.T) {
 			if _, ok := tb.Hot(id, gen, Orig); !ok {
 				panic("session lost")
 			}
-			tb.Touch(id, Orig, 100, 1)
+			if !tb.TryTouch(id, Orig, 100, 1) {
+				tb.Touch(id, Orig, 100, 1)
+			}
 			if i%1000 == 999 {
 				tb.Leave(0)
 				tb.Enter(0)

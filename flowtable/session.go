@@ -139,6 +139,9 @@ func (h Hot) L4Delta() uint32 { return uint32(h.meta >> 48) }
 // Flags are the session's hot flags (Session.Flags & HotFlags).
 func (h Hot) Flags() uint8 { return uint8(h.life>>flagShift) & HotFlags }
 
+// State is the session's protocol state (Table.State) as Hot copied it.
+func (h Hot) State() uint8 { return uint8(h.life >> stateShift) }
+
 // hot is the part of a session slot the per-packet path reads and writes:
 // one 64-byte cache line (the arrays are 64-byte aligned). A lookup that
 // hits, its confirmation, the translation, the TCP tracker and the
@@ -290,6 +293,16 @@ func (t *Table) HotTCP(id, gen uint32, dir Dir) (h Hot, state uint8, track [2]ui
 	return h, uint8(h.life >> stateShift), track, liveGen(m, gen)
 }
 
+// Track returns the tracking word of direction dir of session id
+// (Session.Track[dir]), for a worker that validated the session (Hot) in
+// its current poll: the grace periods keep the slot from being reused
+// until the poll ends, so the word is the session's own, read after the
+// validation as well as before. HotTCP copies both under the check for
+// any other reader. It inlines, where HotTCP does not.
+func (t *Table) Track(id uint32, dir Dir) uint64 {
+	return atomic.LoadUint64(&t.hots[id].track[dir&1])
+}
+
 // Read copies session (id, gen) into s and reports whether the slot still
 // held generation gen after the copy (false: the session ended; s is
 // garbage). It is the slow-path reader of everything Insert stored.
@@ -369,6 +382,25 @@ func (t *Table) Touch(id uint32, dir Dir, bytes int, now Time) {
 	atomic.AddUint64(&c.pkts[dir&1], uint64(p))
 	atomic.AddUint64(&c.bytes[dir&1], uint64(b))
 	store32(&e.cnt[dir&1], 0)
+}
+
+// TryTouch is Touch's common case, small enough to inline into the
+// per-packet path (a call costs the caller its registers): it records
+// the packet and reports true, unless the direction's counter word is
+// full — once in about a thousand packets — when it records only the
+// time and reports false, and the caller records the packet with Touch,
+// which spills the word. Same contract as Touch.
+func (t *Table) TryTouch(id uint32, dir Dir, bytes int, now Time) bool {
+	e := &t.hots[id]
+	store32(&e.seen, uint32(now))
+	c := &e.cnt[dir&1]
+	w := atomic.LoadUint32(c)
+	p, b := w>>cntShift+1, w&cntBytes+uint32(bytes)
+	if p >= cntPkts || b > cntBytes {
+		return false
+	}
+	store32(c, p<<cntShift|b)
+	return true
 }
 
 // State returns the protocol state and the idle timeout in seconds that

@@ -188,6 +188,9 @@ func TestLookupDirections(t *testing.T) {
 			if !ok || h2 != h || state != uint8(i) || track != s.Track {
 				t.Fatalf("session %d %v: HotTCP %+v %d %v", i, d, h2, state, track)
 			}
+			if h.State() != state || tb.Track(ids[i], d) != s.Track[d] {
+				t.Fatalf("session %d %v: Hot.State %d, Track %#x", i, d, h.State(), tb.Track(ids[i], d))
+			}
 		}
 		st, to := tb.State(ids[i])
 		if st != uint8(i) || to != uint32(i) || tb.LastSeen(ids[i]) != Time(i) {

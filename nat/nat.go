@@ -296,7 +296,9 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 		r.Verdict = DropTTLExpired
 	default:
 		rewrite(frame, p, h)
-		t.Touch(id, dir, p.End-p.L3, now)
+		if !t.TryTouch(id, dir, p.End-p.L3, now) {
+			t.Touch(id, dir, p.End-p.L3, now)
+		}
 		if p.Frag.More {
 			e.rememberFragment(p, id, gen, dir, now)
 		}
@@ -306,52 +308,66 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 }
 
 // ForwardCommon is the established-flow fast path: ProcessLooked for a
-// frame packet.ParseCommon accepted (c, and t, the tuple whose lookup
-// found hit) that needs nothing but its translation. That is a packet of
-// a live session (hit still names it) arriving on the side the session
-// expects it from, of a session neither held (hairpin filtering) nor
-// diverted to the ALG, whose TTL is above 1 and which, for TCP, carries
-// no SYN, FIN or RST and belongs to an ESTABLISHED connection whose
-// sender's tracking has begun (so that the tracker's step is trackSeg
-// and leaves the state as it is). For such a packet it does what
-// ProcessLooked would — translates it, Touches the session, moves the
-// sender's TCP tracking word — and returns the side the packet leaves by
-// and its translated destination address. For every other packet it
-// returns false having changed nothing, and the caller hands the frame
-// to ProcessLooked, which decides as it always has (a differential test
-// holds the two to the same frames and sessions).
-func (e *Engine) ForwardCommon(frame []byte, t *packet.Tuple, c *packet.Common, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
+// frame packet.ParseCommon accepted, whose tuple's lookup found hit, that
+// needs nothing but its translation. That is a packet of a live session
+// (hit still names it) arriving on the side the session expects it from,
+// of a session neither held (hairpin filtering) nor diverted to the ALG,
+// whose TTL is above 1 and which, for TCP, carries no SYN, FIN or RST
+// and belongs to an ESTABLISHED connection whose sender's tracking has
+// begun (so that the tracker's step is trackSeg and leaves the state as
+// it is). For such a packet it does what ProcessLooked would — translates
+// it, Touches the session, moves the sender's TCP tracking word — and
+// returns the side the packet leaves by and its translated destination
+// address. For every other packet it returns false having changed
+// nothing, and the caller hands the frame to ProcessLooked, which decides
+// as it always has (a differential test holds the two to the same frames
+// and sessions). What it needs of the packet besides the session it reads
+// from the headers, where ParseCommon checked them.
+func (e *Engine) ForwardCommon(frame []byte, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
 	tb := e.n.table
 	d := hit.Dir & 1
-	if t.Proto != packet.ProtoTCP {
+	hdr := (*packet.CommonHeaders)(frame)
+	ip := packet.CommonIPv4(hdr)
+	if ip.Protocol() != packet.ProtoTCP {
 		h, live := tb.Hot(hit.ID, hit.Gen, d)
 		f := h.Flags()
-		if !live || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || c.TTL <= 1 {
+		if !live || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
 			return 0, 0, false
 		}
 		addrs, ports := h.XlateWords()
-		hdr := (*packet.CommonHeaders)(frame)
 		packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
 		packet.TranslateCommonUDP(hdr, ports, packet.Delta(h.L4Delta()))
-		tb.Touch(hit.ID, d, int(c.Len), now)
+		if n := int(ip.TotalLength()); !tb.TryTouch(hit.ID, d, n, now) {
+			tb.Touch(hit.ID, d, n, now)
+		}
 		return toSide(f, d), h.DstAddr(), true
 	}
-	if c.Flags&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
+	th := (*packet.CommonTCPHeaders)(frame)
+	tcp := packet.CommonTCP(th)
+	if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
 		return 0, 0, false
 	}
-	h, state, track, live := tb.HotTCP(hit.ID, hit.Gen, d)
-	f, s := h.Flags(), track[d]
-	if !live || state != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || c.TTL <= 1 || s&trInit == 0 {
+	// Hot and then the tracking words, not HotTCP, so that both
+	// inline: the words are the session's once Hot validated it in
+	// this poll (Table.Track).
+	h, live := tb.Hot(hit.ID, hit.Gen, d)
+	f := h.Flags()
+	if !live || h.State() != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
 		return 0, 0, false
 	}
-	hdr := (*packet.CommonTCPHeaders)(frame)
-	tcp := packet.CommonTCP(hdr)
+	s := tb.Track(hit.ID, d)
+	if s&trInit == 0 {
+		return 0, 0, false
+	}
+	n := int(ip.TotalLength())
 	seq := tcp.Seq()
-	next, _ := trackSeg(s, track[d^1], seq, seq+uint32(c.Len)-packet.IPv4MinLen-uint32(c.HdrLen), uint32(tcp.Window()), false)
+	next, _ := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
 	addrs, ports := h.XlateWords()
-	packet.TranslateCommonIPv4((*packet.CommonHeaders)(hdr[:]), addrs, packet.Delta(h.L3Delta()))
-	packet.TranslateCommonTCP(hdr, ports, packet.Delta(h.L4Delta()))
-	tb.Touch(hit.ID, d, int(c.Len), now)
+	packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
+	packet.TranslateCommonTCP(th, ports, packet.Delta(h.L4Delta()))
+	if !tb.TryTouch(hit.ID, d, n, now) {
+		tb.Touch(hit.ID, d, n, now)
+	}
 	if next != s {
 		tb.SetTrack(hit.ID, hit.Gen, d, next)
 	}
@@ -412,7 +428,9 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 		return true
 	}
 	rewrite(frame, p, h)
-	t.Touch(id, dir, p.End-p.L3, now)
+	if !t.TryTouch(id, dir, p.End-p.L3, now) {
+		t.Touch(id, dir, p.End-p.L3, now)
+	}
 	for d := range flowtable.Dir(2) {
 		if next[d] != track[d] {
 			t.SetTrack(id, gen, d, next[d])

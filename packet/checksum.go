@@ -69,8 +69,10 @@ func headerSum(h []byte) uint32 {
 // only if sum is 0; any other multiple of 0xffff folds to 0xffff.
 func Fold(sum uint32) uint16 {
 	sum = sum>>16 + sum&0xffff
-	sum = sum>>16 + sum&0xffff
-	return uint16(sum)
+	// At most 0x1fffe now: the carry out of the low half is 0 or 1, and
+	// adding it back cannot carry again, so the second fold needs no
+	// mask — the conversion drops the carry already added.
+	return uint16(sum + sum>>16)
 }
 
 // Checksum returns the Internet checksum of b with initial as the starting

@@ -78,6 +78,31 @@ func TestFold(t *testing.T) {
 	}
 }
 
+// TestFoldMatchesLoop holds Fold to the definition — add the carries
+// back until none is left — over every sum whose high half is small (the
+// edge of the second fold) and a million random ones.
+func TestFoldMatchesLoop(t *testing.T) {
+	slow := func(s uint32) uint16 {
+		for s > 0xffff {
+			s = s>>16 + s&0xffff
+		}
+		return uint16(s)
+	}
+	check := func(s uint32) {
+		if got, want := Fold(s), slow(s); got != want {
+			t.Fatalf("Fold(%#x) = %#04x, want %#04x", s, got, want)
+		}
+	}
+	for s := range uint32(0x40000) {
+		check(s)
+		check(^s)
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 1_000_000 {
+		check(r.Uint32())
+	}
+}
+
 // TestChecksumRFC1071Example checks the worked example of RFC 1071 section 3.
 func TestChecksumRFC1071Example(t *testing.T) {
 	b := []byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}

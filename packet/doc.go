@@ -16,10 +16,12 @@
 // panic), allocates nothing and verifies the IPv4 header checksum but not the
 // transport checksums, which a NAT only patches. ParseCommon is the same
 // gate for the shape nearly all traffic has (untagged, a 20-byte IPv4
-// header, not a fragment, TCP or UDP), keeping only what the
-// established-flow path reads (Tuple and Common); SetCommon turns that
-// into the Parsed Parse would have given, and the TranslateCommon pieces
-// rewrite such a frame without a Parsed.
+// header, not a fragment, TCP or UDP), keeping only the tuple, the lookup
+// key: what else the established-flow path reads it reads from the
+// headers, where ParseCommon checked them (CommonIPv4, CommonTCP);
+// SetCommon turns the tuple and the frame into the Parsed Parse would
+// have given, and the TranslateCommon pieces rewrite such a frame without
+// a Parsed.
 //
 // Checksums are never recomputed on the fast path. Setters that change a
 // covered field patch the checksum incrementally (RFC 1624, eqn. 3:

@@ -1,6 +1,9 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Header lengths Parse requires of transports other than TCP and UDP.
 const (
@@ -70,37 +73,28 @@ type Parsed struct {
 // holds them to it).
 func Parse(frame []byte, p *Parsed) Result {
 	var t Tuple
-	var c Common
-	if ParseCommon(frame, &t, &c) {
-		p.SetCommon(frame, t, c)
+	if ParseCommon(frame, &t) {
+		p.SetCommon(frame, t)
 		return OK
 	}
 	return parse(frame, p)
-}
-
-// Common is what ParseCommon learns of a frame of the common shape
-// besides its tuple: all the established-flow fast path reads of it.
-// With the tuple it determines the whole Parsed (SetCommon).
-type Common struct {
-	Len    uint16 // the IPv4 Total Length: the packet ends at EthernetLen+Len
-	HdrLen uint8  // the transport header's length: UDPLen, or TCP's data offset in bytes
-	Flags  uint8  // the TCP flags (0 for UDP)
-	TTL    uint8  // the IPv4 Time to Live, as received
 }
 
 // CommonL4 is where the transport header of a frame ParseCommon accepted
 // starts: after an untagged Ethernet header and a 20-byte IPv4 header.
 const CommonL4 = EthernetLen + IPv4MinLen
 
-// ParseCommon decodes a frame of the shape nearly all traffic has — no
-// VLAN tag, IPv4 with a 20-byte header, not a fragment, UDP or TCP — into
-// t and c and reports true, having checked what Parse checks of such a
-// frame (lengths, the header checksum). It reports false for every other
-// frame, which Parse's general decoder then judges; t and c are garbage
-// then. The pipeline calls it on every frame; it reads each header
-// through a fixed-size array, one bounds check each, and writes only
-// what the established-flow path needs.
-func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
+// ParseCommon decodes the tuple of a frame of the shape nearly all
+// traffic has — no VLAN tag, IPv4 with a 20-byte header, not a fragment,
+// UDP or TCP — into t and reports true, having checked what Parse checks
+// of such a frame (lengths, the header checksum). It reports false for
+// every other frame, which Parse's general decoder then judges; t is
+// garbage then. The pipeline calls it on every frame; it reads each
+// header through a fixed-size array, one bounds check each, and writes
+// only the tuple, the lookup key: what else the established-flow path
+// needs it reads from the headers, where they are (CommonIPv4,
+// CommonTCP), and SetCommon fills a Parsed from the tuple and the frame.
+func ParseCommon(frame []byte, t *Tuple) bool {
 	if len(frame) < CommonL4+UDPLen {
 		return false
 	}
@@ -121,7 +115,12 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 		return false
 	}
 	// RFC 791: the sum over the header, checksum included, is all ones.
-	sum := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(d)
+	// Summed in 64-bit words with the carries added back (RFC 1071
+	// §2(B): the sum may be taken in any word size, then folded): the
+	// last carry cannot carry again, nor can the first fold's.
+	sum, c := bits.Add64(a, b, 0)
+	sum, c = bits.Add64(sum, uint64(d), c)
+	sum += c
 	sum = sum>>32 + sum&0xffffffff
 	if Fold(uint32(sum>>32+sum&0xffffffff)) != 0xffff {
 		return false
@@ -135,21 +134,17 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 		if n := int(binary.BigEndian.Uint16(h[CommonL4+udpLength:])); n < UDPLen || n > seg {
 			return false
 		}
-		c.HdrLen, c.Flags = UDPLen, 0
 	case ProtoTCP:
 		if seg < TCPMinLen {
 			return false
 		}
 		tcp := (*[TCPMinLen]byte)(frame[CommonL4:])
-		doff := int(tcp[tcpDataOff]>>4) * 4
-		if doff < TCPMinLen || doff > seg {
+		if doff := int(tcp[tcpDataOff]>>4) * 4; doff < TCPMinLen || doff > seg {
 			return false
 		}
-		c.HdrLen, c.Flags = uint8(doff), tcp[tcpFlags]
 	default:
 		return false
 	}
-	c.Len, c.TTL = uint16(tl), uint8(b>>56)
 	ports := binary.BigEndian.Uint32(h[CommonL4:])
 	t.SrcAddr, t.DstAddr = uint32(b), d
 	t.SrcPort, t.DstPort, t.Proto = uint16(ports>>16), uint16(ports), proto
@@ -157,17 +152,24 @@ func ParseCommon(frame []byte, t *Tuple, c *Common) bool {
 }
 
 // SetCommon fills p as Parse does for frame, which ParseCommon accepted
-// into t and c: the frame's fields it did not keep are read again.
-func (p *Parsed) SetCommon(frame []byte, t Tuple, c Common) {
+// into t: the frame's fields it did not keep are read again.
+func (p *Parsed) SetCommon(frame []byte, t Tuple) {
+	h := (*CommonHeaders)(frame)
+	ip := CommonIPv4(h)
+	hdrLen, flags := UDPLen, uint8(0)
+	if t.Proto == ProtoTCP {
+		tcp := CommonTCP((*CommonTCPHeaders)(frame))
+		hdrLen, flags = tcp.HeaderLen(), tcp.Flags()
+	}
 	// Zero p and then store each field: a composite literal assigned to
 	// *p is built in a temporary and copied, and the copy's wide loads
 	// then wait on the narrow stores just made (a store-forwarding
 	// stall): 12–15 ns more a packet (BenchmarkParse/udp64).
 	*p = Parsed{}
-	p.L3, p.L4, p.Payload, p.End = EthernetLen, CommonL4, CommonL4+int(c.HdrLen), EthernetLen+int(c.Len)
+	p.L3, p.L4, p.Payload, p.End = EthernetLen, CommonL4, CommonL4+hdrLen, EthernetLen+int(ip.TotalLength())
 	p.Tuple = t
-	p.Frag.ID = IPv4(frame[EthernetLen:]).ID()
-	p.TCPFlags = c.Flags
+	p.Frag.ID = ip.ID()
+	p.TCPFlags = flags
 }
 
 // parse is Parse's general decoder.

@@ -376,10 +376,14 @@ func (g *trafficGen) packet(f *genFlow) ([]byte, bool) {
 }
 
 // size is a payload length: mostly small, sometimes above the outside
-// port's MTU (1200).
+// port's MTU (1200), sometimes just below it (where bytes after the
+// packet make the frame longer than the MTU allows the packet).
 func (g *trafficGen) size() int {
-	if g.r.IntN(20) == 0 {
+	switch g.r.IntN(20) {
+	case 0:
 		return 1200 + g.r.IntN(200)
+	case 1:
+		return 1140 + g.r.IntN(40)
 	}
 	return g.r.IntN(100)
 }
@@ -447,6 +451,10 @@ func (g *trafficGen) mangle(frame []byte, fromOut bool) ([]byte, bool) {
 		if len(g.sent) > 0 {
 			return g.sent[g.r.IntN(len(g.sent))], false
 		}
+	case x < 45: // bytes after the packet (Ethernet padding, a trailer)
+		f := make([]byte, len(frame), len(frame)+40)
+		copy(f, frame)
+		return append(f, make([]byte, 1+g.r.IntN(40))...), fromOut
 	}
 	return frame, fromOut
 }

@@ -34,9 +34,10 @@ const (
 )
 
 type neighborEntry struct {
-	addr  uint32
-	port  uint8
-	ok    bool
+	// key is hopKey(addr, port) while the entry holds addr's resolved
+	// next hop on port, and 0 while it holds none: the per-packet check
+	// is one comparison of it and one of the stamp.
+	key   uint64
 	stamp flowtable.Time
 	// hdr is the Ethernet addresses a frame to addr through port gets:
 	// the next hop's MAC, then the port's own.
@@ -46,7 +47,10 @@ type neighborEntry struct {
 // setNeighbor caches dst's next hop mac on port op.
 func (w *Worker) setNeighbor(dst uint32, op int, mac [6]byte, ok bool, now flowtable.Time) {
 	e := &w.neigh[neighborSlot(dst)]
-	*e = neighborEntry{addr: dst, port: uint8(op), ok: ok, stamp: now}
+	*e = neighborEntry{stamp: now}
+	if ok {
+		e.key = hopKey(dst, op)
+	}
 	copy(e.hdr[:6], mac[:])
 	copy(e.hdr[6:], w.macs[op][:])
 }
@@ -89,11 +93,13 @@ func (n *neighWait) at(i int32) *waitFrame { return &n.waits[i-1] }
 // neighborSlot is dst's entry in the worker's next-hop cache.
 func neighborSlot(dst uint32) uint32 { return (dst * 0x9e3779b1) >> 24 }
 
+// hopKey is neighborEntry.key for dst's next hop on port op (never 0).
+func hopKey(dst uint32, op int) uint64 { return uint64(dst)<<32 | uint64(uint8(op))<<8 | 1 }
+
 // nextHop returns the MAC for dst on port op from the worker's cache, or
 // asks the port.
 func (w *Worker) nextHop(op int, dst uint32, now flowtable.Time) Hop {
-	e := &w.neigh[neighborSlot(dst)]
-	if e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+	if e := w.cachedHop(op, dst, now); e != nil {
 		return Hop{State: HopResolved, MAC: [6]byte(e.hdr[:6])}
 	}
 	h := w.ports[op].NextHop(dst)

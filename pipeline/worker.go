@@ -140,7 +140,6 @@ type Worker struct {
 	parsed   []packet.Parsed
 	results  []nat.Result
 	keys     []packet.Tuple
-	common   []packet.Common // per key of a kindCommon frame: what ParseCommon read
 	hits     []flowtable.Hit
 	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
 	tx       [][]Frame
@@ -212,7 +211,6 @@ func NewWorker(cfg Config) *Worker {
 	w.parsed = make([]packet.Parsed, b)
 	w.results = make([]nat.Result, b)
 	w.keys = make([]packet.Tuple, b)
-	w.common = make([]packet.Common, b)
 	w.hits = make([]flowtable.Hit, b)
 	w.kind = make([]uint8, b)
 	w.tx = make([][]Frame, len(w.ports))
@@ -398,6 +396,7 @@ const (
 	kindCommon              // the common shape (packet.ParseCommon): looked up, and the established-flow fast path tried
 	kindLookup              // its flow is found by a flow-table lookup of its tuple
 	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
+	kindParse               // not parsed yet: not of the common shape, or the general path only
 )
 
 // burst processes frames received on port pi in three stages: parse them
@@ -415,22 +414,107 @@ const (
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
-	nk, nc := 0, 0
 	stages.Mark(stages.Parse)
-	var rxBytes uint64
 	kind := w.kind[:len(frames)]
-	keys, common := w.keys[:len(frames)], w.common[:len(frames)]
+	keys := w.keys[:len(frames)]
+	// The common shape first, in a loop that keeps little live across
+	// its call (no register survives a Go call): the keys of these
+	// frames are keys[:nc], in arrival order.
+	nc := 0
+	var rxBytes uint64
 	fast := !w.general
 	for i := range frames {
 		buf := frames[i].Buf
 		rxBytes += uint64(len(buf))
-		if fast && packet.ParseCommon(buf, &keys[nk], &common[nk]) {
-			kind[i] = kindCommon
-			nk++
+		k := kindParse
+		if fast && packet.ParseCommon(buf, &keys[nc]) {
+			k = kindCommon
 			nc++
+		}
+		kind[i] = k
+	}
+	w.c.parse[packet.OK] += uint64(nc)
+	w.c.rxPackets += uint64(len(frames))
+	w.c.rxBytes += rxBytes
+	// The rest through Parse: the keys of those looked up follow.
+	nk := nc
+	if nc < len(frames) {
+		nk = w.parseRest(frames, kind, keys, nc)
+	}
+	w.table.LookupBatch(keys[:nk], w.hits[:nk])
+	stages.Mark(stages.Process)
+	hits := w.hits[:nk]
+	kc, kl := 0, nc // the next common key, the next other key
+	var fwd uint64
+	for i := range frames {
+		var p *packet.Parsed
+		var r *nat.Result
+		switch kind[i] {
+		case kindCommon:
+			h := &hits[kc]
+			kc++
+			f := &frames[i]
+			if h.Found {
+				if out, dst, done := w.engine.ForwardCommon(f.Buf, h, from, now); done {
+					op := w.out[out&1]
+					// The frame's length bounds the packet's (only
+					// Ethernet padding makes it longer, and a packet
+					// near any MTU has none): one that fails this
+					// takes dispatchSlow's exact check.
+					if e := w.cachedHop(op, dst, now); e != nil && len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
+						*(*[12]byte)(f.Buf) = e.hdr
+						if len(w.tx[op]) == cap(w.tx[op]) {
+							w.flushPort(op)
+						}
+						w.tx[op] = append(w.tx[op], *f) // enqueue, inlined
+						fwd++
+						continue
+					}
+					// Translated, but it does not leave the common
+					// way: dispatch's other cases.
+					p, r = &w.parsed[i], &w.results[i]
+					p.SetCommon(f.Buf, keys[kc-1])
+					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
+					w.dispatchSlow(*f, pi, p, r, now)
+					continue
+				}
+			}
+			p, r = &w.parsed[i], &w.results[i]
+			p.SetCommon(f.Buf, keys[kc-1])
+			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
+		case kindDrop:
+			w.drops = append(w.drops, frames[i])
+			continue
+		case kindLookup:
+			p, r = &w.parsed[i], &w.results[i]
+			w.engine.ProcessLooked(frames[i].Buf, p, from, now, hits[kl], r)
+			kl++
+		default:
+			p, r = &w.parsed[i], &w.results[i]
+			w.engine.Process(frames[i].Buf, p, from, now, r)
+		}
+		stages.Mark(stages.Dispatch)
+		w.dispatch(frames[i], pi, p, r, now)
+		stages.Mark(stages.Process)
+	}
+	w.c.verdict[nat.Forward] += fwd
+	w.releaseDrops()
+	if len(w.algOut) > 0 {
+		w.toALG()
+	}
+	stages.Mark(stages.Other)
+}
+
+// parseRest parses the frames of a burst that ParseCommon left
+// (kindParse) with Parse, sorting them into kinds; the keys of those to
+// be looked up go to keys[nk:], in arrival order. It returns the new
+// number of keys.
+func (w *Worker) parseRest(frames []Frame, kind []uint8, keys []packet.Tuple, nk int) int {
+	for i := range frames {
+		if kind[i] != kindParse {
 			continue
 		}
-		p := &w.parsed[i]
+		buf, p := frames[i].Buf, &w.parsed[i]
 		res := packet.Parse(buf, p)
 		w.c.parse[res]++
 		switch {
@@ -447,66 +531,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			kind[i] = kindOther
 		}
 	}
-	w.c.parse[packet.OK] += uint64(nc)
-	w.c.rxPackets += uint64(len(frames))
-	w.c.rxBytes += rxBytes
-	w.table.LookupBatch(keys[:nk], w.hits[:nk])
-	stages.Mark(stages.Process)
-	hits := w.hits[:nk]
-	k := 0
-	var fwd uint64
-	for i, f := range frames {
-		var p *packet.Parsed
-		var r *nat.Result
-		switch kind[i] {
-		case kindCommon:
-			h, t, c := &hits[k], &keys[k], &common[k]
-			k++
-			if h.Found {
-				if out, dst, done := w.engine.ForwardCommon(f.Buf, t, c, h, from, now); done {
-					op := w.out[out&1]
-					if e := w.cachedHop(op, dst, now); e != nil && int(c.Len) <= w.mtu[op] {
-						*(*[12]byte)(f.Buf) = e.hdr
-						if len(w.tx[op]) == cap(w.tx[op]) {
-							w.flushPort(op)
-						}
-						w.tx[op] = append(w.tx[op], f) // enqueue, inlined
-						fwd++
-						continue
-					}
-					// Translated, but it does not leave the common
-					// way: dispatch's other cases.
-					p, r = &w.parsed[i], &w.results[i]
-					p.SetCommon(f.Buf, *t, *c)
-					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
-					w.dispatchSlow(f, pi, p, r, now)
-					continue
-				}
-			}
-			p, r = &w.parsed[i], &w.results[i]
-			p.SetCommon(f.Buf, *t, *c)
-			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
-		case kindDrop:
-			w.drops = append(w.drops, f)
-			continue
-		case kindLookup:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.ProcessLooked(f.Buf, p, from, now, hits[k], r)
-			k++
-		default:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.Process(f.Buf, p, from, now, r)
-		}
-		stages.Mark(stages.Dispatch)
-		w.dispatch(f, pi, p, r, now)
-		stages.Mark(stages.Process)
-	}
-	w.c.verdict[nat.Forward] += fwd
-	w.releaseDrops()
-	if len(w.algOut) > 0 {
-		w.toALG()
-	}
-	stages.Mark(stages.Other)
+	return nk
 }
 
 // dispatch acts on the engine's verdict for one frame received on port
@@ -536,7 +561,7 @@ func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now 
 // dst on port op, or nil when the cache does not know it (or no longer
 // trusts it): then the port is asked (nextHop).
 func (w *Worker) cachedHop(op int, dst uint32, now flowtable.Time) *neighborEntry {
-	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+	if e := &w.neigh[neighborSlot(dst)]; e.key == hopKey(dst, op) && now-e.stamp < neighborMaxAge {
 		return e
 	}
 	return nil
@@ -576,7 +601,7 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
-	if e := &w.neigh[neighborSlot(dst)]; e.ok && e.addr == dst && e.port == uint8(op) && now-e.stamp < neighborMaxAge {
+	if e := w.cachedHop(op, dst, now); e != nil {
 		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
 	}
