@@ -53,10 +53,10 @@
 // linear probing across buckets. Index entries hold no key: a lookup
 // compares tags in a bucket with a few word operations and then the key
 // words in the hot line an entry points to, so a hit costs two cache
-// lines (bucket and hot line). The index is sized for 85% of its lanes at
-// full capacity, about 13 bytes per session for both entries; with the
-// hot and cold lines and the expectation store a table costs about 134
-// bytes per session (Memory reports it by part; `fastnat bench pipeline`
+// lines (bucket and hot line). The index is sized for 75% of its lanes at
+// full capacity, about 15 bytes per session for both entries (16 at 1M
+// sessions, 14.5 at 10M); with the hot and cold lines and the expectation
+// store a table costs about 136 bytes per session (Memory reports it by part; `fastnat bench pipeline`
 // prints it beside the NAT's own share).
 //
 // The hot, cold and index arrays are mapped outside the Go heap
