@@ -76,7 +76,7 @@ func EventView(e *natlog.Event) Event {
 	}
 	switch e.Type {
 	case natlog.SessionCreate, natlog.SessionDelete:
-		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Protocol = packet.ProtoName(e.Inside.Proto)
 		in, out := flowOf(e.Inside), flowOf(e.Outside)
 		v.Inside, v.Outside = &in, &out
 		v.App, v.Inbound = portmap.App(e.App).String(), e.Inbound
@@ -85,14 +85,14 @@ func EventView(e *natlog.Event) Event {
 				Responder: Traffic{Packets: e.Packets[1], Bytes: e.Bytes[1]}}
 		}
 	case natlog.BindingCreate, natlog.BindingDelete:
-		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Protocol = packet.ProtoName(e.Inside.Proto)
 		v.Inside = &Flow{Src: ap(e.Inside.SrcAddr, e.Inside.SrcPort)}
 		v.Outside = &Flow{Src: ap(e.Outside.SrcAddr, e.Outside.SrcPort)}
 	case natlog.BlockAlloc, natlog.BlockRelease:
 		v.Host, v.Public = nat.Addr(e.Inside.SrcAddr), nat.Addr(e.Outside.SrcAddr)
 		v.Ports = &PortRange{First: e.First, Last: e.Last}
 	case natlog.PortsExhausted:
-		v.Protocol = natlog.ProtoName(e.Inside.Proto)
+		v.Protocol = packet.ProtoName(e.Inside.Proto)
 		v.Public = nat.Addr(e.Outside.SrcAddr)
 	case natlog.QuotaExceeded:
 		v.Host, v.Limit = nat.Addr(e.Inside.SrcAddr), e.Limit
@@ -191,19 +191,12 @@ func parseRule(s string) (natlog.RuleKind, uint16, natlog.Via, error) {
 	return k, uint16(n), v, nil
 }
 
-// parseProtocol reads a protocol name ("tcp", "icmp") or number.
+// parseProtocol reads a protocol name ("tcp", "gre") or number.
 func parseProtocol(s string) (uint8, error) {
-	lower := strings.ToLower(s)
-	if lower == "icmp" {
-		return packet.ProtoICMP, nil
-	}
-	if p, err := portmap.ParseProto(lower); err == nil {
+	if p, ok := packet.ParseProtoName(s); ok && p != 0 {
 		return p, nil
 	}
-	if n, err := strconv.ParseUint(s, 10, 8); err == nil && n > 0 {
-		return uint8(n), nil
-	}
-	return 0, fmt.Errorf("%w: unknown protocol %q; known: icmp, %s, or a number 1-255", ErrBadRequest, s, strings.Join(portmap.ProtoNames(), ", "))
+	return 0, fmt.Errorf("%w: unknown protocol %q; known: %s, or a number 1-255", ErrBadRequest, s, strings.Join(packet.ProtoNames(), ", "))
 }
 
 // Filter checks f and returns the natlog filter it asks for; its errors

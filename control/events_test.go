@@ -76,6 +76,7 @@ func TestEventFilter(t *testing.T) {
 				Addr: netip.MustParsePrefix("10.77.0.5/32"), Port: 40123, Proto: packet.ProtoTCP, Apps: 1 << portmap.AppFTPData}},
 		{EventFilter{Addr: "10.77.0.9/24", Protocol: "icmp"}, natlog.Filter{Addr: netip.MustParsePrefix("10.77.0.0/24"), Proto: packet.ProtoICMP}},
 		{EventFilter{Protocol: "47"}, natlog.Filter{Proto: 47}},
+		{EventFilter{Protocol: "GRE"}, natlog.Filter{Proto: packet.ProtoGRE}},
 	}
 	for _, tc := range good {
 		got, err := tc.f.Filter()
@@ -85,7 +86,7 @@ func TestEventFilter(t *testing.T) {
 	}
 	for _, f := range []EventFilter{
 		{Types: []string{"session"}}, {Addr: "10.77.0"}, {Addr: "2001:db8::/32"}, {Port: 70000}, {Port: -1},
-		{Protocol: "gre"}, {App: "gopher"},
+		{Protocol: "ipip"}, {Protocol: "0"}, {App: "gopher"},
 	} {
 		if _, err := f.Filter(); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("%+v: %v, want ErrBadRequest", f, err)

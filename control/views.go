@@ -9,7 +9,6 @@ import (
 	"github.com/fastnat/fastnat/alg"
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/flowtable"
-	"github.com/fastnat/fastnat/metrics"
 	"github.com/fastnat/fastnat/nat"
 	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/packet"
@@ -120,7 +119,7 @@ func sessionView(t *flowtable.Table, now flowtable.Time, id, gen uint32, s flowt
 	k0, k1 := s.Key[flowtable.Orig], s.Key[flowtable.Reply]
 	in, out, inbound := nat.Tuples(&s)
 	v := Session{
-		ID: id, Protocol: metrics.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: portmap.App(s.App).String(), Mapping: int(s.MapEntry),
+		ID: id, Protocol: packet.ProtoName(k0.Proto), ProtoNum: k0.Proto, App: portmap.App(s.App).String(), Mapping: int(s.MapEntry),
 		Initiator: flowOf(k0), Responder: flowOf(k1), Inside: flowOf(in), Outside: flowOf(out), Inbound: inbound,
 		Rule: ref.String(), Ingress: names.ingress(s.Ingress),
 		// As the session's delete event will say: the table's clock, in
@@ -164,7 +163,7 @@ func stateName(proto, state uint8, replied bool) string {
 		}
 		return "ICMP_REQUEST"
 	}
-	p := strings.ToUpper(metrics.ProtoName(proto))
+	p := strings.ToUpper(packet.ProtoName(proto))
 	if replied {
 		return p + "_OPEN"
 	}
@@ -197,7 +196,7 @@ func expectationView(t *flowtable.Table, e flowtable.Expectation, now flowtable.
 		}
 	}
 	return Expectation{
-		Protocol: metrics.ProtoName(e.Proto), Source: src,
+		Protocol: packet.ProtoName(e.Proto), Source: src,
 		Dst:    addrPort(e.DstAddr, e.DstPort),
 		To:     addrPort(e.Xlate.SrcAddr, e.Xlate.SrcPort),
 		App:    portmap.App(e.App).String(),

@@ -269,7 +269,7 @@ func TestSessionFilters(t *testing.T) {
 		{SessionFilter{Addr: "10.0.0.300"}, "not an IPv4 address or prefix"},
 		{SessionFilter{Addr: "::1"}, "not an IPv4"},
 		{SessionFilter{Port: 70000}, "allowed: 1 to 65535"},
-		{SessionFilter{Protocol: "gre"}, "known: icmp"},
+		{SessionFilter{Protocol: "ipip"}, "known: icmp"},
 		{SessionFilter{State: "listening"}, "known: syn_sent"},
 		{SessionFilter{State: "tcp_"}, "known: syn_sent"},
 		{SessionFilter{Rule: "nat.outbound[x]"}, "nat.outbound[N]"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fastnat/fastnat/internal/testutil"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastnat/fastnat/internal/testutil"
 
 	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/control"

@@ -14,6 +14,7 @@ import (
 	"github.com/fastnat/fastnat/internal/version"
 	"github.com/fastnat/fastnat/metrics"
 	"github.com/fastnat/fastnat/nat"
+	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -148,7 +149,7 @@ func (d *Dataplane) Explain(q control.ExplainQuery) (control.ExplainResult, erro
 			return control.ExplainResult{}, fmt.Errorf("%w: no live session %d", control.ErrBadRequest, id)
 		}
 		k := s.Key[flowtable.Orig]
-		q.Query = explain.Query{Proto: metrics.ProtoName(k.Proto),
+		q.Query = explain.Query{Proto: packet.ProtoName(k.Proto),
 			Src: netip.AddrPortFrom(nat.Addr(k.SrcAddr), k.SrcPort), Dst: netip.AddrPortFrom(nat.Addr(k.DstAddr), k.DstPort)}
 	}
 	r, err := explain.Explain(cfg, NATRules(cfg), q.Query)

@@ -68,10 +68,11 @@ func greThroughNAT(t *testing.T, r router) {
 			if r.name != "fastnat" {
 				return
 			}
-			// The session as the operator sees it: the protocol by number,
-			// ports 0, the outbound rule.
-			shown := fastnatShow(t, fastnatSocket(t, topo), "sessions", "--proto", fmt.Sprint(proto))
-			want := fmt.Sprintf(`(?m)^\d+ +%d +OPEN +10\.77\.0\.226:0->198\.18\.0\.1:0 +198\.18\.0\.1:0->198\.18\.0\.204:0 +other +nat\.outbound\[0\] +inside `, proto)
+			// The session as the operator sees it: the protocol by name
+			// (filtered by it), ports 0, the outbound rule.
+			name := map[int]string{47: "gre", 50: "esp"}[proto]
+			shown := fastnatShow(t, fastnatSocket(t, topo), "sessions", "--proto", name)
+			want := fmt.Sprintf(`(?m)^\d+ +%s +OPEN +10\.77\.0\.226:0->198\.18\.0\.1:0 +198\.18\.0\.1:0->198\.18\.0\.204:0 +other +nat\.outbound\[0\] +inside `, name)
 			if !regexp.MustCompile(want).MatchString(shown) {
 				t.Errorf("show sessions lacks %s:\n%s", want, shown)
 			}

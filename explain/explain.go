@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/fastnat/fastnat/config"
@@ -154,7 +153,7 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	r := Report{Connection: Connection{Protocol: protoName(proto), Src: q.Src, Dst: q.Dst, From: sideName(d.From), Inferred: d.Inferred}}
+	r := Report{Connection: Connection{Protocol: packet.ProtoName(proto), Src: q.Src, Dst: q.Dst, From: sideName(d.From), Inferred: d.Inferred}}
 	if d.Verdict != nat.Forward {
 		r.Verdict, r.Why = d.Verdict.String(), dropWhy(d)
 		r.ALG = ALG{Why: "the connection does not pass the NAT"}
@@ -164,7 +163,7 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 	if d.Server >= 0 {
 		s := cfg.NAT.Server[d.Server]
 		r.Rules = append(r.Rules, Rule{Kind: "nat.server", Index: d.Server, File: cfg.File, Line: s.Line,
-			Text: fmt.Sprintf("%s %s -> %s", protoName(s.Proto), s.Public, s.Inside)})
+			Text: fmt.Sprintf("%s %s -> %s", packet.ProtoName(s.Proto), s.Public, s.Inside)})
 	}
 	if d.Outbound >= 0 {
 		o := cfg.NAT.Outbound[d.Outbound]
@@ -196,21 +195,8 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 
 // Tuple is the query's first packet as the flow table keys it.
 func (q Query) Tuple() (packet.Tuple, error) {
-	proto, err := portmap.ParseProto(strings.ToLower(q.Proto))
-	switch strings.ToLower(q.Proto) {
-	case "icmp":
-		proto, err = packet.ProtoICMP, nil
-	case "gre":
-		proto, err = packet.ProtoGRE, nil
-	case "esp":
-		proto, err = packet.ProtoESP, nil
-	case "ah":
-		proto, err = packet.ProtoAH, nil
-	}
-	if n, nerr := strconv.ParseUint(q.Proto, 10, 8); nerr == nil {
-		proto, err = uint8(n), nil // any IP protocol by number, as sessions show an unnamed one
-	}
-	if err != nil || proto == portmap.ProtoAny {
+	proto, ok := packet.ParseProtoName(q.Proto)
+	if !ok || proto == portmap.ProtoAny {
 		return packet.Tuple{}, fmt.Errorf("%w: protocol %q; known: tcp, udp, icmp, sctp, dccp, udp-lite, gre, esp, ah or a number", ErrQuery, q.Proto)
 	}
 	if !q.Src.Addr().Is4() || !q.Dst.Addr().Is4() {
@@ -238,7 +224,7 @@ func application(cfg *config.Config, d nat.Decision, t packet.Tuple) *Applicatio
 		a.On, a.Port = "translated", d.Translated.DstPort
 	}
 	if d.Entry < 0 {
-		a.Default = fmt.Sprintf("%s %d/%s", d.App, a.Port, protoName(t.Proto))
+		a.Default = fmt.Sprintf("%s %d/%s", d.App, a.Port, packet.ProtoName(t.Proto))
 		return a
 	}
 	m := cfg.PortMappings[d.Entry]
@@ -308,13 +294,6 @@ func sideName(s nat.Side) string {
 		return "inside"
 	}
 	return "outside"
-}
-
-func protoName(p uint8) string {
-	if p == packet.ProtoICMP {
-		return "icmp"
-	}
-	return portmap.ProtoName(p)
 }
 
 func v4(a netip.Addr) uint32 {

@@ -341,7 +341,7 @@ func TestCountSessions(t *testing.T) {
 		if r != flowtable.Inserted {
 			t.Fatalf("insert %d: %v", i, r)
 		}
-		k := key{ProtoName(p), a.String()}
+		k := key{packet.ProtoName(p), a.String()}
 		oracle[k]++
 		live[id] = k
 		if rng.IntN(3) == 0 { // delete a third again
@@ -364,14 +364,6 @@ func TestCountSessions(t *testing.T) {
 	for i := 1; i < len(got); i++ {
 		if a, b := got[i-1], got[i]; a.Protocol > b.Protocol || a.Protocol == b.Protocol && a.App >= b.App {
 			t.Errorf("not sorted: %v before %v", a, b)
-		}
-	}
-}
-
-func TestProtoName(t *testing.T) {
-	for p, want := range map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 132: "sctp", 47: "47"} {
-		if got := ProtoName(p); got != want {
-			t.Errorf("ProtoName(%d) = %q, want %q", p, got, want)
 		}
 	}
 }

@@ -362,15 +362,6 @@ func FTPByMapping(st alg.Stats, ftpEntries []int) []FTPMapping {
 	return out
 }
 
-// ProtoName names an IP protocol for labels and `show` output: "tcp",
-// "udp", "icmp", the other mappable protocols by name, else the number.
-func ProtoName(p uint8) string {
-	if p == packet.ProtoICMP {
-		return "icmp"
-	}
-	return portmap.ProtoName(p)
-}
-
 // CountSessions counts the table's live sessions by protocol and
 // application, sorted by protocol and then application. It walks the
 // whole session array (slow path; see the package documentation) through
@@ -388,7 +379,7 @@ func CountSessions(t *flowtable.Table) []SessionCount {
 	})
 	out := make([]SessionCount, 0, len(counts))
 	for k, n := range counts {
-		out = append(out, SessionCount{Protocol: ProtoName(k.proto), App: portmap.App(k.app).String(), Count: n})
+		out = append(out, SessionCount{Protocol: packet.ProtoName(k.proto), App: portmap.App(k.app).String(), Count: n})
 	}
 	slices.SortFunc(out, func(a, b SessionCount) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.App, b.App))

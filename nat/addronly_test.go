@@ -123,10 +123,10 @@ func TestAddrOnlyEvents(t *testing.T) {
 	if len(evs) != 1 || evs[0] != want {
 		t.Fatalf("events %+v\nwant [%+v]", evs, want)
 	}
-	if name := natlog.ProtoName(evs[0].Inside.Proto); name != "47" {
-		t.Errorf("protocol named %q, want 47", name)
+	if name := packet.ProtoName(evs[0].Inside.Proto); name != "gre" {
+		t.Errorf("protocol named %q, want gre", name)
 	}
-	if got := string(evs[0].AppendBody(nil)); !strings.HasPrefix(got, "session-create 47 10.77.0.5:0 -> 198.18.0.1:0 as 198.18.0.204:0 -> 198.18.0.1:0") {
+	if got := string(evs[0].AppendBody(nil)); !strings.HasPrefix(got, "session-create gre 10.77.0.5:0 -> 198.18.0.1:0 as 198.18.0.204:0 -> 198.18.0.1:0") {
 		t.Errorf("event text %q", got)
 	}
 }

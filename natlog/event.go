@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/fastnat/fastnat/packet"
-	"github.com/fastnat/fastnat/portmap"
 )
 
 // Type is what an Event records.
@@ -163,13 +162,4 @@ type Event struct {
 	// Inbound is set when the session was opened from outside (a nat
 	// server rule or an ALG data connection to an inside host).
 	Inbound bool
-}
-
-// ProtoName returns the name of an IP protocol number: "tcp", "udp",
-// "icmp", the port-mapping names, or the number.
-func ProtoName(p uint8) string {
-	if p == packet.ProtoICMP {
-		return "icmp"
-	}
-	return portmap.ProtoName(p)
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -28,7 +29,7 @@ func (e *Event) AppendBody(b []byte) []byte {
 	switch e.Type {
 	case SessionCreate, SessionDelete:
 		b = append(b, ' ')
-		b = append(b, ProtoName(e.Inside.Proto)...)
+		b = append(b, packet.ProtoName(e.Inside.Proto)...)
 		b = append(b, ' ')
 		b = appendEndpoint(b, e.Inside.SrcAddr, e.Inside.SrcPort)
 		b = append(b, " -> "...)
@@ -52,7 +53,7 @@ func (e *Event) AppendBody(b []byte) []byte {
 		}
 	case BindingCreate, BindingDelete:
 		b = append(b, ' ')
-		b = append(b, ProtoName(e.Inside.Proto)...)
+		b = append(b, packet.ProtoName(e.Inside.Proto)...)
 		b = append(b, ' ')
 		b = appendEndpoint(b, e.Inside.SrcAddr, e.Inside.SrcPort)
 		b = append(b, " as "...)
@@ -78,7 +79,7 @@ func (e *Event) AppendBody(b []byte) []byte {
 		b = appendRule(b, e)
 	case PortsExhausted:
 		b = append(b, ' ')
-		b = append(b, ProtoName(e.Inside.Proto)...)
+		b = append(b, packet.ProtoName(e.Inside.Proto)...)
 		b = append(b, ' ')
 		b = AppendAddr(b, e.Outside.SrcAddr)
 		b = appendRule(b, e)

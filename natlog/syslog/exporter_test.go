@@ -15,6 +15,7 @@ import (
 
 	"github.com/fastnat/fastnat/natlog"
 	"github.com/fastnat/fastnat/natlog/natlogtest"
+	"github.com/fastnat/fastnat/packet"
 )
 
 // parsed is one message as the tests' own strict RFC 5424 parser (below)
@@ -166,7 +167,7 @@ func wantSD(e natlog.Event) map[string]string {
 	w := map[string]string{"rule": rule}
 	switch e.Type {
 	case natlog.SessionCreate, natlog.SessionDelete:
-		w["proto"], w["app"] = natlog.ProtoName(e.Inside.Proto), map[uint8]string{3: "http", 1: "ftp"}[e.App]
+		w["proto"], w["app"] = packet.ProtoName(e.Inside.Proto), map[uint8]string{3: "http", 1: "ftp"}[e.App]
 		w["src"], w["sport"], w["dst"], w["dport"] = a(e.Inside.SrcAddr), u(uint64(e.Inside.SrcPort)), a(e.Inside.DstAddr), u(uint64(e.Inside.DstPort))
 		w["xsrc"], w["xsport"], w["xdst"], w["xdport"] = a(e.Outside.SrcAddr), u(uint64(e.Outside.SrcPort)), a(e.Outside.DstAddr), u(uint64(e.Outside.DstPort))
 		if e.Inbound {
@@ -177,7 +178,7 @@ func wantSD(e natlog.Event) map[string]string {
 			w["ipkts"], w["ibytes"], w["rpkts"], w["rbytes"] = u(e.Packets[0]), u(e.Bytes[0]), u(e.Packets[1]), u(e.Bytes[1])
 		}
 	case natlog.BindingCreate, natlog.BindingDelete:
-		w["proto"] = natlog.ProtoName(e.Inside.Proto)
+		w["proto"] = packet.ProtoName(e.Inside.Proto)
 		w["src"], w["sport"], w["xsrc"], w["xsport"] = a(e.Inside.SrcAddr), u(uint64(e.Inside.SrcPort)), a(e.Outside.SrcAddr), u(uint64(e.Outside.SrcPort))
 		if e.Type == natlog.BindingDelete {
 			w["start"] = ms(e.Start)
@@ -188,7 +189,7 @@ func wantSD(e natlog.Event) map[string]string {
 			w["start"] = ms(e.Start)
 		}
 	case natlog.PortsExhausted:
-		w["proto"], w["xsrc"] = natlog.ProtoName(e.Inside.Proto), a(e.Outside.SrcAddr)
+		w["proto"], w["xsrc"] = packet.ProtoName(e.Inside.Proto), a(e.Outside.SrcAddr)
 	case natlog.QuotaExceeded:
 		w["src"], w["limit"] = a(e.Inside.SrcAddr), u(uint64(e.Limit))
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fastnat/fastnat/natlog"
+	"github.com/fastnat/fastnat/packet"
 	"github.com/fastnat/fastnat/portmap"
 )
 
@@ -75,7 +76,7 @@ func appendSD(b []byte, e *natlog.Event) []byte {
 		b = escape(b, start)
 		b = append(b, '"')
 	}
-	proto := func(b []byte) []byte { return param(b, "proto", natlog.ProtoName(e.Inside.Proto)) }
+	proto := func(b []byte) []byte { return param(b, "proto", packet.ProtoName(e.Inside.Proto)) }
 	switch e.Type {
 	case natlog.SessionCreate, natlog.SessionDelete:
 		b = proto(b)
