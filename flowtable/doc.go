@@ -53,10 +53,10 @@
 // linear probing across buckets. Index entries hold no key: a lookup
 // compares tags in a bucket with a few word operations and then the key
 // words in the hot line an entry points to, so a hit costs two cache
-// lines (bucket and hot line). The index is sized for 85% of its lanes at
-// full capacity, about 13 bytes per session for both entries; with the
-// hot and cold lines and the expectation store a table costs about 134
-// bytes per session (Memory reports it by part; `fastnat bench pipeline`
+// lines (bucket and hot line). The index is sized for 75% of its lanes at
+// full capacity, about 15 bytes per session for both entries (16 at 1M
+// sessions, 14.5 at 10M); with the hot and cold lines and the expectation
+// store a table costs about 136 bytes per session (Memory reports it by part; `fastnat bench pipeline`
 // prints it beside the NAT's own share).
 //
 // The hot, cold and index arrays are mapped outside the Go heap
@@ -110,6 +110,28 @@
 // ahead), in two schedules — measured no faster than one LookupBatch per
 // burst on the same machine, so the pipeline looks a whole burst up
 // first.
+//
+// What is left above the memory system: TestLookupFloor runs LookupBatch
+// alternated with its own memory pattern and nothing else (hash, prefetch
+// the bucket, read one entry, prefetch and read its hot line). Over a
+// full 10M table the pattern costs 50-60 ns a key on the development
+// machine, LookupBatch 85-95 (at 1000 sessions, in cache, 11 against
+// 28): the tag match, the confirmation, the second round and the
+// compares that the pattern skips are not hidden behind the misses,
+// since the core cannot run ahead of a phase's loads by more than a few
+// keys' instructions. Two more schedules measured no faster there:
+// prefetching in groups of 8 keys (a call per group, 10-15 % slower) and
+// two halves of a chunk interleaved (one half's hashing and bucket
+// reading while the other's lines load, 4-7 % slower); nor did issuing
+// the second round's bucket prefetches as soon as the first round finds
+// the key late, or confirming the first round's keys before reading the
+// second round's buckets. So the goal of 40 ns a key at 10M sessions
+// lies below what two random lines a key cost on that machine; reaching
+// it takes a key a lookup can confirm from one line (the index entry
+// holding enough of the key), with the hot line only prefetched for the
+// translation that follows — which moves that miss out of the lookup
+// rather than removing it, so what it would have to prove is a faster
+// pipeline, not only a faster LookupBatch.
 //
 // # Concurrency
 //

@@ -30,7 +30,16 @@ const (
 // does not depend on the seed, so colliding keys found once collide in
 // every table.
 func hash2(seed, a, b uint64) uint64 {
-	hi, lo := bits.Mul64(a^seed, b^bits.RotateLeft64(seed, 32)^mixK0)
+	return mix(a^seed, b^seed2(seed))
+}
+
+// seed2 is the seed word hash2 masks a key's second word with, which
+// LookupBatch computes once per burst rather than once per key.
+func seed2(seed uint64) uint64 { return bits.RotateLeft64(seed, 32) ^ mixK0 }
+
+// mix is hash2 of the two masked words.
+func mix(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x, y)
 	hi, lo = bits.Mul64(lo^mixK1, hi^mixK2)
 	return hi ^ lo
 }
