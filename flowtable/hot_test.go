@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,8 +201,13 @@ func TestGracePeriodUnderChurn(t *testing.T) {
 		}
 		nid, ngen, res := tb.Insert(testSession(uint64(i)), 0, 60, 0)
 		if res != Inserted {
-			// Every other slot waits for a worker's grace period: retry.
+			// Every other slot waits for a worker's grace period: retry,
+			// yielding so that a worker the scheduler parked inside a poll
+			// (holding the old token) runs and leaves it; a spinning
+			// writer would wait for preemption instead, 10 ms a round on
+			// a loaded machine.
 			for res == ErrFull && !stop.Load() {
+				runtime.Gosched()
 				nid, ngen, res = tb.Insert(testSession(uint64(i)), 0, 60, 0)
 			}
 		}
