@@ -51,7 +51,7 @@ const batchChunk = 64
 func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 	n := min(len(keys), len(out))
 	s0, s1 := t.seed, seed2(t.seed)
-	shift, nbPer := t.shardShift, t.nbPer
+	shift1, nbPer := t.shardShift-1, t.nbPer
 	buckets, hots := t.buckets, t.hots
 	var hs [batchChunk]uint64
 	var bs, es [batchChunk]uint32
@@ -62,15 +62,7 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		os := out[lo:][:len(ks)]
 		hs, bs, es := hs[:len(ks)], bs[:len(ks)], es[:len(ks)]
 		stages.Mark(stages.Hash)
-		// hash2 and bucketOf, with the key's words loaded from its fields
-		// and the seed's second word computed once.
-		for i := range ks {
-			k := &ks[i]
-			h := mix(uint64(k.SrcAddr)<<32|uint64(k.DstAddr)^s0,
-				(uint64(k.SrcPort)<<48|uint64(k.DstPort)<<32|uint64(k.Proto))^s1)
-			hs[i] = h
-			bs[i] = uint32(h>>shift)*nbPer + uint32(uint64(uint32(h>>16))*uint64(nbPer)>>32)
-		}
+		hashChunk(ks, hs, bs, s0, s1, shift1, nbPer)
 		stages.Mark(stages.BucketTouch)
 		prefetchBuckets(buckets, bs)
 		stages.Mark(stages.SessionTouch)
@@ -118,7 +110,7 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 			prefetchBuckets(buckets, next[:lateScan*nl])
 			m = 0
 			for _, i := range late[:nl] {
-				es[i] = t.lateCandidate(hs[i], bs[i], ids[:], &m)
+				es[i], m = t.lateCandidate(hs[i], bs[i], ids[:], m)
 			}
 			prefetchHots(hots, ids[:m])
 		}
@@ -128,25 +120,59 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 		// candidate is not it (a tag shared in the bucket, a key further
 		// than the second round looked, a writer in between) takes the
 		// whole lookup.
+		var slow uint64 // keys that take the whole lookup (a chunk is 64)
 		for i, e := range es {
 			k, o := &ks[i], &os[i]
 			if e < absent {
-				s := &hots[e>>1]
+				// One branch for the key check: the first loads of meta,
+				// the addresses and the ports lie in one line and are
+				// compared together (liveBit and the protocol as one
+				// masked compare); meta is read again after them, the
+				// seqlock's second read.
+				s, d := &hots[e>>1], e&1
 				m := atomic.LoadUint64(&s.meta)
-				if m&liveBit != 0 && uint8(m) == k.Proto &&
-					atomic.LoadUint64(&s.addrs[e&1]) == uint64(k.SrcAddr)<<32|uint64(k.DstAddr) &&
-					atomic.LoadUint32(&s.ports[e&1]) == uint32(k.SrcPort)<<16|uint32(k.DstPort) &&
-					atomic.LoadUint64(&s.meta) == m {
-					*o = Hit{ID: e >> 1, Gen: genOf(m), Dir: Dir(e & 1), Found: true}
+				x := (m&(liveBit|0xff) ^ (liveBit | uint64(k.Proto))) |
+					(atomic.LoadUint64(&s.addrs[d]) ^ (uint64(k.SrcAddr)<<32 | uint64(k.DstAddr))) |
+					uint64(atomic.LoadUint32(&s.ports[d])^(uint32(k.SrcPort)<<16|uint32(k.DstPort)))
+				if x == 0 && atomic.LoadUint64(&s.meta) == m {
+					*o = Hit{ID: e >> 1, Gen: genOf(m), Dir: Dir(d), Found: true}
 					continue
 				}
 			} else if e == absent {
 				*o = Hit{}
 				continue
 			}
-			w0, w1 := words(k)
+			slow |= 1 << (i & (batchChunk - 1))
+		}
+		// The whole lookups after the loop, so that no call in it makes
+		// the compiler keep the loop's values in memory.
+		for ; slow != 0; slow &= slow - 1 {
+			i := bits.TrailingZeros64(slow)
+			w0, w1 := words(&ks[i])
+			o := &os[i]
 			o.ID, o.Dir, o.Gen, o.Found = t.lookup(hs[i], w0, w1)
 		}
+	}
+}
+
+// hashChunk is LookupBatch's first step: hs[i] = hash2 of ks[i] (the
+// key's words loaded from its fields, the seed's second word s1
+// computed once) and bs[i] its home bucket (bucketOf, with shift1 =
+// shardShift-1). It is a call of its own, once per chunk, because
+// inlined into LookupBatch the multiplies' fixed registers made the
+// compiler move and reload LookupBatch's other values on every key.
+//
+//go:noinline
+func hashChunk(ks []packet.Tuple, hs []uint64, bs []uint32, s0, s1 uint64, shift1 uint, nbPer uint32) {
+	hs, bs = hs[:len(ks)], bs[:len(ks)]
+	for i := range ks {
+		k := &ks[i]
+		h := mix(uint64(k.SrcAddr)<<32|uint64(k.DstAddr)^s0,
+			(uint64(k.SrcPort)<<48|uint64(k.DstPort)<<32|uint64(k.Proto))^s1)
+		hs[i] = h
+		// h>>shardShift as h>>1>>(shift1&63): shardShift is 1..64, and
+		// a count the compiler knows is below 64 needs no test for 64.
+		bs[i] = uint32(h>>1>>(shift1&63))*nbPer + uint32(uint64(uint32(h>>16))*uint64(nbPer)>>32)
 	}
 }
 
@@ -160,29 +186,31 @@ const lateScan = 2
 // the key with hash h in the lateScan buckets from bucket b on (the
 // first round prefetched them) and returns the entry of its first
 // matching tag, appending the session lines of up to two matching tags
-// to ids at *m. It returns absent when a bucket that nothing passed
-// proves the key absent, and noEntry when the key may lie further (the
-// whole lookup decides).
-func (t *Table) lateCandidate(h uint64, b uint32, ids []uint32, m *int) uint32 {
+// to ids at m, and the new length. It returns absent when a bucket that
+// nothing passed proves the key absent, and noEntry when the key may lie
+// further (the whole lookup decides). (m is passed and returned, not by
+// pointer: a counter whose address is taken lives in memory in the
+// caller's loop.)
+func (t *Table) lateCandidate(h uint64, b uint32, ids []uint32, m int) (uint32, int) {
 	base := t.shardOf(h) * t.nbPer
 	b -= base
 	for range lateScan {
 		bk := &t.buckets[base+b]
 		if e, e2, ok := candidates(bk, h); ok {
-			ids[*m&(len(ids)-1)] = e >> 1
-			*m++
+			ids[m&(len(ids)-1)] = e >> 1
+			m++
 			if e2 != noEntry {
-				ids[*m&(len(ids)-1)] = e2 >> 1
-				*m++
+				ids[m&(len(ids)-1)] = e2 >> 1
+				m++
 			}
-			return e
+			return e, m
 		}
 		if bk.ctrl[1].Load() < ovfOne {
-			return absent
+			return absent, m
 		}
 		b = t.next(b)
 	}
-	return noEntry
+	return noEntry, m
 }
 
 // candidates returns the entries of bucket bk in the first two lanes
