@@ -85,8 +85,12 @@
 // whose tags match — a branch-free tag match over both control words —
 // and, for a key whose home holds no tag of it but overflowed, the next
 // two buckets; read those in a second round and prefetch the hot lines
-// they name; then confirm each key from cache. A key whose home neither
-// matches nor overflowed is absent without another look. The prefetches
+// they name; then confirm each key from cache (the keys a confirmation
+// leaves open take the whole lookup after the chunk's loop, and the
+// hashing is a call of its own per chunk: inlined, its multiplies' fixed
+// registers made the compiler shuffle the loop's values on every key). A
+// key whose home neither matches nor overflowed is absent without
+// another look. The prefetches
 // are real prefetch instructions (small assembly stubs, PREFETCHT0 on
 // amd64 and PRFM on arm64, a plain loop elsewhere), which retire at once
 // where a load would hold up the ones behind it, so a chunk's misses are
