@@ -43,7 +43,8 @@ type sessionMatch struct {
 	port    uint16       // 0: any
 	proto   uint8        // 0: any
 	app     int          // -1: any
-	states  []string     // names that match (upper case); nil: any
+	state   string       // the state that matches (upper case); "": any
+	anyProt bool         // state is a word without a protocol: any protocol's
 	stateOf string       // the filter as written, for its message
 	rule    ruleMatch
 }
@@ -73,7 +74,7 @@ func (f SessionFilter) compile() (sessionMatch, error) {
 		m.app = int(a)
 	}
 	if f.State != "" {
-		if m.states, err = parseState(f.State); err != nil {
+		if m.state, m.anyProt, err = parseState(f.State); err != nil {
 			return m, err
 		}
 	}
@@ -106,32 +107,33 @@ func (m *sessionMatch) keys(s *flowtable.Session) bool {
 
 func (m *sessionMatch) in(a uint32) bool { return m.addr.Contains(nat.Addr(a)) }
 
-// state reports whether a session in state name passes.
-func (m *sessionMatch) state(name string) bool {
-	return m.states == nil || slices.Contains(m.states, name)
+// stateMatches reports whether a session in state name passes.
+func (m *sessionMatch) stateMatches(name string) bool {
+	if m.anyProt {
+		p, ok := strings.CutSuffix(name, "_"+m.state)
+		return ok && p != "" && !strings.Contains(p, "_")
+	}
+	return m.state == "" || name == m.state
 }
 
 // stateWords are the states the views name, without their protocol.
 var stateWords = []string{"SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSED", "NONE", "OPEN", "READY", "REQUEST", "REPLY"}
 
-// parseState returns the state names a --state filter matches: the name
-// itself with its protocol ("TCP_ESTABLISHED"), or a word without one
-// ("ESTABLISHED", "OPEN") for every protocol that has it.
-func parseState(s string) ([]string, error) {
+// parseState reads a --state filter: a state with its protocol
+// ("TCP_ESTABLISHED", "GRE_OPEN", "47_OPEN"), or a word without one
+// ("ESTABLISHED", "OPEN"), which matches that state of every protocol
+// (anyProt) — GRE, ESP and protocols without a name included.
+func parseState(s string) (state string, anyProt bool, err error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
 	if slices.Contains(stateWords, u) {
-		var names []string
-		for _, p := range []string{"TCP", "UDP", "ICMP", "SCTP", "DCCP", "UDP-LITE"} {
-			names = append(names, p+"_"+u)
-		}
-		return names, nil
+		return u, true, nil
 	}
 	for _, w := range stateWords {
 		if p, ok := strings.CutSuffix(u, "_"+w); ok && p != "" && !strings.Contains(p, "_") {
-			return []string{u}, nil
+			return u, false, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: unknown state %q; known: %s, each with or without its protocol (tcp_established)",
+	return "", false, fmt.Errorf("%w: unknown state %q; known: %s, each with or without its protocol (tcp_established)",
 		ErrBadRequest, s, strings.ToLower(strings.Join(stateWords, ", ")))
 }
 

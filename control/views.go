@@ -104,7 +104,7 @@ func walkSessions(t *flowtable.Table, now flowtable.Time, m *sessionMatch, names
 			return true
 		}
 		v, ok := sessionView(t, now, id, gen, s, ref, &names)
-		if !ok || !m.state(v.State) {
+		if !ok || !m.stateMatches(v.State) {
 			return true
 		}
 		fn(&v, id, gen)

@@ -541,3 +541,40 @@ func TestWriteStats(t *testing.T) {
 		t.Errorf("zero drop reason shown:\n%s", out)
 	}
 }
+
+// TestStateWordEveryProtocol: a state without its protocol matches that
+// state of every protocol, the address-only ones (GRE, ESP, a number)
+// included; with its protocol, only that protocol's.
+func TestStateWordEveryProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		filter string
+		name   string
+		want   bool
+	}{
+		{"ready", "GRE_READY", true},
+		{"ready", "47_READY", true},
+		{"ready", "UDP-LITE_READY", true},
+		{"open", "ESP_OPEN", true},
+		{"open", "GRE_READY", false},
+		{"established", "TCP_ESTABLISHED", true},
+		{"syn_sent", "TCP_SYN_SENT", true},
+		{"sent", "TCP_SYN_SENT", false},
+		{"gre_open", "GRE_OPEN", true},
+		{"gre_open", "ESP_OPEN", false},
+		{"tcp_established", "TCP_ESTABLISHED", true},
+	} {
+		m, err := SessionFilter{State: tc.filter}.compile()
+		if tc.filter == "sent" {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Errorf("state %q: %v, want a bad request", tc.filter, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("state %q: %v", tc.filter, err)
+		}
+		if got := m.stateMatches(tc.name); got != tc.want {
+			t.Errorf("state %q on a session in %s: %v, want %v", tc.filter, tc.name, got, tc.want)
+		}
+	}
+}

@@ -55,10 +55,13 @@
 // it is (prefetch: the binding's slot and the new slot's lines before
 // the checks and the rules, the public endpoint's slot and the reply
 // key's bucket as soon as the port is chosen, the random port's word
-// while the preserved one is tried), and insert adds a new binding's
-// public endpoint just before the session is published, outside the
-// binding's lock: nothing can release the binding before then, since
-// the creation holds a reference. Creating a session allocates nothing.
+// while the preserved one is tried). Each key, binding and public
+// endpoint is hashed once, by its prefetch, and the hash handed on (the
+// keys' from flowtable.Table.Hash to InsertHashed). Insert adds a new
+// binding's public endpoint just before the session is published,
+// outside the binding's lock: nothing can release the binding before
+// then, since the creation holds a reference. Creating a session
+// allocates nothing.
 //
 // Allocation modes. Besides the dynamic pools, blocks.go holds the port
 // block allocator (a host's ports come from whole blocks on one address,

@@ -31,6 +31,11 @@
 // (Sum, Checksum, TCPChecksum, UDPChecksum, ICMPChecksum) exist for payload
 // rewrites and for tests.
 //
+// ProtoName and ParseProtoName are the one table of IP protocol names
+// fastnat prints (show, events, metrics labels, explain) and reads
+// (filters, the explain command): the protocols it handles by name, any
+// other by its number.
+//
 // Addresses are uint32 in host byte order (the value binary.BigEndian.Uint32
 // reads from the wire), as in Tuple. The package has no state and no locks;
 // views are as safe to share as the bytes under them.

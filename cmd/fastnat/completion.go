@@ -68,7 +68,7 @@ func manPage() cli.ManPage {
 			"rules; `fastnat show` and `fastnat reload` talk to the running daemon over its control socket; " +
 			"`fastnat bench` and `fastnat demo` measure and demonstrate it on this machine.\n\n" +
 			"Flags take one dash or two (-c, --json); a flag's value may follow it or an equals sign.",
-		Files: "/etc/fastnat/fastnat.toml: the configuration file `run`, `show` and `reload` read by default.\n\n" +
+		Files: "/etc/fastnat/fastnat.toml: the configuration file `run`, `doctor`, `show`, `clear`, `reload`, `events`, `lookup` and `explain` read by default (`-c` names another).\n\n" +
 			"/run/fastnat/fastnat.sock: the control socket of the packaged configuration ([control] socket).\n\n" +
 			"/usr/share/doc/fastnat/examples/: example configurations.",
 		SeeAlso: "ethtool(8), ip(8), systemctl(1), nft(8)",
