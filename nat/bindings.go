@@ -32,7 +32,10 @@ type bindings struct {
 }
 
 // prefetch starts loading the slot where k's binding would be, for
-// acquire to find it there, and returns k's hash, acquire's h.
+// acquire to find it there, and returns k's hash, acquire's h. It is
+// written out on the concrete map rather than as a method of the generic
+// epMap, which is called through its shape's dictionary and would not
+// inline (publicMap.prefetch likewise).
 func (b *bindings) prefetch(k bindKey) uint64 {
 	h := epHash(b.seed, k.word())
 	sh := &b.shards[epShardOf(h)]

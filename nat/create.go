@@ -71,7 +71,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	// will wait for — the slot its insert will fill and, from inside,
 	// where the source's binding would be — so that they arrive while
 	// the checks and the rules run (see the package doc, Creation).
-	e.madeBinding, e.pubHash = false, 0
+	e.madeBinding = false
 	h0 := e.n.table.Hash(t)
 	e.n.table.PrefetchInsert(h0)
 	var bh uint64 // the source's binding's hash
@@ -247,7 +247,7 @@ func (e *Engine) snat(c *compiled, s *flowtable.Session, x *packet.Tuple, class 
 	// public map (a new binding's or the session's own port; insert adds
 	// it).
 	if made || !rule.eim {
-		e.pubHash = e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
+		e.n.public.prefetch(bindKey{addr: addr, port: port, class: uint8(class)})
 	}
 	e.madeBinding = made
 	return rule, true
@@ -458,10 +458,8 @@ func (e *Engine) insert(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// mapping others may hairpin to while it lives: recorded before
 		// the session is published, so that releasePorts, on any path
 		// from here, finds it to remove.
-		pub, in := ownMapping(s, class)
-		h := e.pubHash
-		e.madeBinding, e.pubHash = false, 0
-		if !e.n.public.add(pub, in, h) {
+		e.madeBinding = false
+		if !e.n.public.add(ownMapping(s, class)) {
 			e.n.releasePorts(s, &e.log, e.wall)
 			r.Verdict = DropTableFull
 			return

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/fastnat/fastnat/internal/hugepage"
-	"github.com/fastnat/fastnat/internal/prefetch"
 )
 
 // epMap is the hash table behind the endpoint-independent bindings and
@@ -109,14 +108,6 @@ func (m *epMap[V]) lock(h uint64) *epShard[V] {
 	sh := m.shard(h)
 	sh.mu.Lock()
 	return sh
-}
-
-// prefetch starts loading the home slot of keys of hash h. It takes no
-// lock: a shard's array never changes (see epMap), and a prefetch reads
-// nothing in the memory model's sense.
-func (m *epMap[V]) prefetch(h uint64) {
-	sh := m.shard(h)
-	prefetch.Line(&sh.slots[sh.home(h)].key)
 }
 
 // home is the first slot a key of hash h probes.

@@ -161,7 +161,7 @@ func TestAcquireOnFullShard(t *testing.T) {
 	}
 	// The same for the public map.
 	fillShardOf(&pub.epMap, k, func(o bindKey) bindKey { return o })
-	if pub.add(k, bindKey{addr: 9}, 0) {
+	if pub.add(k, bindKey{addr: 9}) {
 		t.Fatal("added to a full shard")
 	}
 	if _, ok := pub.lookup(k); ok {

@@ -23,24 +23,20 @@ type publicMap struct {
 	epMap[bindKey]
 }
 
-// prefetch starts loading the slot where pub's entry would be, and
-// returns pub's hash, for add.
-func (pm *publicMap) prefetch(pub bindKey) uint64 {
+// prefetch starts loading the slot where pub's entry would be (see
+// bindings.prefetch).
+func (pm *publicMap) prefetch(pub bindKey) {
 	h := epHash(pm.seed, pub.word())
 	sh := &pm.shards[epShardOf(h)]
 	prefetch.Line(&sh.slots[epHome(h, len(sh.slots))].key)
-	return h
 }
 
 // add records that public endpoint pub (its class set) maps to inside
 // endpoint in. It reports false, having changed nothing, when pub's shard
-// is full (see epMap). h is pub's hash, as prefetch returned it, or 0 if
-// the caller has none.
-func (pm *publicMap) add(pub, in bindKey, h uint64) bool {
+// is full (see epMap).
+func (pm *publicMap) add(pub, in bindKey) bool {
 	w := pub.word()
-	if h == 0 {
-		h = epHash(pm.seed, w)
-	}
+	h := pm.hash(w)
 	sh := pm.lock(h)
 	i, ok := sh.find(h, w)
 	switch {

@@ -195,10 +195,8 @@ type Engine struct {
 	ingress uint16
 	// madeBinding tells insert that the creation it finishes made a new
 	// endpoint-independent binding (snat), whose public endpoint insert
-	// adds to the public map; pubHash is that endpoint's hash in the
-	// public map (publicMap.prefetch), 0 if snat left none.
+	// adds to the public map.
 	madeBinding bool
-	pubHash     uint64
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
