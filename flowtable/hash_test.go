@@ -130,3 +130,31 @@ func TestWords(t *testing.T) {
 		}
 	}
 }
+
+// TestHashChunk holds LookupBatch's hashing loop, which computes hash2
+// and the home bucket with the table's parameters hoisted, to Hash and
+// bucketOf, for tables of one shard (shardShift 64) to many.
+func TestHashChunk(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cfg := range []Config{{MaxSessions: 100, Shards: 1}, {MaxSessions: 5000, Shards: 4}, {MaxSessions: 1 << 16}} {
+		tb := mustNew(t, cfg)
+		var ks [batchChunk]packet.Tuple
+		for i := range ks {
+			ks[i] = packet.Tuple{SrcAddr: r.Uint32(), DstAddr: r.Uint32(), SrcPort: uint16(r.Uint32()), DstPort: uint16(r.Uint32()), Proto: uint8(r.Uint32())}
+		}
+		var hs [batchChunk]uint64
+		var bs [batchChunk]uint32
+		hashChunk(ks[:], hs[:], bs[:], tb.seed, seed2(tb.seed), tb.shardShift-1, tb.nbPer)
+		for i, k := range ks {
+			h := tb.Hash(k)
+			if hs[i] != h || bs[i] != tb.bucketOf(h) {
+				t.Fatalf("%+v key %d: hashChunk %#x bucket %d; Hash %#x bucket %d", cfg, i, hs[i], bs[i], h, tb.bucketOf(h))
+			}
+			// The bucket lies in h's shard (shardOf shifts by shardShift
+			// itself, not by homeIn's two shifts).
+			if base := tb.shardOf(h) * tb.nbPer; bs[i] < base || bs[i] >= base+tb.nbPer {
+				t.Fatalf("%+v key %d: bucket %d outside shard %d", cfg, i, bs[i], tb.shardOf(h))
+			}
+		}
+	}
+}

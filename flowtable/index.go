@@ -50,9 +50,15 @@ func tagOf(h uint64) uint64 {
 // shard and the offset in it. Bits 16..47 choose the bucket (by
 // multiply-shift, so shards need not be a power of two in buckets), the
 // top bits the shard, the low byte the tag.
-func (t *Table) home(h uint64) (base, i uint32) {
-	base = t.shardOf(h) * t.nbPer
-	i = uint32(uint64(uint32(h>>16)) * uint64(t.nbPer) >> 32)
+func (t *Table) home(h uint64) (base, i uint32) { return homeIn(h, t.shardShift-1, t.nbPer) }
+
+// homeIn is home for a table of shardShift shift1+1 and nbPer buckets a
+// shard, for a loop that keeps both in registers (hashChunk). The shard
+// is h>>1>>(shift1&63), which is h>>shardShift: shardShift is 1..64, and
+// a count the compiler knows is below 64 needs no test for 64.
+func homeIn(h uint64, shift1 uint, nbPer uint32) (base, i uint32) {
+	base = uint32(h>>1>>(shift1&63)) * nbPer
+	i = uint32(uint64(uint32(h>>16)) * uint64(nbPer) >> 32)
 	return base, i
 }
 

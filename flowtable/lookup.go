@@ -166,13 +166,10 @@ func (t *Table) LookupBatch(keys []packet.Tuple, out []Hit) {
 func hashChunk(ks []packet.Tuple, hs []uint64, bs []uint32, s0, s1 uint64, shift1 uint, nbPer uint32) {
 	hs, bs = hs[:len(ks)], bs[:len(ks)]
 	for i := range ks {
-		k := &ks[i]
-		h := mix(uint64(k.SrcAddr)<<32|uint64(k.DstAddr)^s0,
-			(uint64(k.SrcPort)<<48|uint64(k.DstPort)<<32|uint64(k.Proto))^s1)
-		hs[i] = h
-		// h>>shardShift as h>>1>>(shift1&63): shardShift is 1..64, and
-		// a count the compiler knows is below 64 needs no test for 64.
-		bs[i] = uint32(h>>1>>(shift1&63))*nbPer + uint32(uint64(uint32(h>>16))*uint64(nbPer)>>32)
+		w0, w1 := words(&ks[i])
+		h := mix(w0^s0, w1^s1)
+		base, j := homeIn(h, shift1, nbPer)
+		hs[i], bs[i] = h, base+j
 	}
 }
 

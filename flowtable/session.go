@@ -228,9 +228,6 @@ func packLife(state, flags uint8, timeout uint32) uint32 {
 	return uint32(state)<<stateShift | uint32(flags&HotFlags)<<flagShift | min(timeout, MaxTimeout)
 }
 
-// keyPorts returns the ports of key k as hot.ports holds them.
-func keyPorts(k packet.Tuple) uint32 { return uint32(k.SrcPort)<<16 | uint32(k.DstPort) }
-
 // Live reports whether slot id holds a live session.
 func (t *Table) Live(id uint32) bool {
 	return id < uint32(len(t.hots)) && atomic.LoadUint64(&t.hots[id].meta)&liveBit != 0

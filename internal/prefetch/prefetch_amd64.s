@@ -6,10 +6,6 @@ TEXT ·Line(SB), NOSPLIT, $0-8
 	PREFETCHT0 (AX)
 	RET
 
-// func Line32(p *uint32)
-TEXT ·Line32(SB), NOSPLIT, $0-8
-	JMP ·Line(SB)
-
 // func Slot(hot, cold *uint64)
 TEXT ·Slot(SB), NOSPLIT, $0-16
 	MOVQ hot+0(FP), AX

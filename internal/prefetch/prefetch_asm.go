@@ -9,11 +9,6 @@ import "sync/atomic"
 //go:noescape
 func Line(p *uint64)
 
-// Line32 is Line for a 32-bit word.
-//
-//go:noescape
-func Line32(p *uint32)
-
 // Word is Line for an atomic word (an index bucket's control word).
 //
 //go:noescape

@@ -7,9 +7,6 @@ import "sync/atomic"
 // Line does nothing on this architecture.
 func Line(p *uint64) {}
 
-// Line32 does nothing on this architecture.
-func Line32(p *uint32) {}
-
 // Word does nothing on this architecture.
 func Word(p *atomic.Uint64) {}
 

@@ -1,10 +1,13 @@
 package prefetch
 
-import "testing"
+import (
+	"sync/atomic"
+	"testing"
+)
 
-// TestLineChangesNothing: a prefetch leaves memory as it was, and one of
-// a word of the heap, of the stack and past a slice's last element (still
-// inside its array) does not fault.
+// TestLineChangesNothing: a prefetch (Line, Word, Slot) leaves memory as
+// it was, and one of a word of the heap, of the stack and past a slice's
+// last element (still inside its array) does not fault.
 func TestLineChangesNothing(t *testing.T) {
 	a := make([]uint64, 64)
 	for i := range a {
@@ -16,14 +19,15 @@ func TestLineChangesNothing(t *testing.T) {
 		Line(&a[i])
 	}
 	Line(&a[:8:64][7])
-	var small [3]uint32
-	Line32(&small[1])
+	var w atomic.Uint64
+	Word(&w)
+	Slot(&a[0], &a[56]) // the cold entry's 56 bytes: a[56:63]
 	for i := range a {
 		if a[i] != uint64(i)*0x9e3779b97f4a7c15 {
 			t.Fatalf("word %d changed", i)
 		}
 	}
-	if local != 42 {
+	if local != 42 || w.Load() != 0 {
 		t.Fatal("stack word changed")
 	}
 }
