@@ -115,10 +115,10 @@
 // burst on the same machine, so the pipeline looks a whole burst up
 // first.
 //
-// What is left above the memory system: TestLookupFloor runs LookupBatch
+// What is left above the memory system: BenchmarkLookupFloor runs LookupBatch
 // alternated with its own memory pattern and nothing else (hash, prefetch
 // the bucket, read one entry, prefetch and read its hot line). Over a
-// full 10M table the pattern costs 50-60 ns a key on the development
+// full 10M table the pattern costs 50-68 ns a key on the development
 // machine, LookupBatch 85-95 (at 1000 sessions, in cache, 11 against
 // 28): the tag match, the confirmation, the second round and the
 // compares that the pattern skips are not hidden behind the misses,

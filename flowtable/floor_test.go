@@ -37,20 +37,22 @@ func (t *Table) lookupPattern(ks []packet.Tuple) {
 	}
 }
 
-// TestLookupFloor prints how far LookupBatch is from its own memory
-// pattern (lookupPattern) over a full table of FASTNAT_LOOKUP_FLOOR
-// sessions, random present keys in chunks of 64, the two alternated in
-// short blocks so that a loaded machine slows both alike:
+// BenchmarkLookupFloor measures how far LookupBatch is from its own
+// memory pattern (lookupPattern) over a full table of
+// FASTNAT_LOOKUP_FLOOR sessions (1M if unset), random present keys in
+// chunks of 64, the two alternated in short blocks so that a loaded
+// machine slows both alike; each iteration is one block of each:
 //
-//	FASTNAT_LOOKUP_FLOOR=10000000 go test ./flowtable -run TestLookupFloor -v
+//	FASTNAT_LOOKUP_FLOOR=10000000 go test ./flowtable -run '^$' -bench BenchmarkLookupFloor -benchtime 300x
 //
-// It is a measurement, not a check: without the variable it skips.
-func TestLookupFloor(t *testing.T) {
+// It reports the medians: batch-ns/key, pattern-ns/key and their
+// per-block ratio.
+func BenchmarkLookupFloor(b *testing.B) {
 	n, _ := strconv.Atoi(os.Getenv("FASTNAT_LOOKUP_FLOOR"))
 	if n <= 0 {
-		t.Skip("set FASTNAT_LOOKUP_FLOOR to a session count to measure")
+		n = 1 << 20
 	}
-	tb := mustNew(t, Config{MaxSessions: n})
+	tb := mustNew(b, Config{MaxSessions: n})
 	for i := range uint64(n) {
 		tb.Insert(testSession(i), 0, 60, 0)
 	}
@@ -71,12 +73,13 @@ func TestLookupFloor(t *testing.T) {
 		func(ks []packet.Tuple) { tb.LookupBatch(ks, out[:]) },
 		tb.lookupPattern,
 	}
-	const blocks, chunks = 300, 128
+	const chunks = 128
 	ns := [2][]float64{}
 	var ratio []float64
 	r := 0
-	for range blocks {
-		var b [2]float64
+	b.ResetTimer()
+	for range b.N {
+		var blk [2]float64
 		for s, step := range steps {
 			start := time.Now()
 			for range chunks {
@@ -84,17 +87,19 @@ func TestLookupFloor(t *testing.T) {
 				step(keys[o : o+64])
 				r++
 			}
-			b[s] = float64(time.Since(start).Nanoseconds()) / (chunks * 64)
-			ns[s] = append(ns[s], b[s])
+			blk[s] = float64(time.Since(start).Nanoseconds()) / (chunks * 64)
+			ns[s] = append(ns[s], blk[s])
 		}
-		ratio = append(ratio, b[0]/b[1])
+		ratio = append(ratio, blk[0]/blk[1])
 	}
+	b.StopTimer()
 	for s := range ns {
 		slices.Sort(ns[s])
 	}
 	slices.Sort(ratio)
 	m := tb.Memory()
-	t.Logf("%d sessions: LookupBatch %.1f ns/key (p10 %.1f), its memory pattern alone %.1f (p10 %.1f); per block %.2fx (%.2f-%.2f); %.0f%% of %d MiB on huge pages",
-		n, ns[0][blocks/2], ns[0][blocks/10], ns[1][blocks/2], ns[1][blocks/10],
-		ratio[blocks/2], ratio[blocks/4], ratio[3*blocks/4], 100*float64(m.Huge)/float64(m.Hot+m.Cold+m.Index), m.Total()>>20)
+	b.ReportMetric(ns[0][b.N/2], "batch-ns/key")
+	b.ReportMetric(ns[1][b.N/2], "pattern-ns/key")
+	b.ReportMetric(ratio[b.N/2], "batch/pattern")
+	b.ReportMetric(100*float64(m.Huge)/float64(m.Hot+m.Cold+m.Index), "%huge")
 }
