@@ -197,7 +197,7 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 func (q Query) Tuple() (packet.Tuple, error) {
 	proto, ok := packet.ParseProtoName(q.Proto)
 	if !ok || proto == portmap.ProtoAny {
-		return packet.Tuple{}, fmt.Errorf("%w: protocol %q; known: tcp, udp, icmp, sctp, dccp, udp-lite, gre, esp, ah or a number", ErrQuery, q.Proto)
+		return packet.Tuple{}, fmt.Errorf("%w: protocol %q; known: %s or a number", ErrQuery, q.Proto, strings.Join(packet.ProtoNames(), ", "))
 	}
 	if !q.Src.Addr().Is4() || !q.Dst.Addr().Is4() {
 		return packet.Tuple{}, fmt.Errorf("%w: %v -> %v: IPv4 addresses only", ErrQuery, q.Src, q.Dst)
