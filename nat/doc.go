@@ -55,9 +55,11 @@
 // it is (prefetch: the binding's slot and the new slot's lines before
 // the checks and the rules, the public endpoint's slot and the reply
 // key's bucket as soon as the port is chosen, the random port's word
-// while the preserved one is tried). Each key, binding and public
-// endpoint is hashed once, by its prefetch, and the hash handed on (the
-// keys' from flowtable.Table.Hash to InsertHashed). Insert adds a new
+// while the preserved one is tried). Each key and binding is hashed
+// once, by its prefetch, and the hash handed on (the keys' from
+// flowtable.Table.Hash to InsertHashed); the public endpoint's entry is
+// hashed again by the add, a few instructions that spare the Engine a
+// hash carried from snat to insert. Insert adds a new
 // binding's public endpoint just before the session is published,
 // outside the binding's lock: nothing can release the binding before
 // then, since the creation holds a reference. Creating a session
