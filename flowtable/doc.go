@@ -130,12 +130,35 @@
 // the second round's bucket prefetches as soon as the first round finds
 // the key late, or confirming the first round's keys before reading the
 // second round's buckets. So the goal of 40 ns a key at 10M sessions
-// lies below what two random lines a key cost on that machine; reaching
-// it takes a key a lookup can confirm from one line (the index entry
-// holding enough of the key), with the hot line only prefetched for the
-// translation that follows — which moves that miss out of the lookup
-// rather than removing it, so what it would have to prove is a faster
-// pipeline, not only a faster LookupBatch.
+// lies below what two random lines a key cost on that machine.
+//
+// A lookup that ends at the bucket was built and measured (branch
+// oneline-wip): LookupCandidates hashed, read the home bucket and
+// returned the entry of the key's first matching tag unconfirmed, its
+// hot line prefetched, and Resolve confirmed it from the hot line (the
+// same seqlock read, or the whole lookup when the candidate was not the
+// key) just before the packet was translated. The index needs no change
+// for that: the 8-bit tag already leaves a wrong first candidate to 1.7 %
+// of hits and 3.4 % of misses of a full table, and an entry holding the
+// whole key (13 bytes; 20 with the id and the generation the caller
+// needs to validate, three entries a line) would take about 57 bytes a
+// session where the index takes 15, without sparing a hit its hot line,
+// which translation reads anyway; an absent key already costs one line.
+// Alternated in one process (BenchmarkLookupFloor, four runs of 300
+// blocks, on a later and faster host than the figures above),
+// the candidates took 0.78-0.83 of LookupBatch's time at 10M (30 against
+// 37 ns a key) and 0.73-0.76 at 1M, but the candidates with Resolve right
+// after them 1.09-1.12 and 1.08-1.13: with all 64 lines in flight the hot
+// line's round costs LookupBatch only 6-8 ns a key, the bucket's round
+// the rest. In the pipeline the miss moved to the translation loop, which
+// waits on each line with fewer loads in flight than the confirm loop,
+// and the confirmation became a call a packet: alternated in one process,
+// the pipeline's worker was no faster at 65,536 flows and 2 % slower at 1
+// flow and 6 % at 1M (see the README's "The flow table"), so LookupBatch
+// confirms, as before. A hit costs two dependent lines whatever the index
+// holds, as long as the translation lives in the session's hot line: only
+// an index whose entries are the translation (a line per key, found by
+// the key's hash) would make it one.
 //
 // # Concurrency
 //
