@@ -15,7 +15,7 @@ const (
 	DropPortsExhausted                 // no free public port in the pool (for an address-only session: no pool address free toward that remote)
 	DropTTLExpired                     // TTL would reach zero
 	DropFragNoSession                  // non-first fragment whose datagram's session is not on the side it came from
-	DropICMPNoSession                  // ICMP error whose embedded packet matches no session
+	DropICMPNoSession                  // ICMP error whose embedded packet matches no session, or not addressed to that packet's sender
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // IP protocol fastnat does not translate: AH, SCTP, DCCP, UDP-Lite
 	DropRace                           // a concurrent creation won and the retry failed
