@@ -23,6 +23,7 @@ const (
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
 	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
+	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or from outside with a public address of the NAT's own as its source
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -44,6 +45,7 @@ var verdictNames = [NumVerdicts]string{
 	"bad_l4_checksum",
 	"quota_exceeded",
 	"hairpin_filtered",
+	"martian",
 	"frag_held",
 }
 
