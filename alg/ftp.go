@@ -223,7 +223,12 @@ type session struct {
 	own    counters        // the session's own statistics
 	logged bool            // a refusal has been logged
 	dead   bool            // the ALG reset the connection
-	dirs   [2]stream
+	// tls: the server accepted AUTH (234, RFC 4217): both directions are
+	// TLS from the next byte on, which the ALG cannot read. It passes them
+	// on as they come, holding nothing: a held byte of a TLS record would
+	// stall the peer waiting for the rest of the record.
+	tls  bool
+	dirs [2]stream
 }
 
 // SessionEnded is the callback for nat.NAT.OnSessionEnd: it forgets the

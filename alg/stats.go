@@ -25,6 +25,7 @@ type Counters struct {
 	ExpectFailed  uint64 // expectations the NAT could not install (answered with an error)
 	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
 	DeltaBytes    uint64 // total |length change| of the rewrites
+	TLS           uint64 // control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on
 }
 
 // EntryCounters are the counters of one port-mapping entry (-1: the
@@ -60,6 +61,7 @@ const (
 	cExpectFailed
 	cExpectUsed
 	cDeltaBytes
+	cTLS
 	numCounters
 )
 
@@ -74,7 +76,7 @@ func (c *counters) load() Counters {
 		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
 		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
-		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(), TLS: c[cTLS].Load(),
 	}
 }
 

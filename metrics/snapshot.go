@@ -306,13 +306,14 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"expectations_failed", "Expectations the NAT could not install (answered with an error reply)."},
 	{"expectations_used", "Expectations matched by a data connection."},
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
+	{"tls", "Control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
-		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes}
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]
