@@ -31,7 +31,10 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		reflect(frame, p, r)
 		return
 	}
-	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+	// A SYN starts a TCP flow, and only a valid one: with FIN as well
+	// (a scan's SYN+FIN) it is invalid, as conntrack's tcp_valid_flags
+	// has it, and makes no session.
+	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST|packet.FlagFIN) != packet.FlagSYN {
 		r.Verdict = DropTCPNoSYN
 		return
 	}

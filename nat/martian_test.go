@@ -53,3 +53,26 @@ func TestMartiansMakeNoSession(t *testing.T) {
 		t.Errorf("to the server from %s: %v, want forward", remote, r.Verdict)
 	}
 }
+
+// TestSynFinMakesNoSession: a SYN with FIN (a scan's probe, invalid by
+// conntrack's tcp_valid_flags) starts no flow from either side; a SYN with
+// PSH does, as through the kernel.
+func TestSynFinMakesNoSession(t *testing.T) {
+	g := newRig(t, testRules(t))
+	for _, fl := range []int{testutil.SYN | testutil.FIN, testutil.SYN | testutil.FIN | testutil.PSH} {
+		if r := g.process(Outside, testutil.TCP(t, remote+":40000", pubEIM+":9091", fl, 1000, 0, nil)); r.Verdict != DropTCPNoSYN {
+			t.Errorf("flags %#x to the server: %v, want %v", fl, r.Verdict, DropTCPNoSYN)
+		}
+		if r := g.process(Inside, testutil.TCP(t, hostA+":40000", remote+":80", fl, 1000, 0, nil)); r.Verdict != DropTCPNoSYN {
+			t.Errorf("flags %#x from inside: %v, want %v", fl, r.Verdict, DropTCPNoSYN)
+		}
+	}
+	for id := 0; id < g.table.Capacity(); id++ {
+		if g.table.Live(uint32(id)) {
+			t.Fatalf("session %d made by a SYN with FIN", id)
+		}
+	}
+	if r := g.process(Inside, testutil.TCP(t, hostA+":40000", remote+":80", testutil.SYN|testutil.PSH, 1000, 0, nil)); r.Verdict != Forward {
+		t.Errorf("SYN with PSH: %v, want forward", r.Verdict)
+	}
+}

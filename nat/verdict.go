@@ -10,7 +10,7 @@ const (
 	Forward             Verdict = iota // translated; send it
 	DropNoRule                         // new flow from inside matching no rule
 	DropUnsolicited                    // new flow from outside: no session, expectation or server rule
-	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN
+	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN (or is a SYN with FIN)
 	DropTableFull                      // flow table has no free slot
 	DropPortsExhausted                 // no free public port in the pool (for an address-only session: no pool address free toward that remote)
 	DropTTLExpired                     // TTL would reach zero
