@@ -8,7 +8,7 @@ import (
 // Counters are the FTP ALG's statistics for one scope: every control
 // session, those classified by one port-mapping entry, or one session.
 type Counters struct {
-	Sessions      uint64 // control sessions the ALG has seen
+	Sessions      uint64 // control sessions the ALG has seen carry data (a handshake alone keeps no state)
 	Commands      uint64 // PORT, EPRT, 227 and 229 lines inspected
 	Rewritten     uint64 // of those, rewritten
 	Refused       uint64 // refused by policy (third-party address, RFC 2577, or privileged port) and answered with an error
@@ -145,7 +145,7 @@ func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
 }
 
 // SessionCounters returns the counters of control session (id, gen), if
-// the ALG holds state for it (it has seen a frame of it and the session
+// the ALG holds state for it (it has seen data of it and the session
 // has not ended). Safe from any goroutine.
 func (f *FTP) SessionCounters(id, gen uint32) (Counters, bool) {
 	f.liveMu.Lock()

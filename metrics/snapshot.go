@@ -289,7 +289,7 @@ func PoolSnapshot(use []nat.PoolUse, capacity map[netip.Addr]int64) []Pool {
 // the port-mapping entry that classified the control sessions as its
 // "mapping" label.
 var FTPCounters = []struct{ Name, Help string }{
-	{"sessions", "FTP control sessions the ALG has seen."},
+	{"sessions", "FTP control sessions the ALG has seen carry data."},
 	{"commands", "PORT, EPRT, 227 and 229 lines the ALG inspected."},
 	{"rewritten", "Inspected lines the ALG rewrote."},
 	{"refused", "Lines refused (third-party address, RFC 2577, or privileged port) and answered with an error reply."},
