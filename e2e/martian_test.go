@@ -50,15 +50,7 @@ func TestFastnatMartians(t *testing.T) {
 	}
 	routerOut, routerIn := mac(topo.Router, testnet.RouterOutsideLink), mac(topo.Router, testnet.RouterInsideLink)
 	clientMAC, hostMAC := mac(topo.Client, testnet.NodeLink), mac(topo.Host, testnet.NodeLink)
-	var caps []*testnet.Capture
-	for _, ns := range []string{topo.Client, topo.Server} {
-		c, err := testnet.StartCapture(ns, testnet.NodeLink)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		caps = append(caps, c)
-	}
+	caps := startCaptures(t, topo.Client, topo.Server)
 
 	var fromOutside, fromInside, linkGroup [][]byte
 	for _, src := range []string{"127.0.0.1", "0.0.0.7", "224.0.0.1", "255.255.255.255", testnet.PublicAddr.String()} {
