@@ -52,6 +52,7 @@ type programMaps struct {
 // programInstructions returns the XDP filter for role. In C it would read:
 //
 //	eth = data; if (eth + 1 > data_end) return XDP_PASS; // with the IPv4 header
+//	if (eth->h_dest[0] & 1) return XDP_PASS; // link-layer broadcast or multicast
 //	skip one 802.1Q or 802.1ad tag
 //	if (ethertype != IPv4 || ip->version != 4) return XDP_PASS;
 //	outside: if (!lookup(public, ip->daddr)) return XDP_PASS;
@@ -76,6 +77,10 @@ func programInstructions(role Role, m programMaps) asm.Instructions {
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, ethLen+ipv4MinLen),
 		asm.JGT.Reg(asm.R4, asm.R3, pass),
+		// A link-layer broadcast or multicast (the group bit of the
+		// destination MAC) is for the host, never for translation.
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Byte),
+		asm.JSet.Imm(asm.R5, 1, pass),
 		asm.LoadMem(asm.R5, asm.R2, ethTypeOff, asm.Half),
 		asm.JEq.Imm(asm.R5, leVLAN, vlan),
 		asm.JEq.Imm(asm.R5, leQinQ, vlan),

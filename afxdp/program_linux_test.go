@@ -62,6 +62,12 @@ func ipv4Frame(tb testing.TB, src, dst string, proto layers.IPProtocol, tags ...
 	return serialize(tb, append(ls, gopacket.Payload("fastnat"))...)
 }
 
+// withDstMAC returns frame with its destination MAC set to mac.
+func withDstMAC(frame []byte, mac net.HardwareAddr) []byte {
+	copy(frame, mac)
+	return frame
+}
+
 func arpFrame(tb testing.TB, sender, target string) []byte {
 	tb.Helper()
 	return serialize(tb,
@@ -84,7 +90,7 @@ func ipv6Frame(tb testing.TB) []byte {
 
 // oracleVerdict is the filter written plainly, to check the program by.
 func oracleVerdict(frame []byte, role Role, f Filter) uint32 {
-	if len(frame) < ethLen+ipv4MinLen {
+	if len(frame) < ethLen+ipv4MinLen || frame[0]&1 != 0 {
 		return xdpPass
 	}
 	et, off := binary.BigEndian.Uint16(frame[12:]), 0
@@ -222,6 +228,14 @@ func TestProgramFilter(t *testing.T) {
 		{"inside: 802.1Q from inside", Inside, ipv4Frame(t, "10.77.0.9", "203.0.113.1", udp, q), xdpRedirect},
 		{"inside: arp", Inside, arpFrame(t, "10.77.0.9", "10.77.0.1"), xdpPass},
 		{"inside: ipv6", Inside, ipv6Frame(t), xdpPass},
+		// Link-layer broadcasts and multicasts stay with the kernel, which
+		// never forwards them: a NetBIOS broadcast to the inside prefix's
+		// broadcast address, mDNS, 255.255.255.255.
+		{"inside: broadcast to the prefix's broadcast address", Inside, withDstMAC(ipv4Frame(t, "10.77.0.9", "10.77.0.255", udp), layers.EthernetBroadcast), xdpPass},
+		{"inside: broadcast to 255.255.255.255", Inside, withDstMAC(ipv4Frame(t, "10.77.0.9", "255.255.255.255", udp), layers.EthernetBroadcast), xdpPass},
+		{"inside: mdns multicast", Inside, withDstMAC(ipv4Frame(t, "10.77.0.9", "224.0.0.251", udp), net.HardwareAddr{1, 0, 0x5e, 0, 0, 0xfb}), xdpPass},
+		{"outside: broadcast to public", Outside, withDstMAC(ipv4Frame(t, "203.0.113.1", "198.18.0.204", udp), layers.EthernetBroadcast), xdpPass},
+		{"inside: 802.1Q broadcast", Inside, withDstMAC(ipv4Frame(t, "10.77.0.9", "203.0.113.1", udp, q), layers.EthernetBroadcast), xdpPass},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

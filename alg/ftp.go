@@ -126,7 +126,12 @@ type FTP struct {
 	log    *slog.Logger
 
 	sessions map[sessKey]*session
-	free     []*session
+	free     []*session // at most maxFree, for the next sessions
+	// hands are the control sessions that have carried no data yet: the
+	// initial sequence numbers their SYNs announced, 12 bytes each, so
+	// that a SYN flood to an FTP port never costs a whole session's state
+	// (4 KiB) per SYN.
+	hands map[sessKey]handshake
 
 	// live finds a session's counters for other goroutines
 	// (SessionCounters); written by the ALG goroutine once per session.
@@ -194,6 +199,7 @@ func New(cfg Config, table Table, exp Expecter) (*FTP, error) {
 	f := &FTP{
 		cfg: cfg, table: table, exp: exp, log: log,
 		sessions: make(map[sessKey]*session),
+		hands:    make(map[sessKey]handshake),
 		live:     make(map[sessKey]*counters),
 		out:      make([]byte, 0, maxFrame),
 		spans:    make([]span, 0, 2*maxRecords), // a span per record at most, in each of render and feed
@@ -216,6 +222,22 @@ type sessKey uint64
 
 func keyOf(id, gen uint32) sessKey { return sessKey(id)<<32 | sessKey(gen) }
 
+// handshake is what the ALG keeps of a control session before its first
+// byte of data, per direction: where the stream starts, as its SYN said
+// (ISN + 1, RFC 9293 3.4), once seen, and the last window and timestamp
+// sent, which the ALG's own acknowledgements on the peer's behalf repeat.
+type handshake struct {
+	start [2]uint32
+	tsVal [2]uint32
+	win   [2]uint16
+	seen  [2]bool
+	hasTS [2]bool
+}
+
+// maxFree bounds the forgotten sessions kept for reuse: after a flood of
+// control connections their memory goes back to the runtime.
+const maxFree = 64
+
 // session is the ALG's state of one control connection.
 type session struct {
 	key    [2]packet.Tuple // the flow-table keys, read at first sight
@@ -223,7 +245,12 @@ type session struct {
 	own    counters        // the session's own statistics
 	logged bool            // a refusal has been logged
 	dead   bool            // the ALG reset the connection
-	dirs   [2]stream
+	// tls: the server accepted AUTH (234, RFC 4217): both directions are
+	// TLS from the next byte on, which the ALG cannot read. It passes them
+	// on as they come, holding nothing: a held byte of a TLS record would
+	// stall the peer waiting for the rest of the record.
+	tls  bool
+	dirs [2]stream
 }
 
 // SessionEnded is the callback for nat.NAT.OnSessionEnd: it forgets the
@@ -254,23 +281,28 @@ func (f *FTP) applyForget() {
 	f.forgetPending.Store(false)
 	f.forgetMu.Unlock()
 	for _, k := range q {
+		delete(f.hands, k)
 		if ss, ok := f.sessions[k]; ok {
 			delete(f.sessions, k)
 			f.liveMu.Lock()
 			delete(f.live, k)
 			f.liveMu.Unlock()
-			f.free = append(f.free, ss)
+			if len(f.free) < maxFree {
+				f.free = append(f.free, ss)
+			}
 		}
 	}
 	f.forgetSpare = q[:0]
 }
 
 // session returns the state of control session (id, gen) for a frame of
-// direction dir whose (translated) tuple is t, creating it on first
-// sight. nil with Forward means the frame is not the session's (it is
-// left alone); nil with DropStale that the session ended before the ALG
-// could read it.
-func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*session, Verdict) {
+// direction dir whose (translated) tuple is t, creating it for the first
+// frame that carries data. nil with Forward means the frame is not the
+// session's, or that the session has carried no data yet (the frame is
+// left alone: nothing before the first byte needs rewriting; a SYN's
+// initial sequence number is noted in hands); nil with DropStale that the
+// session ended before the ALG could read it.
+func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple, tcp packet.TCP, flags uint8, data bool) (*session, Verdict) {
 	k := keyOf(id, gen)
 	// A frame of direction d had tuple Key[d] before translation and has
 	// Key[1-d].Reverse() after it.
@@ -287,6 +319,16 @@ func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*sessi
 	if s.Key[1-dir].Reverse() != t {
 		return nil, Forward
 	}
+	if !data {
+		h := f.hands[k]
+		if flags&packet.FlagSYN != 0 {
+			h.start[dir], h.seen[dir] = tcp.Seq()+1, true
+		}
+		h.win[dir] = tcp.Window()
+		h.tsVal[dir], _, h.hasTS[dir] = tcp.Timestamps()
+		f.hands[k] = h
+		return nil, Forward
+	}
 	var ss *session
 	if n := len(f.free); n > 0 {
 		ss = f.free[n-1]
@@ -297,6 +339,16 @@ func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple) (*sessi
 	ss.key, ss.logged, ss.dead = s.Key, false, false
 	ss.dirs[0].reset()
 	ss.dirs[1].reset()
+	if h, ok := f.hands[k]; ok {
+		for d := range h.seen {
+			st := &ss.dirs[d]
+			if h.seen[d] {
+				st.start(h.start[d])
+			}
+			st.win, st.tsVal, st.hasTS = h.win[d], h.tsVal[d], h.hasTS[d]
+		}
+		delete(f.hands, k)
+	}
 	ss.own.reset()
 	ss.entry = f.stats.entry(s.MapEntry)
 	f.sessions[k] = ss
@@ -327,7 +379,7 @@ func (f *FTP) Process(it *Item, now flowtable.Time) {
 	if packet.Parse(it.Buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP || p.Frag.Offset != 0 || p.Frag.More {
 		return
 	}
-	ss, v := f.session(it.Session, it.Gen, it.Dir, p.Tuple)
+	ss, v := f.session(it.Session, it.Gen, it.Dir, p.Tuple, packet.TCP(it.Buf[p.L4:p.End]), p.TCPFlags, p.Payload < p.End)
 	if ss == nil {
 		it.Verdict = v
 		return

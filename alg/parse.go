@@ -83,20 +83,22 @@ func parseReply(line []byte, e *endpoint) (ok bool) {
 	case '7':
 		// RFC 1123 4.1.2.6: the text of a 227 reply is not standardised
 		// ("227 Entering Passive Mode (h1,...)", "227 =h1,...", without
-		// parentheses, ...); a client must scan for the first digit of the
-		// six numbers. Anything after them is the server's prose.
+		// parentheses, ...); a client must scan for the six numbers. Like
+		// curl, which tries each place until six numbers parse, the ALG
+		// takes the first run of digits that starts them, so that a digit
+		// in the prose before them ("227 Mode 2 (h1,...)") does not hide
+		// the endpoint the client will use. Anything after them is prose.
 		e.kind = kind227
-		i := 4
-		for i < len(line) && !isDigit(line[i]) {
-			i++
+		for i := 4; i < len(line); i++ {
+			if !isDigit(line[i]) || isDigit(line[i-1]) {
+				continue
+			}
+			if j, ok := parseHostPort(line, i, e); ok {
+				e.start, e.end = i, j
+				return true
+			}
 		}
-		if i == len(line) {
-			return false
-		}
-		e.start = i
-		i, ok = parseHostPort(line, i, e)
-		e.end = i
-		return ok
+		return false
 	case '9':
 		// RFC 2428 3: "229 Entering Extended Passive Mode (|||port|)".
 		e.kind = kind229

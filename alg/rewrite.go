@@ -425,6 +425,10 @@ func (f *FTP) insertionsAt(ss *session, st *stream, at uint32) {
 func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 uint32, id, gen uint32, now flowtable.Time) ([]byte, int, Verdict) {
 	client := dir == flowtable.Orig
 	for i := 0; i < len(w); {
+		if ss.tls {
+			f.out = append(f.out, w[i:]...)
+			return nil, len(w), Forward
+		}
 		rest := w[i:]
 		j := bytes.IndexByte(rest, '\n')
 		if ls.skip {
@@ -440,8 +444,8 @@ func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 u
 			if j < 0 {
 				return nil, len(w), Forward
 			}
-			if !client {
-				ls.endLine()
+			if !client && ls.endLine() {
+				f.startTLS(ss)
 			}
 			ls.newLine()
 			i += j + 1
@@ -483,8 +487,8 @@ func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 u
 		default:
 			return nil, 0, v
 		}
-		if !client {
-			ls.endLine()
+		if !client && ls.endLine() {
+			f.startTLS(ss)
 		}
 		ls.newLine()
 		i += j + 1
@@ -493,6 +497,20 @@ func (f *FTP) feed(ss *session, dir flowtable.Dir, ls *lineState, w []byte, w0 u
 		}
 	}
 	return nil, len(w), Forward
+}
+
+// startTLS notes that the server accepted AUTH: from the next byte on the
+// control connection is TLS both ways (RFC 4217 4), which the ALG passes
+// on untouched and unheld. Data connections announced inside it are not
+// seen, so they are not prepared: a server inside needs its public address
+// and a published passive port range configured (vsftpd pasv_address,
+// pasv_min_port and pasv_max_port), as through any NAT that cannot read
+// the control connection.
+func (f *FTP) startTLS(ss *session) {
+	if !ss.tls {
+		ss.tls = true
+		f.count(ss, cTLS, 1)
+	}
 }
 
 // inject puts in the server's stream, at original position at (the end of

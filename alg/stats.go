@@ -8,7 +8,7 @@ import (
 // Counters are the FTP ALG's statistics for one scope: every control
 // session, those classified by one port-mapping entry, or one session.
 type Counters struct {
-	Sessions      uint64 // control sessions the ALG has seen
+	Sessions      uint64 // control sessions the ALG has seen carry data (a handshake alone keeps no state)
 	Commands      uint64 // PORT, EPRT, 227 and 229 lines inspected
 	Rewritten     uint64 // of those, rewritten
 	Refused       uint64 // refused by policy (third-party address, RFC 2577, or privileged port) and answered with an error
@@ -25,6 +25,7 @@ type Counters struct {
 	ExpectFailed  uint64 // expectations the NAT could not install (answered with an error)
 	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
 	DeltaBytes    uint64 // total |length change| of the rewrites
+	TLS           uint64 // control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on
 }
 
 // EntryCounters are the counters of one port-mapping entry (-1: the
@@ -60,6 +61,7 @@ const (
 	cExpectFailed
 	cExpectUsed
 	cDeltaBytes
+	cTLS
 	numCounters
 )
 
@@ -74,7 +76,7 @@ func (c *counters) load() Counters {
 		LongLines: c[cLongLines].Load(), OutOfOrder: c[cOutOfOrder].Load(), Backlog: c[cBacklog].Load(),
 		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
-		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(),
+		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(), TLS: c[cTLS].Load(),
 	}
 }
 
@@ -143,7 +145,7 @@ func (f *FTP) ExpectationUsed(parent, gen uint32, entry int16) {
 }
 
 // SessionCounters returns the counters of control session (id, gen), if
-// the ALG holds state for it (it has seen a frame of it and the session
+// the ALG holds state for it (it has seen data of it and the session
 // has not ended). Safe from any goroutine.
 func (f *FTP) SessionCounters(id, gen uint32) (Counters, bool) {
 	f.liveMu.Lock()

@@ -280,18 +280,25 @@ func (l *lineState) addHead(b []byte) {
 
 // endLine is called at every line end of the server's direction: it
 // follows multi-line replies ("123-First line" ... "123 Last line", RFC
-// 959 4.2), inside which a line starting "227 " is text, not a reply.
-func (l *lineState) endLine() {
+// 959 4.2), inside which a line starting "227 " is text, not a reply. It
+// reports whether the line ended a 234 reply: the server accepted AUTH
+// and the control connection turns to TLS (RFC 4217 4, RFC 2228).
+func (l *lineState) endLine() (auth bool) {
 	h := &l.head
 	if l.headN == 4 && isDigit(h[0]) && isDigit(h[1]) && isDigit(h[2]) {
+		code := [3]byte{h[0], h[1], h[2]}
 		switch {
 		case l.multi[0] == 0 && h[3] == '-':
-			l.multi = [3]byte{h[0], h[1], h[2]}
-		case l.multi[0] != 0 && h[3] == ' ' && [3]byte{h[0], h[1], h[2]} == l.multi:
+			l.multi = code
+		case l.multi[0] == 0 && h[3] == ' ':
+			auth = code == [3]byte{'2', '3', '4'}
+		case l.multi[0] != 0 && h[3] == ' ' && code == l.multi:
 			l.multi[0] = 0
+			auth = code == [3]byte{'2', '3', '4'}
 		}
 	}
 	l.headN = 0
+	return auth
 }
 
 // Sequence-number arithmetic (RFC 9293 3.4, modulo 2^32).

@@ -291,6 +291,21 @@ func (d *doctor) checkChecksum() {
 	}
 }
 
+// checkForwarding warns when the kernel forwards IPv4: every packet
+// fastnat's XDP program leaves to the kernel — from a source outside every
+// inside prefix, on a queue no worker serves, or any packet while fastnat
+// is stopped or restarting — is then routed out untranslated, private
+// source and all. fastnat forwards what it translates itself.
+func (d *doctor) checkForwarding() {
+	switch strings.TrimSpace(d.read("/proc/sys/net/ipv4/ip_forward")) {
+	case "1":
+		d.add("forwarding", "", Warn, "sysctl -w net.ipv4.ip_forward=0   (fastnat forwards what it translates; or drop it in an nftables forward chain)",
+			"the kernel forwards IPv4: what fastnat leaves to it (sources outside every inside prefix, queues without a worker, everything while fastnat is stopped) is routed out untranslated")
+	case "0":
+		d.add("forwarding", "", OK, "", "the kernel does not forward IPv4: nothing leaves untranslated")
+	}
+}
+
 // checkIRQBalance warns while irqbalance runs: it moves pinned interrupts.
 func (d *doctor) checkIRQBalance() {
 	procs, _ := d.sys.ReadDir("/proc")

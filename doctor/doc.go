@@ -31,6 +31,8 @@
 //     works;
 //   - numa: the NIC's node against the workers' CPUs;
 //   - cpus and memlock: [dataplane] cpus exist; pinned UMEM is allowed;
+//   - forwarding: the kernel does not forward IPv4, which would route out
+//     untranslated every packet the XDP program leaves to it;
 //   - unit: the installed fastnat.service's IPAddressDeny= and
 //     IPAddressAllow=, with its drop-ins, read as systemd reads them, let
 //     the event log reach every collector and Prometheus the metrics.

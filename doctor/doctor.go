@@ -98,7 +98,7 @@ func Examine(cfg *config.Config, sys System) *Report {
 	d.gather()
 	for _, check := range []func(){
 		d.checkRoot, d.checkKernel, d.checkInterfaces, d.checkQueues, d.checkCPUs, d.checkRSS, d.checkMTU,
-		d.checkOffloads, d.checkXDP, d.checkChecksum, d.checkIRQBalance, d.checkIRQs, d.checkNUMA, d.checkMemlock, d.checkUnit,
+		d.checkOffloads, d.checkXDP, d.checkChecksum, d.checkIRQBalance, d.checkIRQs, d.checkNUMA, d.checkMemlock, d.checkForwarding, d.checkUnit,
 	} {
 		check()
 	}

@@ -96,6 +96,7 @@ func goodBox() *fakeHost {
 	h.dirs["/proc"] = []string{"1", "77", "self"}
 	h.files["/proc/1/comm"] = "systemd\n"
 	h.files["/proc/77/comm"] = "sshd\n"
+	h.files["/proc/sys/net/ipv4/ip_forward"] = "0\n"
 	for c := range 16 {
 		h.dirs[fmt.Sprintf("/sys/devices/system/cpu/cpu%d", c)] = []string{"cache", fmt.Sprintf("node%d", c/8), "topology"}
 	}
@@ -147,7 +148,7 @@ func TestGoodBox(t *testing.T) {
 	if p := problems(r); len(p) > 0 {
 		t.Fatalf("problems on a box set up right:\n%s", strings.Join(p, "\n"))
 	}
-	for _, check := range []string{"queues", "rss", "mtu", "offloads", "xdp", "irqbalance", "irq", "numa", "memlock", "cpus"} {
+	for _, check := range []string{"queues", "rss", "mtu", "offloads", "xdp", "irqbalance", "irq", "numa", "memlock", "cpus", "forwarding"} {
 		if len(r.Find(check, "")) == 0 {
 			t.Errorf("no %s finding", check)
 		}
@@ -226,6 +227,8 @@ func TestBadBox(t *testing.T) {
 			"FAIL cpus : [dataplane] cpus names CPU 40, which is not online"},
 		{"missing interface", strings.Replace(boxConfig, `"ens1f1"`, `"ens9f9"`, 1), nil,
 			"FAIL interface ens9f9: no such network interface in this namespace"},
+		{"kernel forwarding", "", func(h *fakeHost) { h.files["/proc/sys/net/ipv4/ip_forward"] = "1\n" },
+			"warn forwarding : the kernel forwards IPv4: what fastnat leaves to it (sources outside every inside prefix, queues without a worker, everything while fastnat is stopped) is routed out untranslated | sysctl -w net.ipv4.ip_forward=0"},
 		{"old kernel", "", func(h *fakeHost) { h.files["/proc/sys/kernel/osrelease"] = "4.19.0\n" },
 			"FAIL kernel : Linux 4.19.0: fastnat needs 5.10"},
 		{"not root", "", func(h *fakeHost) { h.euid = 1000 }, "warn root : not root"},

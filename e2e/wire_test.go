@@ -12,6 +12,22 @@ import (
 	"github.com/fastnat/fastnat/internal/testnet"
 )
 
+// startCaptures captures on NodeLink in each namespace of nss until the
+// test ends.
+func startCaptures(t *testing.T, nss ...string) []*testnet.Capture {
+	t.Helper()
+	var caps []*testnet.Capture
+	for _, ns := range nss {
+		c, err := testnet.StartCapture(ns, testnet.NodeLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		caps = append(caps, c)
+	}
+	return caps
+}
+
 // checkRouterOutput captures every frame the router sends to the client
 // and to the server, and when the returned function is called verifies
 // each IPv4 one with gopacket as the independent decoder: the IPv4 header
@@ -20,15 +36,7 @@ import (
 // first wrong one and returns how many frames it checked.
 func checkRouterOutput(t *testing.T, topo *testnet.Topology) func() int {
 	t.Helper()
-	var caps []*testnet.Capture
-	for _, ns := range []string{topo.Client, topo.Server} {
-		c, err := testnet.StartCapture(ns, testnet.NodeLink)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		caps = append(caps, c)
-	}
+	caps := startCaptures(t, topo.Client, topo.Server)
 	return func() int {
 		t.Helper()
 		n := 0

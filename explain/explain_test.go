@@ -91,6 +91,13 @@ func TestExplain(t *testing.T) {
 			"unsolicited", "outside", nil, "", "", "", "", false, false},
 		{"ah from inside", "testdata/case.toml", q("ah", "10.77.0.5:0", "192.0.2.7:0", ""),
 			"protocol", "inside", nil, "", "", "", "", false, false},
+		// Martians: what the kernel's routing never forwards.
+		{"mdns from inside", "testdata/case.toml", q("udp", "10.77.0.5:5353", "224.0.0.251:5353", ""),
+			"martian", "inside", nil, "", "", "", "", false, false},
+		{"a loopback source to the published server", "testdata/case.toml", q("tcp", "127.0.0.1:40000", "198.18.0.204:9091", ""),
+			"martian", "outside", nil, "", "", "", "", false, false},
+		{"the NAT's own address as the source", "testdata/case.toml", q("tcp", "198.18.0.204:40000", "198.18.0.204:9091", "outside"),
+			"martian", "outside", nil, "", "", "", "", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -289,7 +289,7 @@ func PoolSnapshot(use []nat.PoolUse, capacity map[netip.Addr]int64) []Pool {
 // the port-mapping entry that classified the control sessions as its
 // "mapping" label.
 var FTPCounters = []struct{ Name, Help string }{
-	{"sessions", "FTP control sessions the ALG has seen."},
+	{"sessions", "FTP control sessions the ALG has seen carry data."},
 	{"commands", "PORT, EPRT, 227 and 229 lines the ALG inspected."},
 	{"rewritten", "Inspected lines the ALG rewrote."},
 	{"refused", "Lines refused (third-party address, RFC 2577, or privileged port) and answered with an error reply."},
@@ -306,13 +306,14 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"expectations_failed", "Expectations the NAT could not install (answered with an error reply)."},
 	{"expectations_used", "Expectations matched by a data connection."},
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
+	{"tls", "Control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
-		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes}
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]

@@ -15,6 +15,10 @@ import (
 func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
 	c := e.n.rules.Load()
 	t := p.Tuple
+	if martian(t.SrcAddr) || martian(t.DstAddr) || from == Outside && c.isPublic(t.SrcAddr) {
+		r.Verdict = DropMartian
+		return
+	}
 	class, ok := portClass(t.Proto)
 	if !ok {
 		e.createAddrOnly(frame, p, from, now, c, r)
@@ -27,7 +31,10 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		reflect(frame, p, r)
 		return
 	}
-	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+	// A SYN starts a TCP flow, and only a valid one: with FIN as well
+	// (a scan's SYN+FIN) it is invalid, as conntrack's tcp_valid_flags
+	// has it, and makes no session.
+	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST|packet.FlagFIN) != packet.FlagSYN {
 		r.Verdict = DropTCPNoSYN
 		return
 	}
@@ -628,4 +635,18 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		Inside: packet.Tuple{Proto: t.Proto}, Outside: packet.Tuple{SrcAddr: rule.pool[first]}},
 		natlog.ThrottleKey(natlog.PortsExhausted, rule.pool[first], uint16(t.Proto)<<8))
 	r.Verdict = DropPortsExhausted
+}
+
+// martian reports whether a is an address that no flow through a router
+// may have at either end, as the kernel's ip_route_input finds it a
+// martian source or destination, or a multicast or limited broadcast
+// destination it never forwards (without multicast routing): 0/8, 127/8,
+// 224/4 and 255.255.255.255. Inside hosts' mDNS, SSDP, LLMNR and
+// broadcasts stay on their link instead of being translated out.
+func martian(a uint32) bool {
+	switch a >> 24 {
+	case 0, 127:
+		return true
+	}
+	return a>>28 == 0xe || a == 0xffffffff
 }

@@ -73,6 +73,10 @@ func (c *compiled) explain(t packet.Tuple, from Side, infer bool) Decision {
 			d.From = Inside
 		}
 	}
+	if martian(t.SrcAddr) || martian(t.DstAddr) || d.From == Outside && c.isPublic(t.SrcAddr) {
+		d.Verdict = DropMartian
+		return d
+	}
 	class, ok := portClass(t.Proto)
 	if !ok {
 		// An address-only session (createAddrOnly): outbound only, the

@@ -13,6 +13,13 @@ import (
 // the outer destination becomes that sender, and every checksum involved
 // is fixed. Errors never create sessions.
 //
+// An error must be addressed to the sender of the packet it quotes: the
+// embedded packet's source. One addressed elsewhere is dropped as
+// matching no session, as conntrack finds it invalid ("outer daddr !=
+// inner", nf_conntrack_inet_error) and the kernel's NAT does not
+// translate it: otherwise anyone could reach a session's inside host by
+// sending an error quoting it to any address routed through the NAT.
+//
 // The embedded packet E travelled in one direction of its session after
 // translation; the error travels back, in the other direction d, so E is
 // Key[d] reversed and must become Key[1-d], the packet as originally sent.
@@ -23,11 +30,11 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 	if ok {
 		h, ok = e.n.table.Hot(id, gen, dir)
 	}
-	if !ok || fromSide(h.Flags(), dir) != from {
+	ip := packet.IPv4(frame[p.L3:p.End])
+	if !ok || fromSide(h.Flags(), dir) != from || ip.DstAddr() != in.SrcAddr {
 		r.Verdict = DropICMPNoSession
 		return
 	}
-	ip := packet.IPv4(frame[p.L3:p.End])
 	if ip.TTL() <= 1 {
 		r.Verdict = DropTTLExpired
 		return

@@ -10,12 +10,12 @@ const (
 	Forward             Verdict = iota // translated; send it
 	DropNoRule                         // new flow from inside matching no rule
 	DropUnsolicited                    // new flow from outside: no session, expectation or server rule
-	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN
+	DropTCPNoSYN                       // new TCP flow whose first packet is not a SYN (or is a SYN with FIN)
 	DropTableFull                      // flow table has no free slot
 	DropPortsExhausted                 // no free public port in the pool (for an address-only session: no pool address free toward that remote)
 	DropTTLExpired                     // TTL would reach zero
 	DropFragNoSession                  // non-first fragment whose datagram's session is not on the side it came from
-	DropICMPNoSession                  // ICMP error whose embedded packet matches no session
+	DropICMPNoSession                  // ICMP error whose embedded packet matches no session, or not addressed to that packet's sender
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // IP protocol fastnat does not translate: AH, SCTP, DCCP, UDP-Lite
 	DropRace                           // a concurrent creation won and the retry failed
@@ -23,6 +23,7 @@ const (
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
 	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
+	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or from outside with a public address of the NAT's own as its source
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -44,6 +45,7 @@ var verdictNames = [NumVerdicts]string{
 	"bad_l4_checksum",
 	"quota_exceeded",
 	"hairpin_filtered",
+	"martian",
 	"frag_held",
 }
 

@@ -148,15 +148,31 @@ func TestICMPNeverAnswers(t *testing.T) {
 	}{
 		{"an icmp error", r.out, withTTL(ICMPError(t, router, public, 3, 3, out.Raw, 8), 1)},
 		{"a non-first fragment", r.in, withTTL(frags[1], 1)}, // its first has passed (below)
-		{"a multicast source", r.in, withTTL(UDP(t, "224.0.0.5:5000", remote1+":7777", nil), 1)},
-		{"a loopback source", r.in, withTTL(UDP(t, "127.0.0.1:5000", remote1+":7777", nil), 1)},
-		{"a broadcast destination", r.in, withTTL(UDP(t, inClient+":5003", "255.255.255.255:7777", nil), 1)},
-		{"a multicast destination", r.in, withTTL(UDP(t, inClient+":5004", "239.1.1.1:7777", nil), 1)},
 		{"a link-layer broadcast", r.in, withTTL(bcastMAC, 1)},
+	}
+	// Martians are dropped before their TTL is looked at, as the kernel's
+	// routing drops them before forwarding: no error either.
+	martians := []struct {
+		name  string
+		frame []byte
+	}{
+		{"a multicast source", withTTL(UDP(t, "224.0.0.5:5000", remote1+":7777", nil), 1)},
+		{"a loopback source", withTTL(UDP(t, "127.0.0.1:5000", remote1+":7777", nil), 1)},
+		{"a broadcast destination", withTTL(UDP(t, inClient+":5003", "255.255.255.255:7777", nil), 1)},
+		{"a multicast destination", withTTL(UDP(t, inClient+":5004", "239.1.1.1:7777", nil), 1)},
 	}
 	r.one(r.in, r.out, frags[0])
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { r.suppressed(t, c.port, c.frame) })
+	}
+	for _, c := range martians {
+		t.Run(c.name, func(t *testing.T) {
+			before := r.verdicts(nat.DropMartian)
+			r.none(r.in, c.frame)
+			if r.verdicts(nat.DropMartian) != before+1 {
+				t.Fatalf("not dropped as martian; %s", r.drops())
+			}
+		})
 	}
 	// A port without an address sends nothing either.
 	r.in.SetAddr(0)

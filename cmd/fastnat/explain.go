@@ -55,9 +55,12 @@ func explainQuery(args []string, from string) (control.ExplainQuery, error) {
 	var q control.ExplainQuery
 	switch len(args) {
 	case 3:
-		src, err1 := netip.ParseAddrPort(args[1])
-		dst, err2 := netip.ParseAddrPort(args[2])
-		if err := errors.Join(err1, err2); err != nil {
+		src, err := parseEndpoint(args[1])
+		if err != nil {
+			return q, err
+		}
+		dst, err := parseEndpoint(args[2])
+		if err != nil {
 			return q, err
 		}
 		q.Query = explain.Query{Proto: args[0], Src: src, Dst: dst, From: from}
@@ -72,6 +75,16 @@ func explainQuery(args []string, from string) (control.ExplainQuery, error) {
 		return q, errors.New("want PROTO SRC:PORT DST:PORT, or a SESSION-ID")
 	}
 	return q, nil
+}
+
+// parseEndpoint reads one of explain's SRC:PORT and DST:PORT, saying
+// which argument is wrong (netip's error alone names neither).
+func parseEndpoint(s string) (netip.AddrPort, error) {
+	a, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return a, fmt.Errorf("%q is not ADDRESS:PORT (port 0 for a protocol without ports, as in gre 10.77.0.5:0 192.0.2.7:0)", s)
+	}
+	return a, nil
 }
 
 // runExplain explains q from the -c file, or (live) by asking the daemon,

@@ -52,6 +52,10 @@ func TestExplainUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
+	// The wrong argument is named, once.
+	if _, _, errOut := runCmd("explain", "-c", "../../explain/testdata/case.toml", "gre", "10.77.0.5", "192.0.2.7"); strings.Count(errOut, "is not ADDRESS:PORT") != 1 || !strings.Contains(errOut, `"10.77.0.5"`) {
+		t.Errorf("bad endpoints: %q", errOut)
+	}
 	if code, _, errOut := runCmd("explain", "--socket", "/nonexistent.sock", "7"); code != exitFailure || !strings.Contains(errOut, "is fastnat running") {
 		t.Errorf("no daemon: exit %d %q", code, errOut)
 	}
