@@ -410,7 +410,7 @@ func (c *converter) timeouts(r *rawTimeouts) Timeouts {
 	}
 	for _, m := range minimums {
 		if m.got < m.min {
-			c.warnf(m.path, "%s is below the %s minimum of %s; sessions may expire while still in use", m.got, m.rfc, m.min)
+			c.warnf(m.path, "%s is below the %s minimum of %s; sessions may expire while still in use", FormatDuration(m.got), m.rfc, FormatDuration(m.min))
 		}
 	}
 	return t
