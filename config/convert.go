@@ -158,7 +158,7 @@ func (c *converter) duration(path string, v any, def time.Duration) time.Duratio
 	case err != nil:
 		c.errorf(path, "%q is not a duration; want %s", s, want)
 	case d < time.Second || d > MaxTimeout:
-		c.errorf(path, "%s is out of range; allowed: 1s to %s", d, MaxTimeout)
+		c.errorf(path, "%s is out of range; allowed: 1s to %s", FormatDuration(d), FormatDuration(MaxTimeout))
 	case d%time.Second != 0:
 		c.errorf(path, "%s is not a whole number of seconds; timeouts count seconds", d)
 	default:
@@ -410,7 +410,7 @@ func (c *converter) timeouts(r *rawTimeouts) Timeouts {
 	}
 	for _, m := range minimums {
 		if m.got < m.min {
-			c.warnf(m.path, "%s is below the %s minimum of %s; sessions may expire while still in use", m.got, m.rfc, m.min)
+			c.warnf(m.path, "%s is below the %s minimum of %s; sessions may expire while still in use", FormatDuration(m.got), m.rfc, FormatDuration(m.min))
 		}
 	}
 	return t
@@ -785,7 +785,7 @@ func (c *converter) icmp(r *rawICMP) ICMP {
 			case err != nil:
 				c.errorf("icmp.rate_limit", "%q is not a duration; want %s", s, want)
 			case d < 0 || d > MaxICMPRateLimit:
-				c.errorf("icmp.rate_limit", "%s is out of range; allowed: 0s (no limit) to %s", d, MaxICMPRateLimit)
+				c.errorf("icmp.rate_limit", "%s is out of range; allowed: 0s (no limit) to %s", FormatDuration(d), FormatDuration(MaxICMPRateLimit))
 			case d%time.Millisecond != 0:
 				c.errorf("icmp.rate_limit", "%s is not a whole number of milliseconds", d)
 			default:

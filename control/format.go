@@ -9,10 +9,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fastnat/fastnat/config"
 	"github.com/fastnat/fastnat/metrics"
 )
 
-func seconds(s int64) string { return (time.Duration(s) * time.Second).String() }
+// seconds writes a count of seconds as the configuration file writes a
+// duration ("2h4m", not "2h4m0s"), so a session's timeout reads as the
+// [timeouts] value it came from.
+func seconds(s int64) string { return config.FormatDuration(time.Duration(s) * time.Second) }
 
 // WriteSessions writes the sessions one per line under a header, as
 // `conntrack -L` does — the initiator's and the responder's tuples, the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/fastnat/fastnat/packet"
 )
 
 // App is an application a connection is classified as.
@@ -144,18 +146,15 @@ func ParseProto(name string) (uint8, error) {
 	return 0, fmt.Errorf("%w %q; allowed: %s", ErrUnknownProto, name, strings.Join(ProtoNames(), ", "))
 }
 
-// ProtoName returns the name of an IANA protocol number: "any" for ProtoAny,
-// the mapping names for the five mappable protocols, the number otherwise.
+// ProtoName returns the name of an IANA protocol number: "any" for
+// ProtoAny, otherwise the name packet.ProtoName prints (the number for a
+// protocol fastnat has no name for), so a rule's protocol reads the same in
+// config errors, `show rules` and `show sessions`.
 func ProtoName(p uint8) string {
 	if p == ProtoAny {
 		return "any"
 	}
-	for _, n := range protoNames {
-		if n.proto == p {
-			return n.name
-		}
-	}
-	return strconv.Itoa(int(p))
+	return packet.ProtoName(p)
 }
 
 // protoSlot gives each mappable protocol its position in a cell; 0 is the

@@ -102,7 +102,7 @@ func TestParseProto(t *testing.T) {
 			}
 		})
 	}
-	if ProtoName(ProtoAny) != "any" || ProtoName(1) != "1" {
-		t.Errorf("ProtoName(0), ProtoName(1) = %q, %q", ProtoName(0), ProtoName(1))
+	if ProtoName(ProtoAny) != "any" || ProtoName(1) != "icmp" || ProtoName(99) != "99" {
+		t.Errorf("ProtoName(0), ProtoName(1), ProtoName(99) = %q, %q, %q", ProtoName(0), ProtoName(1), ProtoName(99))
 	}
 }

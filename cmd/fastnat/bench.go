@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -37,7 +38,7 @@ var benchPipelineCommand = &cli.Command{
 		cli.IntListVar(fs, &cfg.Flows, "flows", []int{1, 65536, 1048576}, 1, 1<<26, "flow counts, comma-separated (64k = 65536)")
 		cli.IntVar(fs, &size, "size", 64, 64, 1518, "frame size on the wire, FCS included")
 		cli.IntVar(fs, &cfg.Batch, "batch", 64, 1, 256, "rx burst size")
-		cli.IntVar(fs, &cfg.Packets, "packets", 10_000_000, 1000, 1<<40, "frames per case")
+		cli.IntVar(fs, &cfg.Packets, "packets", 10_000_000, 1000, math.MaxInt32, "frames per case")
 		fs.BoolVar(&cfg.Logging, "logging", false, "record the NAT's events, as [logging] does")
 		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
@@ -61,7 +62,7 @@ var benchFlowtableCommand = &cli.Command{
 		cfg := bench.FlowtableBenchConfig{}
 		cli.IntListVar(fs, &cfg.Sessions, "sessions", []int{1000000, 10000000}, 1, 1<<28, "table sizes, comma-separated")
 		cli.IntListVar(fs, &cfg.Goroutines, "goroutines", []int{1, 2}, 1, 1024, "concurrent readers, comma-separated")
-		cli.IntVar(fs, &cfg.Lookups, "lookups", 5_000_000, 1000, 1<<40, "lookups per goroutine and case")
+		cli.IntVar(fs, &cfg.Lookups, "lookups", 5_000_000, 1000, math.MaxInt32, "lookups per goroutine and case")
 		out := addReportFlags(fs)
 		return func(args []string, stdout, stderr io.Writer) int {
 			cfg.Progress = stderr

@@ -94,7 +94,8 @@ func printConfig(w io.Writer, c *config.Config) {
 		workers, d.Poll, d.Batch, d.FramesPerQueue, d.FrameSize, d.XDPMode)
 	t := c.Timeouts
 	fmt.Fprintf(tw, "  flows max %d; timeouts tcp_syn %s, tcp_established %s, tcp_transitory %s, udp %s, icmp %s, other %s, expectation %s\n",
-		c.Flows.Max, t.TCPSyn, t.TCPEstablished, t.TCPTransitory, t.UDP, t.ICMP, t.Other, t.Expectation)
+		c.Flows.Max, config.FormatDuration(t.TCPSyn), config.FormatDuration(t.TCPEstablished), config.FormatDuration(t.TCPTransitory),
+		config.FormatDuration(t.UDP), config.FormatDuration(t.ICMP), config.FormatDuration(t.Other), config.FormatDuration(t.Expectation))
 	ftp := "off"
 	if c.ALG.FTP.Enabled {
 		third := "refused"

@@ -18,7 +18,7 @@ func printLogging(w io.Writer, c *config.Config) {
 	}
 	for _, x := range l.IPFIX {
 		fmt.Fprintf(w, "  ipfix to %s, domain %d, templates every %s, messages up to %d bytes, %s (line %d)\n",
-			x.Collector, x.Domain, x.TemplateRefresh, x.MaxMessage, eventNames(x.Events), x.Line)
+			x.Collector, x.Domain, config.FormatDuration(x.TemplateRefresh), x.MaxMessage, eventNames(x.Events), x.Line)
 	}
 	for _, s := range l.Syslog {
 		host := s.Hostname

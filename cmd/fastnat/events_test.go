@@ -175,7 +175,7 @@ address = "192.0.2.11:514"
 	for _, want := range []string{
 		"deterministic: 256 inside addresses, 504 ports each",
 		"endpoint-independent, blocks of 512 ports, at most 4 per host",
-		"ipfix to 192.0.2.10:4739, domain 1, templates every 1m0s, messages up to 1400 bytes, events block-alloc,block-release (line 9)",
+		"ipfix to 192.0.2.10:4739, domain 1, templates every 1m, messages up to 1400 bytes, events block-alloc,block-release (line 9)",
 		"syslog over tcp to 192.0.2.11:514, facility 16, host this machine's name, every event (line 12)",
 	} {
 		if code != exitOK || !strings.Contains(out, want) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,7 +125,7 @@ func (v *intListValue) Set(s string) error {
 			f, mul = rest, 1024
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n > (1<<40)/mul || n < -(1<<40)/mul {
+		if err != nil || n > math.MaxInt/mul || n < math.MinInt/mul {
 			return fmt.Errorf("%q is not an integer", f)
 		}
 		n *= mul
