@@ -41,6 +41,9 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
 		// hairpinning of Basic NAT only).
 		echoReply(frame, p, from, r)
+		if p.Frag.More {
+			e.rememberEcho(p, from, now)
+		}
 		return
 	}
 	if t.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery {

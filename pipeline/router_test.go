@@ -122,8 +122,15 @@ func TestTimeExceeded(t *testing.T) {
 	if n := r.w.Counters().Event[EventICMPTimeExceeded].Load(); n != uint64(len(cases)) {
 		t.Errorf("icmp_time_exceeded = %d, want %d", n, len(cases))
 	}
-	// A packet to the NAT's own address is not forwarded: no error.
-	r.none(r.out, withTTL(UDP(t, remote1+":999", public+":4444", nil), 1))
+	// A packet to the NAT's own address is not forwarded, so its TTL
+	// does not run out: UDP to a closed port there is answered port
+	// unreachable, as the kernel's NAT answers from its own stack.
+	closed := withTTL(UDP(t, remote1+":999", public+":4444", nil), 1)
+	if _, toOut := r.send(r.out, closed); len(toOut) != 1 {
+		t.Fatalf("%d frames for UDP to a closed public port, want port unreachable; %s", len(toOut), r.drops())
+	} else {
+		icmpErr(t, toOut[0], public, closed, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
+	}
 	// On an established session the TTL is checked before translating.
 	r.one(r.in, r.out, UDP(t, inClient+":6000", remote1+":7777", nil))
 	f := withTTL(UDP(t, inClient+":6000", remote1+":7777", []byte("late")), 1)

@@ -581,6 +581,14 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.tap(f, verdictDropNames[r.Verdict])
 		w.answer(f, pi, p, icmpTimeExceeded, 0)
 		return
+	case nat.DropUnsolicited:
+		if w.engine.ClosedPort(p) {
+			w.tap(f, verdictDropNames[r.Verdict])
+			w.answer(f, pi, p, icmpPortUnreachable, 0)
+			return
+		}
+		w.drop(f, verdictDropNames[r.Verdict])
+		return
 	case nat.DropBadL4Checksum:
 		if !w.badSum[pi] && w.cfg.OnBadChecksum != nil {
 			w.badSum[pi] = true
