@@ -16,7 +16,9 @@ import (
 // (whose public address belongs to its own stack): a ping too large for
 // one frame is answered in full, traceroute in its default UDP mode ends
 // at the public address (port unreachable from it), and a UDP client
-// sending to a port nothing holds, outside or inside, is refused at once.
+// sending to a port nothing holds, outside or inside, is refused at once;
+// ping -R shows the router's interfaces through the NAT and the public
+// address in its own reply.
 
 func TestFastnatPublicAddress(t *testing.T) {
 	requireFastnat(t)
@@ -43,6 +45,20 @@ func publicAddress(t *testing.T, r router) {
 		out := run(t, ctx, true, topo.Client, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", public)
 		if !strings.Contains(out, "3 received") || !strings.Contains(out, "3008 bytes from "+public) {
 			t.Fatal("the public address did not answer every fragmented ping in full")
+		}
+	})
+	t.Run("record route", func(t *testing.T) {
+		// Through the NAT, the router records the interface each way
+		// leaves by; the public address records itself in its reply.
+		out := run(t, ctx, false, topo.Server, "ping", "-n", "-c", "1", "-W", "2", "-R", testnet.ClientAddr.String())
+		for _, a := range []netip.Addr{testnet.RouterOutsideAddr, testnet.RouterInsideAddr} {
+			if !strings.Contains(out, "\t"+a.String()+"\n") {
+				t.Errorf("the route recorded through the NAT lacks %v", a)
+			}
+		}
+		out = run(t, ctx, false, topo.Client, "ping", "-n", "-c", "1", "-W", "2", "-R", public)
+		if !strings.Contains(out, "\t"+public+"\n") {
+			t.Error("the public address did not record itself in its echo reply")
 		}
 	})
 	t.Run("traceroute udp", func(t *testing.T) {

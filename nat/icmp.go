@@ -85,12 +85,19 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 // echoReply turns an echo request to one of the NAT's public addresses,
 // arrived on side from, into its reply, in place (RFC 792: swap the
 // addresses, type 0, same identifier, sequence and data), sent back to
-// that side. A request in fragments is answered in as many: the first
+// that side, a Record Route option recording the public address. A
+// request in fragments is answered in as many: the first
 // carries the ICMP header, whose checksum covers the whole message and
 // changes only by the type, and the others are reflected as they come
 // (rememberEcho).
 func echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
-	reflectIPv4(packet.IPv4(frame[p.L3:p.End]))
+	ip := packet.IPv4(frame[p.L3:p.End])
+	// The request's options come back in the reply; a Record Route
+	// option records the answering address, so the route shown is the
+	// whole round trip (RFC 1122 §3.2.2.6). reflectIPv4 fixes the
+	// header checksum.
+	ip.RecordRoute(ip.DstAddr())
+	reflectIPv4(ip)
 	icmp := frame[p.L4:p.End]
 	old := binary.BigEndian.Uint16(icmp[0:])
 	icmp[0] = packet.ICMPEchoReply

@@ -123,3 +123,14 @@ func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
 	ip := p.IPv4(frame)
 	ip.SetTTL(ip.TTL() + 1)
 }
+
+// recordRoute records, in a forwarded packet's Record Route option when it
+// has room, the address of port op toward dst — the interface the packet
+// leaves by, as RFC 791 asks of a router and as the kernel does — and
+// fixes the header checksum. fastnat does not fill in Timestamp options.
+func (w *Worker) recordRoute(f Frame, p *packet.Parsed, op int, dst uint32) {
+	ip := p.IPv4(f.Buf)
+	if a := w.ports[op].Addr(dst); a != 0 && ip.RecordRoute(a) {
+		ip.SetChecksum(ip.CalculateChecksum())
+	}
+}

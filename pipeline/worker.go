@@ -540,7 +540,9 @@ func (w *Worker) parseRest(frames []Frame, kind []uint8, keys []packet.Tuple, nk
 // whose next hop is cached — is queued here; everything else takes
 // dispatchSlow.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
-	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
+	// A header with options (rare) takes dispatchSlow, which records
+	// the route.
+	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 && f.Buf[p.L3] == 0x45 {
 		op := w.out[r.Out&1]
 		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
 			if e := w.cachedHop(op, binary.BigEndian.Uint32(ip[16:]), now); e != nil {
@@ -609,6 +611,9 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
+	if f.Buf[p.L3] != 0x45 {
+		w.recordRoute(f, p, op, dst)
+	}
 	if e := w.cachedHop(op, dst, now); e != nil {
 		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
