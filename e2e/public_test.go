@@ -16,7 +16,8 @@ import (
 // (whose public address belongs to its own stack): a ping too large for
 // one frame is answered in full, traceroute in its default UDP mode ends
 // at the public address (port unreachable from it), and a UDP client
-// sending to a port nothing holds, outside or inside, is refused at once;
+// or TCP client reaching a port nothing holds, outside or inside, is
+// refused at once (port unreachable, a reset); traceroute -T ends there too;
 // ping -R shows the router's interfaces through the NAT and the public
 // address in its own reply.
 
@@ -67,6 +68,12 @@ func publicAddress(t *testing.T, r router) {
 			t.Fatalf("hops %v, want [%s]: the public address answers port unreachable", h, public)
 		}
 	})
+	t.Run("traceroute tcp", func(t *testing.T) {
+		out := run(t, ctx, false, topo.Client, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "3", "-T", "-p", "4444", public)
+		if h := hops(out); len(h) != 1 || h[0] != public {
+			t.Fatalf("hops %v, want [%s]: the public address answers a reset", h, public)
+		}
+	})
 	for _, from := range []struct{ name, ns string }{{"outside", topo.Client}, {"inside", topo.Server}} {
 		t.Run("udp to a closed port from "+from.name, func(t *testing.T) {
 			c, err := testnet.DialUDP(from.ns, netip.AddrPort{}, netip.AddrPortFrom(testnet.PublicAddr, 4444))
@@ -87,6 +94,16 @@ func publicAddress(t *testing.T, r router) {
 			}
 			if refused == 0 {
 				t.Fatal("no datagram to a closed port of the public address was refused (ICMP port unreachable)")
+			}
+		})
+		t.Run("tcp to a closed port from "+from.name, func(t *testing.T) {
+			c, err := dialFrom(ctx, from.ns, netip.AddrPort{}, netip.AddrPortFrom(testnet.PublicAddr, 4444))
+			if err == nil {
+				c.Close()
+				t.Fatal("connected to a closed port")
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("connect: %v, want connection refused (a reset)", err)
 			}
 		})
 	}

@@ -118,20 +118,25 @@ func reflectIPv4(ip packet.IPv4) {
 	binary.BigEndian.PutUint16(ip[10:], ip.CalculateChecksum())
 }
 
-// ClosedPort reports whether p, a UDP datagram that Process refused as
-// unsolicited, was sent to a port of a public address that nothing holds:
-// no nat server, no endpoint-independent mapping, no session's own port
-// (from inside, that is a hairpin to nothing). Such a port is closed, and the pipeline
-// answers port unreachable from that address, as a host does (RFC 1122
-// §3.2.2.1; the kernel's NAT answers from its own stack), so that
-// traceroute to the public address ends and a client learns at once
-// that nothing listens. A port that is mapped but filters the sender is
-// not closed: its packets are dropped silently, so that a peer punching a
-// hole before the mapping's owner has sent to it (RFC 4787 §4.3, ICE) is
-// not told to give up. Slow path only.
+// ClosedPort reports whether p, a UDP datagram or TCP SYN that Process
+// refused as unsolicited, was sent to a port of a public address that
+// nothing holds: no nat server, no endpoint-independent mapping, no
+// session's own port (from inside, that is a hairpin to nothing). Such a
+// port is closed, and the pipeline answers as a host does — port
+// unreachable for UDP (RFC 1122 §3.2.2.1), a reset for TCP (RFC 793) —
+// from that address, as the kernel's NAT answers from its own stack: so
+// traceroute to the public address ends there and a client learns at
+// once that nothing listens. A port that is mapped but filters the
+// sender is not closed: its packets are dropped silently, so that a peer
+// punching a hole before the mapping's owner has sent to it (RFC 4787
+// §4.3, RFC 5382 REQ-4's simultaneous open, ICE) is not told to give up.
+// Slow path only.
 func (e *Engine) ClosedPort(p *packet.Parsed) bool {
 	t := p.Tuple
-	if t.Proto != packet.ProtoUDP || p.Frag.Offset != 0 {
+	if t.Proto != packet.ProtoUDP && t.Proto != packet.ProtoTCP || p.Frag.Offset != 0 {
+		return false
+	}
+	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 		return false
 	}
 	c := e.n.rules.Load()

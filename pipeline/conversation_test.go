@@ -74,11 +74,26 @@ func TestTCPServerConversation(t *testing.T) {
 
 func TestUnsolicitedDropped(t *testing.T) {
 	r := newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535)})
-	r.none(r.out, TCP(t, remote1+":1234", public+":22", SYN, 1, 0, nil))
+	// A SYN to a port of the public address nothing holds is answered
+	// with a reset from that port, as a host answers (RFC 793): sequence
+	// 0, acknowledging the SYN, no window, every checksum right.
+	toIn, toOut := r.send(r.out, TCP(t, remote1+":1234", public+":22", SYN, 1000, 0, []byte("data")))
+	if len(toIn) != 0 || len(toOut) != 1 {
+		t.Fatalf("%d in, %d out, want one reset back; %s", len(toIn), len(toOut), r.drops())
+	}
+	rst := Decode(t, toOut[0])
+	if rst.TCP == nil || !rst.TCP.RST || !rst.TCP.ACK || rst.TCP.SYN || rst.TCP.Seq != 0 || rst.TCP.Ack != 1005 ||
+		rst.TCP.Window != 0 || len(rst.TCP.Payload) != 0 || rst.Src() != public+":22" || rst.Dst() != remote1+":1234" ||
+		rst.IP.TTL != 64 || rst.Eth.DstMAC.String() != MACA.String() {
+		t.Fatalf("reset %s -> %s: %+v", rst.Src(), rst.Dst(), rst.TCP)
+	}
+	if n := r.w.Counters().Event[EventTCPReset].Load(); n != 1 {
+		t.Fatalf("tcp_reset = %d, want 1", n)
+	}
 	// UDP to a port of the public address nothing holds is answered
 	// port unreachable, from that address, as a host answers.
 	f := UDP(t, remote1+":1234", public+":40000", []byte("x"))
-	toIn, toOut := r.send(r.out, f)
+	toIn, toOut = r.send(r.out, f)
 	if len(toIn) != 0 || len(toOut) != 1 {
 		t.Fatalf("%d in, %d out, want one port unreachable back; %s", len(toIn), len(toOut), r.drops())
 	}

@@ -134,3 +134,24 @@ func (w *Worker) recordRoute(f Frame, p *packet.Parsed, op int, dst uint32) {
 		ip.SetChecksum(ip.CalculateChecksum())
 	}
 }
+
+// reset turns f, a TCP SYN to a closed port of a public address received
+// on port in, into the reset a host answers it with, from that address,
+// and queues it on port in. No reset goes to a broadcast or to a source
+// that is not one host (RFC 1812 §4.3.2.7's rules, counted as
+// icmp_suppressed). Resets are not rate-limited, as the kernel's are not:
+// one answers one SYN, no larger.
+func (w *Worker) reset(f Frame, in int, p *packet.Parsed) {
+	if !mayAnswer(f.Buf, p) || w.directedBroadcast(p) {
+		w.c.event[EventICMPSuppressed]++
+		w.drops = append(w.drops, f)
+		return
+	}
+	w.ipID++
+	f.Buf = f.Buf[:packet.BuildTCPReset(f.Buf, p.L3, p.L4, p.End, w.ipID)]
+	eth := packet.Ethernet(f.Buf)
+	eth.SetDst(eth.Src())
+	eth.SetSrc(w.macs[in])
+	w.c.event[EventTCPReset]++
+	w.enqueue(in, f)
+}

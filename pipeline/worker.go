@@ -586,7 +586,11 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 	case nat.DropUnsolicited:
 		if w.engine.ClosedPort(p) {
 			w.tap(f, verdictDropNames[r.Verdict])
-			w.answer(f, pi, p, icmpPortUnreachable, 0)
+			if p.Tuple.Proto == packet.ProtoTCP {
+				w.reset(f, pi, p)
+			} else {
+				w.answer(f, pi, p, icmpPortUnreachable, 0)
+			}
 			return
 		}
 		w.drop(f, verdictDropNames[r.Verdict])
