@@ -62,12 +62,16 @@ func publicAddress(t *testing.T, r router) {
 			t.Error("the public address did not record itself in its echo reply")
 		}
 	})
-	t.Run("traceroute udp", func(t *testing.T) {
-		out := run(t, ctx, false, topo.Client, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "3", public)
-		if h := hops(out); len(h) != 1 || h[0] != public {
-			t.Fatalf("hops %v, want [%s]: the public address answers port unreachable", h, public)
-		}
-	})
+	for _, from := range []struct{ name, ns string }{{"outside", topo.Client}, {"inside", topo.Server}} {
+		t.Run("traceroute udp from "+from.name, func(t *testing.T) {
+			// From inside too the public address is one hop away: the
+			// NAT's own, not forwarded, so no time exceeded first.
+			out := run(t, ctx, false, from.ns, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "3", public)
+			if h := hops(out); len(h) != 1 || h[0] != public {
+				t.Fatalf("hops %v, want [%s]: the public address answers port unreachable", h, public)
+			}
+		})
+	}
 	t.Run("traceroute tcp", func(t *testing.T) {
 		out := run(t, ctx, false, topo.Client, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "3", "-T", "-p", "4444", public)
 		if h := hops(out); len(h) != 1 || h[0] != public {

@@ -131,6 +131,13 @@ func TestTimeExceeded(t *testing.T) {
 	} else {
 		icmpErr(t, toOut[0], public, closed, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
 	}
+	// From inside as well: the public address is the NAT's own.
+	closed = withTTL(UDP(t, inClient+":999", public+":4444", nil), 1)
+	if toIn, _ := r.send(r.in, closed); len(toIn) != 1 {
+		t.Fatalf("%d frames for UDP from inside to a closed public port, want port unreachable; %s", len(toIn), r.drops())
+	} else {
+		icmpErr(t, toIn[0], public, closed, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
+	}
 	// On an established session the TTL is checked before translating.
 	r.one(r.in, r.out, UDP(t, inClient+":6000", remote1+":7777", nil))
 	f := withTTL(UDP(t, inClient+":6000", remote1+":7777", []byte("late")), 1)
