@@ -41,13 +41,15 @@ func publicAddress(t *testing.T, r router) {
 	r.setup(t, topo, false, nil)
 	public := testnet.PublicAddr.String()
 
-	t.Run("ping in fragments", func(t *testing.T) {
-		// 3000 bytes of data: three fragments each way.
-		out := run(t, ctx, true, topo.Client, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", public)
-		if !strings.Contains(out, "3 received") || !strings.Contains(out, "3008 bytes from "+public) {
-			t.Fatal("the public address did not answer every fragmented ping in full")
-		}
-	})
+	for _, from := range []struct{ name, ns string }{{"outside", topo.Client}, {"inside", topo.Server}} {
+		t.Run("ping in fragments from "+from.name, func(t *testing.T) {
+			// 3000 bytes of data: three fragments each way.
+			out := run(t, ctx, true, from.ns, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", public)
+			if !strings.Contains(out, "3 received") || !strings.Contains(out, "3008 bytes from "+public) {
+				t.Fatal("the public address did not answer every fragmented ping in full")
+			}
+		})
+	}
 	t.Run("record route", func(t *testing.T) {
 		// Through the NAT, the router records the interface each way
 		// leaves by; the public address records itself in its reply.
