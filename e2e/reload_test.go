@@ -205,10 +205,13 @@ func TestFastnatReload(t *testing.T) {
 	}
 
 	// Metrics count the reloads; an unsolicited datagram is dropped,
-	// counted and captured.
+	// counted and captured (and answered port unreachable, so the
+	// exchange may end before the capture's writer has written it).
 	if n, err := testnet.UDPExchange(ctx, topo.Client, netip.AddrPortFrom(testnet.PublicAddr, 7777), [][]byte{[]byte("nobody home")}, 200*time.Millisecond); err != nil || n != 0 {
 		t.Fatalf("unsolicited datagram: %d echoes, %v", n, err)
 	}
+	written := regexp.MustCompile(`(?m)^fastnat_drop_capture_frames_total\{result="written"\} [1-9]\d*$`)
+	waitFor(t, "the drop capture to write the datagram", func() bool { return written.MatchString(scrape(t, topo)) })
 	m := scrape(t, topo)
 	for _, want := range []string{
 		`(?m)^fastnat_config_reloads_total\{result="ok"\} 1$`,

@@ -48,6 +48,9 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
 		// hairpinning of Basic NAT only).
 		echoReply(frame, p, from, r)
+		if p.Frag.More {
+			e.rememberEcho(p, from, now)
+		}
 		return
 	}
 	if t.Proto == packet.ProtoICMP && p.ICMPKind != packet.ICMPQuery {
@@ -65,10 +68,18 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// rule forwards without a session; any other packet is for the
 		// NAT's own address, which is not forwarding (and an
 		// expectation it might match stays for a packet that can use
-		// it).
+		// it). Inside, a packet to a public address is forwarded only
+		// when a server or a mapping hairpins it; to anything else it
+		// is for the NAT itself, which answers as a host (ClosedPort),
+		// as the kernel's NAT answers traceroute to its public address
+		// from inside.
 		r.Verdict = DropTTLExpired
-		if from == Outside {
-			if _, ok := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]; !ok {
+		_, server := c.servers[serverKey{addr: t.DstAddr, port: t.DstPort, proto: t.Proto}]
+		switch {
+		case from == Outside && !server:
+			r.Verdict = DropUnsolicited
+		case from == Inside && toPublic && !server:
+			if _, mapped := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)}); !mapped || t.Proto == packet.ProtoICMP {
 				r.Verdict = DropUnsolicited
 			}
 		}

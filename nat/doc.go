@@ -91,7 +91,9 @@
 // Filtering. Unsolicited traffic from outside — no session, no expectation,
 // no nat server rule — is dropped and counted (address-and-port-dependent
 // filtering, RFC 4787 REQ-8's secure choice); nothing crosses the NAT
-// untranslated.
+// untranslated. Of those, UDP and TCP SYNs to a port of a public address
+// that nothing holds are to a closed port (ClosedPort), and the pipeline
+// answers them as a host would: port unreachable, a reset.
 //
 // Hairpinning. A new flow from inside to a public endpoint of the NAT
 // (RFC 4787 REQ-9, RFC 5382 REQ-8) goes to the inside endpoint mapped to

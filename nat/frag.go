@@ -99,7 +99,9 @@ type fragEntry struct {
 	session   uint32
 	gen       uint32 // the session's generation: the entry dies with it
 	dir       flowtable.Dir
-	known     bool   // its first fragment passed: session and dir are set
+	known     bool   // its first fragment passed: session and dir are set (or echo)
+	echo      bool   // an echo request to a public address: fragments are answered, not forwarded
+	from      Side   // the side an echo request's fragments come from
 	untracked bool   // completion is no longer followed
 	n         uint8  // extents in use, in order
 	held      uint16 // early fragments held for it (a hint for Released)
@@ -282,6 +284,24 @@ func (e *fragEntry) insert(lo, hi uint32) bool {
 // (generation gen) in direction dir, so that its datagram's other
 // fragments follow it.
 func (e *Engine) rememberFragment(p *packet.Parsed, id, gen uint32, dir flowtable.Dir, now flowtable.Time) {
+	fe := e.rememberFirst(p, now)
+	fe.session, fe.gen, fe.dir = id, gen, dir
+}
+
+// rememberEcho records the first fragment of an echo request to a public
+// address, which arrived on side from and was answered (echoReply): the
+// datagram's other fragments are answered the same way, so the sender
+// reassembles the whole reply, as from a host that reassembled the
+// request (RFC 792; the kernel's NAT answers from its own stack).
+func (e *Engine) rememberEcho(p *packet.Parsed, from Side, now flowtable.Time) {
+	fe := e.rememberFirst(p, now)
+	fe.echo, fe.from = true, from
+}
+
+// rememberFirst records that the first fragment of p's datagram passed
+// and returns the datagram's entry, for the caller to say what its other
+// fragments follow.
+func (e *Engine) rememberFirst(p *packet.Parsed, now flowtable.Time) *fragEntry {
 	f := &e.frags
 	k := FragKeyOf(p)
 	i := f.find(k, now)
@@ -295,13 +315,14 @@ func (e *Engine) rememberFragment(p *packet.Parsed, id, gen uint32, dir flowtabl
 		i = f.add(k, now)
 	}
 	fe := f.ent(i)
-	fe.known, fe.session, fe.gen, fe.dir = true, id, gen, dir
+	fe.known = true
 	if fe.held > 0 {
 		f.release(k)
 	}
 	if _, stop := fe.received(0, uint32(p.End-p.L4), false); stop {
 		f.stats.Untracked++
 	}
+	return fe
 }
 
 // fragment translates a non-first fragment by its datagram's entry, or
@@ -321,20 +342,31 @@ func (e *Engine) fragment(frame []byte, p *packet.Parsed, from Side, now flowtab
 		r.Verdict = Hold
 		return
 	}
-	h, ok := e.n.table.Hot(fe.session, fe.gen, fe.dir)
-	if !ok || fromSide(h.Flags(), fe.dir) != from {
-		r.Verdict = DropFragNoSession
-		return
+	if fe.echo {
+		// Part of an echo request to a public address: answered, as
+		// its first fragment was.
+		if fe.from != from {
+			r.Verdict = DropFragNoSession
+			return
+		}
+		reflectIPv4(packet.IPv4(frame[p.L3:p.End]))
+		r.Verdict, r.Out, r.Divert = Forward, from, false
+	} else {
+		h, ok := e.n.table.Hot(fe.session, fe.gen, fe.dir)
+		if !ok || fromSide(h.Flags(), fe.dir) != from {
+			r.Verdict = DropFragNoSession
+			return
+		}
+		if frame[p.L3+8] <= 1 {
+			r.Verdict = DropTTLExpired
+			return
+		}
+		rewrite(frame, p, h)
+		e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
+		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), fe.dir), fe.session, fe.gen, fe.dir, false
 	}
-	if frame[p.L3+8] <= 1 {
-		r.Verdict = DropTTLExpired
-		return
-	}
-	rewrite(frame, p, h)
-	e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
 	off := uint32(p.Frag.Offset)
 	complete, stop := fe.received(off, off+uint32(p.End-p.L4), !p.Frag.More)
-	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), fe.dir), fe.session, fe.gen, fe.dir, false
 	switch {
 	case complete:
 		f.stats.Completed++

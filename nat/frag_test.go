@@ -3,8 +3,13 @@ package nat
 import (
 	"bytes"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/ip4defrag"
+	"github.com/google/gopacket/layers"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
@@ -216,5 +221,91 @@ func TestFragmentPathAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per datagram, want 0", allocs)
+	}
+}
+
+// TestFragmentedEchoToPublicAnswered: an echo request to the NAT's public
+// address in fragments (ping -s 3000), its second fragment first, is
+// answered in as many fragments, which gopacket's reassembly makes into
+// one echo reply: addresses swapped, type 0, identifier, sequence and
+// data kept, every checksum right. Nothing stays tracked.
+func TestFragmentedEchoToPublicAnswered(t *testing.T) {
+	r := newFragRig(t)
+	data := bytes.Repeat([]byte("fastnat big ping "), 3000/17)
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 61, Id: 0x4242, Protocol: layers.IPProtocolICMPv4,
+		SrcIP: net.IP{198, 18, 0, 1}, DstIP: net.IP{198, 18, 0, 204}}
+	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 77, Seq: 3}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: testutil.MACA, DstMAC: testutil.MACB, EthernetType: layers.EthernetTypeIPv4},
+		ip, ic, gopacket.Payload(data)); err != nil {
+		t.Fatal(err)
+	}
+	frags := testutil.Fragment(t, buf.Bytes(), 1480)
+	if len(frags) != 3 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	defrag := ip4defrag.NewIPv4Defragmenter()
+	var reply *layers.IPv4
+	d0 := 0
+	for _, i := range []int{1, 0, 1, 2} { // the second is held, then retried
+		f := append([]byte(nil), frags[i]...)
+		var p packet.Parsed
+		if res := packet.Parse(f, &p); res != packet.OK {
+			t.Fatalf("parse: %v", res)
+		}
+		var res Result
+		r.e.Process(f, &p, Outside, r.now, &res)
+		if res.Verdict == Hold && reply == nil && d0 == 0 {
+			d0++ // the early second fragment; the pipeline retries it once its first passed
+			continue
+		}
+		if res.Verdict != Forward || res.Out != Outside {
+			t.Fatalf("fragment %d: verdict %v to %v, want forward back outside", i, res.Verdict, res.Out)
+		}
+		d := testutil.Decode(t, f[:p.End])
+		if d.IP.SrcIP.String() != "198.18.0.204" || d.IP.DstIP.String() != "198.18.0.1" || d.IP.Id != 0x4242 {
+			t.Fatalf("fragment %d answered %v -> %v id %#x", i, d.IP.SrcIP, d.IP.DstIP, d.IP.Id)
+		}
+		if i == 0 {
+			if keys, _ := r.e.Released(); len(keys) != 1 || keys[0].ID != 0x4242 {
+				t.Fatalf("released %v, want the held datagram", keys)
+			}
+		}
+		whole, err := defrag.DefragIPv4(d.IP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole != nil {
+			reply = whole
+		}
+	}
+	if reply == nil {
+		t.Fatal("the answer did not reassemble")
+	}
+	pk := gopacket.NewPacket(reply.Payload, layers.LayerTypeICMPv4, gopacket.Default)
+	got, ok := pk.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok {
+		t.Fatal("no ICMP in the reassembled answer")
+	}
+	if got.TypeCode.Type() != layers.ICMPv4TypeEchoReply || got.Id != 77 || got.Seq != 3 || !bytes.Equal(got.Payload, data) {
+		t.Fatalf("answer: type %v id %d seq %d, %d bytes of data", got.TypeCode, got.Id, got.Seq, len(got.Payload))
+	}
+	var sum uint32 // RFC 1071 over the whole message, checksum included: all ones
+	for i := 0; i+1 < len(reply.Payload); i += 2 {
+		sum += uint32(reply.Payload[i])<<8 | uint32(reply.Payload[i+1])
+	}
+	if len(reply.Payload)%2 == 1 {
+		sum += uint32(reply.Payload[len(reply.Payload)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	if sum != 0xffff {
+		t.Fatalf("the reassembled reply's ICMP checksum is wrong (sum %#x)", sum)
+	}
+
+	if r.e.frags.oldest != 0 {
+		t.Fatal("the answered datagram is still tracked")
 	}
 }

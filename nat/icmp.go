@@ -92,18 +92,68 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 // echoReply turns an echo request to one of the NAT's public addresses,
 // arrived on side from, into its reply, in place (RFC 792: swap the
 // addresses, type 0, same identifier, sequence and data), sent back to
-// that side.
+// that side, a Record Route option recording the public address. A
+// request in fragments is answered in as many: the first
+// carries the ICMP header, whose checksum covers the whole message and
+// changes only by the type, and the others are reflected as they come
+// (rememberEcho).
 func echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
 	ip := packet.IPv4(frame[p.L3:p.End])
+	// The request's options come back in the reply; a Record Route
+	// option records the answering address, so the route shown is the
+	// whole round trip (RFC 1122 §3.2.2.6). reflectIPv4 fixes the
+	// header checksum.
+	ip.RecordRoute(ip.DstAddr())
+	reflectIPv4(ip)
+	icmp := frame[p.L4:p.End]
+	old := binary.BigEndian.Uint16(icmp[0:])
+	icmp[0] = packet.ICMPEchoReply
+	binary.BigEndian.PutUint16(icmp[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(icmp[2:]), old, binary.BigEndian.Uint16(icmp[0:])))
+	r.Verdict, r.Out, r.Divert = Forward, from, false
+}
+
+// reflectIPv4 turns an IPv4 header addressed to the NAT into the header of
+// its answer: the addresses swapped, a fresh TTL of 64, the checksum
+// recomputed. Identification and fragmentation are kept, so that the
+// fragments of an answered datagram reassemble as one.
+func reflectIPv4(ip packet.IPv4) {
 	src, dst := ip.SrcAddr(), ip.DstAddr()
 	binary.BigEndian.PutUint32(ip[12:], dst)
 	binary.BigEndian.PutUint32(ip[16:], src)
 	ip[8] = 64
 	binary.BigEndian.PutUint16(ip[10:], 0)
 	binary.BigEndian.PutUint16(ip[10:], ip.CalculateChecksum())
-	icmp := frame[p.L4:p.End]
-	old := binary.BigEndian.Uint16(icmp[0:])
-	icmp[0] = packet.ICMPEchoReply
-	binary.BigEndian.PutUint16(icmp[2:], packet.UpdateChecksum16(binary.BigEndian.Uint16(icmp[2:]), old, binary.BigEndian.Uint16(icmp[0:])))
-	r.Verdict, r.Out, r.Divert = Forward, from, false
+}
+
+// ClosedPort reports whether p, a UDP datagram or TCP SYN that Process
+// refused as unsolicited, was sent to a port of a public address that
+// nothing holds: no nat server, no endpoint-independent mapping, no
+// session's own port (from inside, that is a hairpin to nothing). Such a
+// port is closed, and the pipeline answers as a host does — port
+// unreachable for UDP (RFC 1122 §3.2.2.1), a reset for TCP (RFC 793) —
+// from that address, as the kernel's NAT answers from its own stack: so
+// traceroute to the public address ends there and a client learns at
+// once that nothing listens. A port that is mapped but filters the
+// sender is not closed: its packets are dropped silently, so that a peer
+// punching a hole before the mapping's owner has sent to it (RFC 4787
+// §4.3, RFC 5382 REQ-4's simultaneous open, ICE) is not told to give up.
+// Slow path only.
+func (e *Engine) ClosedPort(p *packet.Parsed) bool {
+	t := p.Tuple
+	if t.Proto != packet.ProtoUDP && t.Proto != packet.ProtoTCP || p.Frag.Offset != 0 {
+		return false
+	}
+	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+		return false
+	}
+	c := e.n.rules.Load()
+	if !c.isPublic(t.DstAddr) {
+		return false
+	}
+	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
+		return false
+	}
+	class, _ := portClass(t.Proto)
+	_, mapped := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)})
+	return !mapped
 }

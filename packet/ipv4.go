@@ -163,3 +163,48 @@ func (b IPv4) CalculateChecksum() uint16 {
 // IsChecksumValid reports whether the header checksum is correct: the
 // one's-complement sum of the header, checksum included, is 0xffff.
 func (b IPv4) IsChecksumValid() bool { return Fold(headerSum(b[:b.HeaderLen()])) == 0xffff }
+
+// IP options the NAT acts on (RFC 791).
+const (
+	OptEnd         = 0 // end of option list
+	OptNOP         = 1 // no operation
+	OptRecordRoute = 7 // record route
+)
+
+// RecordRoute does what RFC 791 asks of a router, or of a host answering
+// an echo request (RFC 1122 §3.2.2.6), about the header's Record Route
+// option: when the option has room for another address it records addr
+// there and advances its pointer. It reports whether it did; then the
+// caller fixes the header checksum. A header without the option, or
+// whose options are malformed, is left alone.
+func (b IPv4) RecordRoute(addr uint32) bool {
+	opts := b.Options()
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case OptEnd:
+			return false
+		case OptNOP:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return false
+		}
+		n := int(opts[i+1])
+		if n < 2 || i+n > len(opts) {
+			return false
+		}
+		if opts[i] == OptRecordRoute {
+			o := opts[i : i+n]
+			ptr := int(o[2]) // 1-based offset of the next free slot
+			if n < 3 || ptr < 4 || ptr+3 > n {
+				return false // full (or malformed)
+			}
+			binary.BigEndian.PutUint32(o[ptr-1:], addr)
+			o[2] += 4
+			return true
+		}
+		i += n
+	}
+	return false
+}

@@ -74,10 +74,42 @@ func TestTCPServerConversation(t *testing.T) {
 
 func TestUnsolicitedDropped(t *testing.T) {
 	r := newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535)})
-	r.none(r.out, TCP(t, remote1+":1234", public+":22", SYN, 1, 0, nil))
-	r.none(r.out, UDP(t, remote1+":1234", public+":40000", []byte("x")))
+	// A SYN to a port of the public address nothing holds is answered
+	// with a reset from that port, as a host answers (RFC 793): sequence
+	// 0, acknowledging the SYN, no window, every checksum right.
+	toIn, toOut := r.send(r.out, TCP(t, remote1+":1234", public+":22", SYN, 1000, 0, []byte("data")))
+	if len(toIn) != 0 || len(toOut) != 1 {
+		t.Fatalf("%d in, %d out, want one reset back; %s", len(toIn), len(toOut), r.drops())
+	}
+	rst := Decode(t, toOut[0])
+	if rst.TCP == nil || !rst.TCP.RST || !rst.TCP.ACK || rst.TCP.SYN || rst.TCP.Seq != 0 || rst.TCP.Ack != 1005 ||
+		rst.TCP.Window != 0 || len(rst.TCP.Payload) != 0 || rst.Src() != public+":22" || rst.Dst() != remote1+":1234" ||
+		rst.IP.TTL != 64 || rst.Eth.DstMAC.String() != MACA.String() {
+		t.Fatalf("reset %s -> %s: %+v", rst.Src(), rst.Dst(), rst.TCP)
+	}
+	if n := r.w.Counters().Event[EventTCPReset].Load(); n != 1 {
+		t.Fatalf("tcp_reset = %d, want 1", n)
+	}
+	// UDP to a port of the public address nothing holds is answered
+	// port unreachable, from that address, as a host answers.
+	f := UDP(t, remote1+":1234", public+":40000", []byte("x"))
+	toIn, toOut = r.send(r.out, f)
+	if len(toIn) != 0 || len(toOut) != 1 {
+		t.Fatalf("%d in, %d out, want one port unreachable back; %s", len(toIn), len(toOut), r.drops())
+	}
+	icmpErr(t, toOut[0], public, f, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
 	if got := r.verdicts(nat.DropUnsolicited); got != 2 {
 		t.Fatalf("unsolicited drops %d, want 2", got)
+	}
+	if n := r.w.Counters().Event[EventICMPPortUnreachable].Load(); n != 1 {
+		t.Fatalf("icmp_port_unreachable = %d, want 1", n)
+	}
+	// A mapped port that filters the sender stays silent: a peer punching
+	// a hole before the mapping's owner sent to it is not told to stop.
+	d := r.one(r.in, r.out, UDP(t, inClient+":5000", remote1+":7777", []byte("out")))
+	r.none(r.out, UDP(t, remote2+":7777", d.Src(), []byte("early")))
+	if got := r.verdicts(nat.DropUnsolicited); got != 3 {
+		t.Fatalf("unsolicited drops %d, want 3", got)
 	}
 	// A TCP flow must start with a SYN.
 	r.none(r.in, TCP(t, inClient+":40001", remote1+":80", ACK, 1, 1, nil))

@@ -63,6 +63,8 @@ const (
 	EventFragTimedOut                     // datagram state freed incomplete after the fragment timeout
 	EventFragEvicted                      // datagram state evicted, oldest first, to make room
 	EventFragUntracked                    // datagrams with overlapping or repeated fragments, left to time out
+	EventICMPPortUnreachable              // ICMP port unreachable sent (UDP to a closed port of a public address)
+	EventTCPReset                         // TCP reset sent (a SYN to a closed port of a public address)
 	NumEvents
 )
 
@@ -70,6 +72,7 @@ var eventNames = [NumEvents]string{
 	"icmp_time_exceeded", "icmp_frag_needed", "icmp_host_unreachable", "icmp_net_unreachable",
 	"icmp_rate_limited", "icmp_suppressed", "frag_out_packets", "frag_out_fragments", "mss_clamped",
 	"neigh_waited", "frag_datagrams", "frag_completed", "frag_timed_out", "frag_evicted", "frag_untracked",
+	"icmp_port_unreachable", "tcp_reset",
 }
 
 // String returns the event's stable snake_case name.

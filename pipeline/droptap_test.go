@@ -36,7 +36,7 @@ func TestDropTap(t *testing.T) {
 	}{
 		{"parse failure", false, func(*testing.T) []byte { return badSum }, 0, "parse_bad_ip_checksum",
 			func(c *Counters) uint64 { return c.Parse[packet.ErrBadIPChecksum].Load() }},
-		{"unsolicited", false, func(t *testing.T) []byte { return UDP(t, remote1+":5000", public+":7777", []byte("x")) }, 0, "nat_unsolicited",
+		{"unsolicited", false, func(t *testing.T) []byte { return ICMPEcho(t, remote1, public, 7, 1, true) }, 0, "nat_unsolicited",
 			func(c *Counters) uint64 { return c.Verdict[nat.DropUnsolicited].Load() }},
 		{"no rule", true, func(t *testing.T) []byte { return UDP(t, "10.99.0.1:5000", remote1+":7777", []byte("x")) }, 0, "nat_no_rule",
 			func(c *Counters) uint64 { return c.Verdict[nat.DropNoRule].Load() }},
@@ -114,7 +114,7 @@ func TestDropTapTxFull(t *testing.T) {
 // TestDropPathAllocatesNothing runs a stream of dropped frames with and
 // without a tap: naming a drop must not allocate.
 func TestDropPathAllocatesNothing(t *testing.T) {
-	frame := UDP(t, remote1+":5000", public+":7777", []byte("x"))
+	frame := ICMPEcho(t, remote1, public, 7, 1, true) // a reply without a session
 	for _, tc := range []struct {
 		name string
 		tap  func([]byte, string)

@@ -248,9 +248,17 @@ func TestFTPWithoutMappingFailsAsInTheCase(t *testing.T) {
 	if !strings.Contains(got, "10,77,0,226") {
 		t.Fatalf("reply rewritten without a mapping: %q", got)
 	}
-	r.none(r.out, TCP(t, remote1+":40001", public+":50000", SYN, 1, 0, nil))
+	// Nothing holds the port: the data SYN is refused with a reset, as
+	// the kernel's NAT refuses it from its own stack.
+	toIn, toOut := r.send(r.out, TCP(t, remote1+":40001", public+":50000", SYN, 1, 0, nil))
+	if len(toIn) != 0 || len(toOut) != 1 {
+		t.Fatalf("%d in, %d out, want a reset back; %s", len(toIn), len(toOut), r.drops())
+	}
+	if d := Decode(t, toOut[0]); d.TCP == nil || !d.TCP.RST || d.Src() != public+":50000" {
+		t.Fatalf("answered %s -> %s, want a reset from %s:50000", d.Src(), d.Dst(), public)
+	}
 	if r.verdicts(nat.DropUnsolicited) != 1 {
-		t.Fatalf("want the data SYN dropped as unsolicited; %s", r.drops())
+		t.Fatalf("want the data SYN counted as unsolicited; %s", r.drops())
 	}
 }
 

@@ -7,7 +7,8 @@ import (
 // ICMP errors the worker originates (RFC 1812 §4.3.2): time exceeded when
 // a packet's TTL runs out here, fragmentation needed for a Don't Fragment
 // packet larger than the egress MTU, host unreachable when its next hop
-// never resolves, net unreachable when there is no route. Each is built in
+// never resolves, net unreachable when there is no route, port unreachable
+// for UDP to a closed port of a public address. Each is built in
 // place in the offending frame, which is being dropped anyway, and sent
 // back out of the port the packet came in on, from that interface's own
 // address (Port.Addr), to the link-layer address the packet came from.
@@ -21,13 +22,18 @@ type icmpReason struct {
 	typ, code uint8
 	event     Event
 	limited   bool // subject to the rate limit
+	// asHost: sent as the host the packet was addressed to, from that
+	// address (the NAT's public address), not as a router from the
+	// interface's.
+	asHost bool
 }
 
 var (
-	icmpTimeExceeded    = icmpReason{packet.ICMPTimeExceeded, packet.ICMPCodeTTLExceeded, EventICMPTimeExceeded, true}
-	icmpFragNeeded      = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded, EventICMPFragNeeded, false}
-	icmpHostUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeHostUnreachable, EventICMPHostUnreachable, true}
-	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true}
+	icmpTimeExceeded    = icmpReason{packet.ICMPTimeExceeded, packet.ICMPCodeTTLExceeded, EventICMPTimeExceeded, true, false}
+	icmpFragNeeded      = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded, EventICMPFragNeeded, false, false}
+	icmpHostUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeHostUnreachable, EventICMPHostUnreachable, true, false}
+	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true, false}
+	icmpPortUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable, EventICMPPortUnreachable, true, true}
 )
 
 // answer turns f — a frame being dropped, received on port in, whose
@@ -41,6 +47,9 @@ func (w *Worker) answer(f Frame, in int, p *packet.Parsed, why icmpReason, rest 
 	var src uint32
 	if mayAnswer(f.Buf, p) && !w.directedBroadcast(p) {
 		src = w.ports[in].Addr(dst)
+		if why.asHost {
+			src = p.Tuple.DstAddr
+		}
 	}
 	if src == 0 {
 		w.c.event[EventICMPSuppressed]++
@@ -113,4 +122,36 @@ func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
 	p.SetTuple(frame, orig)
 	ip := p.IPv4(frame)
 	ip.SetTTL(ip.TTL() + 1)
+}
+
+// recordRoute records, in a forwarded packet's Record Route option when it
+// has room, the address of port op toward dst — the interface the packet
+// leaves by, as RFC 791 asks of a router and as the kernel does — and
+// fixes the header checksum. fastnat does not fill in Timestamp options.
+func (w *Worker) recordRoute(f Frame, p *packet.Parsed, op int, dst uint32) {
+	ip := p.IPv4(f.Buf)
+	if a := w.ports[op].Addr(dst); a != 0 && ip.RecordRoute(a) {
+		ip.SetChecksum(ip.CalculateChecksum())
+	}
+}
+
+// reset turns f, a TCP SYN to a closed port of a public address received
+// on port in, into the reset a host answers it with, from that address,
+// and queues it on port in. No reset goes to a broadcast or to a source
+// that is not one host (RFC 1812 §4.3.2.7's rules, counted as
+// icmp_suppressed). Resets are not rate-limited, as the kernel's are not:
+// one answers one SYN, no larger.
+func (w *Worker) reset(f Frame, in int, p *packet.Parsed) {
+	if !mayAnswer(f.Buf, p) || w.directedBroadcast(p) {
+		w.c.event[EventICMPSuppressed]++
+		w.drops = append(w.drops, f)
+		return
+	}
+	w.ipID++
+	f.Buf = f.Buf[:packet.BuildTCPReset(f.Buf, p.L3, p.L4, p.End, w.ipID)]
+	eth := packet.Ethernet(f.Buf)
+	eth.SetDst(eth.Src())
+	eth.SetSrc(w.macs[in])
+	w.c.event[EventTCPReset]++
+	w.enqueue(in, f)
 }

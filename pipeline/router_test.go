@@ -122,8 +122,22 @@ func TestTimeExceeded(t *testing.T) {
 	if n := r.w.Counters().Event[EventICMPTimeExceeded].Load(); n != uint64(len(cases)) {
 		t.Errorf("icmp_time_exceeded = %d, want %d", n, len(cases))
 	}
-	// A packet to the NAT's own address is not forwarded: no error.
-	r.none(r.out, withTTL(UDP(t, remote1+":999", public+":4444", nil), 1))
+	// A packet to the NAT's own address is not forwarded, so its TTL
+	// does not run out: UDP to a closed port there is answered port
+	// unreachable, as the kernel's NAT answers from its own stack.
+	closed := withTTL(UDP(t, remote1+":999", public+":4444", nil), 1)
+	if _, toOut := r.send(r.out, closed); len(toOut) != 1 {
+		t.Fatalf("%d frames for UDP to a closed public port, want port unreachable; %s", len(toOut), r.drops())
+	} else {
+		icmpErr(t, toOut[0], public, closed, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
+	}
+	// From inside as well: the public address is the NAT's own.
+	closed = withTTL(UDP(t, inClient+":999", public+":4444", nil), 1)
+	if toIn, _ := r.send(r.in, closed); len(toIn) != 1 {
+		t.Fatalf("%d frames for UDP from inside to a closed public port, want port unreachable; %s", len(toIn), r.drops())
+	} else {
+		icmpErr(t, toIn[0], public, closed, packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable)
+	}
 	// On an established session the TTL is checked before translating.
 	r.one(r.in, r.out, UDP(t, inClient+":6000", remote1+":7777", nil))
 	f := withTTL(UDP(t, inClient+":6000", remote1+":7777", []byte("late")), 1)
@@ -660,6 +674,9 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 	df := UDP(t, inClient+":5002", remote1+":7777", make([]byte, 1400))
 	syn := TCP(t, inClient+":40000", remote1+":80", SYN, 1, 0, nil, layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionData: []byte{5, 0xb4}})
 	frags := Fragment(t, withoutDF(UDP(t, inClient+":5003", remote1+":7777", make([]byte, 1000))), 512)
+	closedUDP := UDP(t, remote1+":999", public+":4444", nil)
+	closedTCP := TCP(t, remote1+":999", public+":4444", SYN, 1, 0, nil)
+	rr := withRecordRoute(t, UDP(t, inClient+":5004", remote1+":7777", nil))
 	for _, f := range [][]byte{big, df, syn} {
 		r.send(r.in, f)
 	}
@@ -676,13 +693,17 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 		r.in.Inject(syn)
 		r.in.Inject(WithIPIDFast(frags[1], id))
 		r.in.Inject(WithIPIDFast(frags[0], id))
+		r.out.Inject(closedUDP)
+		r.out.Inject(closedTCP)
+		r.in.Inject(rr)
 		r.w.Poll()
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per round, want 0", allocs)
 	}
 	ev := &r.w.Counters().Event
-	if ev[EventICMPTimeExceeded].Load() < 100 || ev[EventICMPFragNeeded].Load() < 100 || ev[EventFragmented].Load() < 100 {
+	if ev[EventICMPTimeExceeded].Load() < 100 || ev[EventICMPFragNeeded].Load() < 100 || ev[EventFragmented].Load() < 100 ||
+		ev[EventICMPPortUnreachable].Load() < 100 || ev[EventTCPReset].Load() < 100 {
 		t.Fatalf("the paths did not run: %s", r.drops())
 	}
 }
@@ -727,4 +748,46 @@ func TestALGItemsCarryTheEgressMTU(t *testing.T) {
 	}
 	checkFragmentsOut(t, got, 1400, remote1)
 	CheckReassembled(t, got)
+}
+
+// withRecordRoute returns frame (an Ethernet frame with an IPv4 header
+// without options) with a NOP and an empty 9-slot Record Route option
+// inserted into its header, as ping -R sends it; lengths and the header
+// checksum fixed.
+func withRecordRoute(t *testing.T, frame []byte) []byte {
+	t.Helper()
+	opt := make([]byte, 40)
+	opt[0], opt[1], opt[2], opt[3] = packet.OptNOP, packet.OptRecordRoute, 39, 4
+	out := append(append(append([]byte(nil), frame[:34]...), opt...), frame[34:]...)
+	ip := packet.IPv4(out[14:])
+	out[14] = 0x45 + 10
+	binary.BigEndian.PutUint16(out[16:], binary.BigEndian.Uint16(out[16:])+40)
+	ip.SetChecksum(ip.CalculateChecksum())
+	return out
+}
+
+// TestRecordRouteForwarded: a packet with a Record Route option leaves
+// with the address of the interface it left by recorded, both ways
+// through the NAT, with its header checksum right (gopacket).
+func TestRecordRouteForwarded(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	recorded := func(d *Decoded) []string {
+		var got []string
+		for _, o := range d.IP.Options {
+			if o.OptionType == packet.OptRecordRoute {
+				for i := 1; i+4 <= int(o.OptionData[0])-3; i += 4 {
+					got = append(got, netip.AddrFrom4([4]byte(o.OptionData[i:i+4])).String())
+				}
+			}
+		}
+		return got
+	}
+	d := r.one(r.in, r.out, withRecordRoute(t, UDP(t, inClient+":5000", remote1+":7777", []byte("out"))))
+	if got := recorded(d); len(got) != 1 || got[0] != routerOut {
+		t.Fatalf("recorded %v on the way out, want [%s]", got, routerOut)
+	}
+	d = r.one(r.out, r.in, withRecordRoute(t, UDP(t, remote1+":7777", d.Src(), []byte("back"))))
+	if got := recorded(d); len(got) != 1 || got[0] != routerIn {
+		t.Fatalf("recorded %v on the way in, want [%s]", got, routerIn)
+	}
 }

@@ -540,7 +540,9 @@ func (w *Worker) parseRest(frames []Frame, kind []uint8, keys []packet.Tuple, nk
 // whose next hop is cached — is queued here; everything else takes
 // dispatchSlow.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
-	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 {
+	// A header with options (rare) takes dispatchSlow, which records
+	// the route.
+	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 && f.Buf[p.L3] == 0x45 {
 		op := w.out[r.Out&1]
 		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
 			if e := w.cachedHop(op, binary.BigEndian.Uint32(ip[16:]), now); e != nil {
@@ -581,6 +583,18 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.tap(f, verdictDropNames[r.Verdict])
 		w.answer(f, pi, p, icmpTimeExceeded, 0)
 		return
+	case nat.DropUnsolicited:
+		if w.engine.ClosedPort(p) {
+			w.tap(f, verdictDropNames[r.Verdict])
+			if p.Tuple.Proto == packet.ProtoTCP {
+				w.reset(f, pi, p)
+			} else {
+				w.answer(f, pi, p, icmpPortUnreachable, 0)
+			}
+			return
+		}
+		w.drop(f, verdictDropNames[r.Verdict])
+		return
 	case nat.DropBadL4Checksum:
 		if !w.badSum[pi] && w.cfg.OnBadChecksum != nil {
 			w.badSum[pi] = true
@@ -601,6 +615,9 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
+	if f.Buf[p.L3] != 0x45 {
+		w.recordRoute(f, p, op, dst)
+	}
 	if e := w.cachedHop(op, dst, now); e != nil {
 		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)
 		return
