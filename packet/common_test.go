@@ -110,6 +110,48 @@ func TestParseCommonChecksum(t *testing.T) {
 	}
 }
 
+// TestParseCommonBurst holds ParseCommonBurst to the general decoder over
+// bursts of random frames, a third of them with a bit of the IPv4
+// header flipped: common[i] is whether frame i has the common shape, the
+// tuples of those frames are the keys, in order, and the byte count is
+// the frames' total length.
+func TestParseCommonBurst(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 17))
+	for round := range 200 {
+		frames := make([]Frame, 1+r.IntN(64))
+		var want []Tuple
+		var bytes uint64
+		for i := range frames {
+			frame := randomSpec(r).frame(t)
+			if r.IntN(3) == 0 && len(frame) > EthernetLen+IPv4MinLen {
+				frame[EthernetLen+r.IntN(IPv4MinLen)] ^= 1 << r.IntN(8)
+			}
+			frames[i] = Frame{Buf: frame, Handle: uint64(i)}
+			bytes += uint64(len(frame))
+			var p Parsed
+			if commonShape(parse(frame, &p), &p) {
+				want = append(want, p.Tuple)
+			}
+		}
+		keys, common := make([]Tuple, len(frames)), make([]bool, len(frames))
+		n, got := ParseCommonBurst(frames, keys, common)
+		if n != len(want) || got != bytes {
+			t.Fatalf("round %d: %d common frames, %d bytes; want %d, %d", round, n, got, len(want), bytes)
+		}
+		for i, k := range want {
+			if keys[i] != k {
+				t.Fatalf("round %d: key %d = %+v, want %+v", round, i, keys[i], k)
+			}
+		}
+		for i, f := range frames {
+			var p Parsed
+			if c := commonShape(parse(f.Buf, &p), &p); common[i] != c {
+				t.Fatalf("round %d: frame %d common %v, want %v", round, i, common[i], c)
+			}
+		}
+	}
+}
+
 func TestParseCommonAllocs(t *testing.T) {
 	frame := udpSpec(40000, 53, make([]byte, 18)).frame(t)
 	var tu Tuple

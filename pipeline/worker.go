@@ -107,11 +107,15 @@ type Config struct {
 // and runs every frame it receives to completion (parse, look up or
 // create the session, translate, rewrite L2, transmit) in bursts.
 type Worker struct {
-	cfg    Config
-	ports  []Port
-	macs   [][6]byte // each port's own MAC, read once
-	sides  []nat.Side
-	out    [2]int // port index per side
+	cfg   Config
+	ports []Port
+	macs  [][6]byte // each port's own MAC, read once
+	sides []nat.Side
+	out   [2]int // port index per side
+	// egress is, per side, what the fast path needs of the port frames
+	// leave by on that side (out): indexed by a side, it needs no bounds
+	// check.
+	egress [2]egressPort
 	engine *nat.Engine
 	table  *flowtable.Table
 	clock  func() flowtable.Time
@@ -141,7 +145,8 @@ type Worker struct {
 	results  []nat.Result
 	keys     []packet.Tuple
 	hits     []flowtable.Hit
-	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
+	common   []bool  // per frame of the burst: of the common shape (packet.ParseCommonBurst)
+	kind     []uint8 // per frame of the burst not of the common shape: what Parse found (parseRest)
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -160,6 +165,13 @@ type Worker struct {
 	// general sends every frame down the general path, as before the
 	// established-flow fast path: the oracle the tests hold it to.
 	general bool
+}
+
+// egressPort is a port frames leave by, as the fast path sees it.
+type egressPort struct {
+	port     int      // its index
+	maxFrame int      // its MTU plus the Ethernet header (refresh)
+	tx       *[]Frame // its transmit queue, &Worker.tx[port]
 }
 
 // NewWorker builds a worker; it panics on a broken Config (a programming
@@ -213,9 +225,13 @@ func NewWorker(cfg Config) *Worker {
 	w.keys = make([]packet.Tuple, b)
 	w.hits = make([]flowtable.Hit, b)
 	w.kind = make([]uint8, b)
+	w.common = make([]bool, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 4*b)
+	}
+	for s, op := range w.out {
+		w.egress[s] = egressPort{port: op, tx: &w.tx[op]}
 	}
 	w.drops = make([]Frame, 0, 4*b)
 	w.fragBuf = make([]Frame, maxFragments)
@@ -236,6 +252,10 @@ func NewWorker(cfg Config) *Worker {
 func (w *Worker) refresh() {
 	for i, p := range w.ports {
 		w.mtu[i] = p.MTU()
+	}
+	for s := range w.egress {
+		e := &w.egress[s]
+		e.maxFrame = w.mtu[e.port] + packet.EthernetLen
 	}
 	w.rc = &DefaultRouterConfig
 	if w.cfg.Router != nil {
@@ -393,10 +413,8 @@ func (w *Worker) countFrags() {
 // Kinds of frames in a burst, as parsing sorts them.
 const (
 	kindDrop   uint8 = iota // parse failed: dropped, counted
-	kindCommon              // the common shape (packet.ParseCommon): looked up, and the established-flow fast path tried
 	kindLookup              // its flow is found by a flow-table lookup of its tuple
 	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
-	kindParse               // not parsed yet: not of the common shape, or the general path only
 )
 
 // burst processes frames received on port pi in three stages: parse them
@@ -404,34 +422,31 @@ const (
 // misses instead of stalling on each in turn), then translate and
 // dispatch each, in order.
 //
-// A frame of the common shape (packet.ParseCommon) is parsed only as far
-// as the established-flow path needs; its translation
+// The frames of the common shape (packet.ParseCommonBurst, one loop over
+// the burst without calls) are parsed only as far as the
+// established-flow path needs; the translation of each
 // (nat.Engine.ForwardCommon) and its transmission to a cached next hop
-// are tried first, each of them checking before it changes anything, and a frame
-// either declines takes the general path from where it stands, its
-// Parsed filled in as Parse would have: so every frame gets exactly what
-// the general path gives it.
+// are tried first, each of them checking before it changes anything,
+// and a frame either declines takes the general path from where it
+// stands, its Parsed filled in as Parse would have: so every frame gets
+// exactly what the general path gives it.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
 	stages.Mark(stages.Parse)
 	kind := w.kind[:len(frames)]
 	keys := w.keys[:len(frames)]
-	// The common shape first, in a loop that keeps little live across
-	// its call (no register survives a Go call): the keys of these
-	// frames are keys[:nc], in arrival order.
-	nc := 0
-	var rxBytes uint64
-	fast := !w.general
-	for i := range frames {
-		buf := frames[i].Buf
-		rxBytes += uint64(len(buf))
-		k := kindParse
-		if fast && packet.ParseCommon(buf, &keys[nc]) {
-			k = kindCommon
-			nc++
+	// The common shape first: the keys of these frames are keys[:nc],
+	// in arrival order.
+	common := w.common[:len(frames)]
+	nc, rxBytes := 0, uint64(0)
+	if !w.general {
+		nc, rxBytes = packet.ParseCommonBurst(frames, keys, common)
+	} else {
+		for i := range frames {
+			rxBytes += uint64(len(frames[i].Buf))
+			common[i] = false
 		}
-		kind[i] = k
 	}
 	w.c.parse[packet.OK] += uint64(nc)
 	w.c.rxPackets += uint64(len(frames))
@@ -439,7 +454,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	// The rest through Parse: the keys of those looked up follow.
 	nk := nc
 	if nc < len(frames) {
-		nk = w.parseRest(frames, kind, keys, nc)
+		nk = w.parseRest(frames, common, kind, keys, nc)
 	}
 	w.table.LookupBatch(keys[:nk], w.hits[:nk])
 	stages.Mark(stages.Process)
@@ -449,24 +464,24 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	for i := range frames {
 		var p *packet.Parsed
 		var r *nat.Result
-		switch kind[i] {
-		case kindCommon:
+		if common[i] {
 			h := &hits[kc]
 			kc++
 			f := &frames[i]
 			if h.Found {
 				if out, dst, done := w.engine.ForwardCommon(f.Buf, h, from, now); done {
-					op := w.out[out&1]
+					eg := &w.egress[out&1]
 					// The frame's length bounds the packet's (only
 					// Ethernet padding makes it longer, and a packet
 					// near any MTU has none): one that fails this
 					// takes dispatchSlow's exact check.
-					if e := w.cachedHop(op, dst, now); e != nil && len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
+					if e := w.cachedHop(eg.port, dst, now); e != nil && len(f.Buf) <= eg.maxFrame {
 						*(*[12]byte)(f.Buf) = e.hdr
-						if len(w.tx[op]) == cap(w.tx[op]) {
-							w.flushPort(op)
+						q := eg.tx
+						if len(*q) == cap(*q) {
+							w.flushPort(eg.port)
 						}
-						w.tx[op] = append(w.tx[op], *f) // enqueue, inlined
+						*q = append(*q, *f) // enqueue, inlined
 						fwd++
 						continue
 					}
@@ -482,16 +497,19 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			p, r = &w.parsed[i], &w.results[i]
 			p.SetCommon(f.Buf, keys[kc-1])
 			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
-		case kindDrop:
-			w.drops = append(w.drops, frames[i])
-			continue
-		case kindLookup:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.ProcessLooked(frames[i].Buf, p, from, now, hits[kl], r)
-			kl++
-		default:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.Process(frames[i].Buf, p, from, now, r)
+		} else {
+			switch kind[i] {
+			case kindDrop:
+				w.drops = append(w.drops, frames[i])
+				continue
+			case kindLookup:
+				p, r = &w.parsed[i], &w.results[i]
+				w.engine.ProcessLooked(frames[i].Buf, p, from, now, hits[kl], r)
+				kl++
+			default:
+				p, r = &w.parsed[i], &w.results[i]
+				w.engine.Process(frames[i].Buf, p, from, now, r)
+			}
 		}
 		stages.Mark(stages.Dispatch)
 		w.dispatch(frames[i], pi, p, r, now)
@@ -505,13 +523,13 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	stages.Mark(stages.Other)
 }
 
-// parseRest parses the frames of a burst that ParseCommon left
-// (kindParse) with Parse, sorting them into kinds; the keys of those to
-// be looked up go to keys[nk:], in arrival order. It returns the new
-// number of keys.
-func (w *Worker) parseRest(frames []Frame, kind []uint8, keys []packet.Tuple, nk int) int {
+// parseRest sorts the frames of a burst into kinds: those of the common
+// shape are kindCommon, the rest are parsed with Parse; the keys of
+// those to be looked up go to keys[nk:], in arrival order. It returns
+// the new number of keys.
+func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []packet.Tuple, nk int) int {
 	for i := range frames {
-		if kind[i] != kindParse {
+		if common[i] {
 			continue
 		}
 		buf, p := frames[i].Buf, &w.parsed[i]
