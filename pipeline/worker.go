@@ -147,6 +147,7 @@ type Worker struct {
 	hits     []flowtable.Hit
 	common   []bool  // per frame of the burst: of the common shape (packet.ParseCommonBurst)
 	kind     []uint8 // per frame of the burst not of the common shape: what Parse found (parseRest)
+	fwd      []nat.Forwarded
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -226,6 +227,7 @@ func NewWorker(cfg Config) *Worker {
 	w.hits = make([]flowtable.Hit, b)
 	w.kind = make([]uint8, b)
 	w.common = make([]bool, b)
+	w.fwd = make([]nat.Forwarded, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 4*b)
@@ -460,47 +462,37 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	stages.Mark(stages.Process)
 	hits := w.hits[:nk]
 	kc, kl := 0, nc // the next common key, the next other key
-	var fwd uint64
-	for i := range frames {
+	for i := 0; i < len(frames); {
 		var p *packet.Parsed
 		var r *nat.Result
 		if common[i] {
-			h := &hits[kc]
-			kc++
-			f := &frames[i]
-			if h.Found {
-				if out, dst, done := w.engine.ForwardCommon(f.Buf, h, from, now); done {
-					eg := &w.egress[out&1]
-					// The frame's length bounds the packet's (only
-					// Ethernet padding makes it longer, and a packet
-					// near any MTU has none): one that fails this
-					// takes dispatchSlow's exact check.
-					if e := w.cachedHop(eg.port, dst, now); e != nil && len(f.Buf) <= eg.maxFrame {
-						*(*[12]byte)(f.Buf) = e.hdr
-						q := eg.tx
-						if len(*q) == cap(*q) {
-							w.flushPort(eg.port)
-						}
-						*q = append(*q, *f) // enqueue, inlined
-						fwd++
-						continue
-					}
-					// Translated, but it does not leave the common
-					// way: dispatch's other cases.
-					p, r = &w.parsed[i], &w.results[i]
-					p.SetCommon(f.Buf, keys[kc-1])
-					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
-					w.dispatchSlow(*f, pi, p, r, now)
-					continue
+			// The run of common frames from i: the engine translates
+			// them in one call, up to the first it declines, and the
+			// loop below queues them, calling nothing in the common
+			// case.
+			j := len(frames)
+			if nc < len(frames) {
+				for j = i + 1; j < len(frames) && common[j]; j++ {
 				}
 			}
+			run, rh := frames[i:j], hits[kc:kc+j-i]
+			m := w.engine.ForwardCommonBurst(run, rh, from, now, w.fwd)
+			w.queueCommon(run[:m], rh[:m], keys[kc:kc+m], pi, now)
+			i, kc = i+m, kc+m
+			if i == j {
+				continue
+			}
+			// Declined (or a miss): the general path, from the tuple.
+			f := &frames[i]
 			p, r = &w.parsed[i], &w.results[i]
-			p.SetCommon(f.Buf, keys[kc-1])
-			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
+			p.SetCommon(f.Buf, keys[kc])
+			w.engine.ProcessLooked(f.Buf, p, from, now, hits[kc], r)
+			kc++
 		} else {
 			switch kind[i] {
 			case kindDrop:
 				w.drops = append(w.drops, frames[i])
+				i++
 				continue
 			case kindLookup:
 				p, r = &w.parsed[i], &w.results[i]
@@ -514,13 +506,70 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 		stages.Mark(stages.Dispatch)
 		w.dispatch(frames[i], pi, p, r, now)
 		stages.Mark(stages.Process)
+		i++
 	}
-	w.c.verdict[nat.Forward] += fwd
 	w.releaseDrops()
 	if len(w.algOut) > 0 {
 		w.toALG()
 	}
 	stages.Mark(stages.Other)
+}
+
+// queueCommon queues the frames ForwardCommonBurst translated (hits and
+// keys are theirs, w.fwd what it answered): each to its cached next hop
+// when it fits the egress MTU, and through dispatch's other cases when
+// not. queueCached queues them while that needs no call; what it stops
+// at is done here.
+func (w *Worker) queueCommon(frames []Frame, hits []flowtable.Hit, keys []packet.Tuple, pi int, now flowtable.Time) {
+	fwd := w.fwd[:len(frames)]
+	for k := 0; ; k++ {
+		k += w.queueCached(frames[k:], fwd[k:], now)
+		if k >= len(frames) {
+			return
+		}
+		f, fw := &frames[k], &fwd[k]
+		eg := &w.egress[fw.Out&1]
+		if e := w.cachedHop(eg.port, fw.Dst, now); e != nil && len(f.Buf) <= eg.maxFrame {
+			// Its queue is full.
+			w.flushPort(eg.port)
+			*(*[12]byte)(f.Buf) = e.hdr
+			*eg.tx = append(*eg.tx, *f)
+			w.c.verdict[nat.Forward]++
+			continue
+		}
+		// Translated, but it does not leave the common way: dispatch's
+		// other cases.
+		h := &hits[k]
+		var p packet.Parsed
+		p.SetCommon(f.Buf, keys[k])
+		r := nat.Result{Verdict: nat.Forward, Out: fw.Out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
+		w.dispatchSlow(*f, pi, &p, &r, now)
+	}
+}
+
+// queueCached queues translated frames (fwd[k] says where frame k goes)
+// to their cached next hops, and returns at the first that would need a
+// call — its next hop is not cached, it may not fit the egress MTU, or
+// its queue is full — or at the end: the number it queued. It calls
+// nothing, so that the loop's state stays in registers.
+func (w *Worker) queueCached(frames []Frame, fwd []nat.Forwarded, now flowtable.Time) int {
+	fwd = fwd[:len(frames)]
+	for k := range frames {
+		f := &frames[k]
+		eg := &w.egress[fwd[k].Out&1]
+		// The frame's length bounds the packet's (only Ethernet padding
+		// makes it longer, and a packet near any MTU has none): one
+		// that fails this takes dispatchSlow's exact check.
+		e := w.cachedHop(eg.port, fwd[k].Dst, now)
+		if e == nil || len(f.Buf) > eg.maxFrame || len(*eg.tx) == cap(*eg.tx) {
+			w.c.verdict[nat.Forward] += uint64(k)
+			return k
+		}
+		*(*[12]byte)(f.Buf) = e.hdr
+		*eg.tx = append(*eg.tx, *f) // enqueue, inlined
+	}
+	w.c.verdict[nat.Forward] += uint64(len(frames))
+	return len(frames)
 }
 
 // parseRest sorts the frames of a burst into kinds: those of the common
