@@ -426,12 +426,12 @@ const (
 //
 // The frames of the common shape (packet.ParseCommonBurst, one loop over
 // the burst without calls) are parsed only as far as the
-// established-flow path needs; the translation of each
-// (nat.Engine.ForwardCommon) and its transmission to a cached next hop
-// are tried first, each of them checking before it changes anything,
-// and a frame either declines takes the general path from where it
-// stands, its Parsed filled in as Parse would have: so every frame gets
-// exactly what the general path gives it.
+// established-flow path needs; the translation of each run of them
+// (nat.Engine.ForwardCommonBurst) and their transmission to cached next
+// hops (queueCommon) are tried first, each of them checking before it
+// changes anything, and a frame either declines takes the general path
+// from where it stands, its Parsed filled in as Parse would have: so
+// every frame gets exactly what the general path gives it.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
