@@ -322,54 +322,88 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // and sessions). What it needs of the packet besides the session it reads
 // from the headers, where ParseCommon checked them.
 func (e *Engine) ForwardCommon(frame []byte, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
+	fs, hs := [1]packet.Frame{{Buf: frame}}, [1]flowtable.Hit{*hit}
+	var fw [1]Forwarded
+	if e.ForwardCommonBurst(fs[:], hs[:], from, now, fw[:]) == 0 {
+		return 0, 0, false
+	}
+	return fw[0].Out, fw[0].Dst, true
+}
+
+// Forwarded is what ForwardCommonBurst tells of a frame it translated:
+// the side it leaves by and its translated destination address.
+type Forwarded struct {
+	Dst uint32
+	Out Side
+}
+
+// ForwardCommonBurst is ForwardCommon over a run of frames, in order,
+// in one loop (a Go call costs its caller every register its loop
+// keeps): hits[i] is frames[i]'s lookup. It stops at the first frame
+// ForwardCommon would decline, or whose lookup missed, having changed
+// nothing for it, and returns how many frames it translated, fwd[i]
+// holding ForwardCommon's answer for each. hits and fwd must be at least
+// as long as frames.
+func (e *Engine) ForwardCommonBurst(frames []packet.Frame, hits []flowtable.Hit, from Side, now flowtable.Time, fwd []Forwarded) int {
 	tb := e.n.table
-	d := hit.Dir & 1
-	hdr := (*packet.CommonHeaders)(frame)
-	ip := packet.CommonIPv4(hdr)
-	if ip.Protocol() != packet.ProtoTCP {
+	hits = hits[:len(frames)]
+	fwd = fwd[:len(frames)]
+	for i := range frames {
+		hit := &hits[i]
+		frame := frames[i].Buf
+		if !hit.Found {
+			return i
+		}
+		d := hit.Dir & 1
+		hdr := (*packet.CommonHeaders)(frame)
+		ip := packet.CommonIPv4(hdr)
+		if ip.Protocol() != packet.ProtoTCP {
+			h, live := tb.Hot(hit.ID, hit.Gen, d)
+			f := h.Flags()
+			if !live || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
+				return i
+			}
+			addrs, ports := h.XlateWords()
+			packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
+			packet.TranslateCommonUDP(hdr, ports, packet.Delta(h.L4Delta()))
+			if n := int(ip.TotalLength()); !tb.TryTouch(hit.ID, d, n, now) {
+				tb.Touch(hit.ID, d, n, now)
+			}
+			fwd[i] = Forwarded{Dst: h.DstAddr(), Out: toSide(f, d)}
+			continue
+		}
+		th := (*packet.CommonTCPHeaders)(frame)
+		tcp := packet.CommonTCP(th)
+		if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
+			return i
+		}
+		// Hot and then the tracking words, not HotTCP, so that both
+		// inline: the words are the session's once Hot validated it in
+		// this poll (Table.Track).
 		h, live := tb.Hot(hit.ID, hit.Gen, d)
 		f := h.Flags()
-		if !live || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
-			return 0, 0, false
+		if !live || h.State() != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
+			return i
 		}
+		s := tb.Track(hit.ID, d)
+		if s&trInit == 0 {
+			return i
+		}
+		n := int(ip.TotalLength())
+		seq := tcp.Seq()
+		next, _ := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
 		addrs, ports := h.XlateWords()
 		packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
-		packet.TranslateCommonUDP(hdr, ports, packet.Delta(h.L4Delta()))
-		if n := int(ip.TotalLength()); !tb.TryTouch(hit.ID, d, n, now) {
+		packet.TranslateCommonTCP(th, ports, packet.Delta(h.L4Delta()))
+		if !tb.TryTouch(hit.ID, d, n, now) {
 			tb.Touch(hit.ID, d, n, now)
 		}
-		return toSide(f, d), h.DstAddr(), true
+		if next != s {
+			tb.SetTrack(hit.ID, hit.Gen, d, next)
+		}
+		fwd[i] = Forwarded{Dst: h.DstAddr(), Out: toSide(f, d)}
 	}
-	th := (*packet.CommonTCPHeaders)(frame)
-	tcp := packet.CommonTCP(th)
-	if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
-		return 0, 0, false
-	}
-	// Hot and then the tracking words, not HotTCP, so that both
-	// inline: the words are the session's once Hot validated it in
-	// this poll (Table.Track).
-	h, live := tb.Hot(hit.ID, hit.Gen, d)
-	f := h.Flags()
-	if !live || h.State() != tcpEstablished || fromSide(f, d) != from || f&(flagHeld|flagALG) != 0 || ip.TTL() <= 1 {
-		return 0, 0, false
-	}
-	s := tb.Track(hit.ID, d)
-	if s&trInit == 0 {
-		return 0, 0, false
-	}
-	n := int(ip.TotalLength())
-	seq := tcp.Seq()
-	next, _ := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
-	addrs, ports := h.XlateWords()
-	packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
-	packet.TranslateCommonTCP(th, ports, packet.Delta(h.L4Delta()))
-	if !tb.TryTouch(hit.ID, d, n, now) {
-		tb.Touch(hit.ID, d, n, now)
-	}
-	if next != s {
-		tb.SetTrack(hit.ID, hit.Gen, d, next)
-	}
-	return toSide(f, d), h.DstAddr(), true
+	return len(frames)
 }
 
 // forwardTCP is forward for a TCP segment (a first fragment or whole):

@@ -240,7 +240,7 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 // to end and, but for a RST, to the larger of its window and this one.
 // tcpStep takes this path for every segment but a SYN's and those of a
 // direction not tracked yet; the established-flow fast path
-// (Engine.ForwardCommon) calls it for the segments it takes.
+// (Engine.ForwardCommonBurst) calls it for the segments it takes.
 func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 	if (s|r)&trLiberal == 0 {
 		var w uint32

@@ -68,11 +68,12 @@ func headerSum(h []byte) uint32 {
 // Fold reduces an unfolded one's-complement sum to 16 bits. The result is 0
 // only if sum is 0; any other multiple of 0xffff folds to 0xffff.
 func Fold(sum uint32) uint16 {
-	sum = sum>>16 + sum&0xffff
-	// At most 0x1fffe now: the carry out of the low half is 0 or 1, and
-	// adding it back cannot carry again, so the second fold needs no
-	// mask — the conversion drops the carry already added.
-	return uint16(sum + sum>>16)
+	// With sum = hi<<16 + lo, sum plus itself rotated by 16 has hi+lo in
+	// its upper half, plus the carry out of lo+hi in the lower half: the
+	// end-around carry, in one rotate and one add. (hi+lo's own carry
+	// out of the word is the same carry, already added: it cannot carry
+	// twice.)
+	return uint16((sum + bits.RotateLeft32(sum, 16)) >> 16)
 }
 
 // Checksum returns the Internet checksum of b with initial as the starting

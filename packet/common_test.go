@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -28,9 +29,7 @@ func TestTranslateCommonMatchesTranslate(t *testing.T) {
 		res := parse(frame, &p) // the general decoder: Parse would ask ParseCommon first
 		var tu Tuple
 		ok := ParseCommon(frame, &tu)
-		common := res == OK && !p.HasVLAN && p.L4-p.L3 == IPv4MinLen && !p.Frag.IsFragment() &&
-			(p.Tuple.Proto == ProtoUDP || p.Tuple.Proto == ProtoTCP)
-		if ok != common {
+		if common := commonShape(res, &p); ok != common {
 			t.Fatalf("case %d: ParseCommon %v, Parse %v %+v", i, ok, res, p)
 		}
 		if !ok {
@@ -64,6 +63,92 @@ func TestTranslateCommonMatchesTranslate(t *testing.T) {
 	}
 	if took < 200 {
 		t.Errorf("only %d frames took the common path", took)
+	}
+}
+
+// commonShape reports whether the general decoder's result res and p
+// are of the shape ParseCommon takes.
+func commonShape(res Result, p *Parsed) bool {
+	return res == OK && !p.HasVLAN && p.L4-p.L3 == IPv4MinLen && !p.Frag.IsFragment() &&
+		(p.Tuple.Proto == ProtoUDP || p.Tuple.Proto == ProtoTCP)
+}
+
+// TestParseCommonChecksum holds ParseCommon's header checksum test (a
+// divisibility test of the 64-bit sum) to the general decoder's (folded
+// to 16 bits) for every value of the checksum field, and of another
+// header word, of random common frames: exactly one value of each is
+// right, except that 0x0000 and 0xffff are the same in one's complement
+// arithmetic.
+func TestParseCommonChecksum(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 31))
+	for i := 0; i < 8; {
+		frame := randomSpec(r).frame(t)
+		var p Parsed
+		var tu Tuple
+		if !commonShape(parse(frame, &p), &p) {
+			continue
+		}
+		i++
+		for _, off := range []int{ipChecksum, ipID} {
+			word := frame[EthernetLen+off:]
+			accepted := 0
+			for v := range 1 << 16 {
+				binary.BigEndian.PutUint16(word, uint16(v))
+				res := parse(frame, &p)
+				ok := ParseCommon(frame, &tu)
+				if want := res == OK; ok != want {
+					t.Fatalf("frame %d, word at %d = %#04x: ParseCommon %v, Parse %v", i, off, v, ok, res)
+				}
+				if ok {
+					accepted++
+				}
+			}
+			if accepted < 1 || accepted > 2 {
+				t.Errorf("frame %d, word at %d: %d values accepted", i, off, accepted)
+			}
+		}
+	}
+}
+
+// TestParseCommonBurst holds ParseCommonBurst to the general decoder over
+// bursts of random frames, a third of them with a bit of the IPv4
+// header flipped: common[i] is whether frame i has the common shape, the
+// tuples of those frames are the keys, in order, and the byte count is
+// the frames' total length.
+func TestParseCommonBurst(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 17))
+	for round := range 200 {
+		frames := make([]Frame, 1+r.IntN(64))
+		var want []Tuple
+		var bytes uint64
+		for i := range frames {
+			frame := randomSpec(r).frame(t)
+			if r.IntN(3) == 0 && len(frame) > EthernetLen+IPv4MinLen {
+				frame[EthernetLen+r.IntN(IPv4MinLen)] ^= 1 << r.IntN(8)
+			}
+			frames[i] = Frame{Buf: frame, Handle: uint64(i)}
+			bytes += uint64(len(frame))
+			var p Parsed
+			if commonShape(parse(frame, &p), &p) {
+				want = append(want, p.Tuple)
+			}
+		}
+		keys, common := make([]Tuple, len(frames)), make([]bool, len(frames))
+		n, got := ParseCommonBurst(frames, keys, common)
+		if n != len(want) || got != bytes {
+			t.Fatalf("round %d: %d common frames, %d bytes; want %d, %d", round, n, got, len(want), bytes)
+		}
+		for i, k := range want {
+			if keys[i] != k {
+				t.Fatalf("round %d: key %d = %+v, want %+v", round, i, keys[i], k)
+			}
+		}
+		for i, f := range frames {
+			var p Parsed
+			if c := commonShape(parse(f.Buf, &p), &p); common[i] != c {
+				t.Fatalf("round %d: frame %d common %v, want %v", round, i, common[i], c)
+			}
+		}
 	}
 }
 

@@ -23,6 +23,12 @@ func FuzzParse(f *testing.F) {
 		f.Add(randomSpec(r).frame(f))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		var g Parsed
+		var tu Tuple
+		res := parse(frame, &g) // the general decoder alone
+		if ok, want := ParseCommon(frame, &tu), commonShape(res, &g); ok != want || ok && tu != g.Tuple {
+			t.Fatalf("ParseCommon %v %+v, Parse %v %+v", ok, tu, res, g)
+		}
 		var p Parsed
 		if Parse(frame, &p) != OK {
 			return

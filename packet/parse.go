@@ -95,60 +95,95 @@ const CommonL4 = EthernetLen + IPv4MinLen
 // needs it reads from the headers, where they are (CommonIPv4,
 // CommonTCP), and SetCommon fills a Parsed from the tuple and the frame.
 func ParseCommon(frame []byte, t *Tuple) bool {
-	if len(frame) < CommonL4+UDPLen {
-		return false
-	}
-	h := (*[CommonL4 + UDPLen]byte)(frame)
-	// The EtherType and the version and header length, in one word
-	// (the fourth byte is the TOS).
-	if binary.BigEndian.Uint32(h[ethType:])>>8 != uint32(EtherTypeIPv4)<<8|0x45 {
-		return false
-	}
-	// The IPv4 header in three words, each field taken from them:
-	// a = version/IHL, TOS, total length, identification, flags and
-	// fragment offset; b = TTL, protocol, checksum, source; d =
-	// destination.
-	ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
-	a, b, d := binary.BigEndian.Uint64(ip[0:]), binary.BigEndian.Uint64(ip[8:]), binary.BigEndian.Uint32(ip[16:])
-	tl := int(uint16(a >> 32))
-	if a&0x3fff != 0 || tl > len(frame)-EthernetLen {
-		return false
-	}
-	// RFC 791: the sum over the header, checksum included, is all ones.
-	// Summed in 64-bit words with the carries added back (RFC 1071
-	// §2(B): the sum may be taken in any word size, then folded): the
-	// last carry cannot carry again, nor can the first fold's.
-	sum, c := bits.Add64(a, b, 0)
-	sum, c = bits.Add64(sum, uint64(d), c)
-	sum += c
-	sum = sum>>32 + sum&0xffffffff
-	if Fold(uint32(sum>>32+sum&0xffffffff)) != 0xffff {
-		return false
-	}
-	seg := tl - IPv4MinLen // transport bytes the packet holds (negative: a bad total length)
-	proto := uint8(b >> 48)
-	switch proto {
-	case ProtoUDP:
-		// RFC 768: Length covers header and data and may be less than
-		// the IP payload, never more.
-		if n := int(binary.BigEndian.Uint16(h[CommonL4+udpLength:])); n < UDPLen || n > seg {
-			return false
+	f, k := [1]Frame{{Buf: frame}}, [1]Tuple{}
+	var common [1]bool
+	n, _ := ParseCommonBurst(f[:], k[:], common[:])
+	*t = k[0]
+	return n == 1
+}
+
+// Frame is a received frame as a port lends it: the packet's bytes and
+// the port's own name for the buffer (pipeline.Frame).
+type Frame struct {
+	Buf    []byte
+	Handle uint64
+}
+
+// ParseCommonBurst is ParseCommon over a burst of frames, in one loop
+// without calls (a Go call costs its caller every register the loop
+// keeps): common[i] reports whether frames[i] is of the common shape,
+// and the tuples of those that are go to keys[:n], in order. keys and
+// common must be at least as long as frames. It also returns the total
+// length of the frames, the bytes the burst brought.
+func ParseCommonBurst(frames []Frame, keys []Tuple, common []bool) (n int, bytes uint64) {
+	common = common[:len(frames)]
+	keys = keys[:len(frames)]
+	for i := range frames {
+		frame := frames[i].Buf
+		bytes += uint64(len(frame))
+		common[i] = false
+		if len(frame) < CommonL4+UDPLen {
+			continue
 		}
-	case ProtoTCP:
-		if seg < TCPMinLen {
-			return false
+		h := (*[CommonL4 + UDPLen]byte)(frame)
+		// The EtherType and the version and header length, in one word
+		// (the fourth byte is the TOS).
+		if binary.BigEndian.Uint32(h[ethType:])>>8 != uint32(EtherTypeIPv4)<<8|0x45 {
+			continue
 		}
-		tcp := (*[TCPMinLen]byte)(frame[CommonL4:])
-		if doff := int(tcp[tcpDataOff]>>4) * 4; doff < TCPMinLen || doff > seg {
-			return false
+		// The IPv4 header in three words, each field taken from them:
+		// a = version/IHL, TOS, total length, identification, flags and
+		// fragment offset; b = TTL, protocol, checksum, source; d =
+		// destination.
+		ip := (*[IPv4MinLen]byte)(h[EthernetLen:])
+		a, b, d := binary.BigEndian.Uint64(ip[0:]), binary.BigEndian.Uint64(ip[8:]), binary.BigEndian.Uint32(ip[16:])
+		tl := int(uint16(a >> 32))
+		if a&0x3fff != 0 || tl > len(frame)-EthernetLen {
+			continue
 		}
-	default:
-		return false
+		// RFC 791: the sum over the header, checksum included, is all
+		// ones. Summed in 64-bit words with the carries added back (RFC
+		// 1071 §2(B): the sum may be taken in any word size, then
+		// folded): the last carry cannot carry again. Folded, the sum is
+		// all ones exactly when the header's 16-bit words add up to a
+		// multiple of 0xffff other than 0 (the version word is never 0);
+		// 2^16, and so 2^64-1, is 1 modulo 0xffff, so the 64-bit sum is
+		// such a multiple exactly when the words' sum is: one multiply
+		// tests it (the compiler's divisibility test), where folding
+		// took a dozen instructions.
+		sum, c := bits.Add64(a, b, 0)
+		sum, c = bits.Add64(sum, uint64(d), c)
+		if (sum+c)%0xffff != 0 {
+			continue
+		}
+		seg := tl - IPv4MinLen // transport bytes the packet holds (negative: a bad total length)
+		proto := uint8(b >> 48)
+		switch proto {
+		case ProtoUDP:
+			// RFC 768: Length covers header and data and may be less
+			// than the IP payload, never more.
+			if l := int(binary.BigEndian.Uint16(h[CommonL4+udpLength:])); l < UDPLen || l > seg {
+				continue
+			}
+		case ProtoTCP:
+			if seg < TCPMinLen {
+				continue
+			}
+			tcp := (*[TCPMinLen]byte)(frame[CommonL4:])
+			if doff := int(tcp[tcpDataOff]>>4) * 4; doff < TCPMinLen || doff > seg {
+				continue
+			}
+		default:
+			continue
+		}
+		ports := binary.BigEndian.Uint32(h[CommonL4:])
+		t := &keys[n]
+		t.SrcAddr, t.DstAddr = uint32(b), d
+		t.SrcPort, t.DstPort, t.Proto = uint16(ports>>16), uint16(ports), proto
+		common[i] = true
+		n++
 	}
-	ports := binary.BigEndian.Uint32(h[CommonL4:])
-	t.SrcAddr, t.DstAddr = uint32(b), d
-	t.SrcPort, t.DstPort, t.Proto = uint16(ports>>16), uint16(ports), proto
-	return true
+	return n, bytes
 }
 
 // SetCommon fills p as Parse does for frame, which ParseCommon accepted

@@ -14,7 +14,7 @@ import (
 )
 
 // TestCommonPathMatchesGeneral holds the established-flow fast path
-// (ParseCommon, ForwardCommon, sendCached) to the general path it
+// (ParseCommonBurst, ForwardCommonBurst, queueCommon) to the general path it
 // shortcuts: two identical workers take the same random bursts, one with
 // the fast path and one without (Worker.general), and every frame either
 // transmits must be byte for byte the same, in the same order, every

@@ -5,10 +5,11 @@
 // burst, look up every flow, then translate and dispatch each frame (the
 // lookups of a burst overlap their cache misses instead of stalling one by
 // one), rewrite the Ethernet header for the next hop, and hand the frames
-// to the output ports' tx rings. A frame of the common shape
-// (packet.ParseCommon) of an established flow that needs nothing but its
-// translation takes one pass (nat.Engine.ForwardCommon, then the cached
-// next hop); every other frame, and any the pass declines before changing
+// to the output ports' tx rings. Frames of the common shape
+// (packet.ParseCommonBurst) of established flows that need nothing but
+// their translation take two loops that call nothing per packet in the
+// common case (nat.Engine.ForwardCommonBurst over a run of them, then the
+// worker's queueing to cached next hops); every other frame, and any the pass declines before changing
 // it, takes the general path, so that both give the same result
 // (TestCommonPathMatchesGeneral). The clock is read once per poll; aging
 // walks the share of the worker's slice of the flow table that the time

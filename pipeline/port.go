@@ -1,18 +1,20 @@
 package pipeline
 
-import "time"
+import (
+	"time"
 
-// Frame is one packet buffer lent to a worker by a Port. Buf is the packet
-// with len(Buf) = packet length and cap(Buf) = the room the frame has from
-// the packet's start (frame size less the port's headroom: AF_XDP puts a
-// received packet 256 bytes into its frame); Handle is
-// the port's own name for the buffer (a UMEM address for AF_XDP, an index
-// for memory ports). A worker may change Buf's length within its capacity
-// (the FTP ALG grows and shrinks payloads) but never re-points it.
-type Frame struct {
-	Buf    []byte
-	Handle uint64
-}
+	"github.com/fastnat/fastnat/packet"
+)
+
+// Frame is one packet buffer lent to a worker by a Port (packet.Frame,
+// where packet's burst functions take it). Buf is the packet with
+// len(Buf) = packet length and cap(Buf) = the room the frame has from the
+// packet's start (frame size less the port's headroom: AF_XDP puts a
+// received packet 256 bytes into its frame); Handle is the port's own
+// name for the buffer (a UMEM address for AF_XDP, an index for memory
+// ports). A worker may change Buf's length within its capacity (the FTP
+// ALG grows and shrinks payloads) but never re-points it.
+type Frame = packet.Frame
 
 // Port is one queue of one interface, as seen by the worker that owns it.
 // Only that worker calls its methods, so implementations need no locking.

@@ -107,11 +107,15 @@ type Config struct {
 // and runs every frame it receives to completion (parse, look up or
 // create the session, translate, rewrite L2, transmit) in bursts.
 type Worker struct {
-	cfg    Config
-	ports  []Port
-	macs   [][6]byte // each port's own MAC, read once
-	sides  []nat.Side
-	out    [2]int // port index per side
+	cfg   Config
+	ports []Port
+	macs  [][6]byte // each port's own MAC, read once
+	sides []nat.Side
+	out   [2]int // port index per side
+	// egress is, per side, what the fast path needs of the port frames
+	// leave by on that side (out): indexed by a side, it needs no bounds
+	// check.
+	egress [2]egressPort
 	engine *nat.Engine
 	table  *flowtable.Table
 	clock  func() flowtable.Time
@@ -141,7 +145,9 @@ type Worker struct {
 	results  []nat.Result
 	keys     []packet.Tuple
 	hits     []flowtable.Hit
-	kind     []uint8 // per frame of the burst: kindDrop, kindLookup or kindOther
+	common   []bool  // per frame of the burst: of the common shape (packet.ParseCommonBurst)
+	kind     []uint8 // per frame of the burst not of the common shape: what Parse found (parseRest)
+	fwd      []nat.Forwarded
 	tx       [][]Frame
 	drops    []Frame
 	fragBuf  []Frame // frames allocated for fragments
@@ -160,6 +166,13 @@ type Worker struct {
 	// general sends every frame down the general path, as before the
 	// established-flow fast path: the oracle the tests hold it to.
 	general bool
+}
+
+// egressPort is a port frames leave by, as the fast path sees it.
+type egressPort struct {
+	port     int      // its index
+	maxFrame int      // its MTU plus the Ethernet header (refresh)
+	tx       *[]Frame // its transmit queue, &Worker.tx[port]
 }
 
 // NewWorker builds a worker; it panics on a broken Config (a programming
@@ -213,9 +226,14 @@ func NewWorker(cfg Config) *Worker {
 	w.keys = make([]packet.Tuple, b)
 	w.hits = make([]flowtable.Hit, b)
 	w.kind = make([]uint8, b)
+	w.common = make([]bool, b)
+	w.fwd = make([]nat.Forwarded, b)
 	w.tx = make([][]Frame, len(w.ports))
 	for i := range w.tx {
 		w.tx[i] = make([]Frame, 0, 4*b)
+	}
+	for s, op := range w.out {
+		w.egress[s] = egressPort{port: op, tx: &w.tx[op]}
 	}
 	w.drops = make([]Frame, 0, 4*b)
 	w.fragBuf = make([]Frame, maxFragments)
@@ -236,6 +254,10 @@ func NewWorker(cfg Config) *Worker {
 func (w *Worker) refresh() {
 	for i, p := range w.ports {
 		w.mtu[i] = p.MTU()
+	}
+	for s := range w.egress {
+		e := &w.egress[s]
+		e.maxFrame = w.mtu[e.port] + packet.EthernetLen
 	}
 	w.rc = &DefaultRouterConfig
 	if w.cfg.Router != nil {
@@ -393,10 +415,8 @@ func (w *Worker) countFrags() {
 // Kinds of frames in a burst, as parsing sorts them.
 const (
 	kindDrop   uint8 = iota // parse failed: dropped, counted
-	kindCommon              // the common shape (packet.ParseCommon): looked up, and the established-flow fast path tried
 	kindLookup              // its flow is found by a flow-table lookup of its tuple
 	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
-	kindParse               // not parsed yet: not of the common shape, or the general path only
 )
 
 // burst processes frames received on port pi in three stages: parse them
@@ -404,34 +424,31 @@ const (
 // misses instead of stalling on each in turn), then translate and
 // dispatch each, in order.
 //
-// A frame of the common shape (packet.ParseCommon) is parsed only as far
-// as the established-flow path needs; its translation
-// (nat.Engine.ForwardCommon) and its transmission to a cached next hop
-// are tried first, each of them checking before it changes anything, and a frame
-// either declines takes the general path from where it stands, its
-// Parsed filled in as Parse would have: so every frame gets exactly what
-// the general path gives it.
+// The frames of the common shape (packet.ParseCommonBurst, one loop over
+// the burst without calls) are parsed only as far as the
+// established-flow path needs; the translation of each run of them
+// (nat.Engine.ForwardCommonBurst) and their transmission to cached next
+// hops (queueCommon) are tried first, each of them checking before it
+// changes anything, and a frame either declines takes the general path
+// from where it stands, its Parsed filled in as Parse would have: so
+// every frame gets exactly what the general path gives it.
 func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	from := w.sides[pi]
 	w.engine.SetIngress(uint16(pi))
 	stages.Mark(stages.Parse)
 	kind := w.kind[:len(frames)]
 	keys := w.keys[:len(frames)]
-	// The common shape first, in a loop that keeps little live across
-	// its call (no register survives a Go call): the keys of these
-	// frames are keys[:nc], in arrival order.
-	nc := 0
-	var rxBytes uint64
-	fast := !w.general
-	for i := range frames {
-		buf := frames[i].Buf
-		rxBytes += uint64(len(buf))
-		k := kindParse
-		if fast && packet.ParseCommon(buf, &keys[nc]) {
-			k = kindCommon
-			nc++
+	// The common shape first: the keys of these frames are keys[:nc],
+	// in arrival order.
+	common := w.common[:len(frames)]
+	nc, rxBytes := 0, uint64(0)
+	if !w.general {
+		nc, rxBytes = packet.ParseCommonBurst(frames, keys, common)
+	} else {
+		for i := range frames {
+			rxBytes += uint64(len(frames[i].Buf))
+			common[i] = false
 		}
-		kind[i] = k
 	}
 	w.c.parse[packet.OK] += uint64(nc)
 	w.c.rxPackets += uint64(len(frames))
@@ -439,65 +456,58 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	// The rest through Parse: the keys of those looked up follow.
 	nk := nc
 	if nc < len(frames) {
-		nk = w.parseRest(frames, kind, keys, nc)
+		nk = w.parseRest(frames, common, kind, keys, nc)
 	}
 	w.table.LookupBatch(keys[:nk], w.hits[:nk])
 	stages.Mark(stages.Process)
 	hits := w.hits[:nk]
 	kc, kl := 0, nc // the next common key, the next other key
-	var fwd uint64
-	for i := range frames {
+	for i := 0; i < len(frames); {
 		var p *packet.Parsed
 		var r *nat.Result
-		switch kind[i] {
-		case kindCommon:
-			h := &hits[kc]
-			kc++
-			f := &frames[i]
-			if h.Found {
-				if out, dst, done := w.engine.ForwardCommon(f.Buf, h, from, now); done {
-					op := w.out[out&1]
-					// The frame's length bounds the packet's (only
-					// Ethernet padding makes it longer, and a packet
-					// near any MTU has none): one that fails this
-					// takes dispatchSlow's exact check.
-					if e := w.cachedHop(op, dst, now); e != nil && len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
-						*(*[12]byte)(f.Buf) = e.hdr
-						if len(w.tx[op]) == cap(w.tx[op]) {
-							w.flushPort(op)
-						}
-						w.tx[op] = append(w.tx[op], *f) // enqueue, inlined
-						fwd++
-						continue
-					}
-					// Translated, but it does not leave the common
-					// way: dispatch's other cases.
-					p, r = &w.parsed[i], &w.results[i]
-					p.SetCommon(f.Buf, keys[kc-1])
-					*r = nat.Result{Verdict: nat.Forward, Out: out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
-					w.dispatchSlow(*f, pi, p, r, now)
-					continue
+		if common[i] {
+			// The run of common frames from i: the engine translates
+			// them in one call, up to the first it declines, and the
+			// loop below queues them, calling nothing in the common
+			// case.
+			j := len(frames)
+			if nc < len(frames) {
+				for j = i + 1; j < len(frames) && common[j]; j++ {
 				}
 			}
+			run, rh := frames[i:j], hits[kc:kc+j-i]
+			m := w.engine.ForwardCommonBurst(run, rh, from, now, w.fwd)
+			w.queueCommon(run[:m], rh[:m], keys[kc:kc+m], pi, now)
+			i, kc = i+m, kc+m
+			if i == j {
+				continue
+			}
+			// Declined (or a miss): the general path, from the tuple.
+			f := &frames[i]
 			p, r = &w.parsed[i], &w.results[i]
-			p.SetCommon(f.Buf, keys[kc-1])
-			w.engine.ProcessLooked(f.Buf, p, from, now, *h, r)
-		case kindDrop:
-			w.drops = append(w.drops, frames[i])
-			continue
-		case kindLookup:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.ProcessLooked(frames[i].Buf, p, from, now, hits[kl], r)
-			kl++
-		default:
-			p, r = &w.parsed[i], &w.results[i]
-			w.engine.Process(frames[i].Buf, p, from, now, r)
+			p.SetCommon(f.Buf, keys[kc])
+			w.engine.ProcessLooked(f.Buf, p, from, now, hits[kc], r)
+			kc++
+		} else {
+			switch kind[i] {
+			case kindDrop:
+				w.drops = append(w.drops, frames[i])
+				i++
+				continue
+			case kindLookup:
+				p, r = &w.parsed[i], &w.results[i]
+				w.engine.ProcessLooked(frames[i].Buf, p, from, now, hits[kl], r)
+				kl++
+			default:
+				p, r = &w.parsed[i], &w.results[i]
+				w.engine.Process(frames[i].Buf, p, from, now, r)
+			}
 		}
 		stages.Mark(stages.Dispatch)
 		w.dispatch(frames[i], pi, p, r, now)
 		stages.Mark(stages.Process)
+		i++
 	}
-	w.c.verdict[nat.Forward] += fwd
 	w.releaseDrops()
 	if len(w.algOut) > 0 {
 		w.toALG()
@@ -505,13 +515,70 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 	stages.Mark(stages.Other)
 }
 
-// parseRest parses the frames of a burst that ParseCommon left
-// (kindParse) with Parse, sorting them into kinds; the keys of those to
-// be looked up go to keys[nk:], in arrival order. It returns the new
-// number of keys.
-func (w *Worker) parseRest(frames []Frame, kind []uint8, keys []packet.Tuple, nk int) int {
+// queueCommon queues the frames ForwardCommonBurst translated (hits and
+// keys are theirs, w.fwd what it answered): each to its cached next hop
+// when it fits the egress MTU, and through dispatch's other cases when
+// not. queueCached queues them while that needs no call; what it stops
+// at is done here.
+func (w *Worker) queueCommon(frames []Frame, hits []flowtable.Hit, keys []packet.Tuple, pi int, now flowtable.Time) {
+	fwd := w.fwd[:len(frames)]
+	for k := 0; ; k++ {
+		k += w.queueCached(frames[k:], fwd[k:], now)
+		if k >= len(frames) {
+			return
+		}
+		f, fw := &frames[k], &fwd[k]
+		eg := &w.egress[fw.Out&1]
+		if e := w.cachedHop(eg.port, fw.Dst, now); e != nil && len(f.Buf) <= eg.maxFrame {
+			// Its queue is full.
+			w.flushPort(eg.port)
+			*(*[12]byte)(f.Buf) = e.hdr
+			*eg.tx = append(*eg.tx, *f)
+			w.c.verdict[nat.Forward]++
+			continue
+		}
+		// Translated, but it does not leave the common way: dispatch's
+		// other cases.
+		h := &hits[k]
+		var p packet.Parsed
+		p.SetCommon(f.Buf, keys[k])
+		r := nat.Result{Verdict: nat.Forward, Out: fw.Out, Session: h.ID, Gen: h.Gen, Dir: h.Dir}
+		w.dispatchSlow(*f, pi, &p, &r, now)
+	}
+}
+
+// queueCached queues translated frames (fwd[k] says where frame k goes)
+// to their cached next hops, and returns at the first that would need a
+// call — its next hop is not cached, it may not fit the egress MTU, or
+// its queue is full — or at the end: the number it queued. It calls
+// nothing, so that the loop's state stays in registers.
+func (w *Worker) queueCached(frames []Frame, fwd []nat.Forwarded, now flowtable.Time) int {
+	fwd = fwd[:len(frames)]
+	for k := range frames {
+		f := &frames[k]
+		eg := &w.egress[fwd[k].Out&1]
+		// The frame's length bounds the packet's (only Ethernet padding
+		// makes it longer, and a packet near any MTU has none): one
+		// that fails this takes dispatchSlow's exact check.
+		e := w.cachedHop(eg.port, fwd[k].Dst, now)
+		if e == nil || len(f.Buf) > eg.maxFrame || len(*eg.tx) == cap(*eg.tx) {
+			w.c.verdict[nat.Forward] += uint64(k)
+			return k
+		}
+		*(*[12]byte)(f.Buf) = e.hdr
+		*eg.tx = append(*eg.tx, *f) // enqueue, inlined
+	}
+	w.c.verdict[nat.Forward] += uint64(len(frames))
+	return len(frames)
+}
+
+// parseRest sorts the frames of a burst into kinds: those of the common
+// shape are kindCommon, the rest are parsed with Parse; the keys of
+// those to be looked up go to keys[nk:], in arrival order. It returns
+// the new number of keys.
+func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []packet.Tuple, nk int) int {
 	for i := range frames {
-		if kind[i] != kindParse {
+		if common[i] {
 			continue
 		}
 		buf, p := frames[i].Buf, &w.parsed[i]
