@@ -95,6 +95,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 	var bh uint64 // the source's binding's hash
 	if from == Inside {
 		bh = e.n.bindings.prefetch(bindKey{addr: t.SrcAddr, port: t.SrcPort, class: uint8(class)})
+		e.prefetchClaim(c, t.SrcAddr, t.SrcPort, class)
 	}
 	if !l4ChecksumOK(frame, p) {
 		// Checked once per session, on the slow path: a sender whose
@@ -324,19 +325,69 @@ func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32
 	space := &spaces[class]
 	lo, hi := rule.lo, rule.hi
 	// The random start is drawn first, so that the word it falls in
-	// loads while the preserved port is tried (two misses in one).
-	n := uint32(hi) - uint32(lo) + 1
-	part := n / uint32(e.n.workers)
-	start := uint32(lo) + uint32(e.worker)*part
-	if part > 0 {
-		start += e.rng.Uint32N(part)
-	}
+	// loads while the preserved port is tried (two misses in one; both
+	// were prefetched by prefetchClaim already, for a creation from
+	// inside).
+	start := e.randomStart(rule, true)
 	prefetch.Line(&space.bits[start>>6])
 	if sport >= lo && sport <= hi && !c.reserved(addr, class, sport) && space.claim(sport) {
 		return addr, sport, true
 	}
 	port, ok := claimFree(c, space, addr, class, lo, hi, uint16(start))
 	return addr, port, ok
+}
+
+// prefetchClaim starts loading, as a creation from inside begins, what
+// a claim from the pool of src's outbound rule (allocate) would wait
+// for: the port bitmap's words and the public map's slots of both ports
+// it may take — sport, preserved, and the random start, drawn now and
+// kept for allocate (randomStart). Before, they loaded only once the
+// binding's slot had arrived (the claim runs under its lock), one miss
+// after another; now all of them overlap with it. A guess it makes that
+// is wrong (the binding exists, sport is taken and the random port is
+// past a taken start) costs only the lines loaded for nothing; the
+// rule's other modes (blocks, deterministic) are not guessed at.
+func (e *Engine) prefetchClaim(c *compiled, src uint32, sport uint16, class int) {
+	rule := c.outboundFor(src)
+	if rule == nil || rule.blocks != nil || rule.det != nil || len(rule.pool) == 0 {
+		return
+	}
+	i := int(mix32(src) % uint32(len(rule.pool)))
+	spaces := rule.spaces[i].Load()
+	if spaces == nil {
+		return
+	}
+	addr, space := rule.pool[i], &spaces[class]
+	start := uint16(e.randomStart(rule, false))
+	prefetch.Line(&space.bits[start>>6])
+	e.n.public.prefetch(bindKey{addr: addr, port: start, class: uint8(class)})
+	if sport >= rule.lo && sport <= rule.hi {
+		prefetch.Line(&space.bits[sport>>6])
+		e.n.public.prefetch(bindKey{addr: addr, port: sport, class: uint8(class)})
+	}
+}
+
+// randomStart is where allocate's search for a free port of rule starts
+// when the preserved port is not to be had: a uniform draw from this
+// worker's partition of the rule's range (RFC 6056). A draw is made
+// once and kept until an allocation takes it (take), so that
+// prefetchClaim can draw it before the claim, which may not come (the
+// binding exists): every start taken is a draw of its own.
+func (e *Engine) randomStart(rule *outboundRule, take bool) uint32 {
+	n := uint32(rule.hi) - uint32(rule.lo) + 1
+	part := n / uint32(e.n.workers)
+	start := uint32(rule.lo) + uint32(e.worker)*part
+	if part == 0 {
+		return start
+	}
+	if e.sparePart != part {
+		e.spare, e.sparePart = e.rng.Uint32N(part), part
+	}
+	start += e.spare
+	if take {
+		e.sparePart = 0
+	}
+	return start
 }
 
 // claimFree claims a free port of class on addr in lo..hi, searching from

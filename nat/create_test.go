@@ -382,3 +382,41 @@ func TestHairpinFiltering(t *testing.T) {
 		}
 	})
 }
+
+// TestRandomStartDrawnOnce: the random start that a creation's
+// prefetchClaim draws ahead is the one the next allocation takes, and a
+// start is taken once — the next is a draw of its own — always in the
+// worker's partition of the rule's range.
+func TestRandomStartDrawnOnce(t *testing.T) {
+	table, err := flowtable.New(flowtable.Config{MaxSessions: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer table.Close()
+	n, err := New(testRules(t), table, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := n.Engine(1)
+	rule := &n.rules.Load().outbound[1]
+	part := uint32(65535-1024+1) / 2
+	lo := 1024 + part // worker 1's partition
+	seen := map[uint32]bool{}
+	for range 1000 {
+		ahead := e.randomStart(rule, false)
+		if again := e.randomStart(rule, false); again != ahead {
+			t.Fatalf("a start drawn ahead changed before it was taken: %d, then %d", ahead, again)
+		}
+		if took := e.randomStart(rule, true); took != ahead {
+			t.Fatalf("allocation took start %d, want the one drawn ahead, %d", took, ahead)
+		}
+		if ahead < lo || ahead >= lo+part {
+			t.Fatalf("start %d outside worker 1's partition %d..%d", ahead, lo, lo+part-1)
+		}
+		seen[ahead] = true
+	}
+	// 1,000 uniform draws from 32,256 values repeat about 15 times.
+	if len(seen) < 950 {
+		t.Fatalf("%d distinct starts in 1000 allocations: taken starts are used again", len(seen))
+	}
+}

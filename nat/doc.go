@@ -53,9 +53,11 @@
 // slot's lines and the reply key's index bucket are each a miss in a
 // large table. So create starts loading each as soon as it knows where
 // it is (prefetch: the binding's slot and the new slot's lines before
-// the checks and the rules, the public endpoint's slot and the reply
-// key's bucket as soon as the port is chosen, the random port's word
-// while the preserved one is tried). Each key and binding is hashed
+// the checks and the rules, the reply key's bucket as soon as the port
+// is chosen) or can guess it: for a claim from a dynamic pool, the
+// bitmap words and the public map's slots of the preserved port and of
+// the random start, drawn ahead for the allocation, load with the
+// binding's slot (prefetchClaim). Each key and binding is hashed
 // once, by its prefetch, and the hash handed on (the keys' from
 // flowtable.Table.Hash to InsertHashed); the public endpoint's entry is
 // hashed again by the add, a few instructions that spare the Engine a

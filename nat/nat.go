@@ -197,6 +197,9 @@ type Engine struct {
 	// endpoint-independent binding (snat), whose public endpoint insert
 	// adds to the public map.
 	madeBinding bool
+	// spare is a random draw below sparePart (0: none) that
+	// prefetchClaim made for the next allocation's start (randomStart).
+	spare, sparePart uint32
 }
 
 // Engine returns the engine of worker w (0 ≤ w < workers).
