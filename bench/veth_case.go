@@ -223,7 +223,7 @@ func (c *vethCase) load(ctx context.Context, res *VethResult) error {
 	}
 	halt()
 	time.Sleep(vethInFlight)
-	res.fill(c.cfg, s0, s1, c.probes.window(s0.at.UnixNano(), s1.at.UnixNano()))
+	res.fill(c.cfg, s0, s1, c.probes.window(s0.probes, s1.probes))
 	return nil
 }
 
@@ -239,14 +239,14 @@ func (c *vethCase) lightLatency(ctx context.Context, res *VethResult) error {
 	if !sleepCtx(ctx, vethDrain) {
 		return ctx.Err()
 	}
-	from, seq0 := time.Now(), c.gen.probeSeq.Load()
+	seq0 := c.gen.probeSeq.Load()
 	if !sleepCtx(ctx, min(c.cfg.Duration, vethMaxLatencyWindow)) {
 		return ctx.Err()
 	}
-	to, seq1 := time.Now(), c.gen.probeSeq.Load()
+	seq1 := c.gen.probeSeq.Load()
 	halt()
 	time.Sleep(vethInFlight)
-	res.LatencyAtRate = newVethLatency(c.probes.window(from.UnixNano(), to.UnixNano()), uint64(seq1-seq0))
+	res.LatencyAtRate = newVethLatency(c.probes.window(seq0, seq1), uint64(seq1-seq0))
 	return nil
 }
 

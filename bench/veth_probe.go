@@ -99,15 +99,17 @@ func (p *vethProbes) count() int {
 	return len(p.recv)
 }
 
-// window returns the one-way latencies of the probes sent in [from, to)
-// (Unix nanoseconds), each probe once, sorted.
-func (p *vethProbes) window(from, to int64) []time.Duration {
+// window returns the one-way latencies of the probes numbered [from, to),
+// each probe once, sorted. Probes are chosen by number, not by the time
+// they carry, so that a window never holds more probes than the
+// generator's count of those it sent over the same span.
+func (p *vethProbes) window(from, to uint32) []time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	seen := map[uint32]bool{}
 	var l []time.Duration
 	for _, r := range p.recv {
-		if r.sent < from || r.sent >= to || seen[r.seq] {
+		if r.seq-from >= to-from || seen[r.seq] {
 			continue
 		}
 		seen[r.seq] = true
