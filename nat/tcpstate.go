@@ -118,11 +118,29 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 	return trWith(w, end, max(g.win, 1))
 }
 
+// tcpValidFlags has bit f set for each combination f of FIN, SYN, RST,
+// ACK and URG that a TCP segment may carry (PSH, ECE and CWR go with
+// any): Linux conntrack's tcp_valid_flags. Anything else — no flags at
+// all, a FIN without ACK, SYN with RST or FIN, the "XMAS" FIN|PSH|URG —
+// is a scan or a forgery, never what a TCP stack sends.
+const tcpValidFlags = 1<<packet.FlagSYN | 1<<(packet.FlagSYN|packet.FlagURG) |
+	1<<(packet.FlagSYN|packet.FlagACK) | 1<<packet.FlagRST | 1<<(packet.FlagRST|packet.FlagACK) |
+	1<<(packet.FlagFIN|packet.FlagACK) | 1<<(packet.FlagFIN|packet.FlagACK|packet.FlagURG) |
+	1<<packet.FlagACK | 1<<(packet.FlagACK|packet.FlagURG)
+
+// tcpFlagsValid reports whether a segment with these flags is one a TCP
+// stack sends (tcpValidFlags).
+func tcpFlagsValid(flags uint8) bool {
+	const checked = packet.FlagFIN | packet.FlagSYN | packet.FlagRST | packet.FlagACK | packet.FlagURG
+	return uint64(tcpValidFlags)>>(flags&checked)&1 != 0
+}
+
 // tcpStep is the TCP tracker: given the session's state and both
 // tracking words, it returns the state, timeout class and words after
-// segment g travelling in direction d, or the verdict DropTCPOutOfWindow
-// for a segment the receiver would discard and that would otherwise move
-// the state (state and words then stay as they were).
+// segment g travelling in direction d, or the verdict DropTCPBadFlags
+// for a segment whose flags no TCP stack sends (tcpFlagsValid), or
+// DropTCPOutOfWindow for a segment outside the receiver's window (state
+// and words then stay as they were).
 //
 // A segment is in the receiver's window when it ends no earlier than
 // end−W and starts no later than end+W, where end is what its sender
@@ -131,10 +149,14 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 // end+W). RFC 5961 §3 accepts a RST only inside the receiver's window,
 // and a FIN likewise moves the state only when in window; a SYN/ACK must
 // acknowledge its peer's SYN, and a RST answering a SYN must acknowledge
-// it (RFC 9293 §3.10.7.3). Out-of-window RST, FIN and SYN/ACK are
-// dropped and counted: the receiver would discard them anyway. Other
-// out-of-window segments are forwarded and change nothing, so a forger
-// cannot widen the window either.
+// it (RFC 9293 §3.10.7.3). Every segment outside the window — data,
+// ACK, RST, FIN or SYN/ACK — is dropped and counted, as conntrack marks
+// it INVALID (with tcp_be_liberal off): the receiver would discard it
+// anyway, and a forger who cannot see the connection cannot reach the
+// receiver, or widen the window. A retransmission, a keepalive (one
+// byte or none below what was sent) or a zero-window probe lies within
+// the window; a direction picked up mid-connection (trLiberal) is not
+// checked.
 //
 // A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
 // endpoints ignored (an in-window RST that is not exactly at RCV.NXT
@@ -142,6 +164,9 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 // segments other than SYN, FIN and RST have been seen in both directions
 // since; once both sides have sent a FIN it stays closing.
 func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2]uint64, Verdict) {
+	if !tcpFlagsValid(g.flags) {
+		return st, timeoutClass(st), tr, DropTCPBadFlags
+	}
 	o := 1 - d
 	s, r := tr[d], tr[o]
 	base := st & tcpStateMask
@@ -198,10 +223,7 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 	default:
 		var in bool
 		if s, in = trackSeg(s, r, g.seq, end, g.win, rst); !in {
-			if rst || fin {
-				return st, timeoutClass(st), tr, DropTCPOutOfWindow
-			}
-			return st, timeoutClass(st), tr, Forward
+			return st, timeoutClass(st), tr, DropTCPOutOfWindow
 		}
 	}
 
@@ -240,7 +262,8 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 // to end and, but for a RST, to the larger of its window and this one.
 // tcpStep takes this path for every segment but a SYN's and those of a
 // direction not tracked yet; the established-flow fast path
-// (Engine.ForwardCommon) calls it for the segments it takes.
+// (Engine.ForwardCommon) calls it for the segments it takes, and leaves
+// those it finds out of window to tcpStep, which drops them.
 func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 	if (s|r)&trLiberal == 0 {
 		var w uint32

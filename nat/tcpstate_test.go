@@ -119,9 +119,9 @@ func TestTCPTracker(t *testing.T) {
 			tcpStepCase{orig, seg(fFIN|fACK, aEnd, bEnd, 512, 0), Forward, "FIN_WAIT"},
 		)},
 		{"out-of-window data moves nothing", with(scaled(),
-			// Forwarded (the receiver drops it) but the tracker does not
-			// follow it, so a RST next to it stays out of window.
-			tcpStepCase{reply, seg(fACK, bEnd+1<<30, aEnd, 65535, 1000), Forward, "ESTABLISHED"},
+			// Dropped, and the tracker does not follow it, so a RST next
+			// to it stays out of window.
+			tcpStepCase{reply, seg(fACK, bEnd+1<<30, aEnd, 65535, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fRST, bEnd+1<<30+1000, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 		)},
 		{"data advances the window", with(scaled(),
@@ -207,8 +207,8 @@ func TestTCPTracker(t *testing.T) {
 		)},
 		{"out-of-window traffic does not restore", with(scaled(),
 			tcpStepCase{orig, seg(fRST|fACK, aEnd+10, bEnd, 0, 0), Forward, "CLOSED"},
-			tcpStepCase{reply, seg(fACK, bEnd+1<<31, aEnd, 512, 0), Forward, "CLOSED"},
-			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 512, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fACK, bEnd+1<<31, aEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
+			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
 		)},
 		{"orderly close stays closed", with(scaled(),
 			tcpStepCase{orig, seg(fFIN|fACK, aEnd, bEnd, 512, 0), Forward, "FIN_WAIT"},
@@ -228,7 +228,7 @@ func TestTCPTracker(t *testing.T) {
 		{"a forged wide window does not widen the check", with(scaled(),
 			// A pure ACK claiming a huge window from a wrong sequence
 			// number changes nothing; B's RST stays out of window.
-			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 65535, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 65535, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fRST, bEnd+1<<29, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 		)},
 	}
