@@ -149,14 +149,16 @@ func tcpFlagsValid(flags uint8) bool {
 // end+W). RFC 5961 §3 accepts a RST only inside the receiver's window,
 // and a FIN likewise moves the state only when in window; a SYN/ACK must
 // acknowledge its peer's SYN, and a RST answering a SYN must acknowledge
-// it (RFC 9293 §3.10.7.3). Every segment outside the window — data,
-// ACK, RST, FIN or SYN/ACK — is dropped and counted, as conntrack marks
-// it INVALID (with tcp_be_liberal off): the receiver would discard it
-// anyway, and a forger who cannot see the connection cannot reach the
-// receiver, or widen the window. A retransmission, a keepalive (one
-// byte or none below what was sent) or a zero-window probe lies within
-// the window; a direction picked up mid-connection (trLiberal) is not
-// checked.
+// it (RFC 9293 §3.10.7.3). A RST, FIN or SYN/ACK outside the window,
+// and any segment starting beyond it (data or ACK), is dropped and
+// counted, as conntrack (tcp_be_liberal off) marks it INVALID: the
+// receiver would discard it anyway, and a forger who cannot see the
+// connection cannot reach the receiver, or widen the window. A data or
+// ACK segment ending behind the window is forwarded and changes nothing,
+// as conntrack (since Linux 6.1) ignores it rather than marking it
+// invalid. A retransmission, a keepalive (one byte or none below what
+// was sent) or a zero-window probe lies within the window; a direction
+// picked up mid-connection (trLiberal) is not checked.
 //
 // A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
 // endpoints ignored (an in-window RST that is not exactly at RCV.NXT
@@ -223,7 +225,14 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 	default:
 		var in bool
 		if s, in = trackSeg(s, r, g.seq, end, g.win, rst); !in {
-			return st, timeoutClass(st), tr, DropTCPOutOfWindow
+			if rst || fin || beyondWindow(tr[d], r, g.seq) {
+				return st, timeoutClass(st), tr, DropTCPOutOfWindow
+			}
+			// Behind the window: an old duplicate, which its receiver
+			// answers with an ACK. Conntrack lets these through
+			// untracked (NFCT_TCP_IGNORE), lest a connection whose
+			// tracking fell behind stall; it changes nothing.
+			return st, timeoutClass(st), tr, Forward
 		}
 	}
 
@@ -287,6 +296,18 @@ func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 		mw = max(mw, win<<scale)
 	}
 	return trWith(s, sent, mw), true
+}
+
+// beyondWindow reports whether a segment starting at seq, sent by the
+// direction whose word is s to a peer whose word is r, starts beyond the
+// receiver's window: after the sender's end plus the largest window the
+// receiver advertised (trackSeg's upper bound).
+func beyondWindow(s, r uint64, seq uint32) bool {
+	var w uint32
+	if r&trInit != 0 {
+		w = trWin(r)
+	}
+	return before(trEnd(s)+w, seq)
 }
 
 // tcpOver reports whether a connection in state st is over: reset, or

@@ -10,10 +10,12 @@ import (
 	"github.com/fastnat/fastnat/packet"
 )
 
-// TestTCPTrackerDataWindow: data and ACKs are held to the receiver's
-// window like RST and FIN, as conntrack's tcp_in_window holds every
-// segment — and what real stacks send stays inside it: retransmissions,
-// keepalives, zero-window probes, data up to the scaled window.
+// TestTCPTrackerDataWindow: data and ACKs starting beyond the receiver's
+// window are dropped like RST and FIN outside it, as conntrack's
+// tcp_in_window marks them INVALID; those ending behind it pass
+// untracked, as conntrack ignores them — and what real stacks send
+// stays inside: retransmissions, keepalives, zero-window probes, data up
+// to the scaled window.
 func TestTCPTrackerDataWindow(t *testing.T) {
 	const w = 512 << 7 // the scaled window both sides advertise after the handshake
 	bEnd := uint32(isnB + 1)
@@ -30,13 +32,16 @@ func TestTCPTrackerDataWindow(t *testing.T) {
 		)},
 		{"data far outside, both ways", with(scaled(),
 			tcpStepCase{reply, seg(fACK|fPSH, bEnd+1<<31, aEnd, 512, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
-			tcpStepCase{orig, seg(fACK|fPSH, aEnd-1<<30, bEnd, 512, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd+1<<30, bEnd, 512, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd-1<<30, bEnd, 512, 1000), Forward, "ESTABLISHED"}, // behind
 			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 0), Forward, "ESTABLISHED"},
 		)},
 		{"old data below the window", with(scaled(),
 			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 1400), Forward, "ESTABLISHED"},
 			// Ends more than a window below what B has sent.
-			tcpStepCase{reply, seg(fACK, bEnd+1400-w-200, aEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd+1400-w-200, aEnd, 512, 100), Forward, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fFIN|fACK, bEnd+1400-w-200, aEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fRST, bEnd+1400-w-200, aEnd, 512, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fACK, bEnd+1400-w-100, aEnd, 512, 100), Forward, "ESTABLISHED"},
 		)},
 		{"retransmissions", with(scaled(),
@@ -76,6 +81,21 @@ func TestTCPTrackerDataWindow(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runTCP(t, c.steps) })
+	}
+}
+
+// TestTCPTrackerBehindUntracked: a segment behind the window passes and
+// leaves state and both words exactly as they were.
+func TestTCPTrackerBehindUntracked(t *testing.T) {
+	st, tr := runTCP(t, scaled())
+	for _, d := range []flowtable.Dir{orig, reply} {
+		g := seg(fACK|fPSH, uint32(isnA+1)+3<<30, isnB+1, 65535, 1000)
+		if d == reply {
+			g = seg(fACK|fPSH, uint32(isnB+1)+3<<30, isnA+1, 65535, 1000)
+		}
+		if nst, _, ntr, v := tcpStep(st, tr, d, &g); v != Forward || nst != st || ntr != tr {
+			t.Fatalf("from %v: %v, state %#x→%#x, words %x→%x", d, v, st, nst, tr, ntr)
+		}
 	}
 }
 
@@ -222,10 +242,12 @@ func (c *validConn) expect(t *testing.T, name string, from Side, frame []byte, w
 }
 
 // TestEngineDropsOutOfWindowData: through the engine, data from either
-// side outside the receiver's window (64 KiB, unscaled, here) is dropped
+// side beyond the receiver's window (64 KiB, unscaled, here) is dropped
 // and counted as tcp_out_of_window with the session unchanged, while data,
 // retransmissions, keepalives and zero-window probes inside it are
-// forwarded — as Linux conntrack with tcp_be_liberal=0.
+// forwarded, and so are old duplicates behind it, without moving the
+// tracking (the "just above again" would pass had they moved it) — as
+// Linux conntrack with tcp_be_liberal=0.
 func TestEngineDropsOutOfWindowData(t *testing.T) {
 	c := newValidConn(t)
 	data := packet.FlagACK | packet.FlagPSH
@@ -238,8 +260,10 @@ func TestEngineDropsOutOfWindowData(t *testing.T) {
 		next := *side.next
 		c.expect(t, name("far above"), side.from, side.make(data, next+1<<30, 65535, 100), DropTCPOutOfWindow)
 		c.expect(t, name("just above"), side.from, side.make(data, next+65536+64, 65535, 100), DropTCPOutOfWindow)
-		c.expect(t, name("far below"), side.from, side.make(data, next-1<<30, 65535, 100), DropTCPOutOfWindow)
-		c.expect(t, name("just below"), side.from, side.make(data, next-65536-200, 65535, 100), DropTCPOutOfWindow)
+		// Behind the window: forwarded untracked, as conntrack does.
+		c.expect(t, name("far below"), side.from, side.make(data, next-1<<30, 65535, 100), Forward)
+		c.expect(t, name("just below"), side.from, side.make(data, next-65536-200, 65535, 100), Forward)
+		c.expect(t, name("just above again"), side.from, side.make(data, next+65536+64, 65535, 100), DropTCPOutOfWindow)
 		c.expect(t, name("pure ACK far off"), side.from, side.make(packet.FlagACK, next+1<<31, 65535, 0), DropTCPOutOfWindow)
 		c.expect(t, name("in window"), side.from, side.make(data, next, 65535, 100), Forward)
 		c.expect(t, name("retransmission"), side.from, side.make(data, next, 65535, 100), Forward)
