@@ -313,13 +313,13 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // whose TTL is above 1 and which, for TCP, carries ACK and no SYN, FIN
 // or RST, belongs to an ESTABLISHED connection whose sender's tracking
 // has begun and lies in the receiver's window (so that the tracker's
-// step is trackSeg and leaves the state as it is). For such a packet it does what ProcessLooked would — translates
-// it, Touches the session, moves the sender's TCP tracking word — and
-// returns the side the packet leaves by and its translated destination
-// address. For every other packet it returns false having changed
-// nothing, and the caller hands the frame to ProcessLooked, which decides
-// as it always has (a differential test holds the two to the same frames
-// and sessions). What it needs of the packet besides the session it reads
+// step is trackSeg and leaves the state as it is). For such a packet it
+// does what ProcessLooked would — translates it, Touches the session,
+// moves the sender's TCP tracking word — and returns the side the packet
+// leaves by and its translated destination address. For every other
+// packet it returns false having changed nothing, and the caller hands
+// the frame to ProcessLooked, which decides as it always has (a
+// differential test holds the two to the same frames and sessions). What it needs of the packet besides the session it reads
 // from the headers, where ParseCommon checked them.
 func (e *Engine) ForwardCommon(frame []byte, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
 	tb := e.n.table
