@@ -111,10 +111,10 @@ func TestFastnatForgedRST(t *testing.T) {
 // NAT does: conntrack (tcp_be_liberal=0) marks the data ahead of the
 // window INVALID and tcp_error refuses the XMAS flags, so neither is
 // translated to the inside host, and it ignores the data behind the
-// window, which is. (Each gets a connection of its own: the baseline's
-// router, which drops nothing INVALID on input, answers the untranslated
-// segment from its own stack with a RST that the peer accepts, ending
-// the real connection — fastnat does not.)
+// window, which is. (Each gets a connection of its own: the kernel's
+// router delivers what conntrack finds INVALID, untranslated, to its own
+// stack, whose answer — a RST from the public address, once seen to end
+// the real connection — is no part of what this test compares.)
 func TestKernelForgedSegments(t *testing.T) {
 	requireHarness(t)
 	for _, f := range forgeries {
