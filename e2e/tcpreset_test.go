@@ -269,30 +269,41 @@ type peerSegment struct {
 	next uint32
 }
 
+// forgedIPID is the IPv4 identification of every forged segment, so that
+// lastSegment tells them from the peer's own on the peer's link.
+const forgedIPID = 0xf04d
+
 // lastSegment returns the last TCP segment the capture saw leave from
-// the outside peer at src.
+// the outside peer at src, forgeries aside. The capture reads the link
+// on a goroutine of its own, so it waits until there is one and the
+// last has stayed the last for 100 ms.
 func lastSegment(t *testing.T, c *testnet.Capture, src netip.AddrPort) peerSegment {
 	t.Helper()
-	var last *peerSegment
-	for _, f := range c.Frames() {
-		p := gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)
-		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if !f.Outgoing || eth == nil || ip == nil || tcp == nil ||
-			!ip.SrcIP.Equal(src.Addr().AsSlice()) || uint16(tcp.SrcPort) != src.Port() {
-			continue
+	var last, prev *peerSegment
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		prev, last = last, nil
+		for _, f := range c.Frames() {
+			p := gopacket.NewPacket(f.Data, layers.LayerTypeEthernet, gopacket.Default)
+			eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+			ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if !f.Outgoing || eth == nil || ip == nil || tcp == nil || ip.Id == forgedIPID ||
+				!ip.SrcIP.Equal(src.Addr().AsSlice()) || uint16(tcp.SrcPort) != src.Port() {
+				continue
+			}
+			next := tcp.Seq + uint32(len(tcp.Payload))
+			if tcp.SYN || tcp.FIN {
+				next++
+			}
+			last = &peerSegment{eth: eth, ip: ip, tcp: tcp, next: next}
 		}
-		next := tcp.Seq + uint32(len(tcp.Payload))
-		if tcp.SYN || tcp.FIN {
-			next++
+		if last != nil && prev != nil && last.next == prev.next && last.tcp.Ack == prev.tcp.Ack {
+			return *last
 		}
-		last = &peerSegment{eth: eth, ip: ip, tcp: tcp, next: next}
+		if time.Now().After(deadline) {
+			t.Fatalf("no segment from %s captured, or none the last for 100 ms", src)
+		}
 	}
-	if last == nil {
-		t.Fatalf("no segment from %s captured", src)
-	}
-	return *last
 }
 
 // sendForged injects, on the outside peer's link, a segment from the
@@ -302,7 +313,7 @@ func lastSegment(t *testing.T, c *testnet.Capture, src netip.AddrPort) peerSegme
 // payload.
 func sendForged(t *testing.T, topo *testnet.Topology, s peerSegment, seq uint32, flags layers.TCP, payload []byte) {
 	t.Helper()
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s.ip.SrcIP, DstIP: s.ip.DstIP}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: forgedIPID, Protocol: layers.IPProtocolTCP, SrcIP: s.ip.SrcIP, DstIP: s.ip.DstIP}
 	tcp := &layers.TCP{SrcPort: s.tcp.SrcPort, DstPort: s.tcp.DstPort, Seq: seq,
 		RST: flags.RST, FIN: flags.FIN, ACK: flags.ACK, PSH: flags.PSH, URG: flags.URG}
 	if tcp.ACK {
