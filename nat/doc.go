@@ -7,7 +7,9 @@
 // kept in the session's two tracking words, bound the receiver's window,
 // and a RST or FIN moves the state only inside it (RFC 5961 §3). What
 // falls outside is dropped and counted (DropTCPOutOfWindow), so a forger
-// off the path cannot end a connection. A SYN on a connection that is over
+// off the path cannot end a connection, nor send data or ACKs beyond the
+// window through it; segments whose flags no stack sends are dropped too
+// (DropTCPBadFlags). A SYN on a connection that is over
 // (tcpOver) misses, and create ends the old session (reclaim) to make the
 // new connection a session of its own, as conntrack replaces a TIME_WAIT
 // entry: what is kept by session — the ALG's stream above all — never

@@ -313,17 +313,18 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // needs nothing but its translation. That is a packet of a live session
 // (hit still names it) arriving on the side the session expects it from,
 // of a session neither held (hairpin filtering) nor diverted to the ALG,
-// whose TTL is above 1 and which, for TCP, carries no SYN, FIN or RST
-// and belongs to an ESTABLISHED connection whose sender's tracking has
-// begun (so that the tracker's step is trackSeg and leaves the state as
-// it is). For such a packet it does what ProcessLooked would — translates
-// it, Touches the session, moves the sender's TCP tracking word — and
-// returns the side the packet leaves by and its translated destination
-// address. For every other packet it returns false having changed
-// nothing, and the caller hands the frame to ProcessLooked, which decides
-// as it always has (a differential test holds the two to the same frames
-// and sessions). What it needs of the packet besides the session it reads
-// from the headers, where ParseCommon checked them.
+// whose TTL is above 1 and which, for TCP, carries ACK and no SYN, FIN
+// or RST, belongs to an ESTABLISHED connection whose sender's tracking
+// has begun and lies in the receiver's window (so that the tracker's
+// step is trackSeg and leaves the state as it is). For such a packet it
+// does what ProcessLooked would — translates it, Touches the session,
+// moves the sender's TCP tracking word — and returns the side the packet
+// leaves by and its translated destination address. For every other
+// packet it returns false having changed nothing, and the caller hands
+// the frame to ProcessLooked, which decides as it always has (a
+// differential test holds the two to the same frames and sessions).
+// What it needs of the packet besides the session it reads from the
+// headers, where ParseCommon checked them.
 func (e *Engine) ForwardCommon(frame []byte, hit *flowtable.Hit, from Side, now flowtable.Time) (out Side, dst uint32, ok bool) {
 	fs, hs := [1]packet.Frame{{Buf: frame}}, [1]flowtable.Hit{*hit}
 	var fw [1]Forwarded
@@ -377,7 +378,7 @@ func (e *Engine) ForwardCommonBurst(frames []packet.Frame, hits []flowtable.Hit,
 		}
 		th := (*packet.CommonTCPHeaders)(frame)
 		tcp := packet.CommonTCP(th)
-		if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
+		if tcp.Flags()&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST|packet.FlagACK) != packet.FlagACK {
 			return i
 		}
 		// Hot and then the tracking words, not HotTCP, so that both
@@ -394,7 +395,10 @@ func (e *Engine) ForwardCommonBurst(frames []packet.Frame, hits []flowtable.Hit,
 		}
 		n := int(ip.TotalLength())
 		seq := tcp.Seq()
-		next, _ := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
+		next, in := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
+		if !in {
+			return i
+		}
 		addrs, ports := h.XlateWords()
 		packet.TranslateCommonIPv4(hdr, addrs, packet.Delta(h.L3Delta()))
 		packet.TranslateCommonTCP(th, ports, packet.Delta(h.L4Delta()))
@@ -450,7 +454,7 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 			// its SYN/ACK may show the connection is new (ignoredSYNs).
 			e.n.ignored.note(id, g.seq+1)
 		}
-	case dir == flowtable.Reply && g.flags&synBits == packet.FlagSYN|packet.FlagACK &&
+	case v == DropTCPOutOfWindow && dir == flowtable.Reply && g.flags&synBits == packet.FlagSYN|packet.FlagACK &&
 		h.Flags()&flagALG == 0 && e.n.ignored.take(id, g.ack):
 		// Both endpoints opened a new connection on the tuple of one
 		// whose end fastnat missed: track it from this SYN/ACK. (An ALG's

@@ -118,11 +118,29 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 	return trWith(w, end, max(g.win, 1))
 }
 
+// tcpValidFlags has bit f set for each combination f of FIN, SYN, RST,
+// ACK and URG that a TCP segment may carry (PSH, ECE and CWR go with
+// any): Linux conntrack's tcp_valid_flags. Anything else — no flags at
+// all, a FIN without ACK, SYN with RST or FIN, the "XMAS" FIN|PSH|URG —
+// is a scan or a forgery, never what a TCP stack sends.
+const tcpValidFlags = 1<<packet.FlagSYN | 1<<(packet.FlagSYN|packet.FlagURG) |
+	1<<(packet.FlagSYN|packet.FlagACK) | 1<<packet.FlagRST | 1<<(packet.FlagRST|packet.FlagACK) |
+	1<<(packet.FlagFIN|packet.FlagACK) | 1<<(packet.FlagFIN|packet.FlagACK|packet.FlagURG) |
+	1<<packet.FlagACK | 1<<(packet.FlagACK|packet.FlagURG)
+
+// tcpFlagsValid reports whether a segment with these flags is one a TCP
+// stack sends (tcpValidFlags).
+func tcpFlagsValid(flags uint8) bool {
+	const checked = packet.FlagFIN | packet.FlagSYN | packet.FlagRST | packet.FlagACK | packet.FlagURG
+	return uint64(tcpValidFlags)>>(flags&checked)&1 != 0
+}
+
 // tcpStep is the TCP tracker: given the session's state and both
 // tracking words, it returns the state, timeout class and words after
-// segment g travelling in direction d, or the verdict DropTCPOutOfWindow
-// for a segment the receiver would discard and that would otherwise move
-// the state (state and words then stay as they were).
+// segment g travelling in direction d, or the verdict DropTCPBadFlags
+// for a segment whose flags no TCP stack sends (tcpFlagsValid), or
+// DropTCPOutOfWindow for a segment outside the receiver's window (state
+// and words then stay as they were).
 //
 // A segment is in the receiver's window when it ends no earlier than
 // end−W and starts no later than end+W, where end is what its sender
@@ -131,10 +149,16 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 // end+W). RFC 5961 §3 accepts a RST only inside the receiver's window,
 // and a FIN likewise moves the state only when in window; a SYN/ACK must
 // acknowledge its peer's SYN, and a RST answering a SYN must acknowledge
-// it (RFC 9293 §3.10.7.3). Out-of-window RST, FIN and SYN/ACK are
-// dropped and counted: the receiver would discard them anyway. Other
-// out-of-window segments are forwarded and change nothing, so a forger
-// cannot widen the window either.
+// it (RFC 9293 §3.10.7.3). A RST, FIN or SYN/ACK outside the window,
+// and any segment starting beyond it (data or ACK), is dropped and
+// counted, as conntrack (tcp_be_liberal off) marks it INVALID: the
+// receiver would discard it anyway, and a forger who cannot see the
+// connection cannot reach the receiver, or widen the window. A data or
+// ACK segment ending behind the window is forwarded and changes nothing,
+// as conntrack (since Linux 6.1) ignores it rather than marking it
+// invalid. A retransmission, a keepalive (one byte or none below what
+// was sent) or a zero-window probe lies within the window; a direction
+// picked up mid-connection (trLiberal) is not checked.
 //
 // A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
 // endpoints ignored (an in-window RST that is not exactly at RCV.NXT
@@ -142,6 +166,9 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 // segments other than SYN, FIN and RST have been seen in both directions
 // since; once both sides have sent a FIN it stays closing.
 func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2]uint64, Verdict) {
+	if !tcpFlagsValid(g.flags) {
+		return st, timeoutClass(st), tr, DropTCPBadFlags
+	}
 	o := 1 - d
 	s, r := tr[d], tr[o]
 	base := st & tcpStateMask
@@ -198,9 +225,13 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 	default:
 		var in bool
 		if s, in = trackSeg(s, r, g.seq, end, g.win, rst); !in {
-			if rst || fin {
+			if rst || fin || beyondWindow(tr[d], r, g.seq) {
 				return st, timeoutClass(st), tr, DropTCPOutOfWindow
 			}
+			// Behind the window: an old duplicate, which its receiver
+			// answers with an ACK. Conntrack lets these through
+			// untracked (NFCT_TCP_IGNORE), lest a connection whose
+			// tracking fell behind stall; it changes nothing.
 			return st, timeoutClass(st), tr, Forward
 		}
 	}
@@ -240,7 +271,8 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 // to end and, but for a RST, to the larger of its window and this one.
 // tcpStep takes this path for every segment but a SYN's and those of a
 // direction not tracked yet; the established-flow fast path
-// (Engine.ForwardCommonBurst) calls it for the segments it takes.
+// (Engine.ForwardCommonBurst) calls it for the segments it takes, and
+// leaves those it finds out of window to tcpStep, which drops them.
 func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 	if (s|r)&trLiberal == 0 {
 		var w uint32
@@ -264,6 +296,18 @@ func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 		mw = max(mw, win<<scale)
 	}
 	return trWith(s, sent, mw), true
+}
+
+// beyondWindow reports whether a segment starting at seq, sent by the
+// direction whose word is s to a peer whose word is r, starts beyond the
+// receiver's window: after the sender's end plus the largest window the
+// receiver advertised (trackSeg's upper bound).
+func beyondWindow(s, r uint64, seq uint32) bool {
+	var w uint32
+	if r&trInit != 0 {
+		w = trWin(r)
+	}
+	return before(trEnd(s)+w, seq)
 }
 
 // tcpOver reports whether a connection in state st is over: reset, or

@@ -119,9 +119,9 @@ func TestTCPTracker(t *testing.T) {
 			tcpStepCase{orig, seg(fFIN|fACK, aEnd, bEnd, 512, 0), Forward, "FIN_WAIT"},
 		)},
 		{"out-of-window data moves nothing", with(scaled(),
-			// Forwarded (the receiver drops it) but the tracker does not
-			// follow it, so a RST next to it stays out of window.
-			tcpStepCase{reply, seg(fACK, bEnd+1<<30, aEnd, 65535, 1000), Forward, "ESTABLISHED"},
+			// Dropped, and the tracker does not follow it, so a RST next
+			// to it stays out of window.
+			tcpStepCase{reply, seg(fACK, bEnd+1<<30, aEnd, 65535, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fRST, bEnd+1<<30+1000, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 		)},
 		{"data advances the window", with(scaled(),
@@ -207,8 +207,8 @@ func TestTCPTracker(t *testing.T) {
 		)},
 		{"out-of-window traffic does not restore", with(scaled(),
 			tcpStepCase{orig, seg(fRST|fACK, aEnd+10, bEnd, 0, 0), Forward, "CLOSED"},
-			tcpStepCase{reply, seg(fACK, bEnd+1<<31, aEnd, 512, 0), Forward, "CLOSED"},
-			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 512, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fACK, bEnd+1<<31, aEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
+			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
 		)},
 		{"orderly close stays closed", with(scaled(),
 			tcpStepCase{orig, seg(fFIN|fACK, aEnd, bEnd, 512, 0), Forward, "FIN_WAIT"},
@@ -228,8 +228,68 @@ func TestTCPTracker(t *testing.T) {
 		{"a forged wide window does not widen the check", with(scaled(),
 			// A pure ACK claiming a huge window from a wrong sequence
 			// number changes nothing; B's RST stays out of window.
-			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 65535, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 65535, 0), DropTCPOutOfWindow, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fRST, bEnd+1<<29, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
+		)},
+		// Data and ACKs starting beyond the receiver's window are dropped
+		// like RST and FIN outside it, as conntrack's tcp_in_window marks
+		// them INVALID; those ending behind it pass untracked, as
+		// conntrack ignores them — and what real stacks send stays
+		// inside: retransmissions, keepalives, zero-window probes, data
+		// up to the scaled window.
+		{"data at the window's upper edge", with(scaled(),
+			tcpStepCase{reply, seg(fACK, bEnd+w+64, aEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+w+64, bEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd+w, aEnd, 512, 100), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+w, bEnd, 512, 100), Forward, "ESTABLISHED"},
+		)},
+		{"data far outside, both ways", with(scaled(),
+			tcpStepCase{reply, seg(fACK|fPSH, bEnd+1<<31, aEnd, 512, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd+1<<30, bEnd, 512, 1000), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd-1<<30, bEnd, 512, 1000), Forward, "ESTABLISHED"}, // behind
+			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 0), Forward, "ESTABLISHED"},
+		)},
+		{"old data below the window", with(scaled(),
+			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 1400), Forward, "ESTABLISHED"},
+			// Ends more than a window below what B has sent.
+			tcpStepCase{reply, seg(fACK, bEnd+1400-w-200, aEnd, 512, 100), Forward, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fFIN|fACK, bEnd+1400-w-200, aEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fRST, bEnd+1400-w-200, aEnd, 512, 0), DropTCPOutOfWindow, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd+1400-w-100, aEnd, 512, 100), Forward, "ESTABLISHED"},
+		)},
+		{"retransmissions", with(scaled(),
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 1400), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd+1400, bEnd, 512, 1400), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 1400), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 2800), Forward, "ESTABLISHED"}, // repacketised
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd+2800, bEnd, 512, 10), Forward, "ESTABLISHED"},
+		)},
+		{"keepalives", with(scaled(),
+			tcpStepCase{orig, seg(fACK, aEnd-1, bEnd, 512, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd-1, bEnd, 512, 1), Forward, "ESTABLISHED"}, // with a garbage byte
+			tcpStepCase{reply, seg(fACK, bEnd-1, aEnd, 512, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd-1, aEnd, 512, 1), Forward, "ESTABLISHED"},
+		)},
+		{"zero-window probes", with(scaled(),
+			tcpStepCase{orig, seg(fACK, aEnd, bEnd, 512, 3000), Forward, "ESTABLISHED"},
+			// B's buffer is full: it advertises no window, and A probes
+			// with a byte beyond it (RFC 9293 §3.8.6.1), or as Linux does,
+			// with an empty segment one below SND.UNA.
+			tcpStepCase{reply, seg(fACK, bEnd, aEnd+3000, 0, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+3000, bEnd, 512, 1), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+2999, bEnd, 512, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd, aEnd+3000, 512, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+3000, bEnd, 512, 1400), Forward, "ESTABLISHED"},
+		)},
+		{"a scaled window grows", with(scaled(),
+			// B opens its window to 4 MiB; A may fill it.
+			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 32768, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+4<<20-1400, bEnd, 512, 1400), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK, aEnd+4<<20+4<<20+64, bEnd, 512, 1400), DropTCPOutOfWindow, "ESTABLISHED"},
+		)},
+		{"without scaling the window stays 64 KiB", with(handshake([]tcpSeg{ws(7)}, nil),
+			tcpStepCase{reply, seg(fACK, bEnd+64000, aEnd, 512, 100), Forward, "ESTABLISHED"},
+			tcpStepCase{reply, seg(fACK, bEnd+64100+65600, aEnd, 512, 100), DropTCPOutOfWindow, "ESTABLISHED"},
 		)},
 	}
 	for _, c := range cases {

@@ -19,11 +19,12 @@ const (
 	DropICMPUnsupported                // ICMP type fastnat does not translate
 	DropProtocol                       // IP protocol fastnat does not translate: AH, SCTP, DCCP, UDP-Lite
 	DropRace                           // a concurrent creation won and the retry failed
-	DropTCPOutOfWindow                 // TCP RST, FIN or SYN/ACK outside the receiver's window: state unchanged
+	DropTCPOutOfWindow                 // TCP segment outside the receiver's window (or a SYN/ACK or RST not acknowledging the SYN): state unchanged
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
 	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
 	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or from outside with a public address of the NAT's own as its source
+	DropTCPBadFlags                    // TCP segment of a tracked connection with flags no stack sends (NULL, FIN without ACK, SYN with RST, XMAS, ...)
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -46,6 +47,7 @@ var verdictNames = [NumVerdicts]string{
 	"quota_exceeded",
 	"hairpin_filtered",
 	"martian",
+	"tcp_bad_flags",
 	"frag_held",
 }
 

@@ -23,7 +23,7 @@ import (
 // counters). The bursts mix packets the fast path takes — UDP and TCP of
 // established flows, both ways — with every case it must hand on: the
 // packets that create sessions, TCP handshakes, FIN, RST, reopening SYNs
-// and out-of-window segments, TTL 1, packets on the wrong side, sessions
+// and out-of-window segments, invalid flag combinations, TTL 1, packets on the wrong side, sessions
 // the ALG inspects, hairpinned ones, fragments, IP options, VLAN tags,
 // bad header checksums, truncated frames, packets above the egress MTU
 // with and without DF, destinations whose next hop is unresolved or has
@@ -370,6 +370,12 @@ func (g *trafficGen) packet(f *genFlow) ([]byte, bool) {
 		return frame, o
 	case x < 8: // a stray SYN in the connection
 		return send(fromOpener, testutil.SYN, nil)
+	case x < 9: // flags no stack sends: NULL, PSH alone, XMAS, SYN with RST
+		frame, o := send(fromOpener, testutil.ACK|testutil.PSH, make([]byte, 10))
+		bad := [...]uint8{0, packet.FlagPSH, packet.FlagFIN | packet.FlagPSH | packet.FlagURG, packet.FlagSYN | packet.FlagRST | packet.FlagACK}
+		frame[packet.EthernetLen+packet.IPv4MinLen+13] = bad[g.r.IntN(len(bad))]
+		fixL4(frame)
+		return frame, o
 	default:
 		return send(fromOpener, testutil.ACK|testutil.PSH, make([]byte, g.size()))
 	}

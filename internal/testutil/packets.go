@@ -26,6 +26,7 @@ const (
 	FIN
 	RST
 	PSH
+	URG
 )
 
 // AddrPort parses "a.b.c.d:port".
@@ -88,7 +89,7 @@ func TCP(tb testing.TB, src, dst string, flags int, seq, ack uint32, payload []b
 	ip := ip4(s.Addr(), d.Addr(), layers.IPProtocolTCP)
 	t := &layers.TCP{SrcPort: layers.TCPPort(s.Port()), DstPort: layers.TCPPort(d.Port()),
 		Seq: seq, Ack: ack, Window: 65535,
-		SYN: flags&SYN != 0, ACK: flags&ACK != 0, FIN: flags&FIN != 0, RST: flags&RST != 0, PSH: flags&PSH != 0,
+		SYN: flags&SYN != 0, ACK: flags&ACK != 0, FIN: flags&FIN != 0, RST: flags&RST != 0, PSH: flags&PSH != 0, URG: flags&URG != 0,
 		Options: opts}
 	if err := t.SetNetworkLayerForChecksum(ip); err != nil {
 		tb.Fatal(err)
