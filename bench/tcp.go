@@ -39,14 +39,18 @@ type TCPConfig struct {
 
 // TCPResult is one case on one DUT: the median of its rounds.
 type TCPResult struct {
-	DUT      string  `json:"dut"`
-	Proto    string  `json:"proto"`   // "tcp" or "udp"
-	Streams  int     `json:"streams"` // parallel iperf3 streams
-	Gbps     float64 `json:"gbit_per_second"`
-	Retrans  int     `json:"retransmits,omitempty"`  // TCP segments the senders retransmitted
-	LostPct  float64 `json:"lost_percent,omitempty"` // UDP datagrams lost on the way or at the receiver
-	CPUSec   float64 `json:"dut_cpu_seconds,omitempty"`
-	KernelRx uint64  `json:"dut_rx_ring_drops,omitempty"` // fastnat: frames the kernel dropped at its full rx rings
+	DUT     string  `json:"dut"`
+	Proto   string  `json:"proto"`   // "tcp" or "udp"
+	Streams int     `json:"streams"` // parallel iperf3 streams
+	Gbps    float64 `json:"gbit_per_second"`
+	Retrans int     `json:"retransmits,omitempty"`  // TCP segments the senders retransmitted
+	LostPct float64 `json:"lost_percent,omitempty"` // UDP datagrams lost on the way or at the receiver
+	// RcvbufDrops counts the UDP datagrams the receiving host itself
+	// dropped, its iperf3 socket's buffer full (the namespace's
+	// UdpRcvbufErrors): part of LostPct that the NAT delivered.
+	RcvbufDrops uint64  `json:"receiver_buffer_drops,omitempty"`
+	CPUSec      float64 `json:"dut_cpu_seconds,omitempty"`
+	KernelRx    uint64  `json:"dut_rx_ring_drops,omitempty"` // fastnat: frames the kernel dropped at its full rx rings
 }
 
 // TCPReport is the outcome of RunTCP.
@@ -181,12 +185,16 @@ func tcpOnDUT(ctx context.Context, cfg TCPConfig, dut DUT, round int) ([]TCPResu
 		fmt.Fprintf(cfg.Progress, "%s, round %d: %s, %d streams... ", dut.Name, round+1, proto, streams)
 		before := dutCPU(run.PID)
 		drops0 := fastnatRxDrops(ctx, cfg.FastnatBinary, topo, run.PID)
+		rcvbuf0 := udpRcvbufErrors(ctx, topo.Client)
 		r, err := iperf(ctx, topo.Server, proto, streams, cfg)
 		if err != nil {
 			fmt.Fprintln(cfg.Progress, "failed")
 			return err
 		}
 		r.DUT = dut.Name
+		if proto == "udp" {
+			r.RcvbufDrops = udpRcvbufErrors(ctx, topo.Client) - rcvbuf0
+		}
 		if run.PID != 0 {
 			r.CPUSec = (dutCPU(run.PID) - before).Seconds()
 			r.KernelRx = fastnatRxDrops(ctx, cfg.FastnatBinary, topo, run.PID) - drops0
@@ -211,6 +219,35 @@ func tcpOnDUT(ctx context.Context, cfg TCPConfig, dut DUT, round int) ([]TCPResu
 		}
 	}
 	return out, nil
+}
+
+// udpRcvbufErrors reads namespace ns's UdpRcvbufErrors from
+// /proc/net/snmp: the datagrams its sockets dropped because the receiving
+// application left their buffers full. 0 when it cannot be read.
+func udpRcvbufErrors(ctx context.Context, ns string) uint64 {
+	b, err := testnet.Run(ctx, ns, "cat", "/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, name := range names {
+			if name == "RcvbufErrors" && i < len(f) {
+				n, _ := strconv.ParseUint(f[i], 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	return 0
 }
 
 // iperf runs one iperf3 client in namespace ns to the outside client.
@@ -267,7 +304,7 @@ func (r *TCPReport) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tdut\tGbit/s\tvs kernel\tretransmits\tUDP lost %\tDUT CPU s\trx ring drops\t")
+	fmt.Fprintln(tw, "case\tdut\tGbit/s\tvs kernel\tretransmits\tUDP lost %\treceiver drops\tDUT CPU s\trx ring drops\t")
 	kernel := map[string]float64{}
 	for _, x := range r.Results {
 		if x.DUT == DUTKernel {
@@ -279,7 +316,7 @@ func (r *TCPReport) WriteTable(w io.Writer) error {
 		if k := kernel[x.caseName()]; k > 0 && x.DUT != DUTKernel {
 			ratio = fmt.Sprintf("%.2fx", x.Gbps/k)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%d\t%.2f\t%.1f\t%d\t\n", x.caseName(), x.DUT, x.Gbps, ratio, x.Retrans, x.LostPct, x.CPUSec, x.KernelRx)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%d\t%.2f\t%d\t%.1f\t%d\t\n", x.caseName(), x.DUT, x.Gbps, ratio, x.Retrans, x.LostPct, x.RcvbufDrops, x.CPUSec, x.KernelRx)
 	}
 	return tw.Flush()
 }

@@ -114,7 +114,8 @@ var benchTCPCommand = &cli.Command{
 	About: "One veth topology per device under test; an iperf3 server on the outside host, iperf3 clients on " +
 		"the inside host sending out through each NAT's nat outbound rule: TCP with each --streams count and, " +
 		"unless --udp-rate is 0, UDP. Reports Gbit/s received, fastnat's ratio to the kernel, TCP " +
-		"retransmissions, UDP loss, the DUT's CPU time and the frames the kernel dropped at fastnat's full rx " +
+		"retransmissions, UDP loss and how much of it the receiving host's own socket dropped (its " +
+		"UdpRcvbufErrors), the DUT's CPU time and the frames the kernel dropped at fastnat's full rx " +
 		"rings. Needs iperf3 (scripts/setup.sh installs it).",
 	Flags: func(fs *flag.FlagSet) cli.Run {
 		cfg := bench.TCPConfig{}
