@@ -2,10 +2,10 @@ package flowtable
 
 import (
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestCountersExactAcrossSpills counts thousands of packets of every size
@@ -201,13 +201,18 @@ func TestGracePeriodUnderChurn(t *testing.T) {
 		}
 		nid, ngen, res := tb.Insert(testSession(uint64(i)), 0, 60, 0)
 		if res != Inserted {
-			// Every other slot waits for a worker's grace period: retry,
-			// yielding so that a worker the scheduler parked inside a poll
-			// (holding the old token) runs and leaves it; a spinning
-			// writer would wait for preemption instead, 10 ms a round on
-			// a loaded machine.
+			// Every other slot waits for a worker's grace period: retry
+			// after a short sleep, so that a worker the scheduler parked
+			// inside a poll (holding the old token) runs and leaves it.
+			// Neither spinning nor runtime.Gosched will do: a yielding
+			// writer goes to the global run queue, where its own P finds
+			// it again at once instead of stealing the parked worker from
+			// the other P, whose running worker, inside the race
+			// detector's runtime most of the time, may not be preempted
+			// for minutes — the test hung under -race on a loaded machine.
+			// A sleeping writer leaves its P idle, and an idle P steals.
 			for res == ErrFull && !stop.Load() {
-				runtime.Gosched()
+				time.Sleep(20 * time.Microsecond)
 				nid, ngen, res = tb.Insert(testSession(uint64(i)), 0, 60, 0)
 			}
 		}
