@@ -265,7 +265,6 @@ func (h *Hub) drainAll(buf []Event) {
 // many events it moved. Each ring gives at most a few batches per pass,
 // so that a busy producer does not starve the others.
 func (h *Hub) drain(buf []Event) int {
-	outs := *h.outlets.Load()
 	total := 0
 	for _, r := range h.rings {
 		for range 4 {
@@ -274,7 +273,11 @@ func (h *Hub) drain(buf []Event) int {
 				break
 			}
 			total += n
-			fanOut(outs, buf[:n])
+			// The outlets are loaded after the Pop, not once before the
+			// pass: an event pushed after a Subscribe returned must reach
+			// that subscription, and a list loaded before the Pop could
+			// predate it (a subscriber then missed its first events).
+			fanOut(*h.outlets.Load(), buf[:n])
 			if n < len(buf) {
 				break
 			}
