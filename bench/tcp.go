@@ -185,7 +185,7 @@ func tcpOnDUT(ctx context.Context, cfg TCPConfig, dut DUT, round int) ([]TCPResu
 		fmt.Fprintf(cfg.Progress, "%s, round %d: %s, %d streams... ", dut.Name, round+1, proto, streams)
 		before := dutCPU(run.PID)
 		drops0 := fastnatRxDrops(ctx, cfg.FastnatBinary, topo, run.PID)
-		rcvbuf0 := udpRcvbufErrors(ctx, topo.Client)
+		rcvbuf0, rcvbufErr := testnet.UDPRcvbufErrors(topo.Client)
 		r, err := iperf(ctx, topo.Server, proto, streams, cfg)
 		if err != nil {
 			fmt.Fprintln(cfg.Progress, "failed")
@@ -193,7 +193,9 @@ func tcpOnDUT(ctx context.Context, cfg TCPConfig, dut DUT, round int) ([]TCPResu
 		}
 		r.DUT = dut.Name
 		if proto == "udp" {
-			r.RcvbufDrops = udpRcvbufErrors(ctx, topo.Client) - rcvbuf0
+			if n, err := testnet.UDPRcvbufErrors(topo.Client); err == nil && rcvbufErr == nil {
+				r.RcvbufDrops = n - rcvbuf0
+			}
 		}
 		if run.PID != 0 {
 			r.CPUSec = (dutCPU(run.PID) - before).Seconds()
@@ -219,35 +221,6 @@ func tcpOnDUT(ctx context.Context, cfg TCPConfig, dut DUT, round int) ([]TCPResu
 		}
 	}
 	return out, nil
-}
-
-// udpRcvbufErrors reads namespace ns's UdpRcvbufErrors from
-// /proc/net/snmp: the datagrams its sockets dropped because the receiving
-// application left their buffers full. 0 when it cannot be read.
-func udpRcvbufErrors(ctx context.Context, ns string) uint64 {
-	b, err := testnet.Run(ctx, ns, "cat", "/proc/net/snmp")
-	if err != nil {
-		return 0
-	}
-	var names []string
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, name := range names {
-			if name == "RcvbufErrors" && i < len(f) {
-				n, _ := strconv.ParseUint(f[i], 10, 64)
-				return n
-			}
-		}
-		return 0
-	}
-	return 0
 }
 
 // iperf runs one iperf3 client in namespace ns to the outside client.

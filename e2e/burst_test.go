@@ -3,9 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,35 +138,12 @@ func TestFastnatEventBurst(t *testing.T) {
 	}
 }
 
-// udpRcvbufErrors reads the UDP receive-buffer overflows of namespace ns
-// (/proc/net/snmp, which is per namespace: read from a thread in ns).
+// udpRcvbufErrors reads the UDP receive-buffer overflows of namespace ns.
 func udpRcvbufErrors(t *testing.T, ns string) uint64 {
 	t.Helper()
-	var b []byte
-	if err := testnet.Do(ns, func() error {
-		var err error
-		b, err = os.ReadFile("/proc/thread-self/net/snmp")
-		return err
-	}); err != nil {
+	n, err := testnet.UDPRcvbufErrors(ns)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == "RcvbufErrors" && i < len(f) {
-				v, _ := strconv.ParseUint(f[i], 10, 64)
-				return v
-			}
-		}
-	}
-	t.Fatalf("no Udp RcvbufErrors in /proc/net/snmp:\n%s", b)
-	return 0
+	return n
 }

@@ -315,7 +315,7 @@ func (e *Engine) claim(c *compiled, rule *outboundRule, class int, src uint32, s
 // (RFC 6056 randomization, no shared lock). On failure the address is
 // still the one whose ports ran out.
 func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32, sport uint16) (uint32, uint16, bool) {
-	i := int(mix32(src) % uint32(len(rule.pool)))
+	i := rule.pairedIndex(src)
 	addr := rule.pool[i]
 	spaces := rule.spaces[i].Load()
 	if spaces == nil {
@@ -337,6 +337,12 @@ func (e *Engine) allocate(c *compiled, rule *outboundRule, class int, src uint32
 	return addr, port, ok
 }
 
+// pairedIndex is the position in rule's pool of the address inside host
+// src always appears as ("paired" pooling, RFC 4787 REQ-2).
+func (r *outboundRule) pairedIndex(src uint32) int {
+	return int(mix32(src) % uint32(len(r.pool)))
+}
+
 // prefetchClaim starts loading, as a creation from inside begins, what
 // a claim from the pool of src's outbound rule (allocate) would wait
 // for: the port bitmap's words and the public map's slots of both ports
@@ -352,7 +358,7 @@ func (e *Engine) prefetchClaim(c *compiled, src uint32, sport uint16, class int)
 	if rule == nil || rule.blocks != nil || rule.det != nil || len(rule.pool) == 0 {
 		return
 	}
-	i := int(mix32(src) % uint32(len(rule.pool)))
+	i := rule.pairedIndex(src)
 	spaces := rule.spaces[i].Load()
 	if spaces == nil {
 		return
@@ -664,7 +670,7 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		r.Verdict = DropNoRule
 		return
 	}
-	first := int(mix32(t.SrcAddr) % uint32(len(rule.pool)))
+	first := rule.pairedIndex(t.SrcAddr)
 	if rule.det != nil {
 		a, _, _, _ := rule.det.Forward(t.SrcAddr)
 		for i, pa := range rule.pool {

@@ -125,7 +125,7 @@ func (c *compiled) explainSNAT(d *Decision, class int) bool {
 				continue
 			}
 			d.Outbound, d.PortLo, d.PortHi, d.EndpointIndependent = i, rule.lo, rule.hi, rule.eim
-			x.SrcAddr = rule.pool[int(mix32(x.SrcAddr)%uint32(len(rule.pool)))]
+			x.SrcAddr = rule.pool[rule.pairedIndex(x.SrcAddr)]
 			if x.SrcPort < rule.lo || x.SrcPort > rule.hi || c.reserved(x.SrcAddr, class, x.SrcPort) {
 				x.SrcPort = 0 // from the range; which one, only the running NAT knows
 			}

@@ -275,10 +275,7 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 // leaves those it finds out of window to tcpStep, which drops them.
 func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 	if (s|r)&trLiberal == 0 {
-		var w uint32
-		if r&trInit != 0 {
-			w = trWin(r)
-		}
+		w := peerWindow(r)
 		sent := trEnd(s)
 		if before(end, sent-w) || before(sent+w, seq) {
 			return s, false
@@ -303,11 +300,16 @@ func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 // receiver's window: after the sender's end plus the largest window the
 // receiver advertised (trackSeg's upper bound).
 func beyondWindow(s, r uint64, seq uint32) bool {
-	var w uint32
-	if r&trInit != 0 {
-		w = trWin(r)
+	return before(trEnd(s)+peerWindow(r), seq)
+}
+
+// peerWindow is the largest window the receiver whose word is r has
+// advertised, 0 before its tracking began.
+func peerWindow(r uint64) uint32 {
+	if r&trInit == 0 {
+		return 0
 	}
-	return before(trEnd(s)+w, seq)
+	return trWin(r)
 }
 
 // tcpOver reports whether a connection in state st is over: reset, or

@@ -195,9 +195,12 @@ func (b IPv4) RecordRoute(addr uint32) bool {
 			return false
 		}
 		if opts[i] == OptRecordRoute {
+			if n < 3 {
+				return false // malformed: no pointer
+			}
 			o := opts[i : i+n]
 			ptr := int(o[2]) // 1-based offset of the next free slot
-			if n < 3 || ptr < 4 || ptr+3 > n {
+			if ptr < 4 || ptr+3 > n {
 				return false // full (or malformed)
 			}
 			binary.BigEndian.PutUint32(o[ptr-1:], addr)

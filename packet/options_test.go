@@ -72,4 +72,12 @@ func TestRecordRoute(t *testing.T) {
 	if IPv4(rrHeader(t, 0, 0)).RecordRoute(1) {
 		t.Fatal("recorded in an option without slots")
 	}
+	// A Record Route option two bytes long has no pointer: left alone,
+	// not read past its end.
+	short := IPv4(make([]byte, 24))
+	short[0] = 0x46
+	copy(short[20:], []byte{OptRecordRoute, 2, OptEnd, OptEnd})
+	if short.RecordRoute(1) {
+		t.Fatal("recorded in an option without a pointer")
+	}
 }

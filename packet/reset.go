@@ -35,7 +35,6 @@ func BuildTCPReset(frame []byte, l3, l4, end int, id uint16) int {
 	out[ipProto] = ProtoTCP
 	binary.BigEndian.PutUint32(out[ipSrc:], dst)
 	binary.BigEndian.PutUint32(out[ipDst:], src)
-	out.SetChecksum(0)
 	out.SetChecksum(out.CalculateChecksum())
 
 	t := out[IPv4MinLen:]

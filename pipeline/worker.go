@@ -572,10 +572,10 @@ func (w *Worker) queueCached(frames []Frame, fwd []nat.Forwarded, now flowtable.
 	return len(frames)
 }
 
-// parseRest sorts the frames of a burst into kinds: those of the common
-// shape are kindCommon, the rest are parsed with Parse; the keys of
-// those to be looked up go to keys[nk:], in arrival order. It returns
-// the new number of keys.
+// parseRest parses with Parse the frames of a burst that
+// ParseCommonBurst left (common[i] false), sorting them into kinds; the
+// keys of those to be looked up go to keys[nk:], in arrival order. It
+// returns the new number of keys.
 func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []packet.Tuple, nk int) int {
 	for i := range frames {
 		if common[i] {
