@@ -393,9 +393,14 @@ func (e *Engine) ForwardCommonBurst(frames []packet.Frame, hits []flowtable.Hit,
 		if s&trInit == 0 {
 			return i
 		}
-		n := int(ip.TotalLength())
+		n, hl := int(ip.TotalLength()), tcp.HeaderLen()
+		if !packet.CommonTCPPlainOptions(frame, hl) {
+			// SACK blocks (or options in a layout of their own), which
+			// tcpStep reads for the acknowledgment check.
+			return i
+		}
 		seq := tcp.Seq()
-		next, in := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-tcp.HeaderLen()), uint32(tcp.Window()), false)
+		next, in := trackSeg(s, tb.Track(hit.ID, d^1), seq, seq+uint32(n-packet.IPv4MinLen-hl), tcp.Ack(), uint32(tcp.Window()), false)
 		if !in {
 			return i
 		}
@@ -444,7 +449,7 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 		return false
 	}
 	var g tcpSeg
-	readSeg(frame, p, &g)
+	readSeg(frame, p, &g, h.Flags()&flagALG != 0)
 	st, class, next, v := tcpStep(state, track, dir, &g)
 	const synBits = packet.FlagSYN | packet.FlagACK | packet.FlagRST
 	switch {

@@ -56,6 +56,8 @@ func TCPStateName(state uint8) string {
 //	bit  60      init: d's SYN (or first segment) has been seen
 //	bit  61      d's SYN carried the Window Scale option
 //	bit  62      liberal: d's tracking was resynchronised mid-connection
+//	bit  63      open: d's last new data came in a fragmented segment, whose
+//	             end past its first fragment fastnat did not see
 //
 // Each word is written only for packets of its own direction (except
 // when a reopening SYN clears the other), which is one worker in
@@ -70,6 +72,12 @@ const (
 	trInit       = 1 << 60
 	trWS         = 1 << 61
 	trLiberal    = 1 << 62
+	trOpen       = 1 << 63
+
+	// maxAckWindow is the least distance an acknowledgment may lag behind
+	// what its receiver has sent: conntrack's MAXACKWINDOW, the larger of
+	// the sender's largest window and 66000 bytes.
+	maxAckWindow = 66000
 )
 
 func trEnd(w uint64) uint32 { return uint32(w) }
@@ -91,20 +99,43 @@ func before(a, b uint32) bool { return int32(a-b) < 0 }
 type tcpSeg struct {
 	flags    uint8
 	seq, ack uint32
+	sack     uint32 // the highest of ack and the right edges of its SACK blocks
 	win      uint32 // the window field, unscaled
 	len      uint32 // payload bytes
 	ws       uint8  // Window Scale shift, if wsOK (SYN segments only)
 	wsOK     bool
+	frag     bool // a first fragment: the segment goes on past len
+	ackFree  bool // the acknowledgment is in another space than the words: not checked
 }
 
-func readSeg(frame []byte, p *packet.Parsed, g *tcpSeg) {
+// readSeg reads segment g from a parsed frame. The acknowledgment of a
+// segment on a control connection the FTP ALG corrects (alg) is left
+// unchecked: the ALG shifts the sequence numbers of what it rewrites
+// after the tracker has seen them, so the receiver acknowledges numbers
+// its sender's tracking word never held (conntrack takes its seqadj
+// offset off first; the ALG's corrections live in the ALG).
+func readSeg(frame []byte, p *packet.Parsed, g *tcpSeg, alg bool) {
 	t := packet.TCP(frame[p.L4:p.End])
 	g.flags, g.seq, g.ack, g.win = p.TCPFlags, t.Seq(), t.Ack(), uint32(t.Window())
+	g.sack = t.SACKRight(g.ack)
 	g.len = uint32(p.End - p.Payload)
+	g.frag, g.ackFree = p.Frag.More, alg
 	g.ws, g.wsOK = 0, false
 	if g.flags&packet.FlagSYN != 0 {
 		g.ws, g.wsOK = t.WindowScale()
 	}
+}
+
+// ackTo is what a segment acknowledges of the data of a receiver whose
+// word is r, as the tracker checks it: its highest SACK edge, or
+// receiver's end itself (which every check passes) when it has no ACK,
+// is a RST with a zero acknowledgment (conntrack's "broken stacks"), or
+// its acknowledgment is not checked (ackFree).
+func (g *tcpSeg) ackTo(r uint64) uint32 {
+	if g.flags&packet.FlagACK == 0 || g.ackFree || g.ack == 0 && g.flags&packet.FlagRST != 0 {
+		return trEnd(r)
+	}
+	return g.sack
 }
 
 // synWord is the tracking word of the direction that sent SYN segment g
@@ -224,16 +255,20 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 		}
 	default:
 		var in bool
-		if s, in = trackSeg(s, r, g.seq, end, g.win, rst); !in {
-			if rst || fin || beyondWindow(tr[d], r, g.seq) {
-				return st, timeoutClass(st), tr, DropTCPOutOfWindow
+		if s, in = trackSeg(s, r, g.seq, end, g.ackTo(r), g.win, rst); !in {
+			if v := offWindow(tr[d], r, g.seq, end, g.ackTo(r), rst || fin); v != Forward {
+				return st, timeoutClass(st), tr, v
 			}
-			// Behind the window: an old duplicate, which its receiver
-			// answers with an ACK. Conntrack lets these through
-			// untracked (NFCT_TCP_IGNORE), lest a connection whose
-			// tracking fell behind stall; it changes nothing.
+			// Behind the window, or acknowledging data long
+			// acknowledged: an old duplicate, which its receiver answers
+			// with an ACK. Conntrack lets these through untracked
+			// (NFCT_TCP_IGNORE), lest a connection whose tracking fell
+			// behind stall; it changes nothing.
 			return st, timeoutClass(st), tr, Forward
 		}
+	}
+	if g.frag && s&trInit != 0 {
+		s |= trOpen
 	}
 
 	fins, alive := st&tcpFins, st&tcpAlive
@@ -263,27 +298,26 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 }
 
 // trackSeg is the tracker's step for a segment from seq to end (its
-// sequence space, SYN and FIN counted) advertising window win (the field,
-// unscaled), sent by a direction whose tracking has begun (s has trInit)
-// to a peer whose word is r: unless either is liberal, the segment must
-// lie in the receiver's window (see tcpStep), and when it does not,
+// sequence space, SYN and FIN counted) acknowledging up to ack (its
+// highest SACK edge, see tcpSeg.ackTo) and advertising window win (the
+// field, unscaled), sent by a direction whose tracking has begun (s has
+// trInit) to a peer whose word is r: unless either is liberal, the
+// segment must lie in the receiver's window and its acknowledgment in
+// the acknowledgment window (see tcpStep), and when it does not,
 // trackSeg returns s unchanged and false. Otherwise it returns s moved on
 // to end and, but for a RST, to the larger of its window and this one.
 // tcpStep takes this path for every segment but a SYN's and those of a
 // direction not tracked yet; the established-flow fast path
 // (Engine.ForwardCommonBurst) calls it for the segments it takes, and
 // leaves those it finds out of window to tcpStep, which drops them.
-func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
-	if (s|r)&trLiberal == 0 {
-		w := peerWindow(r)
-		sent := trEnd(s)
-		if before(end, sent-w) || before(sent+w, seq) {
-			return s, false
-		}
-	}
+func trackSeg(s, r uint64, seq, end, ack, win uint32, rst bool) (uint64, bool) {
 	sent, mw := trEnd(s), trWin(s)
+	if (s|r)&trLiberal == 0 && (!seqInWindow(s, r, seq, end) || !ackInWindow(r, ack, mw)) {
+		return s, false
+	}
 	if before(sent, end) {
 		sent = end
+		s &^= trOpen
 	}
 	if !rst {
 		scale := uint8(0)
@@ -295,12 +329,50 @@ func trackSeg(s, r uint64, seq, end, win uint32, rst bool) (uint64, bool) {
 	return trWith(s, sent, mw), true
 }
 
-// beyondWindow reports whether a segment starting at seq, sent by the
-// direction whose word is s to a peer whose word is r, starts beyond the
-// receiver's window: after the sender's end plus the largest window the
-// receiver advertised (trackSeg's upper bound).
-func beyondWindow(s, r uint64, seq uint32) bool {
-	return before(trEnd(s)+peerWindow(r), seq)
+// seqInWindow reports whether a segment from seq to end, sent by the
+// direction whose word is s to a peer whose word is r, lies in the
+// receiver's window: it ends no earlier than the sender's end minus the
+// largest window the receiver advertised, and starts no later than the
+// sender's end plus it.
+func seqInWindow(s, r uint64, seq, end uint32) bool {
+	w := peerWindow(r)
+	sent := trEnd(s)
+	return !before(end, sent-w) && !before(sent+w, seq)
+}
+
+// ackInWindow reports whether ack, sent by a direction whose largest
+// window is mw to a receiver whose word is r, lies in the acknowledgment
+// window conntrack's tcp_in_window allows: no later than the receiver's
+// end (what it has sent), and no earlier than that end less the larger
+// of mw and maxAckWindow. One compare: the distance back from the upper
+// bound, unsigned, is at most the window's width. A receiver whose
+// tracking has not begun, or whose end is not known (trOpen), passes.
+func ackInWindow(r uint64, ack, mw uint32) bool {
+	m := max(mw, maxAckWindow)
+	return r&(trInit|trOpen) != trInit || trEnd(r)-ack <= m
+}
+
+// offWindow is the verdict on a segment trackSeg found outside the
+// windows (the arguments as trackSeg's, closing for a RST or FIN):
+// DropTCPOutOfWindow when it starts beyond the receiver's window,
+// DropTCPAckWindow when it acknowledges data the receiver has not sent,
+// and, for a segment that lies behind (ends behind the window, or
+// acknowledges data acknowledged long since), DropTCPOutOfWindow or
+// DropTCPAckWindow for a RST or FIN and Forward, untracked, for others.
+// Conntrack's order: SEQ over the upper bound, ACK over it, SEQ under the
+// lower bound, ACK under it.
+func offWindow(s, r uint64, seq, end, ack uint32, closing bool) Verdict {
+	switch {
+	case before(trEnd(s)+peerWindow(r), seq):
+		return DropTCPOutOfWindow
+	case r&(trInit|trOpen) == trInit && before(trEnd(r), ack):
+		return DropTCPAckWindow
+	case !closing:
+		return Forward
+	case !seqInWindow(s, r, seq, end):
+		return DropTCPOutOfWindow
+	}
+	return DropTCPAckWindow
 }
 
 // peerWindow is the largest window the receiver whose word is r has

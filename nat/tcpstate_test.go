@@ -31,7 +31,7 @@ func ws(shift uint8) tcpSeg { return tcpSeg{ws: shift, wsOK: true} }
 
 // seg builds a segment; opt carries ws/wsOK from ws().
 func seg(flags uint8, seq, ack, win, n uint32, opt ...tcpSeg) tcpSeg {
-	g := tcpSeg{flags: flags, seq: seq, ack: ack, win: win, len: n}
+	g := tcpSeg{flags: flags, seq: seq, ack: ack, sack: ack, win: win, len: n}
 	if len(opt) > 0 {
 		g.ws, g.wsOK = opt[0].ws, opt[0].wsOK
 	}

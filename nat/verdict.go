@@ -25,6 +25,7 @@ const (
 	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
 	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or from outside with a public address of the NAT's own as its source
 	DropTCPBadFlags                    // TCP segment of a tracked connection with flags no stack sends (NULL, FIN without ACK, SYN with RST, XMAS, ...)
+	DropTCPAckWindow                   // TCP segment acknowledging data its receiver has not sent, or (a RST or FIN) data acknowledged long since: state unchanged
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -48,6 +49,7 @@ var verdictNames = [NumVerdicts]string{
 	"hairpin_filtered",
 	"martian",
 	"tcp_bad_flags",
+	"tcp_ack_out_of_window",
 	"frag_held",
 }
 

@@ -25,7 +25,7 @@ var hotInlinable = []string{
 	"UDP.SrcPort", "UDP.DstPort", "UDP.SetSrcPortRaw", "UDP.SetDstPortRaw", "UDP.Checksum", "UDP.SetChecksum",
 	"ICMP.Type", "ICMP.ID", "ICMP.SetID", "ICMP.SetIDRaw", "ICMP.Checksum", "ICMP.SetChecksum",
 	"(*Parsed).IPv4", "(*Parsed).TCP", "(*Parsed).UDP", "(*Parsed).ICMP", "Frag.IsFragment",
-	"TranslateCommonIPv4", "TranslateCommonUDP", "TranslateCommonTCP", "CommonTCP", "CommonIPv4",
+	"TranslateCommonIPv4", "TranslateCommonUDP", "TranslateCommonTCP", "CommonTCP", "CommonIPv4", "CommonTCPPlainOptions",
 }
 
 func TestHotFunctionsInlinable(t *testing.T) {

@@ -2,10 +2,14 @@ package packet
 
 import "encoding/binary"
 
-// The Timestamps option (RFC 7323 3).
+// The Timestamps option (RFC 7323 3), and its layout behind two NOPs
+// (RFC 7323 Appendix A) that stacks send on every segment: the first
+// word of that layout, and its length.
 const (
-	tcpOptTimestamp = 8
-	tcpOptTSLen     = 10
+	tcpOptTimestamp  = 8
+	tcpOptTSLen      = 10
+	tcpTSAlignedWord = tcpOptNOP<<24 | tcpOptNOP<<16 | tcpOptTimestamp<<8 | tcpOptTSLen
+	tcpTSAlignedLen  = 12
 )
 
 // Timestamps returns the TSval and TSecr of the segment's Timestamps
@@ -16,6 +20,52 @@ func (t TCP) Timestamps() (val, ecr uint32, ok bool) {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint32(t[at:]), binary.BigEndian.Uint32(t[at+4:]), true
+}
+
+// The SACK option (RFC 2018 3): kind, length, then blocks of a left and
+// a right edge, 32 bits each.
+const (
+	tcpOptSACK      = 5
+	tcpSACKBlockLen = 8
+)
+
+// SACKRight returns the highest of ack and the right edges of the
+// segment's SACK blocks (RFC 2018 3), in sequence space (RFC 9293 3.4):
+// the most the segment claims its sender has received, which Linux
+// conntrack bounds by what the receiver sent. A SACK option of a length
+// no block count fits is skipped; a malformed list ends the walk. A
+// header without options, or with the Timestamps option alone in its
+// usual NOP-NOP-aligned place, is answered without a walk.
+func (t TCP) SACKRight(ack uint32) uint32 {
+	opts := t.Options()
+	if len(opts) == 0 || len(opts) == tcpTSAlignedLen && binary.BigEndian.Uint32(opts) == tcpTSAlignedWord {
+		return ack
+	}
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case tcpOptEnd:
+			return ack
+		case tcpOptNOP:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return ack
+		}
+		l := int(opts[i+1])
+		if l < 2 || i+l > len(opts) {
+			return ack
+		}
+		if opts[i] == tcpOptSACK && (l-2)%tcpSACKBlockLen == 0 {
+			for b := i + 2; b < i+l; b += tcpSACKBlockLen {
+				if right := binary.BigEndian.Uint32(opts[b+4:]); int32(right-ack) > 0 {
+					ack = right
+				}
+			}
+		}
+		i += l
+	}
+	return ack
 }
 
 // Segment describes a TCP segment that WriteSegment builds from scratch:

@@ -129,5 +129,14 @@ func TranslateCommonTCP(h *CommonTCPHeaders, ports uint32, l4 Delta) {
 // TCP, without its options.
 func CommonTCP(h *CommonTCPHeaders) TCP { return TCP(h[CommonL4:]) }
 
+// CommonTCPPlainOptions reports whether the TCP header of a frame
+// ParseCommon accepted as TCP, hdrLen bytes long (TCP.HeaderLen), has no
+// options, or the Timestamps option alone behind two NOPs, the layout
+// stacks send (RFC 7323 Appendix A): nothing TCP.SACKRight would read.
+func CommonTCPPlainOptions(frame []byte, hdrLen int) bool {
+	return hdrLen == TCPMinLen || hdrLen == TCPMinLen+tcpTSAlignedLen &&
+		binary.BigEndian.Uint32(frame[CommonL4+TCPMinLen:]) == tcpTSAlignedWord
+}
+
 // CommonIPv4 returns the IPv4 header of a frame ParseCommon accepted.
 func CommonIPv4(h *CommonHeaders) IPv4 { return IPv4(h[EthernetLen:CommonL4]) }
