@@ -176,16 +176,21 @@ type forgery struct {
 	// off is how far from the peer's next sequence number: at least
 	// 2^30 ahead (1) or behind (-1), at random, or at it (0).
 	off int
+	// ackOff is added to the peer's acknowledgment number (with ACK).
+	ackOff uint32
 }
 
-// forgeries: data far ahead of the window and a XMAS segment (FIN|PSH|URG
-// without ACK) at it, which conntrack marks INVALID and fastnat drops;
-// and data far behind it, an old duplicate to the receiver, which
-// conntrack (Linux 6.1 on) lets through untracked and so does fastnat.
+// forgeries: data far ahead of the window, a XMAS segment (FIN|PSH|URG
+// without ACK) at it, and data at it acknowledging 1 MiB the inside host
+// never sent, which conntrack marks INVALID ("ACK is over upper bound")
+// and fastnat drops; and data far behind the window, an old duplicate to
+// the receiver, which conntrack (Linux 6.1 on) lets through untracked and
+// so does fastnat.
 var forgeries = []forgery{
-	{"data ahead of the window", "nat_tcp_out_of_window", layers.TCP{ACK: true, PSH: true}, true, 1},
-	{"XMAS", "nat_tcp_bad_flags", layers.TCP{FIN: true, PSH: true, URG: true}, false, 0},
-	{"data behind the window", "", layers.TCP{ACK: true, PSH: true}, true, -1},
+	{"data ahead of the window", "nat_tcp_out_of_window", layers.TCP{ACK: true, PSH: true}, true, 1, 0},
+	{"XMAS", "nat_tcp_bad_flags", layers.TCP{FIN: true, PSH: true, URG: true}, false, 0, 0},
+	{"data acknowledging data not sent", "nat_tcp_ack_out_of_window", layers.TCP{ACK: true, PSH: true}, true, 0, 1 << 20},
+	{"data behind the window", "", layers.TCP{ACK: true, PSH: true}, true, -1, 0},
 }
 
 // forge sends forgery f on connection c. For fastnat (counted not nil)
@@ -202,6 +207,11 @@ func forge(t *testing.T, c *forgeryConn, f forgery, counted func(name, reason st
 		var payload []byte
 		if f.data {
 			payload = marker
+		}
+		if f.ackOff != 0 {
+			forgedTCP := *seg.tcp
+			forgedTCP.Ack += f.ackOff
+			seg.tcp = &forgedTCP
 		}
 		sendForged(t, c.topo, seg, seq, f.flags, payload)
 		line := "before"

@@ -122,7 +122,7 @@ type validConn struct {
 	inside, fromServer func(flags uint8, seq uint32, win uint16, n int) []byte
 }
 
-func newValidConn(t *testing.T) *validConn {
+func newValidConn(t testing.TB) *validConn {
 	c := &validConn{g: newRig(t, testRules(t)), client: hostA + ":40000", server: remote + ":80",
 		cNext: 1000, sNext: 5000, cWin: 65535, sWin: 65535}
 	g := c.g

@@ -134,8 +134,14 @@ func CommonTCP(h *CommonTCPHeaders) TCP { return TCP(h[CommonL4:]) }
 // options, or the Timestamps option alone behind two NOPs, the layout
 // stacks send (RFC 7323 Appendix A): nothing TCP.SACKRight would read.
 func CommonTCPPlainOptions(frame []byte, hdrLen int) bool {
-	return hdrLen == TCPMinLen || hdrLen == TCPMinLen+tcpTSAlignedLen &&
-		binary.BigEndian.Uint32(frame[CommonL4+TCPMinLen:]) == tcpTSAlignedWord
+	if hdrLen == TCPMinLen {
+		return true
+	}
+	// Indexed, not sliced: one bounds check and a 32-bit load.
+	const at = CommonL4 + TCPMinLen
+	_ = frame[at+3]
+	return hdrLen == TCPMinLen+tcpTSAlignedLen &&
+		uint32(frame[at])<<24|uint32(frame[at+1])<<16|uint32(frame[at+2])<<8|uint32(frame[at+3]) == tcpTSAlignedWord
 }
 
 // CommonIPv4 returns the IPv4 header of a frame ParseCommon accepted.
