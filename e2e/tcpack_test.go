@@ -106,13 +106,13 @@ func forgedAckTransfer(t *testing.T, r router) {
 	case err := <-readErr:
 		t.Fatalf("inside host's read: %v", err)
 	}
-	counted(forgeries)
 	roundTrip(t, c.inside, c.outside, "after the transfer")
 	for _, fr := range c.insideCapture.Frames() {
 		if !fr.Outgoing && bytes.Contains(fr.Data, marker) {
 			t.Fatal("a forged segment reached the inside host")
 		}
 	}
+	counted(forgeries)
 }
 
 // recentPeerData returns the newest data segment the outside peer sent
