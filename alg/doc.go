@@ -62,7 +62,11 @@
 // direction's acknowledgement and SACK blocks are mapped back (a position
 // inside new text maps conservatively, never acknowledging more than was
 // received; a deleted command counts as received only once the client has
-// acknowledged the answer to it). Records are dropped only once the
+// acknowledged the answer to it). An acknowledgement that, mapped back,
+// lies beyond every byte (or FIN) the peer has sent is a forgery, which
+// the NAT's tracker cannot tell (it sees the numbers before the shift):
+// the segment is dropped (DropAckUnsent), as conntrack drops it with
+// nf_nat_ftp's offset taken off. Records are dropped only once the
 // receiver has acknowledged past them, so every correction point that may
 // still be retransmitted is kept — Linux keeps one, and two rewrites in
 // flight corrupt its stream. A retransmitted segment is rebuilt from the

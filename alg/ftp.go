@@ -97,12 +97,13 @@ const (
 	DropStale        // the session ended before the ALG saw the frame
 	DropReset        // a frame of a connection the ALG reset, needing no answer
 	DropRingFull     // the pipeline's: no room on the ring to the ALG
+	DropAckUnsent    // a segment acknowledging control-stream data its receiver has not sent
 	NumVerdicts
 )
 
 var verdictNames = [NumVerdicts]string{
 	"forward", "back", "alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission",
-	"alg_stale_session", "alg_reset_connection", "alg_ring_full",
+	"alg_stale_session", "alg_reset_connection", "alg_ring_full", "alg_ack_unsent",
 }
 
 // String returns a stable snake_case name, used as a drop-reason label.

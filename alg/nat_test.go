@@ -60,6 +60,17 @@ func newNATRig(tb testing.TB) *natRig {
 // diverted session, the ALG; it returns what leaves, decoded by gopacket.
 func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32, payload string) (seg, nat.Result) {
 	g.tb.Helper()
+	s, r, v := g.sendALG(from, src, dst, flags, seq, ack, payload)
+	if r.Verdict == nat.Forward && v != Forward {
+		g.tb.Fatalf("alg verdict %v", v)
+	}
+	return s, r
+}
+
+// sendALG is send that returns the ALG's verdict (Forward for a frame
+// the NAT dropped or did not divert) rather than fail on a drop.
+func (g *natRig) sendALG(from nat.Side, src, dst string, flags int, seq, ack uint32, payload string) (seg, nat.Result, Verdict) {
+	g.tb.Helper()
 	b := testutil.TCP(g.tb, src, dst, flags, seq, ack, []byte(payload))
 	fr := make([]byte, len(b), frameSize)
 	copy(fr, b)
@@ -70,18 +81,74 @@ func (g *natRig) send(from nat.Side, src, dst string, flags int, seq, ack uint32
 	var r nat.Result
 	g.eng.Process(fr, &p, from, g.now, &r)
 	if r.Verdict != nat.Forward {
-		return seg{}, r
+		return seg{}, r, Forward
 	}
 	n := len(fr)
 	if r.Divert {
 		it := Item{Buf: fr, Session: r.Session, Gen: r.Gen, Dir: r.Dir}
 		g.ftp.Process(&it, g.now)
 		if it.Verdict != Forward {
-			g.tb.Fatalf("alg verdict %v", it.Verdict)
+			return seg{}, r, it.Verdict
 		}
 		n = len(it.Buf)
 	}
-	return decodeSeg(g.tb, fr[:n]), r
+	return decodeSeg(g.tb, fr[:n]), r, Forward
+}
+
+// TestWithNATAckChecks: on a control connection whose EPRT the ALG
+// lengthened, the server acknowledges the client's stream as it got it,
+// past the end the NAT's tracker holds for the client: the NAT leaves
+// that acknowledgment to the ALG, which maps it back and passes it, as it
+// does one past the client's end in the NAT's space but within the
+// shifted end; one past what the client sent, in the server's shifted
+// space, is dropped and counted (alg_ack_unsent), as conntrack drops it
+// with nf_nat_ftp's offset taken off. Data from the client acknowledging
+// what the server never sent is the ALG's to drop too.
+func TestWithNATAckChecks(t *testing.T) {
+	g := newNATRig(t)
+	cli, srv := "10.77.0.5:40000", "198.18.1.1:21"
+	c, _ := g.send(nat.Inside, cli, srv, testutil.SYN, 100, 0, "")
+	g.send(nat.Outside, srv, c.src, testutil.SYN|testutil.ACK, 500, 101, "")
+	const eprt = "EPRT |1|10.77.0.5|50000|\r\n"
+	s, _ := g.send(nat.Inside, cli, srv, testutil.ACK, 101, 501, eprt)
+	if len(s.payload) <= len(eprt) {
+		t.Fatalf("EPRT not lengthened: %q", s.payload)
+	}
+	shiftedEnd := 101 + uint32(len(s.payload))
+	before := g.ftp.Stats().Total.AckUnsent
+	for _, tc := range []struct {
+		name string
+		ack  uint32
+		want Verdict
+	}{
+		{"one past the shifted end", shiftedEnd + 1, DropAckUnsent},
+		{"past the client's end in the NAT's space only", 101 + uint32(len(eprt)) + 1, Forward},
+		{"far past", shiftedEnd + 1<<20, DropAckUnsent},
+		{"at the shifted end", shiftedEnd, Forward},
+	} {
+		a, r, v := g.sendALG(nat.Outside, srv, c.src, testutil.ACK, 501, tc.ack, "")
+		if r.Verdict != nat.Forward || v != tc.want {
+			t.Errorf("%s (ack %d): NAT %v, ALG %v, want forward, %v", tc.name, tc.ack, r.Verdict, v, tc.want)
+			continue
+		}
+		if v == Forward && tc.ack == shiftedEnd && a.ack != 101+uint32(len(eprt)) {
+			t.Errorf("%s: ack passed on as %d, want %d", tc.name, a.ack, 101+len(eprt))
+		}
+	}
+	if n := g.ftp.Stats().Total.AckUnsent - before; n != 2 {
+		t.Errorf("ack_unsent counted %d, want 2", n)
+	}
+	if _, r, v := g.sendALG(nat.Inside, cli, srv, testutil.ACK|testutil.PSH, 101+uint32(len(eprt)), 502, "NOOP\r\n"); r.Verdict != nat.Forward || v != DropAckUnsent {
+		t.Errorf("client data acknowledging a byte the server never sent: NAT %v, ALG %v, want forward, %v", r.Verdict, v, DropAckUnsent)
+	}
+	if n := g.ftp.Stats().Total.AckUnsent - before; n != 3 {
+		t.Errorf("ack_unsent counted %d, want 3", n)
+	}
+	// The connection carries on.
+	a, _ := g.send(nat.Outside, srv, c.src, testutil.ACK|testutil.PSH, 501, shiftedEnd, "200 EPRT command successful.\r\n")
+	if a.ack != 101+uint32(len(eprt)) {
+		t.Errorf("reply's ack %d, want %d", a.ack, 101+len(eprt))
+	}
 }
 
 // TestWithNAT runs the case's four FTP modes through the real NAT: the

@@ -53,10 +53,20 @@ func (f *FTP) segment(it *Item, p *packet.Parsed, ss *session, now flowtable.Tim
 	// receiver got it, shifted by the peer's records: map them back into
 	// the peer's own sequence space.
 	if flags&packet.FlagACK != 0 {
-		st.answered(rawAck)
 		o := rawAck
 		if peer.nrec > 0 || peer.base != 0 {
 			o = peer.unshift(rawAck, false)
+		}
+		if peer.init && seqLT(peer.next, o) && (rawAck != 0 || flags&packet.FlagRST == 0) {
+			// It acknowledges bytes the peer never sent, in the peer's
+			// own space: the NAT's tracker leaves this check to the ALG,
+			// whose corrections it does not see (conntrack's
+			// tcp_in_window with its seqadj offset taken off).
+			f.count(ss, cAckUnsent, 1)
+			return len(buf), DropAckUnsent
+		}
+		st.answered(rawAck)
+		if peer.nrec > 0 || peer.base != 0 {
 			if hs := peer.holdStart(); peer.init && seqLT(hs, o) {
 				// Never past what the ALG has passed on: a record made for
 				// bytes a dropped segment carried (and that came again

@@ -26,6 +26,7 @@ type Counters struct {
 	ExpectUsed    uint64 // expectations matched by a data connection (noted by the NAT)
 	DeltaBytes    uint64 // total |length change| of the rewrites
 	TLS           uint64 // control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on
+	AckUnsent     uint64 // segments dropped: they acknowledge control-stream data the receiver has not sent
 }
 
 // EntryCounters are the counters of one port-mapping entry (-1: the
@@ -62,6 +63,7 @@ const (
 	cExpectUsed
 	cDeltaBytes
 	cTLS
+	cAckUnsent
 	numCounters
 )
 
@@ -77,6 +79,7 @@ func (c *counters) load() Counters {
 		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
 		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(), TLS: c[cTLS].Load(),
+		AckUnsent: c[cAckUnsent].Load(),
 	}
 }
 

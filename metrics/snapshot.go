@@ -307,13 +307,14 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"expectations_used", "Expectations matched by a data connection."},
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
 	{"tls", "Control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on."},
+	{"ack_unsent", "Segments dropped: they acknowledge control-stream data the receiver has not sent, after the ALG's corrections."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
-		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS}
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS, c.AckUnsent}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]

@@ -8,8 +8,9 @@
 // and a RST or FIN moves the state only inside it (RFC 5961 §3). What
 // falls outside is dropped and counted (DropTCPOutOfWindow), so a forger
 // off the path cannot end a connection, nor send data or ACKs beyond the
-// window through it; segments whose flags no stack sends are dropped too
-// (DropTCPBadFlags). A SYN on a connection that is over
+// window through it; a segment acknowledging data the other side has not
+// sent is dropped too (DropTCPAckWindow), as are segments whose flags no
+// stack sends (DropTCPBadFlags). A SYN on a connection that is over
 // (tcpOver) misses, and create ends the old session (reclaim) to make the
 // new connection a session of its own, as conntrack replaces a TIME_WAIT
 // entry: what is kept by session — the ALG's stream above all — never

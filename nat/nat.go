@@ -315,8 +315,10 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // of a session neither held (hairpin filtering) nor diverted to the ALG,
 // whose TTL is above 1 and which, for TCP, carries ACK and no SYN, FIN
 // or RST, belongs to an ESTABLISHED connection whose sender's tracking
-// has begun and lies in the receiver's window (so that the tracker's
-// step is trackSeg and leaves the state as it is). For such a packet it
+// has begun, lies in the receiver's window and acknowledges within the
+// acknowledgment window, and carries no options but, perhaps, the
+// Timestamps option behind two NOPs (no SACK blocks, which tcpStep reads)
+// — so that the tracker's step is trackSeg and leaves the state as it is. For such a packet it
 // does what ProcessLooked would — translates it, Touches the session,
 // moves the sender's TCP tracking word — and returns the side the packet
 // leaves by and its translated destination address. For every other

@@ -112,8 +112,9 @@ type tcpSeg struct {
 // segment on a control connection the FTP ALG corrects (alg) is left
 // unchecked: the ALG shifts the sequence numbers of what it rewrites
 // after the tracker has seen them, so the receiver acknowledges numbers
-// its sender's tracking word never held (conntrack takes its seqadj
-// offset off first; the ALG's corrections live in the ALG).
+// its sender's tracking word never held. Conntrack takes its seqadj
+// offset off first; fastnat's corrections live in the ALG, which checks
+// the acknowledgment in the sender's own space (alg.DropAckUnsent).
 func readSeg(frame []byte, p *packet.Parsed, g *tcpSeg, alg bool) {
 	t := packet.TCP(frame[p.L4:p.End])
 	g.flags, g.seq, g.ack, g.win = p.TCPFlags, t.Seq(), t.Ack(), uint32(t.Window())
@@ -169,9 +170,10 @@ func tcpFlagsValid(flags uint8) bool {
 // tcpStep is the TCP tracker: given the session's state and both
 // tracking words, it returns the state, timeout class and words after
 // segment g travelling in direction d, or the verdict DropTCPBadFlags
-// for a segment whose flags no TCP stack sends (tcpFlagsValid), or
-// DropTCPOutOfWindow for a segment outside the receiver's window (state
-// and words then stay as they were).
+// for a segment whose flags no TCP stack sends (tcpFlagsValid),
+// DropTCPOutOfWindow for a segment outside the receiver's window, or
+// DropTCPAckWindow for one acknowledging what the receiver has not sent
+// (state and words then stay as they were).
 //
 // A segment is in the receiver's window when it ends no earlier than
 // end−W and starts no later than end+W, where end is what its sender
@@ -190,6 +192,22 @@ func tcpFlagsValid(flags uint8) bool {
 // invalid. A retransmission, a keepalive (one byte or none below what
 // was sent) or a zero-window probe lies within the window; a direction
 // picked up mid-connection (trLiberal) is not checked.
+//
+// A segment's acknowledgment, or the highest right edge of its SACK
+// blocks (tcpSeg.ackTo), must lie no later than the receiver's end and
+// no earlier than that end less the larger of the sender's largest
+// window and 66000 bytes (conntrack's MAXACKWINDOW). One past the end
+// acknowledges data the receiver never sent: dropped (DropTCPAckWindow)
+// as conntrack marks it INVALID, so that a forger who guessed a sequence
+// number in the window must guess the acknowledgment too. One behind is
+// an overly delayed ACK, forwarded untracked as conntrack ignores it,
+// but a RST or FIN with it is dropped. A segment starting beyond the
+// window is DropTCPOutOfWindow whatever it acknowledges (conntrack checks
+// SEQ first). The acknowledgment is not checked without ACK, on a RST
+// acknowledging zero, before the receiver's tracking began, when either
+// direction is liberal, for the ALG's connections (tcpSeg.ackFree), nor
+// while the receiver's end is not known (trOpen: it sent data in
+// fragments).
 //
 // A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
 // endpoints ignored (an in-window RST that is not exactly at RCV.NXT
