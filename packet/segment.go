@@ -41,21 +41,7 @@ func (t TCP) SACKRight(ack uint32) uint32 {
 	if len(opts) == 0 || len(opts) == tcpTSAlignedLen && binary.BigEndian.Uint32(opts) == tcpTSAlignedWord {
 		return ack
 	}
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case tcpOptEnd:
-			return ack
-		case tcpOptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return ack
-		}
-		l := int(opts[i+1])
-		if l < 2 || i+l > len(opts) {
-			return ack
-		}
+	for i, l := nextOption(opts, 0); l > 0; i, l = nextOption(opts, i+l) {
 		if opts[i] == tcpOptSACK && (l-2)%tcpSACKBlockLen == 0 {
 			for b := i + 2; b < i+l; b += tcpSACKBlockLen {
 				if right := binary.BigEndian.Uint32(opts[b+4:]); int32(right-ack) > 0 {
@@ -63,7 +49,6 @@ func (t TCP) SACKRight(ack uint32) uint32 {
 				}
 			}
 		}
-		i += l
 	}
 	return ack
 }

@@ -146,27 +146,30 @@ const (
 // before the end of the list; a malformed list ends the walk.
 func (t TCP) option(kind byte, n int) int {
 	opts := t.Options()
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case tcpOptEnd:
-			return -1
-		case tcpOptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return -1
-		}
-		l := int(opts[i+1])
-		if l < 2 || i+l > len(opts) {
-			return -1
-		}
+	for i, l := nextOption(opts, 0); l > 0; i, l = nextOption(opts, i+l) {
 		if opts[i] == kind && l == n {
 			return TCPMinLen + i + 2
 		}
-		i += l
 	}
 	return -1
+}
+
+// nextOption finds the first option at or after opts[i] that has a kind
+// and length (skipping NOPs, RFC 9293 §3.2) and returns where it starts
+// and its length, or a length of 0 at the end of the list or where the
+// list is malformed.
+func nextOption(opts []byte, i int) (int, int) {
+	for i < len(opts) && opts[i] == tcpOptNOP {
+		i++
+	}
+	if i+1 >= len(opts) || opts[i] == tcpOptEnd {
+		return i, 0
+	}
+	l := int(opts[i+1])
+	if l < 2 || i+l > len(opts) {
+		return i, 0
+	}
+	return i, l
 }
 
 // ClampMSS lowers the Maximum Segment Size option of a SYN to mss when it
