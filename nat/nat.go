@@ -317,9 +317,9 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // or RST, belongs to an ESTABLISHED connection whose sender's tracking
 // has begun, lies in the receiver's window and acknowledges within the
 // acknowledgment window, and carries no options but, perhaps, the
-// Timestamps option behind two NOPs (no SACK blocks, which tcpStep reads)
-// — so that the tracker's step is trackSeg and leaves the state as it is. For such a packet it
-// does what ProcessLooked would — translates it, Touches the session,
+// Timestamps option behind two NOPs (no SACK blocks, which tcpStep
+// reads) — so that the tracker's step is trackSeg and leaves the state
+// as it is. For such a packet it does what ProcessLooked would — translates it, Touches the session,
 // moves the sender's TCP tracking word — and returns the side the packet
 // leaves by and its translated destination address. For every other
 // packet it returns false having changed nothing, and the caller hands

@@ -169,3 +169,31 @@ func TestTTLDelta(t *testing.T) {
 		t.Errorf("ttlDelta %#x, want %#x", ttlDelta, want)
 	}
 }
+
+// TestCommonTCPPlainOptions: the fast path's option check takes a header
+// without options or with NOP-NOP-Timestamps alone, and nothing else —
+// SACK blocks with or without timestamps, the Timestamps option in
+// another layout, an MSS option — even in a frame that ends with its
+// header.
+func TestCommonTCPPlainOptions(t *testing.T) {
+	ts := []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	sack := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	for _, c := range []struct {
+		name string
+		opts []byte
+		want bool
+	}{
+		{"none", nil, true},
+		{"NOP NOP Timestamps", ts, true},
+		{"NOP NOP SACK", sack, false},
+		{"Timestamps and SACK", append(append([]byte(nil), ts...), sack...), false},
+		{"Timestamps NOP NOP", []byte{8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1}, false},
+		{"MSS", []byte{2, 4, 5, 180}, false},
+	} {
+		frame := make([]byte, CommonL4+TCPMinLen+len(c.opts))
+		copy(frame[CommonL4+TCPMinLen:], c.opts)
+		if got := CommonTCPPlainOptions(frame, TCPMinLen+len(c.opts)); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -137,7 +137,9 @@ func CommonTCPPlainOptions(frame []byte, hdrLen int) bool {
 	if hdrLen == TCPMinLen {
 		return true
 	}
-	// Indexed, not sliced: one bounds check and a 32-bit load.
+	// Indexed, not sliced: one bounds check and a 32-bit load. The
+	// header is at least 24 bytes here, and ParseCommon checked that it
+	// fits the frame.
 	const at = CommonL4 + TCPMinLen
 	_ = frame[at+3]
 	return hdrLen == TCPMinLen+tcpTSAlignedLen &&
