@@ -23,8 +23,8 @@ import (
 // acknowledging data the inside host never sent, are dropped — counted
 // as tcp_ack_out_of_window by fastnat, as INVALID by conntrack ("ACK is
 // over upper bound") — and never reach the inside host, while the
-// transfer, whose real segments carry SACK blocks and timestamps through
-// the same checks, completes with its sha256 intact.
+// transfer, whose own segments pass the same checks, completes with its
+// sha256 intact.
 func TestForgedAckDuringTransfer(t *testing.T) {
 	for _, r := range []router{fastnatRouter, kernelRouter} {
 		t.Run(r.name, func(t *testing.T) {
