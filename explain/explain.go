@@ -33,7 +33,8 @@ type Report struct {
 	// Connection is the query, with the side it arrives on filled in.
 	Connection Connection `json:"connection"`
 	// Verdict is "translated", or why the first packet is dropped (a NAT
-	// drop reason: "unsolicited", "no_rule", "protocol", "martian").
+	// drop reason: "unsolicited", "no_rule", "protocol", "martian",
+	// "directed_broadcast").
 	Verdict string `json:"verdict"`
 	Why     string `json:"why,omitempty"` // a dropped packet's reason in words
 	// Rules are the NAT rules that translate the connection: a nat.server
@@ -284,7 +285,9 @@ func dropWhy(d nat.Decision) string {
 	case nat.DropNoRule:
 		return "it arrives inside and no nat.outbound rule holds its source"
 	case nat.DropMartian:
-		return "an address no host has is at one end (0/8, 127/8, multicast, 255.255.255.255), or it arrives outside from a public address of the NAT's own: the kernel's routing drops such a packet too"
+		return "an address no host has is at one end (0/8, 127/8, multicast, 255.255.255.255), or its source is an address of the router's own (a public address, or an interface's): the kernel's routing drops such a packet too"
+	case nat.DropBroadcast:
+		return "its destination is the broadcast address of a prefix of one of the router's interfaces (a directed broadcast), which a router does not forward (the kernel's bc_forwarding 0)"
 	case nat.DropProtocol:
 		return "fastnat does not translate this protocol (AH's integrity check covers the addresses; SCTP, DCCP and UDP-Lite are not tracked)"
 	}

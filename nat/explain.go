@@ -73,8 +73,7 @@ func (c *compiled) explain(t packet.Tuple, from Side, infer bool) Decision {
 			d.From = Inside
 		}
 	}
-	if martian(t.SrcAddr) || martian(t.DstAddr) || d.From == Outside && c.isPublic(t.SrcAddr) {
-		d.Verdict = DropMartian
+	if d.Verdict = c.addressVerdict(t); d.Verdict != Forward {
 		return d
 	}
 	class, ok := portClass(t.Proto)
