@@ -205,19 +205,7 @@ func TestExplainText(t *testing.T) {
 				t.Errorf("report\n%s\nwant\n%s", b.String(), want)
 			}
 			// And as JSON for scripts: it round-trips.
-			j, err := json.Marshal(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back Report
-			if err := json.Unmarshal(j, &back); err != nil {
-				t.Fatal(err)
-			}
-			var b2 bytes.Buffer
-			back.WriteText(&b2)
-			if b2.String() != b.String() {
-				t.Errorf("JSON round trip changed the report:\n%s", b2.String())
-			}
+			jsonRoundTrip(t, r, b.String())
 		})
 	}
 }
@@ -300,19 +288,26 @@ func TestExplainAnswers(t *testing.T) {
 			if !strings.Contains(b.String(), tc.wantText) {
 				t.Errorf("text lacks %q:\n%s", tc.wantText, b.String())
 			}
-			j, err := json.Marshal(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back Report
-			if err := json.Unmarshal(j, &back); err != nil {
-				t.Fatal(err)
-			}
-			var b2 bytes.Buffer
-			back.WriteText(&b2)
-			if b2.String() != b.String() {
-				t.Errorf("JSON round trip changed the report:\n%s\n%s", b2.String(), j)
-			}
+			jsonRoundTrip(t, r, b.String())
 		})
+	}
+}
+
+// jsonRoundTrip checks that r, whose text is text, reads back from its
+// JSON as the same report.
+func jsonRoundTrip(t *testing.T, r Report, text string) {
+	t.Helper()
+	j, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(j, &back); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	back.WriteText(&b)
+	if b.String() != text {
+		t.Errorf("JSON round trip changed the report:\n%s\n%s", b.String(), j)
 	}
 }
