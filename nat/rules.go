@@ -151,6 +151,7 @@ type compiled struct {
 	publicSet  []uint32        // public's addresses, for isPublic
 	localSet   []uint32        // Rules.Local's addresses, for isOwn
 	bcastSet   []uint32        // Rules.Local's prefixes' broadcast addresses, for isDirectedBroadcast
+	own        []uint32        // the public and Rules.Local addresses, each once (OwnAddrs)
 	insideNets []prefix4
 	portmap    *portmap.Table
 	timeouts   [numTimeouts]uint32 // seconds
@@ -307,6 +308,12 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 		}
 	}
 	c.localSet, c.bcastSet = addrSet(local), addrSet(bcast)
+	for a := range c.public {
+		local[a] = true
+	}
+	for a := range local {
+		c.own = append(c.own, a)
+	}
 	return c, nil
 }
 
@@ -347,6 +354,12 @@ func (c *compiled) isOwn(addr uint32) bool {
 // isDirectedBroadcast reports whether addr is the broadcast address of
 // the prefix of one of the router's interface addresses.
 func (c *compiled) isDirectedBroadcast(addr uint32) bool { return inSet(c.bcastSet, addr) }
+
+// OwnAddrs returns the router's own addresses under the running rules:
+// the public ones and the host's (Rules.Local), in no order. The slice is
+// the rules' own: not to be changed. Slow path: a Timestamp option's
+// prespecified addresses are looked up in it.
+func (e *Engine) OwnAddrs() []uint32 { return e.n.rules.Load().own }
 
 // inSet reports whether addr is in set, an addrSet.
 func inSet(set []uint32, addr uint32) bool {

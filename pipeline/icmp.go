@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"time"
+
 	"github.com/fastnat/fastnat/packet"
 )
 
@@ -8,7 +10,8 @@ import (
 // a packet's TTL runs out here, fragmentation needed for a Don't Fragment
 // packet larger than the egress MTU, host unreachable when its next hop
 // never resolves, net unreachable when there is no route, port unreachable
-// for UDP to a closed port of a public address. Each is built in
+// for UDP to a closed port of a public address, parameter problem for
+// malformed IP options. Each is built in
 // place in the offending frame, which is being dropped anyway, and sent
 // back out of the port the packet came in on, from that interface's own
 // address (Port.Addr), to the link-layer address the packet came from.
@@ -34,6 +37,7 @@ var (
 	icmpHostUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeHostUnreachable, EventICMPHostUnreachable, true, false}
 	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true, false}
 	icmpPortUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable, EventICMPPortUnreachable, true, true}
+	icmpParamProblem    = icmpReason{packet.ICMPParamProblem, 0, EventICMPParamProblem, true, false}
 )
 
 // answer turns f — a frame being dropped, received on port in, whose
@@ -124,15 +128,35 @@ func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
 	ip.SetTTL(ip.TTL() + 1)
 }
 
-// recordRoute records, in a forwarded packet's Record Route option when it
-// has room, the address of port op toward dst — the interface the packet
-// leaves by, as RFC 791 asks of a router and as the kernel does — and
-// fixes the header checksum. fastnat does not fill in Timestamp options.
-func (w *Worker) recordRoute(f Frame, p *packet.Parsed, op int, dst uint32) {
+// forwardOptions does to a forwarded packet's options what the kernel
+// does (packet.IPv4.ForwardOptions): its Record Route option records the
+// address of port op toward dst — the interface the packet leaves by, as
+// RFC 791 asks of a router — and its Timestamp option the time, after the
+// address of port in toward the packet's sender when asked (the kernel
+// fills timestamps in on receipt); then the header checksum is fixed. A
+// port without an address records nothing.
+func (w *Worker) forwardOptions(f Frame, p *packet.Parsed, in, op int, dst uint32) {
 	ip := p.IPv4(f.Buf)
-	if a := w.ports[op].Addr(dst); a != 0 && ip.RecordRoute(a) {
+	out, from := w.ports[op].Addr(dst), w.ports[in].Addr(p.Tuple.SrcAddr)
+	if out != 0 && from != 0 && ip.ForwardOptions(out, from, msSinceMidnightUT(time.Now()), w.engine.OwnAddrs()) {
 		ip.SetChecksum(ip.CalculateChecksum())
 	}
+}
+
+// msSinceMidnightUT is t as an RFC 791 timestamp: milliseconds since
+// midnight UT, as the kernel's inet_current_timestamp has it.
+func msSinceMidnightUT(t time.Time) uint32 {
+	return uint32(t.Unix()%86400)*1000 + uint32(t.Nanosecond()/1e6)
+}
+
+// paramProblem drops f, received on port in, whose IP options are
+// malformed (packet.IPv4.OptionProblem), and answers it, as the kernel
+// does, with a parameter problem pointing at the faulty byte: before the
+// NAT sees it, so that it makes no session.
+func (w *Worker) paramProblem(f Frame, in int, p *packet.Parsed) {
+	w.c.drop[DropBadIPOptions]++
+	w.tap(f, dropNames[DropBadIPOptions])
+	w.answer(f, in, p, icmpParamProblem, uint32(p.IPv4(f.Buf).OptionProblem())<<24)
 }
 
 // reset turns f, a TCP SYN to a closed port of a public address received
