@@ -35,8 +35,8 @@ func TestFastnatIPOptions(t *testing.T) {
 	if drops["bad_ip_options"] != uint64(len(badOptions)) || events["icmp_param_problem"] != uint64(len(badOptions)) {
 		t.Errorf("bad_ip_options %d, icmp_param_problem %d; want %d each", drops["bad_ip_options"], events["icmp_param_problem"], len(badOptions))
 	}
-	if drops["nat_martian"] != 0 {
-		t.Errorf("drops %v", drops)
+	if drops["source_routed"] != 1 {
+		t.Errorf("source_routed %d, want 1", drops["source_routed"])
 	}
 }
 
@@ -97,6 +97,10 @@ var badOptions = []badOption{
 	{"length 1", []byte{packet.OptNOP, 0x44, 1, packet.OptEnd}, 21},
 }
 
+// sourceRoute is a well-formed loose source route through the peer,
+// which the router drops silently (accept_source_route is off).
+var sourceRoute = []byte{packet.OptLSRR, 7, 4, 198, 18, 0, 2, packet.OptEnd}
+
 func ipOptions(t *testing.T, r router) *testnet.Topology {
 	ctx := testContext(t)
 	topo := r.newTopology(t, true)
@@ -129,6 +133,7 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 	for i, g := range goodOptions {
 		frames = append(frames, testutil.WithIPOptions(t, forgedUDP(t, routerIn, hostMAC, testnet.HostAddr.String(), uint16(6000+i), testnet.ClientAddr.String(), 7000), g.opt))
 	}
+	frames = append(frames, testutil.WithIPOptions(t, forgedUDP(t, routerIn, hostMAC, testnet.HostAddr.String(), 6200, testnet.ClientAddr.String(), 7000), sourceRoute))
 	for i, b := range badOptions {
 		// Each from an address of its own: the routers' ICMP rate limits
 		// are per destination (a burst of 6).
@@ -193,6 +198,12 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 		if !bytes.Equal(o, g.want) {
 			t.Errorf("%s: %s: the peer received the option % x, want % x", r.name, g.name, o, g.want)
 		}
+	}
+	if _, ok := got[6200]; ok {
+		t.Errorf("%s: a source-routed datagram was forwarded", r.name)
+	}
+	if _, ok := problems[6200]; ok {
+		t.Errorf("%s: a source-routed datagram was answered", r.name)
 	}
 	for i, b := range badOptions {
 		if _, ok := got[uint16(6100+i)]; ok {

@@ -51,8 +51,8 @@ func FuzzParse(f *testing.F) {
 		// within the header, never beyond it.
 		o := bytes.Clone(frame)
 		oip := p.IPv4(o)
-		if at := oip.OptionProblem(); at != 0 && (at < IPv4MinLen || at >= oip.HeaderLen()) {
-			t.Fatalf("OptionProblem %d outside the options (header %d)", at, oip.HeaderLen())
+		if at, _ := oip.CheckOptions(); at != 0 && (at < IPv4MinLen || at >= oip.HeaderLen()) {
+			t.Fatalf("CheckOptions %d outside the options (header %d)", at, oip.HeaderLen())
 		}
 		oip.ForwardOptions(1, 2, 3, []uint32{0})
 		oip.RecordRoute(4)

@@ -186,8 +186,8 @@ const (
 	tsOverflow = 15
 )
 
-// OptionProblem checks the header's options as the kernel's
-// ip_options_compile does for a packet it receives, and returns the
+// CheckOptions checks the header's options as the kernel's
+// ip_options_compile does for a packet it receives. problem is the
 // offset from the start of the header of the byte a Parameter Problem
 // about them points to (RFC 792), or 0 when they are well formed: an
 // option whose length runs past the options or is under 2; a second
@@ -196,68 +196,70 @@ const (
 // a Record Route or Timestamp whose pointer leaves room for less than a
 // whole entry; a Timestamp shorter than 4 bytes, with a pointer under 5,
 // or full with its overflow counter at 15 already; a Router Alert shorter
-// than 4 bytes. Other options are not looked into. A header without
-// options has none.
-func (b IPv4) OptionProblem() int {
+// than 4 bytes. Other options are not looked into. sourceRouted reports
+// a well-formed loose or strict source route, which the kernel drops
+// (silently) unless accept_source_route is set on all interfaces, as it
+// is not by default. A header without options has neither.
+func (b IPv4) CheckOptions() (problem int, sourceRouted bool) {
 	opts := b.Options()
 	var rr, ts, srr bool
 	for i := 0; i < len(opts); {
 		switch opts[i] {
 		case OptEnd:
-			return 0
+			return 0, srr
 		case OptNOP:
 			i++
 			continue
 		}
 		at := IPv4MinLen + i // the option's offset in the header
 		if i+1 >= len(opts) {
-			return at
+			return at, false
 		}
 		n := int(opts[i+1])
 		if n < 2 || i+n > len(opts) {
-			return at
+			return at, false
 		}
 		o := opts[i : i+n]
 		switch o[0] {
 		case OptRecordRoute:
 			switch {
 			case rr:
-				return at
+				return at, false
 			case n < 3:
-				return at + 1
+				return at + 1, false
 			case o[2] < 4, int(o[2]) <= n && int(o[2])+3 > n:
-				return at + 2
+				return at + 2, false
 			}
 			rr = true
 		case OptTimestamp:
 			if ts {
-				return at
+				return at, false
 			}
 			if p := tsProblem(o); p != 0 {
-				return at + p
+				return at + p, false
 			}
 			ts = true
 		case OptLSRR, OptSSRR:
 			switch {
 			case n < 3:
-				return at + 1
+				return at + 1, false
 			case o[2] < 4:
-				return at + 2
+				return at + 2, false
 			case srr:
-				return at
+				return at, false
 			}
 			srr = true
 		case OptRouterAlert:
 			if n < 4 {
-				return at + 1
+				return at + 1, false
 			}
 		}
 		i += n
 	}
-	return 0
+	return 0, srr
 }
 
-// tsProblem is OptionProblem for the first Timestamp option o: the
+// tsProblem is CheckOptions for the first Timestamp option o: the
 // offset in o of the byte at fault, or 0.
 func tsProblem(o []byte) int {
 	n := len(o)
@@ -286,7 +288,7 @@ func tsProblem(o []byte) int {
 
 // ForwardOptions does to the header's options what the kernel does to a
 // packet it forwards (ip_options_compile on receipt, ip_forward_options
-// on the way out), the options having passed OptionProblem: a Record
+// on the way out), the options having passed CheckOptions: a Record
 // Route option with room records out, the address of the interface the
 // packet leaves by; a Timestamp option with room records ms, the time in
 // milliseconds since midnight UT — after in, the address of the

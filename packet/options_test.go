@@ -161,7 +161,7 @@ func TestForwardOptions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := optHeader(t, tc.opts)
-			if p := h.OptionProblem(); p != 0 {
+			if p, _ := h.CheckOptions(); p != 0 {
 				t.Fatalf("well-formed options found at fault at %d", p)
 			}
 			before := append(IPv4(nil), h...)
@@ -188,11 +188,11 @@ func TestForwardOptions(t *testing.T) {
 	}
 }
 
-// TestOptionProblem: malformed options are found where the kernel's
+// TestCheckOptions: malformed options are found where the kernel's
 // ip_options_compile finds them, the offset being the Parameter Problem's
 // pointer from the start of the header; well-formed ones, including full
 // and unknown options, are not.
-func TestOptionProblem(t *testing.T) {
+func TestCheckOptions(t *testing.T) {
 	tests := []struct {
 		name string
 		opts []byte
@@ -223,8 +223,18 @@ func TestOptionProblem(t *testing.T) {
 		{"router alert of 3", []byte{OptRouterAlert, 3, 0, OptEnd}, 21},
 	}
 	for _, tc := range tests {
-		if got := optHeader(t, tc.opts).OptionProblem(); got != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		if got, sr := optHeader(t, tc.opts).CheckOptions(); got != tc.want || sr {
+			t.Errorf("%s: %d, source routed %v; want %d", tc.name, got, sr, tc.want)
+		}
+	}
+	// A well-formed source route is reported, loose or strict, wherever
+	// it stands.
+	for _, opts := range [][]byte{
+		{OptLSRR, 7, 4, 198, 18, 0, 1, OptEnd},
+		{OptNOP, OptRecordRoute, 3, 4, OptSSRR, 7, 8, 198, 18, 0, 1, OptEnd},
+	} {
+		if p, sr := optHeader(t, opts).CheckOptions(); p != 0 || !sr {
+			t.Errorf("% x: problem %d, source routed %v; want 0, true", opts, p, sr)
 		}
 	}
 }

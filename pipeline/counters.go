@@ -26,13 +26,14 @@ const (
 	DropFragNoFrame                       // no free frame to fragment a packet into
 	DropALGNoFrame                        // no free frame for an answer of the ALG's
 	DropBadIPOptions                      // malformed IP options, as the kernel's ip_options_compile finds them (ICMP parameter problem sent when allowed)
+	DropSourceRouted                      // a loose or strict source route option, which the kernel drops without accept_source_route
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{
 	"host_unreachable", "tx_full", "alg_ring_full", "alg_dropped", "frag_held_evicted", "frag_held_expired",
 	"net_unreachable", "neigh_queue_full", "wait_full", "mtu_exceeded", "frag_no_frame", "alg_no_frame",
-	"bad_ip_options",
+	"bad_ip_options", "source_routed",
 }
 
 // String returns the reason's stable snake_case name.

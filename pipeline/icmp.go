@@ -149,14 +149,30 @@ func msSinceMidnightUT(t time.Time) uint32 {
 	return uint32(t.Unix()%86400)*1000 + uint32(t.Nanosecond()/1e6)
 }
 
-// paramProblem drops f, received on port in, whose IP options are
-// malformed (packet.IPv4.OptionProblem), and answers it, as the kernel
-// does, with a parameter problem pointing at the faulty byte: before the
-// NAT sees it, so that it makes no session.
-func (w *Worker) paramProblem(f Frame, in int, p *packet.Parsed) {
+// badOptions reports whether the kernel drops a packet with header ip on
+// receipt for its options: malformed, or a source route
+// (packet.IPv4.CheckOptions).
+func badOptions(ip packet.IPv4) bool {
+	problem, sourceRouted := ip.CheckOptions()
+	return problem != 0 || sourceRouted
+}
+
+// refuseOptions drops f, received on port in, for its IP options
+// (badOptions), before the NAT sees it, so that it makes no session: a
+// source-routed packet silently (source_routed), as the kernel drops it
+// without accept_source_route; malformed options (bad_ip_options)
+// answered, as the kernel answers them, with a parameter problem
+// pointing at the faulty byte.
+func (w *Worker) refuseOptions(f Frame, in int, p *packet.Parsed) {
+	problem, _ := p.IPv4(f.Buf).CheckOptions()
+	if problem == 0 {
+		w.c.drop[DropSourceRouted]++
+		w.drop(f, dropNames[DropSourceRouted])
+		return
+	}
 	w.c.drop[DropBadIPOptions]++
 	w.tap(f, dropNames[DropBadIPOptions])
-	w.answer(f, in, p, icmpParamProblem, uint32(p.IPv4(f.Buf).OptionProblem())<<24)
+	w.answer(f, in, p, icmpParamProblem, uint32(problem)<<24)
 }
 
 // reset turns f, a TCP SYN to a closed port of a public address received

@@ -843,4 +843,9 @@ func TestIPOptions(t *testing.T) {
 	if n := r.w.Counters().Drop[DropBadIPOptions].Load(); n != 1 || r.table.Stats().Sessions != sessions {
 		t.Errorf("bad_ip_options %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
 	}
+	// A source route: dropped silently, as without accept_source_route.
+	r.none(r.in, WithIPOptions(t, UDP(t, inClient+":5002", remote1+":7777", nil), []byte{packet.OptLSRR, 7, 4, 198, 18, 0, 2, packet.OptEnd}))
+	if n := r.w.Counters().Drop[DropSourceRouted].Load(); n != 1 || r.table.Stats().Sessions != sessions {
+		t.Errorf("source_routed %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
+	}
 }

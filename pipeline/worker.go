@@ -417,7 +417,7 @@ const (
 	kindDrop       uint8 = iota // parse failed: dropped, counted
 	kindLookup                  // its flow is found by a flow-table lookup of its tuple
 	kindOther                   // a non-first fragment or an ICMP error (nat.NeedsLookup)
-	kindBadOptions              // malformed IP options: answered parameter problem, never seen by the NAT
+	kindBadOptions              // malformed IP options or a source route (badOptions): never seen by the NAT
 )
 
 // burst processes frames received on port pi in three stages: parse them
@@ -496,7 +496,7 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 				i++
 				continue
 			case kindBadOptions:
-				w.paramProblem(frames[i], pi, &w.parsed[i])
+				w.refuseOptions(frames[i], pi, &w.parsed[i])
 				i++
 				continue
 			case kindLookup:
@@ -595,7 +595,7 @@ func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []p
 			if w.cfg.DropTap != nil {
 				w.cfg.DropTap(buf, parseDropNames[res])
 			}
-		case buf[p.L3] != 0x45 && p.IPv4(buf).OptionProblem() != 0:
+		case buf[p.L3] != 0x45 && badOptions(p.IPv4(buf)):
 			// As the kernel checks options on receipt (ip_rcv_options),
 			// before routing or NAT decide anything.
 			kind[i] = kindBadOptions
