@@ -120,14 +120,7 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 	if want := []string{"10.77.0.5", "10.77.0.1", "198.18.0.1", "198.18.0.1"}; strings.Join(stamps, " ") != strings.Join(want, " ") || !strings.Contains(out, "Unrecorded hops: 2") {
 		t.Errorf("%s: ping -T tsandaddr stamped by %v, want %v and 2 unrecorded hops:\n%s", r.name, stamps, want, out)
 	}
-	routerIn, err := testnet.LinkMAC(topo.Router, testnet.RouterInsideLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMAC, err := testnet.LinkMAC(topo.Host, testnet.NodeLink)
-	if err != nil {
-		t.Fatal(err)
-	}
+	routerIn, hostMAC := insideMACs(t, topo)
 	caps := startCaptures(t, topo.Client, topo.Host)
 	var frames [][]byte
 	for i, g := range goodOptions {

@@ -49,14 +49,7 @@ func TestKernelOwnSourceAndDirectedBroadcast(t *testing.T) {
 func ownSourceAndBroadcast(t *testing.T, r router) *testnet.Topology {
 	topo := r.newTopology(t, true)
 	r.setup(t, topo, false, nil)
-	routerIn, err := testnet.LinkMAC(topo.Router, testnet.RouterInsideLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMAC, err := testnet.LinkMAC(topo.Host, testnet.NodeLink)
-	if err != nil {
-		t.Fatal(err)
-	}
+	routerIn, hostMAC := insideMACs(t, topo)
 	caps := startCaptures(t, topo.Client, topo.Server)
 	host, client := testnet.HostAddr.String(), testnet.ClientAddr.String()
 	frames := [][]byte{
@@ -96,4 +89,18 @@ func ownSourceAndBroadcast(t *testing.T, r router) *testnet.Topology {
 		t.Errorf("%s: the ordinary datagram did not reach the peer translated", r.name)
 	}
 	return topo
+}
+
+// insideMACs returns the router's inside MAC and the inside host's: the
+// addresses of a frame the host forges to the router.
+func insideMACs(t *testing.T, topo *testnet.Topology) (routerIn, host net.HardwareAddr) {
+	t.Helper()
+	routerIn, err := testnet.LinkMAC(topo.Router, testnet.RouterInsideLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, err = testnet.LinkMAC(topo.Host, testnet.NodeLink); err != nil {
+		t.Fatal(err)
+	}
+	return routerIn, host
 }

@@ -203,20 +203,12 @@ const (
 func (b IPv4) CheckOptions() (problem int, sourceRouted bool) {
 	opts := b.Options()
 	var rr, ts, srr bool
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case OptEnd:
-			return 0, srr
-		case OptNOP:
-			i++
-			continue
-		}
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
 		at := IPv4MinLen + i // the option's offset in the header
-		if i+1 >= len(opts) {
-			return at, false
-		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
+		switch {
+		case n == 0:
+			return 0, srr
+		case n < 0:
 			return at, false
 		}
 		o := opts[i : i+n]
@@ -254,9 +246,7 @@ func (b IPv4) CheckOptions() (problem int, sourceRouted bool) {
 				return at + 1, false
 			}
 		}
-		i += n
 	}
-	return 0, srr
 }
 
 // tsProblem is CheckOptions for the first Timestamp option o: the
@@ -302,24 +292,16 @@ func tsProblem(o []byte) int {
 func (b IPv4) ForwardOptions(out, in, ms uint32, own []uint32) bool {
 	opts := b.Options()
 	changed := false
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case OptEnd:
-			for j := i + 1; j < len(opts); j++ {
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
+		switch {
+		case n == 0:
+			for j := i + 1; j < len(opts); j++ { // after End
 				if opts[j] != OptEnd {
 					opts[j], changed = OptEnd, true
 				}
 			}
 			return changed
-		case OptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return changed
-		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
+		case n < 0:
 			return changed
 		}
 		o := opts[i : i+n]
@@ -329,9 +311,27 @@ func (b IPv4) ForwardOptions(out, in, ms uint32, own []uint32) bool {
 		case OptTimestamp:
 			changed = timestamp(o, in, ms, own) || changed
 		}
-		i += n
 	}
-	return changed
+}
+
+// nextOption finds the option at or after opts[i], past NOPs: its offset
+// i and length n. n is 0 at an End of Options (or the options' end), -1
+// when the option's length byte is missing or out of bounds.
+func nextOption(opts []byte, i int) (at, n int) {
+	for i < len(opts) && opts[i] == OptNOP {
+		i++
+	}
+	switch {
+	case i >= len(opts) || opts[i] == OptEnd:
+		return i, 0
+	case i+1 >= len(opts):
+		return i, -1
+	}
+	n = int(opts[i+1])
+	if n < 2 || i+n > len(opts) {
+		return i, -1
+	}
+	return i, n
 }
 
 // recordRoute records addr in the Record Route option o when it has
@@ -396,25 +396,12 @@ func timestamp(o []byte, addr, ms uint32, own []uint32) bool {
 // whose options are malformed, is left alone.
 func (b IPv4) RecordRoute(addr uint32) bool {
 	opts := b.Options()
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case OptEnd:
-			return false
-		case OptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return false
-		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
+		if n <= 0 {
 			return false
 		}
 		if opts[i] == OptRecordRoute {
 			return recordRoute(opts[i:i+n], addr)
 		}
-		i += n
 	}
-	return false
 }
