@@ -311,3 +311,34 @@ func jsonRoundTrip(t *testing.T, r Report, text string) {
 		t.Errorf("JSON round trip changed the report:\n%s\n%s", b.String(), j)
 	}
 }
+
+// TestExplainOwnAddresses: with the host's addresses known (as the
+// daemon knows them), a source of the router's own is a martian and a
+// directed broadcast is refused, each with its reason in words; without
+// them (a file alone) the same connections are translated.
+func TestExplainOwnAddresses(t *testing.T) {
+	cfg := load(t, "testdata/case.toml")
+	rules := dataplane.NATRules(cfg)
+	for _, c := range []struct {
+		q       Query
+		verdict string
+	}{
+		{q("udp", "10.77.0.1:5000", "192.0.2.7:53", "inside"), "martian"},
+		{q("udp", "10.77.0.5:5000", "198.18.0.255:53", ""), "directed_broadcast"},
+		{q("tcp", "10.77.0.5:40000", "10.77.0.255:80", ""), "directed_broadcast"},
+	} {
+		offline, err := Explain(cfg, rules, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := rules
+		live.Local = []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("198.18.0.254/24")}
+		r, err := Explain(cfg, live, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Verdict != c.verdict || len(r.Why) < 40 || r.Answer != nil || offline.Verdict != "translated" {
+			t.Errorf("%v: %q (%s), answer %+v; offline %q", c.q, r.Verdict, r.Why, r.Answer, offline.Verdict)
+		}
+	}
+}
