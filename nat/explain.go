@@ -174,26 +174,6 @@ func (c *compiled) explain(t packet.Tuple, ttl uint8, from Side, infer bool) Dec
 	return d
 }
 
-// closedPort is Engine.ClosedPort's response to the first packet of t, a
-// TCP SYN or UDP datagram refused as unsolicited, with no binding on its
-// destination (Explain knows none): a reset or port unreachable when it
-// is to a public address no server publishes.
-func (c *compiled) closedPort(t packet.Tuple) Response {
-	if !c.isPublic(t.DstAddr) {
-		return NoResponse
-	}
-	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
-		return NoResponse
-	}
-	switch t.Proto {
-	case packet.ProtoTCP:
-		return RespondTCPReset
-	case packet.ProtoUDP:
-		return RespondPortUnreachable
-	}
-	return NoResponse
-}
-
 // explainSNAT is snat without allocating: the outbound rule, its paired
 // pool address, the port range.
 func (c *compiled) explainSNAT(d *Decision, class int) bool {

@@ -140,20 +140,34 @@ func reflectIPv4(ip packet.IPv4) {
 // Slow path only.
 func (e *Engine) ClosedPort(p *packet.Parsed) bool {
 	t := p.Tuple
-	if t.Proto != packet.ProtoUDP && t.Proto != packet.ProtoTCP || p.Frag.Offset != 0 {
+	if p.Frag.Offset != 0 || t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 		return false
 	}
-	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
-		return false
-	}
-	c := e.n.rules.Load()
-	if !c.isPublic(t.DstAddr) {
-		return false
-	}
-	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
+	if e.n.rules.Load().closedPort(t) == NoResponse {
 		return false
 	}
 	class, _ := portClass(t.Proto)
 	_, mapped := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)})
 	return !mapped
+}
+
+// closedPort is what the NAT answers t with, a TCP SYN or UDP datagram
+// refused as unsolicited, as a host whose port is closed, when no binding
+// holds its destination (ClosedPort asks the bindings; Explain knows
+// none): a reset or port unreachable when it is to a public address no
+// server publishes, else nothing.
+func (c *compiled) closedPort(t packet.Tuple) Response {
+	if !c.isPublic(t.DstAddr) {
+		return NoResponse
+	}
+	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
+		return NoResponse
+	}
+	switch t.Proto {
+	case packet.ProtoTCP:
+		return RespondTCPReset
+	case packet.ProtoUDP:
+		return RespondPortUnreachable
+	}
+	return NoResponse
 }
