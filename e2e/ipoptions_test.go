@@ -32,8 +32,8 @@ func TestFastnatIPOptions(t *testing.T) {
 	requireRouterTools(t)
 	topo := ipOptions(t, fastnatRouter)
 	drops, events := fastnatStats(t, fastnatSocket(t, topo))
-	if drops["bad_ip_options"] != uint64(len(badOptions)) || events["icmp_param_problem"] != uint64(len(badOptions)) {
-		t.Errorf("bad_ip_options %d, icmp_param_problem %d; want %d each", drops["bad_ip_options"], events["icmp_param_problem"], len(badOptions))
+	if want := uint64(len(badOptions) + 2); drops["bad_ip_options"] != want || events["icmp_param_problem"] != want {
+		t.Errorf("bad_ip_options %d, icmp_param_problem %d; want %d each", drops["bad_ip_options"], events["icmp_param_problem"], want)
 	}
 	if drops["source_routed"] != 1 {
 		t.Errorf("source_routed %d, want 1", drops["source_routed"])
@@ -137,10 +137,29 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 	if n, err := testnet.SendFrames(topo.Host, testnet.NodeLink, frames); err != nil || n != len(frames) {
 		t.Fatalf("sent %d of %d frames: %v", n, len(frames), err)
 	}
+	// From the peer, to the public address: a closed UDP port and the
+	// published server's TCP port (as UDP, so that no handshake is
+	// needed: the kernel answers both from the public address).
+	routerOut, err := testnet.LinkMAC(topo.Router, testnet.RouterOutsideLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientMAC, err := testnet.LinkMAC(topo.Client, testnet.NodeLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toPublic := [][]byte{
+		testutil.WithIPOptions(t, forgedUDP(t, routerOut, clientMAC, testnet.ClientAddr.String(), 6300, testnet.PublicAddr.String(), 4444), badOptions[0].opt),
+		testutil.WithIPOptions(t, forgedUDP(t, routerOut, clientMAC, testnet.ClientAddr.String(), 6301, testnet.PublicAddr.String(), testnet.FTPPublicPort), badOptions[0].opt),
+	}
+	if n, err := testnet.SendFrames(topo.Client, testnet.NodeLink, toPublic); err != nil || n != len(toPublic) {
+		t.Fatalf("sent %d of %d frames: %v", n, len(toPublic), err)
+	}
 	time.Sleep(500 * time.Millisecond)
 	now := msSinceMidnight(time.Now())
-	got := map[uint16][]byte{}     // by the sender's source port: the options the peer received
-	problems := map[uint16]uint8{} // by the quoted source port: the pointer of the parameter problem the host received
+	got := map[uint16][]byte{}        // by the sender's source port: the options the peer received
+	problems := map[uint16]uint8{}    // by the quoted source port: the pointer of the parameter problem the host received
+	problemSrc := map[uint16]string{} // by the quoted source port: the problem's source
 	for i, c := range caps {
 		_ = c.Close()
 		for _, f := range c.Frames() {
@@ -153,24 +172,23 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 				continue
 			}
 			switch {
+			case ip.Protocol == layers.IPProtocolICMPv4:
+				ic, _ := pk.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+				if ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeParameterProblem {
+					continue
+				}
+				q := ic.Payload // the quoted header, then (at least) 8 bytes of UDP
+				if ihl := int(q[0]&0xf) * 4; len(q) >= ihl+2 {
+					sport := binary.BigEndian.Uint16(q[ihl:])
+					problems[sport] = byte(binary.BigEndian.Uint32(ic.Contents[4:]) >> 24)
+					problemSrc[sport] = ip.SrcIP.String()
+				}
 			case i == 0 && bytes.Contains(f.Data, martianMark):
 				udp, _ := pk.Layer(layers.LayerTypeUDP).(*layers.UDP)
 				if udp == nil {
 					continue
 				}
 				got[uint16(udp.SrcPort)] = ip.Contents[20:]
-			case i == 1 && ip.Protocol == layers.IPProtocolICMPv4:
-				ic, _ := pk.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-				if ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeParameterProblem {
-					continue
-				}
-				if ip.SrcIP.String() != testnet.RouterInsideAddr.String() {
-					t.Errorf("%s: parameter problem from %v, want the inside address", r.name, ip.SrcIP)
-				}
-				q := ic.Payload // the quoted header, then 8 bytes of UDP
-				if ihl := int(q[0]&0xf) * 4; len(q) >= ihl+2 {
-					problems[binary.BigEndian.Uint16(q[ihl:])] = byte(binary.BigEndian.Uint32(ic.Contents[4:]) >> 24)
-				}
 			}
 		}
 	}
@@ -202,8 +220,14 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 		if _, ok := got[uint16(6100+i)]; ok {
 			t.Errorf("%s: %s: forwarded", r.name, b.name)
 		}
-		if p, ok := problems[uint16(6100+i)]; !ok || p != b.pointer {
-			t.Errorf("%s: %s: parameter problem %v pointing at %d, want %d", r.name, b.name, ok, p, b.pointer)
+		if p, ok := problems[uint16(6100+i)]; !ok || p != b.pointer || problemSrc[uint16(6100+i)] != testnet.RouterInsideAddr.String() {
+			t.Errorf("%s: %s: parameter problem %v pointing at %d from %s, want %d from the inside address", r.name, b.name, ok, p, problemSrc[uint16(6100+i)], b.pointer)
+		}
+	}
+	for _, sport := range []uint16{6300, 6301} {
+		if p, ok := problems[sport]; !ok || p != badOptions[0].pointer || problemSrc[sport] != testnet.PublicAddr.String() {
+			t.Errorf("%s: to the public address from port %d: parameter problem %v pointing at %d from %s, want %d from the public address",
+				r.name, sport, ok, p, problemSrc[sport], badOptions[0].pointer)
 		}
 	}
 	return topo

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"slices"
 	"time"
 
 	"github.com/fastnat/fastnat/packet"
@@ -38,6 +39,9 @@ var (
 	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true, false}
 	icmpPortUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable, EventICMPPortUnreachable, true, true}
 	icmpParamProblem    = icmpReason{packet.ICMPParamProblem, 0, EventICMPParamProblem, true, false}
+	// As the kernel answers it about a packet to a public address: from
+	// that address, whatever the NAT would have done with the packet.
+	icmpParamProblemHost = icmpReason{packet.ICMPParamProblem, 0, EventICMPParamProblem, true, true}
 )
 
 // answer turns f — a frame being dropped, received on port in, whose
@@ -162,7 +166,9 @@ func badOptions(ip packet.IPv4) bool {
 // source-routed packet silently (source_routed), as the kernel drops it
 // without accept_source_route; malformed options (bad_ip_options)
 // answered, as the kernel answers them, with a parameter problem
-// pointing at the faulty byte.
+// pointing at the faulty byte — from the arrival interface, or from the
+// public address the packet was sent to (checked on the kernel's NAT:
+// even a packet to a published server's port is answered from there).
 func (w *Worker) refuseOptions(f Frame, in int, p *packet.Parsed) {
 	problem, _ := p.IPv4(f.Buf).CheckOptions()
 	if problem == 0 {
@@ -172,7 +178,11 @@ func (w *Worker) refuseOptions(f Frame, in int, p *packet.Parsed) {
 	}
 	w.c.drop[DropBadIPOptions]++
 	w.tap(f, dropNames[DropBadIPOptions])
-	w.answer(f, in, p, icmpParamProblem, uint32(problem)<<24)
+	why := icmpParamProblem
+	if slices.Contains(w.engine.OwnAddrs(), p.Tuple.DstAddr) {
+		why = icmpParamProblemHost
+	}
+	w.answer(f, in, p, why, uint32(problem)<<24)
 }
 
 // reset turns f, a TCP SYN to a closed port of a public address received

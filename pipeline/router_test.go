@@ -843,9 +843,17 @@ func TestIPOptions(t *testing.T) {
 	if n := r.w.Counters().Drop[DropBadIPOptions].Load(); n != 1 || r.table.Stats().Sessions != sessions {
 		t.Errorf("bad_ip_options %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
 	}
+	// To the public address (here a published server's port), the
+	// problem is answered from that address, as the kernel answers it.
+	bad = WithIPOptions(t, UDP(t, remote1+":999", public+":5353", nil), []byte{packet.OptNOP, packet.OptTimestamp, 7, 4, 0, 0, 0, packet.OptEnd})
+	if _, toOut := r.send(r.out, bad); len(toOut) != 1 {
+		t.Fatalf("bad options to the public address: %d out; %s", len(toOut), r.drops())
+	} else {
+		icmpErr(t, toOut[0], public, bad, packet.ICMPParamProblem, 0)
+	}
 	// A source route: dropped silently, as without accept_source_route.
 	r.none(r.in, WithIPOptions(t, UDP(t, inClient+":5002", remote1+":7777", nil), []byte{packet.OptLSRR, 7, 4, 198, 18, 0, 2, packet.OptEnd}))
-	if n := r.w.Counters().Drop[DropSourceRouted].Load(); n != 1 || r.table.Stats().Sessions != sessions {
+	if n := r.w.Counters().Drop[DropSourceRouted].Load(); n != 1 || r.table.Stats().Sessions != sessions || r.w.Counters().Drop[DropBadIPOptions].Load() != 2 {
 		t.Errorf("source_routed %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
 	}
 }
