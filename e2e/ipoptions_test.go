@@ -111,14 +111,24 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 	// then full, and the router and the host count themselves in its
 	// overflow on the way back.
 	out := run(t, ctx, false, topo.Host, "ping", "-n", "-c", "1", "-W", "2", "-T", "tsandaddr", testnet.ClientAddr.String())
-	var stamps []string
-	for _, l := range strings.Split(out, "\n") {
-		if f := strings.Fields(strings.TrimPrefix(l, "TS:")); len(f) >= 2 && strings.Count(f[0], ".") == 3 {
-			stamps = append(stamps, f[0])
-		}
-	}
-	if want := []string{"10.77.0.5", "10.77.0.1", "198.18.0.1", "198.18.0.1"}; strings.Join(stamps, " ") != strings.Join(want, " ") || !strings.Contains(out, "Unrecorded hops: 2") {
+	stamps, want := recorded(out), []string{"10.77.0.5", "10.77.0.1", "198.18.0.1", "198.18.0.1"}
+	if strings.Join(stamps, " ") != strings.Join(want, " ") || !strings.Contains(out, "Unrecorded hops: 2") {
 		t.Errorf("%s: ping -T tsandaddr stamped by %v, want %v and 2 unrecorded hops:\n%s", r.name, stamps, want, out)
+	}
+	// ping -R and -T to the public address, from either side: the
+	// answering address records itself twice, on receipt and on
+	// answering, and the reply carries no NOP.
+	for _, from := range []struct {
+		ns, src string
+	}{{topo.Client, testnet.ClientAddr.String()}, {topo.Host, testnet.HostAddr.String()}} {
+		public := testnet.PublicAddr.String()
+		want := []string{from.src, public, public, from.src}
+		for _, opt := range []string{"-R", "-Ttsandaddr"} {
+			out := run(t, ctx, false, from.ns, "ping", "-n", "-c", "1", "-W", "2", opt, public)
+			if got := recorded(out); strings.Join(got, " ") != strings.Join(want, " ") || strings.Contains(out, "NOP") {
+				t.Errorf("%s: ping %s %s from %s recorded %v, want %v, no NOP:\n%s", r.name, opt, public, from.src, got, want, out)
+			}
+		}
 	}
 	routerIn, hostMAC := insideMACs(t, topo)
 	caps := startCaptures(t, topo.Client, topo.Host)
@@ -231,6 +241,18 @@ func ipOptions(t *testing.T, r router) *testnet.Topology {
 		}
 	}
 	return topo
+}
+
+// recorded is the addresses ping -R or -T tsandaddr printed, in order.
+func recorded(out string) []string {
+	var a []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimPrefix(strings.TrimPrefix(l, "TS:"), "RR:")
+		if f := strings.Fields(l); len(f) >= 1 && strings.Count(f[0], ".") == 3 {
+			a = append(a, f[0])
+		}
+	}
+	return a
 }
 
 // msSinceMidnight is t as an RFC 791 timestamp.

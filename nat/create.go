@@ -47,7 +47,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// from inside too: an echo identifier names no inside host, so
 		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
 		// hairpinning of Basic NAT only).
-		echoReply(frame, p, from, r)
+		e.echoReply(frame, p, from, r)
 		if p.Frag.More {
 			e.rememberEcho(p, from, now)
 		}

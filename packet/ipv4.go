@@ -3,6 +3,7 @@ package packet
 import (
 	"encoding/binary"
 	"slices"
+	"time"
 )
 
 // IPv4 header (RFC 791, 3.1):
@@ -387,6 +388,63 @@ func timestamp(o []byte, addr, ms uint32, own []uint32) bool {
 	}
 	return true
 }
+
+// EchoOptions does to the options of an echo request addressed to addr,
+// turned into its reply in place, what the kernel's stack does when it
+// answers one: on receipt (ip_options_compile) a Record Route option
+// with room records addr and a Timestamp option with room is stamped as
+// ForwardOptions stamps it with addr as the arriving interface (a full
+// one counts the host in its overflow); the reply then carries only those
+// two options (ip_options_echo: NOPs and other options are not echoed),
+// Record Route first, padded with End to the request's options' length,
+// and each that was filled in on receipt and still has room is filled in
+// again for the reply, from addr (ip_options_build). The options must
+// have passed CheckOptions. It reports whether the header changed; then
+// the caller fixes its checksum.
+func (b IPv4) EchoOptions(addr, ms uint32, own []uint32) bool {
+	opts := b.Options()
+	var rr, ts []byte
+	for i, n := nextOption(opts, 0); n > 0; i, n = nextOption(opts, i+n) {
+		switch opts[i] {
+		case OptRecordRoute:
+			rr = opts[i : i+n]
+		case OptTimestamp:
+			ts = opts[i : i+n]
+		}
+	}
+	rrAgain := len(rr) >= 3 && recordRoute(rr, addr)
+	tsAgain := false
+	if len(ts) >= 4 {
+		full := int(ts[2]) > len(ts)
+		// Full, the call counts the host in the overflow field.
+		tsAgain = timestamp(ts, addr, ms, own) && !full
+	}
+	var echo [IPv4MaxOptions]byte // the reply's options, End-padded
+	k := copy(echo[:], rr)
+	r := echo[:k]
+	k += copy(echo[k:], ts)
+	t := echo[len(r):k]
+	if rrAgain {
+		recordRoute(r, addr)
+	}
+	if tsAgain && int(t[2]) <= len(t) { // full now: no overflow counted on answering
+		timestamp(t, addr, ms, own)
+	}
+	if string(opts) == string(echo[:len(opts)]) {
+		return false
+	}
+	copy(opts, echo[:len(opts)])
+	return true
+}
+
+// Timestamp is t as an RFC 791 timestamp: milliseconds since midnight
+// UT, as the kernel's inet_current_timestamp has it.
+func Timestamp(t time.Time) uint32 {
+	return uint32(t.Unix()%86400)*1000 + uint32(t.Nanosecond()/1e6)
+}
+
+// IPv4MaxOptions is the most option bytes an IPv4 header holds.
+const IPv4MaxOptions = 40
 
 // RecordRoute does what RFC 791 asks of a router, or of a host answering
 // an echo request (RFC 1122 §3.2.2.6), about the header's Record Route

@@ -237,3 +237,52 @@ func checkHeaderSum(t *testing.T, h []byte) {
 		t.Fatalf("header checksum wrong (sum %#x)", sum)
 	}
 }
+
+// TestEchoOptions: an echo request's Record Route and Timestamp options
+// come back in the reply filled in twice by the answering address — on
+// receipt and on answering — where there is room, once where there is
+// room for one, and counted in a full Timestamp's overflow once; the
+// reply carries those two options alone (no NOP), Record Route first,
+// End-padded to the request's length; as gopacket decodes it, the header
+// checksum fixed by the caller checked independently.
+func TestEchoOptions(t *testing.T) {
+	const pub, ms = 0xc61200cc, 0x01020304
+	own := []uint32{pub}
+	p := []byte{0xc6, 0x12, 0, 0xcc}
+	tests := []struct {
+		name string
+		opts []byte
+		want []byte
+	}{
+		{"ping -R", append([]byte{OptNOP, OptRecordRoute, 15, 8, 10, 77, 0, 5}, make([]byte, 8)...),
+			append(append(append([]byte{OptRecordRoute, 15, 16, 10, 77, 0, 5}, p...), p...), OptEnd)},
+		{"room for one", []byte{OptRecordRoute, 7, 4, 0, 0, 0, 0, OptEnd},
+			append(append([]byte{OptRecordRoute, 7, 8}, p...), OptEnd)},
+		{"ping -T tsandaddr", append([]byte{OptTimestamp, 28, 13, TSAndAddr, 10, 77, 0, 5, 9, 9, 9, 9}, make([]byte, 16)...),
+			append(append(append(append([]byte{OptTimestamp, 28, 29, TSAndAddr, 10, 77, 0, 5, 9, 9, 9, 9}, p...), 1, 2, 3, 4), p...), 1, 2, 3, 4)},
+		{"full timestamp", []byte{OptTimestamp, 8, 9, 0x10 | TSOnly, 9, 9, 9, 9},
+			[]byte{OptTimestamp, 8, 9, 0x20 | TSOnly, 9, 9, 9, 9}},
+		{"prespecified, ours then not", append(append(append([]byte{OptTimestamp, 20, 5, TSPrespec}, p...), 0, 0, 0, 0), 10, 77, 0, 5, 0, 0, 0, 0),
+			append(append(append([]byte{OptTimestamp, 20, 13, TSPrespec}, p...), 1, 2, 3, 4), 10, 77, 0, 5, 0, 0, 0, 0)},
+		{"timestamp before record route", append([]byte{OptTimestamp, 8, 5, TSOnly, 0, 0, 0, 0, OptRecordRoute, 7, 4}, make([]byte, 5)...),
+			append(append(append([]byte{OptRecordRoute, 7, 8}, p...), OptTimestamp, 8, 9, TSOnly, 1, 2, 3, 4), OptEnd)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := optHeader(t, tc.opts)
+			if p, sr := h.CheckOptions(); p != 0 || sr {
+				t.Fatalf("the request's options at fault: %d %v", p, sr)
+			}
+			h.EchoOptions(pub, ms, own)
+			h.SetChecksum(h.CalculateChecksum())
+			got := decodeOptions(t, h)
+			want := tc.want
+			for len(want) < len(got) {
+				want = append(want, OptEnd)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("options\n% x\nwant\n% x", got, want)
+			}
+		})
+	}
+}

@@ -142,15 +142,18 @@ func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
 func (w *Worker) forwardOptions(f Frame, p *packet.Parsed, in, op int, dst uint32) {
 	ip := p.IPv4(f.Buf)
 	out, from := w.ports[op].Addr(dst), w.ports[in].Addr(p.Tuple.SrcAddr)
-	if out != 0 && from != 0 && ip.ForwardOptions(out, from, msSinceMidnightUT(time.Now()), w.engine.OwnAddrs()) {
+	if out != 0 && from != 0 && ip.ForwardOptions(out, from, packet.Timestamp(time.Now()), w.engine.OwnAddrs()) {
 		ip.SetChecksum(ip.CalculateChecksum())
 	}
 }
 
-// msSinceMidnightUT is t as an RFC 791 timestamp: milliseconds since
-// midnight UT, as the kernel's inet_current_timestamp has it.
-func msSinceMidnightUT(t time.Time) uint32 {
-	return uint32(t.Unix()%86400)*1000 + uint32(t.Nanosecond()/1e6)
+// ownEchoReply reports whether the frame, which p describes as it
+// arrived, is now the NAT's own reply to an echo request to a public
+// address: its options were filled in as a host's (nat's echoReply),
+// and it is sent, not forwarded.
+func ownEchoReply(frame []byte, p *packet.Parsed) bool {
+	return p.Tuple.Proto == packet.ProtoICMP && p.Frag.Offset == 0 && p.ICMPType == packet.ICMPEcho &&
+		frame[p.L4] == packet.ICMPEchoReply
 }
 
 // badOptions reports whether the kernel drops a packet with header ip on

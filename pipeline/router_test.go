@@ -810,7 +810,7 @@ func TestIPOptions(t *testing.T) {
 		o := d.IP.Contents[20:]
 		return netip.AddrFrom4([4]byte(o[3:7])).String(), netip.AddrFrom4([4]byte(o[11:15])).String(), o[9], binary.BigEndian.Uint32(o[15:])
 	}
-	now := msSinceMidnightUT(time.Now())
+	now := packet.Timestamp(time.Now())
 	for _, c := range []struct {
 		name           string
 		from, to       *MemPort
@@ -830,13 +830,24 @@ func TestIPOptions(t *testing.T) {
 			t.Errorf("%s: timestamp %d, the time is %d", c.name, stamp, now)
 		}
 	}
+	// An echo request to the public address: the reply's options are
+	// filled in as the kernel's stack fills them in, twice by the public
+	// address and not again as the reply leaves; the NOP is not echoed.
+	ping := WithIPOptions(t, ICMPEcho(t, remote1, public, 7, 1, false),
+		[]byte{packet.OptNOP, packet.OptRecordRoute, 15, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	d := r.one(r.out, r.out, ping)
+	o := d.IP.Contents[20:]
+	if d.ICMP == nil || d.ICMP.TypeCode.Type() != packet.ICMPEchoReply || o[0] != packet.OptRecordRoute || o[2] != 12 ||
+		netip.AddrFrom4([4]byte(o[3:7])).String() != public || netip.AddrFrom4([4]byte(o[7:11])).String() != public || o[15] != packet.OptEnd {
+		t.Errorf("echo reply %v with options % x, want Record Route with the public address twice", d.ICMP.TypeCode, o)
+	}
 	sessions := r.table.Stats().Sessions
 	bad := WithIPOptions(t, UDP(t, inClient+":5001", remote1+":7777", nil), []byte{packet.OptNOP, packet.OptTimestamp, 7, 4, 0, 0, 0, packet.OptEnd})
 	toIn, toOut := r.send(r.in, bad)
 	if len(toIn) != 1 || len(toOut) != 0 {
 		t.Fatalf("bad options: %d in, %d out; want a parameter problem back; %s", len(toIn), len(toOut), r.drops())
 	}
-	d := icmpErr(t, toIn[0], routerIn, bad, packet.ICMPParamProblem, 0)
+	d = icmpErr(t, toIn[0], routerIn, bad, packet.ICMPParamProblem, 0)
 	if p := d.ICMP.Contents[4]; p != 23 {
 		t.Errorf("parameter problem points at %d, want 23 (the pointer)", p)
 	}

@@ -691,7 +691,7 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
-	if f.Buf[p.L3] != 0x45 {
+	if f.Buf[p.L3] != 0x45 && !ownEchoReply(f.Buf, p) {
 		w.forwardOptions(f, p, pi, op, dst)
 	}
 	if e := w.cachedHop(op, dst, now); e != nil {
