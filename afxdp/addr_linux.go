@@ -173,14 +173,36 @@ func (a *Addresses) HostAddrs() ([]netip.Addr, error) {
 }
 
 func hostAddrs(h *netlink.Handle) ([]netip.Addr, error) {
+	all, err := hostPrefixes(h)
+	out := make([]netip.Addr, len(all))
+	for i, p := range all {
+		out[i] = p.Addr()
+	}
+	return out, err
+}
+
+// HostPrefixes is HostAddrs with each address's prefix length (as
+// "ip addr" shows it: 10.77.0.1/24), in the network namespace a was
+// opened in.
+func (a *Addresses) HostPrefixes() ([]netip.Prefix, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return hostPrefixes(a.h)
+}
+
+func hostPrefixes(h *netlink.Handle) ([]netip.Prefix, error) {
 	all, err := h.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", sysErr(err))
 	}
-	var out []netip.Addr
+	var out []netip.Prefix
 	for _, a := range all {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
-			out = append(out, ip)
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		if ones, _ := a.Mask.Size(); ones <= 32 {
+			out = append(out, netip.PrefixFrom(ip, ones))
 		}
 	}
 	return out, nil

@@ -10,12 +10,16 @@ import (
 )
 
 // NATRules translates the configuration into the NAT engine's rules
-// (`fastnat lookup` inverts them offline).
-func NATRules(cfg *config.Config) nat.Rules { return natRules(cfg) }
+// (`fastnat lookup` inverts them offline). Read offline, they know none
+// of the host's addresses (nat.Rules.Local): the running dataplane adds
+// them.
+func NATRules(cfg *config.Config) nat.Rules { return natRules(cfg, nil) }
 
-// natRules translates the configuration into the engine's rules.
-func natRules(cfg *config.Config) nat.Rules {
+// natRules translates the configuration into the engine's rules, with
+// local the host's own addresses and their prefixes (nat.Rules.Local).
+func natRules(cfg *config.Config, local []netip.Prefix) nat.Rules {
 	r := nat.Rules{
+		Local:   local,
 		PortMap: cfg.PortMap,
 		FTPALG:  cfg.ALG.FTP.Enabled,
 		Timeouts: nat.Timeouts{

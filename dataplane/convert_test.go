@@ -19,7 +19,7 @@ import (
 func TestAllocationModesReachTheNAT(t *testing.T) {
 	for _, extra := range []string{`mapping = "deterministic"`, `block_size = 512`} {
 		cfg := parse(t, strings.Replace(baseConfig, `"10.0.0.0/8"`, `"10.0.0.0/24"`, 1)+extra+"\n")
-		r := natRules(cfg)
+		r := natRules(cfg, nil)
 		if o := r.Outbound[0]; o.Deterministic != (cfg.NAT.Outbound[0].PortsPerHost > 0) || o.BlockSize != cfg.NAT.Outbound[0].BlockSize {
 			t.Fatalf("%s: rules %+v", extra, o)
 		}

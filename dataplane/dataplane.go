@@ -93,8 +93,8 @@ func New(cfg *config.Config, opts Options) (_ *Dataplane, err error) {
 		d.checkOffload,
 		d.chooseQueues,
 		d.newEvents,
-		d.newNAT,
 		d.addPublicAddrs,
+		d.newNAT,
 		d.newALG,
 		d.openWorkers,
 		d.setFilters,
@@ -206,10 +206,15 @@ func (d *Dataplane) chooseQueues(cfg *config.Config) error {
 	return nil
 }
 
-// newNAT compiles the rules into the NAT shared by every worker and
-// makes it record its events into the event log.
+// newNAT compiles the rules, with the host's addresses (the public ones
+// added), into the NAT shared by every worker and makes it record its
+// events into the event log.
 func (d *Dataplane) newNAT(cfg *config.Config) (err error) {
-	if d.nat, err = nat.New(natRules(cfg), d.table, len(d.queues)); err != nil {
+	local, err := d.addrs.HostPrefixes()
+	if err != nil {
+		return err
+	}
+	if d.nat, err = nat.New(natRules(cfg, local), d.table, len(d.queues)); err != nil {
 		return err
 	}
 	return d.nat.LogTo(d.events, d.start)

@@ -136,11 +136,14 @@ func (d *Dataplane) prepare(cfg *config.Config) (*plan, error) {
 	running := d.Config()
 	eff, pending := effective(cfg, running)
 	p := &plan{cfg: eff, pending: pending}
-	var err error
-	if p.install, err = d.nat.Prepare(natRules(eff)); err != nil {
+	local, err := d.addrs.HostPrefixes()
+	if err != nil {
 		return nil, err
 	}
-	if p.restoreRules, err = d.nat.Prepare(natRules(running)); err != nil {
+	if p.install, err = d.nat.Prepare(natRules(eff, local)); err != nil {
+		return nil, err
+	}
+	if p.restoreRules, err = d.nat.Prepare(natRules(running, local)); err != nil {
 		return nil, err
 	}
 	p.public = publicAddrs(eff)

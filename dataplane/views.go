@@ -130,7 +130,8 @@ func (d *Dataplane) Mappings() []control.Mapping {
 }
 
 // Explain explains a connection under the running configuration (the
-// report `fastnat explain -c FILE` gives offline) and adds, when the flow
+// report `fastnat explain -c FILE` gives offline, knowing the host's
+// addresses as the NAT does: nat.Rules.Local) and adds, when the flow
 // table holds it, the live session, its expectations and the FTP ALG's
 // counters for it. A session asked for by id is explained by its first
 // packet as it arrived.
@@ -152,7 +153,11 @@ func (d *Dataplane) Explain(q control.ExplainQuery) (control.ExplainResult, erro
 		q.Query = explain.Query{Proto: packet.ProtoName(k.Proto),
 			Src: netip.AddrPortFrom(nat.Addr(k.SrcAddr), k.SrcPort), Dst: netip.AddrPortFrom(nat.Addr(k.DstAddr), k.DstPort)}
 	}
-	r, err := explain.Explain(cfg, NATRules(cfg), q.Query)
+	local, err := d.addrs.HostPrefixes()
+	if err != nil {
+		return control.ExplainResult{}, err
+	}
+	r, err := explain.Explain(cfg, natRules(cfg, local), q.Query)
 	if err != nil {
 		if errors.Is(err, explain.ErrQuery) {
 			err = fmt.Errorf("%w: %w", control.ErrBadRequest, err)

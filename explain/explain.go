@@ -19,23 +19,36 @@ import (
 var ErrQuery = errors.New("bad connection to explain")
 
 // Query is a connection to explain: the protocol, source and destination
-// of its first packet as it arrives at the NAT, and the side it arrives
-// on ("inside", "outside", or "" or "auto" to infer it from the source).
+// of its first packet as it arrives at the NAT (a TCP SYN, a UDP
+// datagram, an ICMP echo request), the side it arrives on ("inside",
+// "outside", or "" or "auto" to infer it from the source), and its TTL
+// as it arrives (nil: DefaultTTL).
 type Query struct {
 	Proto string         `json:"protocol"`
 	Src   netip.AddrPort `json:"src"`
 	Dst   netip.AddrPort `json:"dst"`
 	From  string         `json:"from,omitempty"`
+	TTL   *uint8         `json:"ttl,omitempty"`
 }
+
+// DefaultTTL is the TTL of a query that gives none: Linux's, enough to be
+// forwarded.
+const DefaultTTL = 64
 
 // Report is how fastnat treats a connection, and why.
 type Report struct {
 	// Connection is the query, with the side it arrives on filled in.
 	Connection Connection `json:"connection"`
-	// Verdict is "translated", or why the first packet is dropped (a NAT
-	// drop reason: "unsolicited", "no_rule", "protocol", "martian").
+	// Verdict is "translated"; "answered" when the NAT answers the
+	// packet itself, as a host (ping to a public address); or why the
+	// first packet is dropped (a NAT drop reason: "unsolicited",
+	// "no_rule", "protocol", "martian", "directed_broadcast",
+	// "ttl_expired").
 	Verdict string `json:"verdict"`
 	Why     string `json:"why,omitempty"` // a dropped packet's reason in words
+	// Answer is what the NAT sends back instead of forwarding the packet,
+	// nil for nothing.
+	Answer *Answer `json:"answer,omitempty"`
 	// Rules are the NAT rules that translate the connection: a nat.server
 	// (destination), a nat.outbound (source), or both for hairpinning.
 	Rules []Rule `json:"rules,omitempty"`
@@ -61,6 +74,19 @@ type Connection struct {
 	Dst      netip.AddrPort `json:"dst"`
 	From     string         `json:"arrives"`
 	Inferred bool           `json:"arrival_inferred,omitempty"`
+	TTL      uint8          `json:"ttl"`
+}
+
+// Answer is what the NAT sends back for a packet it does not forward.
+type Answer struct {
+	// Kind is "icmp_echo_reply", or the pipeline event that counts the
+	// answer: "tcp_reset", "icmp_port_unreachable", "icmp_time_exceeded".
+	Kind string `json:"kind"`
+	// From is the answer's source: the public address the packet was
+	// sent to; invalid for time exceeded, sent from the address of the
+	// interface the packet arrived on.
+	From netip.Addr `json:"from,omitzero"`
+	Why  string     `json:"why"`
 }
 
 // Flow is a tuple after translation.
@@ -149,13 +175,21 @@ func Explain(cfg *config.Config, rules nat.Rules, q Query) (Report, error) {
 	default:
 		return Report{}, fmt.Errorf("%w: side %q; known: inside, outside, auto", ErrQuery, q.From)
 	}
-	d, err := nat.Explain(rules, t, from, infer)
+	ttl := uint8(DefaultTTL)
+	if q.TTL != nil {
+		ttl = *q.TTL
+	}
+	d, err := nat.Explain(rules, t, ttl, from, infer)
 	if err != nil {
 		return Report{}, err
 	}
-	r := Report{Connection: Connection{Protocol: packet.ProtoName(proto), Src: q.Src, Dst: q.Dst, From: sideName(d.From), Inferred: d.Inferred}}
-	if d.Verdict != nat.Forward {
+	r := Report{Connection: Connection{Protocol: packet.ProtoName(proto), Src: q.Src, Dst: q.Dst, From: sideName(d.From), Inferred: d.Inferred, TTL: ttl}}
+	r.Answer = answer(d, q)
+	if d.Verdict != nat.Forward || d.Response == nat.RespondEchoReply {
 		r.Verdict, r.Why = d.Verdict.String(), dropWhy(d)
+		if d.Verdict == nat.Forward {
+			r.Verdict, r.Why = "answered", ""
+		}
 		r.ALG = ALG{Why: "the connection does not pass the NAT"}
 		return r, nil
 	}
@@ -277,14 +311,39 @@ func suggest(cfg *config.Config, q Query) *Suggestion {
 	}
 }
 
+// answer describes what the NAT sends back for d, nil for nothing.
+func answer(d nat.Decision, q Query) *Answer {
+	const closed = "nothing holds the port on the public address — no nat.server, and no mapping (a running NAT may hold one: " +
+		"then the packet is dropped silently, or hairpinned from inside) — so it is closed, and the NAT answers as a host does"
+	switch d.Response {
+	case nat.RespondEchoReply:
+		return &Answer{Kind: d.Response.String(), From: q.Dst.Addr(), Why: "the public address answers ping, as a host does, whatever the TTL"}
+	case nat.RespondTCPReset:
+		return &Answer{Kind: d.Response.String(), From: q.Dst.Addr(), Why: closed + ": a reset"}
+	case nat.RespondPortUnreachable:
+		return &Answer{Kind: d.Response.String(), From: q.Dst.Addr(), Why: closed + ": port unreachable (rate-limited with the other ICMP errors)"}
+	case nat.RespondTimeExceeded:
+		return &Answer{Kind: d.Response.String(),
+			Why: "forwarding it would take its TTL to 0: time exceeded, from the address of the interface it arrived on (RFC 1812 §5.3.1; rate-limited with the other ICMP errors)"}
+	}
+	return nil
+}
+
 func dropWhy(d nat.Decision) string {
 	switch d.Verdict {
+	case nat.DropTTLExpired:
+		return "its TTL runs out here, where it would be forwarded"
 	case nat.DropUnsolicited:
+		if d.From == nat.Inside {
+			return "it is addressed to a public address of the NAT's own that no nat.server publishes (and no mapping or expectation a running NAT may have awaits it)"
+		}
 		return "it arrives outside and no nat.server publishes its destination (and no session or expectation a running NAT may have awaits it)"
 	case nat.DropNoRule:
 		return "it arrives inside and no nat.outbound rule holds its source"
 	case nat.DropMartian:
-		return "an address no host has is at one end (0/8, 127/8, multicast, 255.255.255.255), or it arrives outside from a public address of the NAT's own: the kernel's routing drops such a packet too"
+		return "an address no host has is at one end (0/8, 127/8, multicast, 255.255.255.255), or its source is an address of the router's own (a public address, or an interface's): the kernel's routing drops such a packet too"
+	case nat.DropBroadcast:
+		return "its destination is the broadcast address of a prefix of one of the router's interfaces (a directed broadcast), which a router does not forward (the kernel's bc_forwarding 0)"
 	case nat.DropProtocol:
 		return "fastnat does not translate this protocol (AH's integrity check covers the addresses; SCTP, DCCP and UDP-Lite are not tracked)"
 	}

@@ -205,19 +205,7 @@ func TestExplainText(t *testing.T) {
 				t.Errorf("report\n%s\nwant\n%s", b.String(), want)
 			}
 			// And as JSON for scripts: it round-trips.
-			j, err := json.Marshal(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back Report
-			if err := json.Unmarshal(j, &back); err != nil {
-				t.Fatal(err)
-			}
-			var b2 bytes.Buffer
-			back.WriteText(&b2)
-			if b2.String() != b.String() {
-				t.Errorf("JSON round trip changed the report:\n%s", b2.String())
-			}
+			jsonRoundTrip(t, r, b.String())
 		})
 	}
 }
@@ -231,6 +219,126 @@ func TestExplainBadQuery(t *testing.T) {
 	} {
 		if _, err := Explain(cfg, dataplane.NATRules(cfg), bad); !errors.Is(err, ErrQuery) {
 			t.Errorf("%+v: %v, want ErrQuery", bad, err)
+		}
+	}
+}
+
+// TestExplainAnswers: a first packet the NAT answers itself instead of
+// forwarding is explained with the answer, as the dataplane sends it
+// (pipeline's TestExplainMatchesWorker holds the two together): ping to
+// the public address, a SYN or UDP to a closed port there from either
+// side (a reset, port unreachable), a TTL that runs out where the packet
+// would be forwarded (time exceeded) — but not one addressed to the NAT
+// itself, which is answered as a closed port whatever its TTL.
+func TestExplainAnswers(t *testing.T) {
+	cfg := load(t, "testdata/case.toml")
+	ttl := func(q Query, n uint8) Query { q.TTL = &n; return q }
+	tests := []struct {
+		name     string
+		q        Query
+		verdict  string
+		kind     string
+		from     string // the answer's source, "" for the arrival interface's
+		wantText string
+	}{
+		{"ping the public address", q("icmp", "198.18.0.1:7", "198.18.0.204:7", ""),
+			"answered", "icmp_echo_reply", "198.18.0.204", "verdict      answered by the NAT itself, not forwarded\nanswer       icmp_echo_reply from 198.18.0.204:"},
+		{"a SYN to a closed public port", q("tcp", "198.18.0.1:40000", "198.18.0.204:4444", ""),
+			"unsolicited", "tcp_reset", "198.18.0.204", "answer       tcp_reset from 198.18.0.204: nothing holds the port"},
+		{"UDP to the published TCP port", q("udp", "198.18.0.1:5000", "198.18.0.204:9091", ""),
+			"unsolicited", "icmp_port_unreachable", "198.18.0.204", ""},
+		{"UDP from inside to a closed public port", q("udp", "10.77.0.5:5000", "198.18.0.204:4444", ""),
+			"unsolicited", "icmp_port_unreachable", "198.18.0.204", "it is addressed to a public address of the NAT's own"},
+		{"TTL 1 to a closed public port", ttl(q("udp", "198.18.0.1:5000", "198.18.0.204:4444", ""), 1),
+			"unsolicited", "icmp_port_unreachable", "198.18.0.204", "arriving outside with TTL 1"},
+		{"TTL 1 outbound", ttl(q("udp", "10.77.0.5:5000", "192.0.2.7:33434", ""), 1),
+			"ttl_expired", "icmp_time_exceeded", "", "answer       icmp_time_exceeded: forwarding it would take its TTL to 0"},
+		{"TTL 0 to the published server", ttl(q("tcp", "198.18.0.1:40000", "198.18.0.204:9091", ""), 0),
+			"ttl_expired", "icmp_time_exceeded", "", ""},
+		{"TTL 1 from a host no rule holds", ttl(q("udp", "10.99.0.5:5000", "192.0.2.7:53", "inside"), 1),
+			"ttl_expired", "icmp_time_exceeded", "", ""},
+		{"TTL 1 gre outbound", ttl(q("gre", "10.77.0.5:0", "192.0.2.7:0", ""), 1),
+			"ttl_expired", "icmp_time_exceeded", "", ""},
+		{"unsolicited to an address not the NAT's", q("tcp", "198.18.0.1:40000", "198.18.0.77:80", ""),
+			"unsolicited", "", "", ""},
+		{"a martian is not answered", ttl(q("udp", "127.0.0.1:5000", "198.18.0.204:4444", ""), 1),
+			"martian", "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Explain(cfg, dataplane.NATRules(cfg), tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kind, from := "", ""
+			if r.Answer != nil {
+				kind = r.Answer.Kind
+				if r.Answer.From.IsValid() {
+					from = r.Answer.From.String()
+				}
+			}
+			if r.Verdict != tc.verdict || kind != tc.kind || from != tc.from {
+				t.Fatalf("verdict %q answer %q from %q, want %q %q %q (%s)", r.Verdict, kind, from, tc.verdict, tc.kind, tc.from, r.Why)
+			}
+			if r.Translated != nil || r.ALG.Inspected || r.Application != nil {
+				t.Errorf("a connection that does not pass explained as passing: %+v", r)
+			}
+			var b bytes.Buffer
+			r.WriteText(&b)
+			if !strings.Contains(b.String(), tc.wantText) {
+				t.Errorf("text lacks %q:\n%s", tc.wantText, b.String())
+			}
+			jsonRoundTrip(t, r, b.String())
+		})
+	}
+}
+
+// jsonRoundTrip checks that r, whose text is text, reads back from its
+// JSON as the same report.
+func jsonRoundTrip(t *testing.T, r Report, text string) {
+	t.Helper()
+	j, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(j, &back); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	back.WriteText(&b)
+	if b.String() != text {
+		t.Errorf("JSON round trip changed the report:\n%s\n%s", b.String(), j)
+	}
+}
+
+// TestExplainOwnAddresses: with the host's addresses known (as the
+// daemon knows them), a source of the router's own is a martian and a
+// directed broadcast is refused, each with its reason in words; without
+// them (a file alone) the same connections are translated.
+func TestExplainOwnAddresses(t *testing.T) {
+	cfg := load(t, "testdata/case.toml")
+	rules := dataplane.NATRules(cfg)
+	for _, c := range []struct {
+		q       Query
+		verdict string
+	}{
+		{q("udp", "10.77.0.1:5000", "192.0.2.7:53", "inside"), "martian"},
+		{q("udp", "10.77.0.5:5000", "198.18.0.255:53", ""), "directed_broadcast"},
+		{q("tcp", "10.77.0.5:40000", "10.77.0.255:80", ""), "directed_broadcast"},
+	} {
+		offline, err := Explain(cfg, rules, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := rules
+		live.Local = []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("198.18.0.254/24")}
+		r, err := Explain(cfg, live, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Verdict != c.verdict || len(r.Why) < 40 || r.Answer != nil || offline.Verdict != "translated" {
+			t.Errorf("%v: %q (%s), answer %+v; offline %q", c.q, r.Verdict, r.Why, r.Answer, offline.Verdict)
 		}
 	}
 }

@@ -28,9 +28,24 @@ func (r *Report) WriteText(w io.Writer) {
 			how = " (its source is in an inside network)"
 		}
 	}
-	line("connection", "%s %s -> %s, arriving %s%s", c.Protocol, c.Src, c.Dst, c.From, how)
+	ttl := ""
+	if c.TTL != DefaultTTL {
+		ttl = fmt.Sprintf(" with TTL %d", c.TTL)
+	}
+	line("connection", "%s %s -> %s, arriving %s%s%s", c.Protocol, c.Src, c.Dst, c.From, ttl, how)
 	if r.Verdict != "translated" {
-		line("verdict", "dropped (%s): %s", r.Verdict, r.Why)
+		if r.Verdict == "answered" {
+			line("verdict", "answered by the NAT itself, not forwarded")
+		} else {
+			line("verdict", "dropped (%s): %s", r.Verdict, r.Why)
+		}
+		if a := r.Answer; a != nil {
+			from := ""
+			if a.From.IsValid() {
+				from = " from " + a.From.String()
+			}
+			line("answer", "%s%s: %s", a.Kind, from, a.Why)
+		}
 		line("ftp alg", "not inspected: %s", r.ALG.Why)
 		return
 	}

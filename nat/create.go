@@ -15,8 +15,8 @@ import (
 func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable.Time, r *Result) {
 	c := e.n.rules.Load()
 	t := p.Tuple
-	if martian(t.SrcAddr) || martian(t.DstAddr) || from == Outside && c.isPublic(t.SrcAddr) {
-		r.Verdict = DropMartian
+	if v := c.addressVerdict(t); v != Forward {
+		r.Verdict = v
 		return
 	}
 	class, ok := portClass(t.Proto)
@@ -47,7 +47,7 @@ func (e *Engine) create(frame []byte, p *packet.Parsed, from Side, now flowtable
 		// from inside too: an echo identifier names no inside host, so
 		// there is nothing to hairpin it to (RFC 5508 §3.5 asks query
 		// hairpinning of Basic NAT only).
-		echoReply(frame, p, from, r)
+		e.echoReply(frame, p, from, r)
 		if p.Frag.More {
 			e.rememberEcho(p, from, now)
 		}
@@ -703,6 +703,23 @@ func (e *Engine) createAddrOnly(frame []byte, p *packet.Parsed, from Side, now f
 		Inside: packet.Tuple{Proto: t.Proto}, Outside: packet.Tuple{SrcAddr: rule.pool[first]}},
 		natlog.ThrottleKey(natlog.PortsExhausted, rule.pool[first], uint16(t.Proto)<<8))
 	r.Verdict = DropPortsExhausted
+}
+
+// addressVerdict is what a new flow's addresses alone decide, before any
+// rule: DropMartian for an address no host has at either end (martian) or
+// a source of the router's own — the kernel's ip_route_input finds a
+// local source a martian, on any interface — and DropBroadcast
+// for a destination that is a directed broadcast, which the kernel
+// delivers to itself and never forwards (bc_forwarding 0). Forward lets
+// the flow go on. Slow path only.
+func (c *compiled) addressVerdict(t packet.Tuple) Verdict {
+	switch {
+	case martian(t.SrcAddr) || martian(t.DstAddr) || c.isOwn(t.SrcAddr):
+		return DropMartian
+	case c.isDirectedBroadcast(t.DstAddr):
+		return DropBroadcast
+	}
+	return Forward
 }
 
 // martian reports whether a is an address that no flow through a router

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/packet"
@@ -92,18 +93,24 @@ func (e *Engine) icmpError(frame []byte, p *packet.Parsed, from Side, now flowta
 // echoReply turns an echo request to one of the NAT's public addresses,
 // arrived on side from, into its reply, in place (RFC 792: swap the
 // addresses, type 0, same identifier, sequence and data), sent back to
-// that side, a Record Route option recording the public address. A
+// that side, its Record Route and Timestamp options filled in as the
+// kernel's stack fills them in (packet.IPv4.EchoOptions). A
 // request in fragments is answered in as many: the first
 // carries the ICMP header, whose checksum covers the whole message and
 // changes only by the type, and the others are reflected as they come
 // (rememberEcho).
-func echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
+func (e *Engine) echoReply(frame []byte, p *packet.Parsed, from Side, r *Result) {
 	ip := packet.IPv4(frame[p.L3:p.End])
-	// The request's options come back in the reply; a Record Route
-	// option records the answering address, so the route shown is the
-	// whole round trip (RFC 1122 §3.2.2.6). reflectIPv4 fixes the
+	// The request's Record Route and Timestamp options come back in the
+	// reply, filled in by the answering address on receipt and again on
+	// answering, as the kernel's stack fills them in, so the route shown
+	// is the whole round trip (RFC 1122 §3.2.2.6). reflectIPv4 fixes the
 	// header checksum.
-	ip.RecordRoute(ip.DstAddr())
+	if ip[0] != 0x45 {
+		// The time read now, not the burst's: a stamp is to the
+		// millisecond (and the options path is rare).
+		ip.EchoOptions(ip.DstAddr(), packet.Timestamp(time.Now()), e.n.rules.Load().own)
+	}
 	reflectIPv4(ip)
 	icmp := frame[p.L4:p.End]
 	old := binary.BigEndian.Uint16(icmp[0:])
@@ -140,20 +147,34 @@ func reflectIPv4(ip packet.IPv4) {
 // Slow path only.
 func (e *Engine) ClosedPort(p *packet.Parsed) bool {
 	t := p.Tuple
-	if t.Proto != packet.ProtoUDP && t.Proto != packet.ProtoTCP || p.Frag.Offset != 0 {
+	if p.Frag.Offset != 0 || t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 		return false
 	}
-	if t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
-		return false
-	}
-	c := e.n.rules.Load()
-	if !c.isPublic(t.DstAddr) {
-		return false
-	}
-	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
+	if e.n.rules.Load().closedPort(t) == NoResponse {
 		return false
 	}
 	class, _ := portClass(t.Proto)
 	_, mapped := e.n.public.lookup(bindKey{addr: t.DstAddr, port: t.DstPort, class: uint8(class)})
 	return !mapped
+}
+
+// closedPort is what the NAT answers t with, a TCP SYN or UDP datagram
+// refused as unsolicited, as a host whose port is closed, when no binding
+// holds its destination (ClosedPort asks the bindings; Explain knows
+// none): a reset or port unreachable when it is to a public address no
+// server publishes, else nothing.
+func (c *compiled) closedPort(t packet.Tuple) Response {
+	if !c.isPublic(t.DstAddr) {
+		return NoResponse
+	}
+	if _, ok := c.server(t.DstAddr, t.DstPort, t.Proto); ok {
+		return NoResponse
+	}
+	switch t.Proto {
+	case packet.ProtoTCP:
+		return RespondTCPReset
+	case packet.ProtoUDP:
+		return RespondPortUnreachable
+	}
+	return NoResponse
 }

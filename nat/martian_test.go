@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/fastnat/fastnat/internal/testutil"
@@ -74,5 +75,59 @@ func TestSynFinMakesNoSession(t *testing.T) {
 	}
 	if r := g.process(Inside, testutil.TCP(t, hostA+":40000", remote+":80", testutil.SYN|testutil.PSH, 1000, 0, nil)); r.Verdict != Forward {
 		t.Errorf("SYN with PSH: %v, want forward", r.Verdict)
+	}
+}
+
+// TestOwnAddressesAndDirectedBroadcasts: with the router's interface
+// addresses known (Rules.Local), a new flow whose source is one of them —
+// or a public address, from either side — is a martian, as the kernel's
+// ip_route_input finds a local source; one to the broadcast address of an
+// interface's prefix (a directed broadcast) is refused as
+// directed_broadcast, as the kernel does not forward it (bc_forwarding
+// 0). Neither makes a session. A /31's addresses both stay hosts (RFC
+// 3021), and ordinary flows pass.
+func TestOwnAddressesAndDirectedBroadcasts(t *testing.T) {
+	r := testRules(t)
+	for _, p := range []string{"10.77.0.1/24", "198.18.0.254/24", pubEIM + "/32", pubAPDM + "/32", "127.0.0.1/8", "192.0.2.1/31"} {
+		r.Local = append(r.Local, netip.MustParsePrefix(p))
+	}
+	g := newRig(t, r)
+	flows := func(src, dst string) [][]byte {
+		return [][]byte{
+			udp(t, src+":5353", dst+":5353"),
+			syn(t, src+":40000", dst+":80"),
+			echo(t, src, dst, 7, false),
+			testutil.IPProto(t, src, dst, 47 /* GRE */, make([]byte, 8)),
+		}
+	}
+	for _, src := range []string{"10.77.0.1", "198.18.0.254", "192.0.2.1", pubEIM, pubAPDM} {
+		for _, f := range flows(src, remote) {
+			if r := g.process(Inside, f); r.Verdict != DropMartian {
+				t.Errorf("from inside, source %s: %v, want %v", src, r.Verdict, DropMartian)
+			}
+		}
+		if r := g.process(Outside, udp(t, src+":5353", pubEIM+":5353")); r.Verdict != DropMartian {
+			t.Errorf("from outside to the server, source %s: %v, want %v", src, r.Verdict, DropMartian)
+		}
+	}
+	for _, dst := range []string{"198.18.0.255", "10.77.0.255"} {
+		for _, f := range flows(hostA, dst) {
+			if r := g.process(Inside, f); r.Verdict != DropBroadcast {
+				t.Errorf("from inside to %s: %v, want %v", dst, r.Verdict, DropBroadcast)
+			}
+		}
+	}
+	for id := 0; id < g.table.Capacity(); id++ {
+		if g.table.Live(uint32(id)) {
+			t.Fatalf("session %d made by a martian or a directed broadcast", id)
+		}
+	}
+	for _, dst := range []string{remote, "192.0.2.0", "198.18.1.255", "10.77.0.254"} {
+		if r := g.process(Inside, udp(t, hostA+":4000", dst+":53")); r.Verdict != Forward {
+			t.Errorf("to %s: %v, want forward", dst, r.Verdict)
+		}
+	}
+	if DropBroadcast.String() != "directed_broadcast" {
+		t.Errorf("name %q", DropBroadcast.String())
 	}
 }

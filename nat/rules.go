@@ -71,8 +71,17 @@ type Rules struct {
 	// the rules' own prefixes (connected inside subnets). A translated
 	// destination inside any of them leaves by an inside interface.
 	InsideNets []netip.Prefix
-	PortMap    *portmap.Table // nil: classify nothing
-	Timeouts   Timeouts
+	// Local are the router's own interface addresses with their
+	// prefixes (the dataplane reads them from the host; the public
+	// addresses fastnat adds are among them). As the kernel's routing
+	// has it, a packet with one of them as its source is a martian — a
+	// router forwards nothing spoofing its own addresses — and one to the
+	// broadcast address of one of their prefixes (a directed broadcast,
+	// 198.18.0.255 of 198.18.0.254/24) is not forwarded (Linux's
+	// bc_forwarding 0; RFC 2644).
+	Local    []netip.Prefix
+	PortMap  *portmap.Table // nil: classify nothing
+	Timeouts Timeouts
 	// FTPALG diverts sessions classified as ftp to the FTP ALG.
 	FTPALG bool
 }
@@ -140,6 +149,9 @@ type compiled struct {
 	servers    map[serverKey]serverDest
 	public     map[uint32]bool // every address the NAT answers for
 	publicSet  []uint32        // public's addresses, for isPublic
+	localSet   []uint32        // Rules.Local's addresses, for isOwn
+	bcastSet   []uint32        // Rules.Local's prefixes' broadcast addresses, for isDirectedBroadcast
+	own        []uint32        // the public and Rules.Local addresses, each once (OwnAddrs)
 	insideNets []prefix4
 	portmap    *portmap.Table
 	timeouts   [numTimeouts]uint32 // seconds
@@ -285,6 +297,23 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 		}
 	}
 	c.publicSet = addrSet(c.public)
+	local, bcast := map[uint32]bool{}, map[uint32]bool{}
+	for _, p := range r.Local {
+		if !p.Addr().Is4() {
+			continue
+		}
+		local[addr4(p.Addr())] = true
+		if p.Bits() < 31 { // a /31 or /32 has no broadcast address (RFC 3021)
+			bcast[toPrefix4(p).addr|^toPrefix4(p).mask] = true
+		}
+	}
+	c.localSet, c.bcastSet = addrSet(local), addrSet(bcast)
+	for a := range c.public {
+		local[a] = true
+	}
+	for a := range local {
+		c.own = append(c.own, a)
+	}
 	return c, nil
 }
 
@@ -314,8 +343,26 @@ func addrSet(m map[uint32]bool) []uint32 {
 // isPublic reports whether addr is an address the NAT answers for (the
 // first question of every creation: a Go map lookup cost five times as
 // many instructions).
-func (c *compiled) isPublic(addr uint32) bool {
-	set := c.publicSet
+func (c *compiled) isPublic(addr uint32) bool { return inSet(c.publicSet, addr) }
+
+// isOwn reports whether addr is one of the router's own: a public
+// address or an interface's (Rules.Local).
+func (c *compiled) isOwn(addr uint32) bool {
+	return inSet(c.publicSet, addr) || inSet(c.localSet, addr)
+}
+
+// isDirectedBroadcast reports whether addr is the broadcast address of
+// the prefix of one of the router's interface addresses.
+func (c *compiled) isDirectedBroadcast(addr uint32) bool { return inSet(c.bcastSet, addr) }
+
+// OwnAddrs returns the router's own addresses under the running rules:
+// the public ones and the host's (Rules.Local), in no order. The slice is
+// the rules' own: not to be changed. Slow path: a Timestamp option's
+// prespecified addresses are looked up in it.
+func (e *Engine) OwnAddrs() []uint32 { return e.n.rules.Load().own }
+
+// inSet reports whether addr is in set, an addrSet.
+func inSet(set []uint32, addr uint32) bool {
 	if len(set) == 0 {
 		return false
 	}

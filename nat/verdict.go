@@ -23,9 +23,10 @@ const (
 	DropBadL4Checksum                  // a packet that would create a session has a wrong TCP or UDP checksum
 	DropQuotaExceeded                  // the inside host holds all the ports its port blocks or deterministic range allow
 	DropHairpinFiltered                // hairpinned to a mapping whose owner has not sent to the sender's public endpoint
-	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or from outside with a public address of the NAT's own as its source
+	DropMartian                        // a new flow from or to an address no host has (0/8, 127/8, multicast, 255.255.255.255), or with an address of the router's own (public or an interface's) as its source
 	DropTCPBadFlags                    // TCP segment of a tracked connection with flags no stack sends (NULL, FIN without ACK, SYN with RST, XMAS, ...)
 	DropTCPAckWindow                   // TCP segment acknowledging data its receiver has not sent, or (a RST or FIN) data acknowledged long since: state unchanged
+	DropBroadcast                      // a new flow to the broadcast address of a prefix of the router's interfaces (a directed broadcast: not forwarded)
 	Hold                               // not a drop: an early fragment to keep until Released names its datagram
 	NumVerdicts
 )
@@ -50,6 +51,7 @@ var verdictNames = [NumVerdicts]string{
 	"martian",
 	"tcp_bad_flags",
 	"tcp_ack_out_of_window",
+	"directed_broadcast",
 	"frag_held",
 }
 

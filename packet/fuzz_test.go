@@ -46,6 +46,20 @@ func FuzzParse(f *testing.F) {
 		if res := Parse(c, &q); res != OK {
 			t.Fatalf("after IPv4 setters Parse = %v", res)
 		}
+
+		// The options, whatever they hold: checked and filled in
+		// within the header, never beyond it.
+		o := bytes.Clone(frame)
+		oip := p.IPv4(o)
+		if at, _ := oip.CheckOptions(); at != 0 && (at < IPv4MinLen || at >= oip.HeaderLen()) {
+			t.Fatalf("CheckOptions %d outside the options (header %d)", at, oip.HeaderLen())
+		}
+		oip.ForwardOptions(1, 2, 3, []uint32{0})
+		oip.RecordRoute(4)
+		oip.EchoOptions(5, 6, []uint32{5})
+		if !bytes.Equal(o[:p.L3+IPv4MinLen], frame[:p.L3+IPv4MinLen]) || !bytes.Equal(o[p.L3+oip.HeaderLen():], frame[p.L3+oip.HeaderLen():]) {
+			t.Fatal("options processing wrote outside the options")
+		}
 	})
 }
 

@@ -1,6 +1,10 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+)
 
 // IPv4 header (RFC 791, 3.1):
 //
@@ -164,12 +168,285 @@ func (b IPv4) CalculateChecksum() uint16 {
 // one's-complement sum of the header, checksum included, is 0xffff.
 func (b IPv4) IsChecksumValid() bool { return Fold(headerSum(b[:b.HeaderLen()])) == 0xffff }
 
-// IP options the NAT acts on (RFC 791).
+// IP options the NAT acts on (RFC 791, RFC 2113).
 const (
-	OptEnd         = 0 // end of option list
-	OptNOP         = 1 // no operation
-	OptRecordRoute = 7 // record route
+	OptEnd         = 0   // end of option list
+	OptNOP         = 1   // no operation
+	OptRecordRoute = 7   // record route
+	OptTimestamp   = 68  // internet timestamp
+	OptLSRR        = 131 // loose source and record route
+	OptSSRR        = 137 // strict source and record route
+	OptRouterAlert = 148 // router alert (RFC 2113)
 )
+
+// Timestamp option flags (RFC 791): what each entry holds.
+const (
+	TSOnly     = 0 // timestamps only
+	TSAndAddr  = 1 // each timestamp preceded by the address of its router
+	TSPrespec  = 3 // the addresses are given; only those routers fill in
+	tsOverflow = 15
+)
+
+// CheckOptions checks the header's options as the kernel's
+// ip_options_compile does for a packet it receives. problem is the
+// offset from the start of the header of the byte a Parameter Problem
+// about them points to (RFC 792), or 0 when they are well formed: an
+// option whose length runs past the options or is under 2; a second
+// Record Route or Timestamp option, or a second source route; a Record
+// Route or source route shorter than 3 bytes or with a pointer under 4,
+// a Record Route or Timestamp whose pointer leaves room for less than a
+// whole entry; a Timestamp shorter than 4 bytes, with a pointer under 5,
+// or full with its overflow counter at 15 already; a Router Alert shorter
+// than 4 bytes. Other options are not looked into. sourceRouted reports
+// a well-formed loose or strict source route, which the kernel drops
+// (silently) unless accept_source_route is set on all interfaces, as it
+// is not by default. A header without options has neither.
+func (b IPv4) CheckOptions() (problem int, sourceRouted bool) {
+	opts := b.Options()
+	var rr, ts, srr bool
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
+		at := IPv4MinLen + i // the option's offset in the header
+		switch {
+		case n == 0:
+			return 0, srr
+		case n < 0:
+			return at, false
+		}
+		o := opts[i : i+n]
+		switch o[0] {
+		case OptRecordRoute:
+			switch {
+			case rr:
+				return at, false
+			case n < 3:
+				return at + 1, false
+			case o[2] < 4, int(o[2]) <= n && int(o[2])+3 > n:
+				return at + 2, false
+			}
+			rr = true
+		case OptTimestamp:
+			if ts {
+				return at, false
+			}
+			if p := tsProblem(o); p != 0 {
+				return at + p, false
+			}
+			ts = true
+		case OptLSRR, OptSSRR:
+			switch {
+			case n < 3:
+				return at + 1, false
+			case o[2] < 4:
+				return at + 2, false
+			case srr:
+				return at, false
+			}
+			srr = true
+		case OptRouterAlert:
+			if n < 4 {
+				return at + 1, false
+			}
+		}
+	}
+}
+
+// tsProblem is CheckOptions for the first Timestamp option o: the
+// offset in o of the byte at fault, or 0.
+func tsProblem(o []byte) int {
+	n := len(o)
+	switch {
+	case n < 4:
+		return 1
+	case o[2] < 5:
+		return 2
+	}
+	ptr := int(o[2])
+	if ptr > n { // full
+		if o[3]&0xf != TSPrespec && o[3]>>4 == tsOverflow {
+			return 3
+		}
+		return 0
+	}
+	entry := 4
+	if f := o[3] & 0xf; f == TSAndAddr || f == TSPrespec {
+		entry = 8
+	}
+	if ptr+entry-1 > n {
+		return 2
+	}
+	return 0
+}
+
+// ForwardOptions does to the header's options what the kernel does to a
+// packet it forwards (ip_options_compile on receipt, ip_forward_options
+// on the way out), the options having passed CheckOptions: a Record
+// Route option with room records out, the address of the interface the
+// packet leaves by; a Timestamp option with room records ms, the time in
+// milliseconds since midnight UT — after in, the address of the
+// interface it arrived by (toward its sender), when its flag asks for
+// addresses, or, when they are prespecified, only if the next address is
+// one of own (the router's addresses) — and a full one counts the router
+// in its overflow field (not a prespecified one); the bytes after an End
+// of Options are set to End. Each entry moves the option's pointer on.
+// It reports whether the header changed; then the caller fixes its
+// checksum.
+func (b IPv4) ForwardOptions(out, in, ms uint32, own []uint32) bool {
+	opts := b.Options()
+	changed := false
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
+		switch {
+		case n == 0:
+			for j := i + 1; j < len(opts); j++ { // after End
+				if opts[j] != OptEnd {
+					opts[j], changed = OptEnd, true
+				}
+			}
+			return changed
+		case n < 0:
+			return changed
+		}
+		o := opts[i : i+n]
+		switch o[0] {
+		case OptRecordRoute:
+			changed = recordRoute(o, out) || changed
+		case OptTimestamp:
+			changed = timestamp(o, in, ms, own) || changed
+		}
+	}
+}
+
+// nextOption finds the option at or after opts[i], past NOPs: its offset
+// i and length n. n is 0 at an End of Options (or the options' end), -1
+// when the option's length byte is missing or out of bounds. IPv4 (RFC
+// 791) and TCP (RFC 9293 §3.2) lay options out alike, End 0 and NOP 1,
+// so both walk with it.
+func nextOption(opts []byte, i int) (at, n int) {
+	for i < len(opts) && opts[i] == OptNOP {
+		i++
+	}
+	switch {
+	case i >= len(opts) || opts[i] == OptEnd:
+		return i, 0
+	case i+1 >= len(opts):
+		return i, -1
+	}
+	n = int(opts[i+1])
+	if n < 2 || i+n > len(opts) {
+		return i, -1
+	}
+	return i, n
+}
+
+// recordRoute records addr in the Record Route option o when it has
+// room, and reports whether it did.
+func recordRoute(o []byte, addr uint32) bool {
+	if len(o) < 3 {
+		return false // malformed: no pointer
+	}
+	ptr := int(o[2]) // 1-based offset of the next free slot
+	if ptr < 4 || ptr+3 > len(o) {
+		return false // full (or malformed)
+	}
+	binary.BigEndian.PutUint32(o[ptr-1:], addr)
+	o[2] += 4
+	return true
+}
+
+// timestamp is ForwardOptions for the Timestamp option o.
+func timestamp(o []byte, addr, ms uint32, own []uint32) bool {
+	if len(o) < 4 || o[2] < 5 {
+		return false // malformed
+	}
+	ptr, flag := int(o[2]), o[3]&0xf
+	if ptr > len(o) { // full: count the router, as RFC 791 asks
+		if flag == TSPrespec || o[3]>>4 == tsOverflow {
+			return false
+		}
+		o[3] += 1 << 4
+		return true
+	}
+	switch flag {
+	case TSOnly:
+		if ptr+3 > len(o) {
+			return false
+		}
+		binary.BigEndian.PutUint32(o[ptr-1:], ms)
+		o[2] += 4
+	case TSAndAddr:
+		if ptr+7 > len(o) {
+			return false
+		}
+		binary.BigEndian.PutUint32(o[ptr-1:], addr)
+		binary.BigEndian.PutUint32(o[ptr+3:], ms)
+		o[2] += 8
+	case TSPrespec:
+		if ptr+7 > len(o) || !slices.Contains(own, binary.BigEndian.Uint32(o[ptr-1:])) {
+			return false
+		}
+		binary.BigEndian.PutUint32(o[ptr+3:], ms)
+		o[2] += 8
+	default:
+		return false // a flag RFC 791 does not define: left alone
+	}
+	return true
+}
+
+// EchoOptions does to the options of an echo request addressed to addr,
+// turned into its reply in place, what the kernel's stack does when it
+// answers one: on receipt (ip_options_compile) a Record Route option
+// with room records addr and a Timestamp option with room is stamped as
+// ForwardOptions stamps it with addr as the arriving interface (a full
+// one counts the host in its overflow); the reply then carries only those
+// two options (ip_options_echo: NOPs and other options are not echoed),
+// Record Route first, padded with End to the request's options' length,
+// and each that was filled in on receipt and still has room is filled in
+// again for the reply, from addr (ip_options_build). The options must
+// have passed CheckOptions. It reports whether the header changed; then
+// the caller fixes its checksum.
+func (b IPv4) EchoOptions(addr, ms uint32, own []uint32) bool {
+	opts := b.Options()
+	var rr, ts []byte
+	for i, n := nextOption(opts, 0); n > 0; i, n = nextOption(opts, i+n) {
+		switch opts[i] {
+		case OptRecordRoute:
+			rr = opts[i : i+n]
+		case OptTimestamp:
+			ts = opts[i : i+n]
+		}
+	}
+	rrAgain := len(rr) >= 3 && recordRoute(rr, addr)
+	tsAgain := false
+	if len(ts) >= 4 {
+		full := int(ts[2]) > len(ts)
+		// Full, the call counts the host in the overflow field.
+		tsAgain = timestamp(ts, addr, ms, own) && !full
+	}
+	var echo [IPv4MaxOptions]byte // the reply's options, End-padded
+	k := copy(echo[:], rr)
+	r := echo[:k]
+	k += copy(echo[k:], ts)
+	t := echo[len(r):k]
+	if rrAgain {
+		recordRoute(r, addr)
+	}
+	if tsAgain && int(t[2]) <= len(t) { // full now: no overflow counted on answering
+		timestamp(t, addr, ms, own)
+	}
+	if string(opts) == string(echo[:len(opts)]) {
+		return false
+	}
+	copy(opts, echo[:len(opts)])
+	return true
+}
+
+// Timestamp is t as an RFC 791 timestamp: milliseconds since midnight
+// UT, as the kernel's inet_current_timestamp has it.
+func Timestamp(t time.Time) uint32 {
+	return uint32(t.Unix()%86400)*1000 + uint32(t.Nanosecond()/1e6)
+}
+
+// IPv4MaxOptions is the most option bytes an IPv4 header holds.
+const IPv4MaxOptions = 40
 
 // RecordRoute does what RFC 791 asks of a router, or of a host answering
 // an echo request (RFC 1122 §3.2.2.6), about the header's Record Route
@@ -179,35 +456,12 @@ const (
 // whose options are malformed, is left alone.
 func (b IPv4) RecordRoute(addr uint32) bool {
 	opts := b.Options()
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case OptEnd:
-			return false
-		case OptNOP:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return false
-		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
+	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
+		if n <= 0 {
 			return false
 		}
 		if opts[i] == OptRecordRoute {
-			if n < 3 {
-				return false // malformed: no pointer
-			}
-			o := opts[i : i+n]
-			ptr := int(o[2]) // 1-based offset of the next free slot
-			if ptr < 4 || ptr+3 > n {
-				return false // full (or malformed)
-			}
-			binary.BigEndian.PutUint32(o[ptr-1:], addr)
-			o[2] += 4
-			return true
+			return recordRoute(opts[i:i+n], addr)
 		}
-		i += n
 	}
-	return false
 }

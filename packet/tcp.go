@@ -154,24 +154,6 @@ func (t TCP) option(kind byte, n int) int {
 	return -1
 }
 
-// nextOption finds the first option at or after opts[i] that has a kind
-// and length (skipping NOPs, RFC 9293 §3.2) and returns where it starts
-// and its length, or a length of 0 at the end of the list or where the
-// list is malformed.
-func nextOption(opts []byte, i int) (int, int) {
-	for i < len(opts) && opts[i] == tcpOptNOP {
-		i++
-	}
-	if i+1 >= len(opts) || opts[i] == tcpOptEnd {
-		return i, 0
-	}
-	l := int(opts[i+1])
-	if l < 2 || i+l > len(opts) {
-		return i, 0
-	}
-	return i, l
-}
-
 // ClampMSS lowers the Maximum Segment Size option of a SYN to mss when it
 // is larger, patching the checksum incrementally, and returns the value it
 // found (0: none, or malformed options). A segment without the option is

@@ -25,12 +25,15 @@ const (
 	DropMTUExceeded                       // Don't Fragment set and larger than the egress MTU (ICMP fragmentation needed sent when allowed)
 	DropFragNoFrame                       // no free frame to fragment a packet into
 	DropALGNoFrame                        // no free frame for an answer of the ALG's
+	DropBadIPOptions                      // malformed IP options, as the kernel's ip_options_compile finds them (ICMP parameter problem sent when allowed)
+	DropSourceRouted                      // a loose or strict source route option, which the kernel drops without accept_source_route
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{
 	"host_unreachable", "tx_full", "alg_ring_full", "alg_dropped", "frag_held_evicted", "frag_held_expired",
 	"net_unreachable", "neigh_queue_full", "wait_full", "mtu_exceeded", "frag_no_frame", "alg_no_frame",
+	"bad_ip_options", "source_routed",
 }
 
 // String returns the reason's stable snake_case name.
@@ -65,6 +68,7 @@ const (
 	EventFragUntracked                    // datagrams with overlapping or repeated fragments, left to time out
 	EventICMPPortUnreachable              // ICMP port unreachable sent (UDP to a closed port of a public address)
 	EventTCPReset                         // TCP reset sent (a SYN to a closed port of a public address)
+	EventICMPParamProblem                 // ICMP parameter problem sent (malformed IP options)
 	NumEvents
 )
 
@@ -72,7 +76,7 @@ var eventNames = [NumEvents]string{
 	"icmp_time_exceeded", "icmp_frag_needed", "icmp_host_unreachable", "icmp_net_unreachable",
 	"icmp_rate_limited", "icmp_suppressed", "frag_out_packets", "frag_out_fragments", "mss_clamped",
 	"neigh_waited", "frag_datagrams", "frag_completed", "frag_timed_out", "frag_evicted", "frag_untracked",
-	"icmp_port_unreachable", "tcp_reset",
+	"icmp_port_unreachable", "tcp_reset", "icmp_param_problem",
 }
 
 // String returns the event's stable snake_case name.

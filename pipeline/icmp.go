@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"slices"
+	"time"
+
 	"github.com/fastnat/fastnat/packet"
 )
 
@@ -8,7 +11,8 @@ import (
 // a packet's TTL runs out here, fragmentation needed for a Don't Fragment
 // packet larger than the egress MTU, host unreachable when its next hop
 // never resolves, net unreachable when there is no route, port unreachable
-// for UDP to a closed port of a public address. Each is built in
+// for UDP to a closed port of a public address, parameter problem for
+// malformed IP options. Each is built in
 // place in the offending frame, which is being dropped anyway, and sent
 // back out of the port the packet came in on, from that interface's own
 // address (Port.Addr), to the link-layer address the packet came from.
@@ -34,6 +38,10 @@ var (
 	icmpHostUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeHostUnreachable, EventICMPHostUnreachable, true, false}
 	icmpNetUnreachable  = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, EventICMPNetUnreachable, true, false}
 	icmpPortUnreachable = icmpReason{packet.ICMPDestUnreachable, packet.ICMPCodePortUnreachable, EventICMPPortUnreachable, true, true}
+	icmpParamProblem    = icmpReason{packet.ICMPParamProblem, 0, EventICMPParamProblem, true, false}
+	// As the kernel answers it about a packet to a public address: from
+	// that address, whatever the NAT would have done with the packet.
+	icmpParamProblemHost = icmpReason{packet.ICMPParamProblem, 0, EventICMPParamProblem, true, true}
 )
 
 // answer turns f — a frame being dropped, received on port in, whose
@@ -124,15 +132,60 @@ func restore(frame []byte, p *packet.Parsed, orig packet.Tuple) {
 	ip.SetTTL(ip.TTL() + 1)
 }
 
-// recordRoute records, in a forwarded packet's Record Route option when it
-// has room, the address of port op toward dst — the interface the packet
-// leaves by, as RFC 791 asks of a router and as the kernel does — and
-// fixes the header checksum. fastnat does not fill in Timestamp options.
-func (w *Worker) recordRoute(f Frame, p *packet.Parsed, op int, dst uint32) {
+// forwardOptions does to a forwarded packet's options what the kernel
+// does (packet.IPv4.ForwardOptions): its Record Route option records the
+// address of port op toward dst — the interface the packet leaves by, as
+// RFC 791 asks of a router — and its Timestamp option the time, after the
+// address of port in toward the packet's sender when asked (the kernel
+// fills timestamps in on receipt); then the header checksum is fixed. A
+// port without an address records nothing.
+func (w *Worker) forwardOptions(f Frame, p *packet.Parsed, in, op int, dst uint32) {
 	ip := p.IPv4(f.Buf)
-	if a := w.ports[op].Addr(dst); a != 0 && ip.RecordRoute(a) {
+	out, from := w.ports[op].Addr(dst), w.ports[in].Addr(p.Tuple.SrcAddr)
+	if out != 0 && from != 0 && ip.ForwardOptions(out, from, packet.Timestamp(time.Now()), w.engine.OwnAddrs()) {
 		ip.SetChecksum(ip.CalculateChecksum())
 	}
+}
+
+// ownEchoReply reports whether the frame, which p describes as it
+// arrived, is now the NAT's own reply to an echo request to a public
+// address: its options were filled in as a host's (nat's echoReply),
+// and it is sent, not forwarded.
+func ownEchoReply(frame []byte, p *packet.Parsed) bool {
+	return p.Tuple.Proto == packet.ProtoICMP && p.Frag.Offset == 0 && p.ICMPType == packet.ICMPEcho &&
+		frame[p.L4] == packet.ICMPEchoReply
+}
+
+// badOptions reports whether the kernel drops a packet with header ip on
+// receipt for its options: malformed, or a source route
+// (packet.IPv4.CheckOptions).
+func badOptions(ip packet.IPv4) bool {
+	problem, sourceRouted := ip.CheckOptions()
+	return problem != 0 || sourceRouted
+}
+
+// refuseOptions drops f, received on port in, for its IP options
+// (badOptions), before the NAT sees it, so that it makes no session: a
+// source-routed packet silently (source_routed), as the kernel drops it
+// without accept_source_route; malformed options (bad_ip_options)
+// answered, as the kernel answers them, with a parameter problem
+// pointing at the faulty byte — from the arrival interface, or from the
+// public address the packet was sent to (checked on the kernel's NAT:
+// even a packet to a published server's port is answered from there).
+func (w *Worker) refuseOptions(f Frame, in int, p *packet.Parsed) {
+	problem, _ := p.IPv4(f.Buf).CheckOptions()
+	if problem == 0 {
+		w.c.drop[DropSourceRouted]++
+		w.drop(f, dropNames[DropSourceRouted])
+		return
+	}
+	w.c.drop[DropBadIPOptions]++
+	w.tap(f, dropNames[DropBadIPOptions])
+	why := icmpParamProblem
+	if slices.Contains(w.engine.OwnAddrs(), p.Tuple.DstAddr) {
+		why = icmpParamProblemHost
+	}
+	w.answer(f, in, p, why, uint32(problem)<<24)
 }
 
 // reset turns f, a TCP SYN to a closed port of a public address received

@@ -677,6 +677,8 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 	closedUDP := UDP(t, remote1+":999", public+":4444", nil)
 	closedTCP := TCP(t, remote1+":999", public+":4444", SYN, 1, 0, nil)
 	rr := withRecordRoute(t, UDP(t, inClient+":5004", remote1+":7777", nil))
+	ts := WithIPOptions(t, UDP(t, inClient+":5005", remote1+":7777", nil), []byte{packet.OptTimestamp, 12, 5, packet.TSAndAddr})
+	badOpts := WithIPOptions(t, UDP(t, inClient+":5006", remote1+":7777", nil), []byte{packet.OptTimestamp, 8, 4, 0})
 	for _, f := range [][]byte{big, df, syn} {
 		r.send(r.in, f)
 	}
@@ -696,6 +698,8 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 		r.out.Inject(closedUDP)
 		r.out.Inject(closedTCP)
 		r.in.Inject(rr)
+		r.in.Inject(ts)
+		r.in.Inject(badOpts)
 		r.w.Poll()
 	})
 	if allocs != 0 {
@@ -703,7 +707,7 @@ func TestRouterPathsAllocateNothing(t *testing.T) {
 	}
 	ev := &r.w.Counters().Event
 	if ev[EventICMPTimeExceeded].Load() < 100 || ev[EventICMPFragNeeded].Load() < 100 || ev[EventFragmented].Load() < 100 ||
-		ev[EventICMPPortUnreachable].Load() < 100 || ev[EventTCPReset].Load() < 100 {
+		ev[EventICMPPortUnreachable].Load() < 100 || ev[EventTCPReset].Load() < 100 || ev[EventICMPParamProblem].Load() == 0 {
 		t.Fatalf("the paths did not run: %s", r.drops())
 	}
 }
@@ -789,5 +793,78 @@ func TestRecordRouteForwarded(t *testing.T) {
 	d = r.one(r.out, r.in, withRecordRoute(t, UDP(t, remote1+":7777", d.Src(), []byte("back"))))
 	if got := recorded(d); len(got) != 1 || got[0] != routerIn {
 		t.Fatalf("recorded %v on the way in, want [%s]", got, routerIn)
+	}
+}
+
+// TestIPOptions: a forwarded packet's Timestamp option gets the time and
+// the address of the interface it arrived by, its Record Route option the
+// one it leaves by, both ways through the NAT, the header checksum right
+// (gopacket); a packet whose options are malformed is dropped before the
+// NAT sees it (no session), counted bad_ip_options, and answered with a
+// parameter problem from the arrival interface pointing at the faulty
+// byte, quoting the packet as sent.
+func TestIPOptions(t *testing.T) {
+	r := routerRig(t, rigOpts{})
+	opts := []byte{packet.OptRecordRoute, 7, 4, 0, 0, 0, 0, packet.OptTimestamp, 12, 5, packet.TSAndAddr, 0, 0, 0, 0, 0, 0, 0, 0}
+	options := func(d *Decoded) (rr, tsAddr string, tsPtr uint8, stamp uint32) {
+		o := d.IP.Contents[20:]
+		return netip.AddrFrom4([4]byte(o[3:7])).String(), netip.AddrFrom4([4]byte(o[11:15])).String(), o[9], binary.BigEndian.Uint32(o[15:])
+	}
+	now := packet.Timestamp(time.Now())
+	for _, c := range []struct {
+		name           string
+		from, to       *MemPort
+		frame          []byte
+		rr, ts         string
+		wantSrc, wantD string
+	}{
+		{"outbound", r.in, r.out, WithIPOptions(t, UDP(t, inClient+":5000", remote1+":7777", []byte("x")), opts), routerOut, routerIn, public + ":5000", remote1 + ":7777"},
+		{"the reply", r.out, r.in, WithIPOptions(t, UDP(t, remote1+":7777", public+":5000", []byte("y")), opts), routerIn, routerOut, remote1 + ":7777", inClient + ":5000"},
+	} {
+		d := r.one(c.from, c.to, c.frame)
+		rr, ts, ptr, stamp := options(d)
+		if d.Src() != c.wantSrc || d.Dst() != c.wantD || rr != c.rr || ts != c.ts || ptr != 13 {
+			t.Errorf("%s: %s -> %s, recorded %s, stamped by %s (pointer %d); want %s -> %s, %s, %s (13)", c.name, d.Src(), d.Dst(), rr, ts, ptr, c.wantSrc, c.wantD, c.rr, c.ts)
+		}
+		if delta := int64(stamp) - int64(now); delta < 0 || delta > 5000 {
+			t.Errorf("%s: timestamp %d, the time is %d", c.name, stamp, now)
+		}
+	}
+	// An echo request to the public address: the reply's options are
+	// filled in as the kernel's stack fills them in, twice by the public
+	// address and not again as the reply leaves; the NOP is not echoed.
+	ping := WithIPOptions(t, ICMPEcho(t, remote1, public, 7, 1, false),
+		[]byte{packet.OptNOP, packet.OptRecordRoute, 15, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	d := r.one(r.out, r.out, ping)
+	o := d.IP.Contents[20:]
+	if d.ICMP == nil || d.ICMP.TypeCode.Type() != packet.ICMPEchoReply || o[0] != packet.OptRecordRoute || o[2] != 12 ||
+		netip.AddrFrom4([4]byte(o[3:7])).String() != public || netip.AddrFrom4([4]byte(o[7:11])).String() != public || o[15] != packet.OptEnd {
+		t.Errorf("echo reply %v with options % x, want Record Route with the public address twice", d.ICMP.TypeCode, o)
+	}
+	sessions := r.table.Stats().Sessions
+	bad := WithIPOptions(t, UDP(t, inClient+":5001", remote1+":7777", nil), []byte{packet.OptNOP, packet.OptTimestamp, 7, 4, 0, 0, 0, packet.OptEnd})
+	toIn, toOut := r.send(r.in, bad)
+	if len(toIn) != 1 || len(toOut) != 0 {
+		t.Fatalf("bad options: %d in, %d out; want a parameter problem back; %s", len(toIn), len(toOut), r.drops())
+	}
+	d = icmpErr(t, toIn[0], routerIn, bad, packet.ICMPParamProblem, 0)
+	if p := d.ICMP.Contents[4]; p != 23 {
+		t.Errorf("parameter problem points at %d, want 23 (the pointer)", p)
+	}
+	if n := r.w.Counters().Drop[DropBadIPOptions].Load(); n != 1 || r.table.Stats().Sessions != sessions {
+		t.Errorf("bad_ip_options %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
+	}
+	// To the public address (here a published server's port), the
+	// problem is answered from that address, as the kernel answers it.
+	bad = WithIPOptions(t, UDP(t, remote1+":999", public+":5353", nil), []byte{packet.OptNOP, packet.OptTimestamp, 7, 4, 0, 0, 0, packet.OptEnd})
+	if _, toOut := r.send(r.out, bad); len(toOut) != 1 {
+		t.Fatalf("bad options to the public address: %d out; %s", len(toOut), r.drops())
+	} else {
+		icmpErr(t, toOut[0], public, bad, packet.ICMPParamProblem, 0)
+	}
+	// A source route: dropped silently, as without accept_source_route.
+	r.none(r.in, WithIPOptions(t, UDP(t, inClient+":5002", remote1+":7777", nil), []byte{packet.OptLSRR, 7, 4, 198, 18, 0, 2, packet.OptEnd}))
+	if n := r.w.Counters().Drop[DropSourceRouted].Load(); n != 1 || r.table.Stats().Sessions != sessions || r.w.Counters().Drop[DropBadIPOptions].Load() != 2 {
+		t.Errorf("source_routed %d, sessions %d -> %d; want 1, none made", n, sessions, r.table.Stats().Sessions)
 	}
 }

@@ -414,9 +414,10 @@ func (w *Worker) countFrags() {
 
 // Kinds of frames in a burst, as parsing sorts them.
 const (
-	kindDrop   uint8 = iota // parse failed: dropped, counted
-	kindLookup              // its flow is found by a flow-table lookup of its tuple
-	kindOther               // a non-first fragment or an ICMP error (nat.NeedsLookup)
+	kindDrop       uint8 = iota // parse failed: dropped, counted
+	kindLookup                  // its flow is found by a flow-table lookup of its tuple
+	kindOther                   // a non-first fragment or an ICMP error (nat.NeedsLookup)
+	kindBadOptions              // malformed IP options or a source route (badOptions): never seen by the NAT
 )
 
 // burst processes frames received on port pi in three stages: parse them
@@ -492,6 +493,10 @@ func (w *Worker) burst(pi int, frames []Frame, now flowtable.Time) {
 			switch kind[i] {
 			case kindDrop:
 				w.drops = append(w.drops, frames[i])
+				i++
+				continue
+			case kindBadOptions:
+				w.refuseOptions(frames[i], pi, &w.parsed[i])
 				i++
 				continue
 			case kindLookup:
@@ -590,6 +595,10 @@ func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []p
 			if w.cfg.DropTap != nil {
 				w.cfg.DropTap(buf, parseDropNames[res])
 			}
+		case buf[p.L3] != 0x45 && badOptions(p.IPv4(buf)):
+			// As the kernel checks options on receipt (ip_rcv_options),
+			// before routing or NAT decide anything.
+			kind[i] = kindBadOptions
 		case nat.NeedsLookup(p):
 			kind[i] = kindLookup
 			keys[nk] = p.Tuple
@@ -607,8 +616,8 @@ func (w *Worker) parseRest(frames []Frame, common []bool, kind []uint8, keys []p
 // whose next hop is cached — is queued here; everything else takes
 // dispatchSlow.
 func (w *Worker) dispatch(f Frame, pi int, p *packet.Parsed, r *nat.Result, now flowtable.Time) {
-	// A header with options (rare) takes dispatchSlow, which records
-	// the route.
+	// A header with options (rare) takes dispatchSlow, which fills
+	// them in (forwardOptions).
 	if r.Verdict == nat.Forward && !r.Divert && p.TCPFlags&packet.FlagSYN == 0 && f.Buf[p.L3] == 0x45 {
 		op := w.out[r.Out&1]
 		if ip := (*[packet.IPv4MinLen]byte)(f.Buf[p.L3:]); p.End-p.L3 <= w.mtu[op] {
@@ -682,8 +691,8 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.clampMSS(f, p, pi, op)
 	}
 	dst := p.IPv4(f.Buf).DstAddr()
-	if f.Buf[p.L3] != 0x45 {
-		w.recordRoute(f, p, op, dst)
+	if f.Buf[p.L3] != 0x45 && !ownEchoReply(f.Buf, p) {
+		w.forwardOptions(f, p, pi, op, dst)
 	}
 	if e := w.cachedHop(op, dst, now); e != nil {
 		w.send(f, op, pi, [6]byte(e.hdr[:6]), r)

@@ -25,7 +25,10 @@ var explainCommand = &cli.Command{
 		"FTP server published on a port of its own, as in the case). Other unclassified connections, such as an " +
 		"inside client's to a server outside on 8080, get no suggestion.\n\n" +
 		"PROTO is tcp, udp, icmp, sctp, dccp, udp-lite, gre, esp, ah or a protocol number (ports 0 for those without ports); SRC:PORT and DST:PORT are the connection's first packet " +
-		"as it arrives at the NAT. The side it arrives on is inferred from its source unless --from says it.\n\n" +
+		"as it arrives at the NAT: a TCP SYN, a UDP datagram or an ICMP echo request, with TTL 64 unless --ttl says " +
+		"otherwise. The side it arrives on is inferred from its source unless --from says it. A packet the NAT does " +
+		"not forward but answers itself is reported with its answer: ping to a public address (echo reply), a SYN or " +
+		"UDP to a closed port there (reset, port unreachable), a TTL that runs out (time exceeded).\n\n" +
 		"Without --live it reads the -c file alone: no root, no daemon. With --live (implied by --socket or by a " +
 		"SESSION-ID as fastnat show sessions lists it) it asks the running daemon, which explains by its running " +
 		"configuration and adds the live session, its expectations and the FTP ALG's counters for it.\n\n" +
@@ -37,11 +40,23 @@ var explainCommand = &cli.Command{
 		cli.ChoiceVar(fs, &from, "from", "auto", []string{"auto", "inside", "outside"},
 			"the `SIDE` the connection arrives on (auto: inferred from the source)")
 		asJSON := fs.Bool("json", false, "print the explanation as JSON")
+		ttl := fs.Int("ttl", explain.DefaultTTL, "the first packet's `TTL` as it arrives, 0-255")
 		return func(args []string, stdout, stderr io.Writer) int {
-			fs.Visit(func(f *flag.Flag) { *live = *live || f.Name == "socket" })
+			ttlSet := false
+			fs.Visit(func(f *flag.Flag) {
+				*live = *live || f.Name == "socket"
+				ttlSet = ttlSet || f.Name == "ttl"
+			})
 			q, err := explainQuery(args, from)
 			if err != nil {
 				return usageError(stderr, "explain", "%v", err)
+			}
+			if ttlSet {
+				if *ttl < 0 || *ttl > 255 || q.Session != nil {
+					return usageError(stderr, "explain", "--ttl is 0-255, for PROTO SRC:PORT DST:PORT")
+				}
+				t := uint8(*ttl)
+				q.TTL = &t
 			}
 			*live = *live || q.Session != nil
 			return runExplain(q, cf, *live, *asJSON, stdout, stderr)

@@ -47,6 +47,8 @@ func TestExplainUsage(t *testing.T) {
 		{"explain", "-c", "../../explain/testdata/case.toml", "--from", "left", "tcp", "198.18.0.1:1", "198.18.0.204:9091"},
 		{"explain", "-c", "/nonexistent.toml", "tcp", "198.18.0.1:1", "198.18.0.204:9091"},
 		{"explain", "x"},
+		{"explain", "-c", "../../explain/testdata/case.toml", "--ttl", "256", "udp", "10.77.0.5:1", "192.0.2.7:53"},
+		{"explain", "--ttl", "1", "7"},
 	} {
 		if code, _, _ := runCmd(args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
@@ -58,5 +60,19 @@ func TestExplainUsage(t *testing.T) {
 	}
 	if code, _, errOut := runCmd("explain", "--socket", "/nonexistent.sock", "7"); code != exitFailure || !strings.Contains(errOut, "is fastnat running") {
 		t.Errorf("no daemon: exit %d %q", code, errOut)
+	}
+}
+
+// TestExplainTTL: --ttl gives the first packet's TTL; with 1 an outbound
+// datagram is answered time exceeded instead of translated.
+func TestExplainTTL(t *testing.T) {
+	code, out, errOut := runCmd("explain", "-c", "../../explain/testdata/case.toml", "--ttl", "1", "udp", "10.77.0.5:5000", "192.0.2.7:33434")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"arriving inside with TTL 1", "verdict      dropped (ttl_expired)", "answer       icmp_time_exceeded:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -325,6 +325,30 @@ func WithTTL(tb testing.TB, frame []byte, ttl uint8) []byte {
 	return f
 }
 
+// WithIPOptions returns a copy of frame, an Ethernet frame whose IPv4
+// header has no options, with opts after the header (padded with End,
+// 0, to a multiple of 4 bytes), as they are: malformed ones too. The
+// header's length fields and checksum are fixed; a TCP or UDP checksum
+// stays right (options are not in the pseudo-header).
+func WithIPOptions(tb testing.TB, frame, opts []byte) []byte {
+	tb.Helper()
+	if frame[14] != 0x45 {
+		tb.Fatal("WithIPOptions: the header has options already")
+	}
+	for len(opts)%4 != 0 {
+		opts = append(opts, 0)
+	}
+	f := append(append(append([]byte(nil), frame[:34]...), opts...), frame[34:]...)
+	ip := f[14:]
+	ip[0] = 0x45 + byte(len(opts)/4)
+	tl := int(ip[2])<<8 | int(ip[3]) + len(opts)
+	ip[2], ip[3] = byte(tl>>8), byte(tl)
+	ip[10], ip[11] = 0, 0
+	c := ipChecksum(ip[:20+len(opts)])
+	ip[10], ip[11] = byte(c>>8), byte(c)
+	return f
+}
+
 // GRE returns a frame carrying a GRE packet (RFC 2784, no options) from
 // src to dst whose payload is an ICMP echo request between tunnel
 // addresses 10.99.0.1 and 10.99.0.2, as `ip tunnel ... mode gre` sends.
