@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fastnat/fastnat/internal/testnet"
+)
+
+// nmap from the inside host scans the outside client through each NAT:
+// a SYN scan (-sS) and a connect scan (-sT) of one open port and
+// scanClosed closed ones. Both NATs must give nmap the same verdicts,
+// let no packet reach the client with an inside source address, and keep
+// no session for a closed port once its RST has passed: conntrack
+// deletes a connection whose only answer is a RST, and fastnat ends its
+// session (before, each held a CLOSED session for the 4-minute transitory
+// timeout, so one `nmap -p-` filled a 64 Ki table).
+
+// scanOpen is the client's open port; the closed ones are
+// scanClosedFirst and the scanClosed-1 ports after it.
+const (
+	scanOpen        = 8080
+	scanClosedFirst = 20000
+	scanClosed      = 100
+)
+
+func TestFastnatNmapScan(t *testing.T) {
+	requireFastnat(t)
+	requireNmap(t)
+	nmapScan(t, fastnatRouter)
+}
+
+// TestKernelNmapScan is the proof that nmapScan expects what a Linux NAT
+// does.
+func TestKernelNmapScan(t *testing.T) {
+	requireHarness(t)
+	requireNmap(t)
+	if err := testnet.CheckTools("conntrack"); err != nil {
+		t.Skipf("e2e: %v; install the Debian package conntrack (.ci/run does)", err)
+	}
+	nmapScan(t, kernelRouter)
+}
+
+func requireNmap(t *testing.T) {
+	t.Helper()
+	if err := testnet.CheckTools("nmap"); err != nil {
+		t.Skipf("e2e: %v; install the Debian package nmap (.ci/run does)", err)
+	}
+}
+
+func nmapScan(t *testing.T, r router) {
+	ctx := testContext(t)
+	topo, sock := routerTopology(t, r, testnet.Options{InsideHost: true}, "")
+	ln, err := testnet.ListenTCP(topo.Client, netip.AddrPortFrom(testnet.ClientAddr, scanOpen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	// The client counts what arrives from an inside address.
+	testnet.MustRun(t, topo.Client, "nft", "add table ip leak\n"+
+		"add chain ip leak in { type filter hook prerouting priority -300; }\n"+
+		"add rule ip leak in ip saddr "+testnet.InsideNet.String()+" counter")
+	ports := fmt.Sprintf("%d,%d-%d", scanOpen, scanClosedFirst, scanClosedFirst+scanClosed-1)
+	for _, scan := range []struct{ flag, reason string }{{"-sS", "reset"}, {"-sT", "conn-refused"}} {
+		out := run(t, ctx, false, topo.Host, "nmap", "-n", "-Pn", scan.flag, "--max-retries", "1", "-p", ports, testnet.ClientAddr.String())
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d/tcp +open `, scanOpen)).MatchString(out) ||
+			!strings.Contains(out, fmt.Sprintf("Not shown: %d closed tcp ports (%s)", scanClosed, scan.reason)) {
+			t.Errorf("nmap %s: want %d/tcp open and %d ports closed (%s)", scan.flag, scanOpen, scanClosed, scan.reason)
+		}
+		// A closed port's session ends as its RST passes; allow the
+		// last RSTs a moment to arrive.
+		var left []uint16
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			left = scannedSessions(t, r, topo, sock)
+			if len(left) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(left) > 0 {
+			t.Errorf("nmap %s: %d sessions left for closed ports (%v...), want none:%s", scan.flag, len(left), left[:min(len(left), 5)],
+				natState(t, topo, left[0]))
+		}
+	}
+	if out := string(testnet.MustRun(t, topo.Client, "nft", "list", "chain", "ip", "leak", "in")); !strings.Contains(out, "packets 0 ") {
+		t.Errorf("packets with an inside source reached the client:\n%s", out)
+	}
+}
+
+// scannedSessions lists the destination ports of the NAT's TCP sessions
+// to the client's scanned closed ports: fastnat's sessions over its
+// control socket sock, or the kernel's conntrack entries.
+func scannedSessions(t *testing.T, r router, topo *testnet.Topology, sock string) []uint16 {
+	t.Helper()
+	closed := func(p uint16) bool { return p >= scanClosedFirst && p < scanClosedFirst+scanClosed }
+	var ports []uint16
+	if r.name != fastnatRouter.name {
+		out, _ := testnet.Run(testContext(t), topo.Router, "conntrack", "-L", "-p", "tcp")
+		for _, m := range regexp.MustCompile(`dport=(\d+)`).FindAllStringSubmatch(string(out), -1) {
+			var p uint16
+			fmt.Sscan(m[1], &p)
+			if closed(p) {
+				ports = append(ports, p)
+			}
+		}
+		return ports
+	}
+	code, out, errOut := fastnatCLI(t, "show", "sessions", "--json", "--proto", "tcp", "--limit", "0", "--socket", sock)
+	if code != 0 {
+		t.Fatalf("fastnat show sessions: exit %d: %s", code, errOut)
+	}
+	var list struct {
+		Sessions []struct {
+			Inside struct{ Dst string } `json:"inside"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("show sessions --json: %v\n%s", err, out)
+	}
+	for _, s := range list.Sessions {
+		if ap, err := netip.ParseAddrPort(s.Inside.Dst); err == nil && closed(ap.Port()) {
+			ports = append(ports, ap.Port())
+		}
+	}
+	return ports
+}
