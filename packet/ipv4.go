@@ -166,10 +166,38 @@ func (b IPv4) IsChecksumValid() bool { return Fold(headerSum(b[:b.HeaderLen()]))
 
 // IP options the NAT acts on (RFC 791).
 const (
-	OptEnd         = 0 // end of option list
-	OptNOP         = 1 // no operation
-	OptRecordRoute = 7 // record route
+	OptEnd         = 0   // end of option list
+	OptNOP         = 1   // no operation
+	OptRecordRoute = 7   // record route
+	OptLSRR        = 131 // loose source and record route
+	OptSSRR        = 137 // strict source and record route
 )
+
+// SourceRouted reports whether the IPv4 options opts (the header after
+// its first 20 bytes) hold a loose or strict source route. A router that
+// honours neither drops such a packet: the kernel does unless
+// accept_source_route is on for all interfaces (off by default), and RFC
+// 7126 §4.3–4.4 advise it, since a sender picks the path and, through a
+// NAT, may name inside addresses. Options past a malformed one are not
+// read: the list ends there.
+func SourceRouted(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case OptEnd:
+			return false
+		case OptNOP:
+			i++
+			continue
+		case OptLSRR, OptSSRR:
+			return true
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return false
+		}
+		i += int(opts[i+1])
+	}
+	return false
+}
 
 // RecordRoute does what RFC 791 asks of a router, or of a host answering
 // an echo request (RFC 1122 §3.2.2.6), about the header's Record Route

@@ -250,6 +250,9 @@ func parse(frame []byte, p *Parsed) Result {
 	if Fold(headerSum(ip[:hl])) != 0xffff {
 		return ErrBadIPChecksum
 	}
+	if hl > IPv4MinLen && SourceRouted(ip[IPv4MinLen:hl]) {
+		return ErrSourceRoute
+	}
 
 	l4, end := l3+hl, l3+tl
 	p.L3, p.L4, p.Payload, p.End = l3, l4, l4, end

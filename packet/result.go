@@ -16,6 +16,7 @@ const (
 	ErrBadIHL                // IHL < 5
 	ErrBadTotalLength        // total length < IHL*4 or beyond the frame
 	ErrBadIPChecksum         // IPv4 header checksum verification failed
+	ErrSourceRoute           // a source route option (LSRR or SSRR): dropped, as the kernel does by default
 	ErrBadL4                 // transport header truncated or inconsistent
 	ErrBadEmbedded           // ICMP error whose embedded IPv4/L4 header is unusable
 	NumResults               // number of Result values, for counter arrays
@@ -29,6 +30,7 @@ var resultNames = [NumResults]string{
 	ErrBadIHL:         "bad_ihl",
 	ErrBadTotalLength: "bad_total_length",
 	ErrBadIPChecksum:  "bad_ip_checksum",
+	ErrSourceRoute:    "source_route",
 	ErrBadL4:          "bad_l4",
 	ErrBadEmbedded:    "bad_embedded",
 }

@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/fastnat/fastnat/internal/testnet"
+)
+
+// Source-routed packets (hping3 --lsrr, --ssrr) are dropped by both NATs:
+// the kernel drops every packet with a loose or strict source route
+// option while net.ipv4.conf.all.accept_source_route is 0, its default,
+// and RFC 7126 §4.3–4.4 advise routers to. fastnat used to forward them
+// with the option untouched: an inside host's echo request left with its
+// route list (inside addresses included) for the client, and a client's
+// datagram to a published port naming an inside address in its route
+// reached the server. The same packets without the option pass, so the
+// drop is the option's.
+
+func TestFastnatSourceRoute(t *testing.T) {
+	requireFastnat(t)
+	requireHping(t)
+	sourceRoute(t, fastnatRouter)
+}
+
+// TestKernelSourceRoute is the proof that sourceRoute expects what a
+// Linux NAT does.
+func TestKernelSourceRoute(t *testing.T) {
+	requireHarness(t)
+	requireHping(t)
+	sourceRoute(t, kernelRouter)
+}
+
+func requireHping(t *testing.T) {
+	t.Helper()
+	if err := testnet.CheckTools("hping3"); err != nil {
+		t.Skipf("e2e: %v; install the Debian package hping3 (.ci/run does)", err)
+	}
+}
+
+func sourceRoute(t *testing.T, r router) {
+	ctx := testContext(t)
+	topo, sock := routerTopology(t, r, testnet.Options{InsideHost: true}, "")
+	// Each end counts what arrives: the client echo requests, the server
+	// datagrams to the published sink.
+	testnet.MustRun(t, topo.Client, "nft", "add table ip probe\n"+
+		"add chain ip probe in { type filter hook prerouting priority -300; }\n"+
+		"add rule ip probe in icmp type echo-request counter")
+	testnet.MustRun(t, topo.Server, "nft", "add table ip probe\n"+
+		"add chain ip probe in { type filter hook prerouting priority -300; }\n"+
+		"add rule ip probe in udp dport "+strconv.Itoa(udpSinkPort)+" counter")
+	counted := func(ns string) int {
+		out := string(testnet.MustRun(t, ns, "nft", "list", "chain", "ip", "probe", "in"))
+		m := regexp.MustCompile(`packets (\d+) `).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counter in:\n%s", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	client, public := testnet.ClientAddr.String(), testnet.PublicAddr.String()
+	sink := strconv.Itoa(udpSinkPort)
+	for _, c := range []struct {
+		what string
+		ns   string   // where hping3 runs
+		at   string   // where its packet is counted
+		args []string // hping3's mode and destination
+		opt  []string // the source route
+	}{
+		{"echo request, loose route via the router", topo.Host, topo.Client,
+			[]string{"-1", client}, []string{"--lsrr", testnet.RouterOutsideAddr.String()}},
+		{"echo request, strict route naming an inside address", topo.Host, topo.Client,
+			[]string{"-1", client}, []string{"--ssrr", testnet.RouterInsideAddr.String()}},
+		{"datagram to a published port, loose route naming the server", topo.Client, topo.Server,
+			[]string{"-2", "-p", sink, public}, []string{"--lsrr", testnet.ServerAddr.String()}},
+	} {
+		before := counted(c.at)
+		run(t, ctx, true, c.ns, "hping3", slices.Concat([]string{"-c", "1", "-q"}, c.opt, c.args)...)
+		if n := counted(c.at) - before; n != 0 {
+			t.Errorf("%s: %d arrived, want none (source routed)", c.what, n)
+		}
+		// The same without the option passes.
+		run(t, ctx, true, c.ns, "hping3", slices.Concat([]string{"-c", "1", "-q"}, c.args)...)
+		if n := counted(c.at) - before; n != 1 {
+			t.Errorf("%s without the option: %d arrived, want 1", c.what, n)
+		}
+	}
+	if sock != "" {
+		if drops, _ := fastnatStats(t, sock); drops["parse_source_route"] != 3 {
+			t.Errorf("parse_source_route drops %d, want 3 (%v)", drops["parse_source_route"], drops)
+		}
+	}
+}
