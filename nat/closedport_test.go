@@ -9,35 +9,45 @@ import (
 	"github.com/fastnat/fastnat/packet"
 )
 
-// TestResetBeforeReplyEndsSession: a connection whose only answer is a
-// RST — a SYN to a closed port, as every probe of a port scan is — never
-// was, and its session ends as the RST passes, as conntrack deletes such
-// a connection at once ("if only reply is a RST ... delete the conntrack
-// immediately"); a RST after the SYN/ACK leaves the session CLOSED for
-// its timeout, as conntrack keeps it in CLOSE. Before, every closed port
-// an inside host scanned held a CLOSED session for the transitory
-// timeout (4 minutes): `nmap -p-` from one host filled a 64 Ki table.
-// The RST itself is translated as any other (gopacket checks it), and
-// what the session held is given back: the host's next SYN gets a new
-// session.
-func TestResetBeforeReplyEndsSession(t *testing.T) {
+// TestResetBeforeHandshakeEndsSession: a connection reset before its
+// handshake completed never was, and its session ends as the RST passes:
+// a SYN to a closed port, as most probes of a port scan are (conntrack
+// deletes such a connection at once: "if only reply is a RST ... delete
+// the conntrack immediately"), or a SYN scan's reset of an open port's
+// SYN/ACK (conntrack keeps that one 10 s in CLOSE). A RST once the
+// connection is established leaves the session CLOSED for its timeout.
+// Before, every port an inside host scanned held a CLOSED session for
+// the transitory timeout (4 minutes): `nmap -p-` from one host filled a
+// 64 Ki table. The RST itself is translated as any other (gopacket
+// checks it), and what the session held is given back: the host's next
+// SYN gets a new session.
+func TestResetBeforeHandshakeEndsSession(t *testing.T) {
+	// Handshake stages the connection reaches before the RST.
+	const (
+		synOnly = iota
+		synAcked
+		established
+	)
 	cases := []struct {
 		name string
 		from Side
 		// client and server are the connection's ends as the client
 		// sees them; server2 the server's as it sees itself.
 		client, server, server2 string
-		reply                   bool // the server answers the SYN with a SYN/ACK first
+		stage                   int
 		rstFromServer           bool // the server sends the RST (else the client)
 		ends                    bool
 	}{
-		{"outbound closed port", Inside, hostA + ":40000", remote + ":22", remote + ":22", false, true, true},
-		{"outbound per-session closed port", Inside, hostC + ":40000", remote + ":22", remote + ":22", false, true, true},
-		{"outbound connect given up", Inside, hostA + ":40001", remote + ":22", remote + ":22", false, false, true},
-		{"outbound open port, scanner resets", Inside, hostA + ":40002", remote + ":8080", remote + ":8080", true, false, false},
-		{"outbound reset after SYN/ACK", Inside, hostA + ":40003", remote + ":8080", remote + ":8080", true, true, false},
-		{"nat server closed port", Outside, remote + ":40000", pubEIM + ":8080", srvIn + ":80", false, true, true},
-		{"nat server reset after SYN/ACK", Outside, remote + ":40001", pubEIM + ":8080", srvIn + ":80", true, true, false},
+		{"outbound closed port", Inside, hostA + ":40000", remote + ":22", remote + ":22", synOnly, true, true},
+		{"outbound per-session closed port", Inside, hostC + ":40000", remote + ":22", remote + ":22", synOnly, true, true},
+		{"outbound connect given up", Inside, hostA + ":40001", remote + ":22", remote + ":22", synOnly, false, true},
+		{"outbound open port, SYN scan resets", Inside, hostA + ":40002", remote + ":8080", remote + ":8080", synAcked, false, true},
+		{"outbound server resets its SYN/ACK", Inside, hostA + ":40003", remote + ":8080", remote + ":8080", synAcked, true, true},
+		{"outbound established, client resets", Inside, hostA + ":40004", remote + ":8080", remote + ":8080", established, false, false},
+		{"outbound established, server resets", Inside, hostC + ":40005", remote + ":8080", remote + ":8080", established, true, false},
+		{"nat server closed port", Outside, remote + ":40000", pubEIM + ":8080", srvIn + ":80", synOnly, true, true},
+		{"nat server, SYN scan resets", Outside, remote + ":40001", pubEIM + ":8080", srvIn + ":80", synAcked, false, true},
+		{"nat server established, server resets", Outside, remote + ":40002", pubEIM + ":8080", srvIn + ":80", established, true, false},
 	}
 	rules := testRules(t)
 	rules.Servers = append(rules.Servers, Server{Proto: packet.ProtoTCP,
@@ -53,20 +63,19 @@ func TestResetBeforeReplyEndsSession(t *testing.T) {
 				t.Fatalf("SYN: %v", r.Verdict)
 			}
 			back := d.Src() // the client as the server sees it
-			var rst []byte
-			from := c.from
-			switch {
-			case c.reply:
+			if c.stage >= synAcked {
 				g.mustForward(other(c.from), testutil.TCP(t, c.server2, back, testutil.SYN|testutil.ACK, isnS, isnC+1, nil))
-				if c.rstFromServer {
-					rst, from = testutil.TCP(t, c.server2, back, testutil.RST|testutil.ACK, isnS+1, isnC+1, nil), other(c.from)
-				} else {
-					rst = testutil.TCP(t, c.client, c.server, testutil.RST, isnC+1, 0, nil)
+			}
+			if c.stage >= established {
+				g.mustForward(c.from, testutil.TCP(t, c.client, c.server, testutil.ACK, isnC+1, isnS+1, nil))
+			}
+			rst, from := testutil.TCP(t, c.client, c.server, testutil.RST, isnC+1, 0, nil), c.from
+			if c.rstFromServer {
+				seq := uint32(0)
+				if c.stage >= synAcked {
+					seq = isnS + 1
 				}
-			case c.rstFromServer:
-				rst, from = testutil.TCP(t, c.server2, back, testutil.RST|testutil.ACK, 0, isnC+1, nil), other(c.from)
-			default:
-				rst = testutil.TCP(t, c.client, c.server, testutil.RST, isnC+1, 0, nil)
+				rst, from = testutil.TCP(t, c.server2, back, testutil.RST|testutil.ACK, seq, isnC+1, nil), other(c.from)
 			}
 			rr, rd := g.send(from, rst)
 			if rr.Verdict != Forward {
@@ -75,11 +84,9 @@ func TestResetBeforeReplyEndsSession(t *testing.T) {
 			if !rd.TCP.RST {
 				t.Fatalf("forwarded %v, want the RST", rd.TCP)
 			}
-			want := back
+			want := c.client
 			if from == c.from {
 				want = c.server2
-			} else {
-				want = c.client
 			}
 			if rd.Dst() != want {
 				t.Fatalf("RST sent to %s, want %s", rd.Dst(), want)
@@ -106,10 +113,10 @@ func TestResetBeforeReplyEndsSession(t *testing.T) {
 	}
 }
 
-// TestResetBeforeReplyKeepsALGSession: a control connection the FTP ALG
+// TestResetBeforeHandshakeKeepsALGSession: a control connection the FTP ALG
 // inspects keeps its session (CLOSED, for the transitory timeout) when a
 // RST answers its SYN, since the ALG reads the session after the packet.
-func TestResetBeforeReplyKeepsALGSession(t *testing.T) {
+func TestResetBeforeHandshakeKeepsALGSession(t *testing.T) {
 	rules := testRules(t)
 	rules.FTPALG = true
 	g := newRig(t, rules)
