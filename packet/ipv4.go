@@ -173,32 +173,6 @@ const (
 	OptSSRR        = 137 // strict source and record route
 )
 
-// SourceRouted reports whether the IPv4 options opts (the header after
-// its first 20 bytes) hold a loose or strict source route. A router that
-// honours neither drops such a packet: the kernel does unless
-// accept_source_route is on for all interfaces (off by default), and RFC
-// 7126 §4.3–4.4 advise it, since a sender picks the path and, through a
-// NAT, may name inside addresses. Options past a malformed one are not
-// read: the list ends there.
-func SourceRouted(opts []byte) bool {
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case OptEnd:
-			return false
-		case OptNOP:
-			i++
-			continue
-		case OptLSRR, OptSSRR:
-			return true
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 {
-			return false
-		}
-		i += int(opts[i+1])
-	}
-	return false
-}
-
 // RecordRoute does what RFC 791 asks of a router, or of a host answering
 // an echo request (RFC 1122 §3.2.2.6), about the header's Record Route
 // option: when the option has room for another address it records addr
@@ -207,35 +181,55 @@ func SourceRouted(opts []byte) bool {
 // whose options are malformed, is left alone.
 func (b IPv4) RecordRoute(addr uint32) bool {
 	opts := b.Options()
+	i, ok := findOption(opts, OptRecordRoute, OptRecordRoute)
+	if !ok || i+1 >= len(opts) {
+		return false
+	}
+	n := int(opts[i+1])
+	if n < 3 || i+n > len(opts) {
+		return false // malformed: no pointer, or beyond the header
+	}
+	o := opts[i : i+n]
+	ptr := int(o[2]) // 1-based offset of the next free slot
+	if ptr < 4 || ptr+3 > n {
+		return false // full (or malformed)
+	}
+	binary.BigEndian.PutUint32(o[ptr-1:], addr)
+	o[2] += 4
+	return true
+}
+
+// SourceRouted reports whether the IPv4 options opts (the header after
+// its first 20 bytes) hold a loose or strict source route. A router that
+// honours neither drops such a packet: the kernel does unless
+// accept_source_route is on for all interfaces (off by default), and RFC
+// 7126 §4.3–4.4 advise it, since a sender picks the path and, through a
+// NAT, may name inside addresses. Options past a malformed one are not
+// read: the list ends there.
+func SourceRouted(opts []byte) bool {
+	_, ok := findOption(opts, OptLSRR, OptSSRR)
+	return ok
+}
+
+// findOption returns the offset in opts of the first option of type a
+// or b, walking the list as RFC 791 lays it out (End ends it, NOP is one
+// byte, every other option gives its length), or false when the list
+// ends, or turns malformed, first.
+func findOption(opts []byte, a, b byte) (int, bool) {
 	for i := 0; i < len(opts); {
 		switch opts[i] {
 		case OptEnd:
-			return false
+			return 0, false
 		case OptNOP:
 			i++
 			continue
+		case a, b:
+			return i, true
 		}
-		if i+1 >= len(opts) {
-			return false
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return 0, false
 		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
-			return false
-		}
-		if opts[i] == OptRecordRoute {
-			if n < 3 {
-				return false // malformed: no pointer
-			}
-			o := opts[i : i+n]
-			ptr := int(o[2]) // 1-based offset of the next free slot
-			if ptr < 4 || ptr+3 > n {
-				return false // full (or malformed)
-			}
-			binary.BigEndian.PutUint32(o[ptr-1:], addr)
-			o[2] += 4
-			return true
-		}
-		i += n
+		i += int(opts[i+1])
 	}
-	return false
+	return 0, false
 }
