@@ -32,7 +32,7 @@ const (
 
 func TestFastnatNmapScan(t *testing.T) {
 	requireFastnat(t)
-	requireNmap(t)
+	requirePackage(t, "nmap", "nmap")
 	nmapScan(t, fastnatRouter)
 }
 
@@ -40,17 +40,17 @@ func TestFastnatNmapScan(t *testing.T) {
 // does.
 func TestKernelNmapScan(t *testing.T) {
 	requireHarness(t)
-	requireNmap(t)
-	if err := testnet.CheckTools("conntrack"); err != nil {
-		t.Skipf("e2e: %v; install the Debian package conntrack (.ci/run does)", err)
-	}
+	requirePackage(t, "nmap", "nmap")
+	requirePackage(t, "conntrack", "conntrack")
 	nmapScan(t, kernelRouter)
 }
 
-func requireNmap(t *testing.T) {
+// requirePackage skips the test unless tool, of the Debian package pkg,
+// is installed.
+func requirePackage(t *testing.T, pkg, tool string) {
 	t.Helper()
-	if err := testnet.CheckTools("nmap"); err != nil {
-		t.Skipf("e2e: %v; install the Debian package nmap (.ci/run does)", err)
+	if err := testnet.CheckTools(tool); err != nil {
+		t.Skipf("e2e: %v; install the Debian package %s (.ci/run does)", err, pkg)
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 
 func TestFastnatSourceRoute(t *testing.T) {
 	requireFastnat(t)
-	requireHping(t)
+	requirePackage(t, "hping3", "hping3")
 	sourceRoute(t, fastnatRouter)
 }
 
@@ -29,15 +29,8 @@ func TestFastnatSourceRoute(t *testing.T) {
 // Linux NAT does.
 func TestKernelSourceRoute(t *testing.T) {
 	requireHarness(t)
-	requireHping(t)
+	requirePackage(t, "hping3", "hping3")
 	sourceRoute(t, kernelRouter)
-}
-
-func requireHping(t *testing.T) {
-	t.Helper()
-	if err := testnet.CheckTools("hping3"); err != nil {
-		t.Skipf("e2e: %v; install the Debian package hping3 (.ci/run does)", err)
-	}
 }
 
 func sourceRoute(t *testing.T, r router) {
