@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,22 +46,8 @@ func icmpQueryKinds(t *testing.T, r router) {
 	client, public := testnet.ClientAddr.String(), testnet.PublicAddr.String()
 	// The inside host counts echo requests from the client, the client
 	// router solicitations from the public address.
-	count := func(ns, rule string) func() int {
-		testnet.MustRun(t, ns, "nft", "add table ip probe\n"+
-			"add chain ip probe in { type filter hook prerouting priority -300; }\n"+
-			"add rule ip probe in "+rule+" counter")
-		return func() int {
-			out := string(testnet.MustRun(t, ns, "nft", "list", "chain", "ip", "probe", "in"))
-			m := regexp.MustCompile(`packets (\d+) `).FindStringSubmatch(out)
-			if m == nil {
-				t.Fatalf("no counter in:\n%s", out)
-			}
-			n, _ := strconv.Atoi(m[1])
-			return n
-		}
-	}
-	echoes := count(topo.Host, "ip saddr "+client+" icmp type echo-request")
-	solicitations := count(topo.Client, "ip saddr "+public+" icmp type router-solicitation")
+	echoes := arrivals(t, topo.Host, "ip saddr "+client+" icmp type echo-request")
+	solicitations := arrivals(t, topo.Client, "ip saddr "+public+" icmp type router-solicitation")
 
 	// The ping's public identifier, as the client sees it.
 	capture, err := topo.Start(topo.Client, "tcpdump", "-i", testnet.NodeLink, "-nn", "-l", "-c", "1",

@@ -38,20 +38,9 @@ func sourceRoute(t *testing.T, r router) {
 	topo, sock := routerTopology(t, r, testnet.Options{InsideHost: true}, "")
 	// Each end counts what arrives: the client echo requests, the server
 	// datagrams to the published sink.
-	testnet.MustRun(t, topo.Client, "nft", "add table ip probe\n"+
-		"add chain ip probe in { type filter hook prerouting priority -300; }\n"+
-		"add rule ip probe in icmp type echo-request counter")
-	testnet.MustRun(t, topo.Server, "nft", "add table ip probe\n"+
-		"add chain ip probe in { type filter hook prerouting priority -300; }\n"+
-		"add rule ip probe in udp dport "+strconv.Itoa(udpSinkPort)+" counter")
-	counted := func(ns string) int {
-		out := string(testnet.MustRun(t, ns, "nft", "list", "chain", "ip", "probe", "in"))
-		m := regexp.MustCompile(`packets (\d+) `).FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("no counter in:\n%s", out)
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
+	counted := map[string]func() int{
+		topo.Client: arrivals(t, topo.Client, "icmp type echo-request"),
+		topo.Server: arrivals(t, topo.Server, "udp dport "+strconv.Itoa(udpSinkPort)),
 	}
 	client, public := testnet.ClientAddr.String(), testnet.PublicAddr.String()
 	sink := strconv.Itoa(udpSinkPort)
@@ -69,14 +58,14 @@ func sourceRoute(t *testing.T, r router) {
 		{"datagram to a published port, loose route naming the server", topo.Client, topo.Server,
 			[]string{"-2", "-p", sink, public}, []string{"--lsrr", testnet.ServerAddr.String()}},
 	} {
-		before := counted(c.at)
+		before := counted[c.at]()
 		run(t, ctx, true, c.ns, "hping3", slices.Concat([]string{"-c", "1", "-q"}, c.opt, c.args)...)
-		if n := counted(c.at) - before; n != 0 {
+		if n := counted[c.at]() - before; n != 0 {
 			t.Errorf("%s: %d arrived, want none (source routed)", c.what, n)
 		}
 		// The same without the option passes.
 		run(t, ctx, true, c.ns, "hping3", slices.Concat([]string{"-c", "1", "-q"}, c.args)...)
-		if n := counted(c.at) - before; n != 1 {
+		if n := counted[c.at]() - before; n != 1 {
 			t.Errorf("%s without the option: %d arrived, want 1", c.what, n)
 		}
 	}
@@ -84,5 +73,25 @@ func sourceRoute(t *testing.T, r router) {
 		if drops, _ := fastnatStats(t, sock); drops["parse_source_route"] != 3 {
 			t.Errorf("parse_source_route drops %d, want 3 (%v)", drops["parse_source_route"], drops)
 		}
+	}
+}
+
+// arrivals counts, with an nftables rule in namespace ns, the packets
+// that arrive there matching rule (nft syntax), before anything else
+// sees them; the function it returns reads the count. One per namespace.
+func arrivals(t *testing.T, ns, rule string) func() int {
+	t.Helper()
+	testnet.MustRun(t, ns, "nft", "add table ip arrivals\n"+
+		"add chain ip arrivals in { type filter hook prerouting priority -300; }\n"+
+		"add rule ip arrivals in "+rule+" counter")
+	return func() int {
+		t.Helper()
+		out := string(testnet.MustRun(t, ns, "nft", "list", "chain", "ip", "arrivals", "in"))
+		m := regexp.MustCompile(`packets (\d+) `).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counter in:\n%s", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
 	}
 }
