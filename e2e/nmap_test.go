@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 // nmap from the inside host scans the outside client through each NAT:
 // a SYN scan (-sS) and a connect scan (-sT) of one open port and
-// scanClosed closed ones. Both NATs must give nmap the same verdicts,
+// scanClosed closed ones, FTP's among them (21 by default and 9091 by
+// the case's port mapping: control connections the ALG inspects). Both
+// NATs must give nmap the same verdicts,
 // let no packet reach the client with an inside source address, and keep
 // no session for a closed port once its RST has passed: conntrack
 // deletes a connection whose only answer is a RST, and fastnat ends any
@@ -22,13 +25,15 @@ import (
 // CLOSED session for the 4-minute transitory timeout, so one `nmap -p-`
 // filled a 64 Ki table).
 
-// scanOpen is the client's open port; the closed ones are
-// scanClosedFirst and the scanClosed-1 ports after it.
+// scanOpen is the client's open port; the closed ones are scanFTP and
+// scanClosedFirst and the ports after it, scanClosed in all.
 const (
 	scanOpen        = 8080
 	scanClosedFirst = 20000
 	scanClosed      = 100
 )
+
+var scanFTP = []uint16{21, testnet.FTPPublicPort}
 
 func TestFastnatNmapScan(t *testing.T) {
 	requireFastnat(t)
@@ -73,7 +78,7 @@ func nmapScan(t *testing.T, r router) {
 	}()
 	// The client counts what arrives from an inside address.
 	leaked := arrivals(t, topo.Client, "ip saddr "+testnet.InsideNet.String())
-	ports := fmt.Sprintf("%d,%d-%d", scanOpen, scanClosedFirst, scanClosedFirst+scanClosed-1)
+	ports := fmt.Sprintf("%d,%d,%d,%d-%d", scanOpen, scanFTP[0], scanFTP[1], scanClosedFirst, scanClosedFirst+scanClosed-len(scanFTP)-1)
 	for _, scan := range []struct{ flag, reason string }{{"-sS", "reset"}, {"-sT", "conn-refused"}} {
 		out := run(t, ctx, false, topo.Host, "nmap", "-n", "-Pn", scan.flag, "--max-retries", "1", "-p", ports, testnet.ClientAddr.String())
 		if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d/tcp +open `, scanOpen)).MatchString(out) ||
@@ -111,7 +116,9 @@ func nmapScan(t *testing.T, r router) {
 // conntrack entries.
 func scannedSessions(t *testing.T, r router, topo *testnet.Topology, sock string, openTo uint16) []uint16 {
 	t.Helper()
-	closed := func(p uint16) bool { return p >= scanClosedFirst && p < scanClosedFirst+scanClosed || p == openTo }
+	closed := func(p uint16) bool {
+		return p >= scanClosedFirst && p < scanClosedFirst+scanClosed || p == openTo || slices.Contains(scanFTP, p)
+	}
 	var ports []uint16
 	if r.name != fastnatRouter.name {
 		out, _ := testnet.Run(testContext(t), topo.Router, "conntrack", "-L", "-p", "tcp")

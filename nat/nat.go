@@ -483,7 +483,7 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	if st != state {
 		t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
 	}
-	if g.flags&packet.FlagRST != 0 && (state&tcpStateMask == tcpSynSent || state&tcpStateMask == tcpSynRecv) && h.Flags()&flagALG == 0 {
+	if g.flags&packet.FlagRST != 0 && (state&tcpStateMask == tcpSynSent || state&tcpStateMask == tcpSynRecv) {
 		// A RST before the handshake completed: the connection never
 		// was (a SYN to a closed port, a SYN scan's reset of the
 		// SYN/ACK of an open one, a connect given up). The session ends
@@ -491,8 +491,10 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 		// timeout, so a port scan leaves nothing behind: conntrack
 		// deletes a connection whose only answer is a RST, and keeps
 		// one reset after its SYN/ACK for 10 s (CLOSE). The RST itself
-		// is translated and leaves. (A session the ALG inspects keeps
-		// its timeout: the ALG reads it after this.)
+		// is translated and leaves, past the ALG even for a control
+		// connection: the ALG would find the session gone and drop it,
+		// and has nothing to rewrite in a connection that carried no
+		// data (its note of the handshake goes with the session's end).
 		t.End(id, gen, e.onExpire)
 		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, false
 		return true
