@@ -283,6 +283,11 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 	if p.Tuple.Proto == packet.ProtoTCP && p.Frag.Offset == 0 {
 		return e.forwardTCP(frame, p, from, now, id, gen, dir, r)
 	}
+	if p.Tuple.Proto == packet.ProtoICMP && !icmpFits(p.ICMPKind, dir) {
+		// Not this session's packet though its tuple is: create decides
+		// (see icmpFits).
+		return false
+	}
 	t := e.n.table
 	h, ok := t.Hot(id, gen, dir)
 	switch {
@@ -485,11 +490,45 @@ func (e *Engine) forwardTCP(frame []byte, p *packet.Parsed, from Side, now flowt
 	if st != state {
 		t.SetState(id, gen, st, e.n.rules.Load().timeouts[class])
 	}
+	if g.flags&packet.FlagRST != 0 && (state&tcpStateMask == tcpSynSent || state&tcpStateMask == tcpSynRecv) {
+		// A RST before the handshake completed: the connection never
+		// was (a SYN to a closed port, a SYN scan's reset of the
+		// SYN/ACK of an open one, a connect given up). The session ends
+		// now rather than lingering as CLOSED for the transitory
+		// timeout, so a port scan leaves nothing behind: conntrack
+		// deletes a connection whose only answer is a RST, and keeps
+		// one reset after its SYN/ACK for 10 s (CLOSE). The RST itself
+		// is translated and leaves, past the ALG even for a control
+		// connection: the ALG would find the session gone and drop it,
+		// and has nothing to rewrite in a connection that carried no
+		// data (its note of the handshake goes with the session's end).
+		t.End(id, gen, e.onExpire)
+		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, false
+		return true
+	}
 	if p.Frag.More {
 		e.rememberFragment(p, id, gen, dir, now)
 	}
 	r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), dir), id, gen, dir, h.Flags()&flagALG != 0
 	return true
+}
+
+// icmpFits reports whether an ICMP message of kind k belongs in direction
+// dir of the query session its tuple names: requests in the direction
+// that opened it, replies in the other. A query session is keyed by its
+// identifier alone, so without this an outside host sending a request to
+// the public address with a live session's identifier (nping --icmp-id)
+// reached the inside host, which answered it; and a type fastnat does
+// not translate, whose tuple reads identifier 0 (router solicitation and
+// advertisement), passed on a session of identifier 0. Conntrack keys
+// ICMP by type as well, and matches neither. A packet that does not fit
+// is a miss: the NAT's own address answers a ping, and the rest is
+// dropped as when no session exists.
+func icmpFits(k packet.ICMPKind, dir flowtable.Dir) bool {
+	if dir == flowtable.Orig {
+		return k == packet.ICMPQuery
+	}
+	return k == packet.ICMPQueryReply
 }
 
 // held reports whether a packet in direction dir of a hairpinned session

@@ -76,6 +76,17 @@ func withOptions(s spec, words int) spec {
 	return s
 }
 
+// withOption appends option typ with data to the IP header's options
+// (gopacket pads them to a multiple of 4 bytes with End).
+func withOption(s spec, typ uint8, data ...byte) spec {
+	o := layers.IPv4Option{OptionType: typ, OptionLength: 1}
+	if typ > OptNOP {
+		o.OptionLength, o.OptionData = uint8(2+len(data)), data
+	}
+	s.IP.Options = append(append([]layers.IPv4Option(nil), s.IP.Options...), o)
+	return s
+}
+
 func withFrag(s spec, offset8 uint16, more bool) spec {
 	s.IP.Flags = 0
 	if more {
@@ -310,6 +321,7 @@ func parseCases(tb testing.TB) []parseCase {
 		{"total length beyond frame", frameOf(udp, false, setU16(ipTotalLen, 60-14+1)), ErrBadTotalLength, nil},
 		{"bad ip checksum", frameOf(udp, true, setByte(ipTTL, 63)), ErrBadIPChecksum, nil},
 		{"bad ip checksum in options", frameOf(withOptions(udp, 3), true, setByte(IPv4MinLen+5, 7)), ErrBadIPChecksum, nil},
+		{"record route", built(withOption(udp, OptRecordRoute, 4, 0, 0, 0, 0)), OK, nil},
 
 		{"tcp truncated header", built(rawSpec(layers.IPProtocolTCP, make([]byte, 19))), ErrBadL4, nil},
 		{"tcp data offset 4", frameOf(tcp, false, setByte(20+tcpDataOff, 4<<4)), ErrBadL4, nil},

@@ -8,7 +8,9 @@
 # What it installs, only when missing:
 #   - Debian packages the end-to-end tests and the demo drive: vsftpd lftp
 #     curl iproute2 nftables ethtool tcpdump procps; the router tests'
-#     traceroute iputils-tracepath iputils-ping iperf3; the collectors the
+#     traceroute iputils-tracepath iputils-ping iperf3, and nmap with conntrack
+#     (the scan test, and the kernel twin's sessions) and hping3 (source
+#     routes); the collectors the
 #     NAT event log is tested against: tshark, nfdump (nfcapd) and rsyslog;
 #     groff-base (the man page test) and prometheus (its promtool tests the
 #     alert rules and the metrics); the NAT behaviour discovery tools coturn
@@ -34,7 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
 
-packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3 tshark nfdump rsyslog groff-base prometheus
+packages=(vsftpd lftp curl ca-certificates iproute2 nftables ethtool tcpdump procps traceroute iputils-tracepath iputils-ping iperf3 nmap conntrack hping3 tshark nfdump rsyslog groff-base prometheus
 	coturn stun-server stun-client python3 python3-pyftpdlib wget tnftp ncftp busybox)
 # Services the packages above start, as PACKAGE:SERVICE; the tests run
 # their own.

@@ -100,11 +100,20 @@ func TCP(tb testing.TB, src, dst string, flags int, seq, ack uint32, payload []b
 // ICMPEcho returns an echo request (or reply) frame from src to dst.
 func ICMPEcho(tb testing.TB, src, dst string, id, seq uint16, reply bool) []byte {
 	tb.Helper()
-	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
 	typ := uint8(layers.ICMPv4TypeEchoRequest)
 	if reply {
 		typ = layers.ICMPv4TypeEchoReply
 	}
+	return ICMPMessage(tb, src, dst, typ, id, seq)
+}
+
+// ICMPMessage returns an ICMP message frame of type typ from src to dst
+// whose second word holds id and seq (a query's identifier and sequence
+// number; other types' field there, such as a router solicitation's
+// reserved word).
+func ICMPMessage(tb testing.TB, src, dst string, typ uint8, id, seq uint16) []byte {
+	tb.Helper()
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: id, Seq: seq}
 	return serialize(tb, eth(), ip4(s, d, layers.IPProtocolICMPv4), ic, gopacket.Payload([]byte("fastnat-ping")))
 }
