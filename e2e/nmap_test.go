@@ -62,20 +62,7 @@ func requirePackage(t *testing.T, pkg, tool string) {
 func nmapScan(t *testing.T, r router) {
 	ctx := testContext(t)
 	topo, sock := routerTopology(t, r, testnet.Options{InsideHost: true}, "")
-	ln, err := testnet.ListenTCP(topo.Client, netip.AddrPortFrom(testnet.ClientAddr, scanOpen))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	listenOpen(t, topo.Client)
 	// The client counts what arrives from an inside address.
 	leaked := arrivals(t, topo.Client, "ip saddr "+testnet.InsideNet.String())
 	ports := fmt.Sprintf("%d,%d,%d,%d-%d", scanOpen, scanFTP[0], scanFTP[1], scanClosedFirst, scanClosedFirst+scanClosed-len(scanFTP)-1)
@@ -108,6 +95,26 @@ func nmapScan(t *testing.T, r router) {
 	if n := leaked(); n != 0 {
 		t.Errorf("%d packets with an inside source reached the client", n)
 	}
+}
+
+// listenOpen listens on the client's scanOpen port in namespace ns,
+// accepting and closing connections until the test ends.
+func listenOpen(t *testing.T, ns string) {
+	t.Helper()
+	ln, err := testnet.ListenTCP(ns, netip.AddrPortFrom(testnet.ClientAddr, scanOpen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 }
 
 // scannedSessions lists the destination ports of the NAT's TCP sessions

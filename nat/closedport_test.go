@@ -133,3 +133,35 @@ func TestResetBeforeHandshakeEndsALGSession(t *testing.T) {
 		t.Fatal("the control session outlived the RST")
 	}
 }
+
+// TestSYNWithDataOpens: a SYN carrying data (hping3 -S -d, nmap
+// --data-length, TCP Fast Open) opens its connection whether the server
+// acknowledges only ISN+1 (it did not take the data: every server
+// without Fast Open) or the data too; before, only the latter passed and
+// the usual SYN/ACK was dropped as out of window. Both directions are
+// translated (gopacket decodes them, checksums verified) and the
+// connection is established by the client's ACK.
+func TestSYNWithDataOpens(t *testing.T) {
+	data := make([]byte, 100)
+	for _, taken := range []bool{false, true} {
+		g := newRig(t, testRules(t))
+		const isnC, isnS = 1000, 5000
+		r, d := g.send(Inside, testutil.TCP(t, hostA+":40000", remote+":8080", testutil.SYN, isnC, 0, data))
+		if r.Verdict != Forward || len(d.TCP.Payload) != len(data) {
+			t.Fatalf("SYN: %v", r.Verdict)
+		}
+		pub := d.Src()
+		ack := uint32(isnC + 1)
+		if taken {
+			ack += uint32(len(data))
+		}
+		rr, rd := g.send(Outside, testutil.TCP(t, remote+":8080", pub, testutil.SYN|testutil.ACK, isnS, ack, nil))
+		if rr.Verdict != Forward || rd.Dst() != hostA+":40000" || !rd.TCP.SYN || !rd.TCP.ACK || rd.TCP.Ack != ack {
+			t.Fatalf("data taken %v: SYN/ACK acknowledging %d: %v %v", taken, ack, rr.Verdict, rd)
+		}
+		g.mustForward(Inside, testutil.TCP(t, hostA+":40000", remote+":8080", testutil.ACK, ack, isnS+1, nil))
+		if st := g.state(r); st&tcpStateMask != tcpEstablished {
+			t.Fatalf("data taken %v: state %s, want ESTABLISHED", taken, TCPStateName(st))
+		}
+	}
+}

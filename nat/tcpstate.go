@@ -59,8 +59,11 @@ func TCPStateName(state uint8) string {
 //	bit  63      open: d's last new data came in a fragmented segment, whose
 //	             end past its first fragment fastnat did not see
 //
-// Each word is written only for packets of its own direction (except
-// when a reopening SYN clears the other), which is one worker in
+// Until a direction's tracking begins (no init), the initiator's SYN
+// keeps in the responder's word where the SYN starts (synStart), for its
+// SYN/ACK's check. Each word is written only for packets of its own
+// direction (except for that, and when a reopening SYN clears the
+// other), which is one worker in
 // practice; a racing update is lost at worst, and the next segment of
 // that direction repairs it.
 const (
@@ -150,6 +153,29 @@ func synWord(g *tcpSeg, end uint32) uint64 {
 	return trWith(w, end, max(g.win, 1))
 }
 
+// synStart is what the responder's tracking word holds until its SYN/ACK
+// (no trInit: nothing is tracked of it yet): where the initiator's SYN g
+// starts, ISN + 1, so that synAcked knows how far back in the SYN's data
+// the SYN/ACK may acknowledge.
+func synStart(g *tcpSeg) uint64 { return uint64(g.seq + 1) }
+
+// synAcked reports whether ack, the acknowledgment of a SYN/ACK sent by
+// the direction whose word is s to the peer whose SYN made word r,
+// acknowledges that SYN: it lies from ISN + 1 to the SYN's end. A server
+// that does not take data on a SYN (without TCP Fast Open, RFC 7413)
+// acknowledges ISN + 1 only, one that takes it acknowledges the data
+// too; conntrack accepts either (its acknowledgment window reaches
+// MAXACKWINDOW back from the SYN's end), fastnat the SYN's own span
+// only. Without a recorded start (a simultaneous open, whose SYN/ACK's
+// sender has a SYN of its own tracked) the ack must be the end exactly.
+func synAcked(s, r uint64, ack uint32) bool {
+	end, start := trEnd(r), trEnd(r)
+	if s&trInit == 0 && s != 0 {
+		start = trEnd(s)
+	}
+	return end-ack <= end-start
+}
+
 // tcpValidFlags has bit f set for each combination f of FIN, SYN, RST,
 // ACK and URG that a TCP segment may carry (PSH, ECE and CWR go with
 // any): Linux conntrack's tcp_valid_flags. Anything else — no flags at
@@ -237,10 +263,13 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 		case d == flowtable.Orig && (base == tcpNone || base == tcpSynSent):
 			// The first SYN, or a retransmission (perhaps with a new ISN).
 			s = synWord(g, end)
+			if r&trInit == 0 {
+				r = synStart(g)
+			}
 		case d == flowtable.Orig && tcpOver(st):
 			// A new connection reusing the tuple (the engine gives it a
 			// new session before it gets here: see forwardTCP).
-			s, r = synWord(g, end), 0
+			s, r = synWord(g, end), synStart(g)
 		case d == flowtable.Reply && base == tcpSynSent && s&trInit == 0:
 			// Simultaneous open (RFC 9293 §3.5).
 			s = synWord(g, end)
@@ -248,7 +277,7 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 			return st, timeoutClass(st), tr, Forward
 		}
 	case syn: // SYN/ACK: must acknowledge the peer's SYN
-		if r&trInit == 0 || g.ack != trEnd(r) || base == tcpNone {
+		if r&trInit == 0 || !synAcked(s, r, g.ack) || base == tcpNone {
 			return st, timeoutClass(st), tr, DropTCPOutOfWindow
 		}
 		s = synWord(g, end)

@@ -329,3 +329,47 @@ func TestTCPTimeoutClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPTrackerSYNData pins the SYN/ACK's acknowledgment of a SYN that
+// carries data: a server without TCP Fast Open acknowledges ISN+1 only,
+// one with it the data too (RFC 7413); both open the connection, as
+// conntrack lets them. Anything before ISN+1 or past the SYN's end is
+// not an answer to it.
+func TestTCPTrackerSYNData(t *testing.T) {
+	const n = 100
+	syn := tcpStepCase{orig, seg(fSYN, isnA, 0, 64240, n), Forward, "SYN_SENT"}
+	synAck := func(ack uint32, v Verdict, state string) tcpStepCase {
+		return tcpStepCase{reply, seg(fSYN|fACK, isnB, ack, 65160, 0), v, state}
+	}
+	cases := []struct {
+		name  string
+		steps []tcpStepCase
+	}{
+		{"data not taken: ack ISN+1, data resent", []tcpStepCase{syn,
+			synAck(isnA+1, Forward, "SYN_RECV"),
+			{orig, seg(fACK|fPSH, isnA+1, isnB+1, 502, n), Forward, "ESTABLISHED"},
+			{reply, seg(fACK, isnB+1, isnA+1+n, 509, 0), Forward, "ESTABLISHED"},
+		}},
+		{"data taken (Fast Open): ack past the data", []tcpStepCase{syn,
+			synAck(isnA+1+n, Forward, "SYN_RECV"),
+			{orig, seg(fACK, isnA+1+n, isnB+1, 502, 0), Forward, "ESTABLISHED"},
+		}},
+		{"part of the data acknowledged", []tcpStepCase{syn, synAck(isnA+1+n/2, Forward, "SYN_RECV")}},
+		{"ack of ISN: dropped", []tcpStepCase{syn, synAck(isnA, DropTCPOutOfWindow, "SYN_SENT")}},
+		{"ack past the data: dropped", []tcpStepCase{syn, synAck(isnA+2+n, DropTCPOutOfWindow, "SYN_SENT")}},
+		{"retransmitted SYN with a new ISN moves the span", []tcpStepCase{syn,
+			{orig, seg(fSYN, isnA+7000, 0, 64240, n), Forward, "SYN_SENT"},
+			synAck(isnA+1, DropTCPOutOfWindow, "SYN_SENT"),
+			synAck(isnA+7001, Forward, "SYN_RECV"),
+		}},
+		{"no data: exactly ISN+1", []tcpStepCase{
+			{orig, seg(fSYN, isnA, 0, 64240, 0), Forward, "SYN_SENT"},
+			synAck(isnA+2, DropTCPOutOfWindow, "SYN_SENT"),
+			synAck(isnA, DropTCPOutOfWindow, "SYN_SENT"),
+			synAck(isnA+1, Forward, "SYN_RECV"),
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { runTCP(t, c.steps) })
+	}
+}
