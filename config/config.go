@@ -103,7 +103,8 @@ type Flows struct {
 type Timeouts struct {
 	TCPSyn         time.Duration // until the handshake completes
 	TCPEstablished time.Duration // RFC 5382 REQ-5: at least 2h4m
-	TCPTransitory  time.Duration // after FIN or RST; RFC 5382: at least 4m
+	TCPTransitory  time.Duration // after FIN; RFC 5382: at least 4m
+	TCPClosed      time.Duration // after RST; conntrack's CLOSE (nf_conntrack_tcp_timeout_close): 10s
 	UDP            time.Duration // RFC 4787 REQ-5: at least 2m
 	ICMP           time.Duration // query sessions; RFC 5508 REQ-1: at least 60s
 	Other          time.Duration // address-only sessions of protocols without ports (GRE, ESP, ...); conntrack's generic timeout
@@ -245,6 +246,7 @@ var DefaultTimeouts = Timeouts{
 	TCPSyn:         30 * time.Second,
 	TCPEstablished: 2*time.Hour + 4*time.Minute,
 	TCPTransitory:  4 * time.Minute,
+	TCPClosed:      10 * time.Second, // nf_conntrack_tcp_timeout_close
 	UDP:            5 * time.Minute,
 	ICMP:           60 * time.Second,
 	Other:          10 * time.Minute, // nf_conntrack_generic_timeout

@@ -55,26 +55,26 @@ func TestExampleFile(t *testing.T) {
 				Pool:    []netip.Addr{netip.MustParseAddr("198.18.0.204")},
 				Ports:   PortRange{1024, 65535},
 				Mapping: EndpointIndependent,
-				Line:    37,
+				Line:    38,
 			}},
 			Server: []Server{{
 				Proto:  portmap.ProtoTCP,
 				Public: netip.MustParseAddrPort("198.18.0.204:9091"),
 				Inside: netip.MustParseAddrPort("10.77.0.226:2021"),
-				Line:   43,
+				Line:   44,
 			}},
 		},
 		PortMappings: []portmap.Mapping{{App: portmap.AppFTP, Port: 9091, Proto: portmap.ProtoTCP,
 			Hosts: []netip.Prefix{netip.MustParsePrefix("198.18.0.204/32")}}},
-		PortMappingLines: []int{48},
+		PortMappingLines: []int{49},
 		ALG:              ALG{FTP: FTPALG{Enabled: true, AllowThirdParty: false, MaxExpectations: 8}},
 		ICMP:             ICMP{RateLimit: time.Second, Burst: 6},
 		TCP:              TCP{MSSClamp: 0},
 		Metrics:          Metrics{Listen: "127.0.0.1:9300"},
 		Control:          Control{Socket: "/run/fastnat.sock"},
 		Logging:          Logging{Ring: natlog.DefaultRing},
-		Warnings: []Error{{File: "../examples/fastnat.toml", Line: 45, Col: 10,
-			Msg: "nat.server[0].public: 198.18.0.204:9091/tcp lies in the port range 1024-65535 of the pool of nat.outbound[0] (line 37); the server keeps that port, outbound sessions never get it"}},
+		Warnings: []Error{{File: "../examples/fastnat.toml", Line: 46, Col: 10,
+			Msg: "nat.server[0].public: 198.18.0.204:9091/tcp lies in the port range 1024-65535 of the pool of nat.outbound[0] (line 38); the server keeps that port, outbound sessions never get it"}},
 	}
 	got := *c
 	got.PortMap = nil
@@ -152,6 +152,14 @@ func TestValues(t *testing.T) {
 		{"xdp generic", "[dataplane]\nxdp_mode = \"generic\"\n" + ifaces, func(c *Config) bool { return c.Dataplane.XDPMode == XDPGeneric }},
 		{"xdp native", "[dataplane]\nxdp_mode = \"native\"\n" + ifaces, func(c *Config) bool { return c.Dataplane.XDPMode == XDPNative }},
 		{"frame size 4096", "[dataplane]\nframe_size = 4096\n" + ifaces, func(c *Config) bool { return c.Dataplane.FrameSize == 4096 }},
+		{"tcp_closed default", ifaces,
+			func(c *Config) bool {
+				return c.Timeouts.TCPClosed == 10*time.Second && c.Timeouts.TCPTransitory == 4*time.Minute
+			}},
+		{"tcp_closed", "[timeouts]\ntcp_closed = \"2s\"\n" + ifaces,
+			func(c *Config) bool {
+				return c.Timeouts.TCPClosed == 2*time.Second && c.Timeouts.TCPTransitory == 4*time.Minute
+			}},
 		{"timeouts", "[timeouts]\nudp = \"10m\"\nexpectation = \"90s\"\n" + ifaces,
 			func(c *Config) bool {
 				return c.Timeouts.UDP == 10*time.Minute && c.Timeouts.Expectation == 90*time.Second && c.Timeouts.ICMP == time.Minute

@@ -392,6 +392,7 @@ func (c *converter) timeouts(r *rawTimeouts) Timeouts {
 		TCPSyn:         c.duration("timeouts.tcp_syn", r.TCPSyn, d.TCPSyn),
 		TCPEstablished: c.duration("timeouts.tcp_established", r.TCPEstablished, d.TCPEstablished),
 		TCPTransitory:  c.duration("timeouts.tcp_transitory", r.TCPTransitory, d.TCPTransitory),
+		TCPClosed:      c.duration("timeouts.tcp_closed", r.TCPClosed, d.TCPClosed),
 		UDP:            c.duration("timeouts.udp", r.UDP, d.UDP),
 		ICMP:           c.duration("timeouts.icmp", r.ICMP, d.ICMP),
 		Other:          c.duration("timeouts.other", r.Other, d.Other),

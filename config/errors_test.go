@@ -93,6 +93,9 @@ func TestErrorClasses(t *testing.T) {
 		{"duration negative", "[timeouts]\nicmp = \"-1m\"\n" + ifaces, []string{"2:8: timeouts.icmp: -1m is out of range"}},
 		{"duration too long", "[timeouts]\nexpectation = \"200h\"\n" + ifaces, []string{"2:15: timeouts.expectation: 200h is out of range"}},
 		{"duration fraction", "[timeouts]\ntcp_syn = \"1.5s\"\n" + ifaces, []string{"2:11: timeouts.tcp_syn: 1.5s is not a whole number of seconds"}},
+		{"tcp_closed zero", "[timeouts]\ntcp_closed = \"0s\"\n" + ifaces, []string{"2:14: timeouts.tcp_closed: 0s is out of range; allowed: 1s to 168h"}},
+		{"tcp_closed too long", "[timeouts]\nudp = \"5m\"\ntcp_closed = \"169h\"\n" + ifaces, []string{"3:14: timeouts.tcp_closed: 169h is out of range"}},
+		{"tcp_closed not a duration", "[timeouts]\ntcp_closed = \"10\"\n" + ifaces, []string{`2:14: timeouts.tcp_closed: "10" is not a duration`}},
 
 		// [[nat.outbound]].
 		{"outbound missing inside and pool", "[[nat.outbound]]\nports = \"1024-2047\"\n" + ifaces,

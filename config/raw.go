@@ -46,6 +46,7 @@ type rawTimeouts struct {
 	TCPSyn         any `toml:"tcp_syn"`
 	TCPEstablished any `toml:"tcp_established"`
 	TCPTransitory  any `toml:"tcp_transitory"`
+	TCPClosed      any `toml:"tcp_closed"`
 	UDP            any `toml:"udp"`
 	ICMP           any `toml:"icmp"`
 	Other          any `toml:"other"`

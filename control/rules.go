@@ -63,7 +63,8 @@ func ListRules(cfg *config.Config, loaded time.Time) Rules {
 	t := cfg.Timeouts
 	r.Timeouts = map[string]string{
 		"tcp_syn": config.FormatDuration(t.TCPSyn), "tcp_established": config.FormatDuration(t.TCPEstablished), "tcp_transitory": config.FormatDuration(t.TCPTransitory),
-		"udp": config.FormatDuration(t.UDP), "icmp": config.FormatDuration(t.ICMP), "other": config.FormatDuration(t.Other), "expectation": config.FormatDuration(t.Expectation),
+		"tcp_closed": config.FormatDuration(t.TCPClosed),
+		"udp":        config.FormatDuration(t.UDP), "icmp": config.FormatDuration(t.ICMP), "other": config.FormatDuration(t.Other), "expectation": config.FormatDuration(t.Expectation),
 	}
 	r.FTPALG = "off"
 	if cfg.ALG.FTP.Enabled {
@@ -143,8 +144,8 @@ func WriteRules(w io.Writer, r Rules) {
 	fmt.Fprintln(w)
 	WriteNATRules(w, r)
 	t := r.Timeouts
-	fmt.Fprintf(w, "\ntimeouts: tcp_syn %s, tcp_established %s, tcp_transitory %s, udp %s, icmp %s, other %s, expectation %s\n",
-		t["tcp_syn"], t["tcp_established"], t["tcp_transitory"], t["udp"], t["icmp"], t["other"], t["expectation"])
+	fmt.Fprintf(w, "\ntimeouts: tcp_syn %s, tcp_established %s, tcp_transitory %s, tcp_closed %s, udp %s, icmp %s, other %s, expectation %s\n",
+		t["tcp_syn"], t["tcp_established"], t["tcp_transitory"], t["tcp_closed"], t["udp"], t["icmp"], t["other"], t["expectation"])
 	fmt.Fprintf(w, "ftp alg: %s\n", r.FTPALG)
 	fmt.Fprintln(w, "\n(fastnat show mappings lists the port mappings)")
 }

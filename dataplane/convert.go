@@ -24,7 +24,7 @@ func natRules(cfg *config.Config, local []netip.Prefix) nat.Rules {
 		FTPALG:  cfg.ALG.FTP.Enabled,
 		Timeouts: nat.Timeouts{
 			TCPSyn: cfg.Timeouts.TCPSyn, TCPEstablished: cfg.Timeouts.TCPEstablished,
-			TCPTransitory: cfg.Timeouts.TCPTransitory, UDP: cfg.Timeouts.UDP,
+			TCPTransitory: cfg.Timeouts.TCPTransitory, TCPClosed: cfg.Timeouts.TCPClosed, UDP: cfg.Timeouts.UDP,
 			ICMP: cfg.Timeouts.ICMP, Other: cfg.Timeouts.Other, Expectation: cfg.Timeouts.Expectation,
 		},
 	}

@@ -138,6 +138,24 @@ func scannedSessions(t *testing.T, r router, topo *testnet.Topology, sock string
 		}
 		return ports
 	}
+	for _, s := range tcpSessions(t, sock) {
+		if closed(s.dst.Port()) {
+			ports = append(ports, s.dst.Port())
+		}
+	}
+	return ports
+}
+
+// tcpSession is what a test reads of one of fastnat's TCP sessions.
+type tcpSession struct {
+	dst   netip.AddrPort // the inside destination
+	state string         // TCP_ESTABLISHED and the like
+}
+
+// tcpSessions lists the TCP sessions of the fastnat whose control socket
+// is sock (show sessions --json).
+func tcpSessions(t *testing.T, sock string) []tcpSession {
+	t.Helper()
 	code, out, errOut := fastnatCLI(t, "show", "sessions", "--json", "--proto", "tcp", "--limit", "0", "--socket", sock)
 	if code != 0 {
 		t.Fatalf("fastnat show sessions: exit %d: %s", code, errOut)
@@ -145,15 +163,17 @@ func scannedSessions(t *testing.T, r router, topo *testnet.Topology, sock string
 	var list struct {
 		Sessions []struct {
 			Inside struct{ Dst string } `json:"inside"`
+			State  string               `json:"state"`
 		} `json:"sessions"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("show sessions --json: %v\n%s", err, out)
 	}
+	var l []tcpSession
 	for _, s := range list.Sessions {
-		if ap, err := netip.ParseAddrPort(s.Inside.Dst); err == nil && closed(ap.Port()) {
-			ports = append(ports, ap.Port())
+		if ap, err := netip.ParseAddrPort(s.Inside.Dst); err == nil {
+			l = append(l, tcpSession{ap, s.State})
 		}
 	}
-	return ports
+	return l
 }

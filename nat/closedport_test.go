@@ -3,6 +3,7 @@ package nat
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/fastnat/fastnat/flowtable"
 	"github.com/fastnat/fastnat/internal/testutil"
@@ -163,5 +164,63 @@ func TestSYNWithDataOpens(t *testing.T) {
 		if st := g.state(r); st&tcpStateMask != tcpEstablished {
 			t.Fatalf("data taken %v: state %s, want ESTABLISHED", taken, TCPStateName(st))
 		}
+	}
+}
+
+// TestResetSessionAgesWithClosedTimeout: a connection reset once
+// established keeps its session CLOSED for the tcp_closed timeout (10 s
+// by default, conntrack's CLOSE), not the transitory 4 minutes; one
+// closed by a FIN each way keeps the transitory timeout (conntrack's
+// TIME_WAIT is 2 minutes). The RST is translated as any segment
+// (gopacket checks it), and a SYN on the reset tuple within the timeout
+// opens a new connection.
+func TestResetSessionAgesWithClosedTimeout(t *testing.T) {
+	const isnC, isnS = 1000, 5000
+	open := func(g *rig, client string) (Result, string) {
+		r, d := g.send(Inside, testutil.TCP(t, client, remote+":8080", testutil.SYN, isnC, 0, nil))
+		if r.Verdict != Forward {
+			t.Fatalf("SYN: %v", r.Verdict)
+		}
+		g.mustForward(Outside, testutil.TCP(t, remote+":8080", d.Src(), testutil.SYN|testutil.ACK, isnS, isnC+1, nil))
+		g.mustForward(Inside, testutil.TCP(t, client, remote+":8080", testutil.ACK, isnC+1, isnS+1, nil))
+		return r, d.Src()
+	}
+	closed := DefaultTimeouts.TCPClosed / time.Second
+	g := newRig(t, testRules(t))
+	r, pub := open(g, hostA+":40000")
+	rr, rd := g.send(Outside, testutil.TCP(t, remote+":8080", pub, testutil.RST|testutil.ACK, isnS+1, isnC+1, nil))
+	if rr.Verdict != Forward || !rd.TCP.RST || rd.Dst() != hostA+":40000" {
+		t.Fatalf("RST: %v %v", rr.Verdict, rd)
+	}
+	if st := g.state(r); st&tcpStateMask != tcpClosed {
+		t.Fatalf("state %s, want CLOSED", TCPStateName(st))
+	}
+	// A FIN each way on another connection: transitory.
+	f, fpub := open(g, hostA+":40001")
+	g.mustForward(Inside, testutil.TCP(t, hostA+":40001", remote+":8080", testutil.FIN|testutil.ACK, isnC+1, isnS+1, nil))
+	g.mustForward(Outside, testutil.TCP(t, remote+":8080", fpub, testutil.FIN|testutil.ACK, isnS+1, isnC+2, nil))
+	g.mustForward(Inside, testutil.TCP(t, hostA+":40001", remote+":8080", testutil.ACK, isnC+2, isnS+2, nil))
+	g.expire(flowtable.Time(closed) - 1)
+	if !g.table.Valid(r.Session, r.Gen) {
+		t.Fatalf("reset session gone before tcp_closed (%ds)", closed)
+	}
+	g.expire(2)
+	if g.table.Valid(r.Session, r.Gen) {
+		t.Fatalf("reset session outlived tcp_closed (%ds)", closed)
+	}
+	if !g.table.Valid(f.Session, f.Gen) {
+		t.Fatal("FIN-closed session gone with tcp_closed; want tcp_transitory")
+	}
+	// Reset again, then a SYN on the tuple within tcp_closed reopens it.
+	g2 := newRig(t, testRules(t))
+	r2, pub2 := open(g2, hostA+":40002")
+	g2.mustForward(Inside, testutil.TCP(t, hostA+":40002", remote+":8080", testutil.RST, isnC+1, 0, nil))
+	g2.expire(1)
+	n, nd := g2.send(Inside, testutil.TCP(t, hostA+":40002", remote+":8080", testutil.SYN, isnC+9999, 0, nil))
+	if n.Verdict != Forward || nd.Src() != pub2 || (n.Session == r2.Session && n.Gen == r2.Gen) {
+		t.Fatalf("SYN after the RST: %v from %s (was %s), session %d/%d (was %d/%d)", n.Verdict, nd.Src(), pub2, n.Session, n.Gen, r2.Session, r2.Gen)
+	}
+	if st := g2.state(n); st&tcpStateMask != tcpSynSent {
+		t.Fatalf("reopened state %s, want SYN_SENT", TCPStateName(st))
 	}
 }

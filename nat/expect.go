@@ -197,7 +197,7 @@ func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
 }
 
 // ResetSession moves TCP session (id, gen) to the closed state with the
-// transitory timeout: the ALG reset both of its ends, and nothing will
+// closed timeout (a RST's): the ALG reset both of its ends, and nothing will
 // close it otherwise.
 // It runs on the ALG's goroutine, outside any worker's poll: the grace
 // period it brackets the check and the store with keeps a session that
@@ -205,7 +205,7 @@ func (n *NAT) DropOldestExpectation(parent, gen uint32) bool {
 // receive the closed state (and this one's hot flags).
 func (n *NAT) ResetSession(id, gen uint32) {
 	n.table.EnterAside()
-	n.table.SetState(id, gen, tcpClosed, n.rules.Load().timeouts[toTCPTransitory])
+	n.table.SetState(id, gen, tcpClosed, n.rules.Load().timeouts[toTCPClosed])
 	n.table.LeaveAside()
 }
 

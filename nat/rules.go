@@ -44,7 +44,8 @@ type Server struct {
 type Timeouts struct {
 	TCPSyn         time.Duration
 	TCPEstablished time.Duration
-	TCPTransitory  time.Duration
+	TCPTransitory  time.Duration // after a FIN each way, or a single FIN
+	TCPClosed      time.Duration // after a RST (conntrack's CLOSE); 0 means DefaultTimeouts'
 	UDP            time.Duration
 	ICMP           time.Duration
 	Other          time.Duration // address-only sessions (createAddrOnly)
@@ -56,6 +57,7 @@ var DefaultTimeouts = Timeouts{
 	TCPSyn:         30 * time.Second,
 	TCPEstablished: 2*time.Hour + 4*time.Minute,
 	TCPTransitory:  4 * time.Minute,
+	TCPClosed:      10 * time.Second,
 	UDP:            5 * time.Minute,
 	ICMP:           60 * time.Second,
 	Other:          10 * time.Minute,
@@ -168,6 +170,7 @@ const (
 	toTCPSyn = iota
 	toTCPEstablished
 	toTCPTransitory
+	toTCPClosed
 	toUDP
 	toICMP
 	toOther
@@ -210,7 +213,10 @@ func compileIn(r Rules, reg *registry) (*compiled, error) {
 	if t == (Timeouts{}) {
 		t = DefaultTimeouts
 	}
-	c.timeouts = [numTimeouts]uint32{seconds(t.TCPSyn), seconds(t.TCPEstablished), seconds(t.TCPTransitory), seconds(t.UDP), seconds(t.ICMP), seconds(t.Other)}
+	if t.TCPClosed == 0 {
+		t.TCPClosed = DefaultTimeouts.TCPClosed
+	}
+	c.timeouts = [numTimeouts]uint32{seconds(t.TCPSyn), seconds(t.TCPEstablished), seconds(t.TCPTransitory), seconds(t.TCPClosed), seconds(t.UDP), seconds(t.ICMP), seconds(t.Other)}
 	c.expectTTL = seconds(t.Expectation)
 	for i, o := range r.Outbound {
 		if len(o.Pool) == 0 {

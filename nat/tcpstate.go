@@ -6,7 +6,8 @@ import (
 )
 
 // TCP connection states kept in the session for timeouts (RFC 5382 §5:
-// established idle timeout at least 2h4m, transitory 4 minutes). The high
+// established idle timeout at least 2h4m, transitory 4 minutes; a reset
+// connection, CLOSED, has its own, short, timeout: timeoutClass). The high
 // bits remember which sides have sent a FIN and, in a closing or closed
 // connection, which sides have since sent valid traffic (see tcpStep).
 const (
@@ -438,13 +439,22 @@ func tcpOver(st uint8) bool {
 	return base == tcpClosed || base == tcpClosing && st&tcpFins == tcpFins
 }
 
-// timeoutClass returns the idle timeout class of a TCP state.
+// timeoutClass returns the idle timeout class of a TCP state: a
+// connection reset (CLOSED) has the closed timeout, 10 s by default as
+// conntrack keeps a CLOSE entry (nf_conntrack_tcp_timeout_close); one
+// closing or closed by FINs (FIN_WAIT) the transitory one, RFC 5382's 4
+// minutes, as conntrack keeps TIME_WAIT 2 minutes and its FIN states
+// longer. A RST-closed connection its endpoints ignored returns to
+// ESTABLISHED with its traffic (tcpStep), and a SYN reopens the tuple
+// while the session lingers.
 func timeoutClass(st uint8) int {
 	switch st & tcpStateMask {
 	case tcpSynSent, tcpSynRecv:
 		return toTCPSyn
 	case tcpEstablished:
 		return toTCPEstablished
+	case tcpClosed:
+		return toTCPClosed
 	}
 	return toTCPTransitory
 }

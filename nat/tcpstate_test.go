@@ -322,7 +322,8 @@ func TestTCPTrackerWords(t *testing.T) {
 func TestTCPTimeoutClasses(t *testing.T) {
 	for st, want := range map[uint8]int{
 		tcpSynSent: toTCPSyn, tcpSynRecv: toTCPSyn, tcpEstablished: toTCPEstablished,
-		tcpClosing | tcpFinOrig: toTCPTransitory, tcpClosed | tcpAliveOrig: toTCPTransitory,
+		tcpClosing | tcpFinOrig: toTCPTransitory, tcpClosing | tcpFins: toTCPTransitory,
+		tcpClosed: toTCPClosed, tcpClosed | tcpAliveOrig: toTCPClosed,
 	} {
 		if got := timeoutClass(st); got != want {
 			t.Errorf("timeoutClass(%#x) = %d, want %d", st, got, want)

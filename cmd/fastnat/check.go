@@ -93,8 +93,8 @@ func printConfig(w io.Writer, c *config.Config) {
 	fmt.Fprintf(tw, "  workers %s, poll %s, batch %d, %d frames of %d bytes per queue, xdp %s\n",
 		workers, d.Poll, d.Batch, d.FramesPerQueue, d.FrameSize, d.XDPMode)
 	t := c.Timeouts
-	fmt.Fprintf(tw, "  flows max %d; timeouts tcp_syn %s, tcp_established %s, tcp_transitory %s, udp %s, icmp %s, other %s, expectation %s\n",
-		c.Flows.Max, config.FormatDuration(t.TCPSyn), config.FormatDuration(t.TCPEstablished), config.FormatDuration(t.TCPTransitory),
+	fmt.Fprintf(tw, "  flows max %d; timeouts tcp_syn %s, tcp_established %s, tcp_transitory %s, tcp_closed %s, udp %s, icmp %s, other %s, expectation %s\n",
+		c.Flows.Max, config.FormatDuration(t.TCPSyn), config.FormatDuration(t.TCPEstablished), config.FormatDuration(t.TCPTransitory), config.FormatDuration(t.TCPClosed),
 		config.FormatDuration(t.UDP), config.FormatDuration(t.ICMP), config.FormatDuration(t.Other), config.FormatDuration(t.Expectation))
 	ftp := "off"
 	if c.ALG.FTP.Enabled {

@@ -118,7 +118,7 @@ func TestShowCommands(t *testing.T) {
 			"  RULE  INSIDE      POOL                              PORTS       MAPPING               LINE\n" +
 			"  0     10.0.0.0/8  198.18.0.1-198.18.0.3,198.18.0.9  1024-65535  endpoint-independent  7\n\n" +
 			"nat server\n  RULE  PROTOCOL  PUBLIC           INSIDE       LINE\n  0     tcp       198.18.0.9:9091  10.0.0.5:21  10\n\n" +
-			"timeouts: tcp_syn 30s, tcp_established 2h4m, tcp_transitory 4m, udp 5m, icmp 1m, other 10m, expectation 5m\n" +
+			"timeouts: tcp_syn 30s, tcp_established 2h4m, tcp_transitory 4m, tcp_closed 10s, udp 5m, icmp 1m, other 10m, expectation 5m\n" +
 			"ftp alg: on (third-party addresses refused, at most 8 expectations per session)\n", ""},
 		{"no subject", []string{"show", "--socket", socket}, exitUsage, "", "usage: fastnat show"},
 		{"two subjects", []string{"show", "stats", "sessions", "--socket", socket}, exitUsage, "", "usage: fastnat show"},

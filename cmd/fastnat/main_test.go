@@ -23,9 +23,9 @@ func TestCheckExample(t *testing.T) {
 	for _, want := range []string{
 		"ok: ../../examples/fastnat.toml\n",
 		"  eth1  outside  all     198.18.0.254  16\n",
-		"  0     10.77.0.0/24  198.18.0.204  1024-65535  endpoint-independent  37\n",
-		"  0     tcp       198.18.0.204:9091  10.77.0.226:2021  43\n",
-		"  ftp          9091  tcp       198.18.0.204/32  port_mapping[0], line 48\n",
+		"  0     10.77.0.0/24  198.18.0.204  1024-65535  endpoint-independent  38\n",
+		"  0     tcp       198.18.0.204:9091  10.77.0.226:2021  44\n",
+		"  ftp          9091  tcp       198.18.0.204/32  port_mapping[0], line 49\n",
 		"  ftp          21    tcp       any              default\n",
 		"  dns          53    tcp       any              default\n  dns          53    udp",
 	} {
@@ -33,7 +33,7 @@ func TestCheckExample(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if want := "../../examples/fastnat.toml:45:10: warning: nat.server[0].public: "; !strings.HasPrefix(errOut, want) {
+	if want := "../../examples/fastnat.toml:46:10: warning: nat.server[0].public: "; !strings.HasPrefix(errOut, want) {
 		t.Errorf("stderr = %q, want a warning starting %q", errOut, want)
 	}
 }
