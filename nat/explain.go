@@ -57,7 +57,7 @@ type Response uint8
 const (
 	NoResponse             Response = iota // nothing is sent back
 	RespondEchoReply                       // a public address answers ping
-	RespondTCPReset                        // a SYN to a closed port of a public address (ClosedPort)
+	RespondTCPReset                        // a TCP segment (a SYN here) to a closed port of a public address (ClosedPort)
 	RespondPortUnreachable                 // UDP to a closed port of a public address (ClosedPort)
 	RespondTimeExceeded                    // the TTL would run out forwarding it (RFC 1812 §5.3.1)
 	numResponses

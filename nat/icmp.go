@@ -132,22 +132,24 @@ func reflectIPv4(ip packet.IPv4) {
 	binary.BigEndian.PutUint16(ip[10:], ip.CalculateChecksum())
 }
 
-// ClosedPort reports whether p, a UDP datagram or TCP SYN that Process
-// refused as unsolicited, was sent to a port of a public address that
-// nothing holds: no nat server, no endpoint-independent mapping, no
-// session's own port (from inside, that is a hairpin to nothing). Such a
-// port is closed, and the pipeline answers as a host does — port
-// unreachable for UDP (RFC 1122 §3.2.2.1), a reset for TCP (RFC 793) —
-// from that address, as the kernel's NAT answers from its own stack: so
-// traceroute to the public address ends there and a client learns at
-// once that nothing listens. A port that is mapped but filters the
-// sender is not closed: its packets are dropped silently, so that a peer
-// punching a hole before the mapping's owner has sent to it (RFC 4787
-// §4.3, RFC 5382 REQ-4's simultaneous open, ICE) is not told to give up.
-// Slow path only.
+// ClosedPort reports whether p, a UDP datagram or TCP segment that
+// Process refused as unsolicited (or, not a SYN, as starting no flow:
+// DropTCPNoSYN), was sent to a port of a public address that nothing
+// holds: no nat server, no endpoint-independent mapping, no session's own
+// port (from inside, that is a hairpin to nothing). Such a port is
+// closed, and the pipeline answers as a host does — port unreachable for
+// UDP (RFC 1122 §3.2.2.1), a reset for any TCP segment but a RST (RFC
+// 9293 §3.10.7.1: a SYN, an ACK scan's ACK, a FIN, NULL or XMAS scan's
+// segment alike, as Linux answers each) — from that address, as the
+// kernel's NAT answers from its own stack: so traceroute to the public
+// address ends there and a client learns at once that nothing listens.
+// A port that is mapped but filters the sender is not closed: its
+// packets are dropped silently, so that a peer punching a hole before
+// the mapping's owner has sent to it (RFC 4787 §4.3, RFC 5382 REQ-4's
+// simultaneous open, ICE) is not told to give up. Slow path only.
 func (e *Engine) ClosedPort(p *packet.Parsed) bool {
 	t := p.Tuple
-	if p.Frag.Offset != 0 || t.Proto == packet.ProtoTCP && p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+	if p.Frag.Offset != 0 || t.Proto == packet.ProtoTCP && p.TCPFlags&packet.FlagRST != 0 {
 		return false
 	}
 	if e.n.rules.Load().closedPort(t) == NoResponse {
@@ -158,8 +160,8 @@ func (e *Engine) ClosedPort(p *packet.Parsed) bool {
 	return !mapped
 }
 
-// closedPort is what the NAT answers t with, a TCP SYN or UDP datagram
-// refused as unsolicited, as a host whose port is closed, when no binding
+// closedPort is what the NAT answers t with, a TCP segment (not a RST)
+// or UDP datagram refused as unsolicited, as a host whose port is closed, when no binding
 // holds its destination (ClosedPort asks the bindings; Explain knows
 // none): a reset or port unreachable when it is to a public address no
 // server publishes, else nothing.

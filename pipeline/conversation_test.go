@@ -347,3 +347,73 @@ func ipSum(h []byte) uint16 {
 	}
 	return ^uint16(s)
 }
+
+// TestClosedPortResetsEverySegment: a closed port of the public address
+// answers every TCP segment but a RST as a host does (RFC 9293
+// §3.10.7.1, Linux's tcp_v4_send_reset), not only a SYN: a segment with
+// ACK (nmap -sA) gets a bare RST whose sequence number is the ACK it
+// carried; one without (a FIN, NULL or XMAS scan's, a SYN with FIN) a
+// RST|ACK with sequence 0 acknowledging its data, SYN and FIN. From the
+// port it was sent to, TTL 64, window 0, no options, every checksum
+// right (gopacket). A RST is never answered, nor is a segment to a
+// mapped port (it filters the sender) or a server's; the same from
+// inside (a hairpin to nothing) is answered too.
+func TestClosedPortResetsEverySegment(t *testing.T) {
+	r := newRig(t, rigOpts{rules: caseRules(t, true, 1024, 65535)})
+	const seq, ack = 7000, 123456
+	data := []byte("abc")
+	for _, c := range []struct {
+		name      string
+		flags     int
+		payload   []byte
+		rstSeq    uint32
+		rstAck    uint32
+		rstHasACK bool
+	}{
+		{"ACK", ACK, nil, ack, 0, false},
+		{"ACK with data", ACK | PSH, data, ack, 0, false},
+		{"FIN|ACK", FIN | ACK, nil, ack, 0, false},
+		{"FIN", FIN, nil, 0, seq + 1, true},
+		{"NULL", 0, nil, 0, seq, true},
+		{"NULL with data", 0, data, 0, seq + 3, true},
+		{"XMAS", FIN | PSH | URG, nil, 0, seq + 1, true},
+		{"SYN|FIN", SYN | FIN, data, 0, seq + 5, true},
+		{"SYN|ACK", SYN | ACK, nil, ack, 0, false},
+	} {
+		before := r.verdicts(nat.DropTCPNoSYN)
+		toIn, toOut := r.send(r.out, TCP(t, remote1+":1234", public+":22", c.flags, seq, ack, c.payload))
+		if len(toIn) != 0 || len(toOut) != 1 {
+			t.Fatalf("%s: %d in, %d out, want one reset back; %s", c.name, len(toIn), len(toOut), r.drops())
+		}
+		rst := Decode(t, toOut[0])
+		if rst.TCP == nil || !rst.TCP.RST || rst.TCP.ACK != c.rstHasACK || rst.TCP.SYN || rst.TCP.FIN || rst.TCP.PSH ||
+			rst.TCP.Seq != c.rstSeq || rst.TCP.Ack != c.rstAck || rst.TCP.Window != 0 || len(rst.TCP.Payload) != 0 ||
+			len(rst.TCP.Options) != 0 || rst.Src() != public+":22" || rst.Dst() != remote1+":1234" || rst.IP.TTL != 64 {
+			t.Fatalf("%s: reset %s -> %s: %+v", c.name, rst.Src(), rst.Dst(), rst.TCP)
+		}
+		if got := r.verdicts(nat.DropTCPNoSYN) - before; got != 1 {
+			t.Fatalf("%s: tcp_no_syn counted %d times, want 1", c.name, got)
+		}
+	}
+	if n := r.w.Counters().Event[EventTCPReset].Load(); n != 9 {
+		t.Fatalf("tcp_reset = %d, want 9", n)
+	}
+	// Never a RST, with ACK or without.
+	r.none(r.out, TCP(t, remote1+":1234", public+":22", RST, seq, 0, nil))
+	r.none(r.out, TCP(t, remote1+":1234", public+":22", RST|ACK, seq, ack, nil))
+	// A server's port is the server's to answer; a mapped one filters.
+	r.none(r.out, TCP(t, remote1+":1234", public+":9091", ACK, seq, ack, nil))
+	d := r.one(r.in, r.out, TCP(t, inClient+":40000", remote1+":80", SYN, 1, 0, nil))
+	r.none(r.out, TCP(t, remote2+":80", d.Src(), ACK, seq, ack, nil))
+	// From inside, to a closed port of the public address.
+	toIn, toOut := r.send(r.in, TCP(t, inClient+":40001", public+":22", FIN|ACK, seq, ack, nil))
+	if len(toIn) != 1 || len(toOut) != 0 {
+		t.Fatalf("from inside: %d in, %d out, want one reset back; %s", len(toIn), len(toOut), r.drops())
+	}
+	if rst := Decode(t, toIn[0]); !rst.TCP.RST || rst.TCP.ACK || rst.TCP.Seq != ack || rst.Src() != public+":22" || rst.Dst() != inClient+":40001" {
+		t.Fatalf("from inside: reset %s -> %s: %+v", rst.Src(), rst.Dst(), rst.TCP)
+	}
+	if n := r.w.Counters().Event[EventTCPReset].Load(); n != 10 {
+		t.Fatalf("tcp_reset = %d, want 10", n)
+	}
+}

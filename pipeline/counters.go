@@ -67,7 +67,7 @@ const (
 	EventFragEvicted                      // datagram state evicted, oldest first, to make room
 	EventFragUntracked                    // datagrams with overlapping or repeated fragments, left to time out
 	EventICMPPortUnreachable              // ICMP port unreachable sent (UDP to a closed port of a public address)
-	EventTCPReset                         // TCP reset sent (a SYN to a closed port of a public address)
+	EventTCPReset                         // TCP reset sent (a segment to a closed port of a public address)
 	EventICMPParamProblem                 // ICMP parameter problem sent (malformed IP options)
 	NumEvents
 )

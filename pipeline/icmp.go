@@ -188,12 +188,13 @@ func (w *Worker) refuseOptions(f Frame, in int, p *packet.Parsed) {
 	w.answer(f, in, p, why, uint32(problem)<<24)
 }
 
-// reset turns f, a TCP SYN to a closed port of a public address received
+// reset turns f, a TCP segment (not a RST) to a closed port of a public
+// address received
 // on port in, into the reset a host answers it with, from that address,
 // and queues it on port in. No reset goes to a broadcast or to a source
 // that is not one host (RFC 1812 §4.3.2.7's rules, counted as
 // icmp_suppressed). Resets are not rate-limited, as the kernel's are not:
-// one answers one SYN, no larger.
+// one answers one segment, no larger.
 func (w *Worker) reset(f Frame, in int, p *packet.Parsed) {
 	if !mayAnswer(f.Buf, p) || w.directedBroadcast(p) {
 		w.c.event[EventICMPSuppressed]++

@@ -659,7 +659,10 @@ func (w *Worker) dispatchSlow(f Frame, pi int, p *packet.Parsed, r *nat.Result, 
 		w.tap(f, verdictDropNames[r.Verdict])
 		w.answer(f, pi, p, icmpTimeExceeded, 0)
 		return
-	case nat.DropUnsolicited:
+	case nat.DropUnsolicited, nat.DropTCPNoSYN:
+		// To a closed port of a public address (a segment that is not a
+		// SYN starts no flow, and no session has it): answered as a host
+		// answers.
 		if w.engine.ClosedPort(p) {
 			w.tap(f, verdictDropNames[r.Verdict])
 			if p.Tuple.Proto == packet.ProtoTCP {
