@@ -22,6 +22,7 @@ const (
 	tcpFinOrig     uint8 = 0x10
 	tcpFinReply    uint8 = 0x20
 	tcpAliveOrig   uint8 = 0x40 // valid traffic from Orig since the last FIN or RST
+	tcpRSTPending  uint8 = 0x40 // ESTABLISHED only (its alive bits are unused): an in-window RST not at its sender's next sequence number, unconfirmed
 	tcpAliveReply  uint8 = 0x80 // the same from Reply
 	tcpFins              = tcpFinOrig | tcpFinReply
 	tcpAlive             = tcpAliveOrig | tcpAliveReply
@@ -236,11 +237,19 @@ func tcpFlagsValid(flags uint8) bool {
 // while the receiver's end is not known (trOpen: it sent data in
 // fragments).
 //
-// A connection demoted to CLOSED or FIN_WAIT by a RST or FIN that its
-// endpoints ignored (an in-window RST that is not exactly at RCV.NXT
-// draws a challenge ACK, RFC 5961 §3.2) returns to ESTABLISHED once valid
-// segments other than SYN, FIN and RST have been seen in both directions
-// since; once both sides have sent a FIN it stays closing.
+// An in-window RST closes an ESTABLISHED connection (CLOSED) only when
+// it is at its sender's next sequence number, where a stack sends its
+// RST. Elsewhere in the window its receiver answers it with a challenge
+// ACK (RFC 5961 §3.2) and carries on, so the connection stays
+// ESTABLISHED with the closed timeout until its next valid segment
+// (tcpRSTPending), as conntrack keeps it: a forger who hit the window
+// but not the exact number cannot have an idle connection's session
+// expire. A connection demoted to CLOSED or FIN_WAIT by a RST or FIN
+// that its endpoints ignored (a RST in another state, or one at the
+// sender's end that its receiver, having acknowledged less, challenged)
+// returns to ESTABLISHED once valid segments other than SYN, FIN and RST
+// have been seen in both directions since; once both sides have sent a
+// FIN it stays closing.
 func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2]uint64, Verdict) {
 	if !tcpFlagsValid(g.flags) {
 		return st, timeoutClass(st), tr, DropTCPBadFlags
@@ -321,6 +330,14 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 
 	fins, alive := st&tcpFins, st&tcpAlive
 	switch {
+	case rst && base == tcpEstablished && g.seq != trEnd(tr[d]):
+		// In the window but not at its sender's next sequence number:
+		// its receiver answers with a challenge ACK (RFC 5961 §3.2) and
+		// carries on unless the RST was real, so the connection stays
+		// ESTABLISHED with the closed timeout until its next valid
+		// segment, as conntrack keeps it (only a RST at the exact
+		// sequence number closes an established connection there).
+		alive = tcpRSTPending
 	case rst:
 		base, alive = tcpClosed, 0
 	case syn && !ack && d == flowtable.Orig:
@@ -339,6 +356,10 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 		if alive |= 1 << (tcpAliveOffset + d); alive == tcpAlive {
 			base, fins, alive = tcpEstablished, 0, 0
 		}
+	case base == tcpEstablished:
+		// Valid traffic after an unconfirmed RST (the challenge ACK,
+		// say): the connection lives on, with its established timeout.
+		alive = 0
 	}
 	st = base | fins | alive
 	tr[d], tr[o] = s, r
@@ -353,7 +374,10 @@ func tcpStep(st uint8, tr [2]uint64, d flowtable.Dir, g *tcpSeg) (uint8, int, [2
 // segment must lie in the receiver's window and its acknowledgment in
 // the acknowledgment window (see tcpStep), and when it does not,
 // trackSeg returns s unchanged and false. Otherwise it returns s moved on
-// to end and, but for a RST, to the larger of its window and this one.
+// to end and to the larger of its window and this one — but not for a
+// RST, which carries neither data nor a window, and whose number, perhaps
+// a forger's, must not move the end that tells a RST at its sender's next
+// sequence number (tcpStep).
 // tcpStep takes this path for every segment but a SYN's and those of a
 // direction not tracked yet; the established-flow fast path
 // (Engine.ForwardCommonBurst) calls it for the segments it takes, and
@@ -363,7 +387,7 @@ func trackSeg(s, r uint64, seq, end, ack, win uint32, rst bool) (uint64, bool) {
 	if (s|r)&trLiberal == 0 && (!seqInWindow(s, r, seq, end) || !ackInWindow(r, ack, mw)) {
 		return s, false
 	}
-	if before(sent, end) {
+	if !rst && before(sent, end) {
 		sent = end
 		s &^= trOpen
 	}
@@ -452,6 +476,9 @@ func timeoutClass(st uint8) int {
 	case tcpSynSent, tcpSynRecv:
 		return toTCPSyn
 	case tcpEstablished:
+		if st&tcpRSTPending != 0 {
+			return toTCPClosed
+		}
 		return toTCPEstablished
 	case tcpClosed:
 		return toTCPClosed

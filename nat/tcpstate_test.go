@@ -38,6 +38,15 @@ func seg(flags uint8, seq, ack, win, n uint32, opt ...tcpSeg) tcpSeg {
 	return g
 }
 
+// stepStateName is TCPStateName with a star for an ESTABLISHED
+// connection holding an unconfirmed RST (tcpRSTPending).
+func stepStateName(st uint8) string {
+	if st&tcpStateMask == tcpEstablished && st&tcpRSTPending != 0 {
+		return TCPStateName(st) + "*"
+	}
+	return TCPStateName(st)
+}
+
 // runTCP feeds the steps to tcpStep from a new session and checks every
 // verdict and state; a dropped segment must leave state and words alone.
 // It returns the final state and words.
@@ -53,7 +62,7 @@ func runTCP(t *testing.T, steps []tcpStepCase) (uint8, [2]uint64) {
 		if v != Forward && (nst != st || ntr != tr) {
 			t.Fatalf("step %d: a dropped segment moved the state %#x→%#x or tracking %x→%x", i, st, nst, tr, ntr)
 		}
-		if got := TCPStateName(nst); got != s.state {
+		if got := stepStateName(nst); got != s.state {
 			t.Fatalf("step %d (%v %+v): state %s, want %s", i, s.dir, s.seg, got, s.state)
 		}
 		if class != timeoutClass(nst) {
@@ -108,11 +117,11 @@ func TestTCPTracker(t *testing.T) {
 		)},
 		{"RST at the window's upper edge", with(scaled(),
 			tcpStepCase{reply, seg(fRST, bEnd+w+64, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
-			tcpStepCase{reply, seg(fRST, bEnd+w, 0, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fRST, bEnd+w, 0, 0, 0), Forward, "ESTABLISHED*"},
 		)},
 		{"RST at the window's lower edge", with(scaled(),
 			tcpStepCase{reply, seg(fRST, bEnd-w-64, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
-			tcpStepCase{reply, seg(fRST, bEnd-w, 0, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fRST, bEnd-w, 0, 0, 0), Forward, "ESTABLISHED*"},
 		)},
 		{"FIN outside the window changes nothing", with(scaled(),
 			tcpStepCase{orig, seg(fFIN|fACK, aEnd+3*w, bEnd, 512, 0), DropTCPOutOfWindow, "ESTABLISHED"},
@@ -127,14 +136,14 @@ func TestTCPTracker(t *testing.T) {
 		{"data advances the window", with(scaled(),
 			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 1400), Forward, "ESTABLISHED"},
 			tcpStepCase{reply, seg(fACK, bEnd+1400, aEnd, 512, 1400), Forward, "ESTABLISHED"},
-			tcpStepCase{reply, seg(fRST, bEnd+2800+w, 0, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fRST, bEnd+2800+w, 0, 0, 0), Forward, "ESTABLISHED*"},
 		)},
 		{"without window scaling on both sides the window is unscaled", with(
 			handshake([]tcpSeg{ws(7)}, nil),
 			// A advertised 512 bytes (its scale is not in effect), and
 			// 64240 in its SYN: a RST 65000 beyond B's data is out.
 			tcpStepCase{reply, seg(fRST, bEnd+65000, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},
-			tcpStepCase{reply, seg(fRST, bEnd+64000, 0, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{reply, seg(fRST, bEnd+64000, 0, 0, 0), Forward, "ESTABLISHED*"},
 		)},
 		{"a SYN's window is not scaled", []tcpStepCase{
 			{orig, seg(fSYN, isnA, 0, 1000, 0, ws(7)), Forward, "SYN_SENT"},
@@ -150,7 +159,8 @@ func TestTCPTracker(t *testing.T) {
 			{orig, seg(fACK, 0xffffff01, 0xfffffff1, 1000, 0x200), Forward, "ESTABLISHED"},  // ends at 0x101
 			{orig, seg(fRST, 0x101+0x7fff0000, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"}, // far
 			{orig, seg(fRST, 0x101+65300, 0, 0, 0), DropTCPOutOfWindow, "ESTABLISHED"},      // B's SYN window is 65160
-			{orig, seg(fRST, 0x101+65000, 0, 0, 0), Forward, "CLOSED"},
+			{orig, seg(fRST, 0x101+65000, 0, 0, 0), Forward, "ESTABLISHED*"},
+			{orig, seg(fRST, 0x101, 0, 0, 0), Forward, "CLOSED"}, // at the sender's end
 		}},
 		{"SYN retransmits", []tcpStepCase{
 			{orig, seg(fSYN, isnA, 0, 64240, 0, ws(7)), Forward, "SYN_SENT"},
@@ -185,16 +195,27 @@ func TestTCPTracker(t *testing.T) {
 			{orig, seg(fSYN, isnA+50000, 0, 64240, 0), Forward, "SYN_SENT"},          // tried again
 			{reply, seg(fSYN|fACK, isnB, isnA+50001, 65160, 0), Forward, "SYN_RECV"},
 		}},
+		{"unconfirmed RST", with(scaled(),
+			// In window but not at its sender's next sequence number: A's
+			// stack answers with a challenge ACK and carries on, and so
+			// does the session, ESTABLISHED throughout (conntrack's
+			// rule), with the closed timeout until that ACK.
+			tcpStepCase{reply, seg(fRST, bEnd+5000, 0, 0, 0), Forward, "ESTABLISHED*"},
+			tcpStepCase{reply, seg(fRST, bEnd+6000, 0, 0, 0), Forward, "ESTABLISHED*"},
+			tcpStepCase{orig, seg(fACK, aEnd, bEnd, 512, 0), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 100), Forward, "ESTABLISHED"},
+			tcpStepCase{orig, seg(fRST|fACK, aEnd+100, bEnd, 0, 0), Forward, "CLOSED"},
+		)},
 		{"RST demotion and recovery", with(scaled(),
-			// In window but not at RCV.NXT: B's stack answers with a
-			// challenge ACK and carries on, and so must the session.
-			tcpStepCase{reply, seg(fRST, bEnd+5000, 0, 0, 0), Forward, "CLOSED"},
+			// At the sender's end, but B's stack, having acknowledged less
+			// than A sent, challenges it and carries on.
+			tcpStepCase{reply, seg(fRST, bEnd, 0, 0, 0), Forward, "CLOSED"},
 			tcpStepCase{orig, seg(fACK, aEnd, bEnd, 512, 0), Forward, "CLOSED"},
 			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 100), Forward, "CLOSED"},
 			tcpStepCase{orig, seg(fSYN, 7, 0, 512, 0), Forward, "CLOSED"}.withState("SYN_SENT"),
 		)},
 		{"RST demotion, traffic both ways restores ESTABLISHED", with(scaled(),
-			tcpStepCase{orig, seg(fRST|fACK, aEnd+10, bEnd, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{orig, seg(fRST|fACK, aEnd, bEnd, 0, 0), Forward, "CLOSED"},
 			tcpStepCase{reply, seg(fACK, bEnd, aEnd, 512, 0), Forward, "CLOSED"},
 			tcpStepCase{reply, seg(fRST, bEnd+1<<31, 0, 0, 0), DropTCPOutOfWindow, "CLOSED"},
 			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd, 512, 100), Forward, "ESTABLISHED"},
@@ -206,7 +227,7 @@ func TestTCPTracker(t *testing.T) {
 			tcpStepCase{orig, seg(fACK|fPSH, aEnd, bEnd+100, 512, 100), Forward, "ESTABLISHED"},
 		)},
 		{"out-of-window traffic does not restore", with(scaled(),
-			tcpStepCase{orig, seg(fRST|fACK, aEnd+10, bEnd, 0, 0), Forward, "CLOSED"},
+			tcpStepCase{orig, seg(fRST|fACK, aEnd, bEnd, 0, 0), Forward, "CLOSED"},
 			tcpStepCase{reply, seg(fACK, bEnd+1<<31, aEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
 			tcpStepCase{orig, seg(fACK, aEnd+1<<31, bEnd, 512, 0), DropTCPOutOfWindow, "CLOSED"},
 		)},
@@ -324,6 +345,7 @@ func TestTCPTimeoutClasses(t *testing.T) {
 		tcpSynSent: toTCPSyn, tcpSynRecv: toTCPSyn, tcpEstablished: toTCPEstablished,
 		tcpClosing | tcpFinOrig: toTCPTransitory, tcpClosing | tcpFins: toTCPTransitory,
 		tcpClosed: toTCPClosed, tcpClosed | tcpAliveOrig: toTCPClosed,
+		tcpEstablished | tcpRSTPending: toTCPClosed,
 	} {
 		if got := timeoutClass(st); got != want {
 			t.Errorf("timeoutClass(%#x) = %d, want %d", st, got, want)
