@@ -23,8 +23,7 @@ import (
 // (FragDropped), never forwarded uninspected: one whose data would not fit
 // a frame (maxFrame; control segments are small), one with overlapping
 // fragments or a second, different end (RFC 5722's rule, which Linux
-// applies to IPv4 too), one in more than reasmPieces separate pieces, one
-// still incomplete reasmTimeout seconds after its first fragment came, or
+// applies to IPv4 too), one still incomplete reasmTimeout seconds after its first fragment came, or
 // the oldest one in progress when a new one finds every slot taken. The
 // fragment that shows it is dropped with DropFragment, the rest of the
 // datagram's fragments with it until its slot expires; a fragment wholly
@@ -35,7 +34,6 @@ import (
 const (
 	reasmSlots   = 8  // datagrams in reassembly at once
 	reasmTimeout = 10 // seconds a datagram may take to arrive whole (nat.FragTimeout)
-	reasmPieces  = 32 // separate runs of received data a datagram may have
 	reasmHeader  = 80 // a frame up to its data: Ethernet and 802.1Q (18) and an IPv4 header with options (60)
 )
 
@@ -47,9 +45,6 @@ type reasmKey struct {
 	id       uint16
 }
 
-// run is a range [lo, hi) of a datagram's data bytes received.
-type run struct{ lo, hi uint16 }
-
 // reasmEntry is one datagram in reassembly.
 type reasmEntry struct {
 	key     reasmKey
@@ -57,14 +52,14 @@ type reasmEntry struct {
 	dead    bool    // dropped: its fragments are dropped until the slot expires
 	sess    sessKey // the control session it belongs to, for counting
 	expires flowtable.Time
-	hdrLen  uint8  // bytes of hdr: the first fragment's frame up to its data; 0 until it came
-	l3      uint8  // where the IPv4 header starts in hdr
-	last    bool   // the last fragment (More Fragments clear) came; total is known
-	total   uint16 // data bytes of the datagram
-	got     uint16 // data bytes received
-	maxFrag uint16 // the IPv4 length of the largest fragment
-	n       uint8  // runs in use, in order
-	runs    [reasmPieces]run
+	hdrLen  uint8                     // bytes of hdr: the first fragment's frame up to its data; 0 until it came
+	l3      uint8                     // where the IPv4 header starts in hdr
+	last    bool                      // the last fragment (More Fragments clear) came; total is known
+	total   uint16                    // data bytes of the datagram
+	got     uint16                    // data bytes received
+	maxFrag uint16                    // the IPv4 length of the largest fragment
+	maxEnd  uint16                    // the end of the data received furthest on
+	units   [maxFrame / 8 / 64]uint64 // 8-byte units of data received
 	hdr     [reasmHeader]byte
 	data    [maxFrame]byte
 }
@@ -100,7 +95,7 @@ func (f *FTP) fragment(it *Item, p *packet.Parsed, now flowtable.Time) bool {
 	}
 	switch {
 	case end > len(e.data), end <= off, p.Frag.More && e.last && end > int(e.total),
-		!p.Frag.More && (e.last && end != int(e.total) || e.n > 0 && int(e.runs[e.n-1].hi) > end):
+		!p.Frag.More && (e.last && end != int(e.total) || int(e.maxEnd) > end):
 		f.dropDatagram(e)
 		it.Verdict = DropFragment
 		return false
@@ -170,7 +165,7 @@ func (f *FTP) newDatagram(k reasmKey, s sessKey, now flowtable.Time) *reasmEntry
 		r.free(e)
 	}
 	e.key, e.live, e.dead, e.sess, e.expires = k, true, false, s, now+reasmTimeout
-	e.hdrLen, e.last, e.total, e.got, e.maxFrag, e.n = 0, false, 0, 0, 0, 0
+	e.hdrLen, e.last, e.total, e.got, e.maxFrag, e.maxEnd, e.units = 0, false, 0, 0, 0, 0, [len(e.units)]uint64{}
 	r.live++
 	return e
 }
@@ -229,41 +224,33 @@ func (f *FTP) countFrag(k sessKey, c counter) {
 // Outcomes of adding a fragment's range to a datagram.
 const (
 	addNew       = iota // new data
-	addDuplicate        // wholly inside a run already received
-	addBad              // overlaps received data in part, or one run too many
+	addDuplicate        // wholly inside data already received
+	addBad              // overlaps data already received in part
 )
 
-// add records data bytes [lo, hi) as received, merging touching runs.
+// add records data bytes [lo, hi) as received, lo a multiple of 8. Every
+// fragment but the last starts and ends on an 8-byte unit, and the last
+// covers the unit it ends in from its start, so two fragments share a
+// unit exactly when they share a byte: the bitmap of units tells
+// overlaps as the bytes would.
 func (e *reasmEntry) add(lo, hi uint16) int {
-	n := int(e.n)
-	j := 0
-	for j < n && e.runs[j].hi < lo {
-		j++
+	first, last := int(lo)/8, (int(hi)+7)/8
+	set := 0
+	for u := first; u < last; u++ {
+		if e.units[u/64]&(1<<(u%64)) != 0 {
+			set++
+		}
 	}
-	switch {
-	case j < n && e.runs[j].lo <= lo && hi <= e.runs[j].hi && e.runs[j].lo < hi && lo < e.runs[j].hi:
+	switch set {
+	case 0:
+	case last - first:
 		return addDuplicate
-	case j < n && e.runs[j].lo < hi && lo < e.runs[j].hi:
-		return addBad
-	case j < n && e.runs[j].hi == lo:
-		if j+1 < n && e.runs[j+1].lo < hi {
-			return addBad
-		}
-		e.runs[j].hi = hi
-		if j+1 < n && e.runs[j+1].lo == hi {
-			e.runs[j].hi = e.runs[j+1].hi
-			copy(e.runs[j+1:n], e.runs[j+2:n])
-			e.n--
-		}
-	case j < n && e.runs[j].lo == hi:
-		e.runs[j].lo = lo
 	default:
-		if n == reasmPieces {
-			return addBad
-		}
-		copy(e.runs[j+1:n+1], e.runs[j:n])
-		e.runs[j] = run{lo, hi}
-		e.n++
+		return addBad
 	}
+	for u := first; u < last; u++ {
+		e.units[u/64] |= 1 << (u % 64)
+	}
+	e.maxEnd = max(e.maxEnd, hi)
 	return addNew
 }

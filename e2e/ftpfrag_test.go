@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strconv"
@@ -90,7 +89,7 @@ func ftpFragmentedControl(t *testing.T, topo *testnet.Topology) {
 	for _, sd := range sides {
 		for _, mode := range testnet.Modes {
 			t.Run(sd.name+"/"+mode.String(), func(t *testing.T) {
-				before := fragCreates(ctx, t, topo)
+				before := fragCreates(t, topo)
 				res, err := testnet.FetchCheck(ctx, testnet.FetchSpec{
 					NS: sd.ns, Tool: testnet.Curl, Mode: mode, URL: sd.url,
 					Dst:     filepath.Join(t.TempDir(), sd.f.name),
@@ -100,7 +99,7 @@ func ftpFragmentedControl(t *testing.T, topo *testnet.Topology) {
 					t.Fatal(err)
 				}
 				// The endpoint the NAT rewrites came in fragments.
-				if n := fragCreates(ctx, t, topo) - before; n == 0 && sd.rewritten(mode) {
+				if n := fragCreates(t, topo) - before; n == 0 && sd.rewritten(mode) {
 					t.Errorf("the FTP hosts made no fragments")
 				}
 				if mode == testnet.PASV && sd.ns == topo.Client {
@@ -122,33 +121,16 @@ func ftpFragmentedControl(t *testing.T, topo *testnet.Topology) {
 }
 
 // fragCreates sums the IPv4 fragments the FTP hosts' kernels made
-// (/proc/net/snmp, Ip FragCreates).
-func fragCreates(ctx context.Context, t *testing.T, topo *testnet.Topology) uint64 {
+// (Ip FragCreates).
+func fragCreates(t *testing.T, topo *testnet.Topology) uint64 {
 	t.Helper()
 	var sum uint64
 	for _, ns := range []string{topo.Host, topo.Server, topo.Client} {
-		b, err := testnet.Run(ctx, ns, "cat", "/proc/net/snmp")
+		n, err := testnet.SNMPCounter(ns, "Ip", "FragCreates")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Ip:" {
-				continue
-			}
-			if names == nil {
-				names = f
-				continue
-			}
-			for i, n := range names {
-				if n == "FragCreates" && i < len(f) {
-					v, _ := strconv.ParseUint(f[i], 10, 64)
-					sum += v
-				}
-			}
-			break
-		}
+		sum += n
 	}
 	return sum
 }
