@@ -23,7 +23,8 @@ import (
 // (FragDropped), never forwarded uninspected: one whose data would not fit
 // a frame (maxFrame; control segments are small), one with overlapping
 // fragments or a second, different end (RFC 5722's rule, which Linux
-// applies to IPv4 too), one still incomplete reasmTimeout seconds after its first fragment came, or
+// applies to IPv4 too), one whose TCP checksum fails once it is whole
+// (conntrack finds such a segment invalid), one still incomplete reasmTimeout seconds after its first fragment came, or
 // the oldest one in progress when a new one finds every slot taken. The
 // fragment that shows it is dropped with DropFragment, the rest of the
 // datagram's fragments with it until its slot expires; a fragment wholly
@@ -136,10 +137,29 @@ func (f *FTP) fragment(it *Item, p *packet.Parsed, now flowtable.Time) bool {
 	binary.BigEndian.PutUint16(ip[6:], uint16(ip.Flags()&packet.IPv4DontFragment)<<13)
 	ip.SetChecksum(0)
 	ip.SetChecksum(ip.CalculateChecksum())
+	if !tcpChecksumOK(ip, buf[int(e.l3)+ip.HeaderLen():]) {
+		// Bytes that were never the sender's (a fragment forged or
+		// corrupted on the way): the receiver would drop the segment,
+		// and conntrack finds it invalid; the ALG must not read it, nor
+		// give it a valid checksum by rewriting it.
+		f.dropDatagram(e)
+		it.Verdict = DropFragment
+		return false
+	}
 	it.Buf, it.FragSize = buf, e.maxFrag
 	f.countFrag(e.sess, cFragReassembled)
 	r.free(e)
 	return true
+}
+
+// tcpChecksumOK reports whether segment tcp carries the right checksum
+// inside ip (0 and 0xffff, the two zeros of ones' complement, alike).
+func tcpChecksumOK(ip packet.IPv4, tcp []byte) bool {
+	if len(tcp) < packet.TCPMinLen {
+		return false
+	}
+	want, got := packet.TCPChecksum(ip, tcp), binary.BigEndian.Uint16(tcp[16:])
+	return want == got || want|got == 0xffff && (want == 0 || got == 0)
 }
 
 // newDatagram starts reassembling datagram k of control session s,
