@@ -95,7 +95,7 @@ func (f *FTP) fragment(it *Item, p *packet.Parsed, now flowtable.Time) bool {
 		end &^= 7 // as Linux: a fragment that is not the last carries whole 8-byte units
 	}
 	switch {
-	case end > len(e.data), end <= off, p.Frag.More && e.last && end > int(e.total),
+	case end > len(e.data), end <= off, off == 0 && p.L4 > len(e.hdr), p.Frag.More && e.last && end > int(e.total),
 		!p.Frag.More && (e.last && end != int(e.total) || int(e.maxEnd) > end):
 		f.dropDatagram(e)
 		it.Verdict = DropFragment
