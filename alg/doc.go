@@ -95,6 +95,11 @@
 // MaxExpectations open expectations a new one replaces the session's
 // oldest. Malformed commands pass untouched and are counted.
 //
+// Fragments. A control segment that came in IPv4 fragments reaches the
+// ALG fragment by fragment and is reassembled before it is read
+// (reasm.go): inspected whole like any segment, never passed on in
+// pieces, and dropped (DropFragment) when it cannot be reassembled.
+//
 // Frames. Process parses the frame itself, rewrites the payload in place
 // (growing up to the frame's capacity and the MTU; beyond that the segment
 // is cut and TCP resends the rest), fixes the IPv4 total length and header

@@ -80,8 +80,9 @@ type Table interface {
 // Verdict is the ALG's decision for one frame.
 type Verdict uint8
 
-// Verdicts. Forward and Back transmit the frame; every other verdict drops
-// it, and TCP retransmits it.
+// Verdicts. Forward and Back transmit the frame; Reassembling releases it,
+// its bytes kept by the ALG; every other verdict drops it, and TCP
+// retransmits it.
 const (
 	// Forward: transmit the frame, possibly rewritten, towards its
 	// receiver (Item.Port).
@@ -98,12 +99,18 @@ const (
 	DropReset        // a frame of a connection the ALG reset, needing no answer
 	DropRingFull     // the pipeline's: no room on the ring to the ALG
 	DropAckUnsent    // a segment acknowledging control-stream data its receiver has not sent
+	DropFragment     // a fragment of a datagram that cannot be reassembled (see reasm.go)
+	// Reassembling: the frame is a fragment whose bytes the ALG keeps
+	// until its datagram is whole (or a duplicate of bytes it has): the
+	// worker releases the frame, nothing is lost.
+	Reassembling
 	NumVerdicts
 )
 
 var verdictNames = [NumVerdicts]string{
 	"forward", "back", "alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission",
-	"alg_stale_session", "alg_reset_connection", "alg_ring_full", "alg_ack_unsent",
+	"alg_stale_session", "alg_reset_connection", "alg_ring_full", "alg_ack_unsent", "alg_fragment_dropped",
+	"alg_reassembling",
 }
 
 // String returns a stable snake_case name, used as a drop-reason label.
@@ -157,6 +164,9 @@ type FTP struct {
 	txt   [textMax]byte
 	dirty bool
 	ans   answer
+
+	// reasm holds the fragmented control segments being reassembled.
+	reasm reassembly
 }
 
 // Policy is the part of the configuration a reload changes while the ALG
@@ -369,16 +379,29 @@ func (f *FTP) session(id, gen uint32, dir flowtable.Dir, t packet.Tuple, tcp pac
 // frame's sender, it.Back. The IPv4 total length and header checksum and
 // the TCP checksum are fixed whenever anything changed.
 func (f *FTP) Process(it *Item, now flowtable.Time) {
-	it.Verdict, it.Back = Forward, nil
+	it.Verdict, it.Back, it.FragSize = Forward, nil, 0
 	if !f.cfg.Enabled || it.Dir > flowtable.Reply {
 		return
 	}
 	if f.forgetPending.Load() {
 		f.applyForget()
 	}
+	if f.reasm.live > 0 {
+		f.expireFragments(now)
+	}
 	var p packet.Parsed
-	if packet.Parse(it.Buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP || p.Frag.Offset != 0 || p.Frag.More {
+	if packet.Parse(it.Buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP {
 		return
+	}
+	if p.Frag.IsFragment() {
+		// Inspected whole, never passed on in pieces (reasm.go).
+		if !f.fragment(it, &p, now) {
+			return
+		}
+		if packet.Parse(it.Buf, &p) != packet.OK {
+			it.Verdict = DropFragment
+			return
+		}
 	}
 	ss, v := f.session(it.Session, it.Gen, it.Dir, p.Tuple, packet.TCP(it.Buf[p.L4:p.End]), p.TCPFlags, p.Payload < p.End)
 	if ss == nil {

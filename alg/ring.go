@@ -18,6 +18,11 @@ type Item struct {
 	In      uint8         // the worker's port index the frame arrived on, opaque to the ALG
 	MTU     uint16        // the output port's MTU: the largest IPv4 packet the ALG makes; 0: Config.MTU
 	Verdict Verdict       // set by the ALG on the way back
+	// FragSize, set by the ALG on a datagram it reassembled from
+	// fragments, is the IPv4 length of the largest of them: the worker
+	// fragments the datagram again to fit it (and the egress MTU), as
+	// Linux refragments what it reassembled (frag_max_size).
+	FragSize uint16
 	// Back, set by the ALG beside a forwarded frame, is a second frame for
 	// the first one's sender (the answer to a refused command, a reset):
 	// Ethernet header (addresses to be filled in) and IPv4 packet, in the

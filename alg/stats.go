@@ -27,6 +27,8 @@ type Counters struct {
 	DeltaBytes    uint64 // total |length change| of the rewrites
 	TLS           uint64 // control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on
 	AckUnsent     uint64 // segments dropped: they acknowledge control-stream data the receiver has not sent
+	Reassembled   uint64 // segments that came in IPv4 fragments, reassembled to be inspected
+	FragDropped   uint64 // fragmented segments dropped unreassembled: too big for a frame, overlapping, incomplete at the timeout or evicted
 }
 
 // EntryCounters are the counters of one port-mapping entry (-1: the
@@ -64,6 +66,8 @@ const (
 	cDeltaBytes
 	cTLS
 	cAckUnsent
+	cFragReassembled
+	cFragDropped
 	numCounters
 )
 
@@ -79,7 +83,7 @@ func (c *counters) load() Counters {
 		HeldAcked: c[cHeldAcked].Load(), Discarded: c[cDiscarded].Load(), Resets: c[cResets].Load(),
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
 		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(), TLS: c[cTLS].Load(),
-		AckUnsent: c[cAckUnsent].Load(),
+		AckUnsent: c[cAckUnsent].Load(), Reassembled: c[cFragReassembled].Load(), FragDropped: c[cFragDropped].Load(),
 	}
 }
 

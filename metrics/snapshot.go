@@ -308,13 +308,16 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"delta_bytes", "Total length change of the rewrites, in bytes."},
 	{"tls", "Control sessions that turned to TLS (AUTH accepted with 234), passed on uninspected from then on."},
 	{"ack_unsent", "Segments dropped: they acknowledge control-stream data the receiver has not sent, after the ALG's corrections."},
+	{"reassembled", "Control segments that came in IPv4 fragments, reassembled to be inspected."},
+	{"frag_dropped", "Fragmented control segments dropped unreassembled: too big for a frame, overlapping fragments, incomplete at the timeout, or evicted."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
 func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
-		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS, c.AckUnsent}
+		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS, c.AckUnsent,
+		c.Reassembled, c.FragDropped}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]

@@ -10,8 +10,9 @@ import (
 // the engine remembers the datagram — (source, destination, protocol,
 // identification), RFC 791's reassembly key — with its session, and later
 // fragments of the same datagram are translated (addresses, TTL, header
-// checksum) by that entry. fastnat never reassembles: fragments pass one by
-// one, as they came.
+// checksum) by that entry. The NAT never reassembles: fragments pass one
+// by one, as they came — to the FTP ALG, for a control session, which
+// reassembles the segment to inspect it (alg/reasm.go).
 //
 // An entry lives until its datagram is complete, and no longer: each
 // fragment that passes adds its byte range to the entry, and once the last
@@ -363,7 +364,9 @@ func (e *Engine) fragment(frame []byte, p *packet.Parsed, from Side, now flowtab
 		}
 		rewrite(frame, p, h)
 		e.n.table.Touch(fe.session, fe.dir, p.End-p.L3, now)
-		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), fe.dir), fe.session, fe.gen, fe.dir, false
+		// A fragment of a control session goes to the ALG like its first
+		// fragment, which reassembles the segment to inspect it.
+		r.Verdict, r.Out, r.Session, r.Gen, r.Dir, r.Divert = Forward, toSide(h.Flags(), fe.dir), fe.session, fe.gen, fe.dir, h.Flags()&flagALG != 0
 	}
 	off := uint32(p.Frag.Offset)
 	complete, stop := fe.received(off, off+uint32(p.End-p.L4), !p.Frag.More)

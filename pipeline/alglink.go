@@ -74,7 +74,10 @@ func (w *Worker) fromALG(now flowtable.Time) {
 		}
 		switch it.Verdict {
 		case alg.Forward:
-			w.emit(f, int(it.Port))
+			w.emit(f, int(it.Port), int(it.FragSize))
+		case alg.Reassembling:
+			// A fragment whose bytes the ALG keeps: not a drop.
+			w.drops = append(w.drops, f)
 		case alg.Back:
 			w.sendBack(f, int(it.In), now)
 		default:

@@ -27,7 +27,11 @@
 // path never waits for the ALG. A frame the ALG turned into its answer to
 // the frame's sender (alg.Back), and a second frame it made for the sender
 // (Item.Back, copied into a frame from Port.Alloc), leave by the port the
-// frame arrived on, to the next hop of their destination.
+// frame arrived on, to the next hop of their destination. Every fragment
+// of a control segment goes to the ALG, which keeps the bytes of all but
+// the last (alg.Reassembling: the worker releases the frame) and returns
+// the segment whole, to be fragmented again to the largest fragment it
+// came in (Item.FragSize) and the egress MTU.
 //
 // The worker is also the router around the NAT: what needs more than a
 // rewrite happens here, off the path of established flows. It answers

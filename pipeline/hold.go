@@ -88,6 +88,9 @@ func (w *Worker) retryHeld(keys []nat.FragKey, all bool, now flowtable.Time) {
 	}
 	h.trim()
 	w.releaseDrops()
+	if len(w.algOut) > 0 {
+		w.toALG()
+	}
 }
 
 func released(keys []nat.FragKey, k nat.FragKey) bool {

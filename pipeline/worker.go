@@ -786,15 +786,21 @@ func (w *Worker) enqueue(op int, f Frame) {
 }
 
 // emit queues a frame the ALG returned on port op, fragmenting it first
-// if it exceeds the port's MTU.
-func (w *Worker) emit(f Frame, op int) {
-	if len(f.Buf) <= w.mtu[op]+packet.EthernetLen {
+// if it exceeds the port's MTU, or fragSize when that is smaller: a
+// datagram the ALG reassembled leaves in fragments no larger than those
+// it came in (alg.Item.FragSize).
+func (w *Worker) emit(f Frame, op, fragSize int) {
+	mtu := w.mtu[op]
+	if fragSize > 0 {
+		mtu = min(mtu, fragSize)
+	}
+	if len(f.Buf) <= mtu+packet.EthernetLen {
 		w.enqueue(op, f)
 		return
 	}
 	l3 := l3Of(f.Buf)
 	ip := packet.IPv4(f.Buf[l3:])
-	if len(f.Buf)-l3 < packet.IPv4MinLen || int(ip.TotalLength()) <= w.mtu[op] {
+	if len(f.Buf)-l3 < packet.IPv4MinLen || int(ip.TotalLength()) <= mtu {
 		w.enqueue(op, f)
 		return
 	}
@@ -803,7 +809,7 @@ func (w *Worker) emit(f Frame, op int) {
 		w.drop(f, dropNames[DropMTUExceeded])
 		return
 	}
-	if w.split(f, l3, w.mtu[op]) {
+	if w.split(f, l3, mtu) {
 		for _, g := range w.frags {
 			w.enqueue(op, g)
 		}
