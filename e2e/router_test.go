@@ -41,3 +41,18 @@ func (r router) newTopology(t *testing.T, insideHost bool) *testnet.Topology {
 	o.InsideHost = insideHost
 	return testnet.MustNew(t, o)
 }
+
+// bothRouters runs scenario as a subtest through fastnat and then
+// through the kernel's NAT twin, each skipped when it cannot run here.
+func bothRouters(t *testing.T, scenario func(t *testing.T, r router)) {
+	for _, r := range []router{fastnatRouter, kernelRouter} {
+		t.Run(r.name, func(t *testing.T) {
+			if r.name == fastnatRouter.name {
+				requireFastnat(t)
+			} else {
+				requireHarness(t)
+			}
+			scenario(t, r)
+		})
+	}
+}

@@ -26,16 +26,7 @@ import (
 // transfer, whose own segments pass the same checks, completes with its
 // sha256 intact.
 func TestForgedAckDuringTransfer(t *testing.T) {
-	for _, r := range []router{fastnatRouter, kernelRouter} {
-		t.Run(r.name, func(t *testing.T) {
-			if r.name == fastnatRouter.name {
-				requireFastnat(t)
-			} else {
-				requireHarness(t)
-			}
-			forgedAckTransfer(t, r)
-		})
-	}
+	bothRouters(t, forgedAckTransfer)
 }
 
 func forgedAckTransfer(t *testing.T, r router) {
