@@ -66,7 +66,10 @@
 // lies beyond every byte (or FIN) the peer has sent is a forgery, which
 // the NAT's tracker cannot tell (it sees the numbers before the shift):
 // the segment is dropped (DropAckUnsent), as conntrack drops it with
-// nf_nat_ftp's offset taken off. Records are dropped only once the
+// nf_nat_ftp's offset taken off. A segment whose TCP checksum is wrong is
+// dropped before anything reads it (DropBadChecksum): the ALG recomputes
+// the checksum of what it changes, which would give corrupted bytes a
+// valid one. Records are dropped only once the
 // receiver has acknowledged past them, so every correction point that may
 // still be retransmitted is kept — Linux keeps one, and two rewrites in
 // flight corrupt its stream. A retransmitted segment is rebuilt from the

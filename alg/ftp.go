@@ -100,6 +100,7 @@ const (
 	DropRingFull     // the pipeline's: no room on the ring to the ALG
 	DropAckUnsent    // a segment acknowledging control-stream data its receiver has not sent
 	DropFragment     // a fragment of a datagram that cannot be reassembled (see reasm.go)
+	DropBadChecksum  // a segment whose TCP checksum is wrong: never read, nor given a valid one by a rewrite
 	// Reassembling: the frame is a fragment whose bytes the ALG keeps
 	// until its datagram is whole (or a duplicate of bytes it has): the
 	// worker releases the frame, nothing is lost.
@@ -110,7 +111,7 @@ const (
 var verdictNames = [NumVerdicts]string{
 	"forward", "back", "alg_rewrite_backlog", "alg_out_of_order", "alg_inconsistent_retransmission",
 	"alg_stale_session", "alg_reset_connection", "alg_ring_full", "alg_ack_unsent", "alg_fragment_dropped",
-	"alg_reassembling",
+	"alg_bad_checksum", "alg_reassembling",
 }
 
 // String returns a stable snake_case name, used as a drop-reason label.
@@ -406,6 +407,17 @@ func (f *FTP) Process(it *Item, now flowtable.Time) {
 	ss, v := f.session(it.Session, it.Gen, it.Dir, p.Tuple, packet.TCP(it.Buf[p.L4:p.End]), p.TCPFlags, p.Payload < p.End)
 	if ss == nil {
 		it.Verdict = v
+		return
+	}
+	if !tcpChecksumOK(packet.IPv4(it.Buf[p.L3:p.End]), it.Buf[p.L4:p.End]) {
+		// Corrupted on the way, or forged carelessly: its receiver would
+		// drop it, and conntrack (nf_conntrack_checksum) finds it
+		// invalid. The ALG must not read its line, nor give it a valid
+		// checksum by recomputing one after a rewrite or a sequence
+		// shift (the NAT's translation before it is incremental and
+		// keeps a wrong checksum wrong).
+		f.count(ss, cBadChecksum, 1)
+		it.Verdict = DropBadChecksum
 		return
 	}
 	n, v := f.segment(it, &p, ss, now)

@@ -663,6 +663,7 @@ func TestProcessAllocs(t *testing.T) {
 			b := buf[:len(data)]
 			copy(b, data)
 			binary.BigEndian.PutUint32(b[14+20+4:], isnS+1+i*uint32(len(in)))
+			resum(b)
 			if _, v := h.processAt(b, h.id, flowtable.Reply, 1); v != Forward {
 				t.Fatal(v)
 			}
@@ -670,6 +671,7 @@ func TestProcessAllocs(t *testing.T) {
 			b = buf[:len(ack)]
 			copy(b, ack)
 			binary.BigEndian.PutUint32(b[14+20+8:], isnS+1+i*(uint32(len(in))+grow))
+			resum(b)
 			if _, v := h.processAt(b, h.id, flowtable.Orig, 1); v != Forward {
 				t.Fatal(v)
 			}
@@ -784,4 +786,33 @@ func stallRun(t *testing.T, fm form, cuts []int) {
 		t.Fatalf("cuts %v: the stalled first segment was not acknowledged", cuts)
 	}
 	c.check(t)
+}
+
+// TestBadChecksumNotRead: a 227 reply whose TCP checksum is wrong (a byte
+// of its line flipped on the way) is dropped and counted, unread — no
+// expectation, the stream position unmoved, and above all no rewrite
+// that would have given the corrupted bytes a valid checksum — and the
+// same reply sent again intact is rewritten as usual.
+func TestBadChecksumNotRead(t *testing.T) {
+	h := newHarness(t, serverInside(t), Config{})
+	h.handshake(isnC, isnS)
+	line := []byte("227 Entering Passive Mode (10,0,0,5,195,80).\r\n")
+	good := h.frame(flowtable.Reply, testutil.ACK, isnS+1, isnC+1, line)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)-len(line)+len("227 Entering Passive Mode (1")] ^= 0x01 // "10" becomes "11"; the checksum stays the old one
+	before := h.ftp.Stats().Total
+	if _, v := h.processAt(bad, h.id, flowtable.Reply, 1); v != DropBadChecksum {
+		t.Fatalf("corrupted 227: verdict %v, want %v", v, DropBadChecksum)
+	}
+	after := h.ftp.Stats().Total
+	if after.BadChecksum-before.BadChecksum != 1 || after.Rewritten != before.Rewritten || after.ExpectCreated != before.ExpectCreated {
+		t.Fatalf("corrupted 227: counters %+v, was %+v; want bad_checksum 1, no rewrite, no expectation", after, before)
+	}
+	s, v := h.process(flowtable.Reply, good)
+	if v != Forward || !strings.Contains(s.payload, "198,18,0,204,") {
+		t.Fatalf("the intact 227 after it: verdict %v, payload %q; want forwarded, rewritten", v, s.payload)
+	}
+	if n := h.ftp.Stats().Total.ExpectCreated - before.ExpectCreated; n != 1 {
+		t.Fatalf("%d expectations after the intact 227, want 1", n)
+	}
 }

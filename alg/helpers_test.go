@@ -326,3 +326,11 @@ func (h *harness) processAt(fr []byte, id uint32, dir flowtable.Dir, now flowtab
 func (h *harness) state() *session {
 	return h.ftp.sessions[keyOf(h.id, h.table.gen(h.id))]
 }
+
+// resum recomputes the TCP checksum of frame b (Ethernet, IPv4, TCP) after
+// a test changed its header in place.
+func resum(b []byte) {
+	ip := packet.IPv4(b[14:])
+	tcp := packet.TCP(b[14+ip.HeaderLen() : 14+int(ip.TotalLength())])
+	tcp.SetChecksum(packet.TCPChecksum(ip, tcp))
+}

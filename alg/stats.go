@@ -29,6 +29,7 @@ type Counters struct {
 	AckUnsent     uint64 // segments dropped: they acknowledge control-stream data the receiver has not sent
 	Reassembled   uint64 // segments that came in IPv4 fragments, reassembled to be inspected
 	FragDropped   uint64 // fragmented segments dropped unreassembled: too big for a frame, overlapping, incomplete at the timeout or evicted
+	BadChecksum   uint64 // segments dropped unread: their TCP checksum is wrong
 }
 
 // EntryCounters are the counters of one port-mapping entry (-1: the
@@ -68,6 +69,7 @@ const (
 	cAckUnsent
 	cFragReassembled
 	cFragDropped
+	cBadChecksum
 	numCounters
 )
 
@@ -84,6 +86,7 @@ func (c *counters) load() Counters {
 		Replayed: c[cReplayed].Load(), ExpectCreated: c[cExpectCreated].Load(), ExpectFailed: c[cExpectFailed].Load(),
 		ExpectUsed: c[cExpectUsed].Load(), DeltaBytes: c[cDeltaBytes].Load(), TLS: c[cTLS].Load(),
 		AckUnsent: c[cAckUnsent].Load(), Reassembled: c[cFragReassembled].Load(), FragDropped: c[cFragDropped].Load(),
+		BadChecksum: c[cBadChecksum].Load(),
 	}
 }
 

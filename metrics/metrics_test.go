@@ -304,13 +304,13 @@ func TestFTPSnapshot(t *testing.T) {
 	c := alg.Counters{Sessions: 1, Commands: 2, Rewritten: 3, Refused: 4, Replaced: 5, ParseFailures: 6,
 		LongLines: 7, OutOfOrder: 8, Backlog: 9, HeldAcked: 10, Discarded: 11, Resets: 12, Replayed: 13,
 		ExpectCreated: 14, ExpectFailed: 15, ExpectUsed: 16, DeltaBytes: 17, TLS: 18, AckUnsent: 19,
-		Reassembled: 20, FragDropped: 21}
+		Reassembled: 20, FragDropped: 21, BadChecksum: 22}
 	m := FTPSnapshot(c)
 	want := map[string]uint64{"sessions": 1, "commands": 2, "rewritten": 3, "refused": 4, "expectations_replaced": 5,
 		"parse_failures": 6, "long_lines": 7, "out_of_order": 8, "backlog": 9, "held_acked": 10, "discarded": 11,
 		"resets": 12, "replayed": 13, "expectations_created": 14, "expectations_failed": 15, "expectations_used": 16,
 		"delta_bytes": 17, "tls": 18, "ack_unsent": 19,
-		"reassembled": 20, "frag_dropped": 21}
+		"reassembled": 20, "frag_dropped": 21, "bad_checksum": 22}
 	if len(m) != len(want) {
 		t.Fatalf("%d counters, want %d", len(m), len(want))
 	}

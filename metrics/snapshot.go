@@ -310,6 +310,7 @@ var FTPCounters = []struct{ Name, Help string }{
 	{"ack_unsent", "Segments dropped: they acknowledge control-stream data the receiver has not sent, after the ALG's corrections."},
 	{"reassembled", "Control segments that came in IPv4 fragments, reassembled to be inspected."},
 	{"frag_dropped", "Fragmented control segments dropped unreassembled: too big for a frame, overlapping fragments, incomplete at the timeout, or evicted."},
+	{"bad_checksum", "Control segments dropped unread: their TCP checksum is wrong."},
 }
 
 // FTPSnapshot converts the FTP ALG's counters, keyed as FTPCounters.
@@ -317,7 +318,7 @@ func FTPSnapshot(c alg.Counters) map[string]uint64 {
 	v := []uint64{c.Sessions, c.Commands, c.Rewritten, c.Refused, c.Replaced, c.ParseFailures,
 		c.LongLines, c.OutOfOrder, c.Backlog, c.HeldAcked, c.Discarded, c.Resets, c.Replayed,
 		c.ExpectCreated, c.ExpectFailed, c.ExpectUsed, c.DeltaBytes, c.TLS, c.AckUnsent,
-		c.Reassembled, c.FragDropped}
+		c.Reassembled, c.FragDropped, c.BadChecksum}
 	m := make(map[string]uint64, len(v))
 	for i, fc := range FTPCounters {
 		m[fc.Name] = v[i]
