@@ -394,8 +394,10 @@ func (f *FTP) Process(it *Item, now flowtable.Time) {
 	if packet.Parse(it.Buf, &p) != packet.OK || p.Tuple.Proto != packet.ProtoTCP {
 		return
 	}
-	if p.Frag.IsFragment() {
-		// Inspected whole, never passed on in pieces (reasm.go).
+	reassembled := p.Frag.IsFragment()
+	if reassembled {
+		// Inspected whole, never passed on in pieces (reasm.go), its
+		// checksum checked once whole.
 		if !f.fragment(it, &p, now) {
 			return
 		}
@@ -409,7 +411,7 @@ func (f *FTP) Process(it *Item, now flowtable.Time) {
 		it.Verdict = v
 		return
 	}
-	if !tcpChecksumOK(packet.IPv4(it.Buf[p.L3:p.End]), it.Buf[p.L4:p.End]) {
+	if !reassembled && !tcpChecksumOK(packet.IPv4(it.Buf[p.L3:p.End]), it.Buf[p.L4:p.End]) {
 		// Corrupted on the way, or forged carelessly: its receiver would
 		// drop it, and conntrack (nf_conntrack_checksum) finds it
 		// invalid. The ALG must not read its line, nor give it a valid

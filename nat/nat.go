@@ -324,8 +324,9 @@ func (e *Engine) forward(frame []byte, p *packet.Parsed, from Side, now flowtabl
 // acknowledgment window, and carries no options but, perhaps, the
 // Timestamps option behind two NOPs (no SACK blocks, which tcpStep
 // reads) — so that the tracker's step is trackSeg and leaves the state
-// as it is. For such a packet it does what ProcessLooked would — translates it, Touches the session,
-// moves the sender's TCP tracking word — and returns the side the packet
+// as it is. For such a packet it does what ProcessLooked would —
+// translates it, Touches the session, moves the sender's TCP tracking
+// word — and returns the side the packet
 // leaves by and its translated destination address. For every other
 // packet it returns false having changed nothing, and the caller hands
 // the frame to ProcessLooked, which decides as it always has (a

@@ -447,21 +447,3 @@ func Timestamp(t time.Time) uint32 {
 
 // IPv4MaxOptions is the most option bytes an IPv4 header holds.
 const IPv4MaxOptions = 40
-
-// RecordRoute does what RFC 791 asks of a router, or of a host answering
-// an echo request (RFC 1122 §3.2.2.6), about the header's Record Route
-// option: when the option has room for another address it records addr
-// there and advances its pointer. It reports whether it did; then the
-// caller fixes the header checksum. A header without the option, or
-// whose options are malformed, is left alone.
-func (b IPv4) RecordRoute(addr uint32) bool {
-	opts := b.Options()
-	for i, n := nextOption(opts, 0); ; i, n = nextOption(opts, i+n) {
-		if n <= 0 {
-			return false
-		}
-		if opts[i] == OptRecordRoute {
-			return recordRoute(opts[i:i+n], addr)
-		}
-	}
-}

@@ -30,11 +30,12 @@ func rrHeader(t *testing.T, n, used int) IPv4 {
 	return IPv4(buf.Bytes())
 }
 
-// TestRecordRoute: the address goes in the next free slot and the pointer
-// moves on, as gopacket decodes it; a full option is left alone.
+// TestRecordRoute: ForwardOptions puts the leaving interface's address in
+// the next free slot of a Record Route option and moves the pointer on,
+// as gopacket decodes it; a full option is left alone.
 func TestRecordRoute(t *testing.T) {
 	ip := rrHeader(t, 9, 1)
-	if !ip.RecordRoute(0xc61200fe) {
+	if !ip.ForwardOptions(0xc61200fe, 0, 0, nil) {
 		t.Fatal("not recorded")
 	}
 	ip.SetChecksum(ip.CalculateChecksum())
@@ -57,10 +58,10 @@ func TestRecordRoute(t *testing.T) {
 	}
 	full := rrHeader(t, 2, 2)
 	before := append(IPv4(nil), full...)
-	if full.RecordRoute(1) || string(full) != string(before) {
+	if full.ForwardOptions(1, 0, 0, nil) || string(full) != string(before) {
 		t.Fatal("a full option changed")
 	}
-	if IPv4(rrHeader(t, 0, 0)).RecordRoute(1) {
+	if IPv4(rrHeader(t, 0, 0)).ForwardOptions(1, 0, 0, nil) {
 		t.Fatal("recorded in an option without slots")
 	}
 	// A Record Route option two bytes long has no pointer: left alone,
@@ -68,7 +69,7 @@ func TestRecordRoute(t *testing.T) {
 	short := IPv4(make([]byte, 24))
 	short[0] = 0x46
 	copy(short[20:], []byte{OptRecordRoute, 2, OptEnd, OptEnd})
-	if short.RecordRoute(1) {
+	if short.ForwardOptions(1, 0, 0, nil) {
 		t.Fatal("recorded in an option without a pointer")
 	}
 }
